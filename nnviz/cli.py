@@ -1,0 +1,138 @@
+"""The `nnviz` command: thin click shells over the public API.
+
+Every command parses its options, calls the library, and maps `NNVizError` to one line on stderr
+and exit code 2 (`--debug` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nnviz.errors import NNVizError
+
+SNAPSHOT_SUFFIX = ".json"
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a subcommand, is a MODEL for `draw`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        global_opts = {"--help", "-h", "--version", "--debug"}
+        first = next((a for a in args if a not in global_opts), None)
+        if first is not None and first not in self.commands:
+            index = args.index(first)
+            args = [*args[:index], "draw", *args[index:]]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nnviz")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Draw PyTorch models as hierarchical Graphviz diagrams, and diff their architectures.
+
+    Example: `nnviz resnet18 -o resnet18.pdf`, or `nnviz diff old.json new.json -o diff.pdf`.
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("draw")
+@click.argument("model")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Output file; its extension picks the format (.pdf .svg .png .dot .gv .json). "
+    "Defaults to MODEL.pdf in the current folder.",
+)
+@click.option(
+    "-j",
+    "--json",
+    "dump_json",
+    is_flag=True,
+    help="Also write the graph snapshot beside the drawing (wow.pdf -> wow.json).",
+)
+@click.option("-l", "--layer", help="Keep only this submodule (dotted path), e.g. layer2.0.")
+@click.option(
+    "-a",
+    "--arg",
+    "arguments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Constructor argument, a Python literal, e.g. -a num_classes=10. Repeatable.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.pass_context
+def draw_command(
+    ctx: click.Context,
+    model: str,
+    out: str | None,
+    dump_json: bool,
+    layer: str | None,
+    arguments: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Trace MODEL and draw it.
+
+    MODEL is a torchvision name (resnet18), pkg.module:callable, path/file.py:callable, or a
+    snapshot .json written earlier. Example: `nnviz resnet18 -a num_classes=10 -o r.json`.
+    """
+    with _errors(ctx):
+        import nnviz
+        from nnviz import models, snapshot
+
+        spec = models.parse_spec(model)
+        graph = nnviz.trace(model, args=models.parse_arguments(arguments))
+        target = Path(out) if out else Path(_default_name(spec.name, layer) + ".pdf")
+        written = []
+        if target.suffix.lower() == SNAPSHOT_SUFFIX:
+            written.append(snapshot.save(graph, target))
+        else:
+            raise NNVizError(f"{target}: drawing is not available yet; use -o NAME.json")
+        if dump_json and target.suffix.lower() != SNAPSHOT_SUFFIX:
+            written.append(snapshot.save(graph, target.with_suffix(SNAPSHOT_SUFFIX)))
+        if not quiet:
+            for path in written:
+                click.echo(f"wrote {path}", err=True)
+
+
+def _default_name(model_name: str, layer: str | None) -> str:
+    return f"{model_name}_{layer.replace('.', '-')}" if layer else model_name
+
+
+class _errors:
+    """Map typed errors to one line on stderr and exit 2; keep tracebacks for --debug."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self.debug = bool((ctx.find_root().obj or {}).get("debug"))
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if (
+            exc is None
+            or self.debug
+            or isinstance(exc, (click.exceptions.Exit, click.ClickException))
+        ):
+            return
+        if isinstance(exc, NNVizError):
+            message = str(exc)
+        elif isinstance(exc, KeyboardInterrupt):
+            message = "interrupted"
+        elif isinstance(exc, Exception):
+            message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)"
+        else:
+            return
+        click.echo(f"nnviz: error: {' '.join(message.split())}", err=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="nnviz")

@@ -1,0 +1,274 @@
+"""The one data model: a traced architecture as a data-flow graph plus its module tree.
+
+`Graph` wraps a `networkx.DiGraph` whose node keys are structural ids and whose edges carry the
+argument slots they feed, together with the module tree (every module path with its class,
+hyperparameters, own parameter shapes and recursive parameter count) and metadata. It is an
+immutable value: transforms return new graphs. Pure Python and networkx; no torch, no graphviz.
+
+Node ids are structural:
+- a module call is its path (`layer1.0.conv1`); the root module is `""` in the tree only;
+- a function or method call is `<scope>.<op>` (`layer1.0.add`, or `add` at the top level);
+- a second call of the same module or op in the same scope gets `:1`, `:2`, ...
+  (`layer2.1.relu:1`);
+- inputs are `input:<argument name>` and the single output is `output`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import networkx as nx
+
+from nnviz.values import Value
+
+NodeKind = Literal["input", "output", "module", "function", "method"]
+NODE_KINDS: tuple[str, ...] = ("input", "output", "module", "function", "method")
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, eq=True)
+class Module:
+    """One entry of the module tree, as `named_modules()` lists it."""
+
+    path: str
+    """Qualified name (`layer1.0.conv1`); the root module is `""`."""
+    cls: str
+    """Qualified class name, e.g. `torch.nn.Conv2d` or `torchvision.models.resnet.BasicBlock`."""
+    params: int = 0
+    """Number of parameters of this module and all its children."""
+    hparams: Mapping[str, Value] = field(default_factory=dict)
+    """Constructor-configured hyperparameters (Conv2d's channels, kernel_size, stride, ...)."""
+    parameters: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Shapes of this module's own parameters (not its children's), by name."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hparams", _frozen(self.hparams))
+        object.__setattr__(
+            self, "parameters", _frozen({k: tuple(v) for k, v in self.parameters.items()})
+        )
+
+    @property
+    def name(self) -> str:
+        """The last component of the path (`conv1`), `""` for the root."""
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def class_name(self) -> str:
+        """The class name without its module (`Conv2d`)."""
+        return self.cls.rsplit(".", 1)[-1]
+
+    @property
+    def depth(self) -> int:
+        """0 for the root, 1 for its children, ..."""
+        return path_depth(self.path)
+
+
+@dataclass(frozen=True, eq=True)
+class Node:
+    """One operation of the data flow."""
+
+    id: str
+    kind: NodeKind
+    op: str
+    """For modules the class (`torch.nn.Conv2d`); for functions the qualified function
+    (`torch.flatten`, `operator.add`); for methods the method name (`view`); for inputs the
+    argument name; `output` for the output."""
+    scope: str = ""
+    """Path of the enclosing module (`""` at the top level)."""
+    module: str | None = None
+    """For a module node, the module's path; `None` for every other kind."""
+    args: Mapping[str, Value] = field(default_factory=dict)
+    """Constant arguments: positional ones keyed `"0"`, `"1"`, ..., keyword ones by name."""
+    spec: Value | None = None
+    """What this node outputs (a tensor spec or nested value) when traced with data."""
+    meta: Mapping[str, Value] = field(default_factory=dict)
+    """Cosmetic information that never counts as architecture."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", _frozen(self.args))
+        object.__setattr__(self, "meta", _frozen(self.meta))
+
+    @property
+    def title(self) -> str:
+        """Short op name: `Conv2d`, `add`, `flatten`, `x`."""
+        return self.op.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True, eq=True, order=True)
+class Edge:
+    """Data flowing from `source`'s output into the argument `slots` of `target`."""
+
+    source: str
+    target: str
+    slots: tuple[str, ...] = ()
+    """Argument positions (`"0"`) or keywords the value feeds; nested ones as `"0.1"`."""
+
+
+def path_depth(path: str) -> int:
+    return 0 if path == "" else path.count(".") + 1
+
+
+def parent_path(path: str) -> str | None:
+    """`layer1.0` -> `layer1`, `layer1` -> `""`, `""` -> None."""
+    if path == "":
+        return None
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    """Whether module `path` is `ancestor` or lies below it."""
+    return ancestor == "" or path == ancestor or path.startswith(ancestor + ".")
+
+
+class Graph:
+    """An immutable traced architecture. Build it once; transforms return new graphs."""
+
+    __slots__ = ("_children", "_meta", "_modules", "_nx")
+
+    def __init__(
+        self,
+        nodes: Iterable[Node],
+        edges: Iterable[Edge],
+        modules: Iterable[Module],
+        meta: Mapping[str, Value] | None = None,
+    ) -> None:
+        g: nx.DiGraph = nx.DiGraph()
+        for node in nodes:
+            if node.id in g:
+                raise ValueError(f"duplicate node id {node.id!r}")
+            g.add_node(node.id, node=node)
+        for edge in edges:
+            for end in (edge.source, edge.target):
+                if end not in g:
+                    raise ValueError(f"edge {edge.source!r} -> {edge.target!r}: no node {end!r}")
+            if g.has_edge(edge.source, edge.target):
+                raise ValueError(f"duplicate edge {edge.source!r} -> {edge.target!r}")
+            g.add_edge(edge.source, edge.target, edge=edge)
+        mods: dict[str, Module] = {}
+        for module in modules:
+            if module.path in mods:
+                raise ValueError(f"duplicate module path {module.path!r}")
+            mods[module.path] = module
+        self._nx = nx.freeze(g)
+        self._modules: Mapping[str, Module] = MappingProxyType(mods)
+        self._meta: Mapping[str, Value] = MappingProxyType(dict(meta or {}))
+        children: dict[str, list[Module]] = {}
+        for module in mods.values():
+            parent = parent_path(module.path)
+            if parent is not None:
+                children.setdefault(parent, []).append(module)
+        self._children = children
+
+    # --- access -----------------------------------------------------------------------------
+
+    @property
+    def nx(self) -> nx.DiGraph:
+        """The frozen networkx view: node key = id (attr `node`), edge attr `edge`."""
+        return self._nx
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Nodes in trace order."""
+        return [data["node"] for _, data in self._nx.nodes(data=True)]
+
+    @property
+    def edges(self) -> list[Edge]:
+        """Edges in insertion order."""
+        return [data["edge"] for _, _, data in self._nx.edges(data=True)]
+
+    @property
+    def modules(self) -> Mapping[str, Module]:
+        """The module tree by path, in `named_modules()` order (root `""` first)."""
+        return self._modules
+
+    @property
+    def meta(self) -> Mapping[str, Value]:
+        """Model name (`name`), `tracer`, `versions`, `inputs` (the traced input specs or None)."""
+        return self._meta
+
+    @property
+    def name(self) -> str:
+        return str(self._meta.get("name", "model"))
+
+    def node(self, node_id: str) -> Node:
+        return self._nx.nodes[node_id]["node"]  # type: ignore[no-any-return]
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nx
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return int(self._nx.number_of_nodes())
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return list(self._nx.predecessors(node_id))
+
+    def successors(self, node_id: str) -> list[str]:
+        return list(self._nx.successors(node_id))
+
+    def edge(self, source: str, target: str) -> Edge:
+        return self._nx.edges[source, target]["edge"]  # type: ignore[no-any-return]
+
+    def edge_spec(self, source: str, target: str) -> Value | None:
+        """The spec of what flows on an edge: its source's output."""
+        return self.node(source).spec
+
+    def children(self, path: str) -> list[Module]:
+        """Direct children of module `path`, in tree order."""
+        return list(self._children.get(path, ()))
+
+    def module_of(self, node: Node) -> Module | None:
+        """The module a module node calls, or None."""
+        return self._modules.get(node.module) if node.module is not None else None
+
+    @property
+    def total_params(self) -> int:
+        root = self._modules.get("")
+        return root.params if root is not None else 0
+
+    @property
+    def traced_with_data(self) -> bool:
+        return self._meta.get("inputs") is not None
+
+    # --- value semantics ----------------------------------------------------------------------
+
+    def replace(
+        self,
+        nodes: Iterable[Node] | None = None,
+        edges: Iterable[Edge] | None = None,
+        modules: Iterable[Module] | None = None,
+        meta: Mapping[str, Value] | None = None,
+    ) -> Graph:
+        """A new graph with the given parts replaced."""
+        return Graph(
+            self.nodes if nodes is None else nodes,
+            self.edges if edges is None else edges,
+            self._modules.values() if modules is None else modules,
+            self._meta if meta is None else meta,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return (
+            self.nodes == other.nodes
+            and sorted(self.edges) == sorted(other.edges)
+            and list(self._modules.values()) == list(other._modules.values())
+            and dict(self._meta) == dict(other._meta)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"<Graph {self.name!r}: {len(self)} nodes, {self._nx.number_of_edges()} edges, "
+            f"{len(self._modules)} modules, {self.total_params:,} params>"
+        )

@@ -1,0 +1,203 @@
+"""Model specs: turn `resnet18`, `pkg.module:callable` or `path/file.py:callable` into a module.
+
+This module (with `nnviz.trace`) is the only place that imports torch, and only when called.
+Models are built on the `meta` device by default: no weight initialisation and no memory, with
+exact parameter counts; a constructor that cannot run there is retried on the CPU.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnviz.errors import ModelBuildError, ModelSpecError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed MODEL argument."""
+
+    kind: str
+    """`torchvision`, `package`, `file` or `snapshot`."""
+    target: str
+    """The torchvision name, importable module, file path or snapshot path."""
+    attr: str | None = None
+    """The callable's (dotted) name inside `target`, for `package` and `file`."""
+
+    @property
+    def name(self) -> str:
+        """A short name for output files: `resnet18`, `MyModel`, the snapshot's stem."""
+        if self.kind == "snapshot":
+            return Path(self.target).stem
+        if self.attr:
+            return self.attr.rsplit(".", 1)[-1]
+        return self.target
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Classify a MODEL argument without importing anything."""
+    if not spec.strip():
+        raise ModelSpecError(
+            "empty MODEL: give a torchvision name, pkg.module:callable, "
+            "path/file.py:callable or a snapshot .json"
+        )
+    if spec.endswith(".json"):
+        return ModelSpec("snapshot", spec)
+    if ":" in spec:
+        target, _, attr = spec.rpartition(":")
+        if not attr or not target:
+            raise ModelSpecError(f"{spec!r}: expected MODULE:CALLABLE or FILE.py:CALLABLE")
+        if target.endswith(".py"):
+            return ModelSpec("file", target, attr)
+        return ModelSpec("package", target, attr)
+    if spec.endswith(".py"):
+        raise ModelSpecError(f"{spec!r}: name the callable too, as {spec}:make_model")
+    return ModelSpec("torchvision", spec)
+
+
+def build(spec: ModelSpec, kwargs: dict[str, Any] | None = None, device: str = "meta") -> nn.Module:
+    """Build the model a spec names on `device` (else on the CPU), in eval mode."""
+    factory, extra = _factory(spec)
+    arguments = {**extra, **(kwargs or {})}
+    devices = [device] if device == "cpu" else [device, "cpu"]
+    for attempt, dev in enumerate(devices, 1):
+        try:
+            return _call(factory, arguments, dev).eval()
+        except ModelBuildError:
+            raise
+        except Exception as exc:
+            if attempt == len(devices):
+                raise ModelBuildError(f"{_qualname(factory)} raised {_one_line(exc)}") from None
+    raise AssertionError("unreachable")
+
+
+def _call(factory: Any, arguments: dict[str, Any], device: str) -> nn.Module:
+    import torch
+    from torch import nn
+
+    with torch.device(device):
+        try:
+            model = factory(**arguments)
+        except TypeError as exc:
+            if "argument" in str(exc):
+                raise ModelBuildError(f"{_qualname(factory)}: {exc}") from None
+            raise
+    if not isinstance(model, nn.Module):
+        raise ModelBuildError(
+            f"{_qualname(factory)} returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def _factory(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
+    if spec.kind == "torchvision":
+        return _torchvision_factory(spec.target)
+    if spec.kind == "package":
+        try:
+            module = importlib.import_module(spec.target)
+        except ModuleNotFoundError as exc:
+            raise ModelSpecError(f"cannot import {spec.target!r}: {exc}") from None
+        except Exception as exc:
+            raise ModelBuildError(f"importing {spec.target!r} failed: {_one_line(exc)}") from None
+    elif spec.kind == "file":
+        module = _import_file(Path(spec.target))
+    else:
+        raise ModelSpecError(f"{spec.target!r} is a snapshot, not a model")
+    assert spec.attr is not None
+    obj: Any = module
+    for part in spec.attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(module) if not n.startswith("_")]
+            raise ModelSpecError(
+                f"{spec.target} has no {spec.attr!r}" + _did_you_mean(spec.attr, names)
+            )
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ModelSpecError(f"{spec.target}:{spec.attr} is not callable")
+    return obj, {}
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelSpecError(f"{path}: no such file")
+    name = f"nnviz_model_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelSpecError(f"{path}: cannot be imported as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ModelBuildError(f"importing {path} failed: {_one_line(exc)}") from None
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    return module
+
+
+def torchvision_names() -> list[str]:
+    """Every model name torchvision's registry knows, all families included."""
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models())
+
+
+def _torchvision_factory(name: str) -> tuple[Any, dict[str, Any]]:
+    import torchvision.models as tvm
+
+    names = torchvision_names()
+    if name not in names:
+        raise ModelSpecError(
+            f"unknown model {name!r}: not a torchvision model name, pkg.module:callable, "
+            f"file.py:callable or .json snapshot" + _did_you_mean(name, names)
+        )
+    builder = tvm.get_model_builder(name)
+    extra: dict[str, Any] = {"weights": None}
+    if "weights_backbone" in inspect.signature(builder).parameters:
+        extra["weights_backbone"] = None
+    return builder, extra
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def parse_arguments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Parse `-a KEY=VALUE` strings; VALUE is a Python literal (`10`, `0.5`, `(3, 3)`, `None`)
+    read with `ast.literal_eval`, and anything that is not a literal is taken as a string."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ModelSpecError(f"-a {pair!r}: expected KEY=VALUE with KEY a Python identifier")
+        try:
+            out[key] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out[key] = text.strip()
+    return out

@@ -1,0 +1,156 @@
+"""Shared by every tracer: torch objects to graph values, and a model's module tree.
+
+Node ids, op names and the module tree are built here so that all tracers agree on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import inspect
+import operator
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from nnviz.graph import Module
+from nnviz.values import Value, float_value
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def encode(value: Any) -> Value:
+    """A torch/Python constant as a graph value (see `nnviz.values`)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return float_value(value)
+    if isinstance(value, torch.Size):
+        return {"$tuple": [int(d) for d in value]}
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"$dict": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, slice):
+        return {"$slice": [encode(value.start), encode(value.stop), encode(value.step)]}
+    if value is Ellipsis:
+        return {"$ellipsis": None}
+    if isinstance(value, torch.dtype):
+        return {"$dtype": str(value).removeprefix("torch.")}
+    if isinstance(value, torch.device):
+        return {"$device": str(value)}
+    if isinstance(value, enum.Enum):
+        return {"$enum": f"{type(value).__name__}.{value.name}"}
+    if isinstance(value, torch.Tensor):
+        return {"$repr": f"tensor{list(value.shape)}"}
+    if isinstance(value, type) or inspect.isroutine(value):
+        return {"$repr": qualname(value)}
+    return {"$repr": _ADDRESS.sub("", repr(value))}
+
+
+def spec_of(value: Any) -> Value:
+    """What a runtime value looks like on an edge: tensor shape and dtype, nested containers."""
+    if isinstance(value, torch.Tensor):
+        return {
+            "$tensor": {
+                "shape": [int(d) for d in value.shape],
+                "dtype": str(value.dtype).removeprefix("torch."),
+            }
+        }
+    if isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
+        items = [spec_of(v) for v in value]
+        return {"$tuple": items} if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        return {"$dict": [[encode(k), spec_of(v)] for k, v in value.items()]}
+    return encode(value)
+
+
+def qualname(obj: Any) -> str:
+    """Public qualified name: `torch.nn.Conv2d`, `torch.flatten`, `operator.add`, `getattr`."""
+    name = getattr(obj, "__name__", None) or type(obj).__name__
+    for public in (torch.nn, torch, torch.nn.functional, operator):
+        if getattr(public, name, None) is obj:
+            return f"{public.__name__}.{name}"
+    module = getattr(obj, "__module__", None) or ""
+    if module == "builtins":
+        return name
+    if module in ("_operator",):
+        return f"operator.{name}"
+    return f"{module}.{getattr(obj, '__qualname__', name)}" if module else name
+
+
+def hparams(module: nn.Module) -> dict[str, Value]:
+    """The hyperparameters a module's constructor configured and the module keeps as attributes.
+
+    A parameter or `None` stored under a constructor argument's name (Conv2d's `bias`) is recorded
+    as whether it exists; submodules and tensors are not hyperparameters.
+    """
+    try:
+        signature = inspect.signature(type(module).__init__)
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, Value] = {}
+    for name, param in signature.parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        try:
+            value = getattr(module, name)
+        except Exception:  # not kept as an attribute, or a property that fails
+            continue
+        if isinstance(value, nn.Parameter) or (value is None and name == "bias"):
+            out[name] = value is not None
+        elif isinstance(value, (nn.Module, torch.Tensor)) or inspect.ismethod(value):
+            continue
+        else:
+            out[name] = encode(value)
+    return out
+
+
+def module_tree(model: nn.Module) -> list[Module]:
+    """Every module of `model` in `named_modules()` order."""
+    tree = []
+    for path, module in model.named_modules():
+        tree.append(
+            Module(
+                path=path,
+                cls=qualname(type(module)),
+                params=sum(p.numel() for p in module.parameters()),
+                hparams=hparams(module),
+                parameters={
+                    n: tuple(int(d) for d in p.shape)
+                    for n, p in module.named_parameters(recurse=False)
+                },
+            )
+        )
+    return tree
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries a trace depends on (metadata; never compared)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"torch": torch.__version__.split("+")[0]}
+    for package in ("torchvision", "nnviz"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[package] = version(package)
+    return out
+
+
+class IdAllocator:
+    """Hands out structural node ids: `base`, then `base:1`, `base:2` for repeats."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, base: str) -> str:
+        count = self._seen.get(base, 0)
+        self._seen[base] = count + 1
+        return base if count == 0 else f"{base}:{count}"
+
+
+def scoped(scope: str, name: str) -> str:
+    return f"{scope}.{name}" if scope else name

@@ -1,0 +1,1 @@
+"""pytest-nnviz: snapshot tests for model architectures (the `nnviz_snapshot` fixture)."""

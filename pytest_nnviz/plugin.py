@@ -1,0 +1,1 @@
+"""The pytest plugin's surface: options and the `nnviz_snapshot` fixture."""
