@@ -25,7 +25,7 @@ def test_round_trip_is_identity(resnet18: Graph, tmp_path: Path) -> None:
 def test_layout_is_one_line_per_record(resnet18: Graph) -> None:
     text = snapshot.dumps(resnet18)
     lines = text.splitlines()
-    assert len(lines) == len(resnet18) + len(resnet18.edges) + len(resnet18.modules) + 12
+    assert len(lines) == len(resnet18) + len(resnet18.edges) + len(resnet18.modules) + 11
     assert json.loads(text)["version"] == snapshot.VERSION
 
 
