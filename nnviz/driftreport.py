@@ -1,0 +1,470 @@
+"""The drift report: what the pytest plugin found in one session, for CI tooling to present.
+
+The plugin writes `report.json` (format "nnviz-drift-report", version 1) into its artifacts
+folder; `nnviz report` and the GitHub Action read it back with `DriftReport.load` and present it
+as plain text (`text`), GitHub workflow-command annotations (`github_annotations`) or markdown for
+the job summary and PR comment (`summary_markdown`). Every path in the file is relative to pytest's
+rootdir, in POSIX form. Each drift carries the `GraphDiff.to_json()` document, so presenting a
+report needs no torch and no snapshot files. See docs/drift-report.md.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import json
+import os
+import posixpath
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from nnviz.errors import NNVizError
+from nnviz.fs import atomic_write
+
+FORMAT = "nnviz-drift-report"
+VERSION = 1
+REPORT_NAME = "report.json"
+MAX_ERROR_ANNOTATIONS = 10
+"""GitHub shows at most 10 error annotations per step; the rest go into one warning line."""
+SUMMARY_LIMIT = 1_000_000
+"""Bytes; GitHub refuses a step summary over 1 MiB (1,048,576 bytes), so stay clearly below."""
+COMMENT_LIMIT = 60_000
+"""Bytes; a PR comment body may hold at most 65,536 characters."""
+COMMENT_MARKER = "<!-- nnviz-drift-report -->"
+"""Hidden marker that identifies the one sticky PR comment the GitHub Action keeps updated."""
+UPDATE_COMMAND = "pytest --nnviz-update"
+_ANNOTATION_LINES = 30
+_ANNOTATION_CHARS = 4000
+
+
+class DriftReportError(NNVizError):
+    """A drift report that is unreadable, malformed, or of an unsupported format version."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Summary(_Strict):
+    """Counts of snapshot checks in the session."""
+
+    passed: int = Field(default=0, ge=0, description="Snapshots that matched.")
+    drifted: int = Field(default=0, ge=0, description="Snapshots whose architecture changed.")
+    written: int = Field(default=0, ge=0, description="Snapshots written by --nnviz-update.")
+    missing: int = Field(default=0, ge=0, description="Snapshots that do not exist yet.")
+    failed: int = Field(default=0, ge=0, description="Checks that failed for another reason.")
+    unused: int = Field(default=0, ge=0, description="Snapshot files no test used.")
+
+
+class DriftArtifacts(_Strict):
+    """Files written for one drift, relative to the rootdir; `None` when not produced."""
+
+    pdf: str | None = Field(default=None, description="Highlighted diff drawing, PDF.")
+    svg: str | None = Field(default=None, description="Highlighted diff drawing, SVG.")
+    snapshot: str | None = Field(default=None, description="The snapshot as traced now.")
+
+
+class Drift(_Strict):
+    """One snapshot whose stored architecture differs from the model's current one."""
+
+    nodeid: str = Field(min_length=1, description="pytest node id of the test.")
+    file: str = Field(min_length=1, description="Test file, relative to the rootdir.")
+    line: int = Field(ge=1, description="1-based line of the nnviz_snapshot(...) call.")
+    snapshot: str = Field(min_length=1, description="Stored snapshot, relative to the rootdir.")
+    artifacts: DriftArtifacts = Field(default_factory=DriftArtifacts)
+    diff: dict[str, JsonValue] = Field(description="The GraphDiff.to_json() document.")
+
+    @property
+    def changes(self) -> int:
+        """How many nodes and edges differ: the order of importance when space is short."""
+        return change_count(self.diff)
+
+    @property
+    def test_name(self) -> str:
+        """The node id without its file part, e.g. `test_model[small]`."""
+        return self.nodeid.split("::", 1)[-1]
+
+
+class DriftReport(_Strict):
+    """A whole drift report document, format version 1."""
+
+    format: Literal["nnviz-drift-report"] = "nnviz-drift-report"
+    version: Literal[1] = 1
+    summary: Summary = Summary()
+    drifts: list[Drift] = Field(default_factory=list)
+    unused: list[str] = Field(default_factory=list, description="Unused snapshot files.")
+
+    @classmethod
+    def loads(cls, text: str | bytes, source: str = "drift report") -> DriftReport:
+        """Parse and validate report text; raise `DriftReportError` with one line on any fault."""
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise DriftReportError(f"{source}: not valid JSON ({_short(exc)})") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise DriftReportError(f'{source}: not an nnviz drift report (no "format": "{FORMAT}")')
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise DriftReportError(f'{source}: "version" must be an integer')
+        if version != VERSION:
+            raise DriftReportError(
+                f"{source}: drift report format version {version} is not supported (this nnviz "
+                f"reads version {VERSION}); use the nnviz version that wrote it"
+            )
+        try:
+            report = cls.model_validate(doc)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise DriftReportError(f"{source}: {_location(err['loc'])}: {err['msg']}") from None
+        for index, drift in enumerate(report.drifts):
+            problem = diff_problem(drift.diff)
+            if problem:
+                raise DriftReportError(f"{source}: drifts[{index}].diff: {problem}")
+        return report
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DriftReport:
+        """Read and validate the report at `path`."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise DriftReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        return cls.loads(data, source=str(path))
+
+    def dumps(self) -> str:
+        """The report as JSON text: sorted keys, two-space indent, a final newline."""
+        doc = self.model_dump(mode="json")
+        return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the report to `path` atomically; return the path."""
+        return atomic_write(path, self.dumps())
+
+    def ranked(self) -> list[Drift]:
+        """Drifts, most changes first; ties by file, line and node id (stable across runs)."""
+        return sorted(self.drifts, key=lambda d: (-d.changes, d.file, d.line, d.nodeid))
+
+
+# --- presenting -------------------------------------------------------------------------------
+
+
+def changelog(diff_doc: dict[str, Any]) -> str:
+    """The text changelog of one diff document (nnviz.report's, when that module is present)."""
+    renderers = _renderers()
+    if renderers is None:
+        return _fallback_changelog(diff_doc)
+    return str(renderers.changelog(diff_doc)).rstrip("\n")
+
+
+def mermaid(diff_doc: dict[str, Any]) -> str:
+    """The Mermaid flowchart source of one diff's changed region (no code fence)."""
+    renderers = _renderers()
+    if renderers is None:
+        return _fallback_mermaid(diff_doc)
+    return str(renderers.mermaid(diff_doc)).strip("\n")
+
+
+def _renderers() -> Any:
+    # nnviz.report (the diff renderers) is being written in parallel; until it lands, fall back.
+    try:
+        return importlib.import_module("nnviz.report")
+    except ModuleNotFoundError:
+        return None
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow-command message: `%`, CR and LF."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow-command property value: as data, plus `:` and `,`."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation_path(file: str, root: str = "") -> str:
+    """`file` (relative to pytest's rootdir) as a path relative to the repository checkout."""
+    if not root or root == ".":
+        return file
+    return posixpath.normpath(posixpath.join(root.replace(os.sep, "/"), file))
+
+
+def github_annotations(report: DriftReport, root: str = "") -> list[str]:
+    """Workflow-command lines for GitHub Actions: one `::error` per drift on its test's line.
+
+    Most changes first; at most `MAX_ERROR_ANNOTATIONS` errors, the rest named in one `::warning`
+    line. Unused snapshots give one `::notice`. `root` is pytest's rootdir relative to the
+    repository checkout (`""` when they are the same), because GitHub resolves `file=` from there.
+    """
+    ranked = report.ranked()
+    lines = []
+    for drift in ranked[:MAX_ERROR_ANNOTATIONS]:
+        props = {
+            "file": annotation_path(drift.file, root),
+            "line": str(drift.line),
+            "title": f"nnviz: architecture drift in {drift.test_name}",
+        }
+        body = ",".join(f"{key}={escape_property(value)}" for key, value in props.items())
+        lines.append(f"::error {body}::{escape_data(_annotation_message(drift))}")
+    rest = ranked[MAX_ERROR_ANNOTATIONS:]
+    if rest:
+        names = ", ".join(d.nodeid for d in rest[:20]) + (", …" if len(rest) > 20 else "")
+        message = (
+            f"{len(rest)} more architecture drift(s) not annotated (GitHub shows at most "
+            f"{MAX_ERROR_ANNOTATIONS} errors per step; see the job summary): {names}"
+        )
+        title = escape_property("nnviz: more drifts")
+        lines.append(f"::warning title={title}::{escape_data(message)}")
+    if report.unused:
+        names = ", ".join(report.unused[:20]) + (", …" if len(report.unused) > 20 else "")
+        message = f"{len(report.unused)} snapshot file(s) no test used: {names}"
+        title = escape_property("nnviz: unused snapshots")
+        lines.append(f"::notice title={title}::{escape_data(message)}")
+    return lines
+
+
+def _annotation_message(drift: Drift) -> str:
+    lines = changelog(drift.diff).splitlines()
+    if len(lines) > _ANNOTATION_LINES:
+        more = len(lines) - _ANNOTATION_LINES
+        lines = [*lines[:_ANNOTATION_LINES], f"… {more} more line(s) in the job summary"]
+    text = "\n".join(lines)
+    if len(text) > _ANNOTATION_CHARS:
+        text = text[:_ANNOTATION_CHARS] + "\n… (cut; see the job summary)"
+    head = f"{drift.snapshot} no longer matches the model ({_plural(drift.changes, 'change')})."
+    tail = f"If the change is intended, run `{UPDATE_COMMAND}` and commit the snapshot."
+    return f"{head}\n{text}\n{tail}"
+
+
+def text(report: DriftReport) -> str:
+    """A plain-text report: the counts line, then each drift with its changelog and drawings."""
+    out = [f"nnviz: {_counts(report)}"]
+    for drift in report.ranked():
+        out.append("")
+        out.append(f"DRIFT {drift.file}:{drift.line}  {drift.nodeid}")
+        out.append(f"  snapshot: {drift.snapshot}")
+        out.extend(f"  {line}" for line in changelog(drift.diff).splitlines())
+        files = _artifact_files(drift)
+        if files:
+            out.append(f"  drawings: {', '.join(files)}")
+    if report.unused:
+        out.append("")
+        out.append("unused snapshots:")
+        out.extend(f"  {path}" for path in report.unused)
+    if report.drifts:
+        out.append("")
+        out.append(f"If the changes are intended, run `{UPDATE_COMMAND}` and commit the snapshots.")
+    return "\n".join(out) + "\n"
+
+
+def _counts(report: DriftReport) -> str:
+    s = report.summary
+    return (
+        f"{s.passed} passed, {s.drifted} drifted, {s.written} written, {s.missing} missing, "
+        f"{s.failed} failed, {s.unused} unused"
+    )
+
+
+def _artifact_files(drift: Drift) -> list[str]:
+    a = drift.artifacts
+    return [path for path in (a.pdf, a.svg, a.snapshot) if path]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "document"
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200]
+
+
+def summary_markdown(
+    report: DriftReport,
+    *,
+    artifact_url: str | None = None,
+    source_url: str | None = None,
+    root: str = "",
+    limit: int = SUMMARY_LIMIT,
+) -> str:
+    """Markdown for `$GITHUB_STEP_SUMMARY` or a PR comment, at most `limit` bytes (UTF-8).
+
+    A headline, the counts table, links to the drawings (`artifact_url`), an index of every drift,
+    then per drift (most changes first) its changelog and a Mermaid picture of the changed region,
+    folded in `<details>`. Sections that would pass `limit` are left out and counted in a note;
+    the index always names every drift. `source_url` (e.g. `https://github.com/o/r/blob/SHA`)
+    turns test locations into links; `root` is pytest's rootdir relative to the repository.
+    """
+    ranked = report.ranked()
+    s = report.summary
+    headline = _plural(len(ranked), "architecture drift") if ranked else "no architecture drift"
+    head = [f"## nnviz: {headline}", ""]
+    head += ["| passed | drifted | written | missing | failed | unused |"]
+    head += ["| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head += [f"| {s.passed} | {s.drifted} | {s.written} | {s.missing} | {s.failed} | {s.unused} |"]
+    head.append("")
+    if ranked and artifact_url:
+        head += [
+            f"Drawings of every drift (highlighted diff as PDF and SVG, the new snapshot): "
+            f"[download the artifact]({artifact_url}).",
+            "",
+        ]
+    if ranked:
+        head += ["| # | test | location | changes |", "| ---: | --- | --- | ---: |"]
+        for i, drift in enumerate(ranked, 1):
+            where = _where(drift, source_url, root, cell=True)
+            head.append(
+                f"| {i} | {_code(drift.test_name, cell=True)} | {where} | {drift.changes} |"
+            )
+        head.append("")
+    tail = []
+    if report.unused:
+        tail += [f"<details><summary>{len(report.unused)} unused snapshot file(s)</summary>", ""]
+        tail += [f"- {_code(path)}" for path in report.unused] + ["", "</details>", ""]
+    if ranked:
+        tail.append(
+            f"If the changes are intended, run `{UPDATE_COMMAND}` and commit the snapshots."
+        )
+    budget = limit - _size(head) - _size(tail) - 300
+    body: list[str] = []
+    for i, drift in enumerate(ranked, 1):
+        section = _drift_section(i, drift, source_url, root, open_=i <= _OPEN_SECTIONS)
+        if _size(body) + _size(section) > budget:
+            left = len(ranked) - i + 1
+            body += [
+                f"*{_plural(left, 'more drift')} not shown here to stay under GitHub's size "
+                f"limit: see `report.json` and the drawings in the artifact.*",
+                "",
+            ]
+            break
+        body += section
+    return "\n".join([*head, *body, *tail]).rstrip("\n") + "\n"
+
+
+_OPEN_SECTIONS = 3
+_MERMAID_CHARS = 40_000  # GitHub's Mermaid renderer refuses larger sources
+
+
+def _drift_section(
+    index: int, drift: Drift, source_url: str | None, root: str, open_: bool
+) -> list[str]:
+    summary = f"{index}. {drift.test_name}: {_plural(drift.changes, 'change')}"
+    lines = [f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>", ""]
+    lines.append(f"Test {_where(drift, source_url, root)}, snapshot {_code(drift.snapshot)}.")
+    files = _artifact_files(drift)
+    if files:
+        lines.append(f"Drawings in the artifact: {', '.join(_code(f) for f in files)}.")
+    lines += ["", *_fence("text", changelog(drift.diff)), ""]
+    picture = mermaid(drift.diff)
+    if len(picture) <= _MERMAID_CHARS:
+        lines += [*_fence("mermaid", picture), ""]
+    else:
+        lines += [
+            "*(The picture is too large for GitHub's Mermaid renderer: see the drawings.)*",
+            "",
+        ]
+    return [*lines, "</details>", ""]
+
+
+def _where(drift: Drift, source_url: str | None, root: str, cell: bool = False) -> str:
+    path = annotation_path(drift.file, root)
+    label = _code(f"{path}:{drift.line}", cell=cell)
+    if source_url:
+        return f"[{label}]({source_url.rstrip('/')}/{quote(path)}#L{drift.line})"
+    return label
+
+
+def _code(value: str, cell: bool = False) -> str:
+    """An inline code span that survives backticks (and `|` inside a table cell)."""
+    value = " ".join(value.split())
+    ticks = "`" * (max((len(r) for r in re.findall("`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    span = f"{ticks}{pad}{value}{pad}{ticks}"
+    return span.replace("|", "\\|") if cell else span
+
+
+def _fence(language: str, body: str) -> list[str]:
+    ticks = "`" * max(3, max((len(r) for r in re.findall("`+", body)), default=0) + 1)
+    return [f"{ticks}{language}", body.rstrip("\n"), ticks]
+
+
+def _size(lines: list[str]) -> int:
+    return sum(len(line.encode("utf-8")) + 1 for line in lines)
+
+
+# --- the diff document: checks and fallbacks until nnviz.report exists -----------------------
+
+
+def diff_problem(doc: dict[str, Any]) -> str | None:
+    """Why `doc` is not a usable `GraphDiff.to_json()` document, or `None` when it is."""
+    if doc.get("format") != "nnviz-diff":
+        return 'not an nnviz diff document (no "format": "nnviz-diff")'
+    for key, fields in (("nodes", ("name", "status")), ("edges", ("source", "target", "status"))):
+        entries = doc.get(key)
+        if not isinstance(entries, list):
+            return f'"{key}" must be a list'
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not all(
+                isinstance(entry.get(f), str) for f in fields
+            ):
+                return f"{key}[{index}]: needs string fields {', '.join(fields)}"
+    return None
+
+
+def change_count(doc: dict[str, Any]) -> int:
+    """How many nodes and edges of a diff document are not unchanged."""
+    entries = [*doc.get("nodes", ()), *doc.get("edges", ())]
+    return sum(1 for entry in entries if entry.get("status") != "unchanged")
+
+
+_SYMBOLS = {"added": "+", "removed": "-", "changed": "~", "renamed": "→"}
+
+
+def _fallback_changelog(doc: dict[str, Any]) -> str:
+    lines = []
+    for node in doc["nodes"]:
+        status = node["status"]
+        if status == "unchanged":
+            continue
+        line = f"{_SYMBOLS.get(status, '?')} {node['name']}"
+        if node.get("renamed_from"):
+            line += f" (renamed from {node['renamed_from']})"
+        changes = node.get("changes") or {}
+        if isinstance(changes, dict):
+            for field, change in changes.items():
+                if isinstance(change, dict):
+                    line += f"  {field} {change.get('old')} → {change.get('new')}"
+        lines.append(line)
+    for edge in doc["edges"]:
+        if edge["status"] != "unchanged":
+            symbol = _SYMBOLS.get(edge["status"], "?")
+            lines.append(f"{symbol} edge {edge['source']} → {edge['target']}")
+    return "\n".join(lines) or "identical"
+
+
+def _fallback_mermaid(doc: dict[str, Any]) -> str:
+    changed = {n["name"]: n["status"] for n in doc["nodes"] if n["status"] != "unchanged"}
+    edges = [e for e in doc["edges"] if e["source"] in changed or e["target"] in changed]
+    names = list(changed)
+    for edge in edges:
+        names.extend(n for n in (edge["source"], edge["target"]) if n not in names)
+    ids = {name: f"n{i}" for i, name in enumerate(names)}
+    out = ["flowchart TD"]
+    for name in names:
+        label = "".join(c if c.isalnum() or c in "._-[]() " else " " for c in name)
+        out.append(f'    {ids[name]}["{label}"]:::{changed.get(name, "unchanged")}')
+    out.extend(f"    {ids[e['source']]} --> {ids[e['target']]}" for e in edges)
+    colours = {"added": "#c8f7c5", "removed": "#f7c5c5", "changed": "#fde2b8"}
+    colours.update({"renamed": "#c5dcf7", "unchanged": "#eeeeee"})
+    out.extend(f"    classDef {status} fill:{colour}" for status, colour in colours.items())
+    return "\n".join(out)
