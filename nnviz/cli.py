@@ -133,6 +133,67 @@ class _errors:
         sys.exit(2)
 
 
+@cli.command("report")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option(
+    "-f",
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "github"]),
+    default="text",
+    show_default=True,
+    help="text: a plain changelog per drift; markdown: for $GITHUB_STEP_SUMMARY or a PR comment "
+    "(counts, changelogs, Mermaid pictures); github: ::error workflow commands on each drifting "
+    "test's line (at most 10, the rest in one warning).",
+)
+@click.option(
+    "--root",
+    help="pytest's rootdir relative to the repository checkout, prefixed to annotation paths. "
+    "Default: the current folder relative to $GITHUB_WORKSPACE (none outside GitHub Actions).",
+)
+@click.option("--artifact-url", help="Link to the uploaded drawings, shown in the markdown.")
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=2000),
+    default=1_000_000,
+    show_default=True,
+    help="Fold the markdown to at most this many bytes (a PR comment takes about 60000).",
+)
+@click.pass_context
+def report_command(
+    ctx: click.Context,
+    report: str,
+    output_format: str,
+    root: str | None,
+    artifact_url: str | None,
+    max_bytes: int,
+) -> None:
+    """Present the pytest plugin's drift report (report.json) as text, markdown or annotations.
+
+    Example: `nnviz report .nnviz-artifacts/report.json --format github`. Exits 0 whether or not
+    the report holds drifts (the tests already failed), 2 when the report cannot be read.
+    """
+    with _errors(ctx):
+        from nnviz import driftreport
+
+        drifts = driftreport.DriftReport.load(report)
+        root = driftreport.workspace_root() if root is None else root
+        if output_format == "github":
+            lines = driftreport.github_annotations(drifts, root=root)
+            output = "".join(f"{line}\n" for line in lines)
+        elif output_format == "markdown":
+            output = driftreport.summary_markdown(
+                drifts,
+                artifact_url=artifact_url,
+                source_url=driftreport.source_url(),
+                root=root,
+                limit=max_bytes,
+            )
+        else:
+            output = driftreport.text(drifts)
+        click.echo(output, nl=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="nnviz")
