@@ -16,6 +16,7 @@ import json
 import os
 import posixpath
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -191,6 +192,33 @@ def annotation_path(file: str, root: str = "") -> str:
     if not root or root == ".":
         return file
     return posixpath.normpath(posixpath.join(root.replace(os.sep, "/"), file))
+
+
+def workspace_root(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+    """The current folder relative to `$GITHUB_WORKSPACE` (the checkout), `""` outside of it.
+
+    When pytest ran in the current folder this is its rootdir as GitHub wants annotation paths.
+    """
+    environ = os.environ if environ is None else environ
+    workspace = environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return ""
+    here = (cwd or Path.cwd()).resolve()
+    try:
+        relative = here.relative_to(Path(workspace).resolve())
+    except ValueError:
+        return ""
+    return "" if relative == Path(".") else relative.as_posix()
+
+
+def source_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """`<server>/<owner>/<repo>/blob/<sha>` of the commit a GitHub Actions run checked out."""
+    environ = os.environ if environ is None else environ
+    parts = [environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA")]
+    if not all(parts):
+        return None
+    server, repository, sha = parts
+    return f"{server}/{repository}/blob/{sha}"
 
 
 def github_annotations(report: DriftReport, root: str = "") -> list[str]:
