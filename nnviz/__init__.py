@@ -29,6 +29,7 @@ __all__ = [
     "Module",
     "NNVizError",
     "Node",
+    "draw",
     "load",
     "load_model",
     "save",
@@ -64,3 +65,47 @@ def trace(
     from nnviz.trace import trace as _trace
 
     return _trace(model, name or type(model).__name__)
+
+def draw(
+    obj: Any,
+    path: str | Path,
+    *,
+    depth: int = 2,
+    collapse: tuple[str, ...] | list[str] = (),
+    layer: str | None = None,
+    style: Any = None,
+    engine: str | None = None,
+    context: int = 3,
+) -> Path:
+    """Draw a Graph, a GraphDiff, an nn.Module or a MODEL spec to `path`; return the path.
+
+    The extension picks the format: `.pdf .svg .png .dot .gv` (a drawing) or `.json` (the
+    snapshot of the graph, selected by `layer` but never collapsed). `layer` keeps one submodule,
+    `depth` collapses modules nested deeper (-1: fully expanded), `collapse` collapses the named
+    modules; `style` is a `nnviz.render.Style` or a dict of its keys; `engine` is `"embedded"`
+    (the Graphviz bundled with pygraphviz, the default) or `"system"` (`dot` on PATH). For a
+    GraphDiff, `context` is how many unchanged hops around each change stay visible.
+    """
+    import sys
+
+    from nnviz.render.output import draw_graph
+
+    if isinstance(obj, Graph):
+        graph = obj
+    elif isinstance(obj, (str, Path)) or _is_module(obj, sys.modules.get("torch")):
+        graph = trace(obj)
+    else:
+        from nnviz.render import diffpaint  # type: ignore[attr-defined]
+
+        result: Path = diffpaint.draw(
+            obj, path, context=context, style=style, engine=engine, depth=depth
+        )
+        return result
+    return draw_graph(
+        graph, path, depth=depth, collapse=collapse, layer=layer, style=style, engine=engine
+    )
+
+
+def _is_module(obj: Any, torch: Any) -> bool:
+    """Whether `obj` is an nn.Module, without importing torch (if it is not loaded, it is not)."""
+    return torch is not None and isinstance(obj, torch.nn.Module)

@@ -272,3 +272,15 @@ class Graph:
             f"<Graph {self.name!r}: {len(self)} nodes, {self._nx.number_of_edges()} edges, "
             f"{len(self._modules)} modules, {self.total_params:,} params>"
         )
+
+    # --- Jupyter ------------------------------------------------------------------------------
+
+    def _repr_svg_(self) -> str:
+        """Inline display in Jupyter: the drawing at the default depth (2), as SVG."""
+        from nnviz.render.output import svg  # lazy: the graph floor never needs graphviz
+
+        return svg(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's rich display: the SVG drawing plus the plain repr."""
+        return {"image/svg+xml": self._repr_svg_(), "text/plain": repr(self)}

@@ -1,0 +1,221 @@
+"""The Graphviz builder: a `Graph` (plus a `Style` and optional `Paint`) as DOT source.
+
+`to_dot` is a pure function: the same inputs give the same text, byte for byte. Modules become
+nested clusters (shaded by depth, titled `path · Class`), ops become boxes with HTML-like labels
+(see `nnviz.render.labels`), edges carry the traced tensor shapes. DOT node names are positional
+(`n0`, `n1`, ...) so user-derived names never reach DOT syntax; the structural id is kept in each
+element's `id` attribute (`<g id="layer1.0.conv1">` in SVG), escaped like every other text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import graphviz
+
+from nnviz.graph import Graph, Node, parent_path
+from nnviz.render import labels
+from nnviz.render.paint import Paint
+from nnviz.render.style import Style, make_style
+from nnviz.transform import edge_spec
+
+_DIM_FILL = "#f7f7f7"
+_DIM_LINE = "#b0b0b0"
+
+
+def plain(value: object) -> str:
+    """Escape text for a plain (non-HTML) DOT attribute: literal backslashes, no `<...>`."""
+    flat = labels.CONTROL.sub(" ", str(value))
+    # graphviz.escape returns a str subclass that the DOT writer never treats as HTML.
+    escaped: str = graphviz.escape(flat)
+    return escaped
+
+
+def total_params(graph: Graph) -> int:
+    """The parameter count percentages refer to: the drawn root (or selected layer)."""
+    root = graph.modules.get(str(graph.meta.get("layer") or ""))
+    return root.params if root is not None else graph.total_params
+
+
+def cluster_path(graph: Graph, node: Node) -> str | None:
+    """The innermost drawn module that contains `node` (None: top level)."""
+    scope: str | None = node.scope if node.kind not in ("input", "output") else None
+    while scope:
+        if scope in graph.modules:
+            return scope
+        scope = parent_path(scope)
+    return None
+
+
+def to_dot(
+    graph: Graph,
+    style: Style | Mapping[str, Any] | None = None,
+    paint: Paint | None = None,
+) -> str:
+    """DOT source drawing `graph`; never mutates it."""
+    style = make_style(style)
+    paint = paint or Paint()
+    total = total_params(graph)
+    dot = graphviz.Digraph(name=plain(graph.name), strict=False)
+    dot.attr(
+        "graph",
+        rankdir=style.rankdir,
+        fontname=plain(style.fontname),
+        newrank="true",
+        nodesep="0.3",
+        ranksep="0.4",
+        pad="0.3",
+        bgcolor="white",
+        labelloc="t",
+        labeljust="c",
+        id="graph",
+    )
+    if style.show_title:
+        dot.attr("graph", label=labels.graph_label(_title(graph), _subtitle(graph, paint), style))
+    dot.attr(
+        "node",
+        shape="box",
+        style=plain(style.node_style),
+        margin=plain(style.node_margin),
+        fontname=plain(style.fontname),
+        color="#404040",
+        penwidth="1.2",
+    )
+    dot.attr(
+        "edge",
+        color=plain(style.default_edge_color),
+        penwidth=plain(style.edge_thickness),
+        fontname=plain(style.fontname),
+        arrowsize="0.8",
+    )
+    names = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}
+    members: dict[str | None, list[Node]] = {}
+    children: dict[str | None, list[str]] = {}
+    for node in graph.nodes:
+        owner = cluster_path(graph, node) if style.show_clusters else None
+        members.setdefault(owner, []).append(node)
+        _register(graph, owner, children)
+    state = _Builder(graph, style, paint, total, names, members, children)
+    state.emit(dot, None, 0)
+    for edge in graph.edges:
+        attrs = state.edge_attrs(edge.source, edge.target)
+        dot.edge(names[edge.source], names[edge.target], **attrs)
+    return str(dot.source)
+
+
+def _register(graph: Graph, path: str | None, children: dict[str | None, list[str]]) -> None:
+    """Add `path` and its drawn ancestors to the cluster tree, in first-seen order."""
+    while path is not None:
+        parent = parent_path(path)
+        while parent and parent not in graph.modules:
+            parent = parent_path(parent)
+        key = parent or None
+        siblings = children.setdefault(key, [])
+        if path in siblings:
+            return
+        siblings.append(path)
+        path = key
+
+
+def _title(graph: Graph) -> str:
+    layer = graph.meta.get("layer")
+    return f"{graph.name} · {layer}" if layer else graph.name
+
+
+def _subtitle(graph: Graph, paint: Paint) -> str:
+    root = graph.modules.get(str(graph.meta.get("layer") or ""))
+    parts = [root.class_name] if root is not None else []
+    parts.append(f"{total_params(graph):,} params")
+    if paint.subtitle:
+        parts.append(paint.subtitle)
+    return " · ".join(parts)
+
+
+class _Builder:
+    """Walks the cluster tree, emitting subgraphs and nodes."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        style: Style,
+        paint: Paint,
+        total: int,
+        names: dict[str, str],
+        members: dict[str | None, list[Node]],
+        children: dict[str | None, list[str]],
+    ) -> None:
+        self.graph, self.style, self.paint, self.total = graph, style, paint, total
+        self.names, self.members, self.children = names, members, children
+        self.cluster_index = 0
+
+    def emit(self, dot: graphviz.Digraph, path: str | None, level: int) -> None:
+        for node in self.members.get(path, []):
+            dot.node(self.names[node.id], **self.node_attrs(node))
+        for child in self.children.get(path, []):
+            index = self.cluster_index
+            self.cluster_index += 1
+            with dot.subgraph(name=f"cluster_{index}") as sub:
+                module = self.graph.modules[child]
+                sub.attr(
+                    label=labels.cluster_label(child, module.class_name, self.style),
+                    id=plain(f"cluster:{child}"),
+                    style="rounded,filled",
+                    fillcolor=labels.cluster_color(level + 1),
+                    color="#9a9aa6",
+                    penwidth="1",
+                    labeljust="l",
+                    labelloc="t",
+                    fontname=plain(self.style.fontname),
+                    margin="12",
+                )
+                self.emit(sub, child, level + 1)
+
+    def node_attrs(self, node: Node) -> dict[str, str]:
+        painted = self.paint.node(node.id)
+        label = labels.node_label(
+            self.graph,
+            node,
+            self.style,
+            self.total,
+            extra=painted.lines if painted else (),
+            badge=painted.badge if painted else None,
+        )
+        attrs: dict[str, str] = {"label": label, "id": plain(node.id)}
+        if node.kind in ("input", "output"):
+            attrs["fillcolor"] = plain(self.style.default_node_color)
+        else:
+            attrs["fillcolor"] = labels.family_color(labels.family(node))
+        if node.meta.get("collapsed"):
+            attrs["peripheries"] = "2"
+        if painted is not None:
+            if painted.fill:
+                attrs["fillcolor"] = plain(painted.fill)
+            if painted.border:
+                attrs["color"] = plain(painted.border)
+            if painted.line:
+                attrs["style"] = plain(f"{self.style.node_style},{painted.line}")
+            if painted.penwidth is not None:
+                attrs["penwidth"] = f"{painted.penwidth:g}"
+        elif self.paint.dim:
+            attrs.update(fillcolor=_DIM_FILL, color=_DIM_LINE, fontcolor="#808080")
+        return attrs
+
+    def edge_attrs(self, source: str, target: str) -> dict[str, str]:
+        attrs: dict[str, str] = {"id": plain(f"edge:{source}->{target}")}
+        spec = edge_spec(self.graph, source, target) if self.style.show_specs else None
+        if spec is not None:
+            attrs["label"] = labels.spec_label(spec, self.style)
+        painted = self.paint.edge(source, target)
+        if painted is not None:
+            if painted.color:
+                attrs["color"] = plain(painted.color)
+            if painted.line:
+                attrs["style"] = plain(painted.line)
+            if painted.penwidth is not None:
+                attrs["penwidth"] = f"{painted.penwidth:g}"
+            if painted.label is not None:
+                attrs["label"] = "<" + labels.text(painted.label) + ">"
+        elif self.paint.dim and self.paint.nodes:
+            attrs["color"] = _DIM_LINE
+        return attrs

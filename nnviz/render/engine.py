@@ -1,0 +1,197 @@
+"""The one place that runs Graphviz: DOT source in, PDF/SVG/PNG bytes (or a written file) out.
+
+Two engines:
+- `embedded` (default): the Graphviz that the `pygraphviz` wheel bundles, run in-process; no
+  system install needed.
+- `system`: the `dot` program on PATH, run as a subprocess.
+
+Choose with `engine=` (the CLI's `--engine`) or the `NNVIZ_ENGINE` environment variable; when
+pygraphviz cannot be imported the system engine is used. A clean render prints nothing: Graphviz's
+C libraries write straight to file descriptor 2, so the embedded render runs with fd 2 captured
+and re-emits only real messages, dropping known noise (the bundled fontconfig's `unknown element
+"reset-dirs"` complaint about a newer system config, pygraphviz's "layout may take a long time").
+Graphviz errors become `RenderError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from nnviz.errors import RenderError
+from nnviz.fs import atomic_write
+
+ENGINES = ("embedded", "system")
+ENGINE_ENV = "NNVIZ_ENGINE"
+FORMATS: dict[str, str] = {
+    ".pdf": "pdf",
+    ".svg": "svg",
+    ".png": "png",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".json": "json",
+}
+"""Output extensions and the format each one means (`.json` is a snapshot, not a drawing)."""
+GRAPHVIZ_FORMATS = ("pdf", "svg", "png", "dot")
+
+_NOISE = (
+    'unknown element "reset-dirs"',
+    "layout may take a long time",
+)
+_lock = threading.Lock()
+
+
+def format_of(path: str | os.PathLike[str]) -> str:
+    """The format an output path's extension asks for; `RenderError` listing them otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise RenderError(
+            f"{path}: unknown output format {suffix or '(no extension)'!r}; "
+            f"use one of {' '.join(FORMATS)}"
+        )
+    return FORMATS[suffix]
+
+
+def choose_engine(engine: str | None = None) -> str:
+    """The engine to run: the argument, else `$NNVIZ_ENGINE`, else embedded (if importable)."""
+    name = (engine or os.environ.get(ENGINE_ENV) or "embedded").strip().lower()
+    if name not in ENGINES:
+        raise RenderError(f"unknown Graphviz engine {name!r}; use one of {', '.join(ENGINES)}")
+    if name == "embedded" and not embedded_available():
+        return "system"
+    return name
+
+
+def embedded_available() -> bool:
+    try:
+        import pygraphviz  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def render(
+    dot_source: str,
+    path_or_format: str | os.PathLike[str],
+    engine: str | None = None,
+    *,
+    dpi: int | None = None,
+) -> bytes | Path:
+    """Lay out and render `dot_source`.
+
+    `path_or_format` is a format name (`"svg"`, `"png"`, `"pdf"`, `"dot"`: the bytes are
+    returned) or an output path (written atomically, parent folders created; the path is
+    returned). `dpi` sets the PNG resolution. `.dot`/`.gv` output is the DOT source itself.
+    """
+    if isinstance(path_or_format, str) and path_or_format.lower() in GRAPHVIZ_FORMATS:
+        fmt, target = path_or_format.lower(), None
+    else:
+        target = Path(path_or_format)
+        fmt = format_of(target)
+        if fmt not in GRAPHVIZ_FORMATS:
+            raise RenderError(f"{target}: Graphviz cannot write {fmt}; draw it with nnviz.draw")
+    if fmt == "dot":
+        data = dot_source.encode("utf-8")
+    else:
+        chosen = choose_engine(engine)
+        args = f"-Gdpi={int(dpi)}" if dpi and fmt == "png" else ""
+        if chosen == "embedded":
+            data = _render_embedded(dot_source, fmt, args)
+        else:
+            data = _render_system(dot_source, fmt, args)
+    if target is None:
+        return data
+    return atomic_write(target, data)
+
+
+def _render_embedded(dot_source: str, fmt: str, args: str) -> bytes:
+    with _lock, _captured_stderr() as messages:
+        try:
+            import pygraphviz
+
+            graph = pygraphviz.AGraph(string=dot_source)
+            data = graph.draw(format=fmt, prog="dot", args=args)
+        except Exception as exc:  # pygraphviz raises DotError, ValueError, ...
+            failure: Exception | None = exc
+            data = None
+        else:
+            failure = None
+    messages_left = _messages(messages.getvalue())
+    if failure is not None or not data:
+        detail = _one_line(messages_left) or str(failure or "no output")
+        raise RenderError(f"Graphviz (embedded) failed: {detail}")
+    _echo(messages_left)
+    return bytes(data)
+
+
+def _render_system(dot_source: str, fmt: str, args: str) -> bytes:
+    exe = shutil.which("dot")
+    if exe is None:
+        raise RenderError(
+            "the system Graphviz `dot` is not on PATH; install Graphviz "
+            "(see the README) or use the embedded engine (--engine embedded)"
+        )
+    command = [exe, f"-T{fmt}", *([args] if args else [])]
+    try:
+        done = subprocess.run(command, input=dot_source.encode("utf-8"), capture_output=True)
+    except OSError as exc:
+        raise RenderError(f"cannot run {exe}: {exc.strerror or exc}") from None
+    messages = _messages(done.stderr.decode("utf-8", "replace"))
+    if done.returncode != 0 or not done.stdout:
+        detail = _one_line(messages) or "no output"
+        raise RenderError(f"Graphviz `dot` failed (exit {done.returncode}): {detail}")
+    _echo(messages)
+    return done.stdout
+
+
+def _messages(captured: str) -> list[str]:
+    """Captured Graphviz output without the known noise."""
+    return [
+        line
+        for line in captured.splitlines()
+        if line.strip() and not any(noise in line for noise in _NOISE)
+    ]
+
+
+def _one_line(messages: list[str]) -> str:
+    return " ".join(" ".join(messages).split())[:300]
+
+
+def _echo(messages: list[str]) -> None:
+    """Pass Graphviz's real warnings on to the user."""
+    if messages:
+        sys.stderr.write("\n".join(messages) + "\n")
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[io.StringIO]:
+    """Route file descriptor 2 (and `sys.stderr`) into a buffer while the block runs."""
+    buffer = io.StringIO()
+    with contextlib.ExitStack() as stack:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            # No real fd 2 (embedded interpreters): capture the Python-level stream only.
+            with contextlib.redirect_stderr(buffer):
+                yield buffer
+            return
+        sink = stack.enter_context(tempfile.TemporaryFile())
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(buffer):
+                yield buffer
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            buffer.write(sink.read().decode("utf-8", "replace"))

@@ -1,0 +1,216 @@
+"""HTML-like Graphviz labels for nodes, clusters and edges, and deterministic colours.
+
+Every user-derived text passes through `text()` (control characters made visible, length capped,
+then `html.escape`), so a module named `<TABLE>` or an argument `"a & b"` is drawn literally.
+Colours are a hash of the op family (`Conv2d` and `Conv1d` are both `Conv`), never of the order
+in which ops appear, so adding a layer does not repaint the others.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import html
+import re
+from collections.abc import Iterable
+
+from nnviz.graph import Graph, Node
+from nnviz.render.style import Style
+from nnviz.values import Value, format_tensor, format_value, is_tensor_spec
+
+MAX_TEXT = 80
+"""Longest text shown in one label line; longer text ends in an ellipsis."""
+MAX_ITEMS = 8
+"""Most items of a list/dict spec shown as table rows; the rest are counted."""
+MAX_ARGUMENTS = 12
+"""Most argument lines shown in a node label."""
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FAMILY_SUFFIX = re.compile(r"(?:[123]d|_?\d+)$", re.IGNORECASE)
+
+
+def text(value: object, limit: int = MAX_TEXT) -> str:
+    """Escape `value` for an HTML-like label: visible control characters, capped length."""
+    raw = CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+    if len(raw) > limit:
+        raw = raw[: limit - 1] + "…"
+    return html.escape(raw, quote=True)
+
+
+def family(node: Node) -> str:
+    """The op family that picks a node's colour: `Conv`, `BatchNorm`, `add`, `flatten`."""
+    title = node.title.split(":", 1)[0]
+    stripped = _FAMILY_SUFFIX.sub("", title)
+    return stripped or title
+
+
+def family_color(name: str) -> str:
+    """A light colour derived from a hash of `name` (stable across runs and graphs)."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    hue = int.from_bytes(digest[:2], "big") / 65536
+    saturation = 0.45 + digest[2] / 255 * 0.25
+    lightness = 0.78 + digest[3] / 255 * 0.08
+    r, g, b = colorsys.hls_to_rgb(hue, lightness, saturation)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def cluster_color(depth: int) -> str:
+    """Cluster fill: a grey that darkens one step per nesting level."""
+    level = max(0, min(245 - 12 * depth, 255))
+    return f"#{level:02x}{level:02x}{min(level + 6, 255):02x}"
+
+
+def small_size(style: Style) -> int:
+    """Font size of the secondary label lines."""
+    return max(10, round(style.node_title_font_size * 0.55))
+
+
+def _font(content: str, size: int, color: str | None = None, bold: bool = False) -> str:
+    inner = f"<B>{content}</B>" if bold else content
+    colour = f' COLOR="{color}"' if color else ""
+    return f'<FONT POINT-SIZE="{size}"{colour}>{inner}</FONT>'
+
+
+def _row(content: str, align: str = "CENTER") -> str:
+    return f'<TR><TD ALIGN="{align}" BALIGN="{align}">{content}</TD></TR>'
+
+
+def _table(rows: Iterable[str]) -> str:
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
+        + "".join(rows)
+        + "</TABLE>>"
+    )
+
+
+def params_text(params: int, total: int) -> str:
+    """`params 36,864 (0.3%)`."""
+    if total > 0:
+        return f"params {params:,} ({100 * params / total:.1f}%)"
+    return f"params {params:,}"
+
+
+def node_source(node: Node) -> str:
+    """Where an op comes from: `torch.nn.Conv2d`, `torch.flatten`, `Tensor.view`."""
+    if node.kind == "method":
+        return f"Tensor.{node.op}"
+    return node.op
+
+
+def node_arguments(graph: Graph, node: Node) -> list[tuple[str, Value]]:
+    """What a node is configured with: a module's hyperparameters, a call's constants."""
+    module = graph.module_of(node)
+    if module is not None and not node.meta.get("collapsed"):
+        return list(module.hparams.items())
+    return [(key if not key.isdigit() else f"arg{key}", value) for key, value in node.args.items()]
+
+
+def node_label(
+    graph: Graph,
+    node: Node,
+    style: Style,
+    total: int,
+    extra: Iterable[str] = (),
+    badge: str | None = None,
+) -> str:
+    """The HTML-like label of an op, module, collapsed module, input or output node."""
+    small = small_size(style)
+    module = graph.module_of(node)
+    collapsed = node.meta.get("collapsed")
+    if node.kind == "input":
+        title = "input"
+    elif node.kind == "output":
+        title = "output"
+    elif module is not None:
+        title = module.class_name
+    else:
+        title = node.title
+    head = _font(text(title), style.node_title_font_size, bold=True)
+    if badge:
+        head += " " + _font(f"[{text(badge)}]", small)
+    rows = [_row(head)]
+    if node.kind == "input":
+        rows.append(_row(_font(text(node.op), small)))
+    elif style.show_node_name:
+        name = module.path if module is not None else node.id
+        rows.append(_row(_font(text(name), small)))
+    if collapsed:
+        rows.append(_row(_font(f"{text(collapsed)} ops collapsed", small, color="#444444")))
+    if style.show_node_params and module is not None and module.params:
+        rows.append(_row(_font(text(params_text(module.params, total)), small)))
+    if style.show_node_arguments:
+        arguments = node_arguments(graph, node)
+        for key, value in arguments[:MAX_ARGUMENTS]:
+            rows.append(_row(_font(f"{text(key)}: {text(format_value(value))}", small), "LEFT"))
+        if len(arguments) > MAX_ARGUMENTS:
+            more = len(arguments) - MAX_ARGUMENTS
+            rows.append(_row(_font(f"… {more} more", small), "LEFT"))
+    for line in extra:
+        rows.append(_row(_font(text(line, limit=2 * MAX_TEXT), small, bold=True)))
+    if style.show_node_source and node.kind not in ("input", "output"):
+        source = module.cls if module is not None else node_source(node)
+        rows.append(_row(_font(text(source), max(8, small - 2), color="#333333")))
+    return _table(rows)
+
+
+def cluster_label(path: str, cls_name: str, style: Style) -> str:
+    """`layer1.0 · BasicBlock`, path in bold."""
+    size = style.cluster_title_font_size
+    return "<" + _font(text(path), size, bold=True) + _font(" · " + text(cls_name), size) + ">"
+
+
+def graph_label(title: str, subtitle: str, style: Style) -> str:
+    """The title block: model name, then a smaller line of facts."""
+    rows = [_row(_font(text(title), style.graph_title_font_size, bold=True))]
+    if subtitle:
+        rows.append(_row(_font(text(subtitle), style.cluster_title_font_size)))
+    return _table(rows)
+
+
+def spec_label(spec: Value, style: Style) -> str:
+    """An edge label: `[1, 64, 56, 56]`, or a small table for nested lists, tuples and dicts."""
+    size = small_size(style)
+    if is_tensor_spec(spec) or not _is_container(spec):
+        return "<" + _font(_spec_text(spec), size) + ">"
+    return "<" + _font(_spec_table(spec), size) + ">"
+
+
+def _is_container(spec: Value) -> bool:
+    if isinstance(spec, list):
+        return True
+    return isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in ("$tuple", "$dict")
+
+
+def _spec_text(spec: Value) -> str:
+    if is_tensor_spec(spec):
+        return text(format_tensor(spec["$tensor"]))
+    return text(format_value(spec))
+
+
+def _items(spec: Value) -> list[tuple[str | None, Value]]:
+    if isinstance(spec, list):
+        return [(None, v) for v in spec]
+    tag, inner = next(iter(spec.items()))
+    if tag == "$tuple":
+        return [(None, v) for v in inner]
+    return [(format_value(k) if not isinstance(k, str) else k, v) for k, v in inner]
+
+
+def _spec_table(spec: Value, depth: int = 0) -> str:
+    items = _items(spec)
+    cells: list[str] = []
+    for key, value in items[:MAX_ITEMS]:
+        inner = _spec_table(value, depth + 1) if _is_container(value) and depth < 3 else None
+        shown = inner if inner is not None else _spec_text(value)
+        key_cell = f"<TD>{text(key)}</TD>" if key is not None else ""
+        cells.append(f"<TR>{key_cell}<TD>{shown}</TD></TR>")
+    if len(items) > MAX_ITEMS:
+        span = ' COLSPAN="2"' if any(k is not None for k, _ in items) else ""
+        cells.append(f"<TR><TD{span}>… {len(items) - MAX_ITEMS} more</TD></TR>")
+    if not cells:
+        cells.append("<TR><TD>(empty)</TD></TR>")
+    return (
+        '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="2">'
+        + "".join(cells)
+        + "</TABLE>"
+    )

@@ -1,0 +1,53 @@
+"""From a Graph to a file: select, collapse, build DOT, run Graphviz, write atomically.
+
+The format follows the extension (`.pdf .svg .png .dot .gv .json`). A `.json` output is the
+snapshot of the graph as selected by `layer` but never collapsed: depth and collapsing change
+the picture, never what is stored, so any two snapshots of a model stay comparable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nnviz import snapshot, transform
+from nnviz.graph import Graph
+from nnviz.render.dot import to_dot
+from nnviz.render.engine import format_of, render
+from nnviz.render.paint import Paint
+from nnviz.render.style import Style, make_style
+
+StyleLike = Style | Mapping[str, Any] | None
+
+
+def draw_graph(
+    graph: Graph,
+    path: str | os.PathLike[str],
+    *,
+    depth: int = 2,
+    collapse: Sequence[str] = (),
+    layer: str | None = None,
+    style: StyleLike = None,
+    engine: str | None = None,
+    paint: Paint | None = None,
+) -> Path:
+    """Write `graph` to `path` as the extension says; return the path."""
+    fmt = format_of(path)
+    style = make_style(style)
+    selected = transform.select(graph, layer) if layer else graph
+    if fmt == "json":
+        return snapshot.save(selected, path)
+    shown = transform.collapse_prefixes(transform.collapse_depth(selected, depth), collapse)
+    result = render(to_dot(shown, style, paint), path, engine, dpi=style.dpi)
+    assert isinstance(result, Path)
+    return result
+
+
+def svg(graph: Graph, style: StyleLike = None, *, depth: int = 2, engine: str | None = None) -> str:
+    """The SVG text of `graph` collapsed to `depth` (what Jupyter shows inline)."""
+    shown = transform.collapse_depth(graph, depth)
+    data = render(to_dot(shown, make_style(style)), "svg", engine)
+    assert isinstance(data, bytes)
+    return data.decode("utf-8")

@@ -1,0 +1,80 @@
+"""Drawing style: every knob `-S key=value` can turn, as a typed pydantic model.
+
+The keys and defaults are the original nnviz's, plus `rankdir` (TB or LR) and `dpi` (for PNG).
+`parse_style(["node_title_font_size=30", "rankdir=LR"])` validates each pair and raises
+`StyleError` with one line listing the valid keys on an unknown key or a bad value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nnviz.errors import StyleError
+
+
+class Style(BaseModel):
+    """How a graph is drawn. Immutable; build a changed copy with `model_copy(update=...)`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    fontname: str = Field("Arial", description="Font of every label.")
+    default_node_color: str = Field(
+        "gray", description="Fill colour of input and output nodes (ops get a colour per family)."
+    )
+    default_edge_color: str = Field("black", description="Colour of edges.")
+    node_style: str = Field("rounded,filled", description="Graphviz node style.")
+    node_margin: str = Field("0.2,0.1", description="Horizontal,vertical node margin (inches).")
+    edge_thickness: str = Field("2.0", description="Edge pen width.")
+    graph_title_font_size: int = Field(48, gt=0, description="Font size of the graph title.")
+    node_title_font_size: int = Field(24, gt=0, description="Font size of node titles.")
+    cluster_title_font_size: int = Field(18, gt=0, description="Font size of cluster titles.")
+    show_title: bool = Field(True, description="Draw the graph title.")
+    show_specs: bool = Field(True, description="Label edges with tensor shapes when traced.")
+    show_node_name: bool = Field(True, description="Show each node's qualified name.")
+    show_node_params: bool = Field(True, description="Show each node's parameter count.")
+    show_node_arguments: bool = Field(True, description="Show each node's arguments.")
+    show_node_source: bool = Field(True, description="Show each node's source (torch.nn.Conv2d).")
+    show_clusters: bool = Field(True, description="Draw modules as nested shaded clusters.")
+    rankdir: Literal["TB", "LR"] = Field("TB", description="Flow direction: TB or LR.")
+    dpi: int = Field(96, gt=0, le=1200, description="Resolution of PNG output.")
+
+
+def style_keys() -> list[str]:
+    """The valid `-S` keys, in declaration order."""
+    return list(Style.model_fields)
+
+
+def make_style(values: Mapping[str, Any] | Style | None = None) -> Style:
+    """A `Style` from a mapping of overrides (or a Style, returned as is)."""
+    if isinstance(values, Style):
+        return values
+    values = dict(values or {})
+    unknown = [key for key in values if key not in Style.model_fields]
+    if unknown:
+        raise StyleError(f"unknown style key {unknown[0]!r}; valid keys: {', '.join(style_keys())}")
+    try:
+        return Style(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise StyleError(
+            f"bad value {values.get(key)!r} for style key {key!r}: {err['msg']}; "
+            f"valid keys: {', '.join(style_keys())}"
+        ) from None
+
+
+def parse_style(pairs: Iterable[str]) -> Style:
+    """A `Style` from `key=value` strings (later pairs win); pydantic converts the values."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise StyleError(
+                f"style {pair!r} is not KEY=VALUE; valid keys: {', '.join(style_keys())}"
+            )
+        values[key] = value.strip()
+    return make_style(values)

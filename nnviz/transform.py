@@ -1,0 +1,273 @@
+"""Pure graph transforms for drawing: select a submodule, collapse by depth or by path prefix.
+
+Each function takes a `Graph` and returns a new one; the input is never changed. The CLI applies
+them in the order `select` (-l), `collapse_depth` (-d), `collapse_prefixes` (-c).
+
+A collapsed node stands for every op a module ran: it is a `module` node whose `module` is the
+module's path, whose label shows the class, path and summed parameters, and whose
+`meta["collapsed"]` counts the ops it replaces. Edges crossing its boundary are kept (argument
+slots merged) and still carry their tensor specs. Collapsing never merges things that were apart:
+two calls of a shared module, or a module whose ops fall into separate pieces, become separate
+nodes (`block`, `block:1`), and a node id already taken gets the next free suffix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+
+from nnviz.errors import SelectionError
+from nnviz.graph import Edge, Graph, Node, is_within, parent_path, path_depth
+from nnviz.values import Value
+
+Placement = Callable[[Node], "str | None"]
+"""Maps a node to the module path it collapses into, or None to keep it."""
+
+
+def owner(node: Node) -> str | None:
+    """The module path a node belongs to for collapsing: a module node's own path, an op's scope;
+    None for inputs and outputs (never collapsed)."""
+    if node.kind == "module":
+        return node.module
+    if node.kind in ("function", "method"):
+        return node.scope
+    return None
+
+
+def edge_spec(graph: Graph, source: str, target: str) -> Value | None:
+    """What flows on an edge, honouring the per-target specs a collapsed node remembers."""
+    node = graph.node(source)
+    per_target = node.meta.get("edge_specs")
+    if isinstance(per_target, Mapping) and target in per_target:
+        return per_target[target]
+    return node.spec
+
+
+def _closest(graph: Graph, path: str) -> str:
+    candidates = [p for p in graph.modules if p]
+    close = difflib.get_close_matches(path, candidates, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    top = [m.path for m in graph.children(str(graph.meta.get("layer") or ""))][:8]
+    return "top-level modules: " + (", ".join(top) if top else "(none)")
+
+
+def _require_module(graph: Graph, path: str, what: str) -> None:
+    if path not in graph.modules or path == "":
+        raise SelectionError(
+            f"{what} {path!r}: no such module in {graph.name}; {_closest(graph, path)}"
+        )
+
+
+# --- select ----------------------------------------------------------------------------------
+
+
+def select(graph: Graph, layer: str) -> Graph:
+    """Keep only module `layer` (a dotted path) and everything it contains.
+
+    Edges entering it come from new input nodes (`input:x`, or `input:x0`, `input:x1`, ... when
+    several outside values enter, each with `meta["source"]` naming the outside node); edges
+    leaving it go to one new `output` node. Module paths are unchanged; `meta["layer"]` records
+    the selection. `SelectionError` (with close matches) when no module has that path.
+    """
+    if layer == "":
+        return graph
+    _require_module(graph, layer, "layer")
+    inside = [n for n in graph.nodes if (o := owner(n)) is not None and is_within(o, layer)]
+    if not inside:
+        raise SelectionError(f"layer {layer!r} of {graph.name} is never called in forward()")
+    kept = {n.id for n in inside}
+    order = {n.id: i for i, n in enumerate(graph.nodes)}
+    edges = sorted(graph.edges, key=lambda e: (order[e.target], order[e.source]))
+    sources = _unique(e.source for e in edges if e.target in kept and e.source not in kept)
+    producers = _unique(e.source for e in edges if e.source in kept and e.target not in kept)
+
+    names = ["x"] if len(sources) == 1 else [f"x{i}" for i in range(len(sources))]
+    inputs: dict[str, Node] = {}
+    for source, name in zip(sources, names, strict=True):
+        in_spec = next(
+            (edge_spec(graph, e.source, e.target) for e in edges if e.source == source), None
+        )
+        inputs[source] = Node(f"input:{name}", "input", name, spec=in_spec, meta={"source": source})
+    new_edges = [
+        Edge(inputs[e.source].id if e.source in inputs else e.source, e.target, e.slots)
+        for e in edges
+        if e.target in kept and (e.source in kept or e.source in inputs)
+    ]
+    nodes = [*inputs.values(), *inside]
+    if producers:
+        out_specs = [
+            next(
+                edge_spec(graph, e.source, e.target)
+                for e in edges
+                if e.source == p and e.target not in kept
+            )
+            for p in producers
+        ]
+        single = len(producers) == 1
+        out_spec: Value | None = out_specs[0] if single else {"$tuple": out_specs}
+        if all(s is None for s in out_specs):
+            out_spec = None
+        nodes.append(Node("output", "output", "output", spec=out_spec))
+        for i, producer in enumerate(producers):
+            new_edges.append(Edge(producer, "output", ("0",) if single else (f"0.{i}",)))
+    modules = [m for m in graph.modules.values() if is_within(m.path, layer)]
+    return Graph(nodes, new_edges, modules, {**graph.meta, "layer": layer})
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# --- collapse --------------------------------------------------------------------------------
+
+
+def collapse_depth(graph: Graph, depth: int) -> Graph:
+    """Collapse every module nested deeper than `depth` levels (counted from the drawn root:
+    the model, or the layer `select` kept) into one node per module at that depth.
+
+    `-1` keeps everything expanded. Function calls count one level below their module, so with
+    depth 2 resnet18 shows `layer1.0` as a node inside the `layer1` cluster.
+    """
+    if depth == -1:
+        return graph
+    if depth < 1:
+        raise SelectionError(f"depth {depth}: use -1 (fully expanded) or a depth of 1 or more")
+    base = path_depth(str(graph.meta.get("layer") or ""))
+    limit = base + depth
+
+    def place(node: Node) -> str | None:
+        path = owner(node)
+        if path is None:
+            return None
+        level = path_depth(path) + (0 if node.kind == "module" else 1)
+        if level <= limit:
+            return None
+        return ".".join(path.split(".")[:limit])
+
+    return _collapse(graph, place)
+
+
+def collapse_prefixes(graph: Graph, prefixes: Sequence[str]) -> Graph:
+    """Collapse each named module (dotted path) into one node; the outermost of nested ones wins.
+
+    `SelectionError` (with close matches) for a prefix that names no module.
+    """
+    if not prefixes:
+        return graph
+    for prefix in prefixes:
+        _require_module(graph, prefix, "collapse prefix")
+    ordered = sorted(dict.fromkeys(prefixes), key=lambda p: (path_depth(p), p))
+
+    def place(node: Node) -> str | None:
+        path = owner(node)
+        if path is None:
+            return None
+        return next((p for p in ordered if is_within(path, p)), None)
+
+    return _collapse(graph, place)
+
+
+def apply(
+    graph: Graph, *, layer: str | None = None, depth: int = 2, collapse: Sequence[str] = ()
+) -> Graph:
+    """`select`, then `collapse_depth`, then `collapse_prefixes`: what `nnviz draw` shows."""
+    if layer:
+        graph = select(graph, layer)
+    return collapse_prefixes(collapse_depth(graph, depth), collapse)
+
+
+def _collapse(graph: Graph, place: Placement) -> Graph:
+    groups: dict[str, list[Node]] = {}
+    for node in graph.nodes:
+        target = place(node)
+        # A module's own (uncollapsed) call is already one node: nothing to merge.
+        if target is not None and not (
+            node.kind == "module" and node.module == target and not node.meta.get("collapsed")
+        ):
+            groups.setdefault(target, []).append(node)
+    if not groups:
+        return graph
+    order = {n.id: i for i, n in enumerate(graph.nodes)}
+    grouped = {n.id for members in groups.values() for n in members}
+    taken = {n.id for n in graph.nodes if n.id not in grouped}
+    rename: dict[str, str] = {}
+    pieces: dict[str, tuple[str, list[Node]]] = {}
+    for target, members in groups.items():
+        sub = graph.nx.subgraph(n.id for n in members)
+        components = sorted(
+            (sorted(c, key=order.__getitem__) for c in nx.weakly_connected_components(sub)),
+            key=lambda c: order[c[0]],
+        )
+        for component in components:
+            new_id = _free_id(target, taken)
+            taken.add(new_id)
+            pieces[new_id] = (target, [graph.node(i) for i in component])
+            for old in component:
+                rename[old] = new_id
+
+    nodes: list[Node] = []
+    emitted: set[str] = set()
+    for node in graph.nodes:
+        new_id = rename.get(node.id, node.id)
+        if new_id in emitted:
+            continue
+        emitted.add(new_id)
+        if new_id in pieces:
+            target, members = pieces[new_id]
+            nodes.append(_collapsed_node(graph, new_id, target, members))
+        else:
+            nodes.append(node)
+
+    slots: dict[tuple[str, str], list[str]] = {}
+    out_specs: dict[str, dict[str, Value]] = {}
+    for edge in sorted(graph.edges, key=lambda e: (order[e.target], order[e.source])):
+        u, v = rename.get(edge.source, edge.source), rename.get(edge.target, edge.target)
+        if u == v:
+            continue
+        merged = slots.setdefault((u, v), [])
+        merged.extend(s for s in edge.slots if s not in merged)
+        out_specs.setdefault(u, {}).setdefault(v, edge_spec(graph, edge.source, edge.target))
+    nodes = [_with_edge_specs(n, out_specs.get(n.id, {})) for n in nodes]
+    edges = [Edge(u, v, tuple(s)) for (u, v), s in slots.items()]
+    return Graph(nodes, edges, graph.modules.values(), graph.meta)
+
+
+def _free_id(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    k = 1
+    while f"{base}:{k}" in taken:
+        k += 1
+    return f"{base}:{k}"
+
+
+def _collapsed_node(graph: Graph, node_id: str, target: str, members: list[Node]) -> Node:
+    module = graph.modules.get(target)
+    count = sum(int(m.meta.get("collapsed", 1)) for m in members)
+    return Node(
+        node_id,
+        "module",
+        module.cls if module is not None else target,
+        scope=parent_path(target) or "",
+        module=target,
+        meta={"collapsed": count},
+    )
+
+
+def _with_edge_specs(node: Node, specs: dict[str, Value]) -> Node:
+    """Give a collapsed node (or one that already had per-target specs) its outgoing specs."""
+    if not node.meta.get("collapsed") and "edge_specs" not in node.meta:
+        return node
+    meta: dict[str, Any] = {k: v for k, v in node.meta.items() if k != "edge_specs"}
+    distinct: list[Value] = []
+    for spec in specs.values():
+        if spec not in distinct:
+            distinct.append(spec)
+    spec = distinct[0] if distinct else None
+    if len(distinct) > 1:
+        meta["edge_specs"] = dict(specs)
+    return Node(node.id, node.kind, node.op, node.scope, node.module, node.args, spec, meta)
