@@ -11,9 +11,15 @@ The public API. Importing `nnviz` does not import torch: only `trace` and `load_
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Import the `nnviz.trace` package (torch-free) before defining the `trace` function below:
+# importing a subpackage for the first time sets it as an attribute of `nnviz`, which would
+# otherwise replace the function the first time a tracer is imported.
+import nnviz.trace as _tracing
 from nnviz.errors import NNVizError
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.snapshot import load, save
@@ -49,22 +55,38 @@ def trace(
     *,
     name: str | None = None,
     args: dict[str, Any] | None = None,
+    inputs: Any = None,
+    tracer: str = "auto",
 ) -> Graph:
     """Trace a module, or the model a spec names, into its full `Graph`.
 
-    A `.json` spec is loaded instead of traced.
+    `inputs` traces with data: an `-i` string (`"default"`, `"image64"`, `"tensor1x16:int64"`,
+    `"x:tensor2x3;y:image32"`, a torch expression) or Python objects (a tensor; a tuple binds
+    positionally, a dict by argument name). Every node's `spec` then holds its output spec and
+    `graph.meta["inputs"]` the inputs; if the model cannot run on them, a
+    `nnviz.trace.DataTraceWarning` says why and the graph has no shapes. A malformed input raises
+    `InputSpecError` before anything is built. A `.json` spec is loaded instead of traced.
     """
     from nnviz import models
+    from nnviz.errors import InputSpecError, TraceError
+    from nnviz.trace.inputs import from_object
 
+    if tracer not in ("auto", "fx"):
+        raise TraceError(f"unknown tracer {tracer!r} (available: auto, fx)")
+    parsed = None if inputs is None else from_object(inputs)
+    rebuild: Callable[[], nn.Module] | None = None
     if isinstance(model, (str, Path)):
         spec = models.parse_spec(str(model))
         if spec.kind == "snapshot":
+            if parsed is not None:
+                raise InputSpecError(f"{spec.target}: a snapshot cannot be traced with inputs")
             return load(spec.target)
         name = name or spec.name
         model = models.build(spec, args)
-    from nnviz.trace import trace as _trace
+        rebuild = functools.partial(models.build, spec, args, device="cpu")
 
-    return _trace(model, name or type(model).__name__)
+    return _tracing.trace(model, name or type(model).__name__, inputs=parsed, rebuild=rebuild)
+
 
 def draw(
     obj: Any,

@@ -6,7 +6,10 @@ and exit code 2 (`--debug` shows the traceback instead).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     metavar="KEY=VALUE",
     help="Constructor argument, a Python literal, e.g. -a num_classes=10. Repeatable.",
 )
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    metavar="INPUT",
+    help="Trace with data so that every edge shows its shape: default, image<side>, "
+    "image<h>x<w>, tensor<d1>x<d2>...[:dtype], key:value;key:value, or a torch expression, "
+    "e.g. -i default, -i tensor1x16:int64, -i 'x:image64;y:tensor1x10'.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_context
 def draw_command(
@@ -75,6 +87,7 @@ def draw_command(
     dump_json: bool,
     layer: str | None,
     arguments: tuple[str, ...],
+    inputs: str | None,
     quiet: bool,
 ) -> None:
     """Trace MODEL and draw it.
@@ -87,7 +100,8 @@ def draw_command(
         from nnviz import models, snapshot
 
         spec = models.parse_spec(model)
-        graph = nnviz.trace(model, args=models.parse_arguments(arguments))
+        with _warnings_as_lines():
+            graph = nnviz.trace(model, args=models.parse_arguments(arguments), inputs=inputs)
         target = Path(out) if out else Path(_default_name(spec.name, layer) + ".pdf")
         written = []
         if target.suffix.lower() == SNAPSHOT_SUFFIX:
@@ -103,6 +117,20 @@ def draw_command(
 
 def _default_name(model_name: str, layer: str | None) -> str:
     return f"{model_name}_{layer.replace('.', '-')}" if layer else model_name
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show nnviz's own warnings (e.g. failed data tracing) as one `nnviz: warning:` line each;
+    library warnings from torch and friends are noise on the command line and are dropped."""
+    from nnviz.trace import DataTraceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataTraceWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, DataTraceWarning):
+            click.echo(f"nnviz: warning: {' '.join(str(warning.message).split())}", err=True)
 
 
 class _errors:

@@ -7,11 +7,13 @@ exact parameter counts; a constructor that cannot run there is retried on the CP
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,26 +67,33 @@ def parse_spec(spec: str) -> ModelSpec:
 
 
 def build(spec: ModelSpec, kwargs: dict[str, Any] | None = None, device: str = "meta") -> nn.Module:
-    """Build the model a spec names on `device` (else on the CPU), in eval mode."""
+    """Build the model a spec names on `device`, in eval mode.
+
+    On `meta` (the default) three ways are tried in turn: every tensor the constructor creates on
+    meta; then ordinary tensors for the constructor's own arithmetic (regnet computes its widths
+    with torch) but parameters and buffers moved to meta as they are registered, so weight
+    initialisation still costs nothing; then, as a last resort, a plain CPU build.
+    """
     factory, extra = _factory(spec)
     arguments = {**extra, **(kwargs or {})}
-    devices = [device] if device == "cpu" else [device, "cpu"]
-    for attempt, dev in enumerate(devices, 1):
+    ways = [device] if device != "meta" else ["meta", "meta-state", "cpu"]
+    for attempt, way in enumerate(ways, 1):
         try:
-            return _call(factory, arguments, dev).eval()
+            return _call(factory, arguments, way).eval()
         except ModelBuildError:
             raise
         except Exception as exc:
-            if attempt == len(devices):
+            if attempt == len(ways):
                 raise ModelBuildError(f"{_qualname(factory)} raised {_one_line(exc)}") from None
     raise AssertionError("unreachable")
 
 
-def _call(factory: Any, arguments: dict[str, Any], device: str) -> nn.Module:
+def _call(factory: Any, arguments: dict[str, Any], way: str) -> nn.Module:
     import torch
     from torch import nn
 
-    with torch.device(device):
+    placement = _state_on_meta() if way == "meta-state" else torch.device(way)
+    with placement:
         try:
             model = factory(**arguments)
         except TypeError as exc:
@@ -96,6 +105,34 @@ def _call(factory: Any, arguments: dict[str, Any], device: str) -> nn.Module:
             f"{_qualname(factory)} returned {type(model).__name__}, not a torch.nn.Module"
         )
     return model
+
+
+@contextlib.contextmanager
+def _state_on_meta() -> Iterator[None]:
+    """Move every parameter and buffer to meta as a module registers it (so initialising it is a
+    no-op), while other tensors the constructor computes with stay ordinary CPU tensors."""
+    from torch import nn
+
+    register_parameter = nn.Module.register_parameter
+    register_buffer = nn.Module.register_buffer
+
+    def parameter_on_meta(module: nn.Module, name: str, param: Any) -> None:
+        if type(param) is nn.Parameter and param.device.type != "meta":
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    def buffer_on_meta(module: nn.Module, name: str, tensor: Any, persistent: bool = True) -> None:
+        if tensor is not None and not isinstance(tensor, nn.Parameter):
+            tensor = tensor.to("meta")
+        register_buffer(module, name, tensor, persistent)
+
+    setattr(nn.Module, "register_parameter", parameter_on_meta)  # noqa: B010
+    setattr(nn.Module, "register_buffer", buffer_on_meta)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(nn.Module, "register_parameter", register_parameter)  # noqa: B010
+        setattr(nn.Module, "register_buffer", register_buffer)  # noqa: B010
 
 
 def _factory(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:

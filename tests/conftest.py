@@ -14,9 +14,10 @@ from nnviz.graph import Graph
 
 
 @functools.cache
-def traced(name: str, **args: object) -> Graph:
-    """The full graph of a torchvision model, traced once per session."""
-    return nnviz.trace(name, args=dict(args) or None)
+def traced(name: str, inputs: str | None = None, **args: object) -> Graph:
+    """The full graph of a torchvision model (traced with data given `-i` text `inputs`),
+    traced once per session; `args` are constructor arguments."""
+    return nnviz.trace(name, args=dict(args) or None, inputs=inputs)
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,10 @@ from nnviz.graph import Edge, Graph, Node, parent_path
 from nnviz.trace.encode import IdAllocator, encode, module_tree, qualname, scoped, versions
 from nnviz.values import Value
 
-_ASSERTS = {torch._assert}
+ASSERTS = {torch._assert}
 for _name in ("_assert_async", "_check", "_check_is_size"):
     if hasattr(torch, _name):
-        _ASSERTS.add(getattr(torch, _name))
+        ASSERTS.add(getattr(torch, _name))
 
 _SCOPE = "nnviz_scope"
 
@@ -174,7 +174,7 @@ def _constant(value: Any, attrs: dict[fx.Node, Value]) -> Value:
 
 def _dropped_nodes(fx_graph: fx.Graph) -> set[fx.Node]:
     """Asserts, and the function/method nodes whose results then feed nothing."""
-    dropped = {n for n in fx_graph.nodes if n.op == "call_function" and n.target in _ASSERTS}
+    dropped = {n for n in fx_graph.nodes if n.op == "call_function" and n.target in ASSERTS}
     changed = True
     while changed:
         changed = False

@@ -1,0 +1,365 @@
+"""Example inputs for data tracing: the `-i` mini-language, parsed without torch or `eval`.
+
+`parse_inputs(text)` turns an `-i` string into an `InputSpec`, a torch-free description of the
+arguments to call the model with; tensors are only created by `InputSpec.materialise()`.
+
+The forms (each may carry a dtype suffix such as `:int64`):
+
+- `default`                 — one image batch, `torch.randn(1, 3, 224, 224)`;
+- `image<side>`             — `torch.randn(1, 3, side, side)` (`image64`);
+- `image<h>x<w>`            — `torch.randn(1, 3, h, w)` (`image64x96`);
+- `tensor<d1>x<d2>...`      — `torch.randn(d1, d2, ...)` (`tensor2x16`);
+- `tensor1x16:int64`        — an integer tensor (token ids), filled with zeros so that every
+                              value is a valid index; `:bool` tensors are filled with `True`;
+- `key:value;key:value`     — inputs by argument name (`x:image32;mask:tensor1x32:bool`);
+  a bare value (no key) binds to the model's first positional argument, whatever its name;
+  a key is always a key (`image1:tensor3` is the argument `image1`);
+- a Python expression       — literals, lists, tuples, dicts and `torch.<constructor>(...)` calls
+  (`randn rand zeros ones randint full arange empty tensor`) with keyword arguments such as
+  `dtype=torch.long`; nothing else (no names, attributes or builtins). A top-level dict binds
+  by argument name, a top-level tuple binds positionally, anything else is the first argument:
+  `{"x": torch.randn(1, 3, 64, 64), "ids": torch.randint(0, 100, (1, 8))}`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nnviz.errors import InputSpecError
+
+DEFAULT_SHAPE = (1, 3, 224, 224)
+MAX_TEXT = 10_000
+
+CONSTRUCTORS = frozenset(
+    {"randn", "rand", "zeros", "ones", "randint", "full", "arange", "empty", "tensor"}
+)
+"""The `torch.<name>(...)` calls the expression form may use."""
+
+KEYWORDS = frozenset(
+    {"dtype", "size", "low", "high", "fill_value", "start", "end", "step", "data", "requires_grad"}
+)
+"""Keyword arguments those calls may take (never `device`, `out` or `generator`)."""
+
+DTYPES: Mapping[str, str] = {
+    "float32": "float32",
+    "float": "float32",
+    "float64": "float64",
+    "double": "float64",
+    "float16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "int64": "int64",
+    "long": "int64",
+    "int32": "int32",
+    "int": "int32",
+    "int16": "int16",
+    "short": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
+    "complex64": "complex64",
+}
+"""dtype names accepted after `:` and as `torch.<name>`, mapped to their canonical name."""
+
+_INTEGER = frozenset({"int64", "int32", "int16", "int8", "uint8"})
+_PRESET = re.compile(
+    r"(?P<form>default|image(?P<side>\d+)(?:x(?P<width>\d+))?|tensor(?P<dims>\d+(?:x\d+)*))"
+    r"(?::(?P<dtype>[a-z0-9]+))?"
+)
+_EXPRESSION_START = ("{", "(", "[", "torch.")
+_MAX_DIM = 1 << 31
+
+
+@dataclass(frozen=True)
+class DType:
+    """`torch.<name>`, by canonical name (`int64`)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """A `torch.<function>(*args, **kwargs)` call, built when materialised."""
+
+    function: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Inputs to call a model with: values bound positionally and by argument name.
+
+    Values are trees of plain Python data, `Call` and `DType` (from text) or live objects (when
+    given as Python objects); `materialise()` turns them into tensors.
+    """
+
+    positional: tuple[Any, ...] = ()
+    named: tuple[tuple[str, Any], ...] = ()
+    text: str | None = None
+    """The `-i` text this was parsed from, if any."""
+
+    def materialise(self, device: Any = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Build the arguments as torch objects on `device` (default: torch's default device).
+
+        Live tensors given as Python objects are moved to `device` when one is given.
+        """
+        import torch
+
+        def build(value: Any) -> Any:
+            return _materialise(value, device)
+
+        if device is None:
+            return tuple(map(build, self.positional)), {k: build(v) for k, v in self.named}
+        with torch.device(device):
+            return tuple(map(build, self.positional)), {k: build(v) for k, v in self.named}
+
+    def bind(self, forward: Callable[..., Any], device: Any = None) -> dict[str, Any]:
+        """Materialise and bind to `forward`'s parameters; return them by name, in signature
+        order, defaults filled in. A key that names no argument, or a missing required argument,
+        raises `InputSpecError`."""
+        import inspect
+
+        args, kwargs = self.materialise(device)
+        try:
+            signature = inspect.signature(forward)
+        except (TypeError, ValueError):
+            raise InputSpecError("-i: the model's forward() has no readable signature") from None
+        names = ", ".join(signature.parameters) or "none"
+        for key in kwargs:
+            if key not in signature.parameters and not any(
+                p.kind is p.VAR_KEYWORD for p in signature.parameters.values()
+            ):
+                raise InputSpecError(
+                    f"-i: forward() has no argument {key!r} (its arguments: {names})"
+                )
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InputSpecError(f"-i: {exc} (forward's arguments: {names})") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+
+def parse_inputs(text: str) -> InputSpec:
+    """Parse an `-i` string (see the module docstring); raise `InputSpecError` if malformed."""
+    source = text.strip()
+    if not source:
+        raise InputSpecError("-i: empty input; try -i default or -i image64 or -i tensor1x16:int64")
+    if len(source) > MAX_TEXT:
+        raise InputSpecError(f"-i: input text longer than {MAX_TEXT} characters")
+    if source.startswith(_EXPRESSION_START):
+        return _bind_expression(parse_expression(source), text)
+    positional: list[Any] = []
+    named: dict[str, Any] = {}
+    for item in (part.strip() for part in source.split(";")):
+        if not item:
+            continue
+        preset = _preset(item)
+        if preset is not None:
+            positional.append(preset)
+            continue
+        key, sep, value = item.partition(":")
+        key, value = key.strip(), value.strip()
+        if _PRESET.fullmatch(key) and value.isalnum() and _preset(value) is None:
+            _dtype(value, item)  # `tensor2:int65`: a misspelt dtype, not a key named tensor2
+        if not sep:
+            raise InputSpecError(
+                f"-i: {item!r} is not an input form (default, image<side>, image<h>x<w>, "
+                f"tensor<d1>x<d2>..., key:value, or a torch expression)"
+            )
+        if not key.isidentifier():
+            raise InputSpecError(f"-i: {key!r} is not an argument name")
+        if key in named:
+            raise InputSpecError(f"-i: argument {key!r} given twice")
+        named[key] = _value(value)
+    if len(positional) > 1:
+        raise InputSpecError("-i: only one input may be given without a key; name the others")
+    if not positional and not named:
+        raise InputSpecError("-i: no input given")
+    return InputSpec(tuple(positional), tuple(named.items()), text)
+
+
+def from_object(value: Any) -> InputSpec:
+    """Inputs given as Python objects: a dict binds by name, a tuple positionally, anything else
+    (a tensor, a list) is the first argument."""
+    if isinstance(value, InputSpec):
+        return value
+    if isinstance(value, str):
+        return parse_inputs(value)
+    return _bind_expression(value, None)
+
+
+def _bind_expression(value: Any, text: str | None) -> InputSpec:
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or not key.isidentifier():
+                raise InputSpecError(f"-i: dict key {key!r} is not an argument name")
+        return InputSpec((), tuple(value.items()), text)
+    if isinstance(value, tuple):
+        return InputSpec(value, (), text)
+    return InputSpec((value,), (), text)
+
+
+def _value(text: str) -> Any:
+    preset = _preset(text)
+    if preset is not None:
+        return preset
+    if text.startswith(_EXPRESSION_START):
+        return parse_expression(text)
+    raise InputSpecError(
+        f"-i: {text!r} is not an input value (default, image<side>, image<h>x<w>, "
+        f"tensor<d1>x<d2>..., optionally with :dtype, or a torch expression)"
+    )
+
+
+def _preset(text: str) -> Call | None:
+    match = _PRESET.fullmatch(text)
+    if match is None or (match["dtype"] and match["dtype"] not in DTYPES):
+        return None  # `image1:tensor3` is the argument image1, not an image with a dtype
+    if match["form"] == "default":
+        shape: tuple[int, ...] = DEFAULT_SHAPE
+    elif match["side"] is not None:
+        height = int(match["side"])
+        shape = (1, 3, height, int(match["width"]) if match["width"] else height)
+    else:
+        shape = tuple(int(d) for d in match["dims"].split("x"))
+    for dim in shape:
+        if dim > _MAX_DIM:
+            raise InputSpecError(f"-i: {text!r}: dimension {dim} is too large")
+    dtype = _dtype(match["dtype"], text) if match["dtype"] else "float32"
+    if dtype in _INTEGER:
+        return Call("zeros", (shape,), (("dtype", DType(dtype)),))
+    if dtype == "bool":
+        return Call("ones", (shape,), (("dtype", DType(dtype)),))
+    return Call("randn", (shape,), (("dtype", DType(dtype)),))
+
+
+def _dtype(name: str, where: str) -> str:
+    if name not in DTYPES:
+        raise InputSpecError(
+            f"-i: {where!r}: unknown dtype {name!r} (use one of {', '.join(sorted(DTYPES))})"
+        )
+    return DTYPES[name]
+
+
+# --- the safe expression form ------------------------------------------------------------------
+
+
+def parse_expression(text: str) -> Any:
+    """Parse a restricted Python expression into plain data, `Call` and `DType` values.
+
+    Only literals, unary minus, tuples, lists, dicts and `torch.<constructor>(...)` calls with
+    `torch.<dtype>` values are accepted; the text is never executed.
+    """
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
+        raise InputSpecError(f"-i: {text[:60]!r} is not a valid expression ({reason})") from None
+    try:
+        return _convert(tree.body)
+    except RecursionError:
+        raise InputSpecError("-i: expression nested too deeply") from None
+
+
+def _convert(node: ast.expr) -> Any:
+    if isinstance(node, ast.Constant) and (
+        node.value is None or isinstance(node.value, (bool, int, float, str))
+    ):
+        return node.value
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, (ast.USub, ast.UAdd))
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+        and not isinstance(node.operand.value, bool)
+    ):
+        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    if isinstance(node, ast.Tuple):
+        return tuple(_convert(item) for item in node.elts)
+    if isinstance(node, ast.List):
+        return [_convert(item) for item in node.elts]
+    if isinstance(node, ast.Dict):
+        out: dict[Any, Any] = {}
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:
+                raise _refuse(node, "`**` unpacking")
+            converted = _convert(key)
+            if isinstance(converted, (Call, list, dict)):
+                raise _refuse(key, "a non-constant dict key")
+            out[converted] = _convert(value)
+        return out
+    if isinstance(node, ast.Attribute):
+        name = _torch_attribute(node)
+        if name in DTYPES:
+            return DType(DTYPES[name])
+        raise _refuse(node, f"torch.{name} (only torch dtypes may be named)")
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Attribute):
+            raise _refuse(node, "a call of anything but torch.<constructor>")
+        function = _torch_attribute(node.func)
+        if function not in CONSTRUCTORS:
+            raise _refuse(node, f"torch.{function} (allowed: {', '.join(sorted(CONSTRUCTORS))})")
+        kwargs: list[tuple[str, Any]] = []
+        for keyword in node.keywords:
+            if keyword.arg is None or keyword.arg not in KEYWORDS:
+                raise _refuse(
+                    node,
+                    f"keyword {keyword.arg or '**'!r} (allowed: {', '.join(sorted(KEYWORDS))})",
+                )
+            kwargs.append((keyword.arg, _convert(keyword.value)))
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                raise _refuse(arg, "`*` unpacking")
+        return Call(function, tuple(_convert(arg) for arg in node.args), tuple(kwargs))
+    raise _refuse(node, f"{type(node).__name__.lower()} `{_source(node)}`")
+
+
+def _torch_attribute(node: ast.Attribute) -> str:
+    if isinstance(node.value, ast.Name) and node.value.id == "torch":
+        return node.attr
+    raise _refuse(node, f"`{_source(node)}` (only torch.<name> may be used)")
+
+
+def _source(node: ast.AST) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # unparse of a malformed tree; the node type is enough then
+        return type(node).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _refuse(node: ast.AST, what: str) -> InputSpecError:
+    return InputSpecError(f"-i: not allowed in an input expression: {what}")
+
+
+# --- materialising (imports torch) -------------------------------------------------------------
+
+
+def _materialise(value: Any, device: Any) -> Any:
+    import torch
+
+    if isinstance(value, Call):
+        args = tuple(_materialise(a, device) for a in value.args)
+        kwargs = {k: _materialise(v, device) for k, v in value.kwargs}
+        try:
+            return getattr(torch, value.function)(*args, **kwargs)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputSpecError(f"-i: torch.{value.function}(...) failed: {first[:160]}") from None
+    if isinstance(value, DType):
+        return getattr(torch, value.name)
+    if isinstance(value, tuple):
+        return tuple(_materialise(v, device) for v in value)
+    if isinstance(value, list):
+        return [_materialise(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: _materialise(v, device) for k, v in value.items()}
+    if isinstance(value, torch.Tensor) and device is not None:
+        return value.to(device)
+    return value
