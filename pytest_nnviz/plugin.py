@@ -1,1 +1,130 @@
-"""The pytest plugin's surface: options and the `nnviz_snapshot` fixture."""
+"""The pytest plugin's surface: options, the `nnviz_snapshot` fixture and the session hooks.
+
+Registered through the `pytest11` entry point `nnviz`. Every hook is one line into the modules
+that do the work: `location` (test → snapshot file), `check` (the snapshot engine), `artifacts`
+(drift drawings), `assertion` (the fixture's value), `session` (records, xdist merge, unused
+files), `conclusion` (end of session) and `report` (report.json, GitHub Actions output).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_nnviz.conclusion import Conclusion, conclude, is_worker
+from pytest_nnviz.session import Options, SessionState
+
+if TYPE_CHECKING:
+    from pytest_nnviz.assertion import NNVizSnapshot
+
+STATE = pytest.StashKey[SessionState]()
+CONCLUSION = pytest.StashKey[Conclusion | None]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nnviz", "nnviz architecture snapshots")
+    group.addoption(
+        "--nnviz-update",
+        action="store_true",
+        help="Write missing, changed and unreadable snapshots, delete unused ones, and pass. "
+        "Without it nnviz never writes a snapshot.",
+    )
+    group.addoption(
+        "--nnviz-artifacts",
+        metavar="DIR",
+        help="Folder for drift artifacts (diff drawings, new snapshots, report.json). "
+        "Default: the nnviz_artifacts ini option, else .nnviz-artifacts/ under the rootdir.",
+    )
+    group.addoption(
+        "--nnviz-warn-unused",
+        action="store_true",
+        help="Only report snapshot files no test used, instead of failing the session.",
+    )
+    parser.addini(
+        "nnviz_artifacts",
+        "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
+        default=".nnviz-artifacts",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    artifacts = config.getoption("nnviz_artifacts")
+    base = config.invocation_params.dir if artifacts else config.rootpath
+    options = Options(
+        rootdir=config.rootpath,
+        artifacts_dir=(base / (artifacts or str(config.getini("nnviz_artifacts")))).resolve(),
+        update=bool(config.getoption("nnviz_update")),
+        warn_unused=bool(config.getoption("nnviz_warn_unused")),
+    )
+    config.stash[STATE] = state = SessionState(options)
+    config.pluginmanager.register(OutcomeRecorder(state), "nnviz-outcomes")
+
+
+@pytest.fixture
+def nnviz_snapshot(request: pytest.FixtureRequest) -> NNVizSnapshot:
+    """Fail the test when a model's architecture drifts from its stored snapshot.
+
+        def test_resnet(nnviz_snapshot):
+            nnviz_snapshot(torchvision.models.resnet18())
+
+    Call it as `nnviz_snapshot(model, inputs=..., name=..., depth=...)`; it returns the
+    `GraphDiff` (falsy when identical). Create or accept snapshots with `pytest --nnviz-update`.
+    """
+    from pytest_nnviz.assertion import NNVizSnapshot
+
+    return NNVizSnapshot(request.node, request.config.stash[STATE])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from pytest_nnviz.location import locate
+
+    tests = session.config.stash[STATE].tests
+    for item in session.items:
+        tests[item.nodeid] = locate(item.nodeid, Path(item.path))
+
+
+class OutcomeRecorder:
+    """The hooks whose arguments carry no config: bound to this session's state instead."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.state.partial = self.state.partial or bool(items)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self.state.partial = self.state.partial or report.failed
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.state.record_outcome(report.nodeid, report.when, report.outcome)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, on the controller: take over a finished worker's records."""
+    payload = getattr(node, "workeroutput", {}).get("nnviz")
+    if payload:
+        node.config.stash[STATE].merge(payload)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash[STATE]
+    if is_worker(config):
+        config.workeroutput["nnviz"] = state.payload()  # type: ignore[attr-defined]
+    else:
+        config.stash[CONCLUSION] = conclude(session, state)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    conclusion = config.stash.get(CONCLUSION, None)
+    if conclusion is None:
+        return
+    terminalreporter.section("nnviz")
+    for line in [conclusion.summary, *conclusion.lines]:
+        terminalreporter.write_line(line)
+    for annotation in conclusion.annotations:
+        terminalreporter.write_line(annotation)

@@ -1,0 +1,77 @@
+"""Drift artifacts: what a reviewer looks at when a snapshot test fails.
+
+For a drifted snapshot `<folder>/__nnviz_snapshots__/<module>/<test>.json` the artifacts go to
+`<artifacts dir>/<folder>/<module>/<test>.diff.pdf`, `.diff.svg` (the highlighted diff drawing)
+and `.new.json` (the snapshot as traced now). Every file is written atomically, so pytest-xdist
+workers can write side by side. Rendering happens only here, i.e. only for drifted snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nnviz
+from nnviz.errors import NNVizError
+from nnviz.graph import Graph
+from pytest_nnviz.location import SNAPSHOT_DIR
+
+if TYPE_CHECKING:
+    from nnviz.diff import GraphDiff
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """The files written for one drift; `None` for a file that could not be produced."""
+
+    pdf: Path | None
+    svg: Path | None
+    snapshot: Path | None
+    problems: tuple[str, ...] = ()
+    """One line per file that could not be written (e.g. Graphviz failed)."""
+
+
+def artifact_stem(snapshot: Path, rootdir: Path, artifacts_dir: Path) -> Path:
+    """`<artifacts dir>/<snapshot path under rootdir, minus __nnviz_snapshots__ and .json>`."""
+    try:
+        relative = snapshot.relative_to(rootdir)
+    except ValueError:
+        relative = Path(snapshot.name)
+    parts = [p for p in relative.with_suffix("").parts if p != SNAPSHOT_DIR]
+    return artifacts_dir.joinpath(*parts)
+
+
+def write_artifacts(diff: GraphDiff, graph: Graph, stem: Path) -> Artifacts:
+    """Write the diff drawing (PDF, SVG) and the new snapshot next to `stem`."""
+    problems: list[str] = []
+    snapshot = _attempt(problems, lambda: nnviz.save(graph, _beside(stem, ".new.json")))
+    pdf = _attempt(problems, lambda: _draw(diff, _beside(stem, ".diff.pdf")))
+    svg = _attempt(problems, lambda: _draw(diff, _beside(stem, ".diff.svg")))
+    return Artifacts(pdf, svg, snapshot, tuple(problems))
+
+
+def _beside(stem: Path, suffix: str) -> Path:
+    return stem.with_name(stem.name + suffix)
+
+
+def _draw(diff: GraphDiff, path: Path) -> Path:
+    return Path(nnviz.draw(diff, path))  # type: ignore[attr-defined]
+
+
+def _attempt(problems: list[str], write: Callable[[], Path]) -> Path | None:
+    # A missing drawing must not hide the drift itself: record why and carry on.
+    try:
+        return Path(write())
+    except (NNVizError, OSError) as exc:
+        problems.append(f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def relative(path: Path | None, rootdir: Path) -> str | None:
+    """`path` relative to `rootdir` in POSIX form (as report.json stores paths)."""
+    if path is None:
+        return None
+    return Path(os.path.relpath(path, rootdir)).as_posix()
