@@ -78,6 +78,38 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "image<h>x<w>, tensor<d1>x<d2>...[:dtype], key:value;key:value, or a torch expression, "
     "e.g. -i default, -i tensor1x16:int64, -i 'x:image64;y:tensor1x10'.",
 )
+@click.option(
+    "-d",
+    "--depth",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Collapse modules nested deeper than this into one node each; -1 draws everything, "
+    "e.g. -d 1.",
+)
+@click.option(
+    "-c",
+    "--collapse",
+    multiple=True,
+    metavar="PREFIX",
+    help="Collapse this module (dotted path) into one node, e.g. -c features. Repeatable.",
+)
+@click.option(
+    "-S",
+    "--style",
+    "styles",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Drawing style, e.g. -S rankdir=LR -S node_title_font_size=18. Repeatable; an "
+    "unknown key lists the valid ones.",
+)
+@click.option("-s", "--show", is_flag=True, help="Open the drawing with the default app.")
+@click.option(
+    "--engine",
+    type=click.Choice(["embedded", "system"]),
+    help="Graphviz to run: embedded (bundled with pygraphviz, the default) or system (`dot` "
+    "on PATH). Also NNVIZ_ENGINE.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.pass_context
 def draw_command(
@@ -88,6 +120,11 @@ def draw_command(
     layer: str | None,
     arguments: tuple[str, ...],
     inputs: str | None,
+    depth: int,
+    collapse: tuple[str, ...],
+    styles: tuple[str, ...],
+    show: bool,
+    engine: str | None,
     quiet: bool,
 ) -> None:
     """Trace MODEL and draw it.
@@ -97,22 +134,47 @@ def draw_command(
     """
     with _errors(ctx):
         import nnviz
-        from nnviz import models, snapshot
+        from nnviz import models
+        from nnviz.render import engine as graphviz_engine
+        from nnviz.render.output import draw_graph
+        from nnviz.render.style import parse_style
 
         spec = models.parse_spec(model)
+        target = Path(out) if out else Path(_default_name(spec.name, layer) + ".pdf")
+        graphviz_engine.format_of(target)  # fail on a bad extension or style before tracing
+        style = parse_style(styles)
+        _progress(quiet, f"tracing {model} ...")
         with _warnings_as_lines():
             graph = nnviz.trace(model, args=models.parse_arguments(arguments), inputs=inputs)
-        target = Path(out) if out else Path(_default_name(spec.name, layer) + ".pdf")
-        written = []
-        if target.suffix.lower() == SNAPSHOT_SUFFIX:
-            written.append(snapshot.save(graph, target))
-        else:
-            raise NNVizError(f"{target}: drawing is not available yet; use -o NAME.json")
+        if target.suffix.lower() != SNAPSHOT_SUFFIX:
+            _progress(quiet, f"laying out {len(graph)} nodes ...")
+        # Snapshots hold the full graph (or the -l selection): -d and -c only shape the picture.
+        written = [
+            draw_graph(
+                graph,
+                target,
+                depth=depth,
+                collapse=collapse,
+                layer=layer,
+                style=style,
+                engine=engine,
+            )
+        ]
         if dump_json and target.suffix.lower() != SNAPSHOT_SUFFIX:
-            written.append(snapshot.save(graph, target.with_suffix(SNAPSHOT_SUFFIX)))
-        if not quiet:
-            for path in written:
-                click.echo(f"wrote {path}", err=True)
+            json_path = target.with_suffix(SNAPSHOT_SUFFIX)
+            written.append(draw_graph(graph, json_path, layer=layer))
+        for path in written:
+            _progress(quiet, f"wrote {path}")
+        if show:
+            problem = graphviz_engine.open_with_default_app(written[0])
+            if problem and not quiet:
+                click.echo(f"nnviz: {problem}", err=True)
+
+
+def _progress(quiet: bool, message: str) -> None:
+    """Status lines for people watching a terminal; silent when stderr is a file or pipe."""
+    if not quiet and sys.stderr.isatty():
+        click.echo(f"nnviz: {message}", err=True)
 
 
 def _default_name(model_name: str, layer: str | None) -> str:
@@ -159,6 +221,94 @@ class _errors:
             return
         click.echo(f"nnviz: error: {' '.join(message.split())}", err=True)
         sys.exit(2)
+
+
+@cli.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also draw the highlighted union graph here (.pdf .svg .png .dot .gv): added green, "
+    "removed red and dashed, changed orange, renamed blue, unchanged grey, e.g. -o diff.pdf.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="What to print: text (a review changelog), json (the nnviz-diff document of "
+    "docs/diff-format.md) or markdown (table, changelog and a Mermaid flowchart for a PR).",
+)
+@click.option(
+    "--context",
+    type=int,
+    default=3,
+    show_default=True,
+    help="In the drawing, how many hops of unchanged neighbours stay expanded around each "
+    "change; -1 expands everything, e.g. --context 1.",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="FIELD",
+    help="Do not count changes of this field: spec, inputs, args, hparams, parameters, class, "
+    "op, or one key such as hparams.eps (or just eps). Repeatable, e.g. --ignore spec.",
+)
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    metavar="INPUT",
+    help="Trace MODEL arguments with this input (as for drawing) so that shapes are compared "
+    "too, e.g. -i default. Snapshots keep what they were traced with.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
+@click.pass_context
+def diff_command(
+    ctx: click.Context,
+    old: str,
+    new: str,
+    out: str | None,
+    output_format: str,
+    context: int,
+    ignore: tuple[str, ...],
+    inputs: str | None,
+    quiet: bool,
+) -> None:
+    """Compare two architectures and print what changed; exit 0 if identical, 1 if not.
+
+    OLD and NEW are snapshot .json files or MODEL specs (resnet18, pkg.module:callable,
+    path/file.py:callable). Weights, train/eval mode and source locations never count.
+    Example: `nnviz diff main.json branch.json -o diff.pdf`. Errors exit 2.
+    """
+    with _errors(ctx):
+        import nnviz
+
+        graphs = []
+        for spec in (old, new):
+            if spec.endswith(SNAPSHOT_SUFFIX):
+                graphs.append(nnviz.load(spec))
+                continue
+            _progress(quiet, f"tracing {spec} ...")
+            with _warnings_as_lines():
+                graphs.append(nnviz.trace(spec, inputs=inputs))
+        result = nnviz.diff(graphs[0], graphs[1], ignore=ignore)
+        if out:
+            _progress(quiet, f"wrote {nnviz.draw(result, out, context=context)}")
+        if not quiet:
+            if output_format == "json":
+                import json
+
+                click.echo(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
+            elif output_format == "markdown":
+                click.echo(result.to_markdown(), nl=False)
+            else:
+                click.echo(result.to_text(), nl=False)
+    ctx.exit(0 if result.identical else 1)
 
 
 @cli.command("report")

@@ -46,6 +46,7 @@ _NOISE = (
     'unknown element "reset-dirs"',
     "layout may take a long time",
 )
+_TOO_LARGE = "too large for cairo-renderer bitmaps"
 _lock = threading.Lock()
 
 
@@ -103,16 +104,27 @@ def render(
     else:
         chosen = choose_engine(engine)
         args = f"-Gdpi={int(dpi)}" if dpi and fmt == "png" else ""
-        if chosen == "embedded":
-            data = _render_embedded(dot_source, fmt, args)
-        else:
-            data = _render_system(dot_source, fmt, args)
+        run = _render_embedded if chosen == "embedded" else _render_system
+        data, messages = run(dot_source, fmt, args)
+        if fmt == "png" and any(_TOO_LARGE in m for m in messages):
+            # Cairo caps bitmaps at 32767 px and would shrink the text to fit; libgd has no such
+            # cap, so a very tall network stays readable at 100 % zoom.
+            messages = [m for m in messages if _TOO_LARGE not in m]
+            try:
+                data, extra = run(dot_source, "png:gd", args)
+                messages += [m for m in extra if _TOO_LARGE not in m]
+            except RenderError:
+                messages.append(
+                    "nnviz: warning: the drawing is too large for a PNG bitmap and was shrunk; "
+                    "use .svg or .pdf for full detail"
+                )
+        _echo(messages)
     if target is None:
         return data
     return atomic_write(target, data)
 
 
-def _render_embedded(dot_source: str, fmt: str, args: str) -> bytes:
+def _render_embedded(dot_source: str, fmt: str, args: str) -> tuple[bytes, list[str]]:
     with _lock, _captured_stderr() as messages:
         try:
             import pygraphviz
@@ -128,11 +140,10 @@ def _render_embedded(dot_source: str, fmt: str, args: str) -> bytes:
     if failure is not None or not data:
         detail = _one_line(messages_left) or str(failure or "no output")
         raise RenderError(f"Graphviz (embedded) failed: {detail}")
-    _echo(messages_left)
-    return bytes(data)
+    return bytes(data), messages_left
 
 
-def _render_system(dot_source: str, fmt: str, args: str) -> bytes:
+def _render_system(dot_source: str, fmt: str, args: str) -> tuple[bytes, list[str]]:
     exe = shutil.which("dot")
     if exe is None:
         raise RenderError(
@@ -148,8 +159,7 @@ def _render_system(dot_source: str, fmt: str, args: str) -> bytes:
     if done.returncode != 0 or not done.stdout:
         detail = _one_line(messages) or "no output"
         raise RenderError(f"Graphviz `dot` failed (exit {done.returncode}): {detail}")
-    _echo(messages)
-    return done.stdout
+    return done.stdout, messages
 
 
 def _messages(captured: str) -> list[str]:
@@ -195,3 +205,32 @@ def _captured_stderr() -> Iterator[io.StringIO]:
             os.close(saved)
             sink.seek(0)
             buffer.write(sink.read().decode("utf-8", "replace"))
+
+
+def open_with_default_app(path: str | os.PathLike[str]) -> str | None:
+    """Open `path` with the platform's default application, without waiting for it.
+
+    Returns None on success, or a one-line reason why it could not be opened.
+    """
+    target = os.fspath(path)
+    if sys.platform.startswith("win"):
+        try:
+            os.startfile(target)  # type: ignore[attr-defined]
+        except OSError as exc:
+            return f"cannot open {target}: {exc.strerror or exc}"
+        return None
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    exe = shutil.which(opener)
+    if exe is None:
+        return f"cannot open {target}: `{opener}` is not available; open the file yourself"
+    try:
+        subprocess.Popen(
+            [exe, target],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return f"cannot open {target} with {opener}: {exc.strerror or exc}"
+    return None

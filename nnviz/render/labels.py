@@ -85,9 +85,11 @@ def _table(rows: Iterable[str]) -> str:
 
 def params_text(params: int, total: int) -> str:
     """`params 36,864 (0.3%)`."""
-    if total > 0:
-        return f"params {params:,} ({100 * params / total:.1f}%)"
-    return f"params {params:,}"
+    if total <= 0:
+        return f"params {params:,}"
+    share = 100 * params / total
+    shown = "<0.1" if 0 < share < 0.05 else f"{share:.1f}"
+    return f"params {params:,} ({shown}%)"
 
 
 def node_source(node: Node) -> str:
@@ -129,28 +131,53 @@ def node_label(
     if badge:
         head += " " + _font(f"[{text(badge)}]", small)
     rows = [_row(head)]
+    params = (
+        params_text(module.params, total)
+        if style.show_node_params and module is not None and module.params
+        else None
+    )
     if node.kind == "input":
-        rows.append(_row(_font(text(node.op), small)))
-    elif style.show_node_name:
-        name = module.path if module is not None else node.id
-        rows.append(_row(_font(text(name), small)))
-    if collapsed:
-        rows.append(_row(_font(f"{text(collapsed)} ops collapsed", small, color="#444444")))
-    if style.show_node_params and module is not None and module.params:
-        rows.append(_row(_font(text(params_text(module.params, total)), small)))
+        source = node.meta.get("source")
+        shown = f"{node.op} (from {source})" if source else node.op
+        rows.append(_row(_font(text(shown), small)))
+    elif collapsed:
+        if style.show_node_name:
+            rows.append(_row(_font(text(node.module), small)))
+        facts = " · ".join(p for p in (f"{collapsed} ops", params) if p)
+        rows.append(_row(_font(text(facts), small, color="#303030")))
+    else:
+        name = (module.path if module is not None else node.id) if style.show_node_name else None
+        facts = " · ".join(p for p in (name, params) if p)
+        if facts and node.kind != "output":
+            rows.append(_row(_font(text(facts), small)))
     if style.show_node_arguments:
         arguments = node_arguments(graph, node)
-        for key, value in arguments[:MAX_ARGUMENTS]:
-            rows.append(_row(_font(f"{text(key)}: {text(format_value(value))}", small), "LEFT"))
-        if len(arguments) > MAX_ARGUMENTS:
-            more = len(arguments) - MAX_ARGUMENTS
-            rows.append(_row(_font(f"… {more} more", small), "LEFT"))
+        cells = [f"{text(key)}={text(format_value(value))}" for key, value in arguments]
+        if len(cells) > MAX_ARGUMENTS:
+            cells = [*cells[: MAX_ARGUMENTS - 1], f"… {len(cells) - MAX_ARGUMENTS + 1} more"]
+        if cells:
+            rows.append(f"<TR><TD>{_grid(cells, small)}</TD></TR>")
     for line in extra:
         rows.append(_row(_font(text(line, limit=2 * MAX_TEXT), small, bold=True)))
     if style.show_node_source and node.kind not in ("input", "output"):
         source = module.cls if module is not None else node_source(node)
         rows.append(_row(_font(text(source), max(8, small - 2), color="#333333")))
     return _table(rows)
+
+
+def _grid(cells: list[str], size: int) -> str:
+    """Arguments in up to three columns: nodes grow wider rather than taller, because long
+    chains (the usual network) are limited by height."""
+    rows = -(-len(cells) // 3)
+    cols = -(-len(cells) // rows)
+    body = ""
+    for start in range(0, len(cells), cols):
+        body += "<TR>"
+        for i, cell in enumerate(cells[start : start + cols]):
+            gap = '<TD WIDTH="8"></TD>' if i else ""
+            body += f'{gap}<TD ALIGN="LEFT">{_font(cell, size)}</TD>'
+        body += "</TR>"
+    return f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{body}</TABLE>'
 
 
 def cluster_label(path: str, cls_name: str, style: Style) -> str:
