@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 # Import the `nnviz.trace` package (torch-free) before defining the `trace` function below:
 # importing a subpackage for the first time sets it as an attribute of `nnviz`, which would
-# otherwise replace the function the first time a tracer is imported.
+# otherwise replace the function the first time a tracer is imported (`nnviz.diff` likewise).
 import nnviz.trace as _tracing
+from nnviz.diff import GraphDiff
 from nnviz.errors import NNVizError
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.snapshot import load, save
@@ -32,9 +33,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Edge",
     "Graph",
+    "GraphDiff",
     "Module",
     "NNVizError",
     "Node",
+    "diff",
     "draw",
     "load",
     "load_model",
@@ -86,6 +89,23 @@ def trace(
         rebuild = functools.partial(models.build, spec, args, device="cpu")
 
     return _tracing.trace(model, name or type(model).__name__, inputs=parsed, rebuild=rebuild)
+
+
+def diff(
+    old: Graph | str | Path,
+    new: Graph | str | Path,
+    *,
+    ignore: tuple[str, ...] | list[str] = (),
+) -> GraphDiff:
+    """Compare two architectures: Graphs, snapshot paths or MODEL specs (traced as `trace` does).
+
+    `ignore` drops change fields (`spec`, `inputs`, `hparams.eps` or just `eps`, ...). The result
+    is falsy when identical; see `nnviz.diff.GraphDiff` and docs/diff-format.md.
+    """
+    from nnviz.diff import diff as _diff
+
+    graphs = [g if isinstance(g, Graph) else trace(g) for g in (old, new)]
+    return _diff(graphs[0], graphs[1], ignore=tuple(ignore))
 
 
 def draw(

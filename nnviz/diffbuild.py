@@ -1,0 +1,291 @@
+"""Builds a diff's union graph from a matching: entries, their order, causes, and edges.
+
+Internal to `nnviz.diff`. Every pass is linear in the number of nodes and modules (times the
+module depth for the ancestor walks); nothing iterates a set for output order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nnviz.diff import (
+    ABSENT,
+    Change,
+    EdgeDiff,
+    NodeDiff,
+    Status,
+    fold_root,
+    ignored,
+    module_changes,
+    module_parent,
+    node_changes,
+)
+from nnviz.graph import Graph, Module, Node, parent_path, path_depth
+from nnviz.matching import Matching
+
+_FLOW_LAST = 10_000
+
+
+@dataclass
+class _Entry:
+    name: str
+    old_name: str | None
+    new_name: str | None
+    old_node: Node | None = None
+    new_node: Node | None = None
+    old_module: Module | None = None
+    new_module: Module | None = None
+    scope: str = ""
+    path: str | None = None
+    changes: dict[str, Change] = field(default_factory=dict)
+    key: tuple[Any, ...] = ()
+
+    @property
+    def status(self) -> Status:
+        if self.old_name is None:
+            return "added"
+        if self.new_name is None:
+            return "removed"
+        if self.changes:
+            return "changed"
+        return "renamed" if self.old_name != self.new_name else "unchanged"
+
+    @property
+    def module(self) -> Module | None:
+        return self.new_module or self.old_module
+
+    @property
+    def node(self) -> Node | None:
+        return self.new_node or self.old_node
+
+
+def build(
+    old: Graph, new: Graph, m: Matching, ignore: tuple[str, ...]
+) -> tuple[tuple[NodeDiff, ...], tuple[EdgeDiff, ...]]:
+    entries = _entries(old, new, m)
+    by_name = {e.name: e for e in entries}
+    node_name_old = {i: m.nodes.get(i, i) for i in (n.id for n in old.nodes)}
+    _rename_collisions(entries, by_name, node_name_old)
+    specs = old.traced_with_data and new.traced_with_data
+    for e in entries:
+        if e.old_module is not None and e.new_module is not None:
+            e.changes.update(module_changes(e.old_module, e.new_module))
+        if e.old_node is not None and e.new_node is not None:
+            e.changes.update(node_changes(e.old_node, e.new_node, specs))
+            e.changes.update(_input_changes(old, new, e.old_node.id, e.new_node.id, node_name_old))
+        elif e.old_module is not None and e.new_module is not None and (e.old_node or e.new_node):
+            e.changes["called"] = Change(e.old_node is not None, e.new_node is not None)
+        for key in [k for k in e.changes if ignored(k, ignore)]:
+            del e.changes[key]
+    _order(entries, old, new, m, by_name)
+    entries.sort(key=lambda e: e.key)
+    _mark_causes(entries, by_name, new)
+    nodes = tuple(_freeze(e) for e in entries)
+    return nodes, _edges(old, new, node_name_old)
+
+
+def _entries(old: Graph, new: Graph, m: Matching) -> list[_Entry]:
+    """One entry per union module and node; a module merges with its first call node."""
+    entries: list[_Entry] = []
+    merged: dict[str, _Entry] = {}
+    for q, mod in new.modules.items():
+        p = m.modules_back.get(q)
+        e = _Entry(q, p, q, new_module=mod, old_module=old.modules[p] if p is not None else None)
+        e.scope, e.path = parent_path(q) or "", q
+        entries.append(e)
+        merged[q] = e
+    old_only: dict[str, _Entry] = {}
+    for p, mod in old.modules.items():
+        if p not in m.modules:
+            e = _Entry(p, p, None, old_module=mod, scope=module_parent(p, m) or "", path=p)
+            entries.append(e)
+            old_only[p] = e
+    for node in new.nodes:
+        i = m.nodes_back.get(node.id)
+        f: _Entry | None = None
+        if node.kind == "module" and node.module == node.id:
+            f = merged.get(node.id)
+        if f is None or f.new_node is not None:
+            f = _Entry(node.id, i, node.id, scope=_node_scope(node, None), path=node.module)
+            entries.append(f)
+        f.new_node = node
+        if i is not None:
+            f.old_node = old.node(i)
+    for node in old.nodes:
+        if node.id in m.nodes:
+            continue
+        f = None
+        if node.kind == "module" and node.module == node.id:
+            f = old_only.get(node.id) or merged.get(m.modules.get(node.id, "\0"))
+        if f is None or f.old_node is not None or f.new_node is not None:
+            path = m.modules.get(node.module, node.module) if node.module is not None else None
+            f = _Entry(node.id, node.id, None, scope=_node_scope(node, m), path=path)
+            entries.append(f)
+        f.old_node = node
+    return entries
+
+
+def _node_scope(node: Node, m: Matching | None) -> str:
+    return m.modules.get(node.scope, node.scope) if m is not None else node.scope
+
+
+def _rename_collisions(
+    entries: list[_Entry], by_name: dict[str, _Entry], node_name_old: dict[str, str]
+) -> None:
+    """Two unrelated entries with one name (a tree-only module and an op): suffix the second."""
+    by_name.clear()
+    for e in entries:
+        if e.name in by_name:
+            e.name = f"{e.name}#{'old' if e.new_name is None else 'module'}"
+            if e.new_name is None and e.old_node is not None:
+                node_name_old[e.old_node.id] = e.name
+        by_name[e.name] = e
+
+
+def _slots(graph: Graph, node_id: str, rename: dict[str, str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for src in graph.predecessors(node_id):
+        for slot in graph.edge(src, node_id).slots:
+            out[slot] = rename.get(src, src) if rename is not None else src
+    return out
+
+
+def _input_changes(
+    old: Graph, new: Graph, old_id: str, new_id: str, node_name_old: dict[str, str]
+) -> dict[str, Change]:
+    a, b = _slots(old, old_id, node_name_old), _slots(new, new_id, None)
+    if a == b:
+        return {}
+    keys = sorted({*a, *b}, key=lambda s: (len(s.split(".")[0]), s))
+    return {
+        f"inputs.{k}": Change(a.get(k, ABSENT), b.get(k, ABSENT))
+        for k in keys
+        if a.get(k) != b.get(k)
+    }
+
+
+def _order(
+    entries: list[_Entry], old: Graph, new: Graph, m: Matching, by_name: dict[str, _Entry]
+) -> None:
+    """Union order: new trace order, each removed node after its nearest matched predecessor,
+    each tree-only module just before the first node of its subtree (ancestors first)."""
+    new_index = {n.id: i for i, n in enumerate(new.nodes)}
+    keys: dict[str, tuple[Any, ...]] = {}
+    last: float = -1
+    for i, node in enumerate(old.nodes):
+        if node.id in m.nodes:
+            last = new_index[m.nodes[node.id]]
+            keys["old:" + node.id] = (last, 0, 0)
+        else:
+            keys["old:" + node.id] = (last, 1, i)
+    best: dict[str, tuple[Any, ...]] = {}
+    for e in entries:
+        if e.new_node is not None:
+            e.key = (new_index[e.new_node.id], 0, 0, _FLOW_LAST)
+        elif e.old_node is not None:
+            e.key = (*keys["old:" + e.old_node.id], _FLOW_LAST)
+        else:
+            continue
+        home = e.name if e.module is not None else e.scope
+        seen = 0
+        while home in by_name and seen < 64:
+            if best.get(home, (float("inf"),)) > e.key:
+                best[home] = e.key
+            up = by_name[home].scope
+            if home == "" or up == home:
+                break
+            home, seen = up, seen + 1
+    tree_rank = {p: i for i, p in enumerate(new.modules)}
+    for e in entries:
+        if e.node is None:
+            depth = path_depth(e.name)
+            found = best.get(e.name)
+            rank = tree_rank.get(e.name, len(tree_rank))
+            e.key = (*found[:3], depth) if found else (float("inf"), 0, rank, depth)
+
+
+def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) -> None:
+    """Mark input rewiring by added/removed nodes, and specs that follow an upstream change."""
+    shape: dict[str, tuple[str, str | None, str | None]] = {
+        e.name: (e.status, e.scope, e.module.path if e.module else None) for e in entries
+    }
+    for e in entries:
+        for key, change in list(e.changes.items()):
+            if not key.startswith("inputs."):
+                continue
+            for end in (change.old, change.new):
+                other = by_name.get(end) if isinstance(end, str) else None
+                if other is not None and other.status in ("added", "removed"):
+                    e.changes[key] = Change(change.old, change.new, fold_root(end, shape))
+                    break
+    spec_cause: dict[str, str] = {}
+    for e in entries:
+        if e.new_node is None:
+            continue
+        own = [k for k, c in e.changes.items() if k != "spec" and not c.propagated]
+        module_entry = by_name.get(e.new_node.module or "\0")
+        if module_entry is not None and module_entry is not e and module_entry.changes:
+            cause: str | None = module_entry.name
+        else:
+            cause = None
+        if not own and cause is None:
+            cause = next(
+                (c.cause for k, c in e.changes.items() if k.startswith("inputs.") and c.cause),
+                None,
+            )
+        if cause is None and not own:
+            for p in new.predecessors(e.new_node.id):
+                pe = by_name.get(p)
+                if pe is None:
+                    continue
+                if pe.status == "added":
+                    cause = fold_root(p, shape)
+                elif "spec" in pe.changes:
+                    cause = spec_cause.get(p, p)
+                if cause is not None:
+                    break
+        if "spec" in e.changes:
+            if cause is None:
+                spec_cause[e.name] = e.name
+            else:
+                spec_cause[e.name] = cause
+                c = e.changes["spec"]
+                e.changes["spec"] = Change(c.old, c.new, cause)
+
+
+def _freeze(e: _Entry) -> NodeDiff:
+    node, module = e.node, e.module
+    kind = node.kind if node is not None else "module"
+    op = module.cls if module is not None else (node.op if node is not None else "")
+    renamed = (
+        e.old_name if e.old_name is not None and e.new_name not in (None, e.old_name) else None
+    )
+    return NodeDiff(
+        name=e.name,
+        kind=kind,
+        path=e.path if kind == "module" else None,
+        scope=e.scope,
+        status=e.status,
+        changes=dict(e.changes),
+        renamed_from=renamed,
+        op=op,
+        params=module.params if module is not None else None,
+        flow=node is not None,
+        old_name=e.old_name,
+    )
+
+
+def _edges(old: Graph, new: Graph, node_name_old: dict[str, str]) -> tuple[EdgeDiff, ...]:
+    seen: dict[tuple[str, str], tuple[str, ...]] = {}
+    for edge in old.edges:
+        seen[(node_name_old[edge.source], node_name_old[edge.target])] = edge.slots
+    out: list[EdgeDiff] = []
+    for edge in new.edges:
+        before = seen.pop((edge.source, edge.target), None)
+        status: Status = (
+            "added" if before is None else ("unchanged" if before == edge.slots else "changed")
+        )
+        out.append(EdgeDiff(edge.source, edge.target, status))
+    out.extend(EdgeDiff(s, t, "removed") for (s, t) in seen)
+    return tuple(out)

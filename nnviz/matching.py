@@ -1,0 +1,268 @@
+"""Which module and node of an old graph is which of a new one: the first half of a diff.
+
+`match(old, new)` pairs module paths and node ids in five passes, each linear in the graph size
+(times the module depth), so that a renamed or moved module is found as one, not as an unrelated
+removal plus addition:
+
+1. by id: the same module path with the same class, the same node id with the same op;
+2. top-down by structure: a still unmatched module subtree whose structural digest (classes,
+   hyperparameters, parameter shapes, and the ops and wiring inside, but no names) equals one of
+   the other side's is the same subtree, renamed or moved; its descendants pair up in order;
+3. by path: what is left at the same path (or node id) is the same thing, changed;
+4. bottom-up (as GumTree does for syntax trees): an unmatched container is the old container
+   holding most of its already-matched descendants, if the share is at least half; then its
+   children pair up by relative name;
+5. by position: an unmatched function or method call fed by exactly the counterparts of another's
+   inputs, in the same scope, is that call with a different op (`torch.relu` -> `torch.sigmoid`).
+
+Calls of matched modules and calls inside the scope of a renamed module follow their module.
+Everything is deterministic: candidates are always visited in graph order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from nnviz.graph import Graph, Node, parent_path
+
+_FLOW_OPS = ("function", "method")
+
+
+@dataclass
+class Matching:
+    """The pairs found: old module path -> new path, old node id -> new id."""
+
+    modules: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+    modules_back: dict[str, str] = field(default_factory=dict)
+    nodes_back: dict[str, str] = field(default_factory=dict)
+
+    def pair_modules(self, old: str, new: str) -> bool:
+        if old in self.modules or new in self.modules_back:
+            return False
+        self.modules[old] = new
+        self.modules_back[new] = old
+        return True
+
+    def pair_nodes(self, old: str, new: str) -> bool:
+        if old in self.nodes or new in self.nodes_back:
+            return False
+        self.nodes[old] = new
+        self.nodes_back[new] = old
+        return True
+
+
+class _Side:
+    """Indexes of one graph that the passes need: calls per module, nodes per scope, order."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.order = {node.id: i for i, node in enumerate(graph.nodes)}
+        self.calls: dict[str, list[str]] = {}
+        self.scoped: dict[str, list[str]] = {}
+        for node in graph.nodes:
+            if node.kind == "module" and node.module is not None:
+                self.calls.setdefault(node.module, []).append(node.id)
+            elif node.kind in _FLOW_OPS:
+                self.scoped.setdefault(node.scope, []).append(node.id)
+        self._digests: dict[str, str] = {}
+
+    def subtree(self, path: str) -> Iterator[str]:
+        """Module paths of `path`'s subtree in tree order (pre-order)."""
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            yield current
+            stack.extend(reversed([m.path for m in self.graph.children(current)]))
+
+    def subtree_nodes(self, modules: list[str]) -> list[str]:
+        """Flow nodes that live in the given modules (calls and scoped ops), in trace order."""
+        ids = [i for m in modules for i in (*self.calls.get(m, ()), *self.scoped.get(m, ()))]
+        return sorted(ids, key=self.order.__getitem__)
+
+    def digest(self, path: str) -> str:
+        """A name-free structural fingerprint of the module subtree at `path`."""
+        cached = self._digests.get(path)
+        if cached is not None:
+            return cached
+        modules = list(self.subtree(path))
+        local = {m: i for i, m in enumerate(modules)}
+        nodes = self.subtree_nodes(modules)
+        position = {n: i for i, n in enumerate(nodes)}
+        parts: list[object] = []
+        for m in modules:
+            mod = self.graph.modules[m]
+            parent = parent_path(m)
+            parts.append(
+                [
+                    local.get(parent, -1) if parent is not None else -1,
+                    mod.cls,
+                    _canonical(dict(mod.hparams)),
+                    sorted((k, list(v)) for k, v in mod.parameters.items()),
+                ]
+            )
+        for n in nodes:
+            node = self.graph.node(n)
+            op = local.get(node.module or "", -1) if node.kind == "module" else node.op
+            inputs = sorted(
+                (slot, position.get(src, -1))
+                for src in self.graph.predecessors(n)
+                for slot in self.graph.edge(src, n).slots
+            )
+            parts.append([node.kind, op, _canonical(dict(node.args)), inputs])
+        text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+        value = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        self._digests[path] = value
+        return value
+
+
+def _name(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _same_op(a: Node, b: Node) -> bool:
+    if a.kind != b.kind:
+        return False
+    return a.module == b.module if a.kind == "module" else a.op == b.op
+
+
+def match(old: Graph, new: Graph) -> Matching:
+    """Pair up the modules and nodes of `old` and `new` (see the module docstring)."""
+    m = Matching()
+    a, b = _Side(old), _Side(new)
+    # 1. by id, where the class or op agrees
+    for path, module in old.modules.items():
+        other = new.modules.get(path)
+        if other is not None and other.cls == module.cls:
+            m.pair_modules(path, path)
+    for node in old.nodes:
+        same = node.id in new and _same_op(node, new.node(node.id))
+        if same and (node.kind != "module" or node.module in m.modules):
+            m.pair_nodes(node.id, node.id)
+    # 2. top-down by structural digest
+    _match_subtrees(m, a, b)
+    # 3. by path or id, whatever the class
+    for path in old.modules:
+        if path not in m.modules and path in new.modules and path not in m.modules_back:
+            m.pair_modules(path, path)
+    for node in old.nodes:
+        if node.id in m.nodes or node.id not in new or node.id in m.nodes_back:
+            continue
+        kinds = {node.kind, new.node(node.id).kind}
+        if len(kinds) == 1 or not kinds & {"input", "output"}:
+            m.pair_nodes(node.id, node.id)
+    # 4. bottom-up containers by the share of matched descendants
+    _match_containers(m, a, b)
+    _follow_modules(m, a, b)
+    # 5. by position in the data flow
+    _match_by_inputs(m, old, new)
+    return m
+
+
+def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
+    candidates: dict[str, list[str]] = {}
+    for path in a.graph.modules:
+        if path and path not in m.modules:
+            candidates.setdefault(a.digest(path), []).append(path)
+    if not candidates:
+        return
+    for path in b.graph.modules:
+        if not path or path in m.modules_back:
+            continue
+        pool = [p for p in candidates.get(b.digest(path), ()) if p not in m.modules]
+        if not pool:
+            continue
+        name, parent = _name(path), parent_path(path)
+        pool.sort(key=lambda p: (_name(p) != name, m.modules.get(parent_path(p) or "") != parent))
+        _pair_subtree(m, a, b, pool[0], path)
+
+
+def _pair_subtree(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
+    """Pair two subtrees with equal digests: modules in tree order, nodes in trace order."""
+    olds, news = list(a.subtree(old)), list(b.subtree(new))
+    for p, q in zip(olds, news, strict=False):
+        m.pair_modules(p, q)
+    for i, j in zip(a.subtree_nodes(olds), b.subtree_nodes(news), strict=False):
+        m.pair_nodes(i, j)
+
+
+def _match_containers(m: Matching, a: _Side, b: _Side) -> None:
+    old, new = a.graph, b.graph
+    sizes = {p: len(list(a.subtree(p))) - 1 for p in old.modules if old.children(p)}
+    rank = {p: i for i, p in enumerate(old.modules)}
+    for path in reversed(list(new.modules)):
+        if not path or path in m.modules_back or not new.children(path):
+            continue
+        descendants = list(b.subtree(path))[1:]
+        votes: dict[str, int] = {}
+        for d in descendants:
+            counterpart = m.modules_back.get(d)
+            ancestor = parent_path(counterpart) if counterpart is not None else None
+            while ancestor:
+                votes[ancestor] = votes.get(ancestor, 0) + 1
+                ancestor = parent_path(ancestor)
+        best, best_score = None, 0.5
+        for candidate in sorted(votes, key=rank.__getitem__):
+            if candidate in m.modules or old.modules[candidate].cls != new.modules[path].cls:
+                continue
+            score = 2 * votes[candidate] / (sizes.get(candidate, 0) + len(descendants))
+            if score > best_score:
+                best, best_score = candidate, score
+        if best is not None:
+            m.pair_modules(best, path)
+            _pair_by_relative_name(m, a, b, best, path)
+
+
+def _pair_by_relative_name(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
+    for q in list(b.subtree(new))[1:]:
+        p = old + q[len(new) :] if old else q[len(new) + 1 :]
+        if p in a.graph.modules and q not in m.modules_back:
+            m.pair_modules(p, q)
+
+
+def _follow_modules(m: Matching, a: _Side, b: _Side) -> None:
+    """Calls of paired modules pair in call order; ops in a renamed scope pair by relative id."""
+    for p, q in list(m.modules.items()):
+        for i, j in zip(a.calls.get(p, ()), b.calls.get(q, ()), strict=False):
+            m.pair_nodes(i, j)
+        if p == q:
+            continue
+        new_ids = set(b.scoped.get(q, ()))
+        for i in a.scoped.get(p, ()):
+            j = _rescope(i, p, q)
+            if j in new_ids:
+                m.pair_nodes(i, j)
+
+
+def _rescope(node_id: str, old_scope: str, new_scope: str) -> str:
+    rest = node_id[len(old_scope) + 1 :] if old_scope else node_id
+    return f"{new_scope}.{rest}" if new_scope else rest
+
+
+def _match_by_inputs(m: Matching, old: Graph, new: Graph) -> None:
+    for node in new.nodes:
+        if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
+            continue
+        preds = new.predecessors(node.id)
+        back = {m.nodes_back.get(p) for p in preds}
+        if not preds or None in back:
+            continue
+        scope = m.modules_back.get(node.scope, node.scope)
+        first = m.nodes_back[preds[0]]
+        for cand in old.successors(first):
+            other = old.node(cand)
+            if (
+                cand not in m.nodes
+                and other.kind in _FLOW_OPS
+                and other.scope == scope
+                and set(old.predecessors(cand)) == back
+            ):
+                m.pair_nodes(cand, node.id)
+                break
