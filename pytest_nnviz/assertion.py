@@ -60,7 +60,7 @@ class NNVizSnapshot:
         options = self._state.options
         check = check_snapshot(graph, snapshot, update=options.update)
         artifacts = None
-        if check.status == "drifted":
+        if check.status == "drifted" and check.diff is not None:
             stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
             artifacts = write_artifacts(check.diff, graph, stem)
         self._state.results.append(self._result(check, line, artifacts))
@@ -137,9 +137,10 @@ class NNVizSnapshot:
             cut = len(changes) - MAX_CHANGELOG_LINES + 1
             changes = [*changes[: MAX_CHANGELOG_LINES - 1], f"... {cut} more lines in report.json"]
         lines = [f"nnviz: the architecture drifted from {snapshot}", *changes]
-        if artifacts is not None:
+        if artifacts is not None and (artifacts.pdf or artifacts.svg):
             lines.append(f"Diff drawing: {self._shown(artifacts.pdf or artifacts.svg)}")
-            lines.extend(f"(artifact not written: {p})" for p in artifacts.problems[:1])
+        if artifacts is not None and artifacts.problems:
+            lines.append(f"(drawing not written: {artifacts.problems[0]})")
         lines.append(f"Accept the change with: {fix}")
         return "\n".join(lines)
 
@@ -150,7 +151,5 @@ class NNVizSnapshot:
         rest = self._item.nodeid.partition("::")[2]
         return f"{test_path}::{rest}" if rest else test_path
 
-    def _shown(self, path: Path | None) -> str:
-        if path is None:
-            return "(not written)"
+    def _shown(self, path: Path) -> str:
         return Path(os.path.relpath(path, self._item.config.invocation_params.dir)).as_posix()
