@@ -35,6 +35,10 @@ def encode(value: Any) -> Value:
         return [encode(v) for v in value]
     if isinstance(value, dict):
         return {"$dict": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, (set, frozenset)):
+        # Set order depends on PYTHONHASHSEED; sorted text keeps snapshots byte-identical.
+        items = sorted(_ADDRESS.sub("", repr(v)) for v in value)
+        return {"$repr": "{" + ", ".join(items) + "}" if items else "set()"}
     if isinstance(value, slice):
         return {"$slice": [encode(value.start), encode(value.stop), encode(value.step)]}
     if value is Ellipsis:
@@ -141,15 +145,25 @@ def versions() -> dict[str, str]:
 
 
 class IdAllocator:
-    """Hands out structural node ids: `base`, then `base:1`, `base:2` for repeats."""
+    """Hands out structural node ids: `base`, then `base:1`, `base:2` for repeats.
+
+    Ids never collide, even when a module's own name looks like a repeat (`relu:1`) or a module
+    and a function share a name in one scope: the counter skips ids already handed out.
+    """
 
     def __init__(self) -> None:
         self._seen: dict[str, int] = {}
+        self._issued: set[str] = set()
 
     def __call__(self, base: str) -> str:
         count = self._seen.get(base, 0)
+        node_id = base if count == 0 else f"{base}:{count}"
+        while node_id in self._issued:
+            count += 1
+            node_id = f"{base}:{count}"
         self._seen[base] = count + 1
-        return base if count == 0 else f"{base}:{count}"
+        self._issued.add(node_id)
+        return node_id
 
 
 def scoped(scope: str, name: str) -> str:

@@ -8,6 +8,7 @@ internal shape asserts are dropped together with the shape queries that only fed
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -173,7 +174,8 @@ def _constant(value: Any, attrs: dict[fx.Node, Value]) -> Value:
 
 
 def _dropped_nodes(fx_graph: fx.Graph) -> set[fx.Node]:
-    """Asserts, and the function/method nodes whose results then feed nothing."""
+    """Asserts, the function/method nodes whose results then feed nothing, and unused shape
+    queries (`n, c, h, w = x.shape` with `c` unused; a shape formatted into an assert message)."""
     dropped = {n for n in fx_graph.nodes if n.op == "call_function" and n.target in ASSERTS}
     changed = True
     while changed:
@@ -181,7 +183,17 @@ def _dropped_nodes(fx_graph: fx.Graph) -> set[fx.Node]:
         for n in reversed(list(fx_graph.nodes)):
             if n in dropped or n.op not in ("call_function", "call_method", "get_attr"):
                 continue
-            if n.users and all(u in dropped for u in n.users):
+            if (n.users and all(u in dropped for u in n.users)) or (
+                not n.users and _is_shape_query(n)
+            ):
                 dropped.add(n)
                 changed = True
     return dropped
+
+
+def _is_shape_query(n: fx.Node) -> bool:
+    """A side-effect-free read (of a shape, an item of it): dropping it when unused loses nothing.
+    Other unused calls stay, since they may act in place."""
+    if n.op == "call_function":
+        return n.target in (getattr, operator.getitem, len)
+    return n.op == "call_method" and n.target in ("size", "dim", "numel", "__len__")
