@@ -11,7 +11,6 @@ report needs no torch and no snapshot files. See docs/drift-report.md.
 from __future__ import annotations
 
 import html
-import importlib
 import json
 import os
 import posixpath
@@ -23,6 +22,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from nnviz import report as diff_report
 from nnviz.errors import NNVizError
 from nnviz.fs import atomic_write
 
@@ -81,7 +81,7 @@ class Drift(_Strict):
 
     @property
     def changes(self) -> int:
-        """How many nodes and edges differ: the order of importance when space is short."""
+        """How many nodes differ: the order of importance when space is short."""
         return change_count(self.diff)
 
     @property
@@ -154,27 +154,13 @@ class DriftReport(_Strict):
 
 
 def changelog(diff_doc: dict[str, Any]) -> str:
-    """The text changelog of one diff document (nnviz.report's, when that module is present)."""
-    renderers = _renderers()
-    if renderers is None:
-        return _fallback_changelog(diff_doc)
-    return str(renderers.changelog(diff_doc)).rstrip("\n")
+    """The text changelog of one diff document, exactly as `nnviz diff` prints it."""
+    return diff_report.changelog(diff_doc).rstrip("\n")
 
 
 def mermaid(diff_doc: dict[str, Any]) -> str:
     """The Mermaid flowchart source of one diff's changed region (no code fence)."""
-    renderers = _renderers()
-    if renderers is None:
-        return _fallback_mermaid(diff_doc)
-    return str(renderers.mermaid(diff_doc)).strip("\n")
-
-
-def _renderers() -> Any:
-    # nnviz.report (the diff renderers) is being written in parallel; until it lands, fall back.
-    try:
-        return importlib.import_module("nnviz.report")
-    except ModuleNotFoundError:
-        return None
+    return diff_report.mermaid(diff_doc).strip("\n")
 
 
 def escape_data(text: str) -> str:
@@ -430,13 +416,15 @@ def _size(lines: list[str]) -> int:
     return sum(len(line.encode("utf-8")) + 1 for line in lines)
 
 
-# --- the diff document: checks and fallbacks until nnviz.report exists -----------------------
+# --- the diff document ----------------------------------------------------------------------
 
 
 def diff_problem(doc: dict[str, Any]) -> str | None:
     """Why `doc` is not a usable `GraphDiff.to_json()` document, or `None` when it is."""
     if doc.get("format") != "nnviz-diff":
         return 'not an nnviz diff document (no "format": "nnviz-diff")'
+    if doc.get("version") != 1:
+        return f"diff format version {doc.get('version')!r} is not supported (this nnviz reads 1)"
     for key, fields in (("nodes", ("name", "status")), ("edges", ("source", "target", "status"))):
         entries = doc.get(key)
         if not isinstance(entries, list):
@@ -450,49 +438,5 @@ def diff_problem(doc: dict[str, Any]) -> str | None:
 
 
 def change_count(doc: dict[str, Any]) -> int:
-    """How many nodes and edges of a diff document are not unchanged."""
-    entries = [*doc.get("nodes", ()), *doc.get("edges", ())]
-    return sum(1 for entry in entries if entry.get("status") != "unchanged")
-
-
-_SYMBOLS = {"added": "+", "removed": "-", "changed": "~", "renamed": "→"}
-
-
-def _fallback_changelog(doc: dict[str, Any]) -> str:
-    lines = []
-    for node in doc["nodes"]:
-        status = node["status"]
-        if status == "unchanged":
-            continue
-        line = f"{_SYMBOLS.get(status, '?')} {node['name']}"
-        if node.get("renamed_from"):
-            line += f" (renamed from {node['renamed_from']})"
-        changes = node.get("changes") or {}
-        if isinstance(changes, dict):
-            for field, change in changes.items():
-                if isinstance(change, dict):
-                    line += f"  {field} {change.get('old')} → {change.get('new')}"
-        lines.append(line)
-    for edge in doc["edges"]:
-        if edge["status"] != "unchanged":
-            symbol = _SYMBOLS.get(edge["status"], "?")
-            lines.append(f"{symbol} edge {edge['source']} → {edge['target']}")
-    return "\n".join(lines) or "identical"
-
-
-def _fallback_mermaid(doc: dict[str, Any]) -> str:
-    changed = {n["name"]: n["status"] for n in doc["nodes"] if n["status"] != "unchanged"}
-    edges = [e for e in doc["edges"] if e["source"] in changed or e["target"] in changed]
-    names = list(changed)
-    for edge in edges:
-        names.extend(n for n in (edge["source"], edge["target"]) if n not in names)
-    ids = {name: f"n{i}" for i, name in enumerate(names)}
-    out = ["flowchart TD"]
-    for name in names:
-        label = "".join(c if c.isalnum() or c in "._-[]() " else " " for c in name)
-        out.append(f'    {ids[name]}["{label}"]:::{changed.get(name, "unchanged")}')
-    out.extend(f"    {ids[e['source']]} --> {ids[e['target']]}" for e in edges)
-    colours = {"added": "#c8f7c5", "removed": "#f7c5c5", "changed": "#fde2b8"}
-    colours.update({"renamed": "#c5dcf7", "unchanged": "#eeeeee"})
-    out.extend(f"    classDef {status} fill:{colour}" for status, colour in colours.items())
-    return "\n".join(out)
+    """How many nodes of a diff document were added, removed, changed or renamed."""
+    return sum(1 for node in doc.get("nodes", ()) if node.get("status") != "unchanged")
