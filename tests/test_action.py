@@ -132,6 +132,20 @@ def test_artifacts_are_uploaded_with_the_current_major() -> None:
     assert uses == ["actions/upload-artifact@v7"]
 
 
+def test_readme_workflow_is_a_valid_workflow(tmp_path: Path) -> None:
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Use in GitHub Actions")[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block, "the README's copy-paste workflow is missing"
+    path = tmp_path / "architecture.yml"
+    path.write_text(block[1], encoding="utf-8")
+    steps = load(path)["jobs"]["snapshots"]["steps"]
+    assert steps[-1]["uses"].endswith("/nnviz@main")
+    schema = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path))
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    lint = run(tool("actionlint"), str(path), cwd=tmp_path)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
 def test_action_scripts_pass_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
