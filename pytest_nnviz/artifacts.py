@@ -57,7 +57,7 @@ def _beside(stem: Path, suffix: str) -> Path:
 
 
 def _draw(diff: GraphDiff, path: Path) -> Path:
-    return Path(nnviz.draw(diff, path))  # type: ignore[attr-defined]
+    return Path(nnviz.draw(diff, path))
 
 
 def _attempt(problems: list[str], write: Callable[[], Path]) -> Path | None:

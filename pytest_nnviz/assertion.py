@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -69,7 +70,7 @@ class NNVizSnapshot:
         if check.status == "passed" and check.diff is not None:
             return check.diff
         # Written just now: the stored snapshot is the current graph.
-        return nnviz.diff(graph, graph)  # type: ignore[attr-defined, no-any-return]
+        return nnviz.diff(graph, graph)
 
     # --- where -----------------------------------------------------------------------------
 
@@ -92,14 +93,14 @@ class NNVizSnapshot:
     def _call_line(self) -> int:
         # The innermost frame in the test's own file, so helpers in other files still point
         # at the test; else the direct caller.
-        frame = sys._getframe(2)
-        caller = frame.f_lineno
+        caller = sys._getframe(2)
         test_file = os.fspath(self._item.path)
+        frame: FrameType | None = caller
         while frame is not None:
             if frame.f_code.co_filename == test_file:
                 return frame.f_lineno
-            frame = frame.f_back  # type: ignore[assignment]
-        return caller
+            frame = frame.f_back
+        return caller.f_lineno
 
     # --- what to tell ------------------------------------------------------------------------
 
@@ -137,8 +138,9 @@ class NNVizSnapshot:
             cut = len(changes) - MAX_CHANGELOG_LINES + 1
             changes = [*changes[: MAX_CHANGELOG_LINES - 1], f"... {cut} more lines in report.json"]
         lines = [f"nnviz: the architecture drifted from {snapshot}", *changes]
-        if artifacts is not None and (artifacts.pdf or artifacts.svg):
-            lines.append(f"Diff drawing: {self._shown(artifacts.pdf or artifacts.svg)}")
+        drawing = artifacts and (artifacts.pdf or artifacts.svg)
+        if drawing:
+            lines.append(f"Diff drawing: {self._shown(drawing)}")
         if artifacts is not None and artifacts.problems:
             lines.append(f"(drawing not written: {artifacts.problems[0]})")
         lines.append(f"Accept the change with: {fix}")

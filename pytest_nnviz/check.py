@@ -75,7 +75,7 @@ def check_snapshot(graph: Graph, snapshot: Path, *, update: bool = False) -> Che
             nnviz.save(graph, snapshot)
             return Check("written", snapshot, graph)
         return Check("failed", snapshot, graph, problem=str(exc))
-    diff = nnviz.diff(stored, graph)  # type: ignore[attr-defined]
+    diff = nnviz.diff(stored, graph)
     if diff.identical:
         return Check("passed", snapshot, graph, diff)
     if update:

@@ -1,0 +1,38 @@
+"""The README's "Guard your architecture in tests" example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+import torchvision  # noqa: F401  (likewise)
+
+import nnviz
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> str:
+    section = README.read_text(encoding="utf-8").split("## Guard your architecture in tests")[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match, "no python example in the README section"
+    return match.group(1)
+
+
+def test_readme_example(pytester: pytest.Pytester) -> None:
+    tests = pytester.mkdir("tests")
+    (tests / "test_architecture.py").write_text(readme_example())
+    snapshot = tests / "__nnviz_snapshots__/test_architecture/test_resnet18_architecture.json"
+
+    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["E * pytest --nnviz-update tests/test_architecture.py::test_resnet18_architecture"]
+    )
+    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-update", "tests")
+    result.assert_outcomes(passed=1)
+    assert "layer3.1.conv2" in nnviz.load(snapshot).modules
+    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
+    result.assert_outcomes(passed=1)
