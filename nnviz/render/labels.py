@@ -34,7 +34,9 @@ def text(value: object, limit: int = MAX_TEXT) -> str:
     raw = CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
     if len(raw) > limit:
         raw = raw[: limit - 1] + "…"
-    return html.escape(raw, quote=True)
+    # Graphviz expands escapes such as `\N` (the node name) even inside HTML-like labels, after
+    # decoding entities: a literal backslash must reach it doubled.
+    return html.escape(raw, quote=True).replace("\\", "&#92;&#92;")
 
 
 def family(node: Node) -> str:
