@@ -296,6 +296,21 @@ def test_clean_run_passes_without_upload(tmp_path: Path) -> None:
     assert not runner.step("Fail when the snapshot tests failed").ran
 
 
+def test_pytest_failing_before_any_report_still_fails_and_says_so(tmp_path: Path) -> None:
+    demo_workspace(tmp_path)
+    inputs = {
+        "working-directory": "examples/ci-demo",
+        "install": "false",
+        "pytest-args": "--no-such-option",
+    }
+    runner = SimulatedRunner(tmp_path, inputs).run()
+    assert runner.steps["pytest"]["exit-code"] == "4"  # pytest's usage error
+    assert runner.outputs()["drift-count"] == "0" and runner.outputs()["report-path"] == ""
+    assert runner.failed and runner.uploads == [] and runner.commands == []
+    summary = runner.summary.read_text(encoding="utf-8")
+    assert summary == "## nnviz: pytest failed (status 4) before writing a drift report\n"
+
+
 # --- the sticky PR comment, against a fake `gh` ---------------------------------------------
 
 FAKE_GH = r"""#!/usr/bin/env bash
