@@ -249,7 +249,8 @@ def _annotation_message(drift: Drift) -> str:
     text = "\n".join(lines)
     if len(text) > _ANNOTATION_CHARS:
         text = text[:_ANNOTATION_CHARS] + "\n… (cut; see the job summary)"
-    head = f"{drift.snapshot} no longer matches the model ({_plural(drift.changes, 'change')})."
+    changed = _plural(drift.changes, "changed node")
+    head = f"{drift.snapshot} no longer matches the model ({changed})."
     tail = f"If the change is intended, run `{UPDATE_COMMAND}` and commit the snapshot."
     return f"{head}\n{text}\n{tail}"
 
@@ -334,7 +335,7 @@ def summary_markdown(
             "",
         ]
     if ranked:
-        head += ["| # | test | location | changes |", "| ---: | --- | --- | ---: |"]
+        head += ["| # | test | location | changed nodes |", "| ---: | --- | --- | ---: |"]
         for i, drift in enumerate(ranked, 1):
             where = _where(drift, source_url, root, cell=True)
             head.append(
@@ -372,12 +373,12 @@ _MERMAID_CHARS = 40_000  # GitHub's Mermaid renderer refuses larger sources
 def _drift_section(
     index: int, drift: Drift, source_url: str | None, root: str, open_: bool
 ) -> list[str]:
-    summary = f"{index}. {drift.test_name}: {_plural(drift.changes, 'change')}"
+    summary = f"{index}. {drift.test_name}: {_plural(drift.changes, 'changed node')}"
     lines = [f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>", ""]
     lines.append(f"Test {_where(drift, source_url, root)}, snapshot {_code(drift.snapshot)}.")
     files = _artifact_files(drift)
     if files:
-        lines.append(f"Drawings in the artifact: {', '.join(_code(f) for f in files)}.")
+        lines.append(f"Drawings: {', '.join(_code(f) for f in files)}.")
     lines += ["", *_fence("text", changelog(drift.diff)), ""]
     picture = mermaid(drift.diff)
     if len(picture) <= _MERMAID_CHARS:

@@ -236,7 +236,7 @@ def test_markdown_survives_backticks_and_pipes_in_names() -> None:
     md = summary_markdown(make_report([drift]))
     # A longer run of backticks around it, and the pipe escaped so the table keeps its columns.
     assert "| 1 | ``test[`a\\|b`]`` |" in md
-    assert "<summary>1. test[`a|b`]: 1 change</summary>" in md
+    assert "<summary>1. test[`a|b`]: 1 changed node</summary>" in md
 
 
 def test_text_report() -> None:
