@@ -311,6 +311,16 @@ def test_pytest_failing_before_any_report_still_fails_and_says_so(tmp_path: Path
     assert summary == "## nnviz: pytest failed (status 4) before writing a drift report\n"
 
 
+def test_unbalanced_quotes_in_pytest_args_fail_clearly(tmp_path: Path) -> None:
+    demo_workspace(tmp_path)
+    inputs = {"working-directory": "examples/ci-demo", "install": "false", "pytest-args": "-k 'a"}
+    runner = SimulatedRunner(tmp_path, inputs).run()
+    step = runner.step("Run the snapshot tests")
+    assert step.returncode == 1
+    assert "nnviz: cannot split the pytest-args input: No closing quotation" in step.stderr
+    assert runner.step("Fail when the snapshot tests failed").returncode == 1
+
+
 # --- the sticky PR comment, against a fake `gh` ---------------------------------------------
 
 FAKE_GH = r"""#!/usr/bin/env bash
