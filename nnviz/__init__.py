@@ -69,15 +69,20 @@ def trace(
     `graph.meta["inputs"]` the inputs; if the model cannot run on them, a
     `nnviz.trace.DataTraceWarning` says why and the graph has no shapes. A malformed input raises
     `InputSpecError` before anything is built. A `.json` spec is loaded instead of traced.
+
+    `tracer`: `"auto"` (torch.fx; when fx fails, the eager tracer runs the model on `inputs`, or
+    for a torchvision model on its family's example input, see `nnviz.trace.examples`), `"fx"`,
+    or `"eager"` (records a real forward pass; needs `inputs`). `graph.meta["tracer"]` says which.
     """
     from nnviz import models
     from nnviz.errors import InputSpecError, TraceError
     from nnviz.trace.inputs import from_object
 
-    if tracer not in ("auto", "fx"):
-        raise TraceError(f"unknown tracer {tracer!r} (available: auto, fx)")
+    if tracer not in _tracing.TRACERS:
+        raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(_tracing.TRACERS)})")
     parsed = None if inputs is None else from_object(inputs)
     rebuild: Callable[[], nn.Module] | None = None
+    example = None
     if isinstance(model, (str, Path)):
         spec = models.parse_spec(str(model))
         if spec.kind == "snapshot":
@@ -87,8 +92,19 @@ def trace(
         name = name or spec.name
         model = models.build(spec, args)
         rebuild = functools.partial(models.build, spec, args, device="cpu")
+        if spec.kind == "torchvision" and parsed is None and tracer == "auto":
+            from nnviz.trace.examples import example_input
 
-    return _tracing.trace(model, name or type(model).__name__, inputs=parsed, rebuild=rebuild)
+            example = example_input(spec.target)
+
+    return _tracing.trace(
+        model,
+        name or type(model).__name__,
+        inputs=parsed,
+        rebuild=rebuild,
+        tracer=tracer,
+        example=example,
+    )
 
 
 def diff(
