@@ -30,11 +30,13 @@ def is_worker(config: pytest.Config) -> bool:
 def is_full_run(config: pytest.Config, exitstatus: int) -> bool:
     """Whether every test ran, so a snapshot no test used is really unused.
 
-    Not under `-k`, `-m`, `--lf`, explicit `file::test` arguments, deselection, collection
-    errors or an interrupted run (skipped and failed tests are handled per file).
+    Not under `-k`, `-m`, `--lf`, `--collect-only`, explicit `file::test` arguments,
+    deselection, collection errors or an interrupted run (skipped and failed tests are handled
+    per file).
     """
     narrowed = (
-        bool(config.getoption("keyword", ""))
+        bool(config.getoption("collectonly", False))
+        or bool(config.getoption("keyword", ""))
         or bool(config.getoption("markexpr", ""))
         or bool(config.getoption("lf", False))
         or any("::" in str(arg) for arg in config.args)

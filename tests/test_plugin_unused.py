@@ -58,6 +58,7 @@ def test_unused_fail_the_session(pytester: pytest.Pytester, project: Path) -> No
             "delete them with: pytest --nnviz-update",
         ]
     )
+    result.stdout.no_fnmatch_line("*test_skipped.json*")  # its test was skipped: not judged
     assert sorted(p.name for p in project.iterdir()) == sorted((*KEPT, *UNUSED))
 
 
@@ -74,15 +75,17 @@ def test_warn_only(pytester: pytest.Pytester, project: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "selection", [["-k", "used"], ["test_u.py::test_used"]], ids=["keyword", "nodeid"]
+    "selection",
+    [["-k", "used"], ["test_u.py::test_used"], ["--collect-only"]],
+    ids=["keyword", "nodeid", "collect-only"],
 )
 def test_partial_runs_do_not_judge(
     pytester: pytest.Pytester, project: Path, selection: list[str]
 ) -> None:
     result = run(pytester, *selection)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["nnviz: 1 snapshot passed"])
     result.stdout.no_fnmatch_line("*unused*")
+    assert sorted(p.name for p in project.iterdir()) == sorted((*KEPT, *UNUSED))
 
 
 def test_update_deletes_them(pytester: pytest.Pytester, project: Path) -> None:
