@@ -337,6 +337,9 @@ def summary_markdown(
     if ranked:
         head += ["| # | test | location | changed nodes |", "| ---: | --- | --- | ---: |"]
         for i, drift in enumerate(ranked, 1):
+            if _size(head) > limit // 2:  # thousands of drifts: keep room for the details
+                head.append(f"| … | {len(ranked) - i + 1} more: see `report.json` | | |")
+                break
             where = _where(drift, source_url, root, cell=True)
             head.append(
                 f"| {i} | {_code(drift.test_name, cell=True)} | {where} | {drift.changes} |"
@@ -345,7 +348,12 @@ def summary_markdown(
     tail = []
     if report.unused:
         tail += [f"<details><summary>{len(report.unused)} unused snapshot file(s)</summary>", ""]
-        tail += [f"- {_code(path)}" for path in report.unused] + ["", "</details>", ""]
+        for i, path in enumerate(report.unused):
+            if i == _UNUSED_LISTED or _size(tail) > limit // 4:
+                tail.append(f"- … {len(report.unused) - i} more in `report.json`")
+                break
+            tail.append(f"- {_code(path)}")
+        tail += ["", "</details>", ""]
     if ranked:
         tail.append(
             f"If the changes are intended, run `{UPDATE_COMMAND}` and commit the snapshots."
@@ -367,6 +375,7 @@ def summary_markdown(
 
 
 _OPEN_SECTIONS = 3
+_UNUSED_LISTED = 100
 _MERMAID_CHARS = 40_000  # GitHub's Mermaid renderer refuses larger sources
 
 

@@ -231,6 +231,18 @@ def test_summary_stays_under_the_limit_and_says_what_it_left_out() -> None:
     assert all(f"`test_model_{i:02d}`" in md for i in range(100))  # the index names every drift
 
 
+def test_thousands_of_drifts_and_unused_files_still_fit() -> None:
+    unused = [f"tests/__nnviz_snapshots__/old/{i}.json" for i in range(5000)]
+    report = make_report([make_drift(i) for i in range(3000)], unused=unused)
+    md = summary_markdown(report, limit=COMMENT_LIMIT)
+    assert len(md.encode()) <= COMMENT_LIMIT
+    assert re.search(r"\| … \| \d+ more: see `report.json` \|", md)
+    assert "- … 4900 more in `report.json`" in md
+    assert "<details open>" in md  # the most important drift still has its changelog
+    tiny = summary_markdown(report, limit=2000)
+    assert len(tiny.encode()) <= 2000 and "## nnviz: 3000 architecture drifts" in tiny
+
+
 def test_markdown_survives_backticks_and_pipes_in_names() -> None:
     drift = make_drift(1).model_copy(update={"nodeid": "t.py::test[`a|b`]"})
     md = summary_markdown(make_report([drift]))
