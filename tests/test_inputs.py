@@ -3,6 +3,7 @@ and how parsed inputs bind to a model's forward() arguments."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,8 +164,6 @@ def test_malformed_inputs_are_refused(text: str, message: str) -> None:
 
 
 def _escape(text: str) -> str:
-    import re
-
     return re.escape(text)
 
 
@@ -244,3 +243,16 @@ def test_python_objects_bind_like_the_expression_form() -> None:
     assert moved["pixels"].device.type == "meta"
     with pytest.raises(InputSpecError, match="dict key 3"):
         from_object({3: x})
+
+
+def test_readme_input_examples_parse() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Tracing with data (`-i`)", 1)[1].split("\n## ", 1)[0]
+    quoted = re.findall(r"-i '([^']+)'", section)
+    bare = re.findall(r"-i ([A-Za-z][\w:]*)(?:[\s`]|$)", section)
+    rows = re.findall(r"^\| `([^`|]+)` \|", section, flags=re.MULTILINE)
+    generic = {"-i", "key:value;key:value"}  # the table's header and its pattern row
+    examples = [*quoted, *bare, *(r for r in rows if "<" not in r and r not in generic)]
+    assert len(examples) >= 7, examples
+    for text in examples:
+        parse_inputs(text).materialise("meta")
