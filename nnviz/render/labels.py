@@ -58,7 +58,7 @@ def family_color(name: str) -> str:
 
 def cluster_color(depth: int) -> str:
     """Cluster fill: a grey that darkens one step per nesting level."""
-    level = max(0, min(245 - 12 * depth, 255))
+    level = max(200, min(246 - 9 * depth, 255))
     return f"#{level:02x}{level:02x}{min(level + 6, 255):02x}"
 
 
@@ -144,11 +144,12 @@ def node_label(
         rows.append(_row(_font(text(shown), small)))
     elif collapsed:
         if style.show_node_name:
-            rows.append(_row(_font(text(node.module), small)))
+            rows.append(_row(_font(text(node.id), small)))
         facts = " · ".join(p for p in (f"{collapsed} ops", params) if p)
         rows.append(_row(_font(text(facts), small, color="#303030")))
     else:
-        name = (module.path if module is not None else node.id) if style.show_node_name else None
+        # The id, not the module path: a second call of a module shows as `layer2.0.relu:1`.
+        name = node.id if style.show_node_name else None
         facts = " · ".join(p for p in (name, params) if p)
         if facts and node.kind != "output":
             rows.append(_row(_font(text(facts), small)))
@@ -183,9 +184,14 @@ def _grid(cells: list[str], size: int) -> str:
 
 
 def cluster_label(path: str, cls_name: str, style: Style) -> str:
-    """`layer1.0 · BasicBlock`, path in bold."""
+    """The module path in bold over its class: two short lines instead of one long one, so the
+    edges that enter a cluster through its middle rarely cross the title."""
     size = style.cluster_title_font_size
-    return "<" + _font(text(path), size, bold=True) + _font(" · " + text(cls_name), size) + ">"
+    rows = [
+        _row(_font(text(path), size, bold=True), "LEFT"),
+        _row(_font(text(cls_name), max(8, round(size * 0.8)), color="#303040"), "LEFT"),
+    ]
+    return _table(rows)
 
 
 def graph_label(title: str, subtitle: str, style: Style) -> str:
