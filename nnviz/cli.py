@@ -79,6 +79,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "e.g. -i default, -i tensor1x16:int64, -i 'x:image64;y:tensor1x10'.",
 )
 @click.option(
+    "--tracer",
+    type=click.Choice(["auto", "fx", "eager"]),
+    default="auto",
+    show_default=True,
+    help="How to trace: fx (symbolic), eager (run the model on the -i input and record it), or "
+    "auto: fx, and eager when fx fails (torchvision models bring their own example input), "
+    "e.g. nnviz fasterrcnn_resnet50_fpn, or nnviz my.py:Net -i default --tracer eager.",
+)
+@click.option(
     "-d",
     "--depth",
     type=int,
@@ -120,6 +129,7 @@ def draw_command(
     layer: str | None,
     arguments: tuple[str, ...],
     inputs: str | None,
+    tracer: str,
     depth: int,
     collapse: tuple[str, ...],
     styles: tuple[str, ...],
@@ -145,7 +155,9 @@ def draw_command(
         style = parse_style(styles)
         _progress(quiet, f"tracing {model} ...")
         with _warnings_as_lines():
-            graph = nnviz.trace(model, args=models.parse_arguments(arguments), inputs=inputs)
+            graph = nnviz.trace(
+                model, args=models.parse_arguments(arguments), inputs=inputs, tracer=tracer
+            )
         if target.suffix.lower() != SNAPSHOT_SUFFIX:
             _progress(quiet, f"laying out {len(graph)} nodes ...")
         # Snapshots hold the full graph (or the -l selection): -d and -c only shape the picture.
@@ -185,13 +197,14 @@ def _default_name(model_name: str, layer: str | None) -> str:
 def _warnings_as_lines() -> Iterator[None]:
     """Show nnviz's own warnings (e.g. failed data tracing) as one `nnviz: warning:` line each;
     library warnings from torch and friends are noise on the command line and are dropped."""
-    from nnviz.trace import DataTraceWarning
+    from nnviz.trace import DataTraceWarning, TracerWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataTraceWarning)
+        warnings.simplefilter("always", TracerWarning)
         yield
     for warning in caught:
-        if issubclass(warning.category, DataTraceWarning):
+        if issubclass(warning.category, (DataTraceWarning, TracerWarning)):
             click.echo(f"nnviz: warning: {' '.join(str(warning.message).split())}", err=True)
 
 
