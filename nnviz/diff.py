@@ -214,6 +214,8 @@ def diff(old: Graph, new: Graph, ignore: tuple[str, ...] | list[str] = ()) -> Gr
 def module_changes(a: Module, b: Module) -> dict[str, Change]:
     """Class, hyperparameter and own-parameter-shape differences of two module entries."""
     changes: dict[str, Change] = {}
+    if a.cls == b.cls and a.hparams == b.hparams and a.parameters == b.parameters:
+        return changes
     if a.cls != b.cls:
         changes["class"] = Change(a.cls, b.cls)
     for key in _keys(a.hparams, b.hparams):
@@ -232,6 +234,8 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
 def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
     """Kind, op, constant-argument and (with `specs`) output-spec differences of two nodes."""
     changes: dict[str, Change] = {}
+    if a.kind == b.kind and a.op == b.op and a.args == b.args and (not specs or a.spec == b.spec):
+        return changes
     if a.kind != b.kind:
         changes["kind"] = Change(a.kind, b.kind)
     if a.op != b.op and "module" not in (a.kind, b.kind):
@@ -246,7 +250,8 @@ def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
 
 
 def _keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    return [*b, *(k for k in a if k not in b)]
+    """Both sides' keys in one order whatever the source (snapshots store keys sorted)."""
+    return sorted({*a, *b}, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
 
 
 def ignored(key: str, ignore: tuple[str, ...]) -> bool:

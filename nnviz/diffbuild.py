@@ -21,13 +21,13 @@ from nnviz.diff import (
     module_parent,
     node_changes,
 )
-from nnviz.graph import Graph, Module, Node, parent_path, path_depth
+from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
 from nnviz.matching import Matching
 
 _FLOW_LAST = 10_000
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     name: str
     old_name: str | None
@@ -63,32 +63,40 @@ class _Entry:
 def build(
     old: Graph, new: Graph, m: Matching, ignore: tuple[str, ...]
 ) -> tuple[tuple[NodeDiff, ...], tuple[EdgeDiff, ...]]:
-    entries = _entries(old, new, m)
+    old_nodes, new_nodes = old.nodes, new.nodes  # each call builds a list: build them once
+    entries = _entries(old, new, m, old_nodes, new_nodes)
     by_name = {e.name: e for e in entries}
-    node_name_old = {i: m.nodes.get(i, i) for i in (n.id for n in old.nodes)}
+    node_name_old = {n.id: m.nodes.get(n.id, n.id) for n in old_nodes}
     _rename_collisions(entries, by_name, node_name_old)
     specs = old.traced_with_data and new.traced_with_data
+    old_edges, new_edges = old.edges, new.edges
+    old_inputs, new_inputs = _inputs(old_edges, node_name_old), _inputs(new_edges, None)
     for e in entries:
         if e.old_module is not None and e.new_module is not None:
             e.changes.update(module_changes(e.old_module, e.new_module))
         if e.old_node is not None and e.new_node is not None:
             e.changes.update(node_changes(e.old_node, e.new_node, specs))
-            e.changes.update(_input_changes(old, new, e.old_node.id, e.new_node.id, node_name_old))
+            a, b = old_inputs.get(e.old_node.id, {}), new_inputs.get(e.new_node.id, {})
+            if a != b:
+                e.changes.update(_input_changes(a, b))
         elif e.old_module is not None and e.new_module is not None and (e.old_node or e.new_node):
             e.changes["called"] = Change(e.old_node is not None, e.new_node is not None)
         for key in [k for k in e.changes if ignored(k, ignore)]:
             del e.changes[key]
-    _order(entries, old, new, m, by_name)
+    _order(entries, old_nodes, new_nodes, new, m, by_name)
     entries.sort(key=lambda e: e.key)
     _mark_causes(entries, by_name, new)
     nodes = tuple(_freeze(e) for e in entries)
-    return nodes, _edges(old, new, node_name_old)
+    return nodes, _edges(old_edges, new_edges, node_name_old)
 
 
-def _entries(old: Graph, new: Graph, m: Matching) -> list[_Entry]:
+def _entries(
+    old: Graph, new: Graph, m: Matching, old_nodes: list[Node], new_nodes: list[Node]
+) -> list[_Entry]:
     """One entry per union module and node; a module merges with its first call node."""
     entries: list[_Entry] = []
     merged: dict[str, _Entry] = {}
+    old_by_id = {n.id: n for n in old_nodes}
     for q, mod in new.modules.items():
         p = m.modules_back.get(q)
         e = _Entry(q, p, q, new_module=mod, old_module=old.modules[p] if p is not None else None)
@@ -101,7 +109,7 @@ def _entries(old: Graph, new: Graph, m: Matching) -> list[_Entry]:
             e = _Entry(p, p, None, old_module=mod, scope=module_parent(p, m) or "", path=p)
             entries.append(e)
             old_only[p] = e
-    for node in new.nodes:
+    for node in new_nodes:
         i = m.nodes_back.get(node.id)
         f: _Entry | None = None
         if node.kind == "module" and node.module == node.id:
@@ -111,8 +119,8 @@ def _entries(old: Graph, new: Graph, m: Matching) -> list[_Entry]:
             entries.append(f)
         f.new_node = node
         if i is not None:
-            f.old_node = old.node(i)
-    for node in old.nodes:
+            f.old_node = old_by_id[i]
+    for node in old_nodes:
         if node.id in m.nodes:
             continue
         f = None
@@ -143,20 +151,18 @@ def _rename_collisions(
         by_name[e.name] = e
 
 
-def _slots(graph: Graph, node_id: str, rename: dict[str, str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for src in graph.predecessors(node_id):
-        for slot in graph.edge(src, node_id).slots:
-            out[slot] = rename.get(src, src) if rename is not None else src
+def _inputs(edges: list[Edge], rename: dict[str, str] | None) -> dict[str, dict[str, str]]:
+    """For every node, which (renamed) source feeds each of its argument slots."""
+    out: dict[str, dict[str, str]] = {}
+    for edge in edges:
+        src = rename.get(edge.source, edge.source) if rename is not None else edge.source
+        slots = out.setdefault(edge.target, {})
+        for slot in edge.slots:
+            slots[slot] = src
     return out
 
 
-def _input_changes(
-    old: Graph, new: Graph, old_id: str, new_id: str, node_name_old: dict[str, str]
-) -> dict[str, Change]:
-    a, b = _slots(old, old_id, node_name_old), _slots(new, new_id, None)
-    if a == b:
-        return {}
+def _input_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, Change]:
     keys = sorted({*a, *b}, key=lambda s: (len(s.split(".")[0]), s))
     return {
         f"inputs.{k}": Change(a.get(k, ABSENT), b.get(k, ABSENT))
@@ -166,36 +172,45 @@ def _input_changes(
 
 
 def _order(
-    entries: list[_Entry], old: Graph, new: Graph, m: Matching, by_name: dict[str, _Entry]
+    entries: list[_Entry],
+    old_nodes: list[Node],
+    new_nodes: list[Node],
+    new: Graph,
+    m: Matching,
+    by_name: dict[str, _Entry],
 ) -> None:
     """Union order: new trace order, each removed node after its nearest matched predecessor,
     each tree-only module just before the first node of its subtree (ancestors first)."""
-    new_index = {n.id: i for i, n in enumerate(new.nodes)}
-    keys: dict[str, tuple[Any, ...]] = {}
+    new_index = {n.id: i for i, n in enumerate(new_nodes)}
+    removed_keys: dict[str, tuple[Any, ...]] = {}
     last: float = -1
-    for i, node in enumerate(old.nodes):
-        if node.id in m.nodes:
-            last = new_index[m.nodes[node.id]]
-            keys["old:" + node.id] = (last, 0, 0)
+    for i, node in enumerate(old_nodes):
+        paired = m.nodes.get(node.id)
+        if paired is not None:
+            last = new_index[paired]
         else:
-            keys["old:" + node.id] = (last, 1, i)
-    best: dict[str, tuple[Any, ...]] = {}
+            removed_keys[node.id] = (last, 1, i)
+    flow = []
     for e in entries:
         if e.new_node is not None:
             e.key = (new_index[e.new_node.id], 0, 0, _FLOW_LAST)
         elif e.old_node is not None:
-            e.key = (*keys["old:" + e.old_node.id], _FLOW_LAST)
+            e.key = (*removed_keys[e.old_node.id], _FLOW_LAST)
         else:
             continue
+        flow.append(e)
+    flow.sort(key=lambda e: e.key)
+    # in key order, the first entry to reach a module gives its key; climbing stops where an
+    # earlier one has been, so each module is visited once
+    best: dict[str, tuple[Any, ...]] = {}
+    for e in flow:
         home = e.name if e.module is not None else e.scope
-        seen = 0
-        while home in by_name and seen < 64:
-            if best.get(home, (float("inf"),)) > e.key:
-                best[home] = e.key
+        while home in by_name and home not in best:
+            best[home] = e.key
             up = by_name[home].scope
             if home == "" or up == home:
                 break
-            home, seen = up, seen + 1
+            home = up
     tree_rank = {p: i for i, p in enumerate(new.modules)}
     for e in entries:
         if e.node is None:
@@ -211,7 +226,7 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
         e.name: (e.status, e.scope, e.module.path if e.module else None) for e in entries
     }
     for e in entries:
-        for key, change in list(e.changes.items()):
+        for key, change in list(e.changes.items()) if e.changes else ():
             if not key.startswith("inputs."):
                 continue
             for end in (change.old, change.new):
@@ -221,7 +236,7 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
                     break
     spec_cause: dict[str, str] = {}
     for e in entries:
-        if e.new_node is None:
+        if e.new_node is None or "spec" not in e.changes:
             continue
         own = [k for k, c in e.changes.items() if k != "spec" and not c.propagated]
         module_entry = by_name.get(e.new_node.module or "\0")
@@ -245,13 +260,10 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
                     cause = spec_cause.get(p, p)
                 if cause is not None:
                     break
-        if "spec" in e.changes:
-            if cause is None:
-                spec_cause[e.name] = e.name
-            else:
-                spec_cause[e.name] = cause
-                c = e.changes["spec"]
-                e.changes["spec"] = Change(c.old, c.new, cause)
+        spec_cause[e.name] = e.name if cause is None else cause
+        if cause is not None:
+            c = e.changes["spec"]
+            e.changes["spec"] = Change(c.old, c.new, cause)
 
 
 def _freeze(e: _Entry) -> NodeDiff:
@@ -276,12 +288,14 @@ def _freeze(e: _Entry) -> NodeDiff:
     )
 
 
-def _edges(old: Graph, new: Graph, node_name_old: dict[str, str]) -> tuple[EdgeDiff, ...]:
+def _edges(
+    old_edges: list[Edge], new_edges: list[Edge], node_name_old: dict[str, str]
+) -> tuple[EdgeDiff, ...]:
     seen: dict[tuple[str, str], tuple[str, ...]] = {}
-    for edge in old.edges:
+    for edge in old_edges:
         seen[(node_name_old[edge.source], node_name_old[edge.target])] = edge.slots
     out: list[EdgeDiff] = []
-    for edge in new.edges:
+    for edge in new_edges:
         before = seen.pop((edge.source, edge.target), None)
         status: Status = (
             "added" if before is None else ("unchanged" if before == edge.slots else "changed")

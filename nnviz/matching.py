@@ -60,10 +60,12 @@ class _Side:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.order = {node.id: i for i, node in enumerate(graph.nodes)}
+        self.nodes = graph.nodes
+        self.by_id = {node.id: node for node in self.nodes}  # dict lookups beat networkx views
+        self.order = {node.id: i for i, node in enumerate(self.nodes)}
         self.calls: dict[str, list[str]] = {}
         self.scoped: dict[str, list[str]] = {}
-        for node in graph.nodes:
+        for node in self.nodes:
             if node.kind == "module" and node.module is not None:
                 self.calls.setdefault(node.module, []).append(node.id)
             elif node.kind in _FLOW_OPS:
@@ -105,12 +107,12 @@ class _Side:
                 ]
             )
         for n in nodes:
-            node = self.graph.node(n)
+            node = self.by_id[n]
             op = local.get(node.module or "", -1) if node.kind == "module" else node.op
             inputs = sorted(
                 (slot, position.get(src, -1))
-                for src in self.graph.predecessors(n)
-                for slot in self.graph.edge(src, n).slots
+                for src, data in self.graph.nx.pred[n].items()
+                for slot in data["edge"].slots
             )
             parts.append([node.kind, op, _canonical(dict(node.args)), inputs])
         text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
@@ -142,8 +144,9 @@ def match(old: Graph, new: Graph) -> Matching:
         other = new.modules.get(path)
         if other is not None and other.cls == module.cls:
             m.pair_modules(path, path)
-    for node in old.nodes:
-        same = node.id in new and _same_op(node, new.node(node.id))
+    for node in a.nodes:
+        twin = b.by_id.get(node.id)
+        same = twin is not None and _same_op(node, twin)
         if same and (node.kind != "module" or node.module in m.modules):
             m.pair_nodes(node.id, node.id)
     # 2. top-down by structural digest
@@ -152,17 +155,17 @@ def match(old: Graph, new: Graph) -> Matching:
     for path in old.modules:
         if path not in m.modules and path in new.modules and path not in m.modules_back:
             m.pair_modules(path, path)
-    for node in old.nodes:
-        if node.id in m.nodes or node.id not in new or node.id in m.nodes_back:
+    for node in a.nodes:
+        if node.id in m.nodes or node.id not in b.by_id or node.id in m.nodes_back:
             continue
-        kinds = {node.kind, new.node(node.id).kind}
+        kinds = {node.kind, b.by_id[node.id].kind}
         if len(kinds) == 1 or not kinds & {"input", "output"}:
             m.pair_nodes(node.id, node.id)
     # 4. bottom-up containers by the share of matched descendants
     _match_containers(m, a, b)
     _follow_modules(m, a, b)
     # 5. by position in the data flow
-    _match_by_inputs(m, old, new)
+    _match_by_inputs(m, a, b)
     return m
 
 
@@ -195,7 +198,11 @@ def _pair_subtree(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
 
 def _match_containers(m: Matching, a: _Side, b: _Side) -> None:
     old, new = a.graph, b.graph
-    sizes = {p: len(list(a.subtree(p))) - 1 for p in old.modules if old.children(p)}
+    sizes: dict[str, int] = {}
+    for p in reversed(list(old.modules)):  # children come after their parent in tree order
+        parent = parent_path(p)
+        if parent is not None:
+            sizes[parent] = sizes.get(parent, 0) + 1 + sizes.get(p, 0)
     rank = {p: i for i, p in enumerate(old.modules)}
     for path in reversed(list(new.modules)):
         if not path or path in m.modules_back or not new.children(path):
@@ -246,8 +253,9 @@ def _rescope(node_id: str, old_scope: str, new_scope: str) -> str:
     return f"{new_scope}.{rest}" if new_scope else rest
 
 
-def _match_by_inputs(m: Matching, old: Graph, new: Graph) -> None:
-    for node in new.nodes:
+def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:
+    old, new = a.graph, b.graph
+    for node in b.nodes:
         if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
             continue
         preds = new.predecessors(node.id)
@@ -257,7 +265,7 @@ def _match_by_inputs(m: Matching, old: Graph, new: Graph) -> None:
         scope = m.modules_back.get(node.scope, node.scope)
         first = m.nodes_back[preds[0]]
         for cand in old.successors(first):
-            other = old.node(cand)
+            other = a.by_id[cand]
             if (
                 cand not in m.nodes
                 and other.kind in _FLOW_OPS

@@ -14,6 +14,7 @@ plugin's report.json, `nnviz report`) print exactly what `nnviz diff` prints:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -180,8 +181,51 @@ def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
         lines.extend(_fold(followers.pop(name, [])))
     for cause in sorted(followers, key=lambda c: c not in index.by_name):
         lines.extend(_fold(followers[cause]))
+    lines = _fold_shifts(lines)
     propagated = sum(1 for e in index.entries if _only_propagated(e))
     return lines, counts, propagated
+
+
+_SHIFT = re.compile(r"^→ (?P<parent>.+)\.(?P<old>\d+) moved to (?P=parent)\.(?P<new>\d+)$")
+
+
+def _fold_shifts(lines: list[str]) -> list[str]:
+    """Runs of Sequential layers renumbered by one insertion or deletion become one line."""
+    out: list[str] = []
+    run: list[re.Match[str]] = []
+
+    def flush() -> None:
+        if len(run) >= 3:
+            first, last = run[0], run[-1]
+            parent = first["parent"]
+            out.append(
+                f"→ {parent}.{first['old']} … {parent}.{last['old']} moved to "
+                f"{parent}.{first['new']} … {parent}.{last['new']} ({len(run)} layers)"
+            )
+        else:
+            out.extend(match.string for match in run)
+        run.clear()
+
+    for line in lines:
+        found = _SHIFT.match(line)
+        if found and run:
+            prev = run[-1]
+            same = found["parent"] == prev["parent"]
+            delta = int(found["new"]) - int(found["old"])
+            if not (
+                same
+                and delta == int(prev["new"]) - int(prev["old"])
+                and int(found["old"]) == int(prev["old"]) + 1
+            ):
+                flush()
+        elif not found:
+            flush()
+        if found:
+            run.append(found)
+        else:
+            out.append(line)
+    flush()
+    return out
 
 
 def _only_propagated(e: Mapping[str, Any]) -> bool:

@@ -1,0 +1,211 @@
+"""The highlighted diff drawing: one union graph of old and new, painted by status.
+
+Added nodes are green, removed ones red and dashed, changed ones orange with `old → new` lines,
+renamed ones blue with their old name, unchanged ones grey. Unchanged regions are folded: every
+module holding nothing within `context` hops of a change becomes one node (the largest such
+module wins), and a run of three or more folded sibling modules in a row (the 30 untouched blocks
+of a resnet stage) becomes one node too. `context=-1` draws everything. Built on the drawing
+stage's `to_dot` + `Paint` and `nnviz.transform.collapse_prefixes`; never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nnviz import transform
+from nnviz.diff import GraphDiff, NodeDiff
+from nnviz.fs import atomic_write
+from nnviz.graph import Edge, Graph, Module, Node, parent_path
+from nnviz.render.dot import to_dot
+from nnviz.render.engine import format_of, render
+from nnviz.render.paint import EdgePaint, NodePaint, Paint
+from nnviz.render.style import Style, make_style
+from nnviz.report import describe
+
+COLOURS: Mapping[str, tuple[str, str]] = {
+    "added": ("#dafbe1", "#1a7f37"),
+    "removed": ("#ffebe9", "#cf222e"),
+    "changed": ("#fff1e5", "#fb8500"),
+    "renamed": ("#ddf4ff", "#0969da"),
+}
+"""Fill and border colour per status; unchanged nodes are drawn dimmed (grey)."""
+_MAX_LINES = 4
+_RUN = 3
+
+
+def union_graph(diff: GraphDiff) -> Graph:
+    """Old and new as one graph named by union names (see `NodeDiff.name`)."""
+    old_nodes = {n.id: n for n in diff.old.nodes}
+    new_nodes = {n.id: n for n in diff.new.nodes}
+    nodes, modules = [], []
+    for e in diff.entries:
+        before = old_nodes.get(e.old_name) if e.old_name is not None else None
+        after = new_nodes.get(e.name) if e.status != "removed" else None
+        source = after or before
+        if e.flow and source is not None:
+            nodes.append(
+                Node(e.name, source.kind, source.op, e.scope, e.path, source.args, source.spec)
+            )
+        if e.params is not None:  # a module-tree entry
+            tree = diff.new.modules if e.status != "removed" else diff.old.modules
+            own = tree.get(e.name if e.status != "removed" else (e.old_name or e.name))
+            hparams = own.hparams if own is not None else {}
+            modules.append(Module(e.name, e.op, e.params, hparams))
+    names = {n.id for n in nodes}
+    edges = [
+        Edge(edge.source, edge.target)
+        for edge in diff.edges
+        if edge.source in names and edge.target in names
+    ]
+    return Graph(nodes, edges, modules, {"name": _title(diff)})
+
+
+def _title(diff: GraphDiff) -> str:
+    old, new = diff.old.name, diff.new.name
+    return f"{old} → {new}" if old != new else f"{new}: diff"
+
+
+def paint_for(diff: GraphDiff) -> Paint:
+    """The per-node and per-edge overrides for the union graph."""
+    nodes: dict[str, NodePaint] = {}
+    for e in diff.entries:
+        if e.status == "unchanged" or not e.flow:
+            continue
+        fill, border = COLOURS[e.status]
+        nodes[e.name] = NodePaint(
+            fill=fill,
+            border=border,
+            line="dashed" if e.status == "removed" else None,
+            penwidth=2.0,
+            lines=_lines(e),
+            badge=e.status,
+        )
+    edges: dict[tuple[str, str], EdgePaint] = {}
+    for edge in diff.edges:
+        if edge.status == "added":
+            edges[(edge.source, edge.target)] = EdgePaint(color="#1a7f37", penwidth=2.0)
+        elif edge.status == "removed":
+            edges[(edge.source, edge.target)] = EdgePaint(color="#cf222e", line="dashed")
+        elif edge.status == "changed":
+            edges[(edge.source, edge.target)] = EdgePaint(color="#fb8500")
+    summary = diff.summary
+    counts = ", ".join(f"{summary[s]} {s}" for s in COLOURS if summary[s])
+    return Paint(nodes, edges, subtitle=counts or "identical", dim=True)
+
+
+def _lines(e: NodeDiff) -> tuple[str, ...]:
+    lines = []
+    if e.renamed_from is not None:
+        lines.append(f"was {e.renamed_from or '(root)'}")
+    changes = [(k, c) for k, c in e.changes.items() if not c.propagated]
+    lines += [describe(k, c.to_json()) for k, c in changes[:_MAX_LINES]]
+    if len(changes) > _MAX_LINES:
+        lines.append(f"… {len(changes) - _MAX_LINES} more changes")
+    followers = [(k, c) for k, c in e.changes.items() if c.propagated]
+    if followers and not changes:
+        k, c = followers[0]
+        lines.append(f"{describe(k, c.to_json())} (follows {c.cause})")
+    return tuple(lines)
+
+
+def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
+    """Collapse the modules that hold no change and no node within `context` hops of one."""
+    if context < 0:
+        return graph
+    changed = {e.name for e in diff.entries if e.flow and e.status != "unchanged"}
+    kept = set(changed)
+    frontier = list(changed)
+    undirected = graph.nx.to_undirected(as_view=True)
+    for _ in range(context):
+        frontier = [m for f in frontier for m in undirected.neighbors(f) if m not in kept]
+        kept.update(frontier)
+    busy: set[str] = set()
+    for node_id in kept:
+        path = transform.owner(graph.node(node_id))
+        while path is not None and path not in busy:
+            busy.add(path)
+            path = parent_path(path)
+    prefixes = [p for p in graph.modules if p and p not in busy and (parent_path(p) or "") in busy]
+    folded = transform.collapse_prefixes(graph, prefixes) if prefixes else graph
+    return _merge_runs(folded, set(prefixes))
+
+
+def _merge_runs(graph: Graph, folded: set[str]) -> Graph:
+    """Chains of >= 3 folded siblings (a -> b -> c, nothing else in or out between) -> 1 node."""
+    nodes = graph.nodes
+    candidates = {n.id for n in nodes if n.module in folded and n.meta.get("collapsed")}
+    runs: list[list[str]] = []
+    taken: set[str] = set()
+    for node in nodes:
+        if node.id not in candidates or node.id in taken:
+            continue
+        run = [node.id]
+        while True:
+            succ = graph.successors(run[-1])
+            if len(succ) != 1 or succ[0] not in candidates or succ[0] in taken:
+                break
+            nxt = succ[0]
+            if graph.predecessors(nxt) != [run[-1]] or graph.node(nxt).scope != node.scope:
+                break
+            run.append(nxt)
+        if len(run) >= _RUN:
+            runs.append(run)
+            taken.update(run)
+    if not runs:
+        return graph
+    rename = {member: f"{run[0]} … {run[-1]}" for run in runs for member in run}
+    out_nodes: list[Node] = []
+    for node in nodes:
+        new_id = rename.get(node.id)
+        if new_id is None:
+            out_nodes.append(node)
+        elif node.id == new_id.split(" … ")[0]:
+            members = [graph.node(m) for m in _run_of(runs, node.id)]
+            ops = sum(int(m.meta.get("collapsed", 1)) for m in members)
+            title = graph.modules[node.module or ""].class_name if node.module else node.op
+            out_nodes.append(
+                Node(new_id, "module", title, node.scope, None, meta={"collapsed": ops})
+            )
+    edges: dict[tuple[str, str], Edge] = {}
+    for edge in graph.edges:
+        u, v = rename.get(edge.source, edge.source), rename.get(edge.target, edge.target)
+        if u != v:
+            edges.setdefault((u, v), Edge(u, v, edge.slots))
+    return Graph(out_nodes, edges.values(), graph.modules.values(), graph.meta)
+
+
+def _run_of(runs: list[list[str]], first: str) -> list[str]:
+    return next(run for run in runs if run[0] == first)
+
+
+def draw(
+    diff: GraphDiff,
+    path: str | os.PathLike[str],
+    *,
+    context: int = 3,
+    style: Style | Mapping[str, Any] | None = None,
+    engine: str | None = None,
+    **_: Any,
+) -> Path:
+    """Draw the highlighted union graph of `diff` to `path` (format by extension); return it.
+
+    A `.json` path gets the diff document (`GraphDiff.to_json()`) instead of a drawing.
+    Other keyword arguments of `nnviz.draw` (`depth`, ...) do not apply to a diff and are
+    ignored: the folding around the changes decides what is expanded.
+    """
+    if not isinstance(diff, GraphDiff):
+        from nnviz.errors import RenderError
+
+        raise RenderError(f"cannot draw a {type(diff).__name__}: give a Graph or a GraphDiff")
+    if format_of(path) == "json":
+        import json
+
+        return atomic_write(path, json.dumps(diff.to_json(), indent=1, ensure_ascii=False) + "\n")
+    style = make_style(style)
+    shown = fold(union_graph(diff), diff, context)
+    result = render(to_dot(shown, style, paint_for(diff)), path, engine, dpi=style.dpi)
+    assert isinstance(result, Path)
+    return result
