@@ -21,6 +21,18 @@ class Recording(Protocol):
 
     muted: int
 
+    def mark(self, value: Any) -> Any:
+        """`value` with traced values replaced by references to the calls that made them."""
+
+    def slots(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+        """Marked arguments by slot (`"0"`, `"1"`, keyword names)."""
+
+    def finish(
+        self, target: Callable[..., Any] | str, slots: list[tuple[str, Any]], result: Any
+    ) -> Any:
+        """Record a call of `target` on marked `slots` if any is traced; return the result the
+        program should see."""
+
     def record_op(
         self, target: Callable[..., Any] | str, operands: tuple[Any, ...], result: Any
     ) -> Any:
