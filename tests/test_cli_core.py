@@ -44,7 +44,6 @@ def _write_inputs(folder: Path) -> None:
 # name -> (arguments, PYTHONHASHSEED); every folder starts with the files `_write_inputs` makes
 SCENARIOS: dict[str, tuple[list[str], str]] = {
     "seed0": (["resnet18", "-o", "r.json"], "0"),
-    "seed1": (["resnet18", "-o", "r.json"], "1"),
     "num_classes": (["resnet18", "-a", "num_classes=10", "-o", "r.json"], "0"),
     "default_input": (["resnet18", "-i", "default", "-o", "r.json"], "0"),
     "default_input_seed1": (["resnet18", "-i", "default", "-o", "r.json"], "1"),
@@ -91,11 +90,13 @@ def _ok(run: Run) -> None:
 def test_snapshots_are_byte_identical_across_hash_seeds_and_round_trips(
     runs: dict[str, Run], tmp_path: Path
 ) -> None:
-    for a, b in (("seed0", "seed1"), ("default_input", "default_input_seed1")):
-        _ok(runs[a])
-        _ok(runs[b])
-        first = (runs[a].folder / "r.json").read_bytes()
-        assert first == (runs[b].folder / "r.json").read_bytes()
+    # Without inputs, every classification model is checked across processes and hash seeds in
+    # test_trace_determinism.py; here the command line, with shapes, under two seeds.
+    _ok(runs["default_input"])
+    _ok(runs["default_input_seed1"])
+    first = (runs["default_input"].folder / "r.json").read_bytes()
+    assert first == (runs["default_input_seed1"].folder / "r.json").read_bytes()
+    _ok(runs["seed0"])
     # Loading a snapshot and saving it again gives the same bytes: `nnviz r.json -o r2.json`.
     resaved = subprocess.run(
         [sys.executable, "-m", "nnviz", str(runs["seed0"].folder / "r.json"), "-o", "r2.json"],
