@@ -3,8 +3,8 @@
 Added nodes are green, removed ones red and dashed, changed ones orange with `old → new` lines,
 renamed ones blue with their old name, unchanged ones grey. Unchanged regions are folded: every
 module holding nothing within `context` hops of a change becomes one node (the largest such
-module wins), and a run of three or more folded sibling modules in a row (the 30 untouched blocks
-of a resnet stage) becomes one node too. `context=-1` draws everything. Built on the drawing
+module wins), and a run of three or more folded numbered siblings in a row (the 30 untouched
+blocks of a resnet stage) becomes one node too. `context=-1` draws everything. Built on the drawing
 stage's `to_dot` + `Paint` and `nnviz.transform.collapse_prefixes`; never imports torch.
 """
 
@@ -122,7 +122,7 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     for _ in range(context):
         frontier = [m for f in frontier for m in undirected.neighbors(f) if m not in kept]
         kept.update(frontier)
-    busy: set[str] = set()
+    busy: set[str] = {""}  # the model itself is never folded into one node
     for node_id in kept:
         path = transform.owner(graph.node(node_id))
         while path is not None and path not in busy:
@@ -134,9 +134,14 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
 
 
 def _merge_runs(graph: Graph, folded: set[str]) -> Graph:
-    """Chains of >= 3 folded siblings (a -> b -> c, nothing else in or out between) -> 1 node."""
+    """Chains of >= 3 folded numbered siblings (blocks of a Sequential or ModuleList, a -> b -> c
+    with nothing else in or out between) become one node."""
     nodes = graph.nodes
-    candidates = {n.id for n in nodes if n.module in folded and n.meta.get("collapsed")}
+    candidates = {
+        n.id
+        for n in nodes
+        if n.module in folded and n.meta.get("collapsed") and n.module.rsplit(".", 1)[-1].isdigit()
+    }
     runs: list[list[str]] = []
     taken: set[str] = set()
     for node in nodes:

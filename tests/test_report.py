@@ -1,0 +1,76 @@
+"""`nnviz.report` renders a diff document alone: the same text as the GraphDiff, markdown within
+GitHub's limits, Mermaid that stays small and escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import traced
+
+import nnviz
+from nnviz import report
+from nnviz.graph import Edge, Graph, Module, Node
+
+
+def test_changelog_needs_only_the_json_document() -> None:
+    result = nnviz.diff(traced("resnet18"), traced("resnet34"))
+    doc = json.loads(json.dumps(result.to_json()))  # what report.json holds
+    assert report.changelog(doc) == result.to_text()
+    assert report.markdown(doc) == result.to_markdown()
+    lines = result.to_text().splitlines()
+    assert lines[0] == "+ layer1.2  BasicBlock (7 nodes, 74K params)"
+    # the blocks' contents are folded into one line each
+    assert sum(line.startswith("+ ") for line in lines) == 8
+    assert lines[-1] == "8 added, 7 downstream · params 11,689,512 → 21,797,672 (+10,108,160)"
+
+
+def test_markdown_of_a_big_diff_stays_within_github_limits() -> None:
+    result = nnviz.diff(traced("resnet18"), traced("resnet152"))
+    text = result.to_markdown()
+    assert len(text) < 65_536
+    chart = text.split("```mermaid\n")[1].split("```")[0]
+    boxes = re.findall(r"^  (n\d+|more)\[", chart, flags=re.MULTILINE)
+    assert 10 < len(boxes) <= 100
+    assert text.startswith("### nnviz diff: `resnet18` → `resnet152`\n\n| | |\n")
+    assert "| added |" in text and "| parameters | 11,689,512 → 60,192,808 (+48,503,296) |" in text
+
+
+def test_identical_markdown_is_one_sentence() -> None:
+    result = nnviz.diff(traced("resnet18"), traced("resnet18"))
+    assert result.to_markdown() == (
+        "### nnviz diff: `resnet18` → `resnet18`\n\n"
+        "Identical: no architecture changes (71 nodes, 11,689,512 params).\n"
+    )
+    assert report.mermaid(result.to_json()) == ""
+
+
+def _graph(op: str, name: str) -> Graph:
+    return Graph(
+        [
+            Node("input:x", "input", "x"),
+            Node(name, "function", op),
+            Node("output", "output", "output"),
+        ],
+        [Edge("input:x", name, ("0",)), Edge(name, "output", ("0",))],
+        [Module("", "m.M")],
+        {"name": "m"},
+    )
+
+
+def test_mermaid_escapes_user_text() -> None:
+    doc = nnviz.diff(_graph("f.a", 'a"<b>'), _graph("f.c", 'a"<b>')).to_json()
+    chart = report.mermaid(doc)
+    assert '"a#quot;#lt;b#gt;<br/>f.c<br/>op f.a → f.c"' in chart
+    assert ":::changed" in chart and "classDef changed" in chart
+    assert "<b>" not in chart
+
+
+def test_human_numbers() -> None:
+    assert [report.human(n) for n in (512, 9500, 2_400_000, 3_000_000_000, -73984)] == [
+        "512",
+        "9.5K",
+        "2.4M",
+        "3B",
+        "-74K",
+    ]
