@@ -48,9 +48,11 @@ def test_lifecycle(pytester: pytest.Pytester, workers: list[str]) -> None:
         [
             f"*nnviz: no snapshot {SMALL} yet",
             "*Create it with: pytest --nnviz-update test_arch.py::test_small",
+            "test_arch.py:9: Failed",  # the traceback ends on the user's line
             "nnviz: 0 snapshots passed, 2 missing",
         ]
     )
+    result.stdout.no_fnmatch_line("*pytest_nnviz/*")
     assert not (pytester.path / "__nnviz_snapshots__").exists()
 
     # 2. --nnviz-update writes both and passes.
