@@ -155,3 +155,16 @@ def test_runs_in_eval_mode_without_grad() -> None:
     assert model.seen == [(False, False)]
     assert int(model.norm.num_batches_tracked) == 0, "running stats were not updated"
     assert graph.node("norm").spec == tensor(2, 4)
+
+
+class Scaled(nn.Module):
+    def forward(self, x: torch.Tensor, scale: float = 2.0) -> torch.Tensor:
+        return x * scale
+
+
+def test_arguments_with_defaults_run_with_their_defaults_or_the_given_value() -> None:
+    default = nnviz.trace(Scaled(), inputs="tensor3")
+    assert default.meta["inputs"] == {"x": tensor(3), "scale": 2.0}
+    given = nnviz.trace(Scaled(), inputs="{'x': torch.zeros(2, dtype=torch.int64), 'scale': 3}")
+    assert given.node("mul").spec == tensor(2, dtype="int64")
+    assert given.node("input:scale").spec == 3

@@ -112,6 +112,8 @@ def _run(
     values: list[Any] = []
     for node in placeholders:
         target = str(node.target)
+        if target.startswith("**"):
+            continue  # fx cannot feed a **kwargs placeholder; the model gets none
         if target.startswith("*"):
             values.extend(bound.get(target.lstrip("*"), ()))
         else:
