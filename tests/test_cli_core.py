@@ -168,3 +168,27 @@ def test_bad_input_is_one_line_exit_2_and_no_file(name: str, runs: dict[str, Run
     assert "Traceback" not in run.stderr and run.stdout == ""
     written = {p.name for p in run.folder.iterdir()}
     assert written == {"raises.py", "not_a_module.py", "corrupt.json", "future.json"}
+
+
+def test_a_snapshot_is_re_saved_by_the_command_without_torch(
+    runs: dict[str, Run], tmp_path: Path
+) -> None:
+    """`nnviz r.json -o r2.json` in a process where importing torch fails."""
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    (blocker / "torchvision.py").write_text("raise ImportError('blocked')\n")
+    source = runs["default_input"].folder / "r.json"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); from nnviz.cli import main;"
+        "sys.argv[0] = 'nnviz'; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(blocker), str(source), "-o", "r2.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r2.json").read_bytes() == source.read_bytes()
