@@ -52,11 +52,12 @@ def synthetic(blocks: int, *, edit: bool = False) -> Graph:
     modules += [Module(s, "torch.nn.Sequential", 0) for s in stages]
     for i, block in enumerate(names):
         kernel = 5 if edit and i in (10, blocks - 10) else 3
-        side = 1 if block == "stage_new.0" else 3  # the added block differs from the removed one
+        fresh = block == "stage_new.0"  # the added block differs from the removed one
+        side, width = (1, 128) if fresh else (3, 64)
         modules.append(Module(block, "bench.Block", 0))
         for leaf, cls, hp in (
             ("conv1", "torch.nn.Conv2d", {"kernel_size": {"$tuple": [kernel, kernel]}}),
-            ("bn", "torch.nn.BatchNorm2d", {"num_features": 64}),
+            ("bn", "torch.nn.BatchNorm2d", {"num_features": width}),
             ("relu", "torch.nn.ReLU", {"inplace": True}),
             ("conv2", "torch.nn.Conv2d", {"kernel_size": {"$tuple": [side, side]}}),
         ):

@@ -7,11 +7,14 @@ removal plus addition:
 1. by id: the same module path with the same class, the same node id with the same op;
 2. top-down by structure: a still unmatched module subtree whose structural digest (classes,
    hyperparameters, parameter shapes, and the ops and wiring inside, but no names) equals one of
-   the other side's is the same subtree, renamed or moved; its descendants pair up in order;
+   the other side's is the same subtree, renamed or moved; its descendants pair up in order.
+   Leaves are generic (one ReLU is like any other), so a leaf pairs this way only among the
+   siblings of its counterpart, or when it has parameters and its digest is unique on both sides;
 3. by path: what is left at the same path (or node id) is the same thing, changed;
 4. bottom-up (as GumTree does for syntax trees): an unmatched container is the old container
-   holding most of its already-matched descendants, if the share is at least half; then its
-   children pair up by relative name;
+   of the same class holding most of its already-matched descendants (unmatched ones with a
+   same-class twin at the same relative path count too), if the share is over half; then its
+   descendants pair up by relative name;
 5. by position: an unmatched function or method call fed by exactly the counterparts of another's
    inputs, in the same scope, is that call with a different op (`torch.relu` -> `torch.sigmoid`).
 
@@ -170,21 +173,49 @@ def match(old: Graph, new: Graph) -> Matching:
 
 
 def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
+    """Containers pair with an equal digest anywhere. A leaf (a ReLU is like any other ReLU) only
+    pairs beside its counterpart's siblings, or when it holds parameters and its digest is unique
+    among the unmatched modules of both sides; else it is left to the later passes."""
     candidates: dict[str, list[str]] = {}
     for path in a.graph.modules:
         if path and path not in m.modules:
             candidates.setdefault(a.digest(path), []).append(path)
     if not candidates:
         return
+    leaves: list[str] = []
     for path in b.graph.modules:
         if not path or path in m.modules_back:
             continue
-        pool = [p for p in candidates.get(b.digest(path), ()) if p not in m.modules]
-        if not pool:
+        if not b.graph.children(path):
+            leaves.append(path)
             continue
-        name, parent = _name(path), parent_path(path)
-        pool.sort(key=lambda p: (_name(p) != name, m.modules.get(parent_path(p) or "") != parent))
-        _pair_subtree(m, a, b, pool[0], path)
+        pool = [p for p in candidates.get(b.digest(path), ()) if p not in m.modules]
+        if pool:
+            _pair_subtree(m, a, b, _best(m, pool, path), path)
+    new_counts: dict[str, int] = {}
+    for path in leaves:
+        if path not in m.modules_back:
+            new_counts[b.digest(path)] = new_counts.get(b.digest(path), 0) + 1
+    for path in leaves:
+        if path in m.modules_back:
+            continue
+        digest = b.digest(path)
+        pool = [p for p in candidates.get(digest, ()) if p not in m.modules]
+        parent = parent_path(path)
+        siblings = [p for p in pool if m.modules.get(parent_path(p) or "") == parent]
+        unique = len(pool) == 1 and new_counts[digest] == 1
+        if siblings:
+            _pair_subtree(m, a, b, _best(m, siblings, path), path)
+        elif unique and b.graph.modules[path].parameters:
+            _pair_subtree(m, a, b, pool[0], path)
+
+
+def _best(m: Matching, pool: list[str], path: str) -> str:
+    """The candidate with the same name, else under the counterpart of the same parent."""
+    name, parent = _name(path), parent_path(path)
+    return min(
+        pool, key=lambda p: (_name(p) != name, m.modules.get(parent_path(p) or "") != parent)
+    )
 
 
 def _pair_subtree(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
@@ -219,7 +250,13 @@ def _match_containers(m: Matching, a: _Side, b: _Side) -> None:
         for candidate in sorted(votes, key=rank.__getitem__):
             if candidate in m.modules or old.modules[candidate].cls != new.modules[path].cls:
                 continue
-            score = 2 * votes[candidate] / (sizes.get(candidate, 0) + len(descendants))
+            # unmatched descendants that would pair by relative name count as agreeing too
+            agree = votes[candidate] + sum(
+                1
+                for d in descendants
+                if d not in m.modules_back and _twin(m, a, b, candidate, path, d)
+            )
+            score = 2 * agree / (sizes.get(candidate, 0) + len(descendants))
             if score > best_score:
                 best, best_score = candidate, score
         if best is not None:
@@ -227,9 +264,27 @@ def _match_containers(m: Matching, a: _Side, b: _Side) -> None:
             _pair_by_relative_name(m, a, b, best, path)
 
 
+def _twin(m: Matching, a: _Side, b: _Side, old: str, new: str, descendant: str) -> bool:
+    """Whether old container `old` has an unmatched module of the same class where `new` has
+    `descendant`."""
+    twin = _relocate(descendant, new, old)
+    module = a.graph.modules.get(twin)
+    return (
+        module is not None
+        and twin not in m.modules
+        and module.cls == b.graph.modules[descendant].cls
+    )
+
+
+def _relocate(path: str, base: str, other: str) -> str:
+    """`base.x.y` -> `other.x.y`."""
+    rest = path[len(base) + 1 :] if base else path
+    return f"{other}.{rest}" if other else rest
+
+
 def _pair_by_relative_name(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
     for q in list(b.subtree(new))[1:]:
-        p = old + q[len(new) :] if old else q[len(new) + 1 :]
+        p = _relocate(q, new, old)
         if p in a.graph.modules and q not in m.modules_back:
             m.pair_modules(p, q)
 

@@ -281,3 +281,21 @@ def test_shapes_propagate_from_their_root_cause() -> None:
         2 changed, 1 downstream · params 1,608 → 3,208 (+1,600)
         """)
     assert nnviz.diff(old, new, ignore=["spec"]).summary["propagated"] == 0
+
+
+def test_unrelated_removal_and_addition_are_not_a_move() -> None:
+    from torchvision.models.resnet import BasicBlock
+
+    def edit(m: nn.Module) -> None:
+        m.layer1 = nn.Sequential(m.layer1[0])
+        m.layer4.append(BasicBlock(512, 512))
+
+    # the two blocks share only parameter-free leaves (ReLU): no "moved" line for those
+    assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
+        - layer1.1  BasicBlock (7 nodes, 74K params)
+            ↳ layer2.0.conv1  input 0 layer1.1.relu:1 → layer1.0.relu:1
+            ↳ layer2.0.downsample.0  input 0 layer1.1.relu:1 → layer1.0.relu:1
+        + layer4.2  BasicBlock (7 nodes, 4.7M params)
+            ↳ avgpool  input 0 layer4.1.relu:1 → layer4.2.relu:1
+        1 added, 1 removed, 3 downstream · params 11,689,512 → 16,336,168 (+4,646,656)
+        """)
