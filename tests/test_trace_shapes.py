@@ -168,3 +168,41 @@ def test_arguments_with_defaults_run_with_their_defaults_or_the_given_value() ->
     given = nnviz.trace(Scaled(), inputs="{'x': torch.zeros(2, dtype=torch.int64), 'scale': 3}")
     assert given.node("mul").spec == tensor(2, dtype="int64")
     assert given.node("input:scale").spec == 3
+
+
+class MakesTensors(nn.Module):
+    """forward() creates tensors of its own, as positional encodings do: one fx records as a call
+    (its size comes from the input), one it stores as a constant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) + torch.arange(x.shape[-1]) + torch.ones(4)
+
+
+def _no_cpu_copy() -> nn.Module:
+    raise AssertionError("the CPU fallback was used")
+
+
+def test_tensors_made_in_forward_live_on_meta_too() -> None:
+    from nnviz.trace import trace
+
+    with torch.device("meta"):
+        model = MakesTensors()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = trace(model, "m", inputs="tensor2x4", rebuild=_no_cpu_copy)
+    assert graph.node("arange").spec == tensor(4, dtype="int64")
+    assert graph.node("add:1").spec == tensor(2, 4)
+
+
+def test_a_wrong_input_fails_on_meta_without_building_a_cpu_copy() -> None:
+    from nnviz.trace import trace
+
+    with torch.device("meta"):
+        model = MakesTensors()
+    with pytest.warns(DataTraceWarning, match="failed at lin: RuntimeError") as caught:
+        trace(model, "m", inputs="tensor2x5", rebuild=_no_cpu_copy)
+    assert "CPU" not in str(caught[0].message)

@@ -10,6 +10,7 @@ returned without shapes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import warnings
@@ -27,6 +28,9 @@ from nnviz.trace.fx import ASSERTS
 from nnviz.trace.inputs import InputSpec
 from nnviz.values import Value
 
+CPU_INPUT_LIMIT = 1 << 30
+"""Inputs larger than this (bytes) are never materialised for the CPU fallback."""
+
 
 class _RunFailed(Exception):
     """The model raised while running node `where`."""
@@ -34,6 +38,9 @@ class _RunFailed(Exception):
     def __init__(self, where: str, error: BaseException) -> None:
         first = (str(error).strip().splitlines() or [""])[0][:200]
         super().__init__(f"at {where}: {type(error).__name__}" + (f": {first}" if first else ""))
+        # Meta tensors fail with NotImplementedError or a message naming them (`.item()`,
+        # `nonzero`, a CPU tensor made in forward()); anything else fails on the CPU too.
+        self.meta_only = isinstance(error, NotImplementedError) or "meta" in str(error).lower()
 
 
 class _Recorder(fx.Interpreter):
@@ -44,6 +51,14 @@ class _Recorder(fx.Interpreter):
         self.extra_traceback = False  # it would append the fx node dump to our one-line message
         self.ids = ids
         self.specs: dict[str, Value] = {}
+        self.on_meta = device_of(module).type == "meta"
+
+    def get_attr(self, target: Any, args: Any, kwargs: Any) -> Any:
+        value = super().get_attr(target, args, kwargs)
+        # fx stores tensors a forward() made while tracing (`torch.arange(4)`) as CPU constants.
+        if self.on_meta and isinstance(value, torch.Tensor) and value.device.type != "meta":
+            return value.to("meta")
+        return value
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_function" and n.target in ASSERTS:
@@ -85,8 +100,11 @@ def propagate(
     try:
         specs = _run(model, fx_graph, ids, bound)
     except _RunFailed as first:
-        if device.type != "meta":
+        if device.type != "meta" or not first.meta_only:
             _warn(described, str(first))
+            return graph
+        if _bytes(bound) > CPU_INPUT_LIMIT:
+            _warn(described, f"{first} (and the inputs are too large to run on the CPU)")
             return graph
         try:
             cpu_model = rebuild() if rebuild is not None else _materialised(model)
@@ -119,9 +137,23 @@ def _run(
         else:
             values.append(bound.get(target))
     recorder = _Recorder(model, fx_graph, ids)
-    with torch.no_grad():
+    # On meta, tensors that forward() creates itself (positions, masks) must be meta tensors too.
+    placement = (
+        torch.device("meta") if device_of(model).type == "meta" else contextlib.nullcontext()
+    )
+    with torch.no_grad(), placement:
         recorder.run(*values)
     return recorder.specs
+
+
+def _bytes(bound: dict[str, Any]) -> int:
+    """Memory the inputs would take on a real device."""
+    total = 0
+    for value in bound.values():
+        for leaf in torch.utils._pytree.tree_leaves(value):
+            if isinstance(leaf, torch.Tensor):
+                total += leaf.numel() * leaf.element_size()
+    return total
 
 
 def _materialised(model: nn.Module) -> nn.Module:
