@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import graphviz
+import networkx as nx
 
 from nnviz.graph import Graph, Node, parent_path
 from nnviz.render import labels
@@ -36,6 +37,19 @@ def total_params(graph: Graph) -> int:
     """The parameter count percentages refer to: the drawn root (or selected layer)."""
     root = graph.modules.get(str(graph.meta.get("layer") or ""))
     return root.params if root is not None else graph.total_params
+
+
+LONG_EDGE_BUDGET = 10000
+"""Above this total edge span (see `edge_span`) the layout's iteration limits are capped."""
+
+
+def edge_span(graph: Graph) -> int:
+    """Sum over edges of how many ranks each one crosses (ranks by longest path): roughly the
+    virtual nodes Graphviz has to place."""
+    rank: dict[str, int] = {}
+    for node_id in nx.topological_sort(graph.nx) if nx.is_directed_acyclic_graph(graph.nx) else ():
+        rank[node_id] = max((rank[p] + 1 for p in graph.predecessors(node_id)), default=0)
+    return sum(abs(rank.get(e.target, 0) - rank.get(e.source, 0)) for e in graph.edges)
 
 
 def cluster_path(graph: Graph, node: Node) -> str | None:
@@ -89,6 +103,11 @@ def to_dot(
         fontname=plain(style.fontname),
         arrowsize="0.8",
     )
+    if edge_span(graph) > LONG_EDGE_BUDGET:
+        # Dense skip connections (densenet) give Graphviz tens of thousands of virtual nodes, and
+        # its x-placement (network simplex) then runs for many minutes; capping its iterations
+        # keeps the layout to seconds at a small cost in straightness.
+        dot.attr("graph", nslimit="1", nslimit1="1")
     names = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}
     members: dict[str | None, list[Node]] = {}
     children: dict[str | None, list[str]] = {}

@@ -186,16 +186,16 @@ def _echo(messages: list[str]) -> None:
 def _captured_stderr() -> Iterator[io.StringIO]:
     """Route file descriptor 2 (and `sys.stderr`) into a buffer while the block runs."""
     buffer = io.StringIO()
-    with contextlib.ExitStack() as stack:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):
-            # No real fd 2 (embedded interpreters): capture the Python-level stream only.
-            with contextlib.redirect_stderr(buffer):
-                yield buffer
-            return
-        sink = stack.enter_context(tempfile.TemporaryFile())
+    try:
+        sys.stderr.flush()
+        saved: int | None = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        saved = None  # no real fd 2 (an embedded interpreter): capture Python's stream only
+    if saved is None:
+        with contextlib.redirect_stderr(buffer):
+            yield buffer
+        return
+    with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
             with contextlib.redirect_stderr(buffer):
