@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from nnviz.diff import GraphDiff
 
 
+SUFFIXES = (".new.json", ".diff.pdf", ".diff.svg")
+
+
 @dataclass(frozen=True)
 class Artifacts:
     """The files written for one drift; `None` for a file that could not be produced."""
@@ -46,10 +49,17 @@ def artifact_stem(snapshot: Path, rootdir: Path, artifacts_dir: Path) -> Path:
 def write_artifacts(diff: GraphDiff, graph: Graph, stem: Path) -> Artifacts:
     """Write the diff drawing (PDF, SVG) and the new snapshot next to `stem`."""
     problems: list[str] = []
-    snapshot = _attempt(problems, lambda: nnviz.save(graph, _beside(stem, ".new.json")))
-    pdf = _attempt(problems, lambda: _draw(diff, _beside(stem, ".diff.pdf")))
-    svg = _attempt(problems, lambda: _draw(diff, _beside(stem, ".diff.svg")))
+    new, drawing_pdf, drawing_svg = (_beside(stem, suffix) for suffix in SUFFIXES)
+    snapshot = _attempt(problems, lambda: nnviz.save(graph, new))
+    pdf = _attempt(problems, lambda: _draw(diff, drawing_pdf))
+    svg = _attempt(problems, lambda: _draw(diff, drawing_svg))
     return Artifacts(pdf, svg, snapshot, tuple(problems))
+
+
+def clear_artifacts(stem: Path) -> None:
+    """Remove a snapshot's artifacts from an earlier drift: they no longer describe the model."""
+    for suffix in SUFFIXES:
+        _beside(stem, suffix).unlink(missing_ok=True)
 
 
 def _beside(stem: Path, suffix: str) -> Path:

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import nnviz
-from pytest_nnviz.artifacts import Artifacts, artifact_stem, relative, write_artifacts
+from pytest_nnviz.artifacts import (
+    Artifacts,
+    artifact_stem,
+    clear_artifacts,
+    relative,
+    write_artifacts,
+)
 from pytest_nnviz.check import Check, build_graph, check_snapshot
 from pytest_nnviz.location import locate
 from pytest_nnviz.session import SessionState, SnapshotResult
@@ -60,10 +66,12 @@ class NNVizSnapshot:
         graph = build_graph(model, inputs=inputs, depth=depth)
         options = self._state.options
         check = check_snapshot(graph, snapshot, update=options.update)
+        stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
         artifacts = None
         if check.status == "drifted" and check.diff is not None:
-            stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
             artifacts = write_artifacts(check.diff, graph, stem)
+        else:
+            clear_artifacts(stem)
         self._state.results.append(self._result(check, line, artifacts))
         if not check.ok:
             pytest.fail(self._message(check, artifacts))

@@ -109,3 +109,4 @@ def test_lifecycle(pytester: pytest.Pytester, workers: list[str]) -> None:
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["nnviz: 1 snapshot passed, 1 written"])
     assert nnviz.load(pytester.path / SMALL) == new
+    assert not list((pytester.path / ARTIFACTS).parent.iterdir())  # stale drift artifacts gone
