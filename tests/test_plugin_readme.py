@@ -14,16 +14,24 @@ import nnviz
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def readme_example() -> str:
+def readme_block(language: str) -> str:
     section = README.read_text(encoding="utf-8").split("## Guard your architecture in tests")[1]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match, "no python example in the README section"
+    match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    assert match, f"no {language} block in the README section"
     return match.group(1)
+
+
+CHANGE = """
+    model = torchvision.models.resnet18(weights=None)
+    model.layer3[1].conv2 = torch.nn.Conv2d(256, 256, kernel_size=5, padding=2, bias=False)
+    nnviz_snapshot(model)
+"""
 
 
 def test_readme_example(pytester: pytest.Pytester) -> None:
     tests = pytester.mkdir("tests")
-    (tests / "test_architecture.py").write_text(readme_example())
+    example = readme_block("python")
+    (tests / "test_architecture.py").write_text(example)
     snapshot = tests / "__nnviz_snapshots__/test_architecture/test_resnet18_architecture.json"
 
     result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
@@ -36,3 +44,12 @@ def test_readme_example(pytester: pytest.Pytester) -> None:
     assert "layer3.1.conv2" in nnviz.load(snapshot).modules
     result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
     result.assert_outcomes(passed=1)
+
+    # The failure shown in the README is the real one.
+    call = "    nnviz_snapshot(torchvision.models.resnet18(weights=None))\n"
+    changed = "import torch\n" + example.replace(call, CHANGE)
+    (tests / "test_architecture.py").write_text(changed)
+    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
+    result.assert_outcomes(failed=1)
+    shown = [" ".join(line.split()) for line in result.outlines if line.startswith("E ")]
+    assert shown == [" ".join(line.split()) for line in readme_block("text").splitlines()]
