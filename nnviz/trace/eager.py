@@ -300,19 +300,27 @@ def _device_of(model: nn.Module) -> torch.device:
 def _call_arguments(
     forward: Callable[..., Any], bound: dict[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
+    """Arguments to call `forward` with; defaults are left out (decorated forwards such as HF's
+    fill some in themselves and refuse them twice)."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
+    positional = True
     for name, param in inspect.signature(forward).parameters.items():
         if name not in bound:
             continue
-        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
-            args.append(bound[name])
+        value = bound[name]
+        if param.kind is param.VAR_KEYWORD:
+            kwargs.update(value)
         elif param.kind is param.VAR_POSITIONAL:
-            args.extend(bound[name])
-        elif param.kind is param.KEYWORD_ONLY:
-            kwargs[name] = bound[name]
+            args.extend(value)
+        elif param.kind is not param.POSITIONAL_ONLY and value is param.default:
+            positional = False
+        elif param.kind is param.POSITIONAL_ONLY or (
+            positional and param.kind is param.POSITIONAL_OR_KEYWORD
+        ):
+            args.append(value)
         else:
-            kwargs.update(bound[name])
+            kwargs[name] = value
     return args, kwargs
 
 
@@ -357,18 +365,23 @@ def trace_eager(
     """
     model.eval()
     device = _device_of(model)
-    bound = inputs.bind(model.forward, device)
-    try:
-        rec = _record(model, bound, device)
-    except Exception as first:
-        if device.type != "meta":
-            raise _failed(name, first, None) from None
+    # seeded (without touching the caller's generator): random inputs and a CPU rebuild's
+    # weights steer data-dependent models (how many boxes a detector keeps), hence the graph
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        bound = inputs.bind(model.forward, device)
         try:
-            model = (rebuild() if rebuild is not None else _materialised(model)).eval()
-            bound = inputs.bind(model.forward, "cpu")
-            rec = _record(model, bound, torch.device("cpu"))
-        except Exception as second:
-            raise _failed(name, second, first) from None
+            rec = _record(model, bound, device)
+        except Exception as first:
+            if device.type != "meta":
+                raise _failed(name, first, None) from None
+            try:
+                torch.manual_seed(0)
+                model = (rebuild() if rebuild is not None else _materialised(model)).eval()
+                bound = inputs.bind(model.forward, "cpu")
+                rec = _record(model, bound, torch.device("cpu"))
+            except Exception as second:
+                raise _failed(name, second, first) from None
     meta = {
         "name": name,
         "tracer": "eager",
