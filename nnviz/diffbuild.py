@@ -221,7 +221,8 @@ def _order(
 
 
 def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) -> None:
-    """Mark input rewiring by added/removed nodes, and specs that follow an upstream change."""
+    """Mark input rewiring by added/removed nodes (or modules now called or no longer called),
+    and specs that follow an upstream change."""
     shape: dict[str, tuple[str, str | None, str | None]] = {
         e.name: (e.status, e.scope, e.module.path if e.module else None) for e in entries
     }
@@ -231,7 +232,9 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
                 continue
             for end in (change.old, change.new):
                 other = by_name.get(end) if isinstance(end, str) else None
-                if other is not None and other.status in ("added", "removed"):
+                if other is None:
+                    continue
+                if other.status in ("added", "removed") or "called" in other.changes:
                     e.changes[key] = Change(change.old, change.new, fold_root(end, shape))
                     break
     spec_cause: dict[str, str] = {}

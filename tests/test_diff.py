@@ -299,3 +299,51 @@ def test_unrelated_removal_and_addition_are_not_a_move() -> None:
             ↳ avgpool  input 0 layer4.1.relu:1 → layer4.2.relu:1
         1 added, 1 removed, 3 downstream · params 11,689,512 → 16,336,168 (+4,646,656)
         """)
+
+
+SPARE = """\
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.spare = nn.Dropout({p})
+
+    def forward(self, x):
+        return {body}
+
+
+def make():
+    return Net()
+"""
+
+
+def spare(tmp_path: Path, folder: str, p: float = 0.1, body: str = "self.conv(x)") -> Graph:
+    path = tmp_path / folder / "spare.py"
+    path.parent.mkdir()
+    path.write_text(SPARE.format(p=p, body=body))
+    return nnviz.trace(f"{path}:make")
+
+
+def test_a_module_that_is_never_called_still_counts(tmp_path: Path) -> None:
+    old, new = spare(tmp_path, "old"), spare(tmp_path, "new", p=0.2)
+    assert text(old, new) == dedent("""\
+        ~ spare  Dropout  p 0.1 → 0.2
+        1 changed · params 224 → 224 (+0)
+        """)
+
+
+def test_a_module_called_from_now_on(tmp_path: Path) -> None:
+    old, new = spare(tmp_path, "old"), spare(tmp_path, "new", body="self.spare(self.conv(x))")
+    assert text(old, new) == dedent("""\
+        ~ spare  Dropout  called False → True
+            ↳ output  input 0 conv → spare
+        1 changed, 1 downstream · params 224 → 224 (+0)
+        """)
+
+
+def test_shapes_count_only_when_both_sides_have_them() -> None:
+    plain, shaped = traced("resnet18"), nnviz.trace("resnet18", inputs="default")
+    assert nnviz.diff(plain, shaped).identical
