@@ -76,8 +76,8 @@ def test_warn_only(pytester: pytest.Pytester, project: Path) -> None:
 
 @pytest.mark.parametrize(
     "selection",
-    [["-k", "used"], ["test_u.py::test_used"], ["--collect-only"]],
-    ids=["keyword", "nodeid", "collect-only"],
+    [["-k", "used"], ["test_u.py::test_used"], ["--lf"], ["--collect-only"]],
+    ids=["keyword", "nodeid", "last-failed", "collect-only"],
 )
 def test_partial_runs_do_not_judge(
     pytester: pytest.Pytester, project: Path, selection: list[str]
