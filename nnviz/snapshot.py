@@ -157,8 +157,8 @@ def _migrate(doc: dict[str, Any], version: int) -> dict[str, Any]:
 def loads(text: str | bytes, source: str = "snapshot") -> Graph:
     """Parse and validate snapshot text; raise `SnapshotError` with one clear line on any fault."""
     try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
         raise SnapshotError(f"{source}: not valid JSON ({_short(exc)})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotError(f'{source}: not an nnviz graph snapshot (no "format": "{FORMAT}")')
@@ -215,6 +215,11 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://nnviz.dev/schema/snapshot-v{VERSION}.schema.json"
     return schema
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity, JSON does not; snapshots spell them {"$float": ...}.
+    raise ValueError(f'{name} is not JSON; a snapshot writes it as {{"$float": ...}}')
 
 
 def _short(exc: Exception) -> str:

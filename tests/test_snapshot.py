@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nnviz
 from nnviz import snapshot
@@ -57,6 +59,7 @@ def test_odd_values_survive(tmp_path: Path) -> None:
         ("{", "not valid JSON"),
         ("[]", "not an nnviz graph snapshot"),
         ('{"format": "nnviz-graph", "version": 99}', "newer nnviz"),
+        ('{"format": "nnviz-graph", "version": 1, "meta": {"x": NaN}}', "NaN is not JSON"),
         ('{"format": "nnviz-graph", "version": "1"}', "must be an integer"),
         (
             '{"format": "nnviz-graph", "version": 1, "modules": [], "edges": [],'
@@ -90,3 +93,51 @@ def test_loading_needs_no_torch(resnet18: Graph, tmp_path: Path) -> None:
     out = tmp_path / "r2.json"
     subprocess.run([sys.executable, "-c", code, str(blocker), str(src), str(out)], check=True)
     assert out.read_bytes() == src.read_bytes()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    section=st.sampled_from(["modules", "nodes", "edges", "meta", "version", "format"]),
+    index=st.integers(0, 5),
+    key=st.sampled_from(["id", "kind", "op", "path", "class", "params", "source", "slots", "x"]),
+    junk=_json,
+)
+def test_damaged_documents_fail_with_a_snapshot_error_only(
+    small_doc: dict, section: str, index: int, key: str, junk: object
+) -> None:
+    """Any damage to a valid document is refused as `SnapshotError` (one line), never a crash."""
+    doc = json.loads(json.dumps(small_doc))
+    part = doc[section]
+    if isinstance(part, list) and part:
+        record = part[index % len(part)]
+        record[key] = junk
+    elif isinstance(part, dict):
+        part[key] = junk
+    else:
+        doc[section] = junk
+    try:
+        graph = snapshot.loads(json.dumps(doc))
+    except SnapshotError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert snapshot.loads(snapshot.dumps(graph)) == graph
+
+
+@pytest.fixture(scope="module")
+def small_doc() -> dict:
+    g = Graph(
+        [Node("input:x", "input", "x"), Node("fc", "module", "torch.nn.Linear", module="fc")],
+        [Edge("input:x", "fc", ("0",))],
+        [Module("", "m.M", 6), Module("fc", "torch.nn.Linear", 6, {"in_features": 2})],
+        {"name": "small", "inputs": None},
+    )
+    return json.loads(snapshot.dumps(g))  # type: ignore[no-any-return]
