@@ -143,8 +143,10 @@ class NNVizSnapshot:
         assert check.diff is not None
         changes = check.diff.to_text().rstrip("\n").splitlines()
         if len(changes) > MAX_CHANGELOG_LINES:
+            # Keep the first changes and the changelog's closing summary line.
             cut = len(changes) - MAX_CHANGELOG_LINES + 1
-            changes = [*changes[: MAX_CHANGELOG_LINES - 1], f"... {cut} more lines in report.json"]
+            head, summary = changes[: MAX_CHANGELOG_LINES - 2], changes[-1]
+            changes = [*head, f"... {cut} more lines in report.json", summary]
         lines = [f"nnviz: the architecture drifted from {snapshot}", *changes]
         drawing = artifacts and (artifacts.pdf or artifacts.svg)
         if drawing:

@@ -33,3 +33,24 @@ def test_one_changed_conv(pytester: pytest.Pytester) -> None:
     assert "layer3.1.conv2" in text
     assert "(3, 3)" in text and "(5, 5)" in text
     assert message[-1].endswith("pytest --nnviz-update test_resnet.py::test_resnet18")
+
+
+def test_a_long_changelog_is_cut(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_deeper="""
+        import torchvision
+
+
+        def test_resnet(nnviz_snapshot):
+            nnviz_snapshot(torchvision.models.resnet34(weights=None))
+        """
+    )
+    snapshot = pytester.path / "__nnviz_snapshots__/test_deeper/test_resnet.json"
+    nnviz.save(nnviz.trace(torchvision.models.resnet18(weights=None)), snapshot)
+
+    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest")
+    result.assert_outcomes(failed=1)
+    message = [line for line in result.outlines if line.startswith("E ")]
+    assert len(message) < 15, "\n".join(message)
+    assert "more lines in report.json" in message[-4]
+    assert "params 11,689,512 → 21,797,672" in message[-3]
