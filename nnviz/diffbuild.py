@@ -243,8 +243,11 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
             continue
         own = [k for k, c in e.changes.items() if k != "spec" and not c.propagated]
         module_entry = by_name.get(e.new_node.module or "\0")
-        if module_entry is not None and module_entry is not e and module_entry.changes:
-            cause: str | None = module_entry.name
+        module_roots = module_entry is not None and any(
+            not c.propagated for c in module_entry.changes.values()
+        )
+        if module_entry is not None and module_entry is not e and module_roots:
+            cause: str | None = module_entry.name  # a repeated call of a changed module
         else:
             cause = None
         if not own and cause is None:

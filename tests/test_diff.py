@@ -347,3 +347,21 @@ def test_a_module_called_from_now_on(tmp_path: Path) -> None:
 def test_shapes_count_only_when_both_sides_have_them() -> None:
     plain, shaped = traced("resnet18"), nnviz.trace("resnet18", inputs="default")
     assert nnviz.diff(plain, shaped).identical
+
+
+def test_a_different_input_size_is_one_root_cause() -> None:
+    big = nnviz.trace("resnet18", inputs="image64")
+    small = nnviz.trace("resnet18", inputs="image32")
+    result = nnviz.diff(big, small)
+    assert result.to_text() == dedent("""\
+        ~ input:x  x  output [1, 3, 64, 64] → [1, 3, 32, 32]
+            ↳ conv1  output [1, 64, 32, 32] → [1, 64, 16, 16]
+            ↳ bn1  output [1, 64, 32, 32] → [1, 64, 16, 16]
+            ↳ relu  output [1, 64, 32, 32] → [1, 64, 16, 16]
+            ↳ maxpool  output [1, 64, 16, 16] → [1, 64, 8, 8]
+            ↳ layer1.0.conv1  output [1, 64, 16, 16] → [1, 64, 8, 8]
+            ↳ … and 61 more
+        1 changed, 66 downstream · params 11,689,512 → 11,689,512 (+0)
+        """)
+    causes = {c.cause for e in result for c in e.changes.values() if c.propagated}
+    assert causes == {"input:x"}
