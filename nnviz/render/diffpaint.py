@@ -91,9 +91,8 @@ def paint_for(diff: GraphDiff) -> Paint:
             edges[(edge.source, edge.target)] = EdgePaint(color="#cf222e", line="dashed")
         elif edge.status == "changed":
             edges[(edge.source, edge.target)] = EdgePaint(color="#fb8500")
-    summary = diff.summary
-    counts = ", ".join(f"{summary[s]} {s}" for s in COLOURS if summary[s])
-    return Paint(nodes, edges, subtitle=counts or "identical", dim=True)
+    totals = diff.to_text().splitlines()[-1]  # the changelog's last line: the same counts
+    return Paint(nodes, edges, subtitle=totals.split(" · ")[0].split(" (")[0], dim=True)
 
 
 def _lines(e: NodeDiff) -> tuple[str, ...]:
