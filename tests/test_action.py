@@ -89,6 +89,22 @@ def test_actionlint_checks_the_local_action_inputs(tmp_path: Path) -> None:
     assert 'input "retention-dayz" is not defined in action' in result.stdout
 
 
+def test_actions_the_action_uses_get_only_inputs_they_define(tmp_path: Path) -> None:
+    # actionlint knows the inputs of popular actions per major version, but it lints workflows,
+    # not action.yml: put the action's `uses:` steps into a workflow and lint that.
+    steps = [
+        {"uses": s["uses"], "with": {k: "x" for k in s.get("with", {})}}
+        for s in run_steps(load(ACTION))
+        if "uses" in s
+    ]
+    workflow = {"on": "push", "jobs": {"job": {"runs-on": "ubuntu-latest", "steps": steps}}}
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "uses.yml").write_text(yaml.safe_dump(workflow))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    result = run(tool("actionlint"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_inputs_and_outputs_are_documented() -> None:
     action = load(ACTION)
     inputs = action["inputs"]
