@@ -18,7 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nnviz.diff import fold_root
+from nnviz.diff import FORMAT, VERSION, fold_root
+from nnviz.errors import NNVizError
 from nnviz.graph import parent_path
 from nnviz.values import format_value
 
@@ -259,8 +260,20 @@ def _identical(doc: Doc) -> str:
     )
 
 
+def check(doc: Doc) -> None:
+    """Refuse what is not a diff document of a version this nnviz reads (`NNVizError`)."""
+    if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
+        raise NNVizError(f'not an nnviz diff document (no "format": "{FORMAT}")')
+    version = doc.get("version")
+    if version != VERSION:
+        raise NNVizError(
+            f"diff document version {version!r} is not supported (this nnviz reads {VERSION})"
+        )
+
+
 def changelog(doc: Doc) -> str:
     """The review changelog of a diff document, ending with a newline."""
+    check(doc)
     if doc.get("identical"):
         return _identical(doc) + "\n"
     lines, counts, propagated = _groups(doc)
@@ -269,6 +282,7 @@ def changelog(doc: Doc) -> str:
 
 def markdown(doc: Doc) -> str:
     """A PR-comment / job-summary section: title, summary table, changelog, Mermaid flowchart."""
+    check(doc)
     old, new = doc.get("old", {}), doc.get("new", {})
     title = f"### nnviz diff: `{old.get('name', 'old')}` → `{new.get('name', 'new')}`"
     if doc.get("identical"):
@@ -300,6 +314,7 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
     Added/removed modules are one box each; at most `max_nodes` boxes (context goes first, then
     the tail of the changes, noted in a last box). Empty for an identical diff.
     """
+    check(doc)
     if doc.get("identical"):
         return ""
     index = _Index(doc)

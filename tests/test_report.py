@@ -74,3 +74,15 @@ def test_human_numbers() -> None:
         "3B",
         "-74K",
     ]
+
+
+def test_unknown_documents_are_refused() -> None:
+    import pytest
+
+    from nnviz.errors import NNVizError
+
+    doc = nnviz.diff(traced("resnet18"), traced("resnet18")).to_json()
+    with pytest.raises(NNVizError, match="version 2 is not supported"):
+        report.changelog({**doc, "version": 2})
+    with pytest.raises(NNVizError, match="not an nnviz diff document"):
+        report.markdown({"format": "nnviz-graph"})
