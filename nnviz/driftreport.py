@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -251,7 +252,8 @@ def _annotation_message(drift: Drift) -> str:
         text = text[:_ANNOTATION_CHARS] + "\n… (cut; see the job summary)"
     changed = _plural(drift.changes, "changed node")
     head = f"{drift.snapshot} no longer matches the model ({changed})."
-    tail = f"If the change is intended, run `{UPDATE_COMMAND}` and commit the snapshot."
+    accept = f"{UPDATE_COMMAND} {shlex.quote(drift.nodeid)}"
+    tail = f"If the change is intended, run `{accept}` and commit the snapshot."
     return f"{head}\n{text}\n{tail}"
 
 

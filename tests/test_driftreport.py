@@ -155,7 +155,7 @@ def test_one_error_on_the_test_line_with_the_changelog() -> None:
     assert props["title"] == "nnviz%3A architecture drift in test_model_01"
     decoded = message.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%")
     assert "features.0" in decoded and "(5, 5)" in decoded
-    assert "pytest --nnviz-update" in decoded
+    assert "run `pytest --nnviz-update tests/test_models.py::test_model_01` and commit" in decoded
     assert "\n" not in lines[0] and "\r" not in lines[0]
 
 
@@ -164,9 +164,11 @@ def test_hostile_names_cannot_break_out_of_the_command() -> None:
         update={"nodeid": "t.py::test[a,b::c\n::error::pwned]", "file": "we,ird:dir/t.py"}
     )
     (line,) = github_annotations(make_report([drift]))
-    assert line.count("::") == 2  # the opening `::error` and the one before the message
-    assert "file=we%2Cird%3Adir/t.py," in line
-    assert "\n" not in line
+    # The runner ends the properties at the first `::` after `::error`: none may come earlier.
+    _, command, message = line.split("::", 2)
+    assert command.startswith("error file=we%2Cird%3Adir/t.py,line=11,title=")
+    assert command.endswith("test[a%2Cb%3A%3Ac%0A%3A%3Aerror%3A%3Apwned]")
+    assert "\n" not in line and "%0A::error::pwned" in message
 
 
 def test_forty_drifts_give_ten_errors_and_one_warning_naming_the_rest() -> None:
