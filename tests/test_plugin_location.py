@@ -67,7 +67,7 @@ def test_every_call_gets_its_own_file(pytester: pytest.Pytester) -> None:
     assert widths == {"test_three.json": 2, "test_three.1.json": 3, "test_three.head.json": 4}
     assert nnviz.load(folder / "test_three.2.json").modules[""].hparams["in_features"] == 5
 
-    result = run(pytester, "-n", "2")
+    result = run(pytester)
     result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(["nnviz: 8 snapshots passed"])
 
