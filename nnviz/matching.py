@@ -154,19 +154,24 @@ def match(old: Graph, new: Graph) -> Matching:
             m.pair_nodes(node.id, node.id)
     # 2. top-down by structural digest
     _match_subtrees(m, a, b)
-    # 3. by path or id, whatever the class
+    # 3. modules by path, whatever the class
     for path in old.modules:
         if path not in m.modules and path in new.modules and path not in m.modules_back:
             m.pair_modules(path, path)
-    for node in a.nodes:
-        if node.id in m.nodes or node.id not in b.by_id or node.id in m.nodes_back:
-            continue
-        kinds = {node.kind, b.by_id[node.id].kind}
-        if len(kinds) == 1 or not kinds & {"input", "output"}:
-            m.pair_nodes(node.id, node.id)
     # 4. bottom-up containers by the share of matched descendants
     _match_containers(m, a, b)
     _follow_modules(m, a, b)
+    # 3. (continued) nodes by id, whatever the op, unless they call modules paired otherwise
+    for node in a.nodes:
+        if node.id in m.nodes or node.id not in b.by_id or node.id in m.nodes_back:
+            continue
+        twin = b.by_id[node.id]
+        kinds = {node.kind, twin.kind}
+        if len(kinds) > 1 and kinds & {"input", "output"}:
+            continue
+        paired_elsewhere = node.module in m.modules and m.modules[node.module] != twin.module
+        if not (node.module is not None and paired_elsewhere):
+            m.pair_nodes(node.id, node.id)
     # 5. by position in the data flow
     _match_by_inputs(m, a, b)
     return m
