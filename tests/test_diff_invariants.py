@@ -1,0 +1,48 @@
+"""Properties every diff keeps: a graph equals itself, swapping sides mirrors the statuses, the
+document does not depend on where the graphs came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import traced
+
+import nnviz
+from nnviz.diff import NodeDiff
+
+MIRROR = {"added": "removed", "removed": "added", "changed": "changed", "renamed": "renamed"}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "squeezenet1_0"])
+def test_a_graph_equals_itself(name: str) -> None:
+    graph = traced(name)
+    result = nnviz.diff(graph, graph)
+    assert result.identical and result.summary["unchanged"] == len(result.entries)
+    assert all(e.status == "unchanged" for e in result.edges)
+
+
+@pytest.mark.parametrize(("a", "b"), [("resnet18", "resnet34"), ("resnet18", "resnet50")])
+def test_swapping_sides_mirrors_the_statuses(a: str, b: str) -> None:
+    forward = nnviz.diff(traced(a), traced(b))
+    backward = nnviz.diff(traced(b), traced(a))
+    there = {_sides(e): e.status for e in forward if e.status != "changed"}
+    back = {_sides(e)[::-1]: MIRROR[e.status] for e in backward if e.status != "changed"}
+    assert there == back
+    assert {e.name for e in forward if e.status == "changed"} == {
+        e.name for e in backward if e.status == "changed"
+    }
+    assert forward.summary["params"]["delta"] == -backward.summary["params"]["delta"]
+
+
+def _sides(entry: NodeDiff) -> tuple[str | None, str | None]:
+    """(name in old, name in new)."""
+    return entry.old_name, None if entry.status == "removed" else entry.name
+
+
+def test_the_document_does_not_depend_on_the_source(tmp_path: Path) -> None:
+    a, b = traced("resnet18"), traced("resnet34")
+    traced_doc = nnviz.diff(a, b).to_json()
+    loaded = nnviz.diff(nnviz.save(a, tmp_path / "a.json"), nnviz.save(b, tmp_path / "b.json"))
+    assert loaded.to_json() == traced_doc
+    assert nnviz.diff(a, b).to_json() == traced_doc  # deterministic
