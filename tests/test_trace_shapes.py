@@ -154,6 +154,7 @@ def test_runs_in_eval_mode_without_grad() -> None:
         graph = nnviz.trace(model, inputs="tensor2x4")
     assert model.seen == [(False, False)]
     assert int(model.norm.num_batches_tracked) == 0, "running stats were not updated"
+    assert model.training and model.norm.training, "the caller's training mode is restored"
     assert graph.node("norm").spec == tensor(2, 4)
 
 

@@ -51,7 +51,26 @@ def trace(
     `tracer` is `auto` (fx; when fx fails, the eager tracer on `inputs` or else on `example`,
     with a `TracerWarning`), `fx` or `eager` (needs an input); `meta["tracer"]` records which
     one made the graph.
+
+    The model is traced in eval mode; afterwards every submodule's `training` flag is what it was.
     """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        return _trace_in_eval_mode(model, name, inputs, rebuild, tracer, example)
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def _trace_in_eval_mode(
+    model: nn.Module,
+    name: str,
+    inputs: Any,
+    rebuild: Callable[[], nn.Module] | None,
+    tracer: str,
+    example: Any,
+) -> Graph:
     from nnviz.errors import TraceError
     from nnviz.trace.fx import trace_fx
     from nnviz.trace.inputs import from_object
@@ -59,7 +78,6 @@ def trace(
     if tracer not in TRACERS:
         raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(TRACERS)})")
     spec = None if inputs is None else from_object(inputs)
-    model.eval()
     if tracer == "eager":
         if spec is None:
             raise TraceError(
