@@ -81,6 +81,13 @@ def trace(
     if tracer not in _tracing.TRACERS:
         raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(_tracing.TRACERS)})")
     parsed = None if inputs is None else from_object(inputs)
+    if tracer == "eager" and parsed is None:  # before anything heavy is imported or built
+        label = name or (
+            models.parse_spec(str(model)).name
+            if isinstance(model, (str, Path))
+            else type(model).__name__
+        )
+        raise TraceError(f"the eager tracer runs {label}: give an example input, e.g. -i default")
     rebuild: Callable[[], nn.Module] | None = None
     example = None
     if isinstance(model, (str, Path)):
