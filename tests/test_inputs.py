@@ -78,6 +78,18 @@ def test_a_key_that_looks_like_a_preset_is_a_key() -> None:
     assert shapes(spec)[1] == {"image1": ([3], "float32"), "tensor2": ([1, 3, 224, 224], "float32")}
 
 
+def test_key_value_pairs_take_python_literals_for_other_arguments() -> None:
+    spec = parse_inputs("x:image8;flag:True;steps:3;mode:'fast';scale:-0.5;none:None")
+    assert shapes(spec)[1] == {
+        "x": ([1, 3, 8, 8], "float32"),
+        "flag": True,
+        "steps": 3,
+        "mode": "fast",
+        "scale": -0.5,
+        "none": None,
+    }
+
+
 def test_a_bare_value_and_named_values_mix() -> None:
     spec = parse_inputs("image16;y:tensor2")
     assert shapes(spec) == ([([1, 3, 16, 16], "float32")], {"y": ([2], "float32")})

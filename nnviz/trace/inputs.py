@@ -11,7 +11,8 @@ The forms (each may carry a dtype suffix such as `:int64`):
 - `tensor<d1>x<d2>...`      — `torch.randn(d1, d2, ...)` (`tensor2x16`);
 - `tensor1x16:int64`        — an integer tensor (token ids), filled with zeros so that every
                               value is a valid index; `:bool` tensors are filled with `True`;
-- `key:value;key:value`     — inputs by argument name (`x:image32;mask:tensor1x32:bool`);
+- `key:value;key:value`     — inputs by argument name (`x:image32;mask:tensor1x32:bool`), where
+                              a value may also be a Python literal (`return_loss:False`);
   a bare value (no key) binds to the model's first positional argument, whatever its name;
   a key is always a key (`image1:tensor3` is the argument `image1`);
 - a Python expression       — literals, lists, tuples, dicts and `torch.<constructor>(...)` calls
@@ -211,9 +212,13 @@ def _value(text: str) -> Any:
         return preset
     if text.startswith(_EXPRESSION_START):
         return parse_expression(text)
+    try:  # a plain literal for a non-tensor argument: `flag:True`, `steps:3`, `mode:'fast'`
+        return parse_expression(text)
+    except InputSpecError:
+        pass
     raise InputSpecError(
         f"-i: {text!r} is not an input value (default, image<side>, image<h>x<w>, "
-        f"tensor<d1>x<d2>..., optionally with :dtype, or a torch expression)"
+        f"tensor<d1>x<d2>..., optionally with :dtype, a Python literal, or a torch expression)"
     )
 
 
