@@ -129,7 +129,7 @@ def test_model_specs_are_traced(tmp_path: Path) -> None:
     [
         (["missing.json", "missing.json"], "missing.json: cannot read"),
         (["{a}", "{a}", "-o", "diff.xyz"], "unknown output format '.xyz'"),
-        (["{a}", "no_such_model_zz"], "unknown model 'no_such_model_zz'"),
+        (["{a}", "missing.py:make"], "missing.py: no such file"),
     ],
 )
 def test_errors_exit_2_with_one_line(
