@@ -207,3 +207,23 @@ def test_a_wrong_input_fails_on_meta_without_building_a_cpu_copy() -> None:
     with pytest.warns(DataTraceWarning, match="failed at lin: RuntimeError") as caught:
         trace(model, "m", inputs="tensor2x5", rebuild=_no_cpu_copy)
     assert "CPU" not in str(caught[0].message)
+
+
+def _with_trailing_one(sizes: list[int], x: torch.Tensor) -> torch.Tensor:
+    sizes.append(1)  # mutates its argument, as swin3d's _get_window_and_shift_size does
+    return x.reshape(sizes)
+
+
+torch.fx.wrap("_with_trailing_one")
+
+
+class MutatesAList(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _with_trailing_one([2, 3], x)
+
+
+def test_functions_may_mutate_the_lists_they_are_given() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = nnviz.trace(MutatesAList(), inputs="tensor6")
+    assert graph.node("output").spec == tensor(2, 3, 1)

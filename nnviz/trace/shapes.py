@@ -53,6 +53,12 @@ class _Recorder(fx.Interpreter):
         self.specs: dict[str, Value] = {}
         self.on_meta = device_of(module).type == "meta"
 
+    def fetch_args_kwargs_from_env(self, n: fx.Node) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args, kwargs = super().fetch_args_kwargs_from_env(n)
+        # fx hands over list arguments as immutable lists; model code may append to them
+        # (swin3d's window sizes), as it can when the module runs as plain Python.
+        return _mutable(args), _mutable(kwargs)
+
     def get_attr(self, target: Any, args: Any, kwargs: Any) -> Any:
         value = super().get_attr(target, args, kwargs)
         # fx stores tensors a forward() made while tracing (`torch.arange(4)`) as CPU constants.
@@ -144,6 +150,16 @@ def _run(
     with torch.no_grad(), placement:
         recorder.run(*values)
     return recorder.specs
+
+
+def _mutable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_mutable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mutable(v) for k, v in value.items()}
+    if type(value) is tuple:
+        return tuple(_mutable(v) for v in value)
+    return value
 
 
 def _bytes(bound: dict[str, Any]) -> int:
