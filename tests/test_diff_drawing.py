@@ -42,14 +42,15 @@ def test_context_minus_one_draws_everything() -> None:
 
 def test_context_keeps_neighbours_expanded() -> None:
     def chain(width: int) -> nn.Module:
-        layers = [nn.Linear(8, 8) for _ in range(12)]
-        layers[6] = nn.Linear(8, width) if width == 8 else nn.Sequential(nn.Linear(8, 8))
-        return nn.Sequential(*[nn.Sequential(layer) for layer in layers])
+        blocks = [nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(12)]
+        blocks[6][0] = nn.Linear(8, width)
+        return nn.Sequential(*blocks)
 
     old, new = nnviz.trace(chain(8), name="c"), nnviz.trace(chain(9), name="c")
     result = nnviz.diff(old, new)
-    sizes = [len(diffpaint.fold(diffpaint.union_graph(result), result, k)) for k in (0, 1, 2)]
-    assert sizes[0] < sizes[1] < sizes[2]
+    sizes = [len(diffpaint.fold(diffpaint.union_graph(result), result, k)) for k in (0, 1, 3)]
+    # 12 blocks of 2 ops + input + output; every block expanded by the context adds one node
+    assert sizes == [11 + 2 + 2, 10 + 2 * 2 + 2, 8 + 4 * 2 + 2]
 
 
 def test_statuses_are_painted(tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 Added nodes are green, removed ones red and dashed, changed ones orange with `old → new` lines,
 renamed ones blue with their old name, unchanged ones grey. Unchanged regions are folded: every
 module holding nothing within `context` hops of a change becomes one node (the largest such
-module wins), and a run of three or more folded numbered siblings in a row (the 30 untouched
-blocks of a resnet stage) becomes one node too. `context=-1` draws everything. Built on the drawing
-stage's `to_dot` + `Paint` and `nnviz.transform.collapse_prefixes`; never imports torch.
+module wins), and a run of three or more folded sibling blocks of one class in a row (the 30
+untouched Bottlenecks of a resnet stage) becomes one node too. `context=-1` draws everything.
+Built on the drawing stage's `to_dot` + `Paint` and `nnviz.transform.collapse_prefixes`; never
+imports torch.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ COLOURS: Mapping[str, tuple[str, str]] = {
 }
 """Fill and border colour per status; unchanged nodes are drawn dimmed (grey)."""
 _MAX_LINES = 4
+_CONTAINERS = frozenset({"torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict"})
+"""Generic containers hold different stages (resnet's layer1 ... layer4): never merged."""
 _RUN = 3
 
 
@@ -133,13 +136,13 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
 
 
 def _merge_runs(graph: Graph, folded: set[str]) -> Graph:
-    """Chains of >= 3 folded numbered siblings (blocks of a Sequential or ModuleList, a -> b -> c
-    with nothing else in or out between) become one node."""
+    """Chains of >= 3 folded sibling blocks of one class (not a generic container), a -> b -> c
+    with nothing else in or out between, become one node."""
     nodes = graph.nodes
     candidates = {
         n.id
         for n in nodes
-        if n.module in folded and n.meta.get("collapsed") and n.module.rsplit(".", 1)[-1].isdigit()
+        if n.module in folded and n.meta.get("collapsed") and n.op not in _CONTAINERS
     }
     runs: list[list[str]] = []
     taken: set[str] = set()
@@ -152,7 +155,11 @@ def _merge_runs(graph: Graph, folded: set[str]) -> Graph:
             if len(succ) != 1 or succ[0] not in candidates or succ[0] in taken:
                 break
             nxt = succ[0]
-            if graph.predecessors(nxt) != [run[-1]] or graph.node(nxt).scope != node.scope:
+            follower = graph.node(nxt)
+            if graph.predecessors(nxt) != [run[-1]] or (follower.scope, follower.op) != (
+                node.scope,
+                node.op,
+            ):
                 break
             run.append(nxt)
         if len(run) >= _RUN:
