@@ -27,7 +27,8 @@ Doc = Mapping[str, Any]
 _SYMBOL = {"changed": "~", "added": "+", "removed": "-", "renamed": "→"}
 _MAX_FOLLOWERS = 5
 _MAX_MARKDOWN_LINES = 400
-_MAX_MARKDOWN_CHARS = 40_000
+_MAX_MARKDOWN_CHARS = 30_000
+_MAX_MERMAID_CHARS = 25_000  # with the changelog's cap, a PR comment stays under 65,536
 _COLOURS = {
     "added": "fill:#dafbe1,stroke:#1a7f37,color:#1a7f37",
     "removed": "fill:#ffebe9,stroke:#cf222e,color:#cf222e,stroke-dasharray:5 5",
@@ -302,7 +303,10 @@ def markdown(doc: Doc) -> str:
         body.append(line.replace("```", "'''"))
     body.append(_totals(counts, propagated, doc))
     parts = [title, "\n".join(table), "```diff\n" + "\n".join(body) + "\n```"]
-    chart = mermaid(doc)
+    chart, boxes = mermaid(doc), 100
+    while len(chart) > _MAX_MERMAID_CHARS and boxes > 5:
+        boxes //= 2
+        chart = mermaid(doc, max_nodes=boxes)
     if chart:
         parts.append("```mermaid\n" + chart + "```")
     return "\n\n".join(parts) + "\n"

@@ -86,3 +86,21 @@ def test_unknown_documents_are_refused() -> None:
         report.changelog({**doc, "version": 2})
     with pytest.raises(NNVizError, match="not an nnviz diff document"):
         report.markdown({"format": "nnviz-graph"})
+
+
+def _chain(n: int, op: str) -> Graph:
+    ids = [f"block{i}.f" for i in range(n)]
+    return Graph(
+        [Node("input:x", "input", "x"), *(Node(i, "function", op, i.split(".")[0]) for i in ids)],
+        [Edge(a, b, ("0",)) for a, b in zip(["input:x", *ids], ids, strict=False)],
+        [Module("", "m.M"), *(Module(i.split(".")[0], "m.Block") for i in ids)],
+        {"name": "chain"},
+    )
+
+
+def test_markdown_of_a_huge_diff_is_folded() -> None:
+    result = nnviz.diff(_chain(3000, "f." + "a" * 70), _chain(3000, "f." + "b" * 70))
+    assert len(list(result)) == 3000
+    text = result.to_markdown()
+    assert len(text) < 65_536
+    assert "more lines (see the JSON diff)" in text and "```mermaid" in text
