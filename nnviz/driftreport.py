@@ -24,6 +24,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from nnviz import report as diff_report
+from nnviz import untrusted
 from nnviz.errors import NNVizError
 from nnviz.fs import atomic_write
 
@@ -103,10 +104,7 @@ class DriftReport(_Strict):
     @classmethod
     def loads(cls, text: str | bytes, source: str = "drift report") -> DriftReport:
         """Parse and validate report text; raise `DriftReportError` with one line on any fault."""
-        try:
-            doc = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise DriftReportError(f"{source}: not valid JSON ({_short(exc)})") from None
+        doc = untrusted.parse(text, source, DriftReportError)  # size, depth, UTF-8 limits
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise DriftReportError(f'{source}: not an nnviz drift report (no "format": "{FORMAT}")')
         version = doc.get("version")
@@ -131,11 +129,7 @@ class DriftReport(_Strict):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DriftReport:
         """Read and validate the report at `path`."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise DriftReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        return cls.loads(data, source=str(path))
+        return cls.loads(untrusted.read_bytes(path, DriftReportError), source=str(path))
 
     def dumps(self) -> str:
         """The report as JSON text: sorted keys, two-space indent, a final newline."""
@@ -300,10 +294,6 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "document"
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200]
 
 
 def summary_markdown(

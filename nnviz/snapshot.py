@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from nnviz import untrusted
 from nnviz.errors import SnapshotError
 from nnviz.fs import atomic_write
 from nnviz.graph import Edge, Graph, Module, Node
@@ -149,17 +150,21 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out or "document"
 
 
-def _migrate(doc: dict[str, Any], version: int) -> dict[str, Any]:
+def _migrate(doc: dict[str, Any], version: int, source: str) -> dict[str, Any]:
     """Bring an older document up to the current version (there is no older one yet)."""
-    raise SnapshotError(f"snapshot format version {version} is not supported")
+    raise SnapshotError(
+        f"{source}: snapshot format version {version} is not supported (versions start at 1); "
+        f"re-create the snapshot with this nnviz"
+    )
 
 
 def loads(text: str | bytes, source: str = "snapshot") -> Graph:
-    """Parse and validate snapshot text; raise `SnapshotError` with one clear line on any fault."""
-    try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
-        raise SnapshotError(f"{source}: not valid JSON ({_short(exc)})") from None
+    """Parse and validate snapshot text; raise `SnapshotError` with one clear line on any fault.
+
+    The text is untrusted: it is read within the limits of `nnviz.untrusted` (size, nesting,
+    string length, strict UTF-8) and nothing named in it is ever imported or executed.
+    """
+    doc = untrusted.parse(text, source, SnapshotError)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotError(f'{source}: not an nnviz graph snapshot (no "format": "{FORMAT}")')
     version = doc.get("version")
@@ -171,7 +176,7 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
             f"to {VERSION}): upgrade nnviz to read it"
         )
     if version < VERSION:
-        doc = _migrate(doc, version)
+        doc = _migrate(doc, version, source)
     try:
         snap = SnapshotV1.model_validate(doc)
     except ValidationError as exc:
@@ -202,11 +207,7 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
 
 def load(path: str | os.PathLike[str]) -> Graph:
     """Read and validate the snapshot at `path`."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return loads(data, source=str(path))
+    return loads(untrusted.read_bytes(path, SnapshotError), source=str(path))
 
 
 def json_schema() -> dict[str, Any]:
@@ -215,12 +216,3 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://nnviz.dev/schema/snapshot-v{VERSION}.schema.json"
     return schema
-
-
-def _refuse_constant(name: str) -> Any:
-    # Python's json accepts NaN and Infinity, JSON does not; snapshots spell them {"$float": ...}.
-    raise ValueError(f'{name} is not JSON; a snapshot writes it as {{"$float": ...}}')
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200]
