@@ -33,6 +33,8 @@ COLOURS: Mapping[str, tuple[str, str]] = {
     "renamed": ("#ddf4ff", "#0969da"),
 }
 """Fill and border colour per status; unchanged nodes are drawn dimmed (grey)."""
+FOLLOWER_FILL = "#fffaf5"
+"""Fill of a changed node whose changes all follow another change (a shape, a rewired input)."""
 _MAX_LINES = 4
 _CONTAINERS = frozenset({"torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict"})
 """Generic containers hold different stages (resnet's layer1 ... layer4): never merged."""
@@ -78,13 +80,14 @@ def paint_for(diff: GraphDiff) -> Paint:
         if e.status == "unchanged" or not e.flow:
             continue
         fill, border = COLOURS[e.status]
+        follows = e.propagated  # only follows a change elsewhere: painted lighter
         nodes[e.name] = NodePaint(
-            fill=fill,
+            fill=FOLLOWER_FILL if follows else fill,
             border=border,
             line="dashed" if e.status == "removed" else None,
-            penwidth=2.0,
+            penwidth=1.2 if follows else 2.0,
             lines=_lines(e),
-            badge=e.status,
+            badge="follows" if follows else e.status,
         )
     edges: dict[tuple[str, str], EdgePaint] = {}
     for edge in diff.edges:
