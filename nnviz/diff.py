@@ -204,7 +204,7 @@ def _side(graph: Graph) -> dict[str, Any]:
 def diff(old: Graph, new: Graph, ignore: tuple[str, ...] | list[str] = ()) -> GraphDiff:
     """Compare two graphs. `ignore` names change fields to drop: a whole field (`spec`,
     `inputs`, `hparams`) or one of its keys (`hparams.eps`, or just `eps`)."""
-    from nnviz.diffbuild import build
+    from nnviz.diffbuild import build  # diffbuild builds this module's values: import it late
 
     matching = match(old, new)
     entries, edges = build(old, new, matching, tuple(ignore))

@@ -63,6 +63,7 @@ class _Entry:
 def build(
     old: Graph, new: Graph, m: Matching, ignore: tuple[str, ...]
 ) -> tuple[tuple[NodeDiff, ...], tuple[EdgeDiff, ...]]:
+    """The union entries (in union order, with changes and causes) and the union edges."""
     old_nodes, new_nodes = old.nodes, new.nodes  # each call builds a list: build them once
     entries = _entries(old, new, m, old_nodes, new_nodes)
     by_name = {e.name: e for e in entries}
