@@ -142,13 +142,16 @@ def _node_scope(node: Node, m: Matching | None) -> str:
 def _rename_collisions(
     entries: list[_Entry], by_name: dict[str, _Entry], node_name_old: dict[str, str]
 ) -> None:
-    """Two unrelated entries with one name (a tree-only module and an op): suffix the second."""
+    """Two unrelated entries with one name (a container `x.add` and the op `x.add`, or a removed
+    op and a new one with its id): the new side's data-flow nodes keep their ids, which edges
+    use; a tree-only module gets `#module` appended, a removed node `#old`."""
     by_name.clear()
-    for e in entries:
-        if e.name in by_name:
-            e.name = f"{e.name}#{'old' if e.new_name is None else 'module'}"
-            if e.new_name is None and e.old_node is not None:
-                node_name_old[e.old_node.id] = e.name
+    keep = [e for e in entries if e.new_node is not None]
+    for e in [*keep, *(e for e in entries if e.new_node is None)]:
+        while e.name in by_name:
+            e.name += "#module" if e.node is None else "#old"
+        if e.old_node is not None and e.new_node is None:
+            node_name_old[e.old_node.id] = e.name
         by_name[e.name] = e
 
 

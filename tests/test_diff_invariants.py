@@ -10,6 +10,7 @@ from conftest import traced
 
 import nnviz
 from nnviz.diff import NodeDiff
+from nnviz.graph import Edge, Graph, Module, Node
 
 MIRROR = {"added": "removed", "removed": "added", "changed": "changed", "renamed": "renamed"}
 
@@ -46,3 +47,29 @@ def test_the_document_does_not_depend_on_the_source(tmp_path: Path) -> None:
     loaded = nnviz.diff(nnviz.save(a, tmp_path / "a.json"), nnviz.save(b, tmp_path / "b.json"))
     assert loaded.to_json() == traced_doc
     assert nnviz.diff(a, b).to_json() == traced_doc  # deterministic
+
+
+def _container_and_op(with_op: bool) -> Graph:
+    """A container `x.add` and, optionally, the op `x.add`: one id for two things."""
+    nodes = [
+        Node("input:x", "input", "x"),
+        Node("x.add.lin", "module", "torch.nn.Linear", "x.add", "x.add.lin"),
+    ]
+    edges = [Edge("input:x", "x.add.lin", ("0",))]
+    last = "x.add.lin"
+    if with_op:
+        nodes.append(Node("x.add", "function", "operator.add", "x"))
+        edges += [Edge("x.add.lin", "x.add", ("0",)), Edge("input:x", "x.add", ("1",))]
+        last = "x.add"
+    nodes.append(Node("output", "output", "output"))
+    edges.append(Edge(last, "output", ("0",)))
+    modules = [Module("", "m.M"), Module("x", "m.S"), Module("x.add", "m.S")]
+    return Graph(nodes, edges, [*modules, Module("x.add.lin", "torch.nn.Linear")], {"name": "c"})
+
+
+def test_an_op_and_a_container_with_one_id(tmp_path: Path) -> None:
+    same = nnviz.diff(_container_and_op(True), _container_and_op(True))
+    assert same.identical and {"x.add", "x.add#module"} <= {e.name for e in same.entries}
+    gone = nnviz.diff(_container_and_op(True), _container_and_op(False))
+    assert gone.to_text().splitlines()[0] == "- x.add#old  operator.add"
+    assert nnviz.draw(gone, tmp_path / "d.svg").read_text().count("[removed]") == 1

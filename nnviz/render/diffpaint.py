@@ -45,7 +45,7 @@ def union_graph(diff: GraphDiff) -> Graph:
     """Old and new as one graph named by union names (see `NodeDiff.name`)."""
     old_nodes = {n.id: n for n in diff.old.nodes}
     new_nodes = {n.id: n for n in diff.new.nodes}
-    nodes, modules = [], []
+    nodes, modules = [], {}
     for e in diff.entries:
         before = old_nodes.get(e.old_name) if e.old_name is not None else None
         after = new_nodes.get(e.name) if e.status != "removed" else None
@@ -54,18 +54,20 @@ def union_graph(diff: GraphDiff) -> Graph:
             nodes.append(
                 Node(e.name, source.kind, source.op, e.scope, e.path, source.args, source.spec)
             )
-        if e.params is not None:  # a module-tree entry
-            tree = diff.new.modules if e.status != "removed" else diff.old.modules
-            own = tree.get(e.name if e.status != "removed" else (e.old_name or e.name))
+        path = e.path if e.path is not None else e.name
+        if e.params is not None and path not in modules:  # a module-tree entry
+            removed = e.status == "removed"
+            tree = diff.old.modules if removed else diff.new.modules
+            own = tree.get((e.old_name or path) if removed else path)
             hparams = own.hparams if own is not None else {}
-            modules.append(Module(e.name, e.op, e.params, hparams))
+            modules[path] = Module(path, e.op, e.params, hparams)
     names = {n.id for n in nodes}
     edges = [
         Edge(edge.source, edge.target)
         for edge in diff.edges
         if edge.source in names and edge.target in names
     ]
-    return Graph(nodes, edges, modules, {"name": _title(diff)})
+    return Graph(nodes, edges, modules.values(), {"name": _title(diff)})
 
 
 def _title(diff: GraphDiff) -> str:
