@@ -218,12 +218,13 @@ class _errors:
         return None
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if (
-            exc is None
-            or self.debug
-            or isinstance(exc, (click.exceptions.Exit, click.ClickException))
-        ):
+        if exc is None or isinstance(exc, (click.exceptions.Exit, click.ClickException)):
             return
+        if self.debug and isinstance(exc, Exception):
+            # The traceback, then the same one line and exit code 2 (never 1: that is `diff`'s).
+            import traceback
+
+            traceback.print_exception(exc)
         if isinstance(exc, NNVizError):
             message = str(exc)
         elif isinstance(exc, KeyboardInterrupt):
@@ -386,5 +387,20 @@ def report_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="nnviz")
+    """Console-script entry point: every error, click's usage errors included, is one line
+    `nnviz: error: ...` on stderr and exit code 2."""
+    try:
+        code = cli.main(prog_name="nnviz", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # plain `nnviz`: the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors, bad option values, unreadable files
+        message = exc.format_message()
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            message = f"{message.rstrip('.')}; see `{exc.ctx.command_path} --help`"
+        click.echo(f"nnviz: error: {' '.join(message.split())}", err=True)
+        sys.exit(2)
+    except click.Abort:  # Ctrl-C or end of input while click itself was reading
+        click.echo("nnviz: error: interrupted", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,28 +1,52 @@
 """Atomic file writes: a temp file in the target folder, then `os.replace`.
 
 A reader (or a concurrent pytest-xdist worker) sees either the old file or the new one, never a
-half-written one, and a failure leaves no temporary file behind.
+half-written one, and a failure leaves the old file untouched and no temporary file behind. A file
+that cannot be written raises `OutputError` (an `NNVizError`, and an `OSError` for callers that
+catch those) with one line naming the file and the reason.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from nnviz.errors import NNVizError
+
+
+class OutputError(NNVizError, OSError):
+    """A file nnviz was asked to write cannot be written (a file in the way of its folder, no
+    permission, disk full)."""
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     """Write `data` to `path` atomically, creating missing parent folders; return the path."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _output_error(target, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise _output_error(target, exc) from None
         raise
     return target
+
+
+def _output_error(target: Path, exc: OSError) -> OutputError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        reason = "a file is in the way of its folder"
+    elif exc.errno == errno.EISDIR:
+        reason = "it is a folder"
+    return OutputError(f"cannot write {target}: {reason}; choose another output path")
