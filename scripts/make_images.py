@@ -55,7 +55,30 @@ PICTURES: list[tuple[str, str, str | None, dict[str, Any], str]] = [
         "nnviz convnext_tiny -l features.3.0.block",
     ),
     ("resnet18_edges.png", "resnet18", "default", {}, "nnviz resnet18 -i default"),
+    ("nested_specs.png", "nested", "image16", {"depth": -1}, "nnviz nested.py:Nested -i image16"),
 ]
+
+
+def nested_model() -> Any:
+    """A small model whose values are tuples and lists of tensors (drawn as tables on edges)."""
+    from torch import nn
+
+    class Split(nn.Module):
+        def forward(self, x: Any) -> Any:
+            a, b = x.chunk(2, dim=1)
+            return [a, (b, a + b)]
+
+    class Nested(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.split = Split()
+
+        def forward(self, x: Any) -> Any:
+            parts = self.split(self.conv(x))
+            return parts[1][1].mean((2, 3)), parts
+
+    return Nested()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         key = (model, inputs)
         if key not in graphs:
-            graphs[key] = nnviz.trace(model, inputs=inputs)
+            target = nested_model() if model == "nested" else model
+            graphs[key] = nnviz.trace(target, name=model, inputs=inputs)
         path = nnviz.draw(
             graphs[key], options.out / filename, style={"dpi": options.dpi}, **draw_options
         )

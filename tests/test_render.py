@@ -96,6 +96,18 @@ def test_edges_carry_tensor_shapes_when_traced_with_data() -> None:
     assert not any(text_of(e) for e in untraced.values())
 
 
+def test_dense_skips_are_drawn_as_buses_keeping_every_connection() -> None:
+    graph = traced("densenet121")
+    root = svg_of(graph)
+    edges = groups(root, "edge")
+    assert all(f"edge:{e.source}->{e.target}" in edges for e in graph.edges)
+    assert len(groups(root, "node")) == len(graph)
+    relays = [g for g in root.iter(f"{SVG}g") if g.get("class") == "node relay"]
+    # The stem's output feeds all six concatenations of the first dense block through one trunk.
+    assert [g.get("id") for g in relays][:6] == [f"relay:features.pool0:{i}" for i in range(6)]
+    assert len(relays) > 100
+
+
 def _hostile_graph() -> Graph:
     """Names, classes, arguments and specs full of HTML and DOT syntax."""
     weird = 'blk<TABLE>&"x"'

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import graphviz
-import networkx as nx
 
 from nnviz.graph import Graph, Node, parent_path
 from nnviz.render import labels
+from nnviz.render.buses import common_cluster, edge_span, plan_buses, ranks
 from nnviz.render.paint import Paint
 from nnviz.render.style import Style, make_style
 from nnviz.transform import edge_spec
@@ -40,16 +40,7 @@ def total_params(graph: Graph) -> int:
 
 
 LONG_EDGE_BUDGET = 10000
-"""Above this total edge span (see `edge_span`) the layout's iteration limits are capped."""
-
-
-def edge_span(graph: Graph) -> int:
-    """Sum over edges of how many ranks each one crosses (ranks by longest path): roughly the
-    virtual nodes Graphviz has to place."""
-    rank: dict[str, int] = {}
-    for node_id in nx.topological_sort(graph.nx) if nx.is_directed_acyclic_graph(graph.nx) else ():
-        rank[node_id] = max((rank[p] + 1 for p in graph.predecessors(node_id)), default=0)
-    return sum(abs(rank.get(e.target, 0) - rank.get(e.source, 0)) for e in graph.edges)
+"""Above this total edge span (see `buses.edge_span`) the layout's iteration limits are capped."""
 
 
 def cluster_path(graph: Graph, node: Node) -> str | None:
@@ -103,7 +94,9 @@ def to_dot(
         fontname=plain(style.fontname),
         arrowsize="0.8",
     )
-    if edge_span(graph) > LONG_EDGE_BUDGET:
+    rank = ranks(graph)
+    buses = plan_buses(graph, rank)
+    if edge_span(graph, rank) > LONG_EDGE_BUDGET:
         # Dense skip connections (densenet) give Graphviz tens of thousands of virtual nodes, and
         # its x-placement (network simplex) then runs for many minutes; capping its iterations
         # keeps the layout to seconds at a small cost in straightness.
@@ -111,15 +104,39 @@ def to_dot(
     names = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}
     members: dict[str | None, list[Node]] = {}
     children: dict[str | None, list[str]] = {}
+    owners: dict[str, str | None] = {}
     for node in graph.nodes:
         owner = cluster_path(graph, node) if style.show_clusters else None
+        owners[node.id] = owner
         members.setdefault(owner, []).append(node)
         _register(graph, owner, children)
     state = _Builder(graph, style, paint, total, names, members, children)
+    trunks: list[tuple[str, str, dict[str, str]]] = []
+    branches: dict[tuple[str, str], str] = {}
+    for bus in buses:
+        previous = names[bus.source]
+        for i, target in enumerate(bus.targets):
+            relay = f"{names[bus.source]}_{i}"
+            place = common_cluster(graph, owners[bus.source], owners[target])
+            state.relays.setdefault(place, []).append((relay, f"relay:{bus.source}:{i}"))
+            trunk = {"dir": "none", "id": plain(f"bus:{bus.source}:{i}")}
+            if i == 0:
+                first = state.edge_attrs(bus.source, target)
+                trunk.update({k: v for k, v in first.items() if k == "label"})
+            trunks.append((previous, relay, trunk))
+            branches[(bus.source, target)] = relay
+            previous = relay
     state.emit(dot, None, 0)
+    for tail, head, trunk_attrs in trunks:
+        dot.edge(tail, head, **trunk_attrs)
     for edge in graph.edges:
         attrs = state.edge_attrs(edge.source, edge.target)
-        dot.edge(names[edge.source], names[edge.target], **attrs)
+        branch = branches.get((edge.source, edge.target))
+        if branch is not None:
+            attrs.pop("label", None)  # the value's shape is on its trunk
+            dot.edge(branch, names[edge.target], **attrs)
+        else:
+            dot.edge(names[edge.source], names[edge.target], **attrs)
     return str(dot.source)
 
 
@@ -167,10 +184,22 @@ class _Builder:
         self.graph, self.style, self.paint, self.total = graph, style, paint, total
         self.names, self.members, self.children = names, members, children
         self.cluster_index = 0
+        self.relays: dict[str | None, list[tuple[str, str]]] = {}
 
     def emit(self, dot: graphviz.Digraph, path: str | None, level: int) -> None:
         for node in self.members.get(path, []):
             dot.node(self.names[node.id], **self.node_attrs(node))
+        for relay, relay_id in self.relays.get(path, []):
+            dot.node(
+                relay,
+                label="",
+                shape="point",
+                width="0.08",
+                style="filled",
+                color="#404040",
+                id=plain(relay_id),
+                **{"class": "relay"},
+            )
         for child in self.children.get(path, []):
             index = self.cluster_index
             self.cluster_index += 1

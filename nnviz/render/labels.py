@@ -160,6 +160,9 @@ def node_label(
             cells = [*cells[: MAX_ARGUMENTS - 1], f"… {len(cells) - MAX_ARGUMENTS + 1} more"]
         if cells:
             rows.append(f"<TR><TD>{_grid(cells, small)}</TD></TR>")
+    if node.kind == "output" and style.show_specs and _is_container(node.spec):
+        # The edges show each value; the output's own spec shows how they are nested.
+        rows.append(f"<TR><TD>{_font(_spec_table(node.spec), small)}</TD></TR>")
     for line in extra:
         rows.append(_row(_font(text(line, limit=2 * MAX_TEXT), small, bold=True)))
     if style.show_node_source and node.kind not in ("input", "output"):
