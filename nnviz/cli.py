@@ -7,6 +7,7 @@ and exit code 2 (`--debug` shows the traceback instead).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -321,7 +322,12 @@ def diff_command(
             elif output_format == "markdown":
                 click.echo(result.to_markdown(), nl=False)
             else:
-                click.echo(result.to_text(), nl=False)
+                text = result.to_text()
+                if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+                    from nnviz.report import coloured
+
+                    text = coloured(text)
+                click.echo(text, nl=False)
     ctx.exit(0 if result.identical else 1)
 
 

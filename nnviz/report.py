@@ -281,6 +281,19 @@ def changelog(doc: Doc) -> str:
     return "\n".join([*lines, _totals(counts, propagated, doc)]) + "\n"
 
 
+_ANSI = {"+": "32", "-": "31", "~": "33", "→": "34", " ": "2"}
+
+
+def coloured(text: str) -> str:
+    """A changelog with ANSI colours by line kind, for a terminal: added green, removed red,
+    changed yellow, renamed blue, folded `↳` lines dim; the totals line as it is."""
+    lines = []
+    for line in text.splitlines():
+        code = _ANSI.get(line[:1]) if line[1:2] == " " or line.startswith("    ↳") else None
+        lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
 def markdown(doc: Doc) -> str:
     """A PR-comment / job-summary section: title, summary table, changelog, Mermaid flowchart."""
     check(doc)

@@ -104,3 +104,15 @@ def test_markdown_of_a_huge_diff_is_folded() -> None:
     text = result.to_markdown()
     assert len(text) < 65_536
     assert "more lines (see the JSON diff)" in text and "```mermaid" in text
+
+
+def test_terminal_colours_by_line_kind() -> None:
+    text = "~ a  X  p 1 → 2\n    ↳ b  output [1] → [2]\n+ c  Y\n- d  Z\n→ e renamed to f\n1 changed\n"
+    assert report.coloured(text).splitlines() == [
+        "\x1b[33m~ a  X  p 1 → 2\x1b[0m",
+        "\x1b[2m    ↳ b  output [1] → [2]\x1b[0m",
+        "\x1b[32m+ c  Y\x1b[0m",
+        "\x1b[31m- d  Z\x1b[0m",
+        "\x1b[34m→ e renamed to f\x1b[0m",
+        "1 changed",
+    ]
