@@ -107,7 +107,8 @@ def test_markdown_of_a_huge_diff_is_folded() -> None:
 
 
 def test_terminal_colours_by_line_kind() -> None:
-    text = "~ a  X  p 1 → 2\n    ↳ b  output [1] → [2]\n+ c  Y\n- d  Z\n→ e renamed to f\n1 changed\n"
+    text = "~ a  X  p 1 → 2\n    ↳ b  output [1] → [2]\n+ c  Y\n- d  Z\n→ e renamed to f\n"
+    text += "1 changed\n"
     assert report.coloured(text).splitlines() == [
         "\x1b[33m~ a  X  p 1 → 2\x1b[0m",
         "\x1b[2m    ↳ b  output [1] → [2]\x1b[0m",
