@@ -390,8 +390,10 @@ def _box(e: Mapping[str, Any], name: str) -> str:
 
 
 def _escape(text: str) -> str:
+    """Mermaid label text: its entity codes (`#quot;`) for what would end or break a label."""
     return (
-        text.replace("&", "#amp;")
+        text.replace("#", "#35;")
+        .replace("&", "#amp;")
         .replace('"', "#quot;")
         .replace("<", "#lt;")
         .replace(">", "#gt;")

@@ -59,9 +59,9 @@ def _graph(op: str, name: str) -> Graph:
 
 
 def test_mermaid_escapes_user_text() -> None:
-    doc = nnviz.diff(_graph("f.a", 'a"<b>'), _graph("f.c", 'a"<b>')).to_json()
+    doc = nnviz.diff(_graph("f.a", 'a"<b>#1'), _graph("f.c", 'a"<b>#1')).to_json()
     chart = report.mermaid(doc)
-    assert '"a#quot;#lt;b#gt;<br/>f.c<br/>op f.a → f.c"' in chart
+    assert '"a#quot;#lt;b#gt;#35;1<br/>f.c<br/>op f.a → f.c"' in chart
     assert ":::changed" in chart and "classDef changed" in chart
     assert "<b>" not in chart
 
