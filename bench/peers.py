@@ -63,10 +63,15 @@ class Run:
     peak_mb: float
     ok: bool
     note: str = ""
+    cpu: float = 0.0
+    """User + system CPU seconds: on a shared machine, steadier than wall time."""
 
 
-def measure(command: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, float, bool, str]:
-    """Wall seconds, peak RSS (MB), success and the last stderr line of one child process."""
+def measure(
+    command: list[str], cwd: Path, timeout: float = 1800
+) -> tuple[float, float, bool, str, float]:
+    """Wall seconds, peak RSS (MB), success, the last stderr line and the CPU seconds of one
+    child process."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
@@ -85,7 +90,8 @@ def measure(command: list[str], cwd: Path, timeout: float = 1800) -> tuple[float
         err.seek(0)
         lines = err.read().decode(errors="replace").strip().splitlines()
     note = "" if process.returncode == 0 else (lines[-1][:160] if lines else "failed")
-    return seconds, usage.ru_maxrss / 1024, process.returncode == 0, note
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, usage.ru_maxrss / 1024, process.returncode == 0, note, cpu
 
 
 def peers_venv(folder: Path) -> Path:
@@ -108,7 +114,7 @@ def peers_venv(folder: Path) -> Path:
     return python
 
 
-def run(models: list[str], venv: Path, folder: Path) -> tuple[list[Run], list[float], float]:
+def run(models: list[str], venv: Path, folder: Path) -> tuple[list[Run], list[Run]]:
     script = Path(sys.executable).parent / "nnviz"
     ours = [str(script)] if script.exists() else [sys.executable, "-m", "nnviz"]
     peer_python = peers_venv(venv)
@@ -116,21 +122,23 @@ def run(models: list[str], venv: Path, folder: Path) -> tuple[list[Run], list[fl
     torchview_script = folder / "torchview_run.py"
     torchview_script.write_text(TORCHVIEW)
     floor_command = [sys.executable, "-c", "import torch, torchvision"]
-    floors: list[float] = []
-    floor_rss: list[float] = []
+    floors: list[Run] = []
 
     def floor() -> None:
-        seconds, peak, _, _ = measure(floor_command, folder)
-        floors.append(seconds)
-        floor_rss.append(peak)
-        print(f"  floor {seconds:6.2f}s {peak:7.0f} MB", file=sys.stderr, flush=True)
+        seconds, peak, _, _, cpu = measure(floor_command, folder)
+        floors.append(Run("floor", "", seconds, peak, True, cpu=cpu))
+        print(f"  floor {seconds:6.2f}s {cpu:6.2f}s CPU {peak:7.0f} MB", file=sys.stderr)
 
     runs: list[Run] = []
 
     def one(tool: str, model: str, command: list[str]) -> None:
-        seconds, peak, ok, note = measure(command, folder)
-        runs.append(Run(tool, model, seconds, peak, ok, note))
-        print(f"  {tool:22} {model:20} {seconds:7.2f}s {peak:7.0f} MB {note}", file=sys.stderr)
+        seconds, peak, ok, note, cpu = measure(command, folder)
+        runs.append(Run(tool, model, seconds, peak, ok, note, cpu))
+        print(
+            f"  {tool:18} {model:20} {seconds:7.2f}s {cpu:7.2f}s CPU {peak:7.0f} MB {note}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     floor()
     for model in models:
@@ -142,79 +150,102 @@ def run(models: list[str], venv: Path, folder: Path) -> tuple[list[Run], list[fl
         one("nnviz json", model, [*ours, f"ours-{model}.json", "-o", f"ours-j-{model}.svg"])
         one("nnviz 1.0.0 json", model, [*original, f"orig-{model}.json", "-o", f"o-j-{model}.svg"])
         floor()
-    return runs, floors, statistics.median(floor_rss)
+    return runs, floors
 
 
-def table(runs: list[Run], floors: list[float], floor_rss: float) -> str:
-    """The markdown table: seconds, seconds above the floor, ratios, peak memory."""
-    base = statistics.median(floors)
+def table(runs: list[Run], floors: list[Run]) -> str:
+    """The markdown tables: wall and CPU seconds, ratios above the floor, peak memory."""
     by = {(r.tool, r.model): r for r in runs}
     models = list(dict.fromkeys(r.model for r in runs))
+    base = {
+        "wall": statistics.median(f.seconds for f in floors),
+        "cpu": statistics.median(f.cpu for f in floors),
+    }
+    floor_rss = statistics.median(f.peak_mb for f in floors)
 
-    def cell(tool: str, model: str) -> str:
+    def value(tool: str, model: str, kind: str) -> float | None:
         r = by.get((tool, model))
-        return "—" if r is None else (f"{r.seconds:.1f}" if r.ok else "failed")
+        if r is None or not r.ok:
+            return None
+        return r.seconds if kind == "wall" else r.cpu
 
-    def above(tool: str, model: str) -> float | None:
-        r = by.get((tool, model))
-        return max(r.seconds - base, 0.05) if r is not None and r.ok else None
+    def above(tool: str, model: str, kind: str) -> float | None:
+        v = value(tool, model, kind)
+        return None if v is None else max(v - base[kind], 0.05)
 
-    def ratio(ours: str, theirs: str, model: str) -> str:
-        a, b = above(ours, model), above(theirs, model)
-        return "—" if a is None or b is None else f"{a / b:.2f}"
-
+    pairs = {
+        "nnviz / 1.0.0": ("nnviz", "nnviz 1.0.0"),
+        "-i: nnviz / 1.0.0": ("nnviz -i", "nnviz 1.0.0 -i"),
+        "-i: nnviz / torchview": ("nnviz -i", "torchview"),
+    }
+    tools = ["nnviz", "nnviz 1.0.0", "nnviz -i", "nnviz 1.0.0 -i", "torchview"]
+    walls = [f.seconds for f in floors]
     lines = [
-        f'Floor (`python -c "import torch, torchvision"`): median {base:.1f} s over '
-        f"{len(floors)} runs (min {min(floors):.1f}, max {max(floors):.1f}), peak RSS "
-        f"{floor_rss:.0f} MB. Ratios compare time above the floor (lower is better for nnviz).",
+        f'Floor (`python -c "import torch, torchvision"`), {len(floors)} runs: wall median '
+        f"{base['wall']:.1f} s (min {min(walls):.1f}, max {max(walls):.1f}), CPU median "
+        f"{base['cpu']:.1f} s, peak RSS {floor_rss:.0f} MB. A ratio divides the time above the "
+        "floor of the first tool by the second's: below 1, nnviz is faster.",
         "",
-        "| model | nnviz | 1.0.0 | ratio | nnviz -i | 1.0.0 -i | ratio -i | torchview | "
-        "-i / torchview | json | 1.0.0 json | json ratio | peak MB (nnviz / -i / 1.0.0) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    ratios: dict[str, list[float]] = {"plain": [], "input": [], "torchview": []}
+    summary: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in pairs}
+    for kind in ("wall", "cpu"):
+        lines += [
+            f"{'Wall' if kind == 'wall' else 'CPU'} seconds (ratios above the floor):",
+            "",
+            "| model | " + " | ".join(tools) + " | " + " | ".join(pairs) + " |",
+            "|---" * (1 + len(tools) + len(pairs)) + "|",
+        ]
+        for model in models:
+            cells = []
+            for tool in tools:
+                v = value(tool, model, kind)
+                cells.append("failed" if (tool, model) in by and v is None else f"{v or 0:.1f}")
+            for label, (a, b) in pairs.items():
+                x, y = above(a, model, kind), above(b, model, kind)
+                if x is None or y is None:
+                    cells.append("—")
+                else:
+                    summary[label][kind].append(x / y)
+                    cells.append(f"{x / y:.2f}")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "JSON path and peak memory:",
+        "",
+        "| model | `nnviz x.json -o y.svg` | 1.0.0 | speed-up | peak RSS nnviz json | "
+        "peak RSS nnviz / -i / 1.0.0 / torchview (MB) | nnviz above floor RSS (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for model in models:
-        for key, (a, b) in {
-            "plain": ("nnviz", "nnviz 1.0.0"),
-            "input": ("nnviz -i", "nnviz 1.0.0 -i"),
-            "torchview": ("nnviz -i", "torchview"),
-        }.items():
-            x, y = above(a, model), above(b, model)
-            if x is not None and y is not None:
-                ratios[key].append(x / y)
-        json_ours, json_orig = by.get(("nnviz json", model)), by.get(("nnviz 1.0.0 json", model))
-        json_ratio = (
-            f"{json_orig.seconds / json_ours.seconds:.0f}× faster"
-            if json_ours and json_orig and json_ours.ok and json_orig.ok
+        ours, orig = by.get(("nnviz json", model)), by.get(("nnviz 1.0.0 json", model))
+        speed = (
+            f"{orig.seconds / ours.seconds:.0f}× wall, {orig.cpu / max(ours.cpu, 0.01):.0f}× CPU"
+            if ours and orig and ours.ok and orig.ok
             else "—"
         )
         peaks = " / ".join(
             f"{by[(t, model)].peak_mb:.0f}" if (t, model) in by else "—"
-            for t in ("nnviz", "nnviz -i", "nnviz 1.0.0")
+            for t in ("nnviz", "nnviz -i", "nnviz 1.0.0", "torchview")
+        )
+        extra = max(
+            (by[(t, model)].peak_mb for t in ("nnviz", "nnviz -i") if (t, model) in by),
+            default=floor_rss,
         )
         lines.append(
-            f"| {model} | {cell('nnviz', model)} | {cell('nnviz 1.0.0', model)} | "
-            f"{ratio('nnviz', 'nnviz 1.0.0', model)} | {cell('nnviz -i', model)} | "
-            f"{cell('nnviz 1.0.0 -i', model)} | {ratio('nnviz -i', 'nnviz 1.0.0 -i', model)} | "
-            f"{cell('torchview', model)} | {ratio('nnviz -i', 'torchview', model)} | "
-            f"{cell('nnviz json', model)} | {cell('nnviz 1.0.0 json', model)} | {json_ratio} | "
-            f"{peaks} |"
+            f"| {model} | {ours.seconds if ours else 0:.2f} | {orig.seconds if orig else 0:.1f} | "
+            f"{speed} | {ours.peak_mb if ours else 0:.0f} | {peaks} | {extra - floor_rss:+.0f} |"
         )
     lines.append("")
-    for key, label in {
-        "plain": "nnviz vs 1.0.0",
-        "input": "nnviz -i vs 1.0.0 -i",
-        "torchview": "nnviz -i vs torchview",
-    }.items():
-        if ratios[key]:
-            median = statistics.median(ratios[key])
+    for label, kinds in summary.items():
+        if kinds["wall"]:
             lines.append(
-                f"- {label}: median ratio of time above the floor {median:.2f}"
-                f" (worst {max(ratios[key]):.2f})."
+                f"- {label}: median ratio {statistics.median(kinds['wall']):.2f} wall, "
+                f"{statistics.median(kinds['cpu']):.2f} CPU (worst {max(kinds['wall']):.2f} "
+                f"wall, {max(kinds['cpu']):.2f} CPU)."
             )
-    failures = [r for r in runs if not r.ok]
-    for r in failures:
-        lines.append(f"- {r.tool} failed on {r.model}: {r.note}")
+    for r in runs:
+        if not r.ok:
+            lines.append(f"- {r.tool} failed on {r.model}: {r.note}")
     return "\n".join(lines) + "\n"
 
 
@@ -234,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     with tempfile.TemporaryDirectory() as scratch:
-        runs, floors, floor_rss = run(options.models.split(","), options.venv, Path(scratch))
-    report = table(runs, floors, floor_rss)
+        runs, floors = run(options.models.split(","), options.venv, Path(scratch))
+    report = table(runs, floors)
     if options.json:
-        document = {"floors": floors, "floor_rss_mb": floor_rss, "runs": [asdict(r) for r in runs]}
+        document = {"floors": [asdict(f) for f in floors], "runs": [asdict(r) for r in runs]}
         options.json.write_text(json.dumps(document, indent=1) + "\n")
     if options.markdown:
         options.markdown.write_text(report)
