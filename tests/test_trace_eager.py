@@ -8,6 +8,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -270,6 +271,26 @@ def test_dicts_lists_and_dataclasses_flow_through() -> None:
         ]
     }
     assert graph.meta["inputs"]["extra"] == [tensor]
+
+
+class Pair(NamedTuple):
+    first: torch.Tensor
+    second: torch.Tensor
+
+
+class Paired(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> Pair:
+        return Pair(self.lin(x), x * 2)
+
+
+def test_namedtuple_outputs_are_read_by_field() -> None:
+    graph = trace(Paired(), name="paired", inputs="tensor1x2", tracer="eager")
+    assert graph.edge("lin", "output").slots == ("0.first",)
+    assert graph.edge("mul", "output").slots == ("0.second",)
 
 
 def test_detection_model_traces_with_its_family_example() -> None:

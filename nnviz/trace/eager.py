@@ -88,7 +88,9 @@ class _Recorder:
             return known[0]
         if isinstance(value, nn.Module) and value in self.paths:
             return Attr(self.paths[value], False)
-        if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, by field
+            return {k: self.mark(v) for k, v in zip(value._fields, value, strict=False)}
+        if isinstance(value, (tuple, list)):
             items = [self.mark(v) for v in value]
             return tuple(items) if isinstance(value, tuple) else items
         if isinstance(value, slice):
