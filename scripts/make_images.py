@@ -55,7 +55,13 @@ PICTURES: list[tuple[str, str, str | None, dict[str, Any], str]] = [
         "nnviz convnext_tiny -l features.3.0.block",
     ),
     ("resnet18_edges.png", "resnet18", "default", {}, "nnviz resnet18 -i default"),
-    ("nested_specs.png", "nested", "image16", {"depth": -1}, "nnviz nested.py:Nested -i image16"),
+    (
+        "nested_specs.png",
+        "nested",
+        "image16",
+        {"depth": -1},
+        "a model returning nested lists and tuples, -i image16 -d -1",
+    ),
 ]
 
 
