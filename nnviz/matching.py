@@ -74,6 +74,8 @@ class _Side:
             elif node.kind in _FLOW_OPS:
                 self.scoped.setdefault(node.scope, []).append(node.id)
         self._digests: dict[str, str] = {}
+        self._own_text: dict[str, str] = {}
+        self._call_text: dict[str, str] = {}
 
     def subtree(self, path: str) -> Iterator[str]:
         """Module paths of `path`'s subtree in tree order (pre-order)."""
@@ -97,31 +99,43 @@ class _Side:
         local = {m: i for i, m in enumerate(modules)}
         nodes = self.subtree_nodes(modules)
         position = {n: i for i, n in enumerate(nodes)}
-        parts: list[object] = []
+        parts: list[str] = []
         for m in modules:
-            mod = self.graph.modules[m]
             parent = parent_path(m)
-            parts.append(
-                [
-                    local.get(parent, -1) if parent is not None else -1,
-                    mod.cls,
-                    _canonical(dict(mod.hparams)),
-                    sorted((k, list(v)) for k, v in mod.parameters.items()),
-                ]
-            )
+            parts.append(f"{local.get(parent, -1) if parent is not None else -1}|{self._own(m)}")
         for n in nodes:
             node = self.by_id[n]
-            op = local.get(node.module or "", -1) if node.kind == "module" else node.op
             inputs = sorted(
                 (slot, position.get(src, -1))
                 for src, data in self.graph.nx.pred[n].items()
                 for slot in data["edge"].slots
             )
-            parts.append([node.kind, op, _canonical(dict(node.args)), inputs])
-        text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-        value = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+            where = local.get(node.module or "", -1) if node.kind == "module" else ""
+            parts.append(f"{where}|{self._call(n)}|{inputs}")
+        value = hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
         self._digests[path] = value
         return value
+
+    def _own(self, path: str) -> str:
+        """A module's class, hyperparameters and parameter shapes (computed once per module:
+        every ancestor's digest repeats it)."""
+        text = self._own_text.get(path)
+        if text is None:
+            mod = self.graph.modules[path]
+            shapes = sorted((k, list(v)) for k, v in mod.parameters.items())
+            text = _canonical([mod.cls, dict(mod.hparams), shapes])
+            self._own_text[path] = text
+        return text
+
+    def _call(self, node_id: str) -> str:
+        """A node's kind, op (not for module calls: the module says it) and constants."""
+        text = self._call_text.get(node_id)
+        if text is None:
+            node = self.by_id[node_id]
+            op = "" if node.kind == "module" else node.op
+            text = _canonical([node.kind, op, dict(node.args)])
+            self._call_text[node_id] = text
+        return text
 
 
 def _name(path: str) -> str:
@@ -177,15 +191,61 @@ def match(old: Graph, new: Graph) -> Matching:
     return m
 
 
+class _Pool:
+    """Old candidate paths in tree order; matched ones at the front are dropped once."""
+
+    __slots__ = ("items", "start")
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.start = 0
+
+    def live(self, m: Matching, limit: int = 1) -> list[str]:
+        """Up to `limit` unmatched candidates, in order."""
+        while self.start < len(self.items) and self.items[self.start] in m.modules:
+            self.start += 1
+        out: list[str] = []
+        i = self.start
+        while i < len(self.items) and len(out) < limit:
+            if self.items[i] not in m.modules:
+                out.append(self.items[i])
+            i += 1
+        return out
+
+
+class _Candidates:
+    """Unmatched old modules by digest, and by digest with name and/or parent, so that choosing
+    a counterpart never scans every module with the same digest."""
+
+    def __init__(self) -> None:
+        self.pools: dict[tuple[str, ...], _Pool] = {}
+
+    def add(self, digest: str, path: str) -> None:
+        name, parent = _name(path), parent_path(path) or ""
+        for key in ((digest,), (digest, "n", name), (digest, "p", parent), (digest, name, parent)):
+            self.pools.setdefault(key, _Pool()).items.append(path)
+
+    def first(self, m: Matching, *key: str) -> str | None:
+        pool = self.pools.get(key)
+        found = pool.live(m) if pool is not None else []
+        return found[0] if found else None
+
+    def count(self, m: Matching, digest: str, limit: int) -> int:
+        pool = self.pools.get((digest,))
+        return len(pool.live(m, limit)) if pool is not None else 0
+
+
 def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
     """Containers pair with an equal digest anywhere. A leaf (a ReLU is like any other ReLU) only
     pairs beside its counterpart's siblings, or when it holds parameters and its digest is unique
-    among the unmatched modules of both sides; else it is left to the later passes."""
-    candidates: dict[str, list[str]] = {}
+    among the unmatched modules of both sides; else it is left to the later passes. Among several
+    candidates the one with the same name under the counterpart of the same parent wins, then the
+    same name, then the same parent, then the first in tree order."""
+    candidates = _Candidates()
     for path in a.graph.modules:
         if path and path not in m.modules:
-            candidates.setdefault(a.digest(path), []).append(path)
-    if not candidates:
+            candidates.add(a.digest(path), path)
+    if not candidates.pools:
         return
     leaves: list[str] = []
     for path in b.graph.modules:
@@ -194,9 +254,15 @@ def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
         if not b.graph.children(path):
             leaves.append(path)
             continue
-        pool = [p for p in candidates.get(b.digest(path), ()) if p not in m.modules]
-        if pool:
-            _pair_subtree(m, a, b, _best(m, pool, path), path)
+        d, name, up = b.digest(path), _name(path), _old_parent(m, path)
+        old = (
+            (candidates.first(m, d, name, up) if up is not None else None)
+            or candidates.first(m, d, "n", name)
+            or (candidates.first(m, d, "p", up) if up is not None else None)
+            or candidates.first(m, d)
+        )
+        if old is not None:
+            _pair_subtree(m, a, b, old, path)
     new_counts: dict[str, int] = {}
     for path in leaves:
         if path not in m.modules_back:
@@ -204,23 +270,25 @@ def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
     for path in leaves:
         if path in m.modules_back:
             continue
-        digest = b.digest(path)
-        pool = [p for p in candidates.get(digest, ()) if p not in m.modules]
-        parent = parent_path(path)
-        siblings = [p for p in pool if m.modules.get(parent_path(p) or "") == parent]
-        unique = len(pool) == 1 and new_counts[digest] == 1
-        if siblings:
-            _pair_subtree(m, a, b, _best(m, siblings, path), path)
-        elif unique and b.graph.modules[path].parameters:
-            _pair_subtree(m, a, b, pool[0], path)
+        d, name, up = b.digest(path), _name(path), _old_parent(m, path)
+        sibling = None
+        if up is not None:
+            sibling = candidates.first(m, d, name, up) or candidates.first(m, d, "p", up)
+        if sibling is not None:
+            _pair_subtree(m, a, b, sibling, path)
+        elif (
+            new_counts[d] == 1
+            and b.graph.modules[path].parameters
+            and candidates.count(m, d, 2) == 1
+        ):
+            only = candidates.first(m, d)
+            assert only is not None
+            _pair_subtree(m, a, b, only, path)
 
 
-def _best(m: Matching, pool: list[str], path: str) -> str:
-    """The candidate with the same name, else under the counterpart of the same parent."""
-    name, parent = _name(path), parent_path(path)
-    return min(
-        pool, key=lambda p: (_name(p) != name, m.modules.get(parent_path(p) or "") != parent)
-    )
+def _old_parent(m: Matching, path: str) -> str | None:
+    """The old path paired with `path`'s parent, None while that parent is unmatched."""
+    return m.modules_back.get(parent_path(path) or "")
 
 
 def _pair_subtree(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:

@@ -188,39 +188,42 @@ def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
     return lines, counts, propagated
 
 
-_SHIFT = re.compile(r"^→ (?P<parent>.+)\.(?P<old>\d+) moved to (?P=parent)\.(?P<new>\d+)$")
+_SHIFT = re.compile(
+    r"^→ (?:(?P<old_parent>.+)\.)?(?P<old>\d+) moved to (?:(?P<new_parent>.+)\.)?(?P<new>\d+)$"
+)
 
 
 def _fold_shifts(lines: list[str]) -> list[str]:
-    """Runs of Sequential layers renumbered by one insertion or deletion become one line."""
+    """Runs of numbered layers that all moved alike (renumbered by an insertion or deletion, or
+    all wrapped into a new container) become one line."""
     out: list[str] = []
     run: list[re.Match[str]] = []
+
+    def at(parent: str | None, index: str) -> str:
+        return f"{parent}.{index}" if parent else index
 
     def flush() -> None:
         if len(run) >= 3:
             first, last = run[0], run[-1]
-            parent = first["parent"]
+            old, new = first["old_parent"], first["new_parent"]
             out.append(
-                f"→ {parent}.{first['old']} … {parent}.{last['old']} moved to "
-                f"{parent}.{first['new']} … {parent}.{last['new']} ({len(run)} layers)"
+                f"→ {at(old, first['old'])} … {at(old, last['old'])} moved to "
+                f"{at(new, first['new'])} … {at(new, last['new'])} ({len(run)} layers)"
             )
         else:
             out.extend(match.string for match in run)
         run.clear()
 
+    def follows(found: re.Match[str], prev: re.Match[str]) -> bool:
+        return (
+            (found["old_parent"], found["new_parent"]) == (prev["old_parent"], prev["new_parent"])
+            and int(found["new"]) - int(found["old"]) == int(prev["new"]) - int(prev["old"])
+            and int(found["old"]) == int(prev["old"]) + 1
+        )
+
     for line in lines:
         found = _SHIFT.match(line)
-        if found and run:
-            prev = run[-1]
-            same = found["parent"] == prev["parent"]
-            delta = int(found["new"]) - int(found["old"])
-            if not (
-                same
-                and delta == int(prev["new"]) - int(prev["old"])
-                and int(found["old"]) == int(prev["old"]) + 1
-            ):
-                flush()
-        elif not found:
+        if not found or (run and not follows(found, run[-1])):
             flush()
         if found:
             run.append(found)
