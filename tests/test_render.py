@@ -296,3 +296,20 @@ def test_graph_displays_inline_in_jupyter() -> None:
     assert bundle["text/plain"].startswith("<Graph 'resnet18'")
     root = ET.fromstring(bundle["image/svg+xml"])
     assert len(groups(root, "node")) == 17
+
+
+def test_draw_api_takes_graphs_modules_specs_and_snapshots(tmp_path: Path) -> None:
+    import torchvision
+
+    import nnviz
+
+    model = torchvision.models.resnet18(weights=None)
+    written = nnviz.draw(model, tmp_path / "module.svg", depth=1, style={"rankdir": "LR"})
+    assert len(groups(ET.parse(written).getroot(), "node")) == 13
+    snapshot = nnviz.save(traced("resnet18"), tmp_path / "r.json")
+    written = nnviz.draw(str(snapshot), tmp_path / "out" / "snap.svg", collapse=["layer1"])
+    assert "layer1" in groups(ET.parse(written).getroot(), "node")
+    written = nnviz.draw(traced("resnet18"), tmp_path / "layer.json", layer="layer2.0", depth=1)
+    assert nnviz.load(written) == select(traced("resnet18"), "layer2.0")
+    with pytest.raises(StyleError, match="unknown style key 'colour'"):
+        nnviz.draw(traced("resnet18"), tmp_path / "x.svg", style={"colour": "red"})
