@@ -214,3 +214,15 @@ def test_engine_system(snapshots: Path, tmp_path: Path) -> None:
     env["NNVIZ_ENGINE"] = "system"
     done = run_nnviz(model, "-o", "s2.svg", cwd=tmp_path, env=env)
     assert (tmp_path / "s2.svg").read_bytes() == (tmp_path / "s.svg").read_bytes()
+
+
+def test_drawing_a_snapshot_never_imports_torch(snapshots: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    env = env_without_dot(PYTHONPATH=str(tmp_path / "blocker"))
+    model = str(snapshots / "resnet18_shapes.json")
+    done = run_nnviz(model, "-d", "1", "-c", "layer1", "-o", "r.svg", cwd=tmp_path, env=env)
+    assert (done.returncode, done.stderr) == (0, "")
+    done = run_nnviz(model, "-l", "layer2.0", "-o", "l.png", cwd=tmp_path, env=env)
+    assert (done.returncode, done.stderr) == (0, "")
