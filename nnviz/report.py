@@ -6,10 +6,13 @@ plugin's report.json, `nnviz report`) print exactly what `nnviz diff` prints:
 - `changelog(doc)`: one line per change, grouped by module in graph order. `~` changed, `+`
   added, `-` removed, `→` renamed or moved; the contents of an added or removed module and the
   members of a renamed one are folded into its line; changes that only follow another one are
-  listed under it with `↳`; then one line of totals. An identical diff is one line.
+  listed under it with `↳`; runs of layers renumbered alike are one line; then one line of
+  totals. An identical diff is one line. `coloured(text)` adds ANSI colours for a terminal.
 - `markdown(doc)`: a summary table, the changelog and a Mermaid flowchart of the changed region,
   folded to stay well under GitHub's 65,536-character comment limit.
 - `mermaid(doc)`: that flowchart alone (at most `max_nodes` nodes).
+
+Each refuses (`NNVizError`) a document of another format or an unknown version.
 """
 
 from __future__ import annotations
