@@ -25,7 +25,9 @@ MAX_ITEMS = 8
 MAX_ARGUMENTS = 12
 """Most argument lines shown in a node label."""
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters shown as escapes: C0/C1 controls, and what XML forbids (lone surrogates, U+FFFE,
+# U+FFFF), which would make Graphviz's HTML-label parser and the SVG output fail.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _FAMILY_SUFFIX = re.compile(r"(?:[123]d|_?\d+)$", re.IGNORECASE)
 
 
@@ -68,6 +70,7 @@ def small_size(style: Style) -> int:
 
 
 def _font(content: str, size: int, color: str | None = None, bold: bool = False) -> str:
+    content = content or " "  # Graphviz refuses an empty <B> or <FONT> (a class named `pkg.`)
     inner = f"<B>{content}</B>" if bold else content
     colour = f' COLOR="{color}"' if color else ""
     return f'<FONT POINT-SIZE="{size}"{colour}>{inner}</FONT>'
@@ -160,7 +163,7 @@ def node_label(
             cells = [*cells[: MAX_ARGUMENTS - 1], f"… {len(cells) - MAX_ARGUMENTS + 1} more"]
         if cells:
             rows.append(f"<TR><TD>{_grid(cells, small)}</TD></TR>")
-    if node.kind == "output" and style.show_specs and _is_container(node.spec):
+    if node.kind == "output" and style.show_specs and _is_nested(node.spec):
         # The edges show each value; the output's own spec shows how they are nested.
         rows.append(f"<TR><TD>{_font(_spec_table(node.spec), small)}</TD></TR>")
     for line in extra:
@@ -208,9 +211,17 @@ def graph_label(title: str, subtitle: str, style: Style) -> str:
 def spec_label(spec: Value, style: Style) -> str:
     """An edge label: `[1, 64, 56, 56]`, or a small table for nested lists, tuples and dicts."""
     size = small_size(style)
-    if is_tensor_spec(spec) or not _is_container(spec):
+    if not _is_nested(spec):
+        # Tensors, scalars and flat tuples of numbers (a `torch.Size`) read best as text.
         return "<" + _font(_spec_text(spec), size) + ">"
     return "<" + _font(_spec_table(spec), size) + ">"
+
+
+def _is_nested(spec: Value) -> bool:
+    """A list, tuple or dict holding tensors or further containers: drawn as a table."""
+    if not _is_container(spec):
+        return False
+    return any(is_tensor_spec(v) or _is_container(v) for _, v in _items(spec))
 
 
 def _is_container(spec: Value) -> bool:
@@ -238,7 +249,7 @@ def _spec_table(spec: Value, depth: int = 0) -> str:
     items = _items(spec)
     cells: list[str] = []
     for key, value in items[:MAX_ITEMS]:
-        inner = _spec_table(value, depth + 1) if _is_container(value) and depth < 3 else None
+        inner = _spec_table(value, depth + 1) if _is_nested(value) and depth < 3 else None
         shown = inner if inner is not None else _spec_text(value)
         key_cell = f"<TD>{text(key)}</TD>" if key is not None else ""
         cells.append(f"<TR>{key_cell}<TD>{shown}</TD></TR>")
