@@ -313,3 +313,13 @@ def test_draw_api_takes_graphs_modules_specs_and_snapshots(tmp_path: Path) -> No
     assert nnviz.load(written) == select(traced("resnet18"), "layer2.0")
     with pytest.raises(StyleError, match="unknown style key 'colour'"):
         nnviz.draw(traced("resnet18"), tmp_path / "x.svg", style={"colour": "red"})
+
+
+def test_flat_tuples_are_text_and_nested_values_are_tables() -> None:
+    from nnviz.render.labels import spec_label
+
+    style = Style()
+    size = {"$tuple": [1, 3, 224, 224]}
+    assert "TABLE" not in spec_label(size, style) and "(1, 3, 224, 224)" in spec_label(size, style)
+    pair = {"$tuple": [{"$tensor": {"shape": [1, 4], "dtype": "float32"}}, size]}
+    assert spec_label(pair, style).count("<TABLE") == 1
