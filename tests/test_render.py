@@ -323,3 +323,15 @@ def test_flat_tuples_are_text_and_nested_values_are_tables() -> None:
     assert "TABLE" not in spec_label(size, style) and "(1, 3, 224, 224)" in spec_label(size, style)
     pair = {"$tuple": [{"$tensor": {"shape": [1, 4], "dtype": "float32"}}, size]}
     assert spec_label(pair, style).count("<TABLE") == 1
+
+
+def test_system_engine_is_the_fallback_without_pygraphviz(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnviz.render import engine
+
+    assert engine.choose_engine() == "embedded"
+    monkeypatch.setattr(engine, "embedded_available", lambda: False)
+    assert engine.choose_engine() == "system"
+    assert engine.choose_engine("embedded") == "system"
+    monkeypatch.setenv("NNVIZ_ENGINE", "bogus")
+    with pytest.raises(RenderError, match="unknown Graphviz engine 'bogus'"):
+        engine.choose_engine()
