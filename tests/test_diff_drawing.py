@@ -28,6 +28,7 @@ def test_one_conv_changed_in_resnet152_is_a_small_picture(tmp_path: Path) -> Non
     assert len(shown) < 60
     ids = [n.id for n in shown.nodes]
     assert "layer3.17.conv2" in ids and "layer3.0 … layer3.16" in ids and "layer4" in ids
+    assert len(shown) == 19
     svg = nnviz.draw(result, tmp_path / "diff.svg").read_text()
     assert "kernel_size (3, 3) → (5, 5)" in svg
     assert "[changed]" in svg and "#fb8500" in svg  # orange border on the changed conv
@@ -51,6 +52,20 @@ def test_context_keeps_neighbours_expanded() -> None:
     sizes = [len(diffpaint.fold(diffpaint.union_graph(result), result, k)) for k in (0, 1, 3)]
     # 12 blocks of 2 ops + input + output; every block expanded by the context adds one node
     assert sizes == [11 + 2 + 2, 10 + 2 * 2 + 2, 8 + 4 * 2 + 2]
+
+
+def test_a_long_flat_sequential_folds_beyond_the_context() -> None:
+    def flat(kernel: int) -> nn.Module:
+        layers: list[nn.Module] = []
+        for i in range(150):
+            layers += [nn.Conv2d(8, 8, kernel if i == 75 else 3, padding=1), nn.ReLU()]
+        return nn.Sequential(*layers)
+
+    result = nnviz.diff(nnviz.trace(flat(3), name="f"), nnviz.trace(flat(5), name="f"))
+    shown = diffpaint.fold(diffpaint.union_graph(result), result, 3)
+    ids = [n.id for n in shown.nodes]
+    assert ids == ["input:input", "0 … 146", *map(str, range(147, 154)), "154 … 299", "output"]
+    assert shown.node("0 … 146").meta["collapsed"] == 147
 
 
 def test_statuses_are_painted(tmp_path: Path) -> None:
@@ -77,7 +92,16 @@ def test_identical_is_all_grey(tmp_path: Path) -> None:
     result = nnviz.diff(traced("resnet18"), traced("resnet18"))
     assert diffpaint.paint_for(result).nodes == {}
     shown = diffpaint.fold(diffpaint.union_graph(result), result, 3)
-    assert len(shown) == 13  # input, conv1 … maxpool, layer1 … layer4, avgpool … output
+    assert [n.id for n in shown.nodes] == [
+        "input:x",
+        "conv1 … maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "avgpool … fc",
+        "output",
+    ]
     svg = nnviz.draw(result, tmp_path / "same.svg").read_text()
     assert "identical" in svg and "#fb8500" not in svg
 

@@ -3,8 +3,9 @@
 Added nodes are green, removed ones red and dashed, changed ones orange with `old → new` lines,
 renamed ones blue with their old name, unchanged ones grey. Unchanged regions are folded: every
 module holding nothing within `context` hops of a change becomes one node (the largest such
-module wins), and a run of three or more folded sibling blocks of one class in a row (the 30
-untouched Bottlenecks of a resnet stage) becomes one node too. `context=-1` draws everything.
+module wins), and a chain of three or more folded sibling blocks of one class (the 30 untouched
+Bottlenecks of a resnet stage) or of ops beyond the context (a long flat Sequential) becomes one
+node too. `context=-1` draws everything.
 Built on the drawing stage's `to_dot` + `Paint` and `nnviz.transform.collapse_prefixes`; never
 imports torch.
 """
@@ -137,53 +138,57 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
             path = parent_path(path)
     prefixes = [p for p in graph.modules if p and p not in busy and (parent_path(p) or "") in busy]
     folded = transform.collapse_prefixes(graph, prefixes) if prefixes else graph
-    return _merge_runs(folded, set(prefixes))
+    return _merge_runs(folded, set(prefixes), kept)
 
 
-def _merge_runs(graph: Graph, folded: set[str]) -> Graph:
-    """Chains of >= 3 folded sibling blocks of one class (not a generic container), a -> b -> c
-    with nothing else in or out between, become one node."""
+def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
+    """Chains of >= 3 nodes, a -> b -> c with nothing else in or out between, in one scope,
+    become one node: folded sibling blocks of one class (not a generic container), or ops
+    beyond the context (a long flat Sequential)."""
     nodes = graph.nodes
-    candidates = {
-        n.id
-        for n in nodes
-        if n.module in folded and n.meta.get("collapsed") and n.op not in _CONTAINERS
-    }
-    runs: list[list[str]] = []
+    kinds: dict[str, str] = {}
+    for n in nodes:
+        if n.meta.get("collapsed"):
+            if n.module in folded and n.op not in _CONTAINERS:
+                kinds[n.id] = f"block {n.op}"
+        elif n.id not in kept and n.kind in ("module", "function", "method"):
+            kinds[n.id] = "op"
+    runs: dict[str, list[str]] = {}
     taken: set[str] = set()
     for node in nodes:
-        if node.id not in candidates or node.id in taken:
+        kind = kinds.get(node.id)
+        if kind is None or node.id in taken:
             continue
         run = [node.id]
         while True:
             succ = graph.successors(run[-1])
-            if len(succ) != 1 or succ[0] not in candidates or succ[0] in taken:
+            if len(succ) != 1 or succ[0] in taken or kinds.get(succ[0]) != kind:
                 break
-            nxt = succ[0]
-            follower = graph.node(nxt)
-            if graph.predecessors(nxt) != [run[-1]] or (follower.scope, follower.op) != (
-                node.scope,
-                node.op,
-            ):
+            if graph.predecessors(succ[0]) != [run[-1]] or graph.node(succ[0]).scope != node.scope:
                 break
-            run.append(nxt)
+            run.append(succ[0])
         if len(run) >= _RUN:
-            runs.append(run)
+            runs[run[0]] = run
             taken.update(run)
     if not runs:
         return graph
-    rename = {member: f"{run[0]} … {run[-1]}" for run in runs for member in run}
+    rename = {member: f"{run[0]} … {run[-1]}" for run in runs.values() for member in run}
     out_nodes: list[Node] = []
     for node in nodes:
-        new_id = rename.get(node.id)
-        if new_id is None:
+        if node.id not in rename:
             out_nodes.append(node)
-        elif node.id == new_id.split(" … ")[0]:
-            members = [graph.node(m) for m in _run_of(runs, node.id)]
+        elif node.id in runs:
+            members = [graph.node(m) for m in runs[node.id]]
             ops = sum(int(m.meta.get("collapsed", 1)) for m in members)
-            title = graph.modules[node.module or ""].class_name if node.module else node.op
             out_nodes.append(
-                Node(new_id, "module", title, node.scope, None, meta={"collapsed": ops})
+                Node(
+                    rename[node.id],
+                    "module",
+                    _run_title(graph, members),
+                    node.scope,
+                    None,
+                    meta={"collapsed": ops},
+                )
             )
     edges: dict[tuple[str, str], Edge] = {}
     for edge in graph.edges:
@@ -193,8 +198,13 @@ def _merge_runs(graph: Graph, folded: set[str]) -> Graph:
     return Graph(out_nodes, edges.values(), graph.modules.values(), graph.meta)
 
 
-def _run_of(runs: list[list[str]], first: str) -> list[str]:
-    return next(run for run in runs if run[0] == first)
+def _run_title(graph: Graph, members: list[Node]) -> str:
+    """The class of a run of blocks or of ops that are all alike; else `unchanged ops`."""
+    first = members[0]
+    if any(m.op != first.op for m in members):
+        return "unchanged ops"
+    module = graph.module_of(first)
+    return module.class_name if module is not None else first.title
 
 
 def draw(
