@@ -335,3 +335,17 @@ def test_system_engine_is_the_fallback_without_pygraphviz(monkeypatch: pytest.Mo
     monkeypatch.setenv("NNVIZ_ENGINE", "bogus")
     with pytest.raises(RenderError, match="unknown Graphviz engine 'bogus'"):
         engine.choose_engine()
+
+
+def test_png_taller_than_cairo_allows_keeps_full_size(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import struct
+
+    written = render(to_dot(traced("efficientnet_b0")), tmp_path / "tall.png")
+    assert isinstance(written, Path)
+    header = written.read_bytes()[:24]
+    assert header.startswith(b"\x89PNG")
+    width, height = struct.unpack(">II", header[16:24])
+    assert height > 32767 > width  # cairo would have shrunk it (and the text) to fit
+    assert capfd.readouterr().err == ""
