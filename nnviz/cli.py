@@ -7,6 +7,7 @@ and exit code 2 (`--debug` shows the traceback instead).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import warnings
@@ -162,17 +163,19 @@ def draw_command(
         if target.suffix.lower() != SNAPSHOT_SUFFIX:
             _progress(quiet, f"laying out {len(graph)} nodes ...")
         # Snapshots hold the full graph (or the -l selection): -d and -c only shape the picture.
-        written = [
-            draw_graph(
-                graph,
-                target,
-                depth=depth,
-                collapse=collapse,
-                layer=layer,
-                style=style,
-                engine=engine,
-            )
-        ]
+        # -q: Graphviz's own warnings go too; its errors still raise and are reported.
+        with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+            written = [
+                draw_graph(
+                    graph,
+                    target,
+                    depth=depth,
+                    collapse=collapse,
+                    layer=layer,
+                    style=style,
+                    engine=engine,
+                )
+            ]
         if dump_json and target.suffix.lower() != SNAPSHOT_SUFFIX:
             json_path = target.with_suffix(SNAPSHOT_SUFFIX)
             written.append(draw_graph(graph, json_path, layer=layer))
