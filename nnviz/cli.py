@@ -249,7 +249,8 @@ class _errors:
     "--out",
     type=click.Path(dir_okay=False),
     help="Also draw the highlighted union graph here (.pdf .svg .png .dot .gv): added green, "
-    "removed red and dashed, changed orange, renamed blue, unchanged grey, e.g. -o diff.pdf.",
+    "removed red and dashed, changed orange, renamed blue, unchanged grey, e.g. -o diff.pdf; "
+    "a .json path gets the diff document instead.",
 )
 @click.option(
     "-f",
