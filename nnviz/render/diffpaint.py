@@ -199,12 +199,13 @@ def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
 
 
 def _run_title(graph: Graph, members: list[Node]) -> str:
-    """The class of a run of blocks or of ops that are all alike; else `unchanged ops`."""
+    """The qualified class of a run of blocks, or the op of ops that are all alike (the label
+    shows its last part as the title); else `unchanged ops`."""
     first = members[0]
     if any(m.op != first.op for m in members):
         return "unchanged ops"
     module = graph.module_of(first)
-    return module.class_name if module is not None else first.title
+    return module.cls if module is not None else first.op
 
 
 def draw(
