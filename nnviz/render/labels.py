@@ -162,7 +162,8 @@ def node_label(
         if len(cells) > MAX_ARGUMENTS:
             cells = [*cells[: MAX_ARGUMENTS - 1], f"… {len(cells) - MAX_ARGUMENTS + 1} more"]
         if cells:
-            rows.append(f"<TR><TD>{_grid(cells, small)}</TD></TR>")
+            width = 3 if style.rankdir == "TB" else 1
+            rows.append(f"<TR><TD>{_grid(cells, small, width)}</TD></TR>")
     if node.kind == "output" and style.show_specs and _is_nested(node.spec):
         # The edges show each value; the output's own spec shows how they are nested.
         rows.append(f"<TR><TD>{_font(_spec_table(node.spec), small)}</TD></TR>")
@@ -174,10 +175,10 @@ def node_label(
     return _table(rows)
 
 
-def _grid(cells: list[str], size: int) -> str:
-    """Arguments in up to three columns: nodes grow wider rather than taller, because long
-    chains (the usual network) are limited by height."""
-    rows = -(-len(cells) // 3)
+def _grid(cells: list[str], size: int, width: int) -> str:
+    """Arguments in up to `width` columns: top-to-bottom drawings of long chains (the usual
+    network) are limited by height, so their nodes grow wider; left-to-right ones the reverse."""
+    rows = -(-len(cells) // width)
     cols = -(-len(cells) // rows)
     body = ""
     for start in range(0, len(cells), cols):
