@@ -111,3 +111,16 @@ def test_wrapping_thousands_of_identical_blocks_is_one_move_and_fast() -> None:
         "→ 0 … 2999 moved to wrap.0 … wrap.2999 (3000 layers)\n"
         "1 added, 3000 renamed · params 0 → 0 (+0)\n"
     )
+
+
+def test_metadata_never_counts() -> None:
+    graph = traced("resnet18")
+    other = graph.replace(
+        nodes=[
+            Node(n.id, n.kind, n.op, n.scope, n.module, n.args, n.spec, {"source": "x.py:1"})
+            for n in graph.nodes
+        ],
+        meta={**graph.meta, "name": "renamed", "versions": {"torch": "0.0"}, "tracer": "eager"},
+    )
+    assert other != graph
+    assert nnviz.diff(graph, other).identical
