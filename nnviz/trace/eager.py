@@ -18,6 +18,16 @@ Calls are recorded only when an argument is traced (as fx records only calls on 
 recorded calls are then turned into nodes with fx's conventions — ids, op names, slots, `$attr`
 for a module's own parameters and buffers, asserts and what only feeds them dropped — so for a
 model both tracers handle, both graphs are the same apart from `meta["tracer"]`.
+
+Where a real run cannot see what fx sees, by principle:
+- values that are neither tensors nor numbers carry no identity: `x.to(x.dtype)` records the
+  `getattr` but the `to` gets a constant dtype, where fx draws an edge;
+- comparisons of Python numbers give plain `bool`s and are dropped with what only fed them (in
+  a fx-traceable model they only feed asserts; here they steer control flow, which is not drawn);
+- of fx's autowrapped `math` functions, calls through the module (`math.sqrt(n)`) are recorded,
+  names imported with `from math import sqrt` are not;
+- an op that returns its input (`nn.ReLU(inplace=True)`, eval-mode dropout) yields a new value,
+  exactly as fx sees it, so an in-place update whose result is not rebound is a dead end in both.
 """
 
 from __future__ import annotations
