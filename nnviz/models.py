@@ -226,6 +226,7 @@ def parse_arguments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Parse `-a KEY=VALUE` strings; VALUE is a Python literal (`10`, `0.5`, `(3, 3)`, `None`)
     read with `ast.literal_eval`, and anything that is not a literal is taken as a string."""
     import ast
+    import warnings
 
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -234,7 +235,9 @@ def parse_arguments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key.isidentifier():
             raise ModelSpecError(f"-a {pair!r}: expected KEY=VALUE with KEY a Python identifier")
         try:
-            out[key] = ast.literal_eval(text.strip())
+            with warnings.catch_warnings():  # `1abc` would print a SyntaxWarning line
+                warnings.simplefilter("ignore", SyntaxWarning)
+                out[key] = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             out[key] = text.strip()
     return out

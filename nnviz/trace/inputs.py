@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -262,7 +263,9 @@ def parse_expression(text: str) -> Any:
     `torch.<dtype>` values are accepted; the text is never executed.
     """
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():  # `(1abc)` would print a SyntaxWarning line
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
         raise InputSpecError(f"-i: {text[:60]!r} is not a valid expression ({reason})") from None

@@ -1,0 +1,223 @@
+"""Escaping, proven: any text placed in a graph comes out literally in the DOT and the SVG.
+
+Text reaches a drawing two ways, and both are generated here: an edited snapshot (module paths,
+class names, ops, argument reprs and hyperparameters as tagged values, tensor dtypes, the model
+name) loaded with `nnviz.snapshot.loads`, and a real `nn.Module` with odd child names, class
+names, module names and a string argument, traced by nnviz. Each drawing is checked twice:
+the DOT is parsed by Graphviz (pygraphviz) with exactly the expected nodes, edges and clusters and
+every HTML label parsed as XML holds the text; the SVG that Graphviz renders is parsed with
+`xml.etree` and its text elements hold the text, character for character.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from xml.etree import ElementTree
+
+import pygraphviz
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import nnviz
+from nnviz import snapshot
+from nnviz.graph import Graph
+from nnviz.render import labels, render, to_dot
+
+# Any character but controls, lone surrogates and the two XML non-characters: those are drawn as
+# visible escapes instead (checked separately below).
+SHOWN = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
+TEXT = st.text(SHOWN, min_size=1, max_size=24)
+NAME = TEXT.filter(lambda t: "." not in t)  # a child name or path component has no dot
+
+
+def _svg(dot: str) -> bytes:
+    """Render with Graphviz; it must not report an error (a broken HTML label is one)."""
+    messages = io.StringIO()
+    with contextlib.redirect_stderr(messages):
+        svg = render(dot, "svg")
+    assert isinstance(svg, bytes)
+    assert "Error" not in messages.getvalue(), messages.getvalue()
+    return svg
+
+
+def _spaces(text: str) -> str:
+    # Graphviz writes a run of spaces in an HTML label as ' \xa0...': the same text on screen.
+    return text.replace("\xa0", " ")
+
+
+def svg_texts(svg: bytes) -> list[str]:
+    root = ElementTree.fromstring(svg)
+    return [_spaces("".join(t.itertext())) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def dot_texts(dot: str, graph: Graph, clusters: int) -> list[str]:
+    """Parse the DOT as Graphviz does; check its shape; return the text of every label element
+    (with Graphviz's escString backslashes undone)."""
+    parsed = pygraphviz.AGraph(string=dot)
+    assert parsed.number_of_nodes() == len(graph.nodes)
+    assert parsed.number_of_edges() == len(graph.edges)
+    found: list[str] = []
+    subgraphs = list(parsed.subgraphs())
+    while subgraphs:
+        sub = subgraphs.pop()
+        subgraphs.extend(sub.subgraphs())
+        clusters -= 1
+        found.extend(_label_texts(sub.graph_attr["label"]))
+    assert clusters == 0
+    found.extend(_label_texts(parsed.graph_attr["label"]))
+    for element in [*parsed.nodes(), *parsed.edges()]:
+        found.extend(_label_texts(element.attr["label"] or ""))
+    return found
+
+
+def _label_texts(label: str) -> list[str]:
+    root = ElementTree.fromstring(f"<LABEL>{label}</LABEL>")  # HTML-like labels are XML
+    return [_spaces("".join(e.itertext())).replace("\\\\", "\\") for e in root.iter()]
+
+
+def _holds(texts: list[str], expected: str) -> bool:
+    return any(_spaces(expected) in text for text in texts)
+
+
+def _document(path: str, cls: str, op: str, arg: str, dtype: str, name: str) -> str:
+    """A small snapshot as a stranger might edit it."""
+    spec = {"$tensor": {"shape": [1, 2], "dtype": dtype}}
+    return json.dumps(
+        {
+            "format": "nnviz-graph",
+            "version": 1,
+            "meta": {"name": name},
+            "modules": [
+                {"path": "", "class": "m.Root", "params": 7},
+                {
+                    "path": path,
+                    "class": f"pkg.{cls}",
+                    "params": 7,
+                    "hparams": {"h": {"$repr": arg}, arg: 1},
+                },
+            ],
+            "nodes": [
+                {"id": "input:x", "kind": "input", "op": "x", "spec": spec},
+                {"id": path, "kind": "module", "op": f"pkg.{cls}", "module": path, "spec": spec},
+                {
+                    "id": "f",
+                    "kind": "function",
+                    "op": f"ns.{op}",
+                    "scope": path,  # so that the module is drawn as a cluster around it
+                    "args": {"a": {"$repr": arg}},
+                },
+                {"id": "output", "kind": "output", "op": "output"},
+            ],
+            "edges": [
+                {"source": "input:x", "target": path, "slots": ["0"]},
+                {"source": path, "target": "f", "slots": ["0"]},
+                {"source": "f", "target": "output", "slots": ["0"]},
+            ],
+        }
+    )
+
+
+@settings(max_examples=150)  # cheap: a small graph per example
+@given(path=NAME, cls=TEXT, op=NAME, arg=TEXT, dtype=TEXT, name=TEXT)
+def test_any_text_in_an_edited_snapshot_is_drawn_literally(
+    path: str, cls: str, op: str, arg: str, dtype: str, name: str
+) -> None:
+    assume(path not in ("input:x", "f", "output") and dtype != "float32")
+    graph = snapshot.loads(_document(path, cls, op, arg, dtype, name))
+    dot = to_dot(graph)
+    svg = _svg(dot)
+    shown = {
+        "path": path,  # cluster title and the node's name line
+        "class": cls.rsplit(".", 1)[-1],  # node and cluster titles show the class name
+        "qualified class": f"pkg.{cls}",  # the node's source line
+        "op": op,  # the function node's title
+        "qualified op": f"ns.{op}",
+        "argument": f"a={arg}",
+        "hyperparameter": f"h={arg}",
+        "hyperparameter key": f"{arg}=1",
+        "tensor spec": f"[1, 2] {dtype}",
+        "title": name,
+    }
+    in_dot = dot_texts(dot, graph, clusters=1)
+    in_svg = svg_texts(svg)
+    for what, text in shown.items():
+        assert _holds(in_dot, text), (what, text)
+        assert _holds(in_svg, text), (what, text)
+    ids = {e.get("id") for e in ElementTree.fromstring(svg).iter()}
+    assert path in ids and f"cluster:{path}" in ids
+
+
+def _odd_model(child: str, cls: str, module: str, equation: str) -> nn.Module:
+    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) + 1
+
+    odd = type(cls, (nn.Module,), {"forward": forward})
+    odd.__module__ = module
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_module(child, odd())
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.get_submodule(child)(self.fc(x))
+            return torch.einsum(equation, x)  # a constant string argument, never run by fx
+
+    return Model()
+
+
+@settings(max_examples=150)  # cheap: a small graph per example
+@given(child=NAME, cls=TEXT, module=TEXT, equation=TEXT, title=TEXT)
+def test_any_text_in_a_traced_model_is_drawn_literally(
+    child: str, cls: str, module: str, equation: str, title: str
+) -> None:
+    assume(not hasattr(nn.Module(), child) and child != "fc")
+    graph = nnviz.trace(_odd_model(child, cls, module, equation), name=title)
+    assert graph.modules[child].cls == f"{module}.{cls}"
+    dot = to_dot(graph)
+    svg = _svg(dot)
+    argument = f"arg0={equation!r}"
+    # A module with calls inside is a cluster, titled by its path and class name.
+    shown = [child, cls.rsplit(".", 1)[-1], title]
+    if len(repr(equation)) <= labels.MAX_TEXT:
+        shown.append(argument)
+    in_dot = dot_texts(dot, graph, clusters=len({n.scope for n in graph.nodes if n.scope}))
+    in_svg = svg_texts(svg)
+    for text in shown:
+        assert _holds(in_dot, text), text
+        assert _holds(in_svg, text), text
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("a\nb", "a\\nb"),
+        ("tab\there", "tab\\there"),
+        ("nul\x00", "nul\\x00"),
+        ("c1\x85", "c1\\x85"),
+        ("non\ufffechar", "non\\ufffechar"),
+        ("end\uffff", "end\\uffff"),
+        ("x" * 100, "x" * (labels.MAX_TEXT - 1) + "…"),
+    ],
+)
+def test_controls_and_xml_forbidden_characters_are_drawn_as_escapes(raw: str, shown: str) -> None:
+    graph = snapshot.loads(_document("blk", raw, "op", raw, raw, raw))
+    dot = to_dot(graph)
+    svg = _svg(dot)
+    texts = svg_texts(svg)  # parses: nothing XML forbids reached the SVG
+    assert _holds(texts, shown) and _holds(texts, f"h={shown}")
+    assert _holds(texts, f"[1, 2] {shown}"[:40])  # the whole edge label is capped
+    assert _holds(dot_texts(dot, graph, clusters=1), shown)
+
+
+def test_empty_names_still_draw() -> None:
+    """An empty class name or title once made an empty `<B></B>`, which Graphviz refuses."""
+    graph = snapshot.loads(_document("blk", "pkg.", "op", "", "x", ""))
+    texts = svg_texts(_svg(to_dot(graph)))
+    assert _holds(texts, "pkg.pkg.") and _holds(texts, "h=") and _holds(texts, "Root · 7 params")
