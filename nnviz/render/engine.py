@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,8 @@ _NOISE = (
     "layout may take a long time",
 )
 _TOO_LARGE = "too large for cairo-renderer bitmaps"
+MAX_PNG_PIXELS = 200_000_000
+"""Largest PNG (in pixels, ~800 MB while drawing) rendered at full size instead of shrunk."""
 _lock = threading.Lock()
 
 
@@ -106,11 +110,14 @@ def render(
         args = f"-Gdpi={int(dpi)}" if dpi and fmt == "png" else ""
         run = _render_embedded if chosen == "embedded" else _render_system
         data, messages = run(dot_source, fmt, args)
-        if fmt == "png" and any(_TOO_LARGE in m for m in messages):
-            # Cairo caps bitmaps at 32767 px and would shrink the text to fit; libgd has no such
-            # cap, so a very tall network stays readable at 100 % zoom.
+        shrunk = [m for m in messages if _TOO_LARGE in m]
+        if fmt == "png" and shrunk:
+            # Cairo caps bitmaps at 32767 px and shrinks the text to fit; libgd has no such cap,
+            # so a very tall network stays readable at 100 % zoom, unless it would need gigabytes.
             messages = [m for m in messages if _TOO_LARGE not in m]
             try:
+                if _full_pixels(data, shrunk[0]) > MAX_PNG_PIXELS:
+                    raise RenderError("too many pixels")
                 data, extra = run(dot_source, "png:gd", args)
                 messages += [m for m in extra if _TOO_LARGE not in m]
             except RenderError:
@@ -122,6 +129,15 @@ def render(
     if target is None:
         return data
     return atomic_write(target, data)
+
+
+def _full_pixels(png: bytes, message: str) -> float:
+    """Pixels of the unshrunk PNG: cairo's shrunk size divided by the factor it reports."""
+    match = re.search(r"Scaling by ([0-9.]+)", message)
+    if not match or len(png) < 24 or float(match.group(1)) <= 0:
+        return float("inf")
+    width, height = struct.unpack(">II", png[16:24])
+    return float(width * height) / float(match.group(1)) ** 2
 
 
 def _render_embedded(dot_source: str, fmt: str, args: str) -> tuple[bytes, list[str]]:
