@@ -127,7 +127,7 @@ def _document(path: str, cls: str, op: str, arg: str, dtype: str, name: str) -> 
 def test_any_text_in_an_edited_snapshot_is_drawn_literally(
     path: str, cls: str, op: str, arg: str, dtype: str, name: str
 ) -> None:
-    assume(path not in ("input:x", "f", "output") and dtype != "float32")
+    assume(path not in ("input:x", "f", "output") and dtype != "float32" and arg != "h")
     graph = snapshot.loads(_document(path, cls, op, arg, dtype, name))
     dot = to_dot(graph)
     svg = _svg(dot)
