@@ -1,8 +1,9 @@
 """The Graphviz builder: a `Graph` (plus a `Style` and optional `Paint`) as DOT source.
 
 `to_dot` is a pure function: the same inputs give the same text, byte for byte. Modules become
-nested clusters (shaded by depth, titled `path · Class`), ops become boxes with HTML-like labels
-(see `nnviz.render.labels`), edges carry the traced tensor shapes. DOT node names are positional
+nested clusters (shaded by depth, titled by path over class), ops become boxes with HTML-like
+labels (see `nnviz.render.labels`), edges carry the traced tensor shapes, and a value with many
+far readers is drawn as a bus (see `nnviz.render.buses`). DOT node names are positional
 (`n0`, `n1`, ...) so user-derived names never reach DOT syntax; the structural id is kept in each
 element's `id` attribute (`<g id="layer1.0.conv1">` in SVG), escaped like every other text.
 """
