@@ -9,15 +9,18 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pygraphviz
 import pytest
 from conftest import run_nnviz, traced
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from nnviz import snapshot, untrusted
+import nnviz
+from nnviz import snapshot, transform, untrusted
 from nnviz.driftreport import DriftReport, DriftReportError
-from nnviz.errors import SnapshotError
+from nnviz.errors import NNVizError, SnapshotError
 from nnviz.graph import Edge, Graph, Module, Node
+from nnviz.render import render, to_dot
 
 
 def _small() -> Graph:
@@ -227,3 +230,78 @@ def test_real_snapshot_limits_are_far_above_torchvision() -> None:
     doc = json.loads(snapshot.dumps(graph))
     untrusted.parse(json.dumps(doc), "x", SnapshotError)  # the checker accepts a real one
     assert 1000 * max(len(n.op) for n in graph.nodes) <= untrusted.MAX_STRING
+
+
+# --- well-formed but strange graphs: loaded, drawn and diffed, or refused; never a crash ------
+
+_IDS = st.sampled_from(["a", "b", "a.b", "a.b:1", "x.y.z", "input:x", "output", "c"])
+_PATHS = st.sampled_from(["", "a", "a.b", "x", "x.y", "x.y.z", "q.r"])
+_node = st.fixed_dictionaries(
+    {
+        "id": _IDS,
+        "kind": st.sampled_from(["input", "output", "module", "function", "method"]),
+        "op": st.sampled_from(["torch.relu", "x", "torch.nn.Conv2d", "", ".", "view"]),
+        "scope": _PATHS,
+    },
+    optional={"module": _PATHS, "spec": _json, "args": st.dictionaries(st.text(max_size=3), _json)},
+)
+_module = st.fixed_dictionaries(
+    {"path": _PATHS, "class": st.sampled_from(["m.M", "torch.nn.Conv2d", "", "."])},
+    optional={
+        "params": st.integers(0, 10**12),
+        "hparams": st.dictionaries(st.text(max_size=3), _json, max_size=2),
+    },
+)
+
+
+def _id(nodes: list[dict[str, object]], index: int) -> object:
+    return nodes[index % len(nodes)]["id"] if nodes and index < 6 else "missing"
+
+
+@settings(max_examples=120)
+@given(
+    nodes=st.lists(_node, max_size=6, unique_by=lambda n: n["id"]),
+    modules=st.lists(_module, max_size=5, unique_by=lambda m: m["path"]),
+    edges=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=8),
+    layer=st.sampled_from([None, "a", "x.y"]),
+)
+def test_strange_graphs_are_refused_or_drawn_and_diffed(
+    nodes: list[dict[str, object]],
+    modules: list[dict[str, object]],
+    edges: list[tuple[int, int]],
+    layer: str | None,
+) -> None:
+    """Cycles, self-loops, duplicate ids, scopes without modules, modules without parents: a
+    stranger's snapshot is refused with a `SnapshotError`, or it draws (any depth, any layer)
+    and diffs like any other graph. Anything else that escapes is a bug."""
+    doc = {
+        "format": "nnviz-graph",
+        "version": 1,
+        "meta": {"name": "strange"},
+        "modules": modules,
+        "nodes": nodes,
+        "edges": [  # index 6 names a node that does not exist
+            {"source": _id(nodes, s), "target": _id(nodes, t), "slots": ["0"]} for s, t in edges
+        ],
+    }
+    try:
+        graph = snapshot.loads(json.dumps(doc))
+    except SnapshotError as exc:
+        assert "\n" not in str(exc)
+        event("refused")
+        return
+    event("loaded")
+    assert snapshot.loads(snapshot.dumps(graph)) == graph
+    for depth in (-1, 1):
+        try:
+            shown = transform.select(graph, layer) if layer else graph
+        except NNVizError:
+            continue
+        dot = to_dot(transform.collapse_depth(shown, depth))
+        assert pygraphviz.AGraph(string=dot).number_of_nodes() >= 0
+        if depth == -1:
+            ElementTree.fromstring(render(dot, "svg"))  # Graphviz lays it out; the SVG parses
+    result = nnviz.diff(graph, graph)
+    assert result.identical
+    other = nnviz.diff(graph, _small())
+    assert isinstance(other.to_text(), str) and isinstance(other.to_markdown(), str)
