@@ -104,7 +104,8 @@ class DriftReport(_Strict):
     @classmethod
     def loads(cls, text: str | bytes, source: str = "drift report") -> DriftReport:
         """Parse and validate report text; raise `DriftReportError` with one line on any fault."""
-        doc = untrusted.parse(text, source, DriftReportError)  # size, depth, UTF-8 limits
+        # Size, depth, string and UTF-8 limits, as for snapshots (but room for many diffs).
+        doc = untrusted.parse(text, source, DriftReportError, max_bytes=untrusted.MAX_REPORT_BYTES)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise DriftReportError(f'{source}: not an nnviz drift report (no "format": "{FORMAT}")')
         version = doc.get("version")
@@ -129,7 +130,8 @@ class DriftReport(_Strict):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DriftReport:
         """Read and validate the report at `path`."""
-        return cls.loads(untrusted.read_bytes(path, DriftReportError), source=str(path))
+        data = untrusted.read_bytes(path, DriftReportError, max_bytes=untrusted.MAX_REPORT_BYTES)
+        return cls.loads(data, source=str(path))
 
     def dumps(self) -> str:
         """The report as JSON text: sorted keys, two-space indent, a final newline."""

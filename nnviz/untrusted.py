@@ -22,7 +22,10 @@ from typing import Any
 from nnviz.errors import NNVizError
 
 MAX_BYTES = 32 * 1024 * 1024
-"""Largest document read (32 MiB)."""
+"""Largest snapshot read (32 MiB)."""
+MAX_REPORT_BYTES = 128 * 1024 * 1024
+"""Largest drift report read (128 MiB): it carries one diff per drifting test, and the diff of two
+large models (resnet18 against resnet152) is about 170 kB."""
 MAX_DEPTH = 100
 """Deepest nesting of arrays and objects (the document itself is level 1)."""
 MAX_STRING = 100_000
@@ -33,22 +36,26 @@ _BOM = b"\xef\xbb\xbf"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-def read_bytes(path: str | os.PathLike[str], error: type[NNVizError]) -> bytes:
-    """The bytes of `path`; `error` if it cannot be read or is larger than `MAX_BYTES`."""
+def read_bytes(
+    path: str | os.PathLike[str], error: type[NNVizError], *, max_bytes: int = MAX_BYTES
+) -> bytes:
+    """The bytes of `path`; `error` if it cannot be read or is larger than `max_bytes`."""
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            if size > MAX_BYTES:
-                raise error(_too_large(str(path), size))
-            data = handle.read(MAX_BYTES + 1)  # a pipe or special file has no size up front
+            if size > max_bytes:
+                raise error(_too_large(str(path), size, max_bytes))
+            data = handle.read(max_bytes + 1)  # a pipe or special file has no size up front
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > MAX_BYTES:
-        raise error(_too_large(str(path), None))
+    if len(data) > max_bytes:
+        raise error(_too_large(str(path), None, max_bytes))
     return data
 
 
-def parse(data: str | bytes, source: str, error: type[NNVizError]) -> Any:
+def parse(
+    data: str | bytes, source: str, error: type[NNVizError], *, max_bytes: int = MAX_BYTES
+) -> Any:
     """Parse a JSON document within the limits above; raise `error` with one line on any fault."""
     if isinstance(data, str):
         try:
@@ -57,8 +64,8 @@ def parse(data: str | bytes, source: str, error: type[NNVizError]) -> Any:
             raise error(f"{source}: holds a lone UTF-16 surrogate, which is not text") from None
     else:
         raw = bytes(data)
-    if len(raw) > MAX_BYTES:
-        raise error(_too_large(source, len(raw)))
+    if len(raw) > max_bytes:
+        raise error(_too_large(source, len(raw), max_bytes))
     if raw.startswith(_BOM):
         raise error(
             f"{source}: starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without a BOM"
@@ -110,10 +117,10 @@ def _check_shape(doc: Any, source: str, error: type[NNVizError]) -> None:
         level = below
 
 
-def _too_large(source: str, size: int | None) -> str:
+def _too_large(source: str, size: int | None, limit: int) -> str:
     shown = f"{size / 1024 / 1024:.1f} MiB" if size is not None else "larger than the limit"
     return (
-        f"{source}: too large ({shown}; the limit is {MAX_BYTES // 1024 // 1024} MiB); "
+        f"{source}: too large ({shown}; the limit is {limit // 1024 // 1024} MiB); "
         f"it is not a document nnviz wrote"
     )
 
