@@ -26,7 +26,7 @@ from torch import nn
 import nnviz
 from nnviz import snapshot
 from nnviz.graph import Graph
-from nnviz.render import labels, render, to_dot
+from nnviz.render import EdgePaint, NodePaint, Paint, labels, render, to_dot
 
 # Any character but controls, lone surrogates and the two XML non-characters: those are drawn as
 # visible escapes instead (checked separately below).
@@ -221,3 +221,22 @@ def test_empty_names_still_draw() -> None:
     graph = snapshot.loads(_document("blk", "pkg.", "op", "", "x", ""))
     texts = svg_texts(_svg(to_dot(graph)))
     assert _holds(texts, "pkg.pkg.") and _holds(texts, "h=") and _holds(texts, "Root · 7 params")
+
+
+@given(line=TEXT | st.just(""), badge=TEXT, label=TEXT | st.just(""), subtitle=TEXT)
+def test_any_text_a_diff_paints_is_drawn_literally(
+    line: str, badge: str, label: str, subtitle: str
+) -> None:
+    """The diff painter's extra lines (`kernel_size (3, 3) → (5, 5)` from the models' values),
+    badges, edge labels and subtitle go through the same escaping."""
+    graph = snapshot.loads(_document("blk", "C", "op", "a", "int64", "name"))
+    paint = Paint(
+        nodes={"f": NodePaint(lines=(line,), badge=badge)},
+        edges={("blk", "f"): EdgePaint(label=label)},
+        subtitle=subtitle,
+    )
+    dot = to_dot(graph, paint=paint)
+    in_svg = svg_texts(_svg(dot))
+    in_dot = dot_texts(dot, graph, clusters=1)
+    for text in (line, f"[{badge}]", label, subtitle):
+        assert _holds(in_dot, text) and _holds(in_svg, text), text

@@ -264,7 +264,8 @@ class _Builder:
             if painted.penwidth is not None:
                 attrs["penwidth"] = f"{painted.penwidth:g}"
             if painted.label is not None:
-                attrs["label"] = "<" + labels.text(painted.label) + ">"
+                # An empty HTML label `<>` is a Graphviz syntax error.
+                attrs["label"] = "<" + (labels.text(painted.label) or " ") + ">"
         elif self.paint.dim and self.paint.nodes:
             attrs["color"] = _DIM_LINE
         return attrs
