@@ -142,7 +142,10 @@ def _factory(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
         try:
             module = importlib.import_module(spec.target)
         except ModuleNotFoundError as exc:
-            raise ModelSpecError(f"cannot import {spec.target!r}: {exc}") from None
+            raise ModelSpecError(
+                f"cannot import {spec.target!r}: {exc} (install it, or run nnviz from the folder "
+                f"that holds it, or give a file: path/to/file.py:{spec.attr})"
+            ) from None
         except Exception as exc:
             raise ModelBuildError(f"importing {spec.target!r} failed: {_one_line(exc)}") from None
     elif spec.kind == "file":
@@ -154,9 +157,8 @@ def _factory(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
     for part in spec.attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(module) if not n.startswith("_")]
-            raise ModelSpecError(
-                f"{spec.target} has no {spec.attr!r}" + _did_you_mean(spec.attr, names)
-            )
+            hint = _did_you_mean(spec.attr, names) or _callables(module)
+            raise ModelSpecError(f"{spec.target} has no {spec.attr!r}{hint}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise ModelSpecError(f"{spec.target}:{spec.attr} is not callable")
@@ -206,6 +208,19 @@ def _torchvision_factory(name: str) -> tuple[Any, dict[str, Any]]:
     if "weights_backbone" in inspect.signature(builder).parameters:
         extra["weights_backbone"] = None
     return builder, extra
+
+
+def _callables(module: Any) -> str:
+    """` (callables defined there: a, b, c)`, or `` when it defines none."""
+    names = [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and callable(value)
+        and getattr(value, "__module__", None) == module.__name__
+    ]
+    shown = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
+    return f" (callables defined there: {shown})" if names else ""
 
 
 def _did_you_mean(name: str, candidates: list[str]) -> str:

@@ -42,10 +42,16 @@ def boom():
 CASES: dict[str, tuple[list[str], str]] = {
     "unknown_model": (["resnet19"], "unknown model 'resnet19'"),
     "empty_model": ([""], "empty MODEL: give a torchvision name"),
-    "missing_package": (["nope.mod:make"], "cannot import 'nope.mod': No module named 'nope'"),
+    "missing_package": (
+        ["nope.mod:make"],
+        "cannot import 'nope.mod': No module named 'nope' (install it, or run nnviz from the",
+    ),
     "file_without_callable": (["models.py"], "name the callable too, as models.py:make_model"),
     "missing_file": (["missing.py:make"], "missing.py: no such file"),
-    "missing_callable": (["models.py:nothing"], "models.py has no 'nothing'"),
+    "missing_callable": (
+        ["models.py:nothing"],
+        "models.py has no 'nothing' (callables defined there: Boom, boom, not_a_module, raises)",
+    ),
     "bad_spec": ([":make"], "expected MODULE:CALLABLE or FILE.py:CALLABLE"),
     "raises_at_import": (["raises.py:make"], "importing raises.py failed: RuntimeError: broken"),
     "not_a_module": (["models.py:not_a_module"], "returned list, not a torch.nn.Module"),
