@@ -229,7 +229,12 @@ def _did_you_mean(name: str, candidates: list[str]) -> str:
 
 
 def _qualname(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    module = getattr(obj, "__module__", None) or "?"
+    name = getattr(obj, "__qualname__", repr(obj))
+    source = getattr(sys.modules.get(module), "__file__", None)
+    if module.startswith("nnviz_model_") and source:
+        return f"{Path(str(source)).name}:{name}"  # as the user wrote it: models.py:make
+    return f"{module}.{name}"
 
 
 def _one_line(exc: BaseException) -> str:

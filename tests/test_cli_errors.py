@@ -54,8 +54,11 @@ CASES: dict[str, tuple[list[str], str]] = {
     ),
     "bad_spec": ([":make"], "expected MODULE:CALLABLE or FILE.py:CALLABLE"),
     "raises_at_import": (["raises.py:make"], "importing raises.py failed: RuntimeError: broken"),
-    "not_a_module": (["models.py:not_a_module"], "returned list, not a torch.nn.Module"),
-    "constructor_raises": (["models.py:raises"], "raised ValueError: bad width"),
+    "not_a_module": (
+        ["models.py:not_a_module"],
+        "models.py:not_a_module returned list, not a torch.nn.Module",
+    ),
+    "constructor_raises": (["models.py:raises"], "models.py:raises raised ValueError: bad width"),
     "forward_raises": (
         ["models.py:boom", "-i", "tensor2x4"],
         "running boom on the example inputs failed: RuntimeError: forward exploded",
