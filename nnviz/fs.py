@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _mode(target))
         os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -41,6 +42,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
             raise _output_error(target, exc) from None
         raise
     return target
+
+
+def _mode(target: Path) -> int:
+    """Keep an existing file's permissions (a private file stays private); new files get 0644."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o644
 
 
 def _output_error(target: Path, exc: OSError) -> OutputError:

@@ -113,6 +113,16 @@ def test_a_cli_run_whose_graphviz_fails_keeps_the_old_drawing(tmp_path: Path) ->
     assert out.read_bytes() == OLD and _leftovers(tmp_path) == []
 
 
+def test_a_rewrite_keeps_the_file_permissions(tmp_path: Path) -> None:
+    private = tmp_path / "private.json"
+    private.write_text("{}")
+    private.chmod(0o600)
+    fs.atomic_write(private, "new")
+    assert private.read_text() == "new" and (private.stat().st_mode & 0o777) == 0o600
+    fresh = fs.atomic_write(tmp_path / "fresh.json", "x")
+    assert fresh.stat().st_mode & 0o777 == 0o644
+
+
 # --- racing writers ------------------------------------------------------------------------------
 
 
