@@ -251,7 +251,7 @@ def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
 
 def _keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """Both sides' keys in one order whatever the source (snapshots store keys sorted)."""
-    return sorted({*a, *b}, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+    return sorted({*a, *b}, key=lambda k: (not k.isdecimal(), int(k) if k.isdecimal() else 0, k))
 
 
 def ignored(key: str, ignore: tuple[str, ...]) -> bool:
