@@ -80,7 +80,7 @@ def _report(state: SessionState, conclusion: Conclusion) -> list[str]:
     path = write_report(report, state.options.artifacts_dir)
     counts = state.counts()
     troubled = any(counts[k] for k in ("drifted", "missing", "failed", "unused"))
-    if on_github_actions() and troubled:
+    if state.options.github and on_github_actions() and troubled:
         conclusion.annotations = github_annotations(report, state.options.rootdir)
         append_step_summary(report, state.options.rootdir)
     if not counts["drifted"]:

@@ -42,6 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Only report snapshot files no test used, instead of failing the session.",
     )
+    group.addoption(
+        "--nnviz-no-github",
+        action="store_true",
+        help="On GitHub Actions, do not print annotations or write the step summary (for a "
+        "later step, such as the nnviz action, that reports from report.json itself).",
+    )
     parser.addini(
         "nnviz_artifacts",
         "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
@@ -57,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         artifacts_dir=(base / (artifacts or str(config.getini("nnviz_artifacts")))).resolve(),
         update=bool(config.getoption("nnviz_update")),
         warn_unused=bool(config.getoption("nnviz_warn_unused")),
+        github=not config.getoption("nnviz_no_github"),
     )
     config.stash[STATE] = state = SessionState(options)
     config.pluginmanager.register(OutcomeRecorder(state), "nnviz-outcomes")

@@ -43,6 +43,8 @@ class Options:
     artifacts_dir: Path
     update: bool = False
     warn_unused: bool = False
+    github: bool = True
+    """Whether to annotate and summarise when running on GitHub Actions."""
 
 
 @dataclass

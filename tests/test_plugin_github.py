@@ -53,3 +53,19 @@ def test_quiet_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.Mon
     result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-update")
     result.assert_outcomes(passed=2)
     assert not [line for line in result.outlines if line.startswith("::")]
+
+
+def test_no_github_switch(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--nnviz-no-github` leaves GitHub reporting to a later step (the nnviz action)."""
+    pytester.makepyfile(test_gh=TESTS)
+    folder = pytester.path / "__nnviz_snapshots__" / "test_gh"
+    nnviz.save(nnviz.trace(nn.Sequential(nn.Linear(4, 6), nn.ReLU())), folder / "test_drifts.json")
+    nnviz.save(nnviz.trace(nn.Linear(4, 2)), folder / "test_matches.json")
+    summary = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-no-github")
+    result.assert_outcomes(failed=1, passed=1)
+    assert not [line for line in result.outlines if line.startswith("::")]
+    assert not summary.exists()
+    assert (pytester.path / ".nnviz-artifacts" / "report.json").is_file()
