@@ -91,7 +91,7 @@ def measure(
         process.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         lines = err.read().decode(errors="replace").strip().splitlines()
-    errors = [line.strip(" │╭╰─") for line in lines if "Error" in line]
+    errors = [line.strip(" │╭╰─") for line in lines if "Error:" in line]
     last = errors[-1] if errors else (lines[-1] if lines else "failed")
     note = "" if process.returncode == 0 else last[:200]
     cpu = usage.ru_utime + usage.ru_stime
@@ -256,7 +256,8 @@ def table(runs: list[Run], floors: list[Run]) -> str:
             default=floor_rss,
         )
         lines.append(
-            f"| {model} | {ours.seconds if ours else 0:.2f} | {orig.seconds if orig else 0:.1f} | "
+            f"| {model} | {ours.seconds if ours else 0:.2f} | "
+            f"{f'{orig.seconds:.1f}' if orig and orig.ok else 'failed'} | "
             f"{speed} | {ours.peak_mb if ours else 0:.0f} | {peaks} | {extra - floor_rss:+.0f} |"
         )
     lines.append("")
@@ -282,7 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="Runs of each; the best counts.")
     parser.add_argument("--json", type=Path, help="Write every measurement here.")
     parser.add_argument("--markdown", type=Path, help="Write the table here.")
+    parser.add_argument("--from-json", type=Path, help="Only print the table of an earlier --json.")
     options = parser.parse_args(argv)
+    if options.from_json:
+        document = json.loads(options.from_json.read_text())
+        print(table([Run(**r) for r in document["runs"]], [Run(**f) for f in document["floors"]]))
+        return 0
     if shutil.which("dot") is None:
         print(
             "the original nnviz needs Graphviz's `dot`: apt-get install -y graphviz",
