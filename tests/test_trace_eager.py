@@ -338,3 +338,16 @@ def test_cli_tracer_option(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     fx_text = snapshot.dumps(_traced("resnet18", "fx"))
     assert fx_text.replace('"tracer":"fx"', '"tracer":"eager"') == (tmp_path / "e.json").read_text()
+
+
+def test_readme_tracer_section_stays_true() -> None:
+    from nnviz.trace.examples import EXAMPLES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Models torch.fx cannot trace", 1)[1].split("\n## ", 1)[0]
+    for text in set(EXAMPLES.values()):
+        assert f"`{text}`" in section
+    for command in [line for line in section.splitlines() if line.startswith("nnviz ")]:
+        for option in [word for word in command.split() if word.startswith("--")]:
+            assert option in ("--tracer",), command
+    assert "nnviz: warning: torch.fx cannot trace raft_small" in section.replace("\n  ", " ")
