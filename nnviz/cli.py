@@ -315,6 +315,15 @@ def diff_command(
             _progress(quiet, f"tracing {spec} ...")
             with _warnings_as_lines():
                 graphs.append(nnviz.trace(spec, inputs=inputs))
+        tracers = [g.meta.get("tracer") for g in graphs]
+        if tracers[0] != tracers[1] and not quiet:
+            # fx and eager agree on ids and ops, but not on every scalar detail: say why a
+            # difference may come from the tracers rather than from the model.
+            click.echo(
+                f"nnviz: warning: {old} was traced with {tracers[0]}, {new} with {tracers[1]}; "
+                "differences in scalar arithmetic may come from the tracers",
+                err=True,
+            )
         result = nnviz.diff(graphs[0], graphs[1], ignore=ignore)
         if out:
             _progress(quiet, f"wrote {nnviz.draw(result, out, context=context)}")

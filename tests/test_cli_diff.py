@@ -165,3 +165,15 @@ def test_two_snapshots_never_import_torch(snapshots: tuple[Path, Path], tmp_path
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["summary"]["changed"] == 1
     assert "#fb8500" in out.read_text()
+
+
+def test_snapshots_from_different_tracers_get_a_warning(
+    snapshots: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, _ = snapshots
+    graph = nnviz.load(a)
+    eager = nnviz.save(graph.replace(meta={**graph.meta, "tracer": "eager"}), tmp_path / "e.json")
+    result = run_nnviz("diff", str(a), str(eager))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("nnviz: warning: ") and "traced with fx" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
