@@ -165,7 +165,7 @@ LITERALS = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
-    | st.floats(allow_nan=False)
+    | st.floats(allow_nan=False, allow_infinity=False)  # repr(inf) is no literal
     | st.text(max_size=10)
     | st.binary(max_size=4),
     lambda inner: (
