@@ -10,7 +10,8 @@ import enum
 import inspect
 import operator
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -168,3 +169,22 @@ class IdAllocator:
 
 def scoped(scope: str, name: str) -> str:
     return f"{scope}.{name}" if scope else name
+
+
+R = TypeVar("R")
+
+
+def nested_refs(value: Any, slot: str, kind: type[R]) -> Iterator[tuple[str, R]]:
+    """The `kind` objects (fx nodes, recorded refs) inside an argument, with their nested slot
+    (`0`, `0.1`, `0.key`); both tracers name slots this way."""
+    if isinstance(value, kind):
+        yield slot, value
+    elif isinstance(value, (tuple, list)):
+        for i, item in enumerate(value):
+            yield from nested_refs(item, f"{slot}.{i}", kind)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from nested_refs(item, f"{slot}.{key}", kind)
+    elif isinstance(value, slice):
+        for i, item in enumerate((value.start, value.stop, value.step)):
+            yield from nested_refs(item, f"{slot}.{i}", kind)

@@ -18,7 +18,15 @@ from torch import nn
 
 from nnviz.errors import TraceError
 from nnviz.graph import Edge, Graph, Node, parent_path
-from nnviz.trace.encode import IdAllocator, encode, module_tree, qualname, scoped, versions
+from nnviz.trace.encode import (
+    IdAllocator,
+    encode,
+    module_tree,
+    nested_refs,
+    qualname,
+    scoped,
+    versions,
+)
 from nnviz.values import Value
 
 ASSERTS = {torch._assert}
@@ -150,18 +158,7 @@ def _slots(fn: fx.Node) -> Iterator[tuple[str, Any]]:
 
 
 def _refs(value: Any, slot: str) -> Iterator[tuple[str, fx.Node]]:
-    """fx nodes inside an argument, with their nested slot (`0`, `0.1`, `0.key`)."""
-    if isinstance(value, fx.Node):
-        yield slot, value
-    elif isinstance(value, (tuple, list)):
-        for i, item in enumerate(value):
-            yield from _refs(item, f"{slot}.{i}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _refs(item, f"{slot}.{key}")
-    elif isinstance(value, slice):
-        for i, item in enumerate((value.start, value.stop, value.step)):
-            yield from _refs(item, f"{slot}.{i}")
+    return nested_refs(value, slot, fx.Node)
 
 
 def _constant(value: Any, attrs: dict[fx.Node, Value]) -> Value:

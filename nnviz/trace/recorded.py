@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from nnviz.graph import Edge, Graph, Node
-from nnviz.trace.encode import IdAllocator, encode, module_tree, scoped
+from nnviz.trace.encode import IdAllocator, encode, module_tree, nested_refs, scoped
 from nnviz.values import Value
 
 
@@ -135,17 +135,7 @@ def _base_id(call: Call) -> str:
 
 
 def _refs(value: Any, slot: str) -> Iterator[tuple[str, Ref]]:
-    if isinstance(value, Ref):
-        yield slot, value
-    elif isinstance(value, (tuple, list)):
-        for i, item in enumerate(value):
-            yield from _refs(item, f"{slot}.{i}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _refs(item, f"{slot}.{key}")
-    elif isinstance(value, slice):
-        for i, item in enumerate((value.start, value.stop, value.step)):
-            yield from _refs(item, f"{slot}.{i}")
+    return nested_refs(value, slot, Ref)
 
 
 def _constant(value: Any) -> Value:
