@@ -72,3 +72,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(
             ("hypothesis seed", f"rerun with: pytest {item.nodeid} --hypothesis-seed={seed}")
         )
+
+
+def torch_blocker(folder: Path) -> Path:
+    """A folder that, first on `sys.path`/`PYTHONPATH`, makes `import torch` (and torchvision)
+    fail: for proving that a path of nnviz never imports torch."""
+    blocker = folder / "torch-blocker"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    (blocker / "torchvision.py").write_text("raise ImportError('torchvision is blocked')\n")
+    return blocker

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import torch_blocker
 
 FUTURE = (
     '{"format": "nnviz-graph", "version": 7, "meta": {}, "modules": [], "nodes": [], "edges": []}'
@@ -174,10 +175,7 @@ def test_a_snapshot_is_re_saved_by_the_command_without_torch(
     runs: dict[str, Run], tmp_path: Path
 ) -> None:
     """`nnviz r.json -o r2.json` in a process where importing torch fails."""
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    (blocker / "torchvision.py").write_text("raise ImportError('blocked')\n")
+    blocker = torch_blocker(tmp_path)
     source = runs["default_input"].folder / "r.json"
     code = (
         "import sys; sys.path.insert(0, sys.argv.pop(1)); from nnviz.cli import main;"

@@ -9,7 +9,7 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
-from conftest import run_nnviz, traced
+from conftest import run_nnviz, torch_blocker, traced
 
 import nnviz
 
@@ -145,10 +145,7 @@ def test_errors_exit_2_with_one_line(
 
 def test_two_snapshots_never_import_torch(snapshots: tuple[Path, Path], tmp_path: Path) -> None:
     a, b = snapshots
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    (blocker / "torchvision.py").write_text("raise ImportError('blocked')\n")
+    blocker = torch_blocker(tmp_path)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from nnviz.cli import main\n"
         "sys.argv = ['nnviz', 'diff', *sys.argv[2:]]\n"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import torch_blocker
 from torch import nn
 
 from nnviz.errors import InputSpecError
@@ -198,9 +199,7 @@ def test_a_failing_constructor_is_an_input_error() -> None:
 
 
 def test_parsing_needs_no_torch(tmp_path: Path) -> None:
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    blocker = torch_blocker(tmp_path)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from nnviz.trace.inputs import parse_inputs;"

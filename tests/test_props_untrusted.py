@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 
 import pygraphviz
 import pytest
-from conftest import run_nnviz, traced
+from conftest import run_nnviz, torch_blocker, traced
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -183,9 +183,7 @@ def test_named_callables_stay_inert_and_draw_as_text(tmp_path: Path) -> None:
     """A snapshot naming `os.system` or `__import__` is data: loading and drawing it (in a process
     where torch cannot be imported) runs nothing and shows every name literally."""
     path = snapshot.save(_evil_graph(), tmp_path / "evil.json")
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    blocker = torch_blocker(tmp_path)
     env = {"PYTHONPATH": str(blocker), "PATH": "/usr/bin:/bin"}
     result = run_nnviz(str(path), "-o", "evil.svg", "-d", "-1", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import torch_blocker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,10 +82,7 @@ def test_bad_documents_are_refused(text: str, message: str) -> None:
 def test_loading_needs_no_torch(resnet18: Graph, tmp_path: Path) -> None:
     """Load and re-save in a process where importing torch fails."""
     src = nnviz.save(resnet18, tmp_path / "r.json")
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    (blocker / "torchvision.py").write_text("raise ImportError('blocked')\n")
+    blocker = torch_blocker(tmp_path)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import nnviz; g = nnviz.load(sys.argv[2]); nnviz.save(g, sys.argv[3]);"
