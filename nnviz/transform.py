@@ -218,7 +218,7 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
         emitted.add(new_id)
         if new_id in pieces:
             target, members = pieces[new_id]
-            nodes.append(_collapsed_node(graph, new_id, target, members))
+            nodes.append(collapsed_node(graph, new_id, target, members))
         else:
             nodes.append(node)
 
@@ -245,7 +245,8 @@ def _free_id(base: str, taken: set[str]) -> str:
     return f"{base}:{k}"
 
 
-def _collapsed_node(graph: Graph, node_id: str, target: str, members: list[Node]) -> Node:
+def collapsed_node(graph: Graph, node_id: str, target: str, members: list[Node]) -> Node:
+    """The node `node_id` standing for `members`, the ops module `target` ran (one piece)."""
     module = graph.modules.get(target)
     count = sum(int(m.meta.get("collapsed", 1)) for m in members)
     return Node(

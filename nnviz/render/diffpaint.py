@@ -232,6 +232,10 @@ def draw(
 
         return atomic_write(path, json.dumps(diff.to_json(), indent=1, ensure_ascii=False) + "\n")
     style = make_style(style)
+    if format_of(path) == "html":
+        from nnviz.render import html, htmlview
+
+        return html.write(htmlview.diff_view(diff, style, context=context), path)
     shown = fold(union_graph(diff), diff, context)
     result = render(to_dot(shown, style, paint_for(diff)), path, engine, dpi=style.dpi)
     assert isinstance(result, Path)

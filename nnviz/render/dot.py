@@ -169,6 +169,14 @@ def _subtitle(graph: Graph, paint: Paint) -> str:
     return " · ".join(parts)
 
 
+def elements(graph: Graph, style: Style, paint: Paint | None = None) -> _Builder:
+    """The attributes `to_dot` gives each node (`node_attrs`), edge (`edge_attrs`) and cluster
+    (`cluster_attrs`) of `graph`: the interactive HTML view assembles its DOT from these, so
+    both drawings look the same."""
+    names: dict[str, str] = {}
+    return _Builder(graph, style, paint or Paint(), total_params(graph), names, {}, {})
+
+
 class _Builder:
     """Walks the cluster tree, emitting subgraphs and nodes."""
 
@@ -205,20 +213,24 @@ class _Builder:
             index = self.cluster_index
             self.cluster_index += 1
             with dot.subgraph(name=f"cluster_{index}") as sub:
-                module = self.graph.modules[child]
-                sub.attr(
-                    label=labels.cluster_label(child, module.class_name, self.style),
-                    id=plain(f"cluster:{child}"),
-                    style="rounded,filled",
-                    fillcolor=labels.cluster_color(level + 1),
-                    color="#9a9aa6",
-                    penwidth="1",
-                    labeljust="l",
-                    labelloc="t",
-                    fontname=plain(self.style.fontname),
-                    margin="12",
-                )
+                sub.attr(**self.cluster_attrs(child, level + 1))
                 self.emit(sub, child, level + 1)
+
+    def cluster_attrs(self, path: str, level: int) -> dict[str, str]:
+        """A module's cluster at nesting `level` (1: outermost)."""
+        module = self.graph.modules[path]
+        return {
+            "label": labels.cluster_label(path, module.class_name, self.style),
+            "id": plain(f"cluster:{path}"),
+            "style": "rounded,filled",
+            "fillcolor": labels.cluster_color(level),
+            "color": "#9a9aa6",
+            "penwidth": "1",
+            "labeljust": "l",
+            "labelloc": "t",
+            "fontname": plain(self.style.fontname),
+            "margin": "12",
+        }
 
     def node_attrs(self, node: Node) -> dict[str, str]:
         painted = self.paint.node(node.id)

@@ -40,8 +40,10 @@ FORMATS: dict[str, str] = {
     ".dot": "dot",
     ".gv": "dot",
     ".json": "json",
+    ".html": "html",
 }
-"""Output extensions and the format each one means (`.json` is a snapshot, not a drawing)."""
+"""Output extensions and the format each one means (`.json` is a snapshot, not a drawing;
+`.html` the interactive page, see `nnviz.render.html`)."""
 GRAPHVIZ_FORMATS = ("pdf", "svg", "png", "dot")
 
 _NOISE = (

@@ -1,6 +1,6 @@
 """From a Graph to a file: select, collapse, build DOT, run Graphviz, write atomically.
 
-The format follows the extension (`.pdf .svg .png .dot .gv .json`). A `.json` output is the
+The format follows the extension (`.pdf .svg .png .dot .gv .json .html`). A `.json` output is the
 snapshot of the graph as selected by `layer` but never collapsed: depth and collapsing change
 the picture, never what is stored, so any two snapshots of a model stay comparable.
 """
@@ -39,6 +39,11 @@ def draw_graph(
     selected = transform.select(graph, layer) if layer else graph
     if fmt == "json":
         return snapshot.save(selected, path)
+    if fmt == "html":
+        from nnviz.render import html, htmlview
+
+        view = htmlview.model_view(selected, style, depth=depth, collapse=collapse)
+        return html.write(view, path)
     shown = transform.collapse_prefixes(transform.collapse_depth(selected, depth), collapse)
     result = render(to_dot(shown, style, paint), path, engine, dpi=style.dpi)
     assert isinstance(result, Path)

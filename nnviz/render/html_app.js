@@ -1,0 +1,485 @@
+// nnviz interactive view. Python (nnviz/render/htmlview.py) precomputed every DOT fragment:
+// a node statement per op, a cluster and collapsed pieces per module, an edge statement per
+// edge. This script only picks the fragments for the current expansion state, joins them into
+// one DOT source and lays it out with Graphviz (wasm, vendored above). Text from the model is
+// shown with textContent only; the SVG comes from Graphviz, which escaped every label.
+const view = JSON.parse(document.getElementById("nnviz-view").textContent);
+const $ = (id) => document.getElementById(id);
+const mods = view.modules;
+const kids = mods.map(() => []);
+const roots = [];
+mods.forEach((m, k) => (m.parent < 0 ? roots : kids[m.parent]).push(k));
+const pieceOf = mods.map((m) => {
+  const at = new Map();
+  m.pieces.forEach((p, j) => p.members.forEach((i) => at.set(i, j)));
+  return at;
+});
+const leafById = new Map(view.nodes.map((n, i) => [n.id, i]));
+const moduleByPath = new Map(mods.map((m, k) => [m.path, k]));
+const state = { expanded: new Set(view.expanded), selected: null, hits: [], hit: -1 };
+const timings = { renders: 0 };
+window.nnviz = { view, state, timings, render, reveal, search, select };
+let graphviz = null;
+let svg = null;
+let box = null; // the current viewBox {x, y, w, h}
+let names = new Map(); // DOT name -> its <g> element
+
+// --- DOT for the current expansion state --------------------------------------------------
+
+// What stands for leaf i now: itself, or the piece of its outermost collapsed module.
+function rep(i) {
+  let cluster = -1;
+  for (const m of view.nodes[i].chain) {
+    if (!state.expanded.has(m)) {
+      const j = pieceOf[m].get(i);
+      return { name: `p${m}_${j}`, cluster, dot: mods[m].pieces[j].dot };
+    }
+    if (view.clusters) cluster = m;
+  }
+  return { name: `n${i}`, cluster, dot: view.nodes[i].dot };
+}
+
+function buildDot() {
+  const reps = view.nodes.map((_, i) => rep(i));
+  const inside = new Map();
+  const used = new Set();
+  const seen = new Set();
+  for (const r of reps) {
+    if (seen.has(r.name)) continue;
+    seen.add(r.name);
+    if (!inside.has(r.cluster)) inside.set(r.cluster, []);
+    inside.get(r.cluster).push(`${r.name} ${r.dot}`);
+    for (let m = r.cluster; m >= 0 && !used.has(m); m = mods[m].parent) used.add(m);
+  }
+  const emit = (m, out) => {
+    out.push(...(inside.get(m) || []));
+    for (const k of m < 0 ? roots : kids[m]) {
+      if (!used.has(k)) continue;
+      out.push(`subgraph cluster_${k} {`, `graph ${mods[k].dot}`);
+      emit(k, out);
+      out.push("}");
+    }
+    return out;
+  };
+  const lines = emit(-1, []);
+  const edges = new Set();
+  for (const [u, v, attrs] of view.edges) {
+    const a = reps[u].name;
+    const b = reps[v].name;
+    if (a === b || edges.has(`${a} ${b}`)) continue;
+    edges.add(`${a} ${b}`);
+    lines.push(`${a} -> ${b} ${attrs}`);
+  }
+  return { dot: `${view.header}${lines.join("\n")}\n}\n`, count: seen.size };
+}
+
+// --- drawing ------------------------------------------------------------------------------
+
+function render(focus) {
+  const start = performance.now();
+  const { dot, count } = buildDot();
+  let text;
+  try {
+    text = graphviz.dot(dot, "svg");
+  } catch (error) {
+    $("status").textContent = "layout failed";
+    console.error("nnviz: Graphviz failed", error);
+    return;
+  }
+  const doc = new DOMParser().parseFromString(text, "image/svg+xml");
+  const fresh = document.importNode(doc.documentElement, true);
+  const [, , w, h] = (fresh.getAttribute("viewBox") || "0 0 100 100").split(/\s+/).map(Number);
+  fresh.removeAttribute("width");
+  fresh.removeAttribute("height");
+  fresh.setAttribute("preserveAspectRatio", "xMidYMid meet");
+  $("canvas").replaceChildren(fresh);
+  const old = box;
+  svg = fresh;
+  names = new Map();
+  for (const g of svg.querySelectorAll("g.node, g.cluster")) {
+    const title = g.querySelector(":scope > title");
+    if (title) names.set(title.textContent, g);
+  }
+  view.size = { w, h };
+  if (focus && old && names.has(focus)) {
+    box = { ...old };
+    centre(focus);
+  } else {
+    fit();
+  }
+  mark();
+  const ms = performance.now() - start;
+  timings.renders += 1;
+  timings.last = ms;
+  if (timings.first === undefined) timings.first = performance.now();
+  $("status").textContent = `${count} nodes · ${Math.round(ms)} ms`;
+  document.body.dataset.renders = String(timings.renders);
+  saveHash();
+}
+
+function setBox(b) {
+  box = b;
+  svg.setAttribute("viewBox", `${b.x} ${b.y} ${b.w} ${b.h}`);
+}
+
+function fit() {
+  setBox({ x: 0, y: 0, w: view.size.w, h: view.size.h });
+}
+
+// Where a drawn element is, in the SVG's user units (the graph group is translated).
+function bounds(name) {
+  const g = names.get(name);
+  const b = g.getBBox();
+  const m = g.getCTM();
+  const root = svg.getCTM();
+  const inv = root.inverse().multiply(m);
+  return { x: inv.a * b.x + inv.e, y: inv.d * b.y + inv.f, w: b.width * inv.a, h: b.height * inv.d };
+}
+
+function centre(name) {
+  const b = bounds(name);
+  const w = Math.max(box.w, b.w * 1.4);
+  const h = Math.max(box.h, b.h * 1.4);
+  setBox({ x: b.x + b.w / 2 - w / 2, y: b.y + b.h / 2 - h / 2, w, h });
+}
+
+// --- what a DOT name, a path or an id means ---------------------------------------------
+
+function itemOf(name) {
+  if (name.startsWith("cluster_")) return { module: Number(name.slice(8)) };
+  if (name.startsWith("p")) {
+    const [m, j] = name.slice(1).split("_").map(Number);
+    return { module: m, piece: j };
+  }
+  return { leaf: Number(name.slice(1)) };
+}
+
+// The DOT name that shows an item now (a collapsed ancestor's piece if it is hidden).
+function shownName(item) {
+  if (item.leaf !== undefined) return rep(item.leaf).name;
+  const m = item.module;
+  const first = mods[m].pieces[item.piece || 0].members[0];
+  if (state.expanded.has(m) && view.clusters) {
+    const r = rep(first);
+    if (!r.name.startsWith("p") || !isWithin(Number(r.name.slice(1).split("_")[0]), m)) {
+      return `cluster_${m}`;
+    }
+  }
+  return rep(first).name;
+}
+
+function isWithin(m, ancestor) {
+  for (let k = m; k >= 0; k = mods[k].parent) if (k === ancestor) return true;
+  return false;
+}
+
+function itemFromKey(key) {
+  if (leafById.has(key)) return { leaf: leafById.get(key) };
+  if (moduleByPath.has(key)) return { module: moduleByPath.get(key) };
+  for (let m = 0; m < mods.length; m++) {
+    const j = mods[m].pieces.findIndex((p) => p.id === key);
+    if (j >= 0) return { module: m, piece: j };
+  }
+  return null;
+}
+
+function keyOf(item) {
+  if (item.leaf !== undefined) return view.nodes[item.leaf].id;
+  return item.piece ? mods[item.module].pieces[item.piece].id : mods[item.module].path;
+}
+
+// Expand every module around an item so that it is drawn itself.
+function reveal(item) {
+  const chain = item.leaf !== undefined ? view.nodes[item.leaf].chain : ancestors(item.module);
+  for (const m of chain) state.expanded.add(m);
+}
+
+function ancestors(m) {
+  const out = [];
+  for (let k = mods[m].parent; k >= 0; k = mods[k].parent) out.unshift(k);
+  return out;
+}
+
+// --- selection, search, marks -----------------------------------------------------------
+
+function select(item, move = true) {
+  state.selected = item;
+  showDetails(item);
+  mark();
+  const name = item && shownName(item);
+  if (move && name && names.has(name)) centre(name);
+  saveHash();
+}
+
+function mark() {
+  for (const g of svg.querySelectorAll(".hit, .current, .selected")) {
+    g.classList.remove("hit", "current", "selected");
+  }
+  state.hits.forEach((item, k) => {
+    const g = names.get(shownName(item));
+    if (g) g.classList.add(k === state.hit ? "current" : "hit");
+  });
+  const chosen = state.selected && names.get(shownName(state.selected));
+  if (chosen) chosen.classList.add("selected");
+}
+
+function search(query) {
+  const q = query.trim().toLowerCase();
+  state.hits = [];
+  state.hit = -1;
+  if (q) {
+    view.nodes.forEach((n, i) => {
+      const cls = n.info.module ? n.info.module.class : "";
+      if ([n.id, n.info.op, cls].some((t) => t.toLowerCase().includes(q))) state.hits.push({ leaf: i });
+    });
+    mods.forEach((m, k) => {
+      if ([m.path, m.info.class].some((t) => t.toLowerCase().includes(q))) state.hits.push({ module: k });
+    });
+    // An exact id or path first: searching `layer3.1.conv2` jumps to that module, not a child.
+    state.hits.sort((a, b) => (keyOf(b).toLowerCase() === q) - (keyOf(a).toLowerCase() === q));
+  }
+  $("hits").textContent = q ? `${state.hits.length} found` : "";
+  if (state.hits.length) jump(0);
+  else mark();
+}
+
+function jump(step) {
+  if (!state.hits.length) return;
+  state.hit = (state.hit + step + state.hits.length) % state.hits.length;
+  const item = state.hits[state.hit];
+  $("hits").textContent = `${state.hit + 1} of ${state.hits.length}`;
+  reveal(item);
+  render(null);
+  select(item);
+}
+
+// --- side panels --------------------------------------------------------------------------
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function facts(pairs) {
+  const dl = el("dl");
+  for (const [k, v] of pairs) {
+    if (v === undefined || v === null || v === "") continue;
+    dl.append(el("dt", k), el("dd", String(v)));
+  }
+  return dl;
+}
+
+function moduleFacts(info) {
+  const pairs = [["class", info.class], ["params", info.params.toLocaleString("en")]];
+  for (const [k, v] of info.hparams || []) pairs.push([k, v]);
+  for (const [k, shape] of info.parameters || []) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    pairs.push([k, `[${shape.join(", ")}] · ${count.toLocaleString("en")}`]);
+  }
+  return pairs;
+}
+
+function showDetails(item) {
+  const box = $("details");
+  box.replaceChildren(el("h2", "Details"));
+  if (!item) return box.append(el("p", "Click a node for its details.", "hint"));
+  if (item.leaf !== undefined) {
+    const n = view.nodes[item.leaf];
+    box.append(el("h3", n.id));
+    const pairs = [["kind", n.info.kind], ["op", n.info.op]];
+    if (n.info.module) pairs.push(...moduleFacts(n.info.module));
+    for (const [k, v] of n.info.args || []) pairs.push([`arg ${k}`, v]);
+    for (const [src, spec] of n.info.inputs || []) pairs.push([`in ${src}`, spec]);
+    pairs.push(["output", n.info.output]);
+    box.append(facts(pairs));
+  } else {
+    const m = mods[item.module];
+    box.append(el("h3", m.path));
+    const open = state.expanded.has(item.module);
+    const ops = m.pieces.reduce((a, p) => a + p.members.length, 0);
+    box.append(facts([...moduleFacts(m.info), ["ops", ops]]));
+    const button = el("button", open ? "Collapse" : "Expand");
+    button.addEventListener("click", () => toggle(item.module));
+    box.append(button);
+  }
+  const change = (view.changes || []).find((c) => c.target === keyOf(item));
+  if (change) {
+    box.append(el("h2", change.status));
+    for (const line of change.lines) box.append(el("div", line, "line"));
+  }
+}
+
+function toggle(m) {
+  const focus = state.expanded.has(m) ? null : `cluster_${m}`;
+  if (state.expanded.has(m)) state.expanded.delete(m);
+  else state.expanded.add(m);
+  state.selected = { module: m };
+  render(focus || `p${m}_0`);
+  select(state.selected, false);
+}
+
+function legend() {
+  const list = $("legend-list");
+  const row = (swatch, text) => {
+    const li = el("li");
+    li.append(swatch, el("span", text));
+    list.append(li);
+  };
+  const swatch = (fill, border, cls) => {
+    const s = el("span", undefined, `swatch ${cls || ""}`);
+    s.style.background = fill;
+    s.style.borderColor = border;
+    return s;
+  };
+  row(swatch("#eee", "#404040", "double"), "collapsed module: click to expand");
+  row(swatch("#e8e8ee", "#9a9aa6"), "expanded module: click its title to collapse");
+  for (const [status, [fill, border]] of Object.entries(view.statuses || {})) {
+    row(swatch(fill, border), status);
+  }
+  if (view.statuses) row(swatch("#f7f7f7", "#b0b0b0"), "unchanged (context)");
+  row(el("span", "⇢"), "edge label: the tensor shape (when traced with an input)");
+}
+
+function changelog() {
+  if (!view.changes) return;
+  $("changes").hidden = false;
+  $("unchanged-toggle").hidden = false;
+  const list = $("change-list");
+  const colours = view.statuses || {};
+  for (const change of view.changes) {
+    const li = el("li");
+    if (colours[change.status]) li.style.borderLeftColor = colours[change.status][1];
+    const a = el("a", `${change.status}: ${change.name || "(root)"}`);
+    a.href = "#";
+    a.addEventListener("click", (event) => {
+      event.preventDefault();
+      for (const other of list.children) other.classList.remove("current");
+      li.classList.add("current");
+      const item = itemFromKey(change.target);
+      if (!item) return;
+      reveal(item);
+      render(null);
+      select(item);
+    });
+    li.append(a);
+    for (const line of change.lines) li.append(el("div", line, "line"));
+    list.append(li);
+  }
+}
+
+// --- URL fragment: the expanded modules and the selection ---------------------------------
+
+function saveHash() {
+  const doc = { e: [...state.expanded].map((m) => mods[m].path).sort() };
+  if (state.selected) doc.s = keyOf(state.selected);
+  history.replaceState(null, "", `#${encodeURIComponent(JSON.stringify(doc))}`);
+}
+
+function loadHash() {
+  if (location.hash.length < 2) return;
+  try {
+    const doc = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+    state.expanded = new Set((doc.e || []).filter((p) => moduleByPath.has(p)).map((p) => moduleByPath.get(p)));
+    if (typeof doc.s === "string") state.selected = itemFromKey(doc.s);
+  } catch {
+    // A hand-edited or foreign fragment: open at the default view.
+  }
+}
+
+// --- input: clicks, pan, zoom, controls ---------------------------------------------------
+
+function onClick(target) {
+  const g = target.closest("g.node, g.cluster");
+  if (!g) return;
+  const name = g.querySelector(":scope > title").textContent;
+  const item = itemOf(name);
+  if (item.piece !== undefined) return toggle(item.module);
+  if (item.leaf !== undefined) return select(item, false);
+  if (target.closest("text")) return toggle(item.module); // a cluster's title
+  select(item, false);
+}
+
+function wire() {
+  const canvas = $("canvas");
+  let drag = null;
+  canvas.addEventListener("pointerdown", (e) => {
+    drag = { x: e.clientX, y: e.clientY, box: { ...box }, moved: false };
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+    drag.moved = true;
+    canvas.classList.add("dragging");
+    const rect = svg.getBoundingClientRect();
+    const s = Math.max(drag.box.w / rect.width, drag.box.h / rect.height);
+    setBox({ ...drag.box, x: drag.box.x - dx * s, y: drag.box.y - dy * s });
+  });
+  canvas.addEventListener("pointerup", (e) => {
+    const click = drag && !drag.moved;
+    drag = null;
+    canvas.classList.remove("dragging");
+    if (click) onClick(e.target);
+  });
+  canvas.addEventListener(
+    "wheel",
+    (e) => {
+      e.preventDefault();
+      const f = Math.exp(e.deltaY * 0.0015);
+      const p = svg.createSVGPoint();
+      p.x = e.clientX;
+      p.y = e.clientY;
+      const at = p.matrixTransform(svg.getScreenCTM().inverse());
+      setBox({ x: at.x - (at.x - box.x) * f, y: at.y - (at.y - box.y) * f, w: box.w * f, h: box.h * f });
+    },
+    { passive: false },
+  );
+  $("fit").addEventListener("click", fit);
+  $("expand-all").addEventListener("click", () => {
+    state.expanded = new Set(mods.keys());
+    render(null);
+  });
+  const depth = $("depth");
+  const deepest = Math.max(1, ...mods.map((m) => m.depth + 1));
+  for (let d = 1; d <= deepest; d++) depth.append(new Option(d === deepest ? `${d} (all)` : String(d), d));
+  depth.value = "";
+  depth.addEventListener("change", () => {
+    const d = Number(depth.value);
+    state.expanded = new Set([...mods.keys()].filter((k) => mods[k].depth < d));
+    render(null);
+  });
+  $("unchanged").addEventListener("change", (e) => {
+    state.expanded = e.target.checked ? new Set(mods.keys()) : new Set(view.expanded);
+    render(null);
+  });
+  const input = $("search");
+  input.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    if (state.query === input.value) jump(e.shiftKey ? -1 : 1);
+    else search((state.query = input.value));
+  });
+  $("next").addEventListener("click", () => jump(1));
+  $("prev").addEventListener("click", () => jump(-1));
+}
+
+async function main() {
+  document.title = `${view.title} · nnviz`;
+  $("title").textContent = view.title;
+  $("summary").textContent = view.summary || "";
+  legend();
+  changelog();
+  wire();
+  loadHash();
+  graphviz = await nnvizGraphviz.Graphviz.load();
+  timings.loaded = performance.now();
+  render(null);
+  if (state.selected) select(state.selected);
+}
+
+main().catch((error) => {
+  $("status").textContent = "failed to start";
+  console.error("nnviz:", error);
+});

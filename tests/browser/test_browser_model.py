@@ -1,0 +1,79 @@
+"""The interactive page of a model in headless Chromium: offline, same first view as the PDF,
+expand/collapse by clicking, search, details, state in the URL fragment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import chromium
+import pytest
+
+import nnviz
+from nnviz import transform
+from nnviz.graph import Graph
+
+
+@pytest.fixture(scope="module")
+def page_file(resnet18: Graph, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return nnviz.draw(resnet18, tmp_path_factory.mktemp("html") / "resnet18.html")
+
+
+def test_the_page_opens_offline_at_the_pdfs_first_view(
+    browser: Any, page_file: Path, resnet18: Graph
+) -> None:
+    opened = chromium.open_page(browser, page_file)
+    assert opened.errors == []
+    assert opened.requests == [page_file.resolve().as_uri()]  # the file itself, nothing else
+    first = transform.collapse_depth(resnet18, 2)
+    assert opened.node_count() == len(first.nodes) == 17
+    drawn = opened.page.eval_on_selector_all("#canvas g.node", "gs => gs.map(g => g.id)")
+    assert sorted(drawn) == sorted(n.id for n in first.nodes)
+
+
+def test_clicking_a_module_expands_it_and_its_title_collapses_it(
+    browser: Any, page_file: Path, resnet18: Graph
+) -> None:
+    opened = chromium.open_page(browser, page_file)
+    before = opened.node_count()
+    inside = [n for n in resnet18.nodes if n.scope.startswith("layer1.0")]
+    drawn = opened.renders()
+    opened.page.locator('g.node[id="layer1.0"]').click()
+    opened.wait_render(drawn)
+    assert opened.node_count() == before - 1 + len(inside) > before
+    assert "layer1.0" not in opened.page.eval_on_selector_all("g.node", "gs => gs.map(g => g.id)")
+    drawn = opened.renders()
+    opened.page.locator('g.cluster[id="cluster:layer1.0"] text').first.click()
+    opened.wait_render(drawn)
+    assert opened.node_count() == before
+    assert opened.errors == []
+
+
+def test_search_finds_a_hidden_module_and_centres_it(browser: Any, page_file: Path) -> None:
+    opened = chromium.open_page(browser, page_file)
+    drawn = opened.renders()
+    opened.page.fill("#search", "layer3.1.conv2")
+    opened.page.press("#search", "Enter")
+    opened.wait_render(drawn)
+    current = opened.page.locator("#canvas g.current")
+    assert current.get_attribute("id") == "layer3.1.conv2"
+    node, canvas = current.bounding_box(), opened.page.locator("#canvas").bounding_box()
+    assert abs(node["x"] + node["width"] / 2 - (canvas["x"] + canvas["width"] / 2)) < 20
+    assert abs(node["y"] + node["height"] / 2 - (canvas["y"] + canvas["height"] / 2)) < 20
+    details = opened.page.locator("#details").inner_text()
+    assert "torch.nn.Conv2d" in details and "kernel_size" in details and "(3, 3)" in details
+    assert opened.page.locator("#hits").inner_text().endswith("found") is False
+
+
+def test_the_url_fragment_restores_expansion_and_selection(browser: Any, page_file: Path) -> None:
+    opened = chromium.open_page(browser, page_file)
+    drawn = opened.renders()
+    opened.page.locator('g.node[id="layer2.0"]').click()
+    opened.wait_render(drawn)
+    opened.page.locator('g.node[id="layer2.0.conv1"]').click()
+    fragment = opened.page.evaluate("location.hash")
+    count = opened.node_count()
+    again = chromium.open_page(browser, page_file, fragment)
+    assert again.node_count() == count
+    assert again.page.locator("#canvas g.selected").get_attribute("id") == "layer2.0.conv1"
+    assert "layer2.0.conv1" in again.page.locator("#details h3").inner_text()
