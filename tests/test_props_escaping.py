@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import re
+from html.parser import HTMLParser
 from xml.etree import ElementTree
 
 import pygraphviz
@@ -27,7 +28,8 @@ from torch import nn
 import nnviz
 from nnviz import snapshot
 from nnviz.graph import Graph
-from nnviz.render import EdgePaint, NodePaint, Paint, labels, render, to_dot
+from nnviz.render import EdgePaint, NodePaint, Paint, html, htmlview, labels, render, to_dot
+from nnviz.render.style import make_style
 from nnviz.report import changelog, markdown, mermaid
 
 # Any character but controls, lone surrogates and the two XML non-characters: those are drawn as
@@ -266,3 +268,72 @@ def test_a_superscript_digit_key_diffs() -> None:
     old = snapshot.loads(_document("blk", "A", "op", "1", "int64", "old"))
     new = snapshot.loads(_document("blk", "A", "op", "\u00b9", "int64", "new"))
     assert not nnviz.diff(old, new).identical
+
+
+# --- the interactive HTML page -----------------------------------------------------------------
+
+
+class _Scripts(HTMLParser):
+    """The text of every `<script>` element, split exactly where a browser would split it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self._open = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._open = tag == "script"
+        if self._open:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = False
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self.scripts[-1] += data
+
+
+def _page_dot(view: dict) -> str:
+    """Every fragment of the page's view in one DOT: each op, each module's cluster with each
+    of its collapsed pieces, each edge (what the page's script joins, all at once)."""
+    lines = [f"n{i} {n['dot']}" for i, n in enumerate(view["nodes"])]
+    for k, m in enumerate(view["modules"]):
+        lines += [f"subgraph cluster_{k} {{", f"graph {m['dot']}"]
+        lines += [f"p{k}_{j} {p['dot']}" for j, p in enumerate(m["pieces"])]
+        lines.append("}")
+    lines += [f"n{u} -> n{v} {attrs}" for u, v, attrs in view["edges"]]
+    return view["header"] + "\n".join(lines) + "\n}\n"
+
+
+@settings(max_examples=60)  # a Graphviz run per example
+@given(path=NAME, cls=TEXT, op=NAME, arg=TEXT, dtype=TEXT, name=TEXT)
+@example(path="</script>", cls="<!--", op="\u2028", arg="</SCRIPT ", dtype="&amp;", name="]]>")
+def test_any_text_in_an_edited_snapshot_stays_data_in_the_html_page(
+    path: str, cls: str, op: str, arg: str, dtype: str, name: str
+) -> None:
+    """The view JSON cannot end its `<script>` and reads back unchanged; every DOT fragment the
+    page joins is valid and draws the text literally."""
+    assume(path not in ("input:x", "f", "output") and dtype != "float32" and arg != "h")
+    graph = snapshot.loads(_document(path, cls, op, arg, dtype, name))
+    view = htmlview.model_view(graph, make_style(None), depth=1)
+    document = html.page(view)
+    parser = _Scripts()
+    parser.feed(document)
+    assert len(parser.scripts) == 2  # the view, then the code: nothing closed or opened early
+    assert json.loads(parser.scripts[0]) == view
+    assert not re.search("[<>&\u2028\u2029]", parser.scripts[0])
+    in_svg = svg_texts(_svg(_page_dot(view)))
+    for text in (path, cls.rsplit(".", 1)[-1], f"pkg.{cls}", op, f"h={arg}", f"[1, 2] {dtype}"):
+        assert _holds(in_svg, text), text
+    assert _holds(in_svg, name)
+
+
+def test_controls_and_line_separators_reach_the_html_page_as_escapes() -> None:
+    raw = "a\x00c\u2028d\u2029"
+    graph = snapshot.loads(_document("blk", raw, "op", raw, raw, raw))
+    document = html.page(htmlview.model_view(graph, make_style(None), depth=-1))
+    assert "\u2028" not in document and "\x00" not in document
+    assert "a\\u0000c\\u2028d\\u2029" in document
+    # A lone surrogate (possible in a traced module's name) is escaped too: the page stays UTF-8.
+    assert html.script_json({"k": "x\ud800"}).encode("utf-8") == b'{"k":"x\\ud800"}'

@@ -104,8 +104,10 @@ function render(focus) {
   if (focus && old && names.has(focus)) {
     box = { ...old };
     centre(focus);
-  } else {
+  } else if (old) {
     fit();
+  } else {
+    home();
   }
   mark();
   const ms = performance.now() - start;
@@ -124,6 +126,19 @@ function setBox(b) {
 
 function fit() {
   setBox({ x: 0, y: 0, w: view.size.w, h: view.size.h });
+}
+
+// The first view: all of it if its text stays readable, else the top (a diff: its first
+// change) at the smallest readable scale.
+function home() {
+  const rect = svg.getBoundingClientRect();
+  const readable = 1.3; // SVG points per screen pixel: 14pt titles stay ~11px high
+  if (Math.max(view.size.w / rect.width, view.size.h / rect.height) <= readable) return fit();
+  const w = rect.width * readable;
+  const h = rect.height * readable;
+  setBox({ x: view.size.w / 2 - w / 2, y: 0, w, h });
+  const first = view.changes && view.changes.length && itemFromKey(view.changes[0].target);
+  if (first && names.has(shownName(first))) centre(shownName(first));
 }
 
 // Where a drawn element is, in the SVG's user units (the graph group is translated).

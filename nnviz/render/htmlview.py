@@ -212,9 +212,11 @@ def _module_info(graph: Graph, path: str) -> dict[str, Any]:
 def _changes(diff: GraphDiff, union: Graph) -> list[dict[str, Any]]:
     """The changelog: one link per root-cause entry (followers are listed under their cause)."""
     result = []
+    whole = {e.name: e.status for e in diff if e.status in ("added", "removed") and not e.flow}
+    whole.update({e.path: e.status for e in diff if e.status in ("added", "removed") and e.path})
     for e in diff:
-        if e.propagated:
-            continue
+        if e.propagated or _inside_whole(e.scope, e.status, whole):
+            continue  # a follower, or a part of a module added or removed as a whole
         lines = [f"was {e.renamed_from or '(root)'}"] if e.renamed_from is not None else []
         lines += [describe(k, c.to_json()) for k, c in e.changes.items() if not c.propagated]
         follows = sum(1 for f in diff if f.propagated and _causes(f) == {e.name})
@@ -225,6 +227,15 @@ def _changes(diff: GraphDiff, union: Graph) -> list[dict[str, Any]]:
             {"name": e.name, "status": e.status, "op": e.op, "lines": lines, "target": target}
         )
     return result
+
+
+def _inside_whole(scope: str, status: str, whole: Mapping[str, str]) -> bool:
+    path: str | None = scope
+    while path:
+        if whole.get(path) == status:
+            return True
+        path = parent_path(path)
+    return False
 
 
 def _causes(entry: Any) -> set[str]:
