@@ -67,6 +67,7 @@ def test_search_finds_a_hidden_module_and_centres_it(browser: Any, page_file: Pa
 
 def test_the_url_fragment_restores_expansion_and_selection(browser: Any, page_file: Path) -> None:
     opened = chromium.open_page(browser, page_file)
+    opened.page.click("#fit")  # the page opens at a readable scale, showing the top
     drawn = opened.renders()
     opened.page.locator('g.node[id="layer2.0"]').click()
     opened.wait_render(drawn)
