@@ -1,0 +1,328 @@
+"""Classify each line of an `nnviz diff` text report against two ground truths (groundtruth.py).
+
+A line is **true** when the ground truth differs where it points, **noise** when it does not,
+**attribute-only** when only a non-tensor fact differs (a module's plain attribute or config
+field, an optional forward argument), **bookkeeping** when it states no change of its own
+(totals, `… and N more`, headings). The rules, field by field, are in bench/README.md.
+Nothing here imports nnviz or torch: it reads the report's text, as a reviewer would.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("true", "noise", "attribute-only", "bookkeeping")
+# Config/attribute keys that record where a model came from, not what it computes.
+BOOKKEEPING_KEYS = frozenset(
+    {"transformers_version", "_name_or_path", "name_or_path", "_commit_hash", "hf_hub_id", "url"}
+)
+_ALIASES = {"radd": "add", "iadd": "add", "rmul": "mul", "imul": "mul", "rsub": "sub"}
+_ALIASES |= {"isub": "sub", "truediv": "div", "rtruediv": "div", "itruediv": "div"}
+_MARKERS = ("~ ", "+ ", "- ", "→ ")
+_GROUP = re.compile(r"\{([^{}]*)\}")
+_RENAME = re.compile(r"^(?P<old>\S+)(?: … (?P<old_end>\S+))? (?:renamed|moved) to (?P<new>\S+)")
+
+
+def base(op: str) -> str:
+    """`torch.Tensor.__iadd__`, `operator.add`, `add:3` -> `add`."""
+    name = op.split(":")[0].rsplit(".", 1)[-1].strip("_")
+    return _ALIASES.get(name, name)
+
+
+def _events(module: dict[str, Any] | None) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for call in (module or {}).get("calls", []):
+        out.append(("call",))
+        for kind, name, detail in call["events"]:
+            out.append(
+                (kind, name, detail) if kind == "module" else (kind, base(name), str(detail))
+            )
+    return out
+
+
+@dataclass
+class ModuleDelta:
+    """What differs at one module path between the old and the new ground truth."""
+
+    presence: str = ""  # "added" / "removed" / ""
+    fields: set[str] = field(default_factory=set)  # class, extra_repr, params, out, events, called
+    changed_events: set[str] = field(default_factory=set)  # op base names and module paths
+    attrs: set[str] = field(default_factory=set)  # dotted attribute keys (configs field by field)
+
+    @property
+    def tensor_level(self) -> bool:
+        return bool(self.presence or self.fields)
+
+
+def _attr_diff(old: Any, new: Any, prefix: str) -> set[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = {k for k in old.keys() | new.keys() if k not in BOOKKEEPING_KEYS}
+        found = {k2 for k in keys for k2 in _attr_diff(old.get(k), new.get(k), f"{prefix}.{k}")}
+        return found | ({prefix} if found else set())
+    return set() if old == new else {prefix}
+
+
+def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, ModuleDelta]:
+    """Per module path, what differs (only paths with some difference)."""
+    deltas: dict[str, ModuleDelta] = {}
+    om, nm = old["modules"], new["modules"]
+    for path in sorted(om.keys() | nm.keys()):
+        a, b = om.get(path), nm.get(path)
+        d = ModuleDelta()
+        if a is None or b is None:
+            d.presence = "added" if a is None else "removed"
+        else:
+            for key in ("class", "extra_repr", "params"):
+                if a[key] != b[key]:
+                    d.fields.add(key)
+            if [c["out"] for c in a["calls"]] != [c["out"] for c in b["calls"]]:
+                d.fields.add("out")
+            if bool(a["calls"]) != bool(b["calls"]):
+                d.fields.add("called")
+            for k in a["attrs"].keys() | b["attrs"].keys():
+                d.attrs |= _attr_diff(a["attrs"].get(k), b["attrs"].get(k), k)
+        ea, eb = _events(a), _events(b)
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+            None, ea, eb, autojunk=False
+        ).get_opcodes():
+            if tag != "equal":
+                d.changed_events |= {e[1] for e in ea[i1:i2] + eb[j1:j2] if len(e) > 1}
+        if d.changed_events and a is not None and b is not None:
+            d.fields.add("events")
+        if d.tensor_level or d.attrs:
+            deltas[path] = d
+    return deltas
+
+
+@dataclass
+class Truth:
+    """Both ground truths of a pair and their differences, with lookups for the classifier."""
+
+    old: dict[str, Any]
+    new: dict[str, Any]
+    deltas: dict[str, ModuleDelta] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deltas = compare(self.old, self.new)
+        self.paths = self.old["modules"].keys() | self.new["modules"].keys()
+        self.inputs = set(self.old["inputs"]) ^ set(self.new["inputs"])
+        self.sides = (self.old, self.new)
+
+    def delta(self, path: str) -> ModuleDelta:
+        return self.deltas.get(path, ModuleDelta())
+
+    def locate(self, name: str) -> tuple[str, str | None]:
+        """A report name -> (module path, None) or (enclosing module path, op base name)."""
+        if name in ("(root)", ""):
+            return "", None
+        head = name.split(":")[0]
+        if head in self.paths:
+            return head, None
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            scope = ".".join(parts[:cut])
+            if scope in self.paths:
+                return scope, base(".".join(parts[cut:]))
+        return "", base(name)
+
+    def ops(self, path: str) -> set[str]:
+        """The base names of the tensor ops a module calls itself, on either side."""
+        return {
+            e[1] for side in self.sides for e in _events(side["modules"].get(path)) if e[0] == "op"
+        }
+
+    def changed_node(self, name: str) -> bool:
+        """Whether a report node name points at something that differs: an added/removed module
+        (or one inside such), a changed module call, an op among its scope's changed events."""
+        if name in ("(none)", "") or name.startswith("input:"):
+            return False
+        path, op = self.locate(name)
+        if op is not None:
+            return op in self.delta(path).changed_events
+        parent = path.rpartition(".")[0]
+        ancestors = [".".join(path.split(".")[:i]) for i in range(1, path.count(".") + 2)]
+        return path in self.delta(parent).changed_events or any(
+            self.delta(a).presence for a in ancestors
+        )
+
+    def tensor_changes(self) -> list[str]:
+        """Module paths whose tensor-level record differs (outermost added/removed only)."""
+        out = []
+        for path, d in self.deltas.items():
+            parent = path.rpartition(".")[0] if path else None
+            if d.presence and parent is not None and self.delta(parent).presence:
+                continue
+            if d.tensor_level:
+                out.append(path)
+        return out
+
+
+def expand(name: str) -> list[str]:
+    """`blocks.{0..2}.aa` -> `blocks.0.aa`, `blocks.1.aa`, `blocks.2.aa`; `{1,3}` likewise."""
+    found = _GROUP.search(name)
+    if not found:
+        return [name]
+    spec, members = found.group(1), []
+    for part in spec.split(","):
+        lo, dots, hi = part.partition("..")
+        if dots and lo.strip().isdigit() and hi.strip().isdigit():
+            members += [str(i) for i in range(int(lo), int(hi) + 1)]
+        else:
+            members.append(part.strip())
+    return [m for v in members for m in expand(name[: found.start()] + v + name[found.end() :])]
+
+
+def _values(detail: str) -> list[str]:
+    """The node names on either side of `A → B` in a line's detail."""
+    _, _, rest = detail.partition(" ")
+    if rest.startswith(tuple("0123456789")) or detail.startswith(("arg ", "input ")):
+        rest = rest.partition(" ")[2]
+    return [v.strip() for v in rest.split(" → ")]
+
+
+def _label(detail: str) -> str:
+    words = detail.split(" ")
+    return " ".join(words[:2]) if words[0] in ("arg", "input") else words[0]
+
+
+def _worst(kinds: list[str]) -> str:
+    for kind in ("noise", "attribute-only", "true"):
+        if kind in kinds:
+            return kind
+    return "bookkeeping"
+
+
+def classify(line: str, truth: Truth) -> tuple[str, str]:
+    """(kind, why) for one line of the text report."""
+    text = _change(line)
+    if text is None:
+        return "bookkeeping", "states no change of its own"
+    folded = line.strip().startswith("↳ ")  # a consequence: no title column
+    marker, body = text[0], text[2:]
+    if marker == "→":
+        return _classify_move(body, truth)
+    name, _, rest = body.partition("  ")
+    detail = rest.strip() if folded else rest.partition("  ")[2].strip()
+    name = name.split(" ")[0]
+    verdicts = [_classify_one(marker, n, detail, truth) for n in expand(name)]
+    kind = _worst([k for k, _ in verdicts])
+    return kind, next(why for k, why in verdicts if k == kind)
+
+
+def _change(line: str) -> str | None:
+    """A change line with a folded `↳ NAME  DETAIL` made `~ NAME  DETAIL`; None for others."""
+    text = line.strip()
+    if text.startswith("↳ "):
+        text = "~ " + text[2:]
+    return text if text[:2] in _MARKERS and "… and " not in text else None
+
+
+def subjects(line: str) -> list[str]:
+    """The node names a change line is about (groups expanded, both ends of a move)."""
+    text = _change(line)
+    if text is None:
+        return []
+    if text.startswith("→ "):
+        found = _RENAME.match(text[2:])
+        return [found["old"], found["new"]] if found else []
+    return expand(text[2:].partition("  ")[0].split(" ")[0])
+
+
+def missed(lines: list[str], truth: Truth) -> list[str]:
+    """The modules differing in the ground truth that no line points at (itself, something
+    inside it, or an added/removed/moved ancestor)."""
+    located = {truth.locate(n)[0] for line in lines for n in subjects(line)}
+    out = []
+    for path in truth.tensor_changes():
+        inside = path == "" and "" in located
+        inside = inside or any(p == path or p.startswith(f"{path}.") for p in located if path)
+        above = any(path.startswith(f"{p}.") and truth.delta(p).presence for p in located if p)
+        if not (inside or above):
+            out.append(path)
+    return out
+
+
+def _classify_move(body: str, truth: Truth) -> tuple[str, str]:
+    found = _RENAME.match(body)
+    if not found:
+        return "noise", "unparsed move line"
+    olds = [found["old"]]
+    if found["old_end"]:
+        start, end = found["old"].rpartition("."), found["old_end"].rpartition(".")
+        olds = [f"{start[0]}.{i}".lstrip(".") for i in range(int(start[2]), int(end[2]) + 1)]
+    for old in olds:
+        if truth.delta(truth.locate(old)[0]).tensor_level:
+            return "true", f"{old} differs in the ground truth"
+    new = found["new"]
+    if truth.delta(truth.locate(new)[0]).tensor_level:
+        return "true", f"{new} differs in the ground truth"
+    return "noise", f"{olds[0]} / {new}: same modules at both paths in the ground truth"
+
+
+def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[str, str]:
+    if name.startswith("input:") or name == "output":
+        return _classify_io(name, detail, truth)
+    path, op = truth.locate(name)
+    d = truth.delta(path)
+    label = _label(detail) if detail else ""
+    if op is None and not label.startswith("input "):
+        return _classify_module(marker, path, label, d, truth)
+    scope, what = (path, op) if op is not None else (path.rpartition(".")[0], path)
+    changed = truth.delta(scope).changed_events
+    if what in changed:
+        return "true", f"{what} changed in the events of {scope or '(root)'}"
+    if label.startswith("input "):
+        for value in _values(detail):
+            if value.startswith("input:") and value[6:] in truth.inputs:
+                return "attribute-only", f"new/removed optional input {value}"
+            if truth.changed_node(value):
+                return "true", f"producer {value} differs in the ground truth"
+    if op is not None and op not in truth.ops(scope):
+        return "noise", f"scalar plumbing: {op} is no tensor op of {scope or '(root)'}"
+    return "noise", f"{what} unchanged in the events of {scope or '(root)'} ({label or marker})"
+
+
+def _classify_module(
+    marker: str, path: str, label: str, d: ModuleDelta, truth: Truth
+) -> tuple[str, str]:
+    where = path or "(root)"
+    if marker in "+-":
+        ok = d.presence == ("added" if marker == "+" else "removed") or "class" in d.fields
+        return ("true", f"{where} {d.presence}") if ok else ("noise", f"{where} on both sides")
+    checks = {"class": "class", "called": "called", "output": "out"}
+    if label in checks:
+        hit = checks[label] in d.fields
+        return ("true" if hit else "noise"), f"{where} {label} {'differs' if hit else 'same'}"
+    params = {**truth.old["modules"].get(path, {}).get("params", {})}
+    params |= truth.new["modules"].get(path, {}).get("params", {})
+    if label in params:
+        hit = "params" in d.fields
+        return ("true" if hit else "noise"), f"{where}.{label} shape {'differs' if hit else 'same'}"
+    recorded = any(
+        label.split(".")[0] in t["modules"].get(path, {}).get("attrs", {}) for t in truth.sides
+    )
+    if label in d.attrs or not recorded:
+        if d.fields - {"class"}:
+            return "true", f"{where} {'/'.join(sorted(d.fields))} differ"
+        if label in d.attrs:
+            return "attribute-only", f"{where} attribute {label} differs, tensors the same"
+    return "noise", f"{where} {label or 'line'}: no difference in the ground truth"
+
+
+def _classify_io(name: str, detail: str, truth: Truth) -> tuple[str, str]:
+    if name.startswith("input:"):
+        if name[6:] in truth.inputs:
+            return "attribute-only", f"optional forward argument {name[6:]} added/removed"
+        return "noise", f"{name}: same forward argument and example input"
+    if detail.startswith("output "):
+        hit = "out" in truth.delta("").fields
+        return (
+            "true" if hit else "noise"
+        ), f"the model's output {'differs' if hit else 'is the same'}"
+    for value in _values(detail):
+        if truth.changed_node(value):
+            return "true", f"the output now comes from {value}, which differs"
+    return "noise", "the model's output is fed as before"

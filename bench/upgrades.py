@@ -1,0 +1,278 @@
+"""How precise is `nnviz diff` on real library upgrades? Snapshot models under older timm and
+transformers releases and the installed ones, diff each pair, and classify every reported line
+against a ground truth computed without nnviz (bench/groundtruth.py, bench/truthdiff.py).
+
+    python bench/upgrades.py --cache /work/cache --out upgrades      # upgrades.json + .md
+    python bench/upgrades.py --models resnet50,bert --versions timm==1.0.20 transformers==4.57.6
+    python bench/upgrades.py --nnviz /path/to/worktree              # that worktree's nnviz
+
+Older releases are installed once with `pip install --no-deps --target CACHE/LIB-VERSION`
+(transformers 4.x with its own huggingface_hub and tokenizers), the only network use; snapshots
+are cached per nnviz source hash, ground truths per library version. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from truthdiff import KINDS, Truth, classify, missed
+
+HERE = Path(__file__).resolve().parent
+HF_BASE: dict[str, dict[str, Any]] = {
+    "bert": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
+    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 2},
+    "llama": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
+    "t5": {"d_model": 64, "num_layers": 2, "num_heads": 2},
+}
+# The four config edits of the issue (layers, heads, activation, hidden size): `bert+layers`...
+HF_EDITS: dict[str, dict[str, dict[str, Any]]] = {
+    "bert": {
+        "layers": {"num_hidden_layers": 3},
+        "heads": {"num_attention_heads": 4},
+        "activation": {"hidden_act": "relu"},
+        "hidden": {"hidden_size": 128},
+    },
+    "gpt2": {
+        "layers": {"n_layer": 3},
+        "heads": {"n_head": 4},
+        "activation": {"activation_function": "relu"},
+        "hidden": {"n_embd": 128},
+    },
+    "llama": {
+        "layers": {"num_hidden_layers": 3},
+        "heads": {"num_attention_heads": 4, "num_key_value_heads": 4},
+        "activation": {"hidden_act": "gelu"},
+        "hidden": {"hidden_size": 128},
+    },
+    "t5": {
+        "layers": {"num_layers": 3, "num_decoder_layers": 3},
+        "heads": {"num_heads": 4},
+        "activation": {"feed_forward_proj": "gated-gelu"},
+        "hidden": {"d_model": 128},
+    },
+}
+
+
+def library(model: str) -> str:
+    """The library a model name comes from: `transformers` for bert/gpt2/llama/t5 (and their
+    edits, `bert+layers`), else `timm`."""
+    return "transformers" if model.partition("+")[0] in HF_BASE else "timm"
+
+
+TIMM_MODELS = [
+    "vit_base_patch16_224",
+    "resnet50",
+    "convnext_tiny",
+    "efficientnet_b0",
+    "swin_tiny_patch4_window7_224",
+    "mobilenetv3_large_100",
+    "deit_small_patch16_224",
+    "regnety_016",
+    "densenet121",
+    "levit_128",
+]
+MODELS = [*TIMM_MODELS, *HF_BASE]
+VERSIONS = ["timm==0.9.16", "timm==1.0.9", "timm==1.0.20", "transformers==4.57.6"]
+# transformers 4.x cannot import the installed huggingface_hub/tokenizers: pin its own.
+COMPANIONS = {"transformers": {"4": ["huggingface_hub==0.36.0", "tokenizers==0.22.1"]}}
+CURRENT = "current"
+
+
+def install(cache: Path, lib: str, version: str) -> Path:
+    """CACHE/LIB-VERSION holding that release (installed once, atomically)."""
+    target = cache / f"{lib}-{version}"
+    if target.exists():
+        return target
+    extra = COMPANIONS.get(lib, {}).get(version.split(".")[0], [])
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{lib}-{version}-"))
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp)]
+    subprocess.run([*pip, f"{lib}=={version}", *extra], check=True)
+    tmp.rename(target)
+    return target
+
+
+# Sources that only compare or present snapshots: a change there reuses the cached snapshots.
+_NOT_TRACING = ("diff", "matching", "report", "driftreport", "cli", "render", "fs", "errors")
+
+
+def nnviz_hash(root: Path) -> str:
+    """A hash of the nnviz sources under `root` that can change a snapshot (everything but the
+    differ, the renderers and the CLI): snapshots are cached per hash."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "nnviz").rglob("*")):
+        rel = path.relative_to(root / "nnviz")
+        if rel.parts[0].startswith(_NOT_TRACING) or path.suffix not in (".py", ".json"):
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_worker(side: Path, snaps: Path, models: list[str], pythonpath: list[Path]) -> None:
+    """Snapshot and ground-truth `models` in one subprocess with `pythonpath` first."""
+    side.mkdir(parents=True, exist_ok=True)
+    snaps.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, pythonpath))}
+    cmd = [sys.executable, str(HERE / "groundtruth.py"), str(side), *models]
+    proc = subprocess.run(
+        [*cmd, "--snapshots", str(snaps)], env=env, text=True, capture_output=True
+    )
+    print(proc.stdout.strip(), proc.stderr.strip()[-2000:] if proc.returncode else "", sep="\n")
+
+
+def collect(args: argparse.Namespace, nnviz_dir: Path) -> dict[tuple[str, str], tuple[Path, Path]]:
+    """Run the workers that are missing a snapshot or a ground truth; (lib, version) -> folder."""
+    cache, key = Path(args.cache), nnviz_hash(nnviz_dir)
+    sides: dict[tuple[str, str], Path | None] = {
+        (lib, CURRENT): None for lib in sorted({library(m) for m in args.models})
+    }
+    for spec in args.versions:
+        lib, _, version = spec.partition("==")
+        if any(library(m) == lib for m in args.models):
+            sides[(lib, version)] = install(cache, lib, version)
+    folders, jobs = {}, []
+    for (lib, version), libdir in sides.items():
+        label = version if libdir else metadata.version(lib)
+        truth = cache / "truth" / f"{lib}-{label}"
+        snaps = cache / "snapshots" / key / f"{lib}-{label}"
+        models = [m for m in args.models if library(m) == lib and "+" not in m]
+        if libdir is None and lib == "transformers":  # config edits: current release only
+            models += [f"{m}+{e}" for m in models for e in HF_EDITS[m]]
+        todo = [m for m in models if not (snaps / f"{m}.json").exists()]
+        if todo:
+            print(f"-- {lib} {label}: {len(todo)} model(s) to snapshot", flush=True)
+            jobs.append((truth, snaps, todo, [p for p in (libdir, nnviz_dir) if p]))
+        folders[(lib, version)] = truth, snaps
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(lambda job: run_worker(*job), jobs))
+    return folders
+
+
+def nnviz_diff(old: Path, new: Path, nnviz_dir: Path) -> tuple[str, int]:
+    env = {**os.environ, "PYTHONPATH": str(nnviz_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnviz", "diff", str(old), str(new)],
+        env=env,
+        text=True,
+        capture_output=True,
+    )
+    return proc.stdout + (proc.stderr if proc.returncode == 2 else ""), proc.returncode
+
+
+def measure(name: str, old: tuple[Path, Path], new: tuple[Path, Path], nnviz_dir: Path) -> dict:
+    """One pair: nnviz's report, its exit code, each line classified, the ground truth's verdict."""
+    a, b = old[1].parent.name + "/" + old[1].name, new[1].parent.name + "/" + new[1].name
+    if not (old[1].exists() and new[1].exists()):
+        return {"pair": name, "error": f"missing snapshot {a} or {b}"}
+    text, code = nnviz_diff(old[1], new[1], nnviz_dir)
+    truth = Truth(*(json.loads(p[0].read_text()) for p in (old, new)))
+    lines = [line for line in text.splitlines() if line.strip()]
+    classified = [(line, *classify(line, truth)) for line in lines]
+    counts = {k: sum(1 for _, kind, _ in classified if kind == k) for k in KINDS}
+    changes = truth.tensor_changes()
+    return {
+        "pair": name,
+        "lines": len(lines),
+        "exit": code,
+        "expected_exit": 1 if changes else 0,
+        "truth_changes": changes,
+        "missed": missed(lines, truth),
+        **counts,
+        "text": text,
+        "classified": [{"line": ln, "kind": k, "why": w} for ln, k, w in classified],
+    }
+
+
+def pairs(args: argparse.Namespace, folders: dict) -> list[tuple[str, tuple, tuple]]:
+    out = []
+    for model in args.models:
+        lib = library(model)
+
+        def at(version: str, m: str = model, lib: str = lib) -> tuple[Path, Path]:
+            truth, snaps = folders[(lib, version)]
+            return truth / f"{m}.json", snaps / f"{m}.json"
+
+        for spec in args.versions:
+            old_lib, _, version = spec.partition("==")
+            if old_lib == lib:
+                pair = f"{model} {lib} {version} → {metadata.version(lib)}"
+                out.append((pair, at(version), at(CURRENT)))
+        if lib == "transformers":
+            for edit in HF_EDITS[model]:
+                out.append((f"{model} edit: {edit}", at(CURRENT), at(CURRENT, f"{model}+{edit}")))
+    return out
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The table; a wrong exit code is **bold**, `missed` counts unreported real changes."""
+    rows = [
+        f"| pair | lines | exit (expected) | {' | '.join(KINDS)} | missed |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ok = [r for r in results if "error" not in r]
+    for r in results:
+        if "error" in r:
+            rows.append(f"| {r['pair']} | error: {r['error']} | | | | | | |")
+            continue
+        code = f"{r['exit']} ({r['expected_exit']})"
+        code = code if r["exit"] == r["expected_exit"] else f"**{code}**"
+        cells = [str(r["lines"]), code, *(str(r[k]) for k in KINDS), str(len(r["missed"]))]
+        rows.append(f"| {r['pair']} | {' | '.join(cells)} |")
+    total = {k: sum(r[k] for r in ok) for k in (*KINDS, "lines")}
+    wrong = sum(1 for r in ok if r["exit"] != r["expected_exit"])
+    cells = [str(total["lines"]), f"{wrong} wrong", *(str(total[k]) for k in KINDS)]
+    rows.append(
+        f"| **total** ({len(ok)} pairs) | {' | '.join(cells)} | "
+        f"{sum(len(r['missed']) for r in ok)} |"
+    )
+    return "\n".join(rows) + "\n"
+
+
+def edit_reports(results: list[dict[str, Any]]) -> str:
+    """Each config edit's `nnviz diff` text, for a reviewer to read."""
+    edits = [f"### {r['pair']}\n\n```\n{r['text']}```\n" for r in results if " edit: " in r["pair"]]
+    return "\n## Config edits\n\n" + "\n".join(edits) if edits else ""
+
+
+def write(path: Path, text: str) -> None:
+    """Write atomically: a failed run leaves no half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated model names")
+    parser.add_argument("--versions", nargs="+", default=VERSIONS, help="older releases, lib==X")
+    parser.add_argument("--nnviz", default=str(HERE.parent), help="PYTHONPATH dir of the nnviz")
+    parser.add_argument("--cache", default=os.environ.get("NNVIZ_BENCH_CACHE", "/work/cache"))
+    parser.add_argument("--jobs", type=int, default=1, help="releases snapshotted at once")
+    parser.add_argument("--out", help="write OUT.json (every line classified) and OUT.md")
+    args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    nnviz_dir = Path(args.nnviz).resolve()
+    Path(args.cache).mkdir(parents=True, exist_ok=True)
+    folders = collect(args, nnviz_dir)
+    results = [measure(name, old, new, nnviz_dir) for name, old, new in pairs(args, folders)]
+    table = markdown(results)
+    print(table)
+    if args.out:
+        doc = {"nnviz": str(nnviz_dir), "nnviz_hash": nnviz_hash(nnviz_dir), "results": results}
+        write(Path(f"{args.out}.json"), json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        write(Path(f"{args.out}.md"), table + edit_reports(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
