@@ -119,16 +119,19 @@ def diff(
     new: Graph | str | Path,
     *,
     ignore: tuple[str, ...] | list[str] = (),
+    strict: bool = False,
 ) -> GraphDiff:
     """Compare two architectures: Graphs, snapshot paths or MODEL specs (traced as `trace` does).
 
     `ignore` drops change fields (`spec`, `inputs`, `hparams.eps` or just `eps`, ...). The result
-    is falsy when identical; see `nnviz.diff.GraphDiff` and docs/diff-format.md.
+    is falsy when nothing drifted: differences that are information only (scalar shape
+    arithmetic, a container's attribute that changes nothing below it) count only with
+    `strict`; see `nnviz.diff.GraphDiff` and docs/diff-format.md.
     """
     from nnviz.diff import diff as _diff
 
     graphs = [g if isinstance(g, Graph) else trace(g) for g in (old, new)]
-    return _diff(graphs[0], graphs[1], ignore=tuple(ignore))
+    return _diff(graphs[0], graphs[1], ignore=tuple(ignore), strict=strict)
 
 
 def draw(

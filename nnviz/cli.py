@@ -285,6 +285,12 @@ class _errors:
     help="Trace MODEL arguments with this input (as for drawing) so that shapes are compared "
     "too, e.g. -i default. Snapshots keep what they were traced with.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Count information as drift too: scalar shape arithmetic and container attributes "
+    "that change nothing below them (listed apart, exit 0 without --strict).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
 @click.pass_context
 def diff_command(
@@ -296,6 +302,7 @@ def diff_command(
     context: int,
     ignore: tuple[str, ...],
     inputs: str | None,
+    strict: bool,
     quiet: bool,
 ) -> None:
     """Compare two architectures and print what changed; exit 0 if identical, 1 if not.
@@ -324,7 +331,7 @@ def diff_command(
                 "differences in scalar arithmetic may come from the tracers",
                 err=True,
             )
-        result = nnviz.diff(graphs[0], graphs[1], ignore=ignore)
+        result = nnviz.diff(graphs[0], graphs[1], ignore=ignore, strict=strict)
         if out:
             _progress(quiet, f"wrote {nnviz.draw(result, out, context=context)}")
         if not quiet:

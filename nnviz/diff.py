@@ -26,7 +26,9 @@ from nnviz.matching import Matching, match
 from nnviz.values import Value
 
 FORMAT = "nnviz-diff"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+"""Document versions the renderings read (version 1 has no `info`: every change is drift)."""
 Status = Literal["added", "removed", "changed", "renamed", "unchanged"]
 STATUSES: tuple[Status, ...] = ("changed", "added", "removed", "renamed", "unchanged")
 
@@ -49,6 +51,11 @@ class Change:
     new: Value
     cause: str | None = None
     """Name of the entry whose change this one merely follows; None for a root cause."""
+    info: str | None = None
+    """Why this change is not drift, when it is not: `plumbing` (scalar shape arithmetic),
+    `attribute` (a container's attribute that changes nothing below it); None for drift."""
+    note: str | None = None
+    """A short explanation shown after the change (`a subclass; same settings`)."""
 
     @property
     def propagated(self) -> bool:
@@ -63,6 +70,10 @@ class Change:
         if self.cause is not None:
             doc["propagated"] = True
             doc["cause"] = self.cause
+        if self.info is not None:
+            doc["info"] = self.info
+        if self.note is not None:
+            doc["note"] = self.note
         return doc
 
 
@@ -88,11 +99,18 @@ class NodeDiff:
     """Whether the entry is a data-flow node (else a module-tree entry only, e.g. a container)."""
     old_name: str | None
     """The name on the old side (None when added)."""
+    info: str | None = None
+    """Why this entry's difference is not drift (`plumbing`, `attribute`), or None."""
 
     @property
     def propagated(self) -> bool:
         """Whether every change of this entry is only the consequence of another one."""
         return bool(self.changes) and all(c.propagated for c in self.changes.values())
+
+    @property
+    def drifted(self) -> bool:
+        """Whether this entry differs in the architecture (not only in information)."""
+        return self.status != "unchanged" and self.info is None
 
     def to_json(self) -> dict[str, Value]:
         return {
@@ -106,6 +124,7 @@ class NodeDiff:
             "op": self.op,
             "params": self.params,
             "flow": self.flow,
+            **({"info": self.info} if self.info is not None else {}),
         }
 
 
@@ -131,11 +150,16 @@ class GraphDiff:
     edges: tuple[EdgeDiff, ...]
     matching: Matching
     ignore: tuple[str, ...] = ()
+    strict: bool = False
+    """Whether information (scalar plumbing, attribute-only changes) counts as drift."""
 
     @property
     def identical(self) -> bool:
-        """True when no entry changed."""
-        return all(e.status == "unchanged" for e in self.entries)
+        """True when nothing drifted: no entry changed, or (unless `strict`) every difference is
+        information only (scalar plumbing, a container attribute that changes nothing below)."""
+        if self.strict:
+            return all(e.status == "unchanged" for e in self.entries)
+        return not any(e.drifted for e in self.entries)
 
     def __bool__(self) -> bool:
         """True when the architectures differ."""
@@ -159,6 +183,11 @@ class GraphDiff:
         for e in self.entries:
             counts[e.status] += 1
         counts["propagated"] = sum(1 for e in self.entries if e.propagated)
+        info: dict[str, int] = {}
+        for e in self.entries:
+            for kind in _info_kinds(e):
+                info[kind] = info.get(kind, 0) + 1
+        counts["info"] = info
         counts["nodes"] = {"old": len(self.old), "new": len(self.new)}
         old_p, new_p = self.old.total_params, self.new.total_params
         counts["params"] = {"old": old_p, "new": new_p, "delta": new_p - old_p}
@@ -170,6 +199,7 @@ class GraphDiff:
             "format": FORMAT,
             "version": VERSION,
             "identical": self.identical,
+            "strict": self.strict,
             "summary": self.summary,
             "old": _side(self.old),
             "new": _side(self.new),
@@ -201,14 +231,24 @@ def _side(graph: Graph) -> dict[str, Any]:
     }
 
 
-def diff(old: Graph, new: Graph, ignore: tuple[str, ...] | list[str] = ()) -> GraphDiff:
+def _info_kinds(e: NodeDiff) -> list[str]:
+    """The kinds of information-only differences an entry has (each counted once)."""
+    if e.info is not None:
+        return [e.info]
+    return list(dict.fromkeys(c.info for c in e.changes.values() if c.info is not None))
+
+
+def diff(
+    old: Graph, new: Graph, ignore: tuple[str, ...] | list[str] = (), strict: bool = False
+) -> GraphDiff:
     """Compare two graphs. `ignore` names change fields to drop: a whole field (`spec`,
-    `inputs`, `hparams`) or one of its keys (`hparams.eps`, or just `eps`)."""
+    `inputs`, `hparams`) or one of its keys (`hparams.eps`, or just `eps`). With `strict`,
+    information-only differences (scalar plumbing, attribute-only changes) count as drift."""
     from nnviz.diffbuild import build  # diffbuild builds this module's values: import it late
 
     matching = match(old, new)
     entries, edges = build(old, new, matching, tuple(ignore))
-    return GraphDiff(old, new, entries, edges, matching, tuple(ignore))
+    return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict)
 
 
 def module_changes(a: Module, b: Module) -> dict[str, Change]:

@@ -6,7 +6,7 @@ module depth for the ancestor walks); nothing iterates a set for output order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nnviz.diff import (
@@ -23,6 +23,7 @@ from nnviz.diff import (
 )
 from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
 from nnviz.matching import Matching
+from nnviz.plumbing import classify_slots, scalar_nodes, slot_values
 
 _FLOW_LAST = 10_000
 
@@ -40,6 +41,7 @@ class _Entry:
     path: str | None = None
     changes: dict[str, Change] = field(default_factory=dict)
     key: tuple[Any, ...] = ()
+    info: str | None = None
 
     @property
     def status(self) -> Status:
@@ -49,7 +51,25 @@ class _Entry:
             return "removed"
         if self.changes:
             return "changed"
-        return "renamed" if self.old_name != self.new_name else "unchanged"
+        if self.old_name == self.new_name or self.calls_op:
+            return "unchanged"  # a call's id is a counter in its scope, not its identity
+        return "renamed"
+
+    @property
+    def calls_op(self) -> bool:
+        """Whether both sides are function or method calls."""
+        return (
+            self.old_node is not None
+            and self.new_node is not None
+            and self.old_node.kind in ("function", "method")
+            and self.new_node.kind in ("function", "method")
+        )
+
+    @property
+    def drifts(self) -> bool:
+        if self.status in ("added", "removed"):
+            return self.info is None
+        return self.status == "renamed" or any(c.info is None for c in self.changes.values())
 
     @property
     def module(self) -> Module | None:
@@ -72,6 +92,7 @@ def build(
     specs = old.traced_with_data and new.traced_with_data
     old_edges, new_edges = old.edges, new.edges
     old_inputs, new_inputs = _inputs(old_edges, node_name_old), _inputs(new_edges, None)
+    plumbing = _Plumbing(old, new, _inputs(old_edges, None), new_inputs)
     for e in entries:
         if e.old_module is not None and e.new_module is not None:
             e.changes.update(module_changes(e.old_module, e.new_module))
@@ -82,11 +103,13 @@ def build(
                 e.changes.update(_input_changes(a, b))
         elif e.old_module is not None and e.new_module is not None and (e.old_node or e.new_node):
             e.changes["called"] = Change(e.old_node is not None, e.new_node is not None)
+        plumbing.classify(e)
         for key in [k for k in e.changes if ignored(k, ignore)]:
             del e.changes[key]
     _order(entries, old_nodes, new_nodes, new, m, by_name)
     entries.sort(key=lambda e: e.key)
     _mark_causes(entries, by_name, new)
+    _mark_attributes(entries, by_name, _containers(new, new_nodes))
     nodes = tuple(_freeze(e) for e in entries)
     return nodes, _edges(old_edges, new_edges, node_name_old)
 
@@ -166,6 +189,77 @@ def _inputs(edges: list[Edge], rename: dict[str, str] | None) -> dict[str, dict[
     return out
 
 
+class _Plumbing:
+    """Marks scalar plumbing (see `nnviz.plumbing`): a scalar call's differences are
+    information; a tensor op compares the scalar slots by value."""
+
+    def __init__(
+        self,
+        old: Graph,
+        new: Graph,
+        old_inputs: dict[str, dict[str, str]],
+        new_inputs: dict[str, dict[str, str]],
+    ) -> None:
+        self.old, self.new = old, new
+        self.old_inputs, self.new_inputs = old_inputs, new_inputs
+        self.old_scalars, self.new_scalars = scalar_nodes(old), scalar_nodes(new)
+
+    def classify(self, e: _Entry) -> None:
+        a, b = e.old_node, e.new_node
+        scalar_a = a is not None and a.id in self.old_scalars
+        scalar_b = b is not None and b.id in self.new_scalars
+        if (a is None or scalar_a) and (b is None or scalar_b) and (scalar_a or scalar_b):
+            e.info = "plumbing"
+            for key, change in e.changes.items():
+                e.changes[key] = replace(change, info="plumbing")
+        elif a is not None and b is not None and not scalar_a and not scalar_b and e.changes:
+            classify_slots(
+                e.changes,
+                slot_values(a, self.old_inputs.get(a.id, {}), self.old, self.old_scalars),
+                slot_values(b, self.new_inputs.get(b.id, {}), self.new, self.new_scalars),
+            )
+
+
+def _containers(graph: Graph, nodes: list[Node]) -> set[str]:
+    """Module paths traced through: with children, or the scope of some call."""
+    return {p for p in graph.modules if graph.children(p)} | {n.scope for n in nodes}
+
+
+def _mark_attributes(
+    entries: list[_Entry], by_name: dict[str, _Entry], containers: set[str]
+) -> None:
+    """A traced-through container's hyperparameter changes are information (`attribute`) when
+    nothing at or below it drifts: its ops, wiring, shapes and parameters say the same (a leaf,
+    even one never called, is its hyperparameters)."""
+    drifting: set[str] = set()
+    for e in entries:
+        if not e.drifts or _attributes_only(e, containers):
+            continue
+        home = e.scope if e.module is None else e.name
+        while home in by_name and home not in drifting:
+            drifting.add(home)
+            if home == "":
+                break
+            home = by_name[home].scope
+    for e in entries:
+        if _attributes_only(e, containers) and e.name not in drifting:
+            for key, change in e.changes.items():
+                e.changes[key] = replace(change, info="attribute")
+
+
+def _attributes_only(e: _Entry, containers: set[str]) -> bool:
+    """A container (called on neither side) whose only changes are hyperparameters."""
+    return (
+        e.name in containers
+        and e.old_module is not None
+        and e.new_module is not None
+        and e.old_node is None
+        and e.new_node is None
+        and bool(e.changes)
+        and all(k.startswith("hparams.") for k in e.changes)
+    )
+
+
 def _input_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, Change]:
     keys = sorted({*a, *b}, key=lambda s: (len(s.split(".")[0]), s))
     return {
@@ -234,6 +328,8 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
         for key, change in list(e.changes.items()) if e.changes else ():
             if not key.startswith("inputs."):
                 continue
+            if change.info is not None:
+                continue
             for end in (change.old, change.new):
                 other = by_name.get(end) if isinstance(end, str) else None
                 if other is None:
@@ -283,6 +379,9 @@ def _freeze(e: _Entry) -> NodeDiff:
     renamed = (
         e.old_name if e.old_name is not None and e.new_name not in (None, e.old_name) else None
     )
+    info = e.info if e.status != "unchanged" else None
+    if info is None and e.changes and all(c.info is not None for c in e.changes.values()):
+        info = next(c.info for c in e.changes.values())
     return NodeDiff(
         name=e.name,
         kind=kind,
@@ -295,6 +394,7 @@ def _freeze(e: _Entry) -> NodeDiff:
         params=module.params if module is not None else None,
         flow=node is not None,
         old_name=e.old_name,
+        info=info,
     )
 
 

@@ -24,6 +24,7 @@ Everything is deterministic: candidates are always visited in graph order.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Iterator
@@ -66,6 +67,11 @@ class _Side:
         self.nodes = graph.nodes
         self.by_id = {node.id: node for node in self.nodes}  # dict lookups beat networkx views
         self.order = {node.id: i for i, node in enumerate(self.nodes)}
+        self.inputs: dict[str, dict[str, str]] = {}
+        for edge in graph.edges:
+            slots = self.inputs.setdefault(edge.target, {})
+            for slot in edge.slots:
+                slots[slot] = edge.source
         self.calls: dict[str, list[str]] = {}
         self.scoped: dict[str, list[str]] = {}
         for node in self.nodes:
@@ -163,7 +169,7 @@ def match(old: Graph, new: Graph) -> Matching:
             m.pair_modules(path, path)
     for node in a.nodes:
         twin = b.by_id.get(node.id)
-        same = twin is not None and _same_op(node, twin)
+        same = twin is not None and _same_op(node, twin) and node.kind not in _FLOW_OPS
         if same and (node.kind != "module" or node.module in m.modules):
             m.pair_nodes(node.id, node.id)
     # 2. top-down by structural digest
@@ -175,9 +181,14 @@ def match(old: Graph, new: Graph) -> Matching:
     # 4. bottom-up containers by the share of matched descendants
     _match_containers(m, a, b)
     _follow_modules(m, a, b)
-    # 3. (continued) nodes by id, whatever the op, unless they call modules paired otherwise
+    # calls within paired scopes: by op and matched producers, then by op in order
+    _align_calls(m, a, b)
+    _align_leftovers(m, a, b)
+    # 3. (continued) inputs, outputs and module calls by id, unless paired otherwise
     for node in a.nodes:
         if node.id in m.nodes or node.id not in b.by_id or node.id in m.nodes_back:
+            continue
+        if node.kind in _FLOW_OPS or b.by_id[node.id].kind in _FLOW_OPS:
             continue
         twin = b.by_id[node.id]
         kinds = {node.kind, twin.kind}
@@ -367,18 +378,59 @@ def _follow_modules(m: Matching, a: _Side, b: _Side) -> None:
     for p, q in list(m.modules.items()):
         for i, j in zip(a.calls.get(p, ()), b.calls.get(q, ()), strict=False):
             m.pair_nodes(i, j)
-        if p == q:
+
+
+def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
+    """Function and method calls pair by what they are and where their data comes from, never
+    by the counter in their ids: in new trace order (producers first), a call takes the
+    unmatched old call of the same op, in the counterpart of its scope, that reads the most of
+    its inputs' counterparts in the same argument slots; equal constants break ties, then old
+    trace order. One inserted call thus leaves its neighbours' pairs alone."""
+    for node in b.nodes:
+        if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
             continue
-        new_ids = set(b.scoped.get(q, ()))
-        for i in a.scoped.get(p, ()):
-            j = _rescope(i, p, q)
-            if j in new_ids:
-                m.pair_nodes(i, j)
+        scope = m.modules_back.get(node.scope)
+        if scope is None:
+            continue
+        wanted = {
+            slot: m.nodes_back[src]
+            for slot, src in b.inputs.get(node.id, {}).items()
+            if src in m.nodes_back
+        }
+        best, best_score = None, (0, False, 0)
+        for src in dict.fromkeys(wanted.values()):
+            for cand in a.graph.nx.succ[src]:
+                other = a.by_id[cand]
+                if cand in m.nodes or other.op != node.op or other.scope != scope:
+                    continue
+                if other.kind != node.kind:
+                    continue
+                slots = a.inputs.get(cand, {})
+                agree = sum(1 for slot, s in wanted.items() if slots.get(slot) == s)
+                score = (agree, other.args == node.args, -a.order[cand])
+                if score > best_score:
+                    best, best_score = cand, score
+        if best is not None:
+            m.pair_nodes(best, node.id)
 
 
-def _rescope(node_id: str, old_scope: str, new_scope: str) -> str:
-    rest = node_id[len(old_scope) + 1 :] if old_scope else node_id
-    return f"{new_scope}.{rest}" if new_scope else rest
+def _align_leftovers(m: Matching, a: _Side, b: _Side) -> None:
+    """Calls still unpaired in a pair of scopes (their producers changed too) pair by op along
+    the longest common subsequence of the two scopes' remaining calls."""
+    for q, new_ids in b.scoped.items():
+        p = m.modules_back.get(q)
+        if p is None:
+            continue
+        olds = [i for i in a.scoped.get(p, ()) if i not in m.nodes]
+        news = [j for j in new_ids if j not in m.nodes_back]
+        if not olds or not news:
+            continue
+        ops_a = [f"{a.by_id[i].kind}:{a.by_id[i].op}" for i in olds]
+        ops_b = [f"{b.by_id[j].kind}:{b.by_id[j].op}" for j in news]
+        blocks = difflib.SequenceMatcher(None, ops_a, ops_b, autojunk=False).get_matching_blocks()
+        for block in blocks:
+            for k in range(block.size):
+                m.pair_nodes(olds[block.a + k], news[block.b + k])
 
 
 def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:

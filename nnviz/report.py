@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nnviz.diff import FORMAT, VERSION, fold_root
+from nnviz.diff import FORMAT, READS, fold_root
 from nnviz.errors import NNVizError
 from nnviz.graph import parent_path
 from nnviz.values import format_value
@@ -149,10 +149,11 @@ def _rename_line(e: Mapping[str, Any]) -> str:
 def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
     """The changelog's entry lines, the count of printed items per status, propagated count."""
     index = _Index(doc)
+    hide = not doc.get("strict")  # information is listed apart unless it counts as drift
     followers: dict[str, list[str]] = {}
     for e in index.entries:
         for key, change in e.get("changes", {}).items():
-            if change.get("propagated"):
+            if change.get("propagated") and not (hide and change.get("info")):
                 line = f"    ↳ {_display(e['name'])}  {describe(key, change)}"
                 followers.setdefault(change.get("cause", ""), []).append(line)
     lines: list[str] = []
@@ -160,9 +161,13 @@ def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
     printed: set[str] = set()
     for e in index.entries:
         status, name = e["status"], e["name"]
-        if status == "unchanged" or index.folded(e):
+        if status == "unchanged" or (hide and e.get("info")) or index.folded(e):
             continue
-        roots = {k: c for k, c in e.get("changes", {}).items() if not c.get("propagated")}
+        roots = {
+            k: c
+            for k, c in e.get("changes", {}).items()
+            if not c.get("propagated") and not (hide and c.get("info"))
+        }
         head = f"{_display(name)}  {_title(e)}"
         own: list[str] = []
         if status in ("added", "removed"):
@@ -236,6 +241,35 @@ def _fold_shifts(lines: list[str]) -> list[str]:
     return out
 
 
+_INFO_NAMES = {"attribute": "attribute-only change", "plumbing": "scalar-plumbing change"}
+_MAX_INFO_LINES = 10
+
+
+def _info_lines(doc: Doc) -> list[str]:
+    """Differences that are not drift, apart: a count per kind, then the attribute-only
+    changes themselves (scalar plumbing is only counted)."""
+    counts: dict[str, int] = {}
+    shown: list[str] = []
+    for e in doc.get("nodes", ()):
+        kinds = [e["info"]] if e.get("info") else []
+        for key, change in e.get("changes", {}).items():
+            if change.get("info"):
+                kinds.append(change["info"])
+                if change["info"] == "attribute":
+                    shown.append(f"  ~ {_display(e['name'])}  {_title(e)}  {describe(key, change)}")
+        for kind in dict.fromkeys(kinds):
+            counts[kind] = counts.get(kind, 0) + 1
+    if not counts or doc.get("strict"):
+        return []
+    parts = [
+        f"{n} {_INFO_NAMES.get(kind, kind)}{'s' if n != 1 else ''}" for kind, n in counts.items()
+    ]
+    strict = " (counted with --strict)"
+    if len(shown) > _MAX_INFO_LINES:
+        shown = [*shown[: _MAX_INFO_LINES - 1], f"  … and {len(shown) - _MAX_INFO_LINES + 1} more"]
+    return [f"not drift{strict}: " + ", ".join(parts), *shown]
+
+
 def _only_propagated(e: Mapping[str, Any]) -> bool:
     changes = e.get("changes") or {}
     return bool(changes) and all(c.get("propagated") for c in changes.values())
@@ -278,9 +312,10 @@ def checked(doc: Doc) -> Doc:
     if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
         raise NNVizError(f'not an nnviz diff document (no "format": "{FORMAT}")')
     version = doc.get("version")
-    if version != VERSION:
+    if version not in READS:
         raise NNVizError(
-            f"diff document version {version!r} is not supported (this nnviz reads {VERSION})"
+            f"diff document version {version!r} is not supported (this nnviz reads "
+            f"{', '.join(map(str, READS))})"
         )
     return _visible(doc)  # type: ignore[no-any-return]
 
@@ -301,10 +336,11 @@ def _visible(value: Any) -> Any:
 def changelog(doc: Doc) -> str:
     """The review changelog of a diff document, ending with a newline."""
     doc = checked(doc)
+    info = _info_lines(doc)
     if doc.get("identical"):
-        return _identical(doc) + "\n"
+        return "\n".join([_identical(doc), *info]) + "\n"
     lines, counts, propagated = _groups(doc)
-    return "\n".join([*lines, _totals(counts, propagated, doc)]) + "\n"
+    return "\n".join([*lines, _totals(counts, propagated, doc), *info]) + "\n"
 
 
 _ANSI = {"+": "32", "-": "31", "~": "33", "→": "34", " ": "2"}
@@ -325,8 +361,10 @@ def markdown(doc: Doc) -> str:
     doc = checked(doc)
     old, new = doc.get("old", {}), doc.get("new", {})
     title = f"### nnviz diff: `{old.get('name', 'old')}` → `{new.get('name', 'new')}`"
+    info = [line.replace("```", "'''") for line in _info_lines(doc)]
     if doc.get("identical"):
-        return f"{title}\n\n{_identical(doc).capitalize()}.\n"
+        extra = "\n\n```diff\n" + "\n".join(info) + "\n```" if info else ""
+        return f"{title}\n\n{_identical(doc).capitalize()}.{extra}\n"
     lines, counts, propagated = _groups(doc)
     table = ["| | |", "| --- | ---: |"]
     table += [f"| {status} | {n} |" for status, n in counts.items()]
@@ -341,6 +379,7 @@ def markdown(doc: Doc) -> str:
             break
         body.append(line.replace("```", "'''"))
     body.append(_totals(counts, propagated, doc))
+    body.extend(info)
     parts = [title, "\n".join(table), "```diff\n" + "\n".join(body) + "\n```"]
     chart, boxes = mermaid(doc), 100
     while len(chart) > _MAX_MERMAID_CHARS and boxes > 5:

@@ -70,7 +70,7 @@ def test_json_format_is_the_documented_document(snapshots: tuple[Path, Path]) ->
     result = run_nnviz("diff", str(a), str(b), "--format", "json")
     assert result.returncode == 1, result.stderr
     doc = json.loads(result.stdout)
-    assert (doc["format"], doc["version"], doc["identical"]) == ("nnviz-diff", 1, False)
+    assert (doc["format"], doc["version"], doc["identical"]) == ("nnviz-diff", 2, False)
     (fc,) = [n for n in doc["nodes"] if n["status"] != "unchanged"]
     assert fc == {
         "name": "fc",

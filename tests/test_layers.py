@@ -19,6 +19,7 @@ FLOORS = {
     "nnviz.transform": 2,
     "nnviz.matching": 2,
     "nnviz.diffbuild": 2,
+    "nnviz.plumbing": 2,
     "nnviz.diff": 2,
     "nnviz.report": 3,
     "nnviz.driftreport": 3,

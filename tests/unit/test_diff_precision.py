@@ -1,0 +1,118 @@
+"""Diff precision on small self-written models: each cause of noise in real upgrades (issue 12),
+pinned on a tiny `nn.Module` pair that differs the way a library upgrade does."""
+
+from __future__ import annotations
+
+from textwrap import dedent
+
+import torch
+from torch import nn
+
+import nnviz
+from nnviz.graph import Graph
+
+
+def trace(model: nn.Module, inputs: str | None = None) -> Graph:
+    return nnviz.trace(model, name="m", inputs=inputs)
+
+
+def text(old: Graph, new: Graph, strict: bool = False) -> str:
+    return nnviz.diff(old, new, strict=strict).to_text()
+
+
+# --- 1. calls are aligned by what they are and what feeds them, not by their id's counter ---
+
+
+def attention(reads: int, combine: str = "mul", width: int | None = None) -> nn.Module:
+    """One attention-like block as two library versions write it (same class name): reading
+    `reads` sizes from the input's shape, so the later `getitem` ids shift with `reads`."""
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qk = nn.Linear(16, 32)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if reads == 3:
+                b, n, c = x.shape
+            else:
+                b, n, c = x.shape[0], x.shape[1], 16
+            parts = self.qk(x).reshape(b, n, 2, c).unbind(2)
+            out = parts[0] * parts[1] if combine == "mul" else parts[0] + parts[1]
+            return out.reshape(b, n, c) if width is None else out.reshape(b, n * 16 // width, width)
+
+    return Attention()
+
+
+def test_one_fewer_size_read_renumbers_no_neighbour() -> None:
+    result = nnviz.diff(trace(attention(3), "tensor1x4x16"), trace(attention(2), "tensor1x4x16"))
+    assert result.identical
+    assert result.to_text() == dedent("""\
+        identical: no architecture changes (13 nodes, 544 params)
+        not drift (counted with --strict): 3 scalar-plumbing changes
+        """)
+
+
+def test_a_real_change_beside_renumbered_calls_is_the_only_line() -> None:
+    assert text(trace(attention(3)), trace(attention(2, "add"))) == dedent("""\
+        ~ add  operator.add  op operator.mul → operator.add
+        1 changed · params 544 → 544 (+0)
+        not drift (counted with --strict): 5 scalar-plumbing changes
+        """)
+
+
+# --- 2. scalar plumbing is not architecture; scalar arguments compare by value ---
+
+
+def test_a_size_read_equals_the_constant_it_evaluates_to() -> None:
+    """`reshape(b, n, c)` with `c` read from a shape is `reshape(b, n, 16)` when `c == 16`;
+    with a different constant it is one changed argument."""
+
+    old = trace(attention(3), "tensor1x4x16")
+    assert nnviz.diff(old, trace(attention(2), "tensor1x4x16")).identical
+    report = text(old, trace(attention(2, width=8), "tensor1x4x16"))
+    assert "~ reshape:1  reshape  arg 3 16 → 8" in report
+    assert "getitem" not in report
+
+
+def test_without_data_a_computed_size_against_a_constant_is_plumbing() -> None:
+    result = nnviz.diff(trace(attention(3)), trace(attention(2)))
+    assert result.identical
+    assert not nnviz.diff(trace(attention(3)), trace(attention(2)), strict=True).identical
+    assert result.summary["info"] == {"plumbing": 5}
+
+
+# --- 5. a container's attribute that changes nothing below it is information ---
+
+
+class Net(nn.Module):
+    def __init__(self, width: int = 8, in_chans: int = 3) -> None:
+        super().__init__()
+        self.width, self.in_chans = width, in_chans
+        self.fc = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc(x))
+
+
+def test_an_attribute_only_change_is_shown_apart_and_exits_0() -> None:
+    old, new = trace(Net(in_chans=1)), trace(Net(in_chans=3))
+    result = nnviz.diff(old, new)
+    assert result.identical and not result
+    assert result.to_text() == dedent("""\
+        identical: no architecture changes (4 nodes, 72 params)
+        not drift (counted with --strict): 1 attribute-only change
+          ~ (root)  Net  in_chans 1 → 3
+        """)
+    strict = nnviz.diff(old, new, strict=True)
+    assert not strict.identical
+    assert strict.to_text() == dedent("""\
+        ~ (root)  Net  in_chans 1 → 3
+        1 changed · params 72 → 72 (+0)
+        """)
+
+
+def test_an_attribute_change_with_a_changed_subtree_stays_drift() -> None:
+    result = nnviz.diff(trace(Net(8)), trace(Net(16)))
+    assert not result.identical
+    assert "~ (root)  Net  width 8 → 16" in result.to_text()
