@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from nnviz import report as diff_report
 from nnviz import untrusted
+from nnviz.diff import READS
 from nnviz.errors import NNVizError
 from nnviz.fs import atomic_write
 
@@ -427,8 +428,12 @@ def diff_problem(doc: dict[str, Any]) -> str | None:
     """Why `doc` is not a usable `GraphDiff.to_json()` document, or `None` when it is."""
     if doc.get("format") != "nnviz-diff":
         return 'not an nnviz diff document (no "format": "nnviz-diff")'
-    if doc.get("version") != 1:
-        return f"diff format version {doc.get('version')!r} is not supported (this nnviz reads 1)"
+    if doc.get("version") not in READS:
+        readable = ", ".join(map(str, READS))
+        return (
+            f"diff format version {doc.get('version')!r} is not supported "
+            f"(this nnviz reads {readable})"
+        )
     for key, fields in (("nodes", ("name", "status")), ("edges", ("source", "target", "status"))):
         entries = doc.get(key)
         if not isinstance(entries, list):

@@ -101,8 +101,8 @@ def test_save_load_round_trip_is_canonical(tmp_path: Path) -> None:
             'drifts[0].diff: not an nnviz diff document (no "format": "nnviz-diff")',
         ),
         (
-            lambda d: {**d, "drifts": [{**d["drifts"][0], "diff": {**diff_doc(), "version": 2}}]},
-            "drifts[0].diff: diff format version 2 is not supported",
+            lambda d: {**d, "drifts": [{**d["drifts"][0], "diff": {**diff_doc(), "version": 3}}]},
+            "drifts[0].diff: diff format version 3 is not supported",
         ),
         (
             lambda d: {**d, "drifts": [{**d["drifts"][0], "diff": {**diff_doc(), "nodes": [1]}}]},
