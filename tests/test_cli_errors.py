@@ -86,6 +86,10 @@ CASES: dict[str, tuple[list[str], str]] = {
     "unsafe_input": (["resnet18", "-i", "torch.load('x')"], "not allowed in an input expression"),
     "unknown_style": (["good.json", "-S", "nope=1"], "unknown style key 'nope'; valid keys:"),
     "bad_style_value": (["good.json", "-S", "dpi=x"], "bad value 'x' for style key 'dpi'"),
+    "style_value_escaping_its_attribute": (
+        ["good.json", "-S", 'fontname=Helvetica"]; x [label="y', "-o", "x.svg"],
+        "for style key 'fontname': not a font name",
+    ),
     "diff_missing_file": (["diff", "missing.json", "good.json"], "missing.json: cannot read"),
     "diff_corrupt_file": (["diff", "good.json", "corrupt.json"], "corrupt.json: not valid JSON"),
     "diff_bad_model": (["diff", "good.json", "resnet19"], "unknown model 'resnet19'"),

@@ -337,3 +337,39 @@ def test_controls_and_line_separators_reach_the_html_page_as_escapes() -> None:
     assert "a\\u0000c\\u2028d\\u2029" in document
     # A lone surrogate (possible in a traced module's name) is escaped too: the page stays UTF-8.
     assert html.script_json({"k": "x\ud800"}).encode("utf-8") == b'{"k":"x\\ud800"}'
+
+
+STYLE_TEXT = st.text(SHOWN, min_size=1, max_size=16) | st.sampled_from(
+    ['Helvetica"]; x [label="y', "red<b>", "a&b", "#ff0000", "DejaVu Sans", "0.5,0.2 0.9"]
+)
+
+
+STYLE_KEYS = [
+    "fontname",
+    "default_node_color",
+    "default_edge_color",
+    "node_style",
+    "node_margin",
+    "edge_thickness",
+]
+
+
+@settings(max_examples=30)  # one Graphviz run per accepted example
+@given(key=st.sampled_from(STYLE_KEYS), value=STYLE_TEXT)
+def test_any_style_value_is_refused_or_drawn_as_well_formed_svg(key: str, value: str) -> None:
+    from nnviz.errors import StyleError
+    from nnviz.render.style import parse_style
+
+    graph = snapshot.loads(_document("m", "C", "f", "a", "int8", "n"))
+    try:
+        style = parse_style([f"{key}={value}"])
+    except StyleError as exc:
+        assert str(exc).startswith(f"bad value {value.strip()!r} for style key {key!r}")
+        assert "\n" not in str(exc)
+        return
+    assert not set(value) & set('"<>&[];='), value  # nothing that could leave an attribute
+    svg = render(to_dot(graph, style), "svg")
+    root = ElementTree.fromstring(svg)  # well-formed XML
+    if key == "fontname":
+        fonts = {e.get("font-family") for e in root.iter() if e.get("font-family")}
+        assert fonts == {value.strip()}

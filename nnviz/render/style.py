@@ -3,16 +3,35 @@
 The keys and defaults are the original nnviz's, plus `rankdir` (TB or LR) and `dpi` (for PNG).
 `parse_style(["node_title_font_size=30", "rankdir=LR"])` validates each pair and raises
 `StyleError` with one line listing the valid keys on an unknown key or a bad value.
+
+Values that Graphviz copies into its output (font names, colours, node styles, margins, pen
+widths) are checked against what Graphviz accepts before they reach it: Graphviz writes them into
+the SVG unescaped, so a value holding `"` or `<` would make the SVG ill-formed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nnviz.errors import StyleError
+
+_FONT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.,:+-]{0,99}")
+"""A font name or fontconfig pattern (`DejaVu Sans`, `Helvetica-Bold`, `Arial:bold`)."""
+_COLOR = re.compile(
+    r"(#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?"  # #rrggbb, #rrggbbaa
+    r"|(/[A-Za-z0-9]+/)?[A-Za-z][A-Za-z0-9]{0,39}"  # a name, optionally in a scheme: /x11/red
+    r"|[0-9.]+[, ]+[0-9.]+[, ]+[0-9.]+)"  # H,S,V
+)
+_NODE_STYLES = frozenset(
+    {"filled", "rounded", "dashed", "dotted", "solid", "bold", "invis", "striped", "wedged",
+     "diagonals", "radial"}
+)  # fmt: skip
+_NUMBER = r"[0-9]+(\.[0-9]*)?|\.[0-9]+"
+_MARGIN = re.compile(rf"({_NUMBER})(,({_NUMBER}))?")
 
 
 class Style(BaseModel):
@@ -41,6 +60,44 @@ class Style(BaseModel):
     rankdir: Literal["TB", "LR"] = Field("TB", description="Flow direction: TB or LR.")
     dpi: int = Field(96, gt=0, le=1200, description="Resolution of PNG output.")
 
+    @field_validator("fontname")
+    @classmethod
+    def _font(cls, value: str) -> str:
+        if not _FONT.fullmatch(value):
+            raise ValueError("not a font name (letters, digits, spaces and _ . , : + -)")
+        return value
+
+    @field_validator("default_node_color", "default_edge_color")
+    @classmethod
+    def _color(cls, value: str) -> str:
+        if not _COLOR.fullmatch(value):
+            raise ValueError("not a Graphviz colour (a name such as gray, #rrggbb or 'H,S,V')")
+        return value
+
+    @field_validator("node_style")
+    @classmethod
+    def _node_style(cls, value: str) -> str:
+        unknown = [part for part in value.split(",") if part.strip() not in _NODE_STYLES]
+        if unknown:
+            raise ValueError(
+                f"not a node style (comma-separated: {', '.join(sorted(_NODE_STYLES))})"
+            )
+        return value
+
+    @field_validator("node_margin")
+    @classmethod
+    def _margin(cls, value: str) -> str:
+        if not _MARGIN.fullmatch(value):
+            raise ValueError("not a margin (inches: 0.2 or 0.2,0.1)")
+        return value
+
+    @field_validator("edge_thickness")
+    @classmethod
+    def _thickness(cls, value: str) -> str:
+        if not re.fullmatch(_NUMBER, value) or float(value) <= 0:
+            raise ValueError("not a positive number")
+        return value
+
 
 def style_keys() -> list[str]:
     """The valid `-S` keys, in declaration order."""
@@ -61,7 +118,8 @@ def make_style(values: Mapping[str, Any] | Style | None = None) -> Style:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         raise StyleError(
-            f"bad value {values.get(key)!r} for style key {key!r}: {err['msg']}; "
+            f"bad value {values.get(key)!r} for style key {key!r}: "
+            f"{err['msg'].removeprefix('Value error, ')}; "
             f"valid keys: {', '.join(style_keys())}"
         ) from None
 
