@@ -69,6 +69,9 @@ class DriftArtifacts(_Strict):
 
     pdf: str | None = Field(default=None, description="Highlighted diff drawing, PDF.")
     svg: str | None = Field(default=None, description="Highlighted diff drawing, SVG.")
+    html: str | None = Field(
+        default=None, description="The diff as one interactive offline page (open in a browser)."
+    )
     snapshot: str | None = Field(default=None, description="The snapshot as traced now.")
 
 
@@ -285,7 +288,7 @@ def _counts(report: DriftReport) -> str:
 
 def _artifact_files(drift: Drift) -> list[str]:
     a = drift.artifacts
-    return [path for path in (a.pdf, a.svg, a.snapshot) if path]
+    return [path for path in (a.html, a.pdf, a.svg, a.snapshot) if path]
 
 
 def _plural(count: int, noun: str) -> str:
@@ -326,7 +329,8 @@ def summary_markdown(
     if ranked and artifact_url:
         head += [
             f"Drawings of every drift (highlighted diff as PDF and SVG, the new snapshot): "
-            f"[download the artifact]({artifact_url}).",
+            f"[download the artifact]({artifact_url}); open each `.diff.html` in a browser to "
+            f"expand, search and follow the changes (offline, one file).",
             "",
         ]
     if ranked:
@@ -383,6 +387,8 @@ def _drift_section(
     files = _artifact_files(drift)
     if files:
         lines.append(f"Drawings: {', '.join(_code(f) for f in files)}.")
+    if drift.artifacts.html:
+        lines.append(f"Open {_code(drift.artifacts.html)} in a browser to explore the diff.")
     lines += ["", *_fence("text", changelog(drift.diff)), ""]
     picture = mermaid(drift.diff)
     if len(picture) <= _MERMAID_CHARS:

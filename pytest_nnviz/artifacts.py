@@ -1,8 +1,9 @@
 """Drift artifacts: what a reviewer looks at when a snapshot test fails.
 
 For a drifted snapshot `<folder>/__nnviz_snapshots__/<module>/<test>.json` the artifacts go to
-`<artifacts dir>/<folder>/<module>/<test>.diff.pdf`, `.diff.svg` (the highlighted diff drawing)
-and `.new.json` (the snapshot as traced now). Every file is written atomically, so pytest-xdist
+`<artifacts dir>/<folder>/<module>/<test>.diff.pdf`, `.diff.svg` (the highlighted diff drawing),
+`.diff.html` (the same diff as one interactive offline page) and `.new.json` (the snapshot as
+traced now). Every file is written atomically, so pytest-xdist
 workers can write side by side. Rendering happens only here, i.e. only for drifted snapshots.
 """
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from nnviz.diff import GraphDiff
 
 
-SUFFIXES = (".new.json", ".diff.pdf", ".diff.svg")
+SUFFIXES = (".new.json", ".diff.pdf", ".diff.svg", ".diff.html")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Artifacts:
     snapshot: Path | None
     problems: tuple[str, ...] = ()
     """One line per file that could not be written (e.g. Graphviz failed)."""
+    html: Path | None = None
+    """The interactive page of the diff (expand, search, changelog links), one offline file."""
 
 
 def artifact_stem(snapshot: Path, rootdir: Path, artifacts_dir: Path) -> Path:
@@ -47,13 +50,14 @@ def artifact_stem(snapshot: Path, rootdir: Path, artifacts_dir: Path) -> Path:
 
 
 def write_artifacts(diff: GraphDiff, graph: Graph, stem: Path) -> Artifacts:
-    """Write the diff drawing (PDF, SVG) and the new snapshot next to `stem`."""
+    """Write the diff drawing (PDF, SVG, HTML) and the new snapshot next to `stem`."""
     problems: list[str] = []
-    new, drawing_pdf, drawing_svg = (_beside(stem, suffix) for suffix in SUFFIXES)
+    new, drawing_pdf, drawing_svg, page = (_beside(stem, suffix) for suffix in SUFFIXES)
     snapshot = _attempt(problems, lambda: nnviz.save(graph, new))
     pdf = _attempt(problems, lambda: _draw(diff, drawing_pdf))
     svg = _attempt(problems, lambda: _draw(diff, drawing_svg))
-    return Artifacts(pdf, svg, snapshot, tuple(problems))
+    html = _attempt(problems, lambda: _draw(diff, page))
+    return Artifacts(pdf, svg, snapshot, tuple(problems), html)
 
 
 def clear_artifacts(stem: Path) -> None:

@@ -120,6 +120,7 @@ class NNVizSnapshot:
                 "pdf": relative(artifacts.pdf, root),
                 "svg": relative(artifacts.svg, root),
                 "snapshot": relative(artifacts.snapshot, root),
+                "html": relative(artifacts.html, root),
             }
         return SnapshotResult(
             nodeid=self._item.nodeid,
@@ -151,6 +152,8 @@ class NNVizSnapshot:
         drawing = artifacts and (artifacts.pdf or artifacts.svg)
         if drawing:
             lines.append(f"Diff drawing: {self._shown(drawing)}")
+        if artifacts is not None and artifacts.html:
+            lines.append(f"Interactive diff (open in a browser): {self._shown(artifacts.html)}")
         if artifacts is not None and artifacts.problems:
             lines.append(f"(drawing not written: {artifacts.problems[0]})")
         lines.append(f"Accept the change with: {fix}")

@@ -26,7 +26,7 @@ def build_report(state: SessionState) -> Any:
             "file": r.file,
             "line": r.line,
             "snapshot": r.snapshot,
-            "artifacts": {key: r.artifacts.get(key) for key in ("pdf", "svg", "snapshot")},
+            "artifacts": {key: r.artifacts.get(key) for key in ("pdf", "svg", "html", "snapshot")},
             "diff": r.diff,
         }
         for r in sorted(state.results, key=lambda r: (r.nodeid, r.snapshot))

@@ -30,7 +30,7 @@ class SnapshotResult:
     status: str
     """One of `pytest_nnviz.check.Status`."""
     artifacts: dict[str, str | None] = field(default_factory=dict)
-    """`pdf`, `svg`, `snapshot` for a drift."""
+    """`pdf`, `svg`, `html`, `snapshot` for a drift."""
     diff: dict[str, Any] | None = None
     """The `GraphDiff.to_json()` document of a drift."""
 

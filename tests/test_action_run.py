@@ -264,6 +264,7 @@ def test_outputs_and_the_uploaded_drawings(demo_run: SimulatedRunner) -> None:
         "report.json",
         f"{stem}.diff.pdf",
         f"{stem}.diff.svg",
+        f"{stem}.diff.html",
         f"{stem}.new.json",
     }
 
