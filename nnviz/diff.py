@@ -220,6 +220,13 @@ class GraphDiff:
 
         return markdown(self.to_json())
 
+    def _repr_html_(self) -> str | None:
+        """Inline display in Jupyter: the interactive diff page (changelog links, statuses,
+        folding) in a sandboxed frame; None when too large to inline."""
+        from nnviz.render.output import notebook_html  # lazy: rendering sits two floors up
+
+        return notebook_html(self)
+
 
 def _side(graph: Graph) -> dict[str, Any]:
     return {

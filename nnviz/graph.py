@@ -281,6 +281,18 @@ class Graph:
 
         return svg(self)
 
+    def _repr_html_(self) -> str | None:
+        """Inline display in Jupyter: the interactive page (expand, search, details) in a
+        sandboxed frame; None for a graph too large to inline, which then shows as SVG."""
+        from nnviz.render.output import notebook_html  # lazy, like _repr_svg_
+
+        return notebook_html(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        """Jupyter's rich display: the SVG drawing plus the plain repr."""
-        return {"image/svg+xml": self._repr_svg_(), "text/plain": repr(self)}
+        """Jupyter's rich display: the interactive page when not too large, the SVG drawing
+        (for frontends without HTML, and large graphs) and the plain repr."""
+        bundle = {"image/svg+xml": self._repr_svg_(), "text/plain": repr(self)}
+        page = self._repr_html_()
+        if page is not None:
+            bundle["text/html"] = page
+        return bundle

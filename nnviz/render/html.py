@@ -10,6 +10,7 @@ text (`textContent`), never as markup.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from functools import cache
@@ -51,6 +52,15 @@ def page(view: dict[str, Any]) -> str:
         f'<script type="application/json" id="nnviz-view">{script_json(view)}</script>\n'
         f'<script type="module">\n{_asset("vendor/graphviz.js")}\n{_asset("html_app.js")}'
         "</script>\n</body>\n</html>\n"
+    )
+
+
+def frame(page_html: str, height: int = 640) -> str:
+    """The page inside a sandboxed `<iframe srcdoc>` (how Jupyter shows it inline): its script
+    runs in an opaque origin, its style and CSP stay inside the frame."""
+    return (
+        f'<iframe sandbox="allow-scripts" srcdoc="{html.escape(page_html, quote=True)}" '
+        f'style="width: 100%; height: {height}px; border: 1px solid #d0d7de"></iframe>'
     )
 
 

@@ -389,7 +389,11 @@ function changelog() {
 function saveHash() {
   const doc = { e: [...state.expanded].map((m) => mods[m].path).sort() };
   if (state.selected) doc.s = keyOf(state.selected);
-  history.replaceState(null, "", `#${encodeURIComponent(JSON.stringify(doc))}`);
+  try {
+    history.replaceState(null, "", `#${encodeURIComponent(JSON.stringify(doc))}`);
+  } catch {
+    // A sandboxed frame (Jupyter) may refuse: the view works, only the link does not follow.
+  }
 }
 
 function loadHash() {

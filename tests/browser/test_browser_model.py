@@ -78,3 +78,24 @@ def test_the_url_fragment_restores_expansion_and_selection(browser: Any, page_fi
     assert again.node_count() == count
     assert again.page.locator("#canvas g.selected").get_attribute("id") == "layer2.0.conv1"
     assert "layer2.0.conv1" in again.page.locator("#details h3").inner_text()
+
+
+def test_jupyter_shows_the_page_in_a_frame_and_large_graphs_as_svg(
+    browser: Any, resnet18: Graph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = resnet18._repr_mimebundle_()
+    assert bundle["text/html"].startswith('<iframe sandbox="allow-scripts" srcdoc="')
+    notebook = tmp_path / "notebook.html"
+    notebook.write_text(f"<!DOCTYPE html><body>{bundle['text/html']}</body>")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(notebook.as_uri())
+    frame = page.frame_locator("iframe")
+    frame.locator("body[data-renders]").wait_for(timeout=chromium.TIMEOUT_MS)
+    assert frame.locator("#canvas g.node").count() == 17 and errors == []
+    from nnviz.render import output
+
+    monkeypatch.setattr(output, "INLINE_LIMIT", 1000)
+    bundle = resnet18._repr_mimebundle_()
+    assert "text/html" not in bundle and bundle["image/svg+xml"].lstrip().startswith("<?xml")
