@@ -174,7 +174,7 @@ def entries(families: list[str]) -> list[Entry]:
     out: list[Entry] = []
     if "torchvision" in families:
         from nnviz.models import torchvision_names
-        from nnviz.trace.examples import family
+        from nnviz.tracers.examples import family
 
         out += [Entry(f"torchvision/{family(n)}", n, n) for n in torchvision_names()]
     if "transformers" in families:

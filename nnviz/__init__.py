@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 # Import the `nnviz.trace` package (torch-free) before defining the `trace` function below:
 # importing a subpackage for the first time sets it as an attribute of `nnviz`, which would
 # otherwise replace the function the first time a tracer is imported (`nnviz.diff` likewise).
-import nnviz.trace as _tracing
-from nnviz.diff import GraphDiff
+import nnviz.tracers as _tracing
+from nnviz.diffing.model import GraphDiff
 from nnviz.errors import NNVizError
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.snapshot import load, save
@@ -67,16 +67,16 @@ def trace(
     `"x:tensor2x3;y:image32"`, a torch expression) or Python objects (a tensor; a tuple binds
     positionally, a dict by argument name). Every node's `spec` then holds its output spec and
     `graph.meta["inputs"]` the inputs; if the model cannot run on them, a
-    `nnviz.trace.DataTraceWarning` says why and the graph has no shapes. A malformed input raises
+    `nnviz.tracers.DataTraceWarning` says why and the graph has no shapes. A malformed input raises
     `InputSpecError` before anything is built. A `.json` spec is loaded instead of traced.
 
     `tracer`: `"auto"` (torch.fx; when fx fails, the eager tracer runs the model on `inputs`, or
-    for a torchvision model on its family's example input, see `nnviz.trace.examples`), `"fx"`,
+    for a torchvision model on its family's example input, see `nnviz.tracers.examples`), `"fx"`,
     or `"eager"` (records a real forward pass; needs `inputs`). `graph.meta["tracer"]` says which.
     """
     from nnviz import models
     from nnviz.errors import InputSpecError, TraceError
-    from nnviz.trace.inputs import from_object
+    from nnviz.tracers.inputs import from_object
 
     if tracer not in _tracing.TRACERS:
         raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(_tracing.TRACERS)})")
@@ -100,7 +100,7 @@ def trace(
         model = models.build(spec, args)
         rebuild = functools.partial(models.build, spec, args, device="cpu")
         if spec.kind == "torchvision" and parsed is None and tracer == "auto":
-            from nnviz.trace.examples import example_input
+            from nnviz.tracers.examples import example_input
 
             example = example_input(spec.target)
 
@@ -126,9 +126,9 @@ def diff(
     `ignore` drops change fields (`spec`, `inputs`, `hparams.eps` or just `eps`, ...). The result
     is falsy when nothing drifted: differences that are information only (scalar shape
     arithmetic, a container's attribute that changes nothing below it) count only with
-    `strict`; see `nnviz.diff.GraphDiff` and docs/diff-format.md.
+    `strict`; see `nnviz.diffing.model.GraphDiff` and docs/diff-format.md.
     """
-    from nnviz.diff import diff as _diff
+    from nnviz.diffing.model import diff as _diff
 
     graphs = [g if isinstance(g, Graph) else trace(g) for g in (old, new)]
     return _diff(graphs[0], graphs[1], ignore=tuple(ignore), strict=strict)

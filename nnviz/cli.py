@@ -201,7 +201,7 @@ def _default_name(model_name: str, layer: str | None) -> str:
 def _warnings_as_lines() -> Iterator[None]:
     """Show nnviz's own warnings (e.g. failed data tracing) as one `nnviz: warning:` line each;
     library warnings from torch and friends are noise on the command line and are dropped."""
-    from nnviz.trace import DataTraceWarning, TracerWarning
+    from nnviz.tracers import DataTraceWarning, TracerWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataTraceWarning)
@@ -344,7 +344,7 @@ def diff_command(
             else:
                 text = result.to_text()
                 if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-                    from nnviz.report import coloured
+                    from nnviz.diffing.changelog import coloured
 
                     text = coloured(text)
                 click.echo(text, nl=False)

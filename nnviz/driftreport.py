@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from nnviz import report as diff_report
 from nnviz import untrusted
-from nnviz.diff import READS
+from nnviz.diffing import changelog as renderings
+from nnviz.diffing.model import READS
 from nnviz.errors import NNVizError
 from nnviz.fs import atomic_write
 
@@ -156,12 +156,12 @@ class DriftReport(_Strict):
 
 def changelog(diff_doc: dict[str, Any]) -> str:
     """The text changelog of one diff document, exactly as `nnviz diff` prints it."""
-    return diff_report.changelog(diff_doc).rstrip("\n")
+    return renderings.changelog(diff_doc).rstrip("\n")
 
 
 def mermaid(diff_doc: dict[str, Any]) -> str:
     """The Mermaid flowchart source of one diff's changed region (no code fence)."""
-    return diff_report.mermaid(diff_doc).strip("\n")
+    return renderings.mermaid(diff_doc).strip("\n")
 
 
 def escape_data(text: str) -> str:

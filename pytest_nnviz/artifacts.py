@@ -20,7 +20,7 @@ from nnviz.graph import Graph
 from pytest_nnviz.location import SNAPSHOT_DIR
 
 if TYPE_CHECKING:
-    from nnviz.diff import GraphDiff
+    from nnviz.diffing.model import GraphDiff
 
 
 SUFFIXES = (".new.json", ".diff.pdf", ".diff.svg", ".diff.html")

@@ -29,7 +29,7 @@ from pytest_nnviz.location import locate
 from pytest_nnviz.session import SessionState, SnapshotResult
 
 if TYPE_CHECKING:
-    from nnviz.diff import GraphDiff
+    from nnviz.diffing.model import GraphDiff
 
 MAX_CHANGELOG_LINES = 9
 """Longer changelogs are cut in the failure message; the full one is in report.json."""

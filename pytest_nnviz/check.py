@@ -16,7 +16,7 @@ from nnviz.errors import SnapshotError
 from nnviz.graph import Graph
 
 if TYPE_CHECKING:
-    from nnviz.diff import GraphDiff
+    from nnviz.diffing.model import GraphDiff
 
 Status = Literal["passed", "drifted", "written", "missing", "failed"]
 """`passed`: identical; `drifted`: the architecture changed; `written`: created or replaced under

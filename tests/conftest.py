@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import random
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
+from support import traced
 
-import nnviz
 from nnviz.graph import Graph
-
-
-@functools.cache
-def traced(name: str, inputs: str | None = None, **args: object) -> Graph:
-    """The full graph of a torchvision model (traced with data given `-i` text `inputs`),
-    traced once per session; `args` are constructor arguments."""
-    return nnviz.trace(name, args=dict(args) or None, inputs=inputs)
 
 
 @pytest.fixture(scope="session")
 def resnet18() -> Graph:
     return traced("resnet18")
-
-
-def run_nnviz(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
-    """Run the real `nnviz` command in a subprocess; return the CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, "-m", "nnviz", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 # --- hypothesis: a fixed example budget, and a seed that is printed so a failure can be rerun ---
@@ -72,13 +49,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(
             ("hypothesis seed", f"rerun with: pytest {item.nodeid} --hypothesis-seed={seed}")
         )
-
-
-def torch_blocker(folder: Path) -> Path:
-    """A folder that, first on `sys.path`/`PYTHONPATH`, makes `import torch` (and torchvision)
-    fail: for proving that a path of nnviz never imports torch."""
-    blocker = folder / "torch-blocker"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    (blocker / "torchvision.py").write_text("raise ImportError('torchvision is blocked')\n")
-    return blocker

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from nnviz import transform
-from nnviz.diff import GraphDiff, NodeDiff
+from nnviz.diffing.changelog import describe
+from nnviz.diffing.model import GraphDiff, NodeDiff
 from nnviz.fs import atomic_write
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
 from nnviz.render.dot import to_dot
 from nnviz.render.engine import format_of, render
 from nnviz.render.paint import EdgePaint, NodePaint, Paint
 from nnviz.render.style import Style, make_style
-from nnviz.report import describe
 
 COLOURS: Mapping[str, tuple[str, str]] = {
     "added": ("#dafbe1", "#1a7f37"),

@@ -21,14 +21,14 @@ import graphviz
 import networkx as nx
 
 from nnviz import transform
-from nnviz.diff import GraphDiff
+from nnviz.diffing.changelog import describe
+from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
 from nnviz.render.diffpaint import COLOURS, fold, paint_for, union_graph
 from nnviz.render.dot import cluster_path, elements, to_dot
 from nnviz.render.paint import NodePaint, Paint
 from nnviz.render.style import Style
-from nnviz.report import describe
 from nnviz.values import format_value
 
 View = dict[str, Any]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nnviz import snapshot, transform
-from nnviz.diff import GraphDiff
+from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph
 from nnviz.render.dot import to_dot
 from nnviz.render.engine import format_of, render

@@ -1,0 +1,415 @@
+"""Builds a diff's union graph from a matching: entries, their order, causes, and edges.
+
+Internal to `nnviz.diff`. Every pass is linear in the number of nodes and modules (times the
+module depth for the ancestor walks); nothing iterates a set for output order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nnviz.diffing.matching import Matching
+from nnviz.diffing.model import (
+    ABSENT,
+    Change,
+    EdgeDiff,
+    NodeDiff,
+    Status,
+    fold_root,
+    ignored,
+    module_changes,
+    module_parent,
+    node_changes,
+)
+from nnviz.diffing.plumbing import classify_slots, scalar_nodes, slot_values
+from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
+
+_FLOW_LAST = 10_000
+
+
+@dataclass(slots=True)
+class _Entry:
+    name: str
+    old_name: str | None
+    new_name: str | None
+    old_node: Node | None = None
+    new_node: Node | None = None
+    old_module: Module | None = None
+    new_module: Module | None = None
+    scope: str = ""
+    path: str | None = None
+    changes: dict[str, Change] = field(default_factory=dict)
+    key: tuple[Any, ...] = ()
+    info: str | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.old_name is None:
+            return "added"
+        if self.new_name is None:
+            return "removed"
+        if self.changes:
+            return "changed"
+        if self.old_name == self.new_name or self.calls_op:
+            return "unchanged"  # a call's id is a counter in its scope, not its identity
+        return "renamed"
+
+    @property
+    def calls_op(self) -> bool:
+        """Whether both sides are function or method calls."""
+        return (
+            self.old_node is not None
+            and self.new_node is not None
+            and self.old_node.kind in ("function", "method")
+            and self.new_node.kind in ("function", "method")
+        )
+
+    @property
+    def drifts(self) -> bool:
+        if self.status in ("added", "removed"):
+            return self.info is None
+        return self.status == "renamed" or any(c.info is None for c in self.changes.values())
+
+    @property
+    def module(self) -> Module | None:
+        return self.new_module or self.old_module
+
+    @property
+    def node(self) -> Node | None:
+        return self.new_node or self.old_node
+
+
+def build(
+    old: Graph, new: Graph, m: Matching, ignore: tuple[str, ...]
+) -> tuple[tuple[NodeDiff, ...], tuple[EdgeDiff, ...]]:
+    """The union entries (in union order, with changes and causes) and the union edges."""
+    old_nodes, new_nodes = old.nodes, new.nodes  # each call builds a list: build them once
+    entries = _entries(old, new, m, old_nodes, new_nodes)
+    by_name = {e.name: e for e in entries}
+    node_name_old = {n.id: m.nodes.get(n.id, n.id) for n in old_nodes}
+    _rename_collisions(entries, by_name, node_name_old)
+    specs = old.traced_with_data and new.traced_with_data
+    old_edges, new_edges = old.edges, new.edges
+    old_inputs, new_inputs = _inputs(old_edges, node_name_old), _inputs(new_edges, None)
+    plumbing = _Plumbing(old, new, _inputs(old_edges, None), new_inputs)
+    for e in entries:
+        if e.old_module is not None and e.new_module is not None:
+            e.changes.update(module_changes(e.old_module, e.new_module))
+        if e.old_node is not None and e.new_node is not None:
+            e.changes.update(node_changes(e.old_node, e.new_node, specs))
+            a, b = old_inputs.get(e.old_node.id, {}), new_inputs.get(e.new_node.id, {})
+            if a != b:
+                e.changes.update(_input_changes(a, b))
+        elif e.old_module is not None and e.new_module is not None and (e.old_node or e.new_node):
+            e.changes["called"] = Change(e.old_node is not None, e.new_node is not None)
+        plumbing.classify(e)
+        for key in [k for k in e.changes if ignored(k, ignore)]:
+            del e.changes[key]
+    _order(entries, old_nodes, new_nodes, new, m, by_name)
+    entries.sort(key=lambda e: e.key)
+    _mark_causes(entries, by_name, new)
+    _mark_attributes(entries, by_name, _containers(new, new_nodes))
+    nodes = tuple(_freeze(e) for e in entries)
+    return nodes, _edges(old_edges, new_edges, node_name_old)
+
+
+def _entries(
+    old: Graph, new: Graph, m: Matching, old_nodes: list[Node], new_nodes: list[Node]
+) -> list[_Entry]:
+    """One entry per union module and node; a module merges with its first call node."""
+    entries: list[_Entry] = []
+    merged: dict[str, _Entry] = {}
+    old_by_id = {n.id: n for n in old_nodes}
+    for q, mod in new.modules.items():
+        p = m.modules_back.get(q)
+        e = _Entry(q, p, q, new_module=mod, old_module=old.modules[p] if p is not None else None)
+        e.scope, e.path = parent_path(q) or "", q
+        entries.append(e)
+        merged[q] = e
+    old_only: dict[str, _Entry] = {}
+    for p, mod in old.modules.items():
+        if p not in m.modules:
+            e = _Entry(p, p, None, old_module=mod, scope=module_parent(p, m) or "", path=p)
+            entries.append(e)
+            old_only[p] = e
+    for node in new_nodes:
+        i = m.nodes_back.get(node.id)
+        f: _Entry | None = None
+        if node.kind == "module" and node.module == node.id:
+            f = merged.get(node.id)
+        if f is None or f.new_node is not None:
+            f = _Entry(node.id, i, node.id, scope=_node_scope(node, None), path=node.module)
+            entries.append(f)
+        f.new_node = node
+        if i is not None:
+            f.old_node = old_by_id[i]
+    for node in old_nodes:
+        if node.id in m.nodes:
+            continue
+        f = None
+        if node.kind == "module" and node.module == node.id:
+            f = old_only.get(node.id) or merged.get(m.modules.get(node.id, "\0"))
+        if f is None or f.old_node is not None or f.new_node is not None:
+            path = m.modules.get(node.module, node.module) if node.module is not None else None
+            f = _Entry(node.id, node.id, None, scope=_node_scope(node, m), path=path)
+            entries.append(f)
+        f.old_node = node
+    return entries
+
+
+def _node_scope(node: Node, m: Matching | None) -> str:
+    return m.modules.get(node.scope, node.scope) if m is not None else node.scope
+
+
+def _rename_collisions(
+    entries: list[_Entry], by_name: dict[str, _Entry], node_name_old: dict[str, str]
+) -> None:
+    """Two unrelated entries with one name (a container `x.add` and the op `x.add`, or a removed
+    op and a new one with its id): the new side's data-flow nodes keep their ids, which edges
+    use; a tree-only module gets `#module` appended, a removed node `#old`."""
+    by_name.clear()
+    keep = [e for e in entries if e.new_node is not None]
+    for e in [*keep, *(e for e in entries if e.new_node is None)]:
+        while e.name in by_name:
+            e.name += "#module" if e.node is None else "#old"
+        if e.old_node is not None and e.new_node is None:
+            node_name_old[e.old_node.id] = e.name
+        by_name[e.name] = e
+
+
+def _inputs(edges: list[Edge], rename: dict[str, str] | None) -> dict[str, dict[str, str]]:
+    """For every node, which (renamed) source feeds each of its argument slots."""
+    out: dict[str, dict[str, str]] = {}
+    for edge in edges:
+        src = rename.get(edge.source, edge.source) if rename is not None else edge.source
+        slots = out.setdefault(edge.target, {})
+        for slot in edge.slots:
+            slots[slot] = src
+    return out
+
+
+class _Plumbing:
+    """Marks scalar plumbing (see `nnviz.diffing.plumbing`): a scalar call's differences are
+    information; a tensor op compares the scalar slots by value."""
+
+    def __init__(
+        self,
+        old: Graph,
+        new: Graph,
+        old_inputs: dict[str, dict[str, str]],
+        new_inputs: dict[str, dict[str, str]],
+    ) -> None:
+        self.old, self.new = old, new
+        self.old_inputs, self.new_inputs = old_inputs, new_inputs
+        self.old_scalars, self.new_scalars = scalar_nodes(old), scalar_nodes(new)
+
+    def classify(self, e: _Entry) -> None:
+        a, b = e.old_node, e.new_node
+        scalar_a = a is not None and a.id in self.old_scalars
+        scalar_b = b is not None and b.id in self.new_scalars
+        if (a is None or scalar_a) and (b is None or scalar_b) and (scalar_a or scalar_b):
+            e.info = "plumbing"
+            for key, change in e.changes.items():
+                e.changes[key] = replace(change, info="plumbing")
+        elif a is not None and b is not None and not scalar_a and not scalar_b and e.changes:
+            classify_slots(
+                e.changes,
+                slot_values(a, self.old_inputs.get(a.id, {}), self.old, self.old_scalars),
+                slot_values(b, self.new_inputs.get(b.id, {}), self.new, self.new_scalars),
+            )
+
+
+def _containers(graph: Graph, nodes: list[Node]) -> set[str]:
+    """Module paths traced through: with children, or the scope of some call."""
+    return {p for p in graph.modules if graph.children(p)} | {n.scope for n in nodes}
+
+
+def _mark_attributes(
+    entries: list[_Entry], by_name: dict[str, _Entry], containers: set[str]
+) -> None:
+    """A traced-through container's hyperparameter changes are information (`attribute`) when
+    nothing at or below it drifts: its ops, wiring, shapes and parameters say the same (a leaf,
+    even one never called, is its hyperparameters)."""
+    drifting: set[str] = set()
+    for e in entries:
+        if not e.drifts or _attributes_only(e, containers):
+            continue
+        home = e.scope if e.module is None else e.name
+        while home in by_name and home not in drifting:
+            drifting.add(home)
+            if home == "":
+                break
+            home = by_name[home].scope
+    for e in entries:
+        if _attributes_only(e, containers) and e.name not in drifting:
+            for key, change in e.changes.items():
+                e.changes[key] = replace(change, info="attribute")
+
+
+def _attributes_only(e: _Entry, containers: set[str]) -> bool:
+    """A container (called on neither side) whose only changes are hyperparameters."""
+    return (
+        e.name in containers
+        and e.old_module is not None
+        and e.new_module is not None
+        and e.old_node is None
+        and e.new_node is None
+        and bool(e.changes)
+        and all(k.startswith("hparams.") for k in e.changes)
+    )
+
+
+def _input_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, Change]:
+    keys = sorted({*a, *b}, key=lambda s: (len(s.split(".")[0]), s))
+    return {
+        f"inputs.{k}": Change(a.get(k, ABSENT), b.get(k, ABSENT))
+        for k in keys
+        if a.get(k) != b.get(k)
+    }
+
+
+def _order(
+    entries: list[_Entry],
+    old_nodes: list[Node],
+    new_nodes: list[Node],
+    new: Graph,
+    m: Matching,
+    by_name: dict[str, _Entry],
+) -> None:
+    """Union order: new trace order, each removed node after its nearest matched predecessor,
+    each tree-only module just before the first node of its subtree (ancestors first)."""
+    new_index = {n.id: i for i, n in enumerate(new_nodes)}
+    removed_keys: dict[str, tuple[Any, ...]] = {}
+    last: float = -1
+    for i, node in enumerate(old_nodes):
+        paired = m.nodes.get(node.id)
+        if paired is not None:
+            last = new_index[paired]
+        else:
+            removed_keys[node.id] = (last, 1, i)
+    flow = []
+    for e in entries:
+        if e.new_node is not None:
+            e.key = (new_index[e.new_node.id], 0, 0, _FLOW_LAST)
+        elif e.old_node is not None:
+            e.key = (*removed_keys[e.old_node.id], _FLOW_LAST)
+        else:
+            continue
+        flow.append(e)
+    flow.sort(key=lambda e: e.key)
+    # in key order, the first entry to reach a module gives its key; climbing stops where an
+    # earlier one has been, so each module is visited once
+    best: dict[str, tuple[Any, ...]] = {}
+    for e in flow:
+        home = e.name if e.module is not None else e.scope
+        while home in by_name and home not in best:
+            best[home] = e.key
+            up = by_name[home].scope
+            if home == "" or up == home:
+                break
+            home = up
+    tree_rank = {p: i for i, p in enumerate(new.modules)}
+    for e in entries:
+        if e.node is None:
+            depth = path_depth(e.name)
+            found = best.get(e.name)
+            rank = tree_rank.get(e.name, len(tree_rank))
+            e.key = (*found[:3], depth) if found else (float("inf"), 0, rank, depth)
+
+
+def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) -> None:
+    """Mark input rewiring by added/removed nodes (or modules now called or no longer called),
+    and specs that follow an upstream change."""
+    shape: dict[str, tuple[str, str | None, str | None]] = {
+        e.name: (e.status, e.scope, e.module.path if e.module else None) for e in entries
+    }
+    for e in entries:
+        for key, change in list(e.changes.items()) if e.changes else ():
+            if not key.startswith("inputs."):
+                continue
+            if change.info is not None:
+                continue
+            for end in (change.old, change.new):
+                other = by_name.get(end) if isinstance(end, str) else None
+                if other is None:
+                    continue
+                if other.status in ("added", "removed") or "called" in other.changes:
+                    e.changes[key] = Change(change.old, change.new, fold_root(end, shape))
+                    break
+    spec_cause: dict[str, str] = {}
+    for e in entries:
+        if e.new_node is None or "spec" not in e.changes:
+            continue
+        own = [k for k, c in e.changes.items() if k != "spec" and not c.propagated]
+        module_entry = by_name.get(e.new_node.module or "\0")
+        module_roots = module_entry is not None and any(
+            not c.propagated for c in module_entry.changes.values()
+        )
+        if module_entry is not None and module_entry is not e and module_roots:
+            cause: str | None = module_entry.name  # a repeated call of a changed module
+        else:
+            cause = None
+        if not own and cause is None:
+            cause = next(
+                (c.cause for k, c in e.changes.items() if k.startswith("inputs.") and c.cause),
+                None,
+            )
+        if cause is None and not own:
+            for p in new.predecessors(e.new_node.id):
+                pe = by_name.get(p)
+                if pe is None:
+                    continue
+                if pe.status == "added":
+                    cause = fold_root(p, shape)
+                elif "spec" in pe.changes:
+                    cause = spec_cause.get(p, p)
+                if cause is not None:
+                    break
+        spec_cause[e.name] = e.name if cause is None else cause
+        if cause is not None:
+            c = e.changes["spec"]
+            e.changes["spec"] = Change(c.old, c.new, cause)
+
+
+def _freeze(e: _Entry) -> NodeDiff:
+    node, module = e.node, e.module
+    kind = node.kind if node is not None else "module"
+    op = module.cls if module is not None else (node.op if node is not None else "")
+    renamed = (
+        e.old_name if e.old_name is not None and e.new_name not in (None, e.old_name) else None
+    )
+    info = e.info if e.status != "unchanged" else None
+    if info is None and e.changes and all(c.info is not None for c in e.changes.values()):
+        info = next(c.info for c in e.changes.values())
+    return NodeDiff(
+        name=e.name,
+        kind=kind,
+        path=e.path if kind == "module" else None,
+        scope=e.scope,
+        status=e.status,
+        changes=dict(e.changes),
+        renamed_from=renamed,
+        op=op,
+        params=module.params if module is not None else None,
+        flow=node is not None,
+        old_name=e.old_name,
+        info=info,
+    )
+
+
+def _edges(
+    old_edges: list[Edge], new_edges: list[Edge], node_name_old: dict[str, str]
+) -> tuple[EdgeDiff, ...]:
+    seen: dict[tuple[str, str], tuple[str, ...]] = {}
+    for edge in old_edges:
+        seen[(node_name_old[edge.source], node_name_old[edge.target])] = edge.slots
+    out: list[EdgeDiff] = []
+    for edge in new_edges:
+        before = seen.pop((edge.source, edge.target), None)
+        status: Status = (
+            "added" if before is None else ("unchanged" if before == edge.slots else "changed")
+        )
+        out.append(EdgeDiff(edge.source, edge.target, status))
+    out.extend(EdgeDiff(s, t, "removed") for (s, t) in seen)
+    return tuple(out)

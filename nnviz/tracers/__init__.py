@@ -1,0 +1,110 @@
+"""Tracers: turn an `nn.Module` into a `Graph`. Imports torch only when a trace runs.
+
+`trace(model, name, inputs=...)` traces symbolically with torch.fx and, given example inputs,
+runs the traced graph on them to record every edge's shape (`nnviz.tracers.shapes`).
+`tracer="eager"` records a real forward pass instead (`nnviz.tracers.eager`); `tracer="auto"`
+(the default) falls back to it when fx fails and an input is available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from nnviz.graph import Graph
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+TRACERS = ("auto", "fx", "eager")
+
+
+class TracerWarning(UserWarning):
+    """A one-line note that the tracer fell back from torch.fx to the eager tracer.
+
+    The CLI prints it as `nnviz: warning: ...`.
+    """
+
+
+class DataTraceWarning(UserWarning):
+    """Running the model on the example inputs failed; the graph has no shapes.
+
+    The message is one line; the CLI prints it as `nnviz: warning: ...`.
+    """
+
+
+def trace(
+    model: nn.Module,
+    name: str = "model",
+    inputs: Any = None,
+    rebuild: Callable[[], nn.Module] | None = None,
+    tracer: str = "auto",
+    example: Any = None,
+) -> Graph:
+    """Trace `model` into a graph of its full architecture (see `nnviz.tracers.fx`).
+
+    With `inputs` (an `-i` string, an `InputSpec`, or tensors: see `nnviz.tracers.inputs`), every
+    node's `spec` holds its output spec and `meta["inputs"]` the bound inputs. `rebuild` makes a
+    CPU copy of the model in case it cannot run on the meta device.
+
+    `tracer` is `auto` (fx; when fx fails, the eager tracer on `inputs` or else on `example`,
+    with a `TracerWarning`), `fx` or `eager` (needs an input); `meta["tracer"]` records which
+    one made the graph.
+
+    The model is traced in eval mode; afterwards every submodule's `training` flag is what it was.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        return _trace_in_eval_mode(model, name, inputs, rebuild, tracer, example)
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def _trace_in_eval_mode(
+    model: nn.Module,
+    name: str,
+    inputs: Any,
+    rebuild: Callable[[], nn.Module] | None,
+    tracer: str,
+    example: Any,
+) -> Graph:
+    from nnviz.errors import TraceError
+    from nnviz.tracers.fx import trace_fx
+    from nnviz.tracers.inputs import from_object
+
+    if tracer not in TRACERS:
+        raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(TRACERS)})")
+    spec = None if inputs is None else from_object(inputs)
+    if tracer == "eager":
+        if spec is None:
+            raise TraceError(
+                f"the eager tracer runs {name}: give an example input, e.g. -i default"
+            )
+        from nnviz.tracers.eager import trace_eager
+
+        return trace_eager(model, name, spec, rebuild)
+    try:
+        graph, fx_graph, ids = trace_fx(model, name)
+    except TraceError:
+        run_on = spec if spec is not None else (None if example is None else from_object(example))
+        if tracer == "fx" or run_on is None:
+            raise
+        import warnings
+
+        from nnviz.tracers.eager import trace_eager
+
+        given = "the given input" if spec is not None else f"the example input {run_on.text}"
+        warnings.warn(
+            f"torch.fx cannot trace {name}; recording it by running it on {given} (eager tracer)",
+            TracerWarning,
+            stacklevel=2,
+        )
+        return trace_eager(model, name, run_on, rebuild)
+    if spec is None:
+        return graph
+    from nnviz.tracers.shapes import propagate
+
+    return propagate(graph, fx_graph, ids, model, spec, rebuild)

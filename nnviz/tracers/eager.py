@@ -1,0 +1,418 @@
+"""The eager tracer: record a real forward pass into the same `Graph` the fx tracer builds.
+
+For models torch.fx cannot trace (data-dependent control flow, detection models, HF models), the
+model is run once on example inputs — on `meta` tensors when it lives on the meta device, else
+(or when meta cannot run it) on the CPU — in eval mode under `torch.no_grad()`, and every call is
+recorded:
+
+- module forward pre/post hooks give the hierarchy: a non-leaf module opens a scope, a leaf
+  module (`torch.fx.Tracer.is_leaf_module`: built-in `torch.nn` modules) is one node and nothing
+  inside it is recorded;
+- a `TorchFunctionMode` sees every torch function and Tensor method; Tensor operators (`x + y`,
+  `x[0]`) are recorded as the `operator` functions fx records; functions registered with
+  `torch.fx.wrap` are recorded as single calls, like fx does;
+- tensor identity gives the data flow, and ints, sizes and tuples produced by recorded calls are
+  wrapped (`nnviz.tracers.traced`) so shape arithmetic and unpacking are recorded too.
+
+Calls are recorded only when an argument is traced (as fx records only calls on proxies); the
+recorded calls are then turned into nodes with fx's conventions — ids, op names, slots, `$attr`
+for a module's own parameters and buffers, asserts and what only feeds them dropped — so for a
+model both tracers handle, both graphs are the same apart from `meta["tracer"]`.
+
+Where a real run cannot see what fx sees, by principle:
+- values that are neither tensors nor numbers carry no identity: `x.to(x.dtype)` records the
+  `getattr` but the `to` gets a constant dtype, where fx draws an edge;
+- comparisons of Python numbers give plain `bool`s and are dropped with what only fed them (in
+  a fx-traceable model they only feed asserts; here they steer control flow, which is not drawn);
+- of fx's autowrapped `math` functions, calls through the module (`math.sqrt(n)`) are recorded,
+  names imported with `from math import sqrt` are not;
+- an op that returns its input (`nn.ReLU(inplace=True)`, eval-mode dropout) yields a new value,
+  exactly as fx sees it, so an in-place update whose result is not rebound is a dead end in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.overrides import TorchFunctionMode, is_tensor_method_or_property
+
+from nnviz.errors import TraceError
+from nnviz.graph import Graph, parent_path
+from nnviz.tracers import traced
+from nnviz.tracers.encode import encode, qualname, scoped, spec_of, versions
+from nnviz.tracers.fx import ASSERTS
+from nnviz.tracers.inputs import InputSpec
+from nnviz.tracers.patching import patched
+from nnviz.tracers.recorded import Attr, Call, Ref, is_traced, to_graph
+from nnviz.values import Value
+
+_COMPARISONS = set(traced.COMPARE.values())
+
+
+class _Recorder:
+    """Records the calls of one forward pass of `root`."""
+
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self.calls: list[Call] = []
+        self.muted = 0
+        self.scopes: list[str] = [""]
+        self.frames: list[tuple[str, int]] = []
+        self.last_module = ""
+        self.paths = {m: p for p, m in root.named_modules()}
+        self._leaf_rule = fx.Tracer()
+        self.producers: dict[int, tuple[Ref, Any]] = {}
+        self.attrs: dict[int, tuple[Attr, Any]] = {}
+        self._constants = 0
+        for path, module in root.named_modules():  # fx's tensor_attrs: plain tensor attributes
+            for key, value in vars(module).items():
+                if isinstance(value, torch.Tensor):
+                    self.attrs[id(value)] = (Attr(scoped(path, key), False), value)
+        for key, buffer in reversed(list(root.named_buffers())):
+            self.attrs[id(buffer)] = (Attr(key, False), buffer)
+        for key, param in reversed(list(root.named_parameters())):
+            self.attrs[id(param)] = (Attr(key, True), param)
+
+    # --- values --------------------------------------------------------------------------------
+
+    def mark(self, value: Any) -> Any:
+        """A runtime argument with traced values replaced by `Ref`/`Attr` markers."""
+        if isinstance(value, traced.Traced):
+            return value.ref
+        if isinstance(value, torch.Tensor):
+            hit = self.producers.get(id(value))
+            if hit is not None:
+                return hit[0]
+            known = self.attrs.get(id(value))
+            if known is None:  # fx stores a tensor it cannot name as a fresh constant
+                known = (Attr(f"_tensor_constant{self._constants}", False), value)
+                self._constants += 1
+                self.attrs[id(value)] = known
+            return known[0]
+        if isinstance(value, nn.Module) and value in self.paths:
+            return Attr(self.paths[value], False)
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, by field
+            return {k: self.mark(v) for k, v in zip(value._fields, value, strict=False)}
+        if isinstance(value, (tuple, list)):
+            items = [self.mark(v) for v in value]
+            return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, slice):
+            return slice(self.mark(value.start), self.mark(value.stop), self.mark(value.step))
+        if isinstance(value, dict):
+            return {k: self.mark(v) for k, v in value.items()}
+        fields = _fields(value)
+        if fields is not None:
+            return {k: self.mark(v) for k, v in fields.items()}
+        return value
+
+    def slots(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [(str(i), self.mark(a)) for i, a in enumerate(args)] + [
+            (k, self.mark(v)) for k, v in kwargs.items()
+        ]
+
+    def bind(self, result: Any, ref: Ref) -> Any:
+        """Register `result` as the output of `ref`; return what the program should see."""
+        if isinstance(result, torch.Tensor):
+            if id(result) in self.producers or id(result) in self.attrs:
+                result = _alias(result)  # an op returning its input: fx sees a new value
+            self.producers[id(result)] = (ref, result)
+            return result
+        if isinstance(result, bool) or result is None:
+            return result
+        if isinstance(result, int):
+            return traced.TracedInt(result, ref)
+        if isinstance(result, float):
+            return traced.TracedFloat(result, ref)
+        if isinstance(result, (tuple, list)):
+            for item in result:  # reached without indexing: credit the whole call
+                if isinstance(item, torch.Tensor) and id(item) not in self.producers:
+                    self.producers[id(item)] = (ref, item)
+            if isinstance(result, tuple):
+                return traced.TracedTuple(result, ref)
+            if type(result) is list:
+                return traced.TracedList(result, ref)
+        return result
+
+    def own(self, value: Any, ref: Ref) -> None:
+        """Credit every tensor inside an input to its input node."""
+        if isinstance(value, torch.Tensor):
+            self.producers[id(value)] = (ref, value)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                self.own(item, ref)
+        elif isinstance(value, dict):
+            for item in value.values():
+                self.own(item, ref)
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def add(self, call: Call) -> Ref:
+        self.calls.append(call)
+        return Ref(len(self.calls) - 1)
+
+    def record(self, kind: str, op: str, slots: list[tuple[str, Any]], result: Any) -> Any:
+        ref = self.add(Call(kind, op, self.scopes[-1], None, slots, _spec(traced.plain(result))))
+        return self.bind(result, ref)
+
+    def record_op(
+        self, target: Callable[..., Any] | str, operands: tuple[Any, ...], result: Any
+    ) -> Any:
+        return self.finish(target, [(str(i), self.mark(o)) for i, o in enumerate(operands)], result)
+
+    def finish(
+        self, target: Callable[..., Any] | str, slots: list[tuple[str, Any]], result: Any
+    ) -> Any:
+        """Record an operator call (a method when `target` is a name) if it is traced."""
+        if not is_traced(slots):
+            return result
+        if isinstance(target, str):
+            return self.record("method", target, slots, result)
+        out = self.record("function", qualname(target), slots, result)
+        if target in _COMPARISONS and isinstance(result, bool):
+            self.calls[-1].dropped = True
+        return out
+
+    @contextlib.contextmanager
+    def mute(self) -> Iterator[None]:
+        self.muted += 1
+        try:
+            yield
+        finally:
+            self.muted -= 1
+
+    # --- module hooks --------------------------------------------------------------------------
+
+    def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        path = self.paths[module]
+        if self.muted:
+            self.frames.append(("inner", -1))
+            return
+        self.last_module = path
+        if module is not self.root and self._leaf_rule.is_leaf_module(module, path):
+            call = Call("module", qualname(type(module)), parent_path(path) or "", path)
+            call.slots = self.slots(args, kwargs)
+            self.frames.append(("leaf", self.add(call).index))
+            self.muted += 1
+            return
+        self.scopes.append(path)
+        self.frames.append(("scope", -1))
+
+    def leave(self, output: Any) -> Any:
+        kind, index = self.frames.pop()
+        if kind == "scope":
+            self.scopes.pop()
+        elif kind == "leaf":
+            self.muted -= 1
+            self.calls[index].spec = _spec(output)
+            new = self.bind(output, Ref(index))
+            return None if new is output else new
+        return None
+
+
+class _Mode(TorchFunctionMode):
+    """Sees every torch function and Tensor method call made outside a leaf module."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        rec = self.recorder
+        if func in ASSERTS:
+            if not rec.muted:  # recorded (then dropped with what feeds it), never run
+                slots = rec.slots(args, kwargs)
+                if is_traced(slots):
+                    rec.add(Call("function", qualname(func), rec.scopes[-1], None, slots))
+                    rec.calls[-1].dropped = True
+            return None
+        kind, op, slots = _classify(func, args, kwargs, rec) if not rec.muted else ("", "", [])
+        with rec.mute():
+            result = func(*traced.plain(args), **traced.plain(kwargs))
+        if not kind or not is_traced(slots):
+            return result
+        return rec.record(kind, op, slots, result)
+
+
+def _classify(
+    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rec: _Recorder
+) -> tuple[str, str, list[tuple[str, Any]]]:
+    name = getattr(func, "__name__", "")
+    owner = getattr(func, "__self__", None)
+    if name == "__get__" and owner is not None and args:  # a Tensor property: `x.shape`
+        return "function", "getattr", [("0", rec.mark(args[0])), ("1", owner.__name__)]
+    if name.startswith("__") and name.endswith("__"):
+        return "", "", []  # repr, len, format...: not part of the architecture
+    slots = rec.slots(args, kwargs)
+    if is_tensor_method_or_property(func):
+        return "method", name, slots
+    return "function", qualname(func), slots
+
+
+def _alias(tensor: torch.Tensor) -> torch.Tensor:
+    try:
+        with torch._C.DisableTorchFunction():
+            return tensor.view_as(tensor)
+    except Exception:  # sparse and other layouts without views keep their identity
+        return tensor
+
+
+def _fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a dataclass or of an object holding tensors (torchvision's ImageList)."""
+    if isinstance(value, (type, torch.Tensor, nn.Module, str, bytes)):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, dict):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict) and any(
+        isinstance(v, torch.Tensor) for v in attributes.values()
+    ):
+        return {k: v for k, v in attributes.items() if not k.startswith("_")}
+    return None
+
+
+def _spec(value: Any) -> Value:
+    """`spec_of`, reading dataclasses and tensor-holding objects as their fields."""
+    with torch._C.DisableTorchFunction():  # reading shapes is not part of the program
+        return _spec_of(traced.plain(value))
+
+
+def _spec_of(value: Any) -> Value:
+    if isinstance(value, (torch.Tensor, torch.Size)):
+        return spec_of(value)
+    if isinstance(value, (tuple, list)):
+        items = [_spec_of(v) for v in value]
+        return {"$tuple": items} if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        return {"$dict": [[encode(k), _spec_of(v)] for k, v in value.items()]}
+    fields = _fields(value)
+    if fields is not None:
+        return {"$dict": [[k, _spec_of(v)] for k, v in fields.items()]}
+    return spec_of(value)
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _call_arguments(
+    forward: Callable[..., Any], bound: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Arguments to call `forward` with; defaults are left out (decorated forwards such as HF's
+    fill some in themselves and refuse them twice)."""
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    positional = True
+    for name, param in inspect.signature(forward).parameters.items():
+        if name not in bound:
+            continue
+        value = bound[name]
+        if param.kind is param.VAR_KEYWORD:
+            kwargs.update(value)
+        elif param.kind is param.VAR_POSITIONAL:
+            args.extend(value)
+        elif param.kind is not param.POSITIONAL_ONLY and value is param.default:
+            positional = False
+        elif param.kind is param.POSITIONAL_ONLY or (
+            positional and param.kind is param.POSITIONAL_OR_KEYWORD
+        ):
+            args.append(value)
+        else:
+            kwargs[name] = value
+    return args, kwargs
+
+
+def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _Recorder:
+    rec = _Recorder(model)
+    for name, value in bound.items():
+        rec.own(value, rec.add(Call("input", name, spec=_spec(value))))
+    args, kwargs = _call_arguments(model.forward, bound)
+    handles = []
+    for module in rec.paths:
+        handles.append(
+            module.register_forward_pre_hook(lambda m, a, k: rec.enter(m, a, k), with_kwargs=True)
+        )
+        handles.append(
+            module.register_forward_hook(
+                lambda m, a, k, out: rec.leave(out), with_kwargs=True, always_call=True
+            )
+        )
+    traced._recording.append(rec)
+    try:
+        with torch.no_grad(), torch.device(device), patched(), _Mode(rec):
+            result = model(*args, **kwargs)
+    finally:
+        traced._recording.pop()
+        for handle in handles:
+            handle.remove()
+    rec.add(Call("output", "output", slots=[("0", rec.mark(result))], spec=_spec(result)))
+    return rec
+
+
+def trace_eager(
+    model: nn.Module,
+    name: str,
+    inputs: InputSpec,
+    rebuild: Callable[[], nn.Module] | None = None,
+) -> Graph:
+    """Run `model` on `inputs` and record its graph (see the module docstring).
+
+    The model runs where it lives; a meta model that cannot run on meta tensors (`.item()`,
+    data-dependent shapes) is run again on a CPU copy made by `rebuild` (default: an uninitialised
+    copy). Inputs that do not bind raise `InputSpecError`; a failing forward pass `TraceError`.
+    """
+    model.eval()
+    device = _device_of(model)
+    # seeded (without touching the caller's generator): random inputs and a CPU rebuild's
+    # weights steer data-dependent models (how many boxes a detector keeps), hence the graph
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        bound = inputs.bind(model.forward, device)
+        try:
+            rec = _record(model, bound, device)
+        except Exception as first:
+            if device.type != "meta":
+                raise _failed(name, first, None) from None
+            try:
+                torch.manual_seed(0)
+                model = (rebuild() if rebuild is not None else _materialised(model)).eval()
+                bound = inputs.bind(model.forward, "cpu")
+                rec = _record(model, bound, torch.device("cpu"))
+            except Exception as second:
+                raise _failed(name, second, first) from None
+    meta = {
+        "name": name,
+        "tracer": "eager",
+        "versions": versions(),
+        "inputs": {key: _spec(value) for key, value in bound.items()},
+    }
+    return to_graph(rec.calls, model, meta)
+
+
+def _materialised(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to_empty(device="cpu")
+
+
+def _failed(name: str, error: BaseException, on_meta: BaseException | None) -> TraceError:
+    def one_line(exc: BaseException) -> str:
+        text = (str(exc).strip().splitlines() or [""])[0][:200]
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+    also = f" (on meta: {one_line(on_meta)})" if on_meta is not None else ""
+    return TraceError(f"running {name} on the example inputs failed: {one_line(error)}{also}")

@@ -1,0 +1,196 @@
+"""The torch.fx tracer: a symbolic trace of a module into a `Graph`.
+
+Built-in `torch.nn` modules are leaves; user modules are traced through, and every node records
+the module scope it was created in, so the hierarchy survives inlining. Reads of a module's own
+parameters and buffers (`get_attr`) become `$attr` constants of the op that reads them, and
+internal shape asserts are dropped together with the shape queries that only fed them.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from nnviz.errors import TraceError
+from nnviz.graph import Edge, Graph, Node, parent_path
+from nnviz.tracers.encode import (
+    IdAllocator,
+    encode,
+    module_tree,
+    nested_refs,
+    qualname,
+    scoped,
+    versions,
+)
+from nnviz.values import Value
+
+ASSERTS = {torch._assert}
+for _name in ("_assert_async", "_check", "_check_is_size"):
+    if hasattr(torch, _name):
+        ASSERTS.add(getattr(torch, _name))
+
+_SCOPE = "nnviz_scope"
+
+
+class _ScopeTracer(fx.Tracer):
+    """An fx tracer that remembers in which module scope each node was created."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scopes: list[str] = [""]
+        self.failing_module: str | None = None
+
+    def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
+        path = self.path_of_module(m)
+        self._scopes.append(path)
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failing_module is None:
+                self.failing_module = path
+            raise
+        finally:
+            self._scopes.pop()
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        node.meta[_SCOPE] = self._scopes[-1]
+        return node
+
+
+def trace_fx(model: nn.Module, name: str) -> tuple[Graph, fx.Graph, dict[fx.Node, str]]:
+    """Trace `model` symbolically.
+
+    Returns the graph, the raw fx graph and the map from fx nodes to graph node ids (shape
+    propagation runs the fx graph and writes the specs back by id).
+    """
+    tracer = _ScopeTracer()
+    try:
+        fx_graph = tracer.trace(model)
+    except Exception as exc:
+        where = f" in module {tracer.failing_module!r}" if tracer.failing_module else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TraceError(
+            f"torch.fx cannot trace {name}{where}: {first[:200]} "
+            f"(give an example input with -i to trace it by running it)"
+        ) from None
+    return _convert(model, name, fx_graph)
+
+
+def _convert(
+    model: nn.Module, name: str, fx_graph: fx.Graph
+) -> tuple[Graph, fx.Graph, dict[fx.Node, str]]:
+    dropped = _dropped_nodes(fx_graph)
+    allocate = IdAllocator()
+    ids: dict[fx.Node, str] = {}
+    attrs: dict[fx.Node, Value] = {}
+    nodes: list[Node] = []
+    edges: dict[tuple[str, str], list[str]] = {}
+
+    for fn in fx_graph.nodes:
+        if fn in dropped:
+            continue
+        if fn.op == "get_attr":
+            attrs[fn] = {"$attr": str(fn.target)}
+            continue
+        node_id, node = _make_node(fn, model, allocate)
+        ids[fn] = node_id
+        constants: dict[str, Value] = {}
+        for slot, value in _slots(fn):
+            refs = [(sub, n) for sub, n in _refs(value, slot) if n not in attrs]
+            if refs:
+                for sub, ref in refs:
+                    if ref in ids:
+                        edges.setdefault((ids[ref], node_id), []).append(sub)
+            else:
+                constants[slot] = _constant(value, attrs)
+        nodes.append(Node(**{**node, "args": constants}))
+    graph = Graph(
+        nodes,
+        [Edge(s, t, tuple(slots)) for (s, t), slots in edges.items()],
+        module_tree(model),
+        {"name": name, "tracer": "fx", "versions": versions(), "inputs": None},
+    )
+    return graph, fx_graph, ids
+
+
+def _make_node(fn: fx.Node, model: nn.Module, allocate: IdAllocator) -> tuple[str, dict[str, Any]]:
+    scope: str = fn.meta.get(_SCOPE, "")
+    if fn.op == "placeholder":
+        arg = str(fn.target).lstrip("*")
+        node_id = allocate(f"input:{arg}")
+        return node_id, {"id": node_id, "kind": "input", "op": arg}
+    if fn.op == "output":
+        node_id = allocate("output")
+        return node_id, {"id": node_id, "kind": "output", "op": "output"}
+    if fn.op == "call_module":
+        path = str(fn.target)
+        node_id = allocate(path)
+        op = qualname(type(model.get_submodule(path)))
+        return node_id, {
+            "id": node_id,
+            "kind": "module",
+            "op": op,
+            "scope": parent_path(path) or "",
+            "module": path,
+        }
+    if fn.op == "call_function":
+        op = qualname(fn.target)
+        node_id = allocate(scoped(scope, op.rsplit(".", 1)[-1]))
+        return node_id, {"id": node_id, "kind": "function", "op": op, "scope": scope}
+    method = str(fn.target)
+    node_id = allocate(scoped(scope, method))
+    return node_id, {"id": node_id, "kind": "method", "op": method, "scope": scope}
+
+
+def _slots(fn: fx.Node) -> Iterator[tuple[str, Any]]:
+    if fn.op in ("placeholder", "get_attr"):
+        return
+    for i, arg in enumerate(fn.args):
+        yield str(i), arg
+    for key, arg in fn.kwargs.items():
+        yield key, arg
+
+
+def _refs(value: Any, slot: str) -> Iterator[tuple[str, fx.Node]]:
+    return nested_refs(value, slot, fx.Node)
+
+
+def _constant(value: Any, attrs: dict[fx.Node, Value]) -> Value:
+    if isinstance(value, fx.Node):
+        return attrs[value]
+    if isinstance(value, (tuple, list)) and any(isinstance(v, fx.Node) for v in value):
+        items = [_constant(v, attrs) for v in value]
+        return {"$tuple": items} if isinstance(value, tuple) else items
+    return encode(value)
+
+
+def _dropped_nodes(fx_graph: fx.Graph) -> set[fx.Node]:
+    """Asserts, the function/method nodes whose results then feed nothing, and unused shape
+    queries (`n, c, h, w = x.shape` with `c` unused; a shape formatted into an assert message)."""
+    dropped = {n for n in fx_graph.nodes if n.op == "call_function" and n.target in ASSERTS}
+    changed = True
+    while changed:
+        changed = False
+        for n in reversed(list(fx_graph.nodes)):
+            if n in dropped or n.op not in ("call_function", "call_method", "get_attr"):
+                continue
+            if (n.users and all(u in dropped for u in n.users)) or (
+                not n.users and _is_shape_query(n)
+            ):
+                dropped.add(n)
+                changed = True
+    return dropped
+
+
+def _is_shape_query(n: fx.Node) -> bool:
+    """A side-effect-free read (of a shape, an item of it): dropping it when unused loses nothing.
+    Other unused calls stay, since they may act in place."""
+    if n.op == "call_function":
+        return n.target in (getattr, operator.getitem, len)
+    return n.op == "call_method" and n.target in ("size", "dim", "numel", "__len__")

@@ -1,0 +1,160 @@
+"""Calls recorded by the eager tracer, and how they become a `Graph` (fx's conventions).
+
+A recorded call keeps its arguments with traced values replaced by markers: `Ref` (the output
+of an earlier call) and `Attr` (a module's parameter, buffer or tensor attribute). `to_graph`
+then does what `nnviz.tracers.fx` does with an fx graph: drop asserts, the bool comparisons that
+fed them and what only fed those, and unused shape reads; hand out structural ids in call order;
+turn references into edges with their argument slots and everything else into constant args.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from torch import nn
+
+from nnviz.graph import Edge, Graph, Node
+from nnviz.tracers.encode import IdAllocator, encode, module_tree, nested_refs, scoped
+from nnviz.values import Value
+
+
+@dataclasses.dataclass(frozen=True)
+class Ref:
+    """The output of recorded call number `index`."""
+
+    index: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Attr:
+    """A module's parameter, buffer or tensor attribute (or a stored tensor constant)."""
+
+    name: str
+    proxied: bool
+    """Whether fx would have a proxy for it (parameters), which makes a call recorded."""
+
+
+@dataclasses.dataclass
+class Call:
+    kind: str
+    op: str
+    scope: str = ""
+    module: str | None = None
+    slots: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    spec: Value = None
+    dropped: bool = False
+    """Asserts and bool comparisons (which in a fx-traceable model only feed asserts)."""
+
+
+def is_traced(value: Any) -> bool:
+    if isinstance(value, Ref):
+        return True
+    if isinstance(value, Attr):
+        return value.proxied
+    if isinstance(value, (tuple, list)):
+        return any(is_traced(v) for v in value)
+    if isinstance(value, dict):
+        return any(is_traced(v) for v in value.values())
+    if isinstance(value, slice):
+        return any(is_traced(v) for v in (value.start, value.stop, value.step))
+    return False
+
+
+def to_graph(calls: list[Call], model: nn.Module, meta: dict[str, Value]) -> Graph:
+    users: list[list[int]] = [[] for _ in calls]
+    for index, call in enumerate(calls):
+        for slot, value in call.slots:
+            for _, ref in _refs(value, slot):
+                users[ref.index].append(index)
+    dropped = {i for i, call in enumerate(calls) if call.dropped}
+    changed = True
+    while changed:
+        changed = False
+        for i in reversed(range(len(calls))):
+            if i in dropped or calls[i].kind not in ("function", "method"):
+                continue
+            if (users[i] and all(u in dropped for u in users[i])) or (
+                not users[i] and _is_shape_query(calls[i])
+            ):
+                dropped.add(i)
+                changed = True
+    allocate = IdAllocator()
+    ids: dict[int, str] = {}
+    nodes: list[Node] = []
+    edges: dict[tuple[str, str], list[str]] = {}
+    for index, call in enumerate(calls):
+        if index in dropped:
+            continue
+        node_id = ids[index] = allocate(_base_id(call))
+        constants: dict[str, Value] = {}
+        for slot, value in call.slots:
+            refs = list(_refs(value, slot))
+            if refs:
+                for sub, ref in refs:
+                    if ref.index in ids:
+                        edges.setdefault((ids[ref.index], node_id), []).append(sub)
+            else:
+                constants[slot] = _constant(value)
+        nodes.append(
+            Node(
+                id=node_id,
+                kind=call.kind,  # type: ignore[arg-type]
+                op=call.op,
+                scope=call.scope,
+                module=call.module,
+                args=constants,
+                spec=call.spec,
+            )
+        )
+    return Graph(
+        nodes,
+        [Edge(s, t, tuple(slots)) for (s, t), slots in edges.items()],
+        module_tree(model),
+        meta,
+    )
+
+
+def _is_shape_query(call: Call) -> bool:
+    """An unused side-effect-free read, which the fx tracer drops too (`nnviz.tracers.fx`)."""
+    if call.kind == "function":
+        return call.op in ("getattr", "operator.getitem", "len")
+    return call.kind == "method" and call.op in ("size", "dim", "numel", "__len__")
+
+
+def _base_id(call: Call) -> str:
+    if call.kind == "input":
+        return f"input:{call.op}"
+    if call.kind == "output":
+        return "output"
+    if call.kind == "module":
+        assert call.module is not None
+        return call.module
+    return scoped(call.scope, call.op.rsplit(".", 1)[-1])
+
+
+def _refs(value: Any, slot: str) -> Iterator[tuple[str, Ref]]:
+    return nested_refs(value, slot, Ref)
+
+
+def _constant(value: Any) -> Value:
+    """An argument without references as a value; attributes inside become `$attr`."""
+    if isinstance(value, Attr):
+        return {"$attr": value.name}
+    if isinstance(value, (tuple, list)) and _has_attr(value):
+        items = [_constant(v) for v in value]
+        return {"$tuple": items} if isinstance(value, tuple) else items
+    if isinstance(value, dict) and _has_attr(value):
+        return {"$dict": [[encode(k), _constant(v)] for k, v in value.items()]}
+    return encode(value)
+
+
+def _has_attr(value: Any) -> bool:
+    if isinstance(value, Attr):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_has_attr(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_attr(v) for v in value.values())
+    return False

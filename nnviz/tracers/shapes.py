@@ -1,0 +1,192 @@
+"""Shape propagation: run a traced fx graph on example inputs and record what flows on each edge.
+
+The model runs in eval mode under `torch.no_grad()`, node by node (`torch.fx.Interpreter`), on
+`meta` tensors when the model lives on the meta device — no memory, no arithmetic. When a model
+cannot run on meta (data-dependent shapes, `.item()`), it is materialised on the CPU and run
+again. Every fx node gets its own spec, so a module called twice records each call's shapes.
+If the model cannot run at all, a `DataTraceWarning` says why in one line and the graph is
+returned without shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from nnviz.graph import Graph
+from nnviz.tracers import DataTraceWarning
+from nnviz.tracers.encode import spec_of
+from nnviz.tracers.fx import ASSERTS
+from nnviz.tracers.inputs import InputSpec
+from nnviz.values import Value
+
+CPU_INPUT_LIMIT = 1 << 30
+"""Inputs larger than this (bytes) are never materialised for the CPU fallback."""
+
+
+class _RunFailed(Exception):
+    """The model raised while running node `where`."""
+
+    def __init__(self, where: str, error: BaseException) -> None:
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        super().__init__(f"at {where}: {type(error).__name__}" + (f": {first}" if first else ""))
+        # Meta tensors fail with NotImplementedError or a message naming them (`.item()`,
+        # `nonzero`, a CPU tensor made in forward()); anything else fails on the CPU too.
+        self.meta_only = isinstance(error, NotImplementedError) or "meta" in str(error).lower()
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the fx graph against `module`, keeping the spec of every node named in `ids`."""
+
+    def __init__(self, module: nn.Module, graph: fx.Graph, ids: dict[fx.Node, str]) -> None:
+        super().__init__(module, garbage_collect_values=True, graph=graph)
+        self.extra_traceback = False  # it would append the fx node dump to our one-line message
+        self.ids = ids
+        self.specs: dict[str, Value] = {}
+        self.on_meta = device_of(module).type == "meta"
+
+    def fetch_args_kwargs_from_env(self, n: fx.Node) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args, kwargs = super().fetch_args_kwargs_from_env(n)
+        # fx hands over list arguments as immutable lists; model code may append to them
+        # (swin3d's window sizes), as it can when the module runs as plain Python.
+        return _mutable(args), _mutable(kwargs)
+
+    def get_attr(self, target: Any, args: Any, kwargs: Any) -> Any:
+        value = super().get_attr(target, args, kwargs)
+        # fx stores tensors a forward() made while tracing (`torch.arange(4)`) as CPU constants.
+        if self.on_meta and isinstance(value, torch.Tensor) and value.device.type != "meta":
+            return value.to("meta")
+        return value
+
+    def run_node(self, n: fx.Node) -> Any:
+        if n.op == "call_function" and n.target in ASSERTS:
+            return None  # asserts are not part of the graph, and cannot check meta tensors
+        try:
+            result = super().run_node(n)
+        except Exception as exc:
+            raise _RunFailed(self.ids.get(n, n.name), exc) from exc
+        node_id = self.ids.get(n)
+        if node_id is not None:
+            self.specs[node_id] = spec_of(result)
+        return result
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for a stateless model)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def propagate(
+    graph: Graph,
+    fx_graph: fx.Graph,
+    ids: dict[fx.Node, str],
+    model: nn.Module,
+    inputs: InputSpec,
+    rebuild: Callable[[], nn.Module] | None = None,
+) -> Graph:
+    """Return `graph` with every node's output spec and `meta["inputs"]` set.
+
+    `ids` maps fx nodes to graph node ids. `rebuild` makes a CPU copy of the model for the
+    fallback (default: an uninitialised copy of `model`). Malformed or unbindable inputs raise
+    `InputSpecError`; a model that fails to run warns and gives `graph` back unchanged.
+    """
+    device = device_of(model)
+    bound = inputs.bind(model.forward, device)
+    described = ", ".join(f"{k}={_short(spec_of(v))}" for k, v in bound.items())
+    try:
+        specs = _run(model, fx_graph, ids, bound)
+    except _RunFailed as first:
+        if device.type != "meta" or not first.meta_only:
+            _warn(described, str(first))
+            return graph
+        if _bytes(bound) > CPU_INPUT_LIMIT:
+            _warn(described, f"{first} (and the inputs are too large to run on the CPU)")
+            return graph
+        try:
+            cpu_model = rebuild() if rebuild is not None else _materialised(model)
+        except Exception as exc:  # the meta failure is the one worth reporting
+            _warn(described, f"{first} (and the model could not be built on the CPU: {exc})")
+            return graph
+        try:
+            bound = inputs.bind(cpu_model.forward, "cpu")
+            specs = _run(cpu_model.eval(), fx_graph, ids, bound)
+        except _RunFailed as second:
+            also = "" if str(second) == str(first) else f" (on meta: {first})"
+            _warn(described, f"{second}{also}")
+            return graph
+    nodes = [dataclasses.replace(node, spec=specs.get(node.id)) for node in graph.nodes]
+    meta = {**graph.meta, "inputs": {name: spec_of(value) for name, value in bound.items()}}
+    return graph.replace(nodes=nodes, meta=meta)
+
+
+def _run(
+    model: nn.Module, fx_graph: fx.Graph, ids: dict[fx.Node, str], bound: dict[str, Any]
+) -> dict[str, Value]:
+    placeholders = [n for n in fx_graph.nodes if n.op == "placeholder"]
+    values: list[Any] = []
+    for node in placeholders:
+        target = str(node.target)
+        if target.startswith("**"):
+            continue  # fx cannot feed a **kwargs placeholder; the model gets none
+        if target.startswith("*"):
+            values.extend(bound.get(target.lstrip("*"), ()))
+        else:
+            values.append(bound.get(target))
+    recorder = _Recorder(model, fx_graph, ids)
+    # On meta, tensors that forward() creates itself (positions, masks) must be meta tensors too.
+    placement = (
+        torch.device("meta") if device_of(model).type == "meta" else contextlib.nullcontext()
+    )
+    with torch.no_grad(), placement:
+        recorder.run(*values)
+    return recorder.specs
+
+
+def _mutable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_mutable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mutable(v) for k, v in value.items()}
+    if type(value) is tuple:
+        return tuple(_mutable(v) for v in value)
+    return value
+
+
+def _bytes(bound: dict[str, Any]) -> int:
+    """Memory the inputs would take on a real device."""
+    total = 0
+    for value in bound.values():
+        for leaf in torch.utils._pytree.tree_leaves(value):
+            if isinstance(leaf, torch.Tensor):
+                total += leaf.numel() * leaf.element_size()
+    return total
+
+
+def _materialised(model: nn.Module) -> nn.Module:
+    """An uninitialised CPU copy of a meta model: its values are garbage, its shapes are right."""
+    return copy.deepcopy(model).to_empty(device="cpu")
+
+
+def _warn(inputs: str, reason: str) -> None:
+    warnings.warn(
+        f"data tracing with {inputs} failed {reason}; the graph has no shapes",
+        DataTraceWarning,
+        stacklevel=4,
+    )
+
+
+def _short(spec: Value) -> str:
+    from nnviz.values import format_value
+
+    text = format_value(spec)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,367 @@
+"""The differ on realistic pull-request edits of real torchvision models: exactly the expected
+report, and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+import torch
+import torchvision
+from support import traced
+from torch import nn
+
+import nnviz
+from nnviz.diffing.changelog import changelog
+from nnviz.graph import Graph
+
+
+def resnet18_with(edit: Callable[[nn.Module], object]) -> Graph:
+    """resnet18 after an in-place edit of a fresh instance (built on meta: no weights)."""
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(weights=None)
+    edit(model)
+    return nnviz.trace(model, name="resnet18")
+
+
+def text(old: Graph, new: Graph) -> str:
+    result = nnviz.diff(old, new)
+    assert result.to_text() == changelog(result.to_json())
+    return result.to_text()
+
+
+def test_conv_kernel_changed_in_one_block() -> None:
+    def edit(m: nn.Module) -> None:
+        m.layer3[1].conv2 = nn.Conv2d(256, 256, 5, padding=2, bias=False)
+
+    assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
+        ~ layer3.1.conv2  Conv2d  kernel_size (3, 3) → (5, 5)
+        ~ layer3.1.conv2  Conv2d  padding (1, 1) → (2, 2)
+        ~ layer3.1.conv2  Conv2d  weight [256, 256, 3, 3] → [256, 256, 5, 5]
+        1 changed · params 11,689,512 → 12,738,088 (+1,048,576)
+        """)
+
+
+def test_conv_stride_changed() -> None:
+    def edit(m: nn.Module) -> None:
+        m.layer2[0].conv1.stride = (1, 1)
+        m.layer2[0].downsample[0].stride = (1, 1)
+
+    assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
+        ~ layer2.0.conv1  Conv2d  stride (2, 2) → (1, 1)
+        ~ layer2.0.downsample.0  Conv2d  stride (2, 2) → (1, 1)
+        2 changed · params 11,689,512 → 11,689,512 (+0)
+        """)
+
+
+def test_block_narrowed() -> None:
+    def edit(m: nn.Module) -> None:
+        m.layer3[1].conv1 = nn.Conv2d(256, 128, 3, padding=1, bias=False)
+        m.layer3[1].bn1 = nn.BatchNorm2d(128)
+        m.layer3[1].conv2 = nn.Conv2d(128, 256, 3, padding=1, bias=False)
+
+    assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
+        ~ layer3.1.conv1  Conv2d  out_channels 256 → 128
+        ~ layer3.1.conv1  Conv2d  weight [256, 256, 3, 3] → [128, 256, 3, 3]
+        ~ layer3.1.bn1  BatchNorm2d  num_features 256 → 128
+        ~ layer3.1.bn1  BatchNorm2d  bias [256] → [128]
+        ~ layer3.1.bn1  BatchNorm2d  weight [256] → [128]
+        ~ layer3.1.conv2  Conv2d  in_channels 256 → 128
+        ~ layer3.1.conv2  Conv2d  weight [256, 256, 3, 3] → [256, 128, 3, 3]
+        3 changed · params 11,689,512 → 11,099,432 (-590,080)
+        """)
+
+
+def test_relu_replaced_by_gelu_in_one_place() -> None:
+    def edit(m: nn.Module) -> None:
+        m.layer2[1].relu = nn.GELU()
+
+    result = nnviz.diff(traced("resnet18"), resnet18_with(edit))
+    assert result.to_text() == dedent("""\
+        ~ layer2.1.relu  GELU  class ReLU → GELU
+        ~ layer2.1.relu  GELU  approximate (none) → 'none'
+        ~ layer2.1.relu  GELU  inplace True → (none)
+        1 changed · params 11,689,512 → 11,689,512 (+0)
+        """)
+    # the block calls its relu twice: the second call is the same module, not a second change
+    assert [e.name for e in result] == ["layer2.1.relu"]
+
+
+def test_dropout_inserted_before_the_head() -> None:
+    def edit(m: nn.Module) -> None:
+        m.fc = nn.Sequential(nn.Dropout(0.2), m.fc)
+
+    result = nnviz.diff(traced("resnet18"), resnet18_with(edit))
+    assert result.to_text() == dedent("""\
+        + fc  Sequential (2 nodes, 513K params)
+            ↳ fc.1  input 0 flatten → fc.0
+        → fc moved to fc.1
+        1 added, 1 renamed, 1 downstream · params 11,689,512 → 11,689,512 (+0)
+        """)
+    assert {e.name: e.status for e in result} == {
+        "fc": "added",
+        "fc.0": "added",
+        "fc.1": "changed",
+    }
+    assert result.entry("fc.1").renamed_from == "fc"
+
+
+def test_dropout_inserted_into_a_sequential_renumbers_the_rest() -> None:
+    with torch.device("meta"):
+        vgg = torchvision.models.vgg11(weights=None)
+    base = nnviz.trace(vgg, name="vgg11")
+    layers = list(vgg.features)
+    layers.insert(2, nn.Dropout(0.1))
+    vgg.features = nn.Sequential(*layers)
+    assert text(base, nnviz.trace(vgg, name="vgg11")) == dedent("""\
+        + features.2  Dropout (1 node, 0 params)
+            ↳ features.3  input 0 features.1 → features.2
+        → features.2 … features.20 moved to features.3 … features.21 (19 layers)
+        1 added, 19 renamed, 1 downstream · params 132,863,336 → 132,863,336 (+0)
+        """)
+
+
+def test_residual_block_deleted() -> None:
+    def edit(m: nn.Module) -> None:
+        m.layer1 = nn.Sequential(m.layer1[0])
+
+    result = nnviz.diff(traced("resnet18"), resnet18_with(edit))
+    assert result.to_text() == dedent("""\
+        - layer1.1  BasicBlock (7 nodes, 74K params)
+            ↳ layer2.0.conv1  input 0 layer1.1.relu:1 → layer1.0.relu:1
+            ↳ layer2.0.downsample.0  input 0 layer1.1.relu:1 → layer1.0.relu:1
+        1 removed, 2 downstream · params 11,689,512 → 11,615,528 (-73,984)
+        """)
+    summary = result.summary
+    assert (summary["removed"], summary["changed"], summary["propagated"]) == (8, 2, 2)
+
+
+def test_num_classes_changed() -> None:
+    assert text(traced("resnet18"), traced("resnet18", num_classes=10)) == dedent("""\
+        ~ fc  Linear  out_features 1000 → 10
+        ~ fc  Linear  bias [1000] → [10]
+        ~ fc  Linear  weight [1000, 512] → [10, 512]
+        1 changed · params 11,689,512 → 11,181,642 (-507,870)
+        """)
+
+
+def test_two_layers_of_a_sequential_swapped() -> None:
+    with torch.device("meta"):
+        vgg = torchvision.models.vgg11(weights=None)
+    base = nnviz.trace(vgg, name="vgg11")
+    layers = list(vgg.features)
+    layers[1], layers[2] = layers[2], layers[1]
+    vgg.features = nn.Sequential(*layers)
+    assert text(base, nnviz.trace(vgg, name="vgg11")) == dedent("""\
+        → features.2 moved to features.1
+        ~ features.1  MaxPool2d  input 0 features.2 → features.0
+        → features.1 moved to features.2
+        ~ features.2  ReLU  input 0 features.0 → features.1
+        ~ features.3  Conv2d  input 0 features.1 → features.2
+        3 changed, 2 renamed · params 132,863,336 → 132,863,336 (+0)
+        """)
+
+
+NET = """\
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.{head} = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, {classes}))
+
+    def forward(self, x):
+        x = torch.{act}(self.features(x))
+        return self.{head}(torch.flatten(self.pool(x), 1))
+
+
+def make():
+    return Net()
+"""
+
+
+def net(tmp_path: Path, folder: str, head: str = "head", act: str = "relu", classes: int = 10):
+    """A small model file, as it looks on one side of a pull request."""
+    path = tmp_path / folder / "net.py"
+    path.parent.mkdir()
+    path.write_text(NET.format(head=head, act=act, classes=classes))
+    return nnviz.trace(f"{path}:make")
+
+
+def test_submodule_renamed(tmp_path: Path) -> None:
+    old, new = net(tmp_path, "old"), net(tmp_path, "new", head="classifier")
+    result = nnviz.diff(old, new)
+    assert result.to_text() == dedent("""\
+        → head renamed to classifier
+        1 renamed · params 554 → 554 (+0)
+        """)
+    assert {e.name: e.renamed_from for e in result} == {
+        "classifier": "head",
+        "classifier.0": "head.0",
+        "classifier.1": "head.1",
+        "classifier.2": "head.2",
+    }
+
+
+def test_renamed_and_changed(tmp_path: Path) -> None:
+    old, new = net(tmp_path, "old"), net(tmp_path, "new", head="classifier", classes=20)
+    assert text(old, new) == dedent("""\
+        → head renamed to classifier
+        ~ classifier.2  Linear  out_features 10 → 20
+        ~ classifier.2  Linear  bias [10] → [20]
+        ~ classifier.2  Linear  weight [10, 16] → [20, 16]
+        1 changed, 1 renamed · params 554 → 724 (+170)
+        """)
+
+
+def test_functional_op_changed_in_forward(tmp_path: Path) -> None:
+    old, new = net(tmp_path, "old"), net(tmp_path, "new", act="sigmoid")
+    result = nnviz.diff(old, new)
+    assert result.to_text() == dedent("""\
+        ~ sigmoid  torch.sigmoid  op torch.relu → torch.sigmoid
+        1 changed · params 554 → 554 (+0)
+        """)
+    (entry,) = result
+    assert (entry.kind, entry.renamed_from, entry.path) == ("function", "relu", None)
+
+
+def test_same_model_with_different_seeds_is_identical() -> None:
+    graphs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        graphs.append(nnviz.trace(torchvision.models.resnet18(weights=None), name="resnet18"))
+    result = nnviz.diff(*graphs)
+    assert result.identical and not result and list(result) == []
+    assert result.to_text() == "identical: no architecture changes (71 nodes, 11,689,512 params)\n"
+
+
+def test_train_and_eval_mode_are_identical() -> None:
+    with torch.device("meta"):
+        a = torchvision.models.resnet18(weights=None).train()
+        b = torchvision.models.resnet18(weights=None).eval()
+    assert nnviz.diff(nnviz.trace(a), nnviz.trace(b)).identical
+
+
+@pytest.mark.parametrize("ignore", [("hparams",), ("kernel_size", "padding", "parameters")])
+def test_ignore_drops_fields(ignore: tuple[str, ...]) -> None:
+    def edit(m: nn.Module) -> None:
+        m.layer3[1].conv2 = nn.Conv2d(256, 256, 5, padding=2, bias=False)
+
+    result = nnviz.diff(traced("resnet18"), resnet18_with(edit), ignore=ignore)
+    remaining = {k for e in result for k in e.changes}
+    if ignore == ("hparams",):
+        assert remaining == {"parameters.weight"}
+    else:
+        assert result.identical
+
+
+def test_shapes_propagate_from_their_root_cause() -> None:
+    def chain(width: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Conv2d(width, 8, 3))
+
+    old = nnviz.trace(chain(16), name="chain", inputs="image32")
+    new = nnviz.trace(chain(32), name="chain", inputs="image32")
+    result = nnviz.diff(old, new)
+    assert result.entry("1").changes["spec"].cause == "0"
+    assert not result.entry("0").changes["spec"].propagated
+    assert result.to_text() == dedent("""\
+        ~ 0  Conv2d  out_channels 16 → 32
+        ~ 0  Conv2d  bias [16] → [32]
+        ~ 0  Conv2d  weight [16, 3, 3, 3] → [32, 3, 3, 3]
+        ~ 0  Conv2d  output [1, 16, 30, 30] → [1, 32, 30, 30]
+            ↳ 1  output [1, 16, 30, 30] → [1, 32, 30, 30]
+        ~ 2  Conv2d  in_channels 16 → 32
+        ~ 2  Conv2d  weight [8, 16, 3, 3] → [8, 32, 3, 3]
+        2 changed, 1 downstream · params 1,608 → 3,208 (+1,600)
+        """)
+    assert nnviz.diff(old, new, ignore=["spec"]).summary["propagated"] == 0
+
+
+def test_unrelated_removal_and_addition_are_not_a_move() -> None:
+    from torchvision.models.resnet import BasicBlock
+
+    def edit(m: nn.Module) -> None:
+        m.layer1 = nn.Sequential(m.layer1[0])
+        m.layer4.append(BasicBlock(512, 512))
+
+    # the two blocks share only parameter-free leaves (ReLU): no "moved" line for those
+    assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
+        - layer1.1  BasicBlock (7 nodes, 74K params)
+            ↳ layer2.0.conv1  input 0 layer1.1.relu:1 → layer1.0.relu:1
+            ↳ layer2.0.downsample.0  input 0 layer1.1.relu:1 → layer1.0.relu:1
+        + layer4.2  BasicBlock (7 nodes, 4.7M params)
+            ↳ avgpool  input 0 layer4.1.relu:1 → layer4.2.relu:1
+        1 added, 1 removed, 3 downstream · params 11,689,512 → 16,336,168 (+4,646,656)
+        """)
+
+
+SPARE = """\
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.spare = nn.Dropout({p})
+
+    def forward(self, x):
+        return {body}
+
+
+def make():
+    return Net()
+"""
+
+
+def spare(tmp_path: Path, folder: str, p: float = 0.1, body: str = "self.conv(x)") -> Graph:
+    path = tmp_path / folder / "spare.py"
+    path.parent.mkdir()
+    path.write_text(SPARE.format(p=p, body=body))
+    return nnviz.trace(f"{path}:make")
+
+
+def test_a_module_that_is_never_called_still_counts(tmp_path: Path) -> None:
+    old, new = spare(tmp_path, "old"), spare(tmp_path, "new", p=0.2)
+    assert text(old, new) == dedent("""\
+        ~ spare  Dropout  p 0.1 → 0.2
+        1 changed · params 224 → 224 (+0)
+        """)
+
+
+def test_a_module_called_from_now_on(tmp_path: Path) -> None:
+    old, new = spare(tmp_path, "old"), spare(tmp_path, "new", body="self.spare(self.conv(x))")
+    assert text(old, new) == dedent("""\
+        ~ spare  Dropout  called False → True
+            ↳ output  input 0 conv → spare
+        1 changed, 1 downstream · params 224 → 224 (+0)
+        """)
+
+
+def test_shapes_count_only_when_both_sides_have_them() -> None:
+    plain, shaped = traced("resnet18"), nnviz.trace("resnet18", inputs="default")
+    assert nnviz.diff(plain, shaped).identical
+
+
+def test_a_different_input_size_is_one_root_cause() -> None:
+    big = nnviz.trace("resnet18", inputs="image64")
+    small = nnviz.trace("resnet18", inputs="image32")
+    result = nnviz.diff(big, small)
+    assert result.to_text() == dedent("""\
+        ~ input:x  x  output [1, 3, 64, 64] → [1, 3, 32, 32]
+            ↳ conv1  output [1, 64, 32, 32] → [1, 64, 16, 16]
+            ↳ bn1  output [1, 64, 32, 32] → [1, 64, 16, 16]
+            ↳ relu  output [1, 64, 32, 32] → [1, 64, 16, 16]
+            ↳ maxpool  output [1, 64, 16, 16] → [1, 64, 8, 8]
+            ↳ layer1.0.conv1  output [1, 64, 16, 16] → [1, 64, 8, 8]
+            ↳ … and 61 more
+        1 changed, 66 downstream · params 11,689,512 → 11,689,512 (+0)
+        """)
+    causes = {c.cause for e in result for c in e.changes.values() if c.propagated}
+    assert causes == {"input:x"}

@@ -1,0 +1,114 @@
+"""The highlighted diff drawing: small around one change in a big model, coloured by status,
+all grey when identical, and real Graphviz output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from support import traced
+from torch import nn
+
+import nnviz
+from nnviz.render import diffpaint
+
+
+def _one_conv_changed() -> nnviz.GraphDiff:
+    with torch.device("meta"):
+        model = torchvision.models.resnet152(weights=None)
+    model.layer3[17].conv2 = nn.Conv2d(256, 256, 5, padding=2, bias=False)
+    return nnviz.diff(traced("resnet152"), nnviz.trace(model, name="resnet152"))
+
+
+def test_one_conv_changed_in_resnet152_is_a_small_picture(tmp_path: Path) -> None:
+    result = _one_conv_changed()
+    assert [e.name for e in result] == ["layer3.17.conv2"]
+    shown = diffpaint.fold(diffpaint.union_graph(result), result, 3)
+    assert len(shown) < 60
+    ids = [n.id for n in shown.nodes]
+    assert "layer3.17.conv2" in ids and "layer3.0 … layer3.16" in ids and "layer4" in ids
+    assert len(shown) == 19
+    svg = nnviz.draw(result, tmp_path / "diff.svg").read_text()
+    assert "kernel_size (3, 3) → (5, 5)" in svg
+    assert "[changed]" in svg and "#fb8500" in svg  # orange border on the changed conv
+    assert nnviz.draw(result, tmp_path / "diff.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_context_minus_one_draws_everything() -> None:
+    result = _one_conv_changed()
+    union = diffpaint.union_graph(result)
+    assert len(diffpaint.fold(union, result, -1)) == len(union) == len(traced("resnet152"))
+
+
+def test_context_keeps_neighbours_expanded() -> None:
+    def chain(width: int) -> nn.Module:
+        blocks = [nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(12)]
+        blocks[6][0] = nn.Linear(8, width)
+        return nn.Sequential(*blocks)
+
+    old, new = nnviz.trace(chain(8), name="c"), nnviz.trace(chain(9), name="c")
+    result = nnviz.diff(old, new)
+    sizes = [len(diffpaint.fold(diffpaint.union_graph(result), result, k)) for k in (0, 1, 3)]
+    # 12 blocks of 2 ops + input + output; every block expanded by the context adds one node
+    assert sizes == [11 + 2 + 2, 10 + 2 * 2 + 2, 8 + 4 * 2 + 2]
+
+
+def test_a_long_flat_sequential_folds_beyond_the_context() -> None:
+    def flat(kernel: int) -> nn.Module:
+        layers: list[nn.Module] = []
+        for i in range(150):
+            layers += [nn.Conv2d(8, 8, kernel if i == 75 else 3, padding=1), nn.ReLU()]
+        return nn.Sequential(*layers)
+
+    result = nnviz.diff(nnviz.trace(flat(3), name="f"), nnviz.trace(flat(5), name="f"))
+    shown = diffpaint.fold(diffpaint.union_graph(result), result, 3)
+    ids = [n.id for n in shown.nodes]
+    assert ids == ["input:input", "0 … 146", *map(str, range(147, 154)), "154 … 299", "output"]
+    assert shown.node("0 … 146").meta["collapsed"] == 147
+
+
+def test_statuses_are_painted(tmp_path: Path) -> None:
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(weights=None)
+    model.layer1 = nn.Sequential(model.layer1[0])
+    model.fc = nn.Sequential(nn.Dropout(0.2), model.fc)
+    result = nnviz.diff(traced("resnet18"), nnviz.trace(model, name="resnet18"))
+    paint = diffpaint.paint_for(result)
+    assert paint.nodes["layer1.1.conv1"].line == "dashed"
+    assert paint.nodes["layer1.1.conv1"].border == diffpaint.COLOURS["removed"][1]
+    assert paint.nodes["fc.0"].fill == diffpaint.COLOURS["added"][0]
+    assert paint.nodes["fc.1"].lines[0] == "was fc"
+    assert "layer1.0.conv1" not in paint.nodes and paint.dim
+    rewired = paint.nodes["layer2.0.conv1"]  # its input moved because layer1.1 went away
+    assert (rewired.badge, rewired.fill) == ("follows", diffpaint.FOLLOWER_FILL)
+    assert rewired.lines == ("input 0 layer1.1.relu:1 → layer1.0.relu:1 (follows layer1.1)",)
+    dot = nnviz.draw(result, tmp_path / "d.dot", context=1).read_text()
+    assert 'style="rounded,filled,dashed"' in dot
+    assert "[removed]" in dot and "[added]" in dot
+
+
+def test_identical_is_all_grey(tmp_path: Path) -> None:
+    result = nnviz.diff(traced("resnet18"), traced("resnet18"))
+    assert diffpaint.paint_for(result).nodes == {}
+    shown = diffpaint.fold(diffpaint.union_graph(result), result, 3)
+    assert [n.id for n in shown.nodes] == [
+        "input:x",
+        "conv1 … maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "avgpool … fc",
+        "output",
+    ]
+    svg = nnviz.draw(result, tmp_path / "same.svg").read_text()
+    assert "identical" in svg and "#fb8500" not in svg
+
+
+def test_json_path_writes_the_diff_document(tmp_path: Path) -> None:
+    import json
+
+    result = nnviz.diff(traced("resnet18"), traced("resnet18", num_classes=10))
+    doc = json.loads(nnviz.draw(result, tmp_path / "d.json").read_text())
+    assert doc == result.to_json()

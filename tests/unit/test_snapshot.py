@@ -1,0 +1,141 @@
+"""The snapshot codec: canonical, round-tripping, validated, and free of torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import torch_blocker
+
+import nnviz
+from nnviz import snapshot
+from nnviz.errors import SnapshotError
+from nnviz.graph import Edge, Graph, Module, Node
+
+
+def test_round_trip_is_identity(resnet18: Graph, tmp_path: Path) -> None:
+    path = nnviz.save(resnet18, tmp_path / "r.json")
+    loaded = nnviz.load(path)
+    assert loaded == resnet18
+    assert snapshot.dumps(loaded) == path.read_text()
+
+
+def test_layout_is_one_line_per_record(resnet18: Graph) -> None:
+    text = snapshot.dumps(resnet18)
+    lines = text.splitlines()
+    assert len(lines) == len(resnet18) + len(resnet18.edges) + len(resnet18.modules) + 11
+    assert json.loads(text)["version"] == snapshot.VERSION
+
+
+def test_shipped_schema_matches_models() -> None:
+    shipped = json.loads(snapshot.SCHEMA_PATH.read_text())
+    assert shipped == snapshot.json_schema(), "regenerate nnviz/schema/ (see snapshot.json_schema)"
+
+
+def test_odd_values_survive(tmp_path: Path) -> None:
+    args = {
+        "0": {"$tuple": [1, {"$slice": [None, 2, None]}, {"$ellipsis": None}]},
+        "dtype": {"$dtype": "int64"},
+        "device": {"$device": "cpu"},
+        "eps": {"$float": "nan"},
+        "text": 'quote " < & \n',
+    }
+    g = Graph(
+        [Node("input:x", "input", "x"), Node("a\n<b>", "function", "torch.add", args=args)],
+        [Edge("input:x", "a\n<b>", ("0",))],
+        [Module("", "m.M", 0)],
+        {"name": "odd"},
+    )
+    assert snapshot.loads(snapshot.dumps(g)) == g
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "not an nnviz graph snapshot"),
+        ('{"format": "nnviz-graph", "version": 99}', "newer nnviz"),
+        ('{"format": "nnviz-graph", "version": 1, "meta": {"x": NaN}}', "NaN is not JSON"),
+        ('{"format": "nnviz-graph", "version": "1"}', "must be an integer"),
+        (
+            '{"format": "nnviz-graph", "version": 1, "modules": [], "edges": [],'
+            ' "nodes": [{"id": "a", "kind": "module", "op": 3}]}',
+            "nodes[0].op",
+        ),
+        (
+            '{"format": "nnviz-graph", "version": 1, "modules": [], "nodes": [],'
+            ' "edges": [{"source": "a", "target": "b"}]}',
+            "no node",
+        ),
+    ],
+)
+def test_bad_documents_are_refused(text: str, message: str) -> None:
+    with pytest.raises(SnapshotError, match="^snapshot: .*" + message.replace("[", r"\[")):
+        snapshot.loads(text)
+
+
+def test_loading_needs_no_torch(resnet18: Graph, tmp_path: Path) -> None:
+    """Load and re-save in a process where importing torch fails."""
+    src = nnviz.save(resnet18, tmp_path / "r.json")
+    blocker = torch_blocker(tmp_path)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import nnviz; g = nnviz.load(sys.argv[2]); nnviz.save(g, sys.argv[3]);"
+        "assert 'torch' not in sys.modules"
+    )
+    out = tmp_path / "r2.json"
+    subprocess.run([sys.executable, "-c", code, str(blocker), str(src), str(out)], check=True)
+    assert out.read_bytes() == src.read_bytes()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    section=st.sampled_from(["modules", "nodes", "edges", "meta", "version", "format"]),
+    index=st.integers(0, 5),
+    key=st.sampled_from(["id", "kind", "op", "path", "class", "params", "source", "slots", "x"]),
+    junk=_json,
+)
+def test_damaged_documents_fail_with_a_snapshot_error_only(
+    small_doc: dict, section: str, index: int, key: str, junk: object
+) -> None:
+    """Any damage to a valid document is refused as `SnapshotError` (one line), never a crash."""
+    doc = json.loads(json.dumps(small_doc))
+    part = doc[section]
+    if isinstance(part, list) and part:
+        record = part[index % len(part)]
+        record[key] = junk
+    elif isinstance(part, dict):
+        part[key] = junk
+    else:
+        doc[section] = junk
+    try:
+        graph = snapshot.loads(json.dumps(doc))
+    except SnapshotError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert snapshot.loads(snapshot.dumps(graph)) == graph
+
+
+@pytest.fixture(scope="module")
+def small_doc() -> dict:
+    g = Graph(
+        [Node("input:x", "input", "x"), Node("fc", "module", "torch.nn.Linear", module="fc")],
+        [Edge("input:x", "fc", ("0",))],
+        [Module("", "m.M", 6), Module("fc", "torch.nn.Linear", 6, {"in_features": 2})],
+        {"name": "small", "inputs": None},
+    )
+    return json.loads(snapshot.dumps(g))  # type: ignore[no-any-return]
