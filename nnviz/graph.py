@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from nnviz.values import Value
+from nnviz.values import Value, typed_spec
 
 NodeKind = Literal["input", "output", "module", "function", "method"]
 NODE_KINDS: tuple[str, ...] = ("input", "output", "module", "function", "method")
@@ -217,9 +217,19 @@ class Graph:
     def edge(self, source: str, target: str) -> Edge:
         return self._nx.edges[source, target]["edge"]  # type: ignore[no-any-return]
 
-    def edge_spec(self, source: str, target: str) -> Value | None:
-        """The spec of what flows on an edge: its source's output."""
-        return self.node(source).spec
+    def edge_spec(self, source: str, target: str) -> Any:
+        """What flows on an edge, typed: a `TensorSpec` (`str()` shows `[1, 512]`), a tuple, list
+        or dict of them, or a plain value; None when the graph was traced without data."""
+        return typed_spec(self.edge_value(source, target))
+
+    def edge_value(self, source: str, target: str) -> Value | None:
+        """What flows on an edge in its stored form (`{"$tensor": ...}`): the source's output,
+        or for a collapsed node with several outputs, the one that reaches `target`."""
+        node = self.node(source)
+        per_target = node.meta.get("edge_specs")
+        if isinstance(per_target, Mapping) and target in per_target:
+            return per_target[target]
+        return node.spec
 
     def children(self, path: str) -> list[Module]:
         """Direct children of module `path`, in tree order."""

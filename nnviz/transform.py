@@ -14,7 +14,7 @@ nodes (`block`, `block:1`), and a node id already taken gets the next free suffi
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import networkx as nx
@@ -35,15 +35,6 @@ def owner(node: Node) -> str | None:
     if node.kind in ("function", "method"):
         return node.scope
     return None
-
-
-def edge_spec(graph: Graph, source: str, target: str) -> Value | None:
-    """What flows on an edge, honouring the per-target specs a collapsed node remembers."""
-    node = graph.node(source)
-    per_target = node.meta.get("edge_specs")
-    if isinstance(per_target, Mapping) and target in per_target:
-        return per_target[target]
-    return node.spec
 
 
 def _closest(graph: Graph, path: str) -> str:
@@ -89,7 +80,7 @@ def select(graph: Graph, layer: str) -> Graph:
     inputs: dict[str, Node] = {}
     for source, name in zip(sources, names, strict=True):
         in_spec = next(
-            (edge_spec(graph, e.source, e.target) for e in edges if e.source == source), None
+            (graph.edge_value(e.source, e.target) for e in edges if e.source == source), None
         )
         inputs[source] = Node(f"input:{name}", "input", name, spec=in_spec, meta={"source": source})
     new_edges = [
@@ -101,7 +92,7 @@ def select(graph: Graph, layer: str) -> Graph:
     if producers:
         out_specs = [
             next(
-                edge_spec(graph, e.source, e.target)
+                graph.edge_value(e.source, e.target)
                 for e in edges
                 if e.source == p and e.target not in kept
             )
@@ -230,7 +221,7 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
             continue
         merged = slots.setdefault((u, v), [])
         merged.extend(s for s in edge.slots if s not in merged)
-        out_specs.setdefault(u, {}).setdefault(v, edge_spec(graph, edge.source, edge.target))
+        out_specs.setdefault(u, {}).setdefault(v, graph.edge_value(edge.source, edge.target))
     nodes = [_with_edge_specs(n, out_specs.get(n.id, {})) for n in nodes]
     edges = [Edge(u, v, tuple(s)) for (u, v), s in slots.items()]
     return Graph(nodes, edges, graph.modules.values(), graph.meta)

@@ -19,6 +19,7 @@ Tensor specs (what flows on an edge) are values too:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 Value = Any
@@ -95,3 +96,36 @@ def float_value(x: float) -> Value:
 
 def is_tensor_spec(value: Value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and "$tensor" in value
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor that flows on an edge; `str()` shows it as `[1, 512]` (or `[1, 16] int64`)."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def __str__(self) -> str:
+        return format_tensor({"shape": list(self.shape), "dtype": self.dtype})
+
+
+def typed_spec(value: Value) -> Any:
+    """A stored spec as Python values: `TensorSpec` for a tensor, tuples, lists and dicts of
+    specs as such, plain values as they are, other tagged values left tagged."""
+    if isinstance(value, list):
+        return [typed_spec(v) for v in value]
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "$tensor":
+            return TensorSpec(tuple(inner.get("shape", ())), inner.get("dtype", "float32"))
+        if tag == "$tuple":
+            return tuple(typed_spec(v) for v in inner)
+        if tag == "$dict":
+            return {typed_spec(k): typed_spec(v) for k, v in inner}
+        if tag == "$float":
+            return float(inner)
+        if tag in TAGS:
+            return value
+    if isinstance(value, dict):
+        return {k: typed_spec(v) for k, v in value.items()}
+    return value

@@ -20,7 +20,6 @@ from nnviz.render import labels
 from nnviz.render.buses import common_cluster, edge_span, plan_buses, ranks
 from nnviz.render.paint import Paint
 from nnviz.render.style import Style, make_style
-from nnviz.transform import edge_spec
 
 _DIM_FILL = "#f7f7f7"
 _DIM_LINE = "#b0b0b0"
@@ -264,7 +263,7 @@ class _Builder:
 
     def edge_attrs(self, source: str, target: str) -> dict[str, str]:
         attrs: dict[str, str] = {"id": plain(f"edge:{source}->{target}")}
-        spec = edge_spec(self.graph, source, target) if self.style.show_specs else None
+        spec = self.graph.edge_value(source, target) if self.style.show_specs else None
         if spec is not None:
             attrs["label"] = labels.spec_label(spec, self.style)
         painted = self.paint.edge(source, target)

@@ -190,7 +190,7 @@ def _node_info(graph: Graph, node: Node) -> dict[str, Any]:
     inputs = [
         [source, format_value(spec)]
         for source in graph.predecessors(node.id)
-        if (spec := graph.edge_spec(source, node.id)) is not None
+        if (spec := graph.edge_value(source, node.id)) is not None
     ]
     if inputs:
         info["inputs"] = inputs

@@ -13,7 +13,7 @@ from torch import nn
 import nnviz
 from nnviz.graph import Graph
 from nnviz.tracers import DataTraceWarning
-from nnviz.values import format_value
+from nnviz.values import TensorSpec
 
 
 def tensor(*shape: int, dtype: str = "float32") -> dict[str, Any]:
@@ -26,7 +26,7 @@ def test_resnet18_default_gives_every_edge_a_shape() -> None:
     assert graph.meta["inputs"] == {"x": tensor(1, 3, 224, 224)}
     for edge in graph.edges:
         assert graph.edge_spec(edge.source, edge.target) is not None, edge
-    assert graph.edge_spec("flatten", "fc") == tensor(1, 512)
+    assert graph.edge_spec("flatten", "fc") == TensorSpec((1, 512))
     assert graph.node("layer2.0.downsample.0").spec == tensor(1, 128, 28, 28)
     assert graph.node("output").spec == tensor(1, 1000)
 
@@ -34,7 +34,7 @@ def test_resnet18_default_gives_every_edge_a_shape() -> None:
 def test_shapes_follow_the_input_size() -> None:
     graph = nnviz.trace("resnet18", inputs="image64x96")
     assert graph.node("maxpool").spec == tensor(1, 64, 16, 24)
-    assert graph.edge_spec("flatten", "fc") == tensor(1, 512)
+    assert graph.edge_spec("flatten", "fc") == TensorSpec((1, 512))
 
 
 def test_without_inputs_there_are_no_specs(resnet18: Graph) -> None:
@@ -69,7 +69,7 @@ def test_each_call_of_a_repeated_module_gets_its_own_spec() -> None:
             ["maps", {"$tuple": [tensor(1, 3, 16, 16), [tensor(1, 3, 256)]]}],
         ]
     }
-    assert format_value(graph.edge_spec("pool", "pool:1")) == "[1, 3, 16, 16]"
+    assert str(graph.edge_spec("pool", "pool:1")) == "[1, 3, 16, 16]"
 
 
 class TokenModel(nn.Module):

@@ -10,7 +10,8 @@ from support import traced
 from nnviz import snapshot
 from nnviz.errors import SelectionError
 from nnviz.graph import Edge, Graph, Module, Node
-from nnviz.transform import apply, collapse_depth, collapse_prefixes, edge_spec, select
+from nnviz.transform import apply, collapse_depth, collapse_prefixes, select
+from nnviz.values import TensorSpec
 
 RESNET18_DEPTH2 = [
     "input:x", "conv1", "bn1", "relu", "maxpool",
@@ -48,12 +49,8 @@ def test_collapsing_is_pure() -> None:
 def test_collapsed_nodes_keep_boundary_shapes() -> None:
     full = traced("resnet18", inputs="default")
     graph = collapse_depth(full, 1)
-    assert edge_spec(graph, "maxpool", "layer1") == {
-        "$tensor": {"shape": [1, 64, 56, 56], "dtype": "float32"}
-    }
-    assert edge_spec(graph, "layer3", "layer4") == {
-        "$tensor": {"shape": [1, 256, 14, 14], "dtype": "float32"}
-    }
+    assert graph.edge_spec("maxpool", "layer1") == TensorSpec((1, 64, 56, 56))
+    assert graph.edge_spec("layer3", "layer4") == TensorSpec((1, 256, 14, 14))
     assert graph.node("layer4").spec == {"$tensor": {"shape": [1, 512, 7, 7], "dtype": "float32"}}
 
 
@@ -149,3 +146,27 @@ def test_collapsing_never_merges_separate_calls_or_colliding_names() -> None:
         ("blk:2", "output"),
     ]  # fmt: skip
     assert graph.node("blk:2").spec == {"$tensor": {"shape": [1, 4], "dtype": "float32"}}
+
+
+def test_edge_spec_of_a_collapsed_node_is_the_one_reaching_the_target() -> None:
+    """A collapsed block with two outputs of different shapes: each edge shows its own."""
+    narrow = {"$tensor": {"shape": [1, 4], "dtype": "float32"}}
+    wide = {"$tensor": {"shape": [1, 8], "dtype": "int64"}}
+    nodes = [
+        Node("input:x", "input", "x", spec=narrow),
+        Node("blk.a", "function", "torch.relu", "blk", spec=narrow),
+        Node("blk.b", "function", "torch.cat", "blk", spec=wide),
+        Node("head", "function", "torch.neg", "", spec=narrow),
+        Node("output", "output", "output", spec=wide),
+    ]
+    edges = [
+        Edge("input:x", "blk.a", ("0",)),
+        Edge("blk.a", "blk.b", ("0",)),
+        Edge("blk.a", "head", ("0",)),
+        Edge("blk.b", "output", ("0",)),
+    ]
+    modules = [Module("", "m.Model", 0), Module("blk", "m.Block", 0)]
+    graph = collapse_prefixes(Graph(nodes, edges, modules, {"name": "two-out"}), ["blk"])
+    assert graph.edge_spec("blk", "head") == TensorSpec((1, 4))
+    assert graph.edge_spec("blk", "output") == TensorSpec((1, 8), "int64")
+    assert str(graph.edge_spec("blk", "output")) == "[1, 8] int64"
