@@ -130,9 +130,11 @@ function fit() {
 
 // The first view: all of it if its text stays readable, else the top (a diff: its first
 // change) at the smallest readable scale.
+const READABLE = 1.3; // SVG points per screen pixel: 14pt titles stay ~11px high
+
 function home() {
   const rect = svg.getBoundingClientRect();
-  const readable = 1.3; // SVG points per screen pixel: 14pt titles stay ~11px high
+  const readable = READABLE;
   if (Math.max(view.size.w / rect.width, view.size.h / rect.height) <= readable) return fit();
   const w = rect.width * readable;
   const h = rect.height * readable;
@@ -151,10 +153,19 @@ function bounds(name) {
   return { x: inv.a * b.x + inv.e, y: inv.d * b.y + inv.f, w: b.width * inv.a, h: b.height * inv.d };
 }
 
-function centre(name) {
+// Centre a drawn element; with `zoom`, also zoom in to a readable scale (never so far that
+// the element would not fit, never out when the reader zoomed in further).
+function centre(name, zoom = false) {
   const b = bounds(name);
-  const w = Math.max(box.w, b.w * 1.4);
-  const h = Math.max(box.h, b.h * 1.4);
+  let w = Math.max(box.w, b.w * 1.4);
+  let h = Math.max(box.h, b.h * 1.4);
+  if (zoom) {
+    const rect = svg.getBoundingClientRect();
+    const scale = Math.max(b.w * 1.2 / rect.width, b.h * 1.2 / rect.height, READABLE);
+    const now = Math.max(box.w / rect.width, box.h / rect.height);
+    w = rect.width * Math.min(scale, now);
+    h = rect.height * Math.min(scale, now);
+  }
   setBox({ x: b.x + b.w / 2 - w / 2, y: b.y + b.h / 2 - h / 2, w, h });
 }
 
@@ -222,7 +233,7 @@ function select(item, move = true) {
   showDetails(item);
   mark();
   const name = item && shownName(item);
-  if (move && name && names.has(name)) centre(name);
+  if (move && name && names.has(name)) centre(name, true);
   saveHash();
 }
 
@@ -264,7 +275,7 @@ function jump(step) {
   const item = state.hits[state.hit];
   $("hits").textContent = `${state.hit + 1} of ${state.hits.length}`;
   reveal(item);
-  render(null);
+  render(shownName(item));
   select(item);
 }
 
@@ -303,10 +314,11 @@ function showDetails(item) {
   if (item.leaf !== undefined) {
     const n = view.nodes[item.leaf];
     box.append(el("h3", n.id));
-    const pairs = [["kind", n.info.kind], ["op", n.info.op]];
+    const pairs = [["kind", n.info.kind]];
     if (n.info.module) pairs.push(...moduleFacts(n.info.module));
+    else pairs.push(["op", n.info.op]);
     for (const [k, v] of n.info.args || []) pairs.push([`arg ${k}`, v]);
-    for (const [src, spec] of n.info.inputs || []) pairs.push([`in ${src}`, spec]);
+    for (const [src, spec] of n.info.inputs || []) pairs.push([`from ${src}`, spec]);
     pairs.push(["output", n.info.output]);
     box.append(facts(pairs));
   } else {
@@ -375,7 +387,7 @@ function changelog() {
       const item = itemFromKey(change.target);
       if (!item) return;
       reveal(item);
-      render(null);
+      render(shownName(item));
       select(item);
     });
     li.append(a);
