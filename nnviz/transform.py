@@ -14,11 +14,12 @@ nodes (`block`, `block:1`), and a node id already taken gets the next free suffi
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
 
+from nnviz import bookkeeping
 from nnviz.errors import SelectionError
 from nnviz.graph import Edge, Graph, Node, is_within, parent_path, path_depth
 from nnviz.values import Value
@@ -162,13 +163,79 @@ def collapse_prefixes(graph: Graph, prefixes: Sequence[str]) -> Graph:
     return _collapse(graph, place)
 
 
+MAX_OPS = 60
+"""Default `fold_runs` limit: a drawn scope with more ops than this shows them as runs."""
+
+
 def apply(
-    graph: Graph, *, layer: str | None = None, depth: int = 2, collapse: Sequence[str] = ()
+    graph: Graph,
+    *,
+    layer: str | None = None,
+    depth: int = 2,
+    collapse: Sequence[str] = (),
+    fold: bool = True,
+    max_ops: int = MAX_OPS,
 ) -> Graph:
-    """`select`, then `collapse_depth`, then `collapse_prefixes`: what `nnviz draw` shows."""
+    """What `nnviz draw` shows: `select`, `collapse_depth`, `collapse_prefixes`, then (with
+    `fold`) the scalar bookkeeping folded into its consumers and `fold_runs(max_ops)`."""
     if layer:
         graph = select(graph, layer)
-    return collapse_prefixes(collapse_depth(graph, depth), collapse)
+    graph = collapse_prefixes(collapse_depth(graph, depth), collapse)
+    if fold:
+        graph = bookkeeping.fold(graph)
+    return fold_runs(graph, max_ops)
+
+
+def fold_runs(graph: Graph, max_ops: int = MAX_OPS) -> Graph:
+    """In every scope that draws more than `max_ops` function/method nodes, replace each run of
+    two or more of its ops that follow each other in trace order by one node (`rpn.ops`, kind
+    `function`, op `ops`) counting them (`meta["collapsed"]`) and naming the commonest
+    (`meta["summary"]`). A detector's post-processing (thousands of box-indexing ops in one
+    `forward`) then reads as a few steps between its modules, and lays out in seconds.
+
+    A run is contiguous in trace order, so no data path leaves it and comes back: merging it
+    makes no cycle. `max_ops` -1 keeps every op."""
+    if max_ops < 0:
+        return graph
+    counts: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.kind in ("function", "method"):
+            counts[node.scope] = counts.get(node.scope, 0) + 1
+    crowded = {scope for scope, n in counts.items() if n > max_ops}
+    if not crowded:
+        return graph
+    runs: list[list[Node]] = []
+    for node in graph.nodes:
+        if node.kind not in ("function", "method") or node.scope not in crowded:
+            runs.append([])
+        elif runs and runs[-1] and runs[-1][-1].scope == node.scope:
+            runs[-1].append(node)
+        else:
+            runs.append([node])
+    runs = [run for run in runs if len(run) > 1]
+    grouped = {n.id for run in runs for n in run}
+    taken = {n.id for n in graph.nodes if n.id not in grouped}
+    rename: dict[str, str] = {}
+    merged: dict[str, Node] = {}
+    for run in runs:
+        base = f"{run[0].scope}.ops" if run[0].scope else "ops"
+        new_id = _free_id(base, taken)
+        taken.add(new_id)
+        merged[new_id] = _run_node(new_id, run)
+        rename.update((n.id, new_id) for n in run)
+    return _rebuild(graph, rename, merged)
+
+
+def _run_node(node_id: str, run: list[Node]) -> Node:
+    tally: dict[str, int] = {}
+    for node in run:
+        tally[node.title] = tally.get(node.title, 0) + int(node.meta.get("collapsed", 1))
+    common = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
+    summary = " · ".join(f"{name} ×{n}" for name, n in common[:4])
+    if len(common) > 4:
+        summary += " · …"
+    meta = {"collapsed": sum(tally.values()), "summary": summary}
+    return Node(node_id, "function", "ops", scope=run[0].scope, meta=meta)
 
 
 def _collapse(graph: Graph, place: Placement) -> Graph:
@@ -188,9 +255,12 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
     rename: dict[str, str] = {}
     pieces: dict[str, tuple[str, list[Node]]] = {}
     for target, members in groups.items():
-        sub = graph.nx.subgraph(n.id for n in members)
         components = sorted(
-            (sorted(c, key=order.__getitem__) for c in nx.weakly_connected_components(sub)),
+            (
+                sorted(c, key=order.__getitem__)
+                for call in _calls(members, order)
+                for c in nx.weakly_connected_components(graph.nx.subgraph(call))
+            ),
             key=lambda c: order[c[0]],
         )
         for component in components:
@@ -200,6 +270,32 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
             for old in component:
                 rename[old] = new_id
 
+    merged = {
+        new_id: collapsed_node(graph, new_id, target, members)
+        for new_id, (target, members) in pieces.items()
+    }
+    return _rebuild(graph, rename, merged)
+
+
+def _calls(members: list[Node], order: Mapping[str, int]) -> list[list[str]]:
+    """Members split where other nodes ran between them: one call of a module runs its ops one
+    after another, so a recurrent block called twelve times (RAFT) stays twelve nodes, even
+    though each call's output feeds the next call directly."""
+    calls: list[list[str]] = []
+    previous = -2
+    for node in members:  # in graph order
+        if order[node.id] != previous + 1:
+            calls.append([])
+        calls[-1].append(node.id)
+        previous = order[node.id]
+    return calls
+
+
+def _rebuild(graph: Graph, rename: Mapping[str, str], merged: Mapping[str, Node]) -> Graph:
+    """`graph` with the nodes `rename` maps replaced by the `merged` node they map to, at the
+    place of their first member; edges between merged members vanish, boundary edges merge
+    their slots and keep what flowed on them."""
+    order = {n.id: i for i, n in enumerate(graph.nodes)}
     nodes: list[Node] = []
     emitted: set[str] = set()
     for node in graph.nodes:
@@ -207,11 +303,7 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
         if new_id in emitted:
             continue
         emitted.add(new_id)
-        if new_id in pieces:
-            target, members = pieces[new_id]
-            nodes.append(collapsed_node(graph, new_id, target, members))
-        else:
-            nodes.append(node)
+        nodes.append(merged.get(new_id, node))
 
     slots: dict[tuple[str, str], list[str]] = {}
     out_specs: dict[str, dict[str, Value]] = {}
@@ -219,8 +311,8 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
         u, v = rename.get(edge.source, edge.source), rename.get(edge.target, edge.target)
         if u == v:
             continue
-        merged = slots.setdefault((u, v), [])
-        merged.extend(s for s in edge.slots if s not in merged)
+        kept = slots.setdefault((u, v), [])
+        kept.extend(s for s in edge.slots if s not in kept)
         out_specs.setdefault(u, {}).setdefault(v, graph.edge_value(edge.source, edge.target))
     nodes = [_with_edge_specs(n, out_specs.get(n.id, {})) for n in nodes]
     edges = [Edge(u, v, tuple(s)) for (u, v), s in slots.items()]

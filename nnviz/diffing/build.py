@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.matching import Matching
 from nnviz.diffing.model import (
     ABSENT,
@@ -22,7 +23,7 @@ from nnviz.diffing.model import (
     module_parent,
     node_changes,
 )
-from nnviz.diffing.plumbing import classify_slots, scalar_nodes, slot_values
+from nnviz.diffing.plumbing import classify_slots, slot_values
 from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
 
 _FLOW_LAST = 10_000

@@ -2,9 +2,10 @@
 
 `x.shape[2]`, `x.size(0)`, `H + pad_h`, `W % 2` are how code computes a tensor op's arguments,
 not what the network is: when every tensor op, its constant arguments and every tensor shape are
-unchanged, a difference in the scalar calls is not drift. `scalar_nodes(graph)` finds the calls
-whose output is such a value: by its recorded spec when the graph was traced with data, else by
-what the call is (a shape read, or arithmetic and indexing on scalars only). `slot_values`
+unchanged, a difference in the scalar calls is not drift. `scalar_nodes(graph)` (from
+`nnviz.bookkeeping`, which drawings fold by) finds the calls whose output is such a value: by its
+recorded spec when the graph was traced with data, else by what the call is (a shape read, or
+arithmetic and indexing on scalars only). `slot_values`
 says, for a call, what each argument slot holds: a tensor from a named producer, a computed
 scalar (with its value when the trace knows it), or a constant; tensor ops compare scalar slots
 by value, never by which scalar call produced them.
@@ -20,81 +21,7 @@ from nnviz.diffing.model import Change
 from nnviz.graph import Graph, Node
 from nnviz.values import Value
 
-_SHAPE_METHODS = frozenset(
-    {"size", "dim", "ndimension", "numel", "nelement", "__len__", "stride", "get_device"}
-)
-_SHAPE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "layout", "is_sparse"})
-_SCALAR_FUNCTIONS = frozenset(
-    {
-        "len",
-        "int",
-        "float",
-        "bool",
-        "max",
-        "min",
-        "abs",
-        "round",
-        "divmod",
-        "tuple",
-        "list",
-        "torch.sym_int",
-        "torch.sym_float",
-        "torch.sym_max",
-        "torch.sym_min",
-    }
-)
-_SCALAR_METHODS = frozenset({"__add__", "__sub__", "__mul__", "__floordiv__", "__mod__"})
 SlotKind = Literal["tensor", "scalar", "constant"]
-
-
-def _is_tensorless(spec: Value) -> bool:
-    """Whether a recorded spec holds no tensor (an int, a size, a tuple of ints, a dtype)."""
-    if isinstance(spec, list):
-        return all(_is_tensorless(v) for v in spec)
-    if isinstance(spec, dict):
-        if len(spec) == 1 and "$tensor" in spec:
-            return False
-        if len(spec) == 1 and "$tuple" in spec:
-            return all(_is_tensorless(v) for v in spec["$tuple"])
-        if len(spec) == 1 and "$dict" in spec:
-            return all(_is_tensorless(v) for _, v in spec["$dict"])
-    return True
-
-
-def _computes_scalars(node: Node) -> bool:
-    """Ops that, on scalar inputs only, give a scalar: arithmetic, indexing, `math`, builtins."""
-    if node.kind == "function":
-        return (
-            node.op.startswith(("operator.", "math.", "_operator."))
-            or node.op in _SCALAR_FUNCTIONS
-            or node.op == "getattr"
-        )
-    return node.kind == "method" and node.op in _SCALAR_METHODS
-
-
-def _reads_shape(node: Node) -> bool:
-    if node.kind == "method":
-        return node.op in _SHAPE_METHODS
-    return node.op == "len" or (node.op == "getattr" and node.args.get("1") in _SHAPE_ATTRS)
-
-
-def scalar_nodes(graph: Graph) -> frozenset[str]:
-    """Ids of the function and method calls whose output is scalar plumbing (no tensor)."""
-    out: set[str] = set()
-    pred = graph.nx.pred
-    with_data = graph.traced_with_data
-    for node in graph.nodes:  # trace order: producers come first
-        if node.kind not in ("function", "method"):
-            continue
-        if with_data and node.spec is not None:
-            if _is_tensorless(node.spec):
-                out.add(node.id)
-            continue
-        if _reads_shape(node) or (
-            _computes_scalars(node) and pred[node.id] and all(p in out for p in pred[node.id])
-        ):
-            out.add(node.id)
-    return frozenset(out)
 
 
 def slot_values(

@@ -15,6 +15,7 @@ from typing import Any
 
 import graphviz
 
+from nnviz.bookkeeping import folded_edge
 from nnviz.graph import Graph, Node, parent_path
 from nnviz.render import labels
 from nnviz.render.buses import common_cluster, edge_span, plan_buses, ranks
@@ -263,7 +264,10 @@ class _Builder:
 
     def edge_attrs(self, source: str, target: str) -> dict[str, str]:
         attrs: dict[str, str] = {"id": plain(f"edge:{source}->{target}")}
-        spec = self.graph.edge_value(source, target) if self.style.show_specs else None
+        read = folded_edge(self.graph, self.graph.edge(source, target))
+        if read:  # only metadata (a shape) is read: no tensor flows here
+            attrs.update(style="dashed", penwidth="1", color="#808080", arrowsize="0.5")
+        spec = self.graph.edge_value(source, target) if self.style.show_specs and not read else None
         if spec is not None:
             attrs["label"] = labels.spec_label(spec, self.style)
         painted = self.paint.edge(source, target)

@@ -12,7 +12,7 @@ import colorsys
 import hashlib
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from nnviz.graph import Graph, Node
 from nnviz.render.style import Style
@@ -105,11 +105,26 @@ def node_source(node: Node) -> str:
 
 
 def node_arguments(graph: Graph, node: Node) -> list[tuple[str, Value]]:
-    """What a node is configured with: a module's hyperparameters, a call's constants."""
+    """What a node is configured with: a module's hyperparameters, a call's constants, and the
+    scalar expressions folded into it (`arg1=x.shape[0] // 16`, see `nnviz.bookkeeping`)."""
     module = graph.module_of(node)
     if module is not None and not node.meta.get("collapsed"):
-        return list(module.hparams.items())
-    return [(key if not key.isdigit() else f"arg{key}", value) for key, value in node.args.items()]
+        shown = list(module.hparams.items())
+    else:
+        shown = list(node.args.items())
+    folded = node.meta.get("folded")
+    if isinstance(folded, Mapping):
+        shown += [(key, {"$repr": str(expression)}) for key, expression in folded.items()]
+    return [(f"arg{key}" if key[:1].isdigit() else key, value) for key, value in shown]
+
+
+def display_name(node: Node) -> str:
+    """The name line: the node id, with a repeated module call said in words
+    (`transform:1` -> `transform (call 2)`)."""
+    base, sep, count = node.id.rpartition(":")
+    if node.kind == "module" and sep and base == node.module and count.isdigit():
+        return f"{base} (call {int(count) + 1})"
+    return node.id
 
 
 def node_label(
@@ -147,12 +162,14 @@ def node_label(
         rows.append(_row(_font(text(shown), small)))
     elif collapsed:
         if style.show_node_name:
-            rows.append(_row(_font(text(node.id), small)))
+            rows.append(_row(_font(text(display_name(node)), small)))
         facts = " · ".join(p for p in (f"{collapsed} ops", params) if p)
         rows.append(_row(_font(text(facts), small, color="#303030")))
+        if node.meta.get("summary"):
+            rows.append(_row(_font(text(node.meta["summary"]), small, color="#303030")))
     else:
-        # The id, not the module path: a second call of a module shows as `layer2.0.relu:1`.
-        name = node.id if style.show_node_name else None
+        # The id, not the module path: a second call of a module shows as `relu (call 2)`.
+        name = display_name(node) if style.show_node_name else None
         facts = " · ".join(p for p in (name, params) if p)
         if facts and node.kind != "output":
             rows.append(_row(_font(text(facts), small)))

@@ -45,7 +45,7 @@ def draw_graph(
 
         view = htmlview.model_view(selected, style, depth=depth, collapse=collapse)
         return html.write(view, path)
-    shown = transform.collapse_prefixes(transform.collapse_depth(selected, depth), collapse)
+    shown = shown_graph(graph, style, depth=depth, collapse=collapse, layer=layer)
     result = render(to_dot(shown, style, paint), path, engine, dpi=style.dpi)
     assert isinstance(result, Path)
     return result
@@ -70,9 +70,28 @@ def notebook_html(obj: Graph | GraphDiff) -> str | None:
     return html.frame(page) if len(page) <= INLINE_LIMIT else None
 
 
+def shown_graph(
+    graph: Graph,
+    style: Style,
+    *,
+    depth: int = 2,
+    collapse: Sequence[str] = (),
+    layer: str | None = None,
+) -> Graph:
+    """The graph a drawing shows: `transform.apply` with the style's folding choices."""
+    return transform.apply(
+        graph,
+        layer=layer,
+        depth=depth,
+        collapse=collapse,
+        fold=style.bookkeeping == "fold",
+        max_ops=style.max_ops,
+    )
+
+
 def svg(graph: Graph, style: StyleLike = None, *, depth: int = 2, engine: str | None = None) -> str:
     """The SVG text of `graph` collapsed to `depth` (what Jupyter shows inline)."""
-    shown = transform.collapse_depth(graph, depth)
-    data = render(to_dot(shown, make_style(style)), "svg", engine)
+    style = make_style(style)
+    data = render(to_dot(shown_graph(graph, style, depth=depth), style), "svg", engine)
     assert isinstance(data, bytes)
     return data.decode("utf-8")

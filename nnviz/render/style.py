@@ -59,6 +59,17 @@ class Style(BaseModel):
     show_clusters: bool = Field(True, description="Draw modules as nested shaded clusters.")
     rankdir: Literal["TB", "LR"] = Field("TB", description="Flow direction: TB or LR.")
     dpi: int = Field(96, gt=0, le=1200, description="Resolution of PNG output.")
+    max_ops: int = Field(
+        60,
+        ge=-1,
+        description="A drawn module running more ops than this shows each run of consecutive "
+        "ops as one node; -1 shows every op.",
+    )
+    bookkeeping: Literal["fold", "show"] = Field(
+        "fold",
+        description="Scalar bookkeeping (shape reads and int arithmetic): fold it into the ops "
+        "that use it, or show every such op as a node.",
+    )
 
     @field_validator("fontname")
     @classmethod

@@ -16,6 +16,7 @@ FLOORS = {
     "nnviz.fs": 1,
     "nnviz.untrusted": 1,
     "nnviz.snapshot": 2,
+    "nnviz.bookkeeping": 2,
     "nnviz.transform": 2,
     "nnviz.diffing": 2,
     "nnviz.driftreport": 3,
