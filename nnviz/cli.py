@@ -52,8 +52,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "-o",
     "--out",
     type=click.Path(dir_okay=False),
-    help="Output file; its extension picks the format (.pdf .svg .png .dot .gv .json). "
-    "Defaults to MODEL.pdf in the current folder.",
+    help="Output file; its extension picks the format (.pdf .svg .png .dot .gv .json, or .html: "
+    "one interactive page that works offline). Defaults to MODEL.pdf in the current folder.",
 )
 @click.option(
     "-j",
@@ -250,6 +250,7 @@ class _errors:
     type=click.Path(dir_okay=False),
     help="Also draw the highlighted union graph here (.pdf .svg .png .dot .gv): added green, "
     "removed red and dashed, changed orange, renamed blue, unchanged grey, e.g. -o diff.pdf; "
+    "-o diff.html writes the interactive page (changelog links, expand, search); "
     "a .json path gets the diff document instead.",
 )
 @click.option(
