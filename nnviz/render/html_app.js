@@ -378,7 +378,9 @@ function changelog() {
   for (const change of view.changes) {
     const li = el("li");
     if (colours[change.status]) li.style.borderLeftColor = colours[change.status][1];
-    const a = el("a", `${change.status}: ${change.name || "(root)"}`);
+    const info = change.info ? ` (${change.info}, not drift)` : "";
+    const a = el("a", `${change.status}: ${change.name || "(root)"}${info}`);
+    if (change.info) li.classList.add("info");
     a.href = "#";
     a.addEventListener("click", (event) => {
       event.preventDefault();
@@ -394,6 +396,7 @@ function changelog() {
     for (const line of change.lines) li.append(el("div", line, "line"));
     list.append(li);
   }
+  if (!view.changes.length) list.append(el("li", "No architectural change."));
 }
 
 // --- URL fragment: the expanded modules and the selection ---------------------------------

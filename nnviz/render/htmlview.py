@@ -223,9 +223,10 @@ def _changes(diff: GraphDiff, union: Graph) -> list[dict[str, Any]]:
         if follows:
             lines.append(f"{follows} downstream changes follow")
         target = e.name if e.name in union else (e.path or e.scope)
-        result.append(
-            {"name": e.name, "status": e.status, "op": e.op, "lines": lines, "target": target}
-        )
+        change = {"name": e.name, "status": e.status, "op": e.op, "lines": lines, "target": target}
+        if not e.drifted:
+            change["info"] = e.info or "information"  # listed, but not drift
+        result.append(change)
     return result
 
 
