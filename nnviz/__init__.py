@@ -11,32 +11,62 @@ The public API. Importing `nnviz` does not import torch: only `trace` and `load_
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# Import the `nnviz.trace` package (torch-free) before defining the `trace` function below:
-# importing a subpackage for the first time sets it as an attribute of `nnviz`, which would
-# otherwise replace the function the first time a tracer is imported (`nnviz.diff` likewise).
+# The packages `nnviz.tracers` and `nnviz.diffing` are named apart from the functions `trace`
+# and `diff` below: importing a subpackage sets it as an attribute of `nnviz`.
 import nnviz.tracers as _tracing
 from nnviz.diffing.model import GraphDiff
-from nnviz.errors import NNVizError
+from nnviz.errors import (
+    DataTraceWarning,
+    DriftReportError,
+    InputSpecError,
+    ModelBuildError,
+    ModelSpecError,
+    NNVizError,
+    NNVizWarning,
+    OutputError,
+    RenderError,
+    SelectionError,
+    SnapshotError,
+    StyleError,
+    TraceError,
+    TracersDifferWarning,
+    TracerWarning,
+)
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.snapshot import load, save
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
     from torch import nn
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DataTraceWarning",
+    "DriftReportError",
     "Edge",
     "Graph",
     "GraphDiff",
+    "InputSpecError",
+    "ModelBuildError",
+    "ModelSpecError",
     "Module",
     "NNVizError",
+    "NNVizWarning",
     "Node",
+    "OutputError",
+    "RenderError",
+    "SelectionError",
+    "SnapshotError",
+    "StyleError",
+    "TraceError",
+    "TracerWarning",
+    "TracersDifferWarning",
     "diff",
     "draw",
     "load",
@@ -67,15 +97,17 @@ def trace(
     `"x:tensor2x3;y:image32"`, a torch expression) or Python objects (a tensor; a tuple binds
     positionally, a dict by argument name). Every node's `spec` then holds its output spec and
     `graph.meta["inputs"]` the inputs; if the model cannot run on them, a
-    `nnviz.tracers.DataTraceWarning` says why and the graph has no shapes. A malformed input raises
+    `nnviz.DataTraceWarning` says why and the graph has no shapes. A malformed input raises
     `InputSpecError` before anything is built. A `.json` spec is loaded instead of traced.
 
     `tracer`: `"auto"` (torch.fx; when fx fails, the eager tracer runs the model on `inputs`, or
     for a torchvision model on its family's example input, see `nnviz.tracers.examples`), `"fx"`,
     or `"eager"` (records a real forward pass; needs `inputs`). `graph.meta["tracer"]` says which.
     """
+    import functools
+    from pathlib import Path
+
     from nnviz import models
-    from nnviz.errors import InputSpecError, TraceError
     from nnviz.tracers.inputs import from_object
 
     if tracer not in _tracing.TRACERS:
@@ -120,18 +152,46 @@ def diff(
     *,
     ignore: tuple[str, ...] | list[str] = (),
     strict: bool = False,
+    inputs: Any = None,
 ) -> GraphDiff:
-    """Compare two architectures: Graphs, snapshot paths or MODEL specs (traced as `trace` does).
+    """Compare two architectures: Graphs, snapshot paths or MODEL specs (traced as `trace` does,
+    with `inputs` so that shapes are compared too; snapshots keep what they were traced with).
 
     `ignore` drops change fields (`spec`, `inputs`, `hparams.eps` or just `eps`, ...). The result
     is falsy when nothing drifted: differences that are information only (scalar shape
     arithmetic, a container's attribute that changes nothing below it) count only with
-    `strict`; see `nnviz.diffing.model.GraphDiff` and docs/diff-format.md.
+    `strict`; see `nnviz.GraphDiff` and docs/diff-format.md. When the two sides were made by
+    different tracers, a `TracersDifferWarning` says so: fx and eager agree on ids and ops but
+    not on every scalar detail, so a difference may come from the tracers.
     """
-    from nnviz.diffing.model import diff as _diff
+    import warnings
 
-    graphs = [g if isinstance(g, Graph) else trace(g) for g in (old, new)]
-    return _diff(graphs[0], graphs[1], ignore=tuple(ignore), strict=strict)
+    from nnviz.diffing.model import diff as graph_diff
+
+    graphs = [_graph(side, inputs) for side in (old, new)]
+    tracers = [g.meta.get("tracer") for g in graphs]
+    if tracers[0] != tracers[1]:
+        names = [str(s) if not isinstance(s, Graph) else s.name for s in (old, new)]
+        warnings.warn(
+            f"{names[0]} was traced with {tracers[0]}, {names[1]} with {tracers[1]}; "
+            "differences in scalar arithmetic may come from the tracers",
+            TracersDifferWarning,
+            stacklevel=2,
+        )
+    return graph_diff(graphs[0], graphs[1], ignore=tuple(ignore), strict=strict)
+
+
+def _graph(side: Graph | str | Path, inputs: Any) -> Graph:
+    """One side of a diff: a Graph as it is, a snapshot loaded, a MODEL spec traced."""
+    import os
+
+    from nnviz import models
+
+    if isinstance(side, Graph):
+        return side
+    if isinstance(side, (str, os.PathLike)) and models.parse_spec(str(side)).kind == "snapshot":
+        return load(side)  # snapshots keep what they were traced with
+    return trace(side, inputs=inputs)
 
 
 def draw(
@@ -155,6 +215,7 @@ def draw(
     GraphDiff, `context` is how many unchanged hops around each change stay visible.
     """
     import sys
+    from pathlib import Path
 
     from nnviz.render.output import draw_graph
 

@@ -198,17 +198,17 @@ def _default_name(model_name: str, layer: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _warnings_as_lines() -> Iterator[None]:
-    """Show nnviz's own warnings (e.g. failed data tracing) as one `nnviz: warning:` line each;
-    library warnings from torch and friends are noise on the command line and are dropped."""
-    from nnviz.tracers import DataTraceWarning, TracerWarning
+def _warnings_as_lines(drop: tuple[type[Warning], ...] = ()) -> Iterator[None]:
+    """Show nnviz's own warnings (e.g. failed data tracing) as one `nnviz: warning:` line each,
+    except those of a `drop` class; library warnings from torch and friends are noise on the
+    command line and are dropped."""
+    from nnviz.errors import NNVizWarning
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataTraceWarning)
-        warnings.simplefilter("always", TracerWarning)
+        warnings.simplefilter("always", NNVizWarning)
         yield
     for warning in caught:
-        if issubclass(warning.category, (DataTraceWarning, TracerWarning)):
+        if issubclass(warning.category, NNVizWarning) and not issubclass(warning.category, drop):
             click.echo(f"nnviz: warning: {' '.join(str(warning.message).split())}", err=True)
 
 
@@ -315,24 +315,11 @@ def diff_command(
     with _errors(ctx):
         import nnviz
 
-        graphs = []
         for spec in (old, new):
-            if spec.endswith(SNAPSHOT_SUFFIX):
-                graphs.append(nnviz.load(spec))
-                continue
-            _progress(quiet, f"tracing {spec} ...")
-            with _warnings_as_lines():
-                graphs.append(nnviz.trace(spec, inputs=inputs))
-        tracers = [g.meta.get("tracer") for g in graphs]
-        if tracers[0] != tracers[1] and not quiet:
-            # fx and eager agree on ids and ops, but not on every scalar detail: say why a
-            # difference may come from the tracers rather than from the model.
-            click.echo(
-                f"nnviz: warning: {old} was traced with {tracers[0]}, {new} with {tracers[1]}; "
-                "differences in scalar arithmetic may come from the tracers",
-                err=True,
-            )
-        result = nnviz.diff(graphs[0], graphs[1], ignore=ignore, strict=strict)
+            if not spec.endswith(SNAPSHOT_SUFFIX):
+                _progress(quiet, f"tracing {spec} ...")
+        with _warnings_as_lines(drop=(nnviz.TracersDifferWarning,) if quiet else ()):
+            result = nnviz.diff(old, new, ignore=ignore, strict=strict, inputs=inputs)
         if out:
             _progress(quiet, f"wrote {nnviz.draw(result, out, context=context)}")
         if not quiet:

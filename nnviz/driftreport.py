@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from nnviz import untrusted
 from nnviz.diffing import changelog as renderings
 from nnviz.diffing.model import READS
-from nnviz.errors import NNVizError
+from nnviz.errors import DriftReportError
 from nnviz.fs import atomic_write
 
 FORMAT = "nnviz-drift-report"
@@ -43,10 +43,6 @@ COMMENT_MARKER = "<!-- nnviz-drift-report -->"
 UPDATE_COMMAND = "pytest --nnviz-update"
 _ANNOTATION_LINES = 30
 _ANNOTATION_CHARS = 4000
-
-
-class DriftReportError(NNVizError):
-    """A drift report that is unreadable, malformed, or of an unsupported format version."""
 
 
 class _Strict(BaseModel):

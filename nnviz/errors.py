@@ -1,4 +1,8 @@
-"""One exception hierarchy: the CLI maps every `NNVizError` to one line on stderr and exit 2."""
+"""Every error and warning nnviz raises, all exported from `nnviz`.
+
+One exception hierarchy: the CLI maps every `NNVizError` to one line on stderr and exit 2, and
+prints every `NNVizWarning` as one `nnviz: warning:` line.
+"""
 
 from __future__ import annotations
 
@@ -37,3 +41,37 @@ class RenderError(NNVizError):
 
 class SelectionError(NNVizError):
     """A `-l` layer or `-c` prefix that names no module of the graph."""
+
+
+class OutputError(NNVizError, OSError):
+    """A file nnviz was asked to write cannot be written (a file in the way of its folder, no
+    permission, disk full)."""
+
+
+class DriftReportError(NNVizError):
+    """A drift report that is unreadable, malformed, or of an unsupported format version."""
+
+
+class NNVizWarning(UserWarning):
+    """Base of nnviz's own warnings; each message is one line, which the CLI prints as
+    `nnviz: warning: ...`."""
+
+
+class TracerWarning(NNVizWarning):
+    """The tracer fell back from torch.fx to the eager tracer."""
+
+
+class DataTraceWarning(NNVizWarning):
+    """Running the model on the example inputs failed; the graph has no shapes."""
+
+
+class TracersDifferWarning(NNVizWarning):
+    """The two sides of a diff were traced by different tracers (fx and eager agree on ids and
+    ops, not on every scalar detail), so a difference may come from the tracers."""
+
+
+# Every error is public as `nnviz.<Name>` (httpx's habit): tracebacks and reprs say so too.
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and issubclass(_cls, (NNVizError, NNVizWarning)):
+        _cls.__module__ = "nnviz"
+del _cls

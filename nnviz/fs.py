@@ -14,12 +14,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from nnviz.errors import NNVizError
-
-
-class OutputError(NNVizError, OSError):
-    """A file nnviz was asked to write cannot be written (a file in the way of its folder, no
-    permission, disk full)."""
+from nnviz.errors import OutputError
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:

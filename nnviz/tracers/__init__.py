@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nnviz.errors import TracerWarning
 from nnviz.graph import Graph
 
 if TYPE_CHECKING:
@@ -18,20 +19,6 @@ if TYPE_CHECKING:
 
 
 TRACERS = ("auto", "fx", "eager")
-
-
-class TracerWarning(UserWarning):
-    """A one-line note that the tracer fell back from torch.fx to the eager tracer.
-
-    The CLI prints it as `nnviz: warning: ...`.
-    """
-
-
-class DataTraceWarning(UserWarning):
-    """Running the model on the example inputs failed; the graph has no shapes.
-
-    The message is one line; the CLI prints it as `nnviz: warning: ...`.
-    """
 
 
 def trace(

@@ -21,8 +21,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from nnviz.errors import DataTraceWarning
 from nnviz.graph import Graph
-from nnviz.tracers import DataTraceWarning
 from nnviz.tracers.encode import spec_of
 from nnviz.tracers.fx import ASSERTS
 from nnviz.tracers.inputs import InputSpec

@@ -153,7 +153,7 @@ def test_debug_shows_the_traceback_and_keeps_exit_2(folder: Path) -> None:
     result = run_nnviz("--debug", "diff", "corrupt.json", "good.json", cwd=folder)
     assert result.returncode == 2
     assert result.stderr.startswith("Traceback (most recent call last):")
-    assert "nnviz.errors.SnapshotError: corrupt.json: not valid JSON" in result.stderr
+    assert "nnviz.SnapshotError: corrupt.json: not valid JSON" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("nnviz: error: corrupt.json: not valid")
 
 

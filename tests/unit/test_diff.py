@@ -3,6 +3,7 @@ report, and nothing else."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from textwrap import dedent
@@ -365,3 +366,18 @@ def test_a_different_input_size_is_one_root_cause() -> None:
         """)
     causes = {c.cause for e in result for c in e.changes.values() if c.propagated}
     assert causes == {"input:x"}
+
+
+def test_api_warns_when_the_sides_come_from_different_tracers(tmp_path: Path) -> None:
+    """nnviz.diff itself says so (the CLI and the plugin only show it): a Graph, a snapshot path
+    or a spec each; identical graphs from different tracers warn too."""
+    from support import DEMO_SNAPSHOT
+
+    fx = nnviz.load(DEMO_SNAPSHOT)
+    eager = fx.replace(meta={**fx.meta, "tracer": "eager"})
+    with pytest.warns(nnviz.TracersDifferWarning, match="traced with fx, .* with eager"):
+        result = nnviz.diff(DEMO_SNAPSHOT, eager)
+    assert not result
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not nnviz.diff(fx, fx)

@@ -17,10 +17,9 @@ from support import run_nnviz
 from torch import nn
 
 import nnviz
-from nnviz import snapshot
+from nnviz import TracerWarning, snapshot
 from nnviz.errors import TraceError
 from nnviz.graph import Graph
-from nnviz.tracers import TracerWarning
 
 trace = nnviz.trace  # bound once: importing a tracer module must not shadow the function
 

@@ -11,8 +11,8 @@ from support import traced
 from torch import nn
 
 import nnviz
+from nnviz import DataTraceWarning
 from nnviz.graph import Graph
-from nnviz.tracers import DataTraceWarning
 from nnviz.values import TensorSpec
 
 
