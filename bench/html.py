@@ -72,7 +72,7 @@ def measure(context: Any, path: Path) -> dict[str, Any]:
     one = (float("nan"), nodes)
     if biggest >= 0:
         one = _timed_render(
-            opened, f"window.nnviz.state.expanded.add({biggest}); window.nnviz.render(null)"
+            opened, f"window.nnviz.expand({biggest}); window.nnviz.render(null)"
         )
     every = _timed_render(
         opened,

@@ -3,6 +3,8 @@
 // edge. This script only picks the fragments for the current expansion state, joins them into
 // one DOT source and lays it out with Graphviz (wasm, vendored above). Text from the model is
 // shown with textContent only; the SVG comes from Graphviz, which escaped every label.
+// Compiling the wasm starts first: it runs off the main thread while the view is parsed.
+const loading = nnvizGraphviz.Graphviz.load();
 const view = JSON.parse(document.getElementById("nnviz-view").textContent);
 const $ = (id) => document.getElementById(id);
 const mods = view.modules;
@@ -18,7 +20,7 @@ const leafById = new Map(view.nodes.map((n, i) => [n.id, i]));
 const moduleByPath = new Map(mods.map((m, k) => [m.path, k]));
 const state = { expanded: new Set(view.expanded), selected: null, hits: [], hit: -1 };
 const timings = { renders: 0 };
-window.nnviz = { view, state, timings, render, reveal, search, select };
+window.nnviz = { view, state, timings, render, reveal, search, select, expand };
 let graphviz = null;
 let svg = null;
 let box = null; // the current viewBox {x, y, w, h}
@@ -325,7 +327,7 @@ function showDetails(item) {
     const m = mods[item.module];
     box.append(el("h3", m.path));
     const open = state.expanded.has(item.module);
-    const ops = m.pieces.reduce((a, p) => a + p.members.length, 0);
+    const ops = opsIn(item.module);
     box.append(facts([...moduleFacts(m.info), ["ops", ops]]));
     const button = el("button", open ? "Collapse" : "Expand");
     button.addEventListener("click", () => toggle(item.module));
@@ -338,10 +340,22 @@ function showDetails(item) {
   }
 }
 
+const opsIn = (m) => mods[m].pieces.reduce((a, p) => a + p.members.length, 0);
+
+// Expand a module, and on down while it only wraps one module (maxvit's blocks.0 holds just
+// `layers`): one click always shows something new.
+function expand(m) {
+  state.expanded.add(m);
+  while (kids[m].length === 1 && opsIn(kids[m][0]) === opsIn(m)) {
+    m = kids[m][0];
+    state.expanded.add(m);
+  }
+}
+
 function toggle(m) {
   const focus = state.expanded.has(m) ? null : `cluster_${m}`;
   if (state.expanded.has(m)) state.expanded.delete(m);
-  else state.expanded.add(m);
+  else expand(m);
   state.selected = { module: m };
   render(focus || `p${m}_0`);
   select(state.selected, false);
@@ -507,7 +521,7 @@ async function main() {
   changelog();
   wire();
   loadHash();
-  graphviz = await nnvizGraphviz.Graphviz.load();
+  graphviz = await loading;
   timings.loaded = performance.now();
   render(null);
   if (state.selected) select(state.selected);

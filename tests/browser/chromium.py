@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,10 +52,13 @@ class Opened:
         return int(self.page.evaluate("document.body.dataset.renders || 0"))
 
     def wait_render(self, after: int) -> None:
-        """Wait until the page has drawn more than `after` times."""
-        self.page.wait_for_function(
-            f"Number(document.body.dataset.renders || 0) > {after}", timeout=TIMEOUT_MS
-        )
+        """Wait until the page has drawn more than `after` times. Polled from here: Playwright's
+        in-page `wait_for_function` poller evaluates strings, which the page's CSP forbids."""
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while self.renders() <= after:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the page did not draw again within {TIMEOUT_MS} ms")
+            self.page.wait_for_timeout(25)
 
     def node_count(self) -> int:
         return int(self.page.locator("#canvas g.node").count())

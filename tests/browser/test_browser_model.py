@@ -99,3 +99,28 @@ def test_jupyter_shows_the_page_in_a_frame_and_large_graphs_as_svg(
     monkeypatch.setattr(output, "INLINE_LIMIT", 1000)
     bundle = resnet18._repr_mimebundle_()
     assert "text/html" not in bundle and bundle["image/svg+xml"].lstrip().startswith("<?xml")
+
+
+def test_expanding_a_module_that_only_wraps_one_module_opens_both(
+    browser: Any, tmp_path: Path
+) -> None:
+    from torch import nn
+
+    class Wrap(nn.Module):  # like maxvit's stages: one child holds everything
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+        def forward(self, x: Any) -> Any:
+            return self.inner(x)
+
+    graph = nnviz.trace(nn.Sequential(Wrap(), nn.Flatten()), name="wrapped")
+    opened = chromium.open_page(browser, nnviz.draw(graph, tmp_path / "w.html", depth=1))
+    assert opened.node_count() == 4  # input, 0, 1, output
+    drawn = opened.renders()
+    opened.page.locator('g.node[id="0"]').click()
+    opened.wait_render(drawn)
+    drawn_ids = opened.page.eval_on_selector_all("g.node", "gs => gs.map(g => g.id)")
+    assert sorted(drawn_ids) == sorted(
+        ["input:input", "0.inner.0", "0.inner.1", "0.inner.2", "1", "output"]
+    )
