@@ -71,9 +71,7 @@ def measure(context: Any, path: Path) -> dict[str, Any]:
     biggest = opened.page.evaluate(_BIGGEST)
     one = (float("nan"), nodes)
     if biggest >= 0:
-        one = _timed_render(
-            opened, f"window.nnviz.expand({biggest}); window.nnviz.render(null)"
-        )
+        one = _timed_render(opened, f"window.nnviz.expand({biggest}); window.nnviz.render(null)")
     every = _timed_render(
         opened,
         "window.nnviz.view.modules.forEach((m, k) => window.nnviz.state.expanded.add(k));"
