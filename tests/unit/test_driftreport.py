@@ -17,6 +17,7 @@ from support import diff_doc, make_drift, make_report
 from nnviz.driftreport import (
     COMMENT_LIMIT,
     MAX_ERROR_ANNOTATIONS,
+    DriftArtifacts,
     DriftReport,
     DriftReportError,
     escape_data,
@@ -231,3 +232,14 @@ def test_workspace_root_and_source_url(tmp_path: Path) -> None:
     env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "1"}
     assert source_url(env) == "https://github.com/o/r/blob/1"
     assert source_url({**env, "GITHUB_SHA": ""}) is None
+
+
+def test_summary_says_which_file_to_open_for_the_interactive_diff() -> None:
+    drift = make_drift(1)
+    page = "art/test_model_01.diff.html"
+    drift = drift.model_copy(
+        update={"artifacts": DriftArtifacts(pdf=drift.artifacts.pdf, html=page)}
+    )
+    md = summary_markdown(make_report([drift]), artifact_url="https://example.invalid/a")
+    assert f"Open `{page}` in a browser to explore the diff." in md
+    assert "open each `.diff.html` in a browser" in md
