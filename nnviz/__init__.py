@@ -166,7 +166,7 @@ def diff(
     """
     import warnings
 
-    from nnviz.diffing.model import diff as graph_diff
+    from nnviz.diffing.build import diff as graph_diff
 
     graphs = [_graph(side, inputs) for side in (old, new)]
     tracers = [g.meta.get("tracer") for g in graphs]
@@ -217,19 +217,14 @@ def draw(
     import sys
     from pathlib import Path
 
-    from nnviz.render.output import draw_graph
+    from nnviz.render.output import draw_diff, draw_graph
 
     if isinstance(obj, Graph):
         graph = obj
     elif isinstance(obj, (str, Path)) or _is_module(obj, sys.modules.get("torch")):
         graph = trace(obj)
     else:
-        from nnviz.render import diffpaint  # type: ignore[attr-defined]
-
-        result: Path = diffpaint.draw(
-            obj, path, context=context, style=style, engine=engine, depth=depth
-        )
-        return result
+        return draw_diff(obj, path, context=context, style=style, engine=engine)
     return draw_graph(
         graph, path, depth=depth, collapse=collapse, layer=layer, style=style, engine=engine
     )

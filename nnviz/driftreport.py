@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from nnviz import untrusted
 from nnviz.diffing import changelog as renderings
-from nnviz.diffing.model import READS
+from nnviz.diffing import document
 from nnviz.errors import DriftReportError
 from nnviz.fs import atomic_write
 
@@ -105,26 +105,18 @@ class DriftReport(_Strict):
     def loads(cls, text: str | bytes, source: str = "drift report") -> DriftReport:
         """Parse and validate report text; raise `DriftReportError` with one line on any fault."""
         # Size, depth, string and UTF-8 limits, as for snapshots (but room for many diffs).
-        doc = untrusted.parse(text, source, DriftReportError, max_bytes=untrusted.MAX_REPORT_BYTES)
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise DriftReportError(f'{source}: not an nnviz drift report (no "format": "{FORMAT}")')
-        version = doc.get("version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise DriftReportError(f'{source}: "version" must be an integer')
-        if version != VERSION:
-            raise DriftReportError(
-                f"{source}: drift report format version {version} is not supported (this nnviz "
-                f"reads version {VERSION}); use the nnviz version that wrote it"
-            )
-        try:
-            report = cls.model_validate(doc)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise DriftReportError(f"{source}: {_location(err['loc'])}: {err['msg']}") from None
+        report = untrusted.read_document(
+            text,
+            source,
+            DriftReportError,
+            cls,
+            format=FORMAT,
+            noun="drift report",
+            reads=(VERSION,),
+            max_bytes=untrusted.MAX_REPORT_BYTES,
+        )
         for index, drift in enumerate(report.drifts):
-            problem = diff_problem(drift.diff)
-            if problem:
-                raise DriftReportError(f"{source}: drifts[{index}].diff: {problem}")
+            document.read(drift.diff, f"{source}: drifts[{index}].diff", DriftReportError)
         return report
 
     @classmethod
@@ -291,13 +283,6 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "document"
-
-
 def summary_markdown(
     report: DriftReport,
     *,
@@ -424,28 +409,6 @@ def _size(lines: list[str]) -> int:
 
 
 # --- the diff document ----------------------------------------------------------------------
-
-
-def diff_problem(doc: dict[str, Any]) -> str | None:
-    """Why `doc` is not a usable `GraphDiff.to_json()` document, or `None` when it is."""
-    if doc.get("format") != "nnviz-diff":
-        return 'not an nnviz diff document (no "format": "nnviz-diff")'
-    if doc.get("version") not in READS:
-        readable = ", ".join(map(str, READS))
-        return (
-            f"diff format version {doc.get('version')!r} is not supported "
-            f"(this nnviz reads {readable})"
-        )
-    for key, fields in (("nodes", ("name", "status")), ("edges", ("source", "target", "status"))):
-        entries = doc.get(key)
-        if not isinstance(entries, list):
-            return f'"{key}" must be a list'
-        for index, entry in enumerate(entries):
-            if not isinstance(entry, dict) or not all(
-                isinstance(entry.get(f), str) for f in fields
-            ):
-                return f"{key}[{index}]: needs string fields {', '.join(fields)}"
-    return None
 
 
 def change_count(doc: dict[str, Any]) -> int:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from nnviz import untrusted
 from nnviz.errors import SnapshotError
@@ -143,45 +143,21 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "document"
-
-
-def _migrate(doc: dict[str, Any], version: int, source: str) -> dict[str, Any]:
-    """Bring an older document up to the current version (there is no older one yet)."""
-    raise SnapshotError(
-        f"{source}: snapshot format version {version} is not supported (versions start at 1); "
-        f"re-create the snapshot with this nnviz"
-    )
-
-
 def loads(text: str | bytes, source: str = "snapshot") -> Graph:
     """Parse and validate snapshot text; raise `SnapshotError` with one clear line on any fault.
 
     The text is untrusted: it is read within the limits of `nnviz.untrusted` (size, nesting,
     string length, strict UTF-8) and nothing named in it is ever imported or executed.
     """
-    doc = untrusted.parse(text, source, SnapshotError)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SnapshotError(f'{source}: not an nnviz graph snapshot (no "format": "{FORMAT}")')
-    version = doc.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise SnapshotError(f'{source}: "version" must be an integer')
-    if version > VERSION:
-        raise SnapshotError(
-            f"{source}: written by a newer nnviz (format version {version}; this nnviz reads up "
-            f"to {VERSION}): upgrade nnviz to read it"
-        )
-    if version < VERSION:
-        doc = _migrate(doc, version, source)
-    try:
-        snap = SnapshotV1.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise SnapshotError(f"{source}: {_location(err['loc'])}: {err['msg']}") from None
+    snap = untrusted.read_document(
+        text,
+        source,
+        SnapshotError,
+        SnapshotV1,
+        format=FORMAT,
+        noun="graph snapshot",
+        reads=(VERSION,),
+    )
     try:
         return Graph(
             nodes=[

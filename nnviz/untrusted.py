@@ -7,6 +7,10 @@ checks nesting depth and string length without recursion. Every fault raises `er
 escapes (no `RecursionError`, `MemoryError` or `UnicodeError`). The result is plain JSON data:
 dicts, lists, strings, finite numbers, booleans and None. Nothing in it is ever imported or run.
 
+`read_document(...)` is the one reader of nnviz's versioned documents (snapshot, drift report,
+diff document): format, version (a newer one refused with "upgrade nnviz"), schema validation and
+the error's location, so a version 2 of any format touches one function.
+
 The limits are far above real models: the largest torchvision snapshot (maxvit_t traced with
 data) is 0.9 MB, nests 9 levels deep and holds no string longer than 90 characters.
 """
@@ -17,9 +21,14 @@ import json
 import math
 import os
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from nnviz.errors import NNVizError
+
+Schema = TypeVar("Schema", bound=BaseModel)
 
 MAX_BYTES = 32 * 1024 * 1024
 """Largest snapshot read (32 MiB)."""
@@ -93,6 +102,55 @@ def parse(
                 f"which is not text"
             ) from None
     return doc
+
+
+def read_document(
+    data: str | bytes | Mapping[str, Any],
+    source: str,
+    error: type[NNVizError],
+    schema: type[Schema],
+    *,
+    format: str,
+    noun: str,
+    reads: tuple[int, ...],
+    max_bytes: int = MAX_BYTES,
+) -> Schema:
+    """A versioned nnviz document (text, or JSON data already parsed) validated by `schema`.
+
+    Refuses, with `error` and one line naming `source`: another format (`noun` names the one
+    expected, e.g. "graph snapshot"), a version that is not an integer, a newer version than the
+    last of `reads` (upgrade nnviz), an older one not in `reads`, and a document the schema
+    rejects (with the location of the first fault, e.g. `nodes[3].id`).
+    """
+    doc = data if isinstance(data, Mapping) else parse(data, source, error, max_bytes=max_bytes)
+    if not isinstance(doc, Mapping) or doc.get("format") != format:
+        raise error(f'{source}: not an nnviz {noun} (no "format": "{format}")')
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise error(f'{source}: "version" must be an integer')
+    if version > max(reads):
+        raise error(
+            f"{source}: written by a newer nnviz (format version {version}; this nnviz reads up "
+            f"to {max(reads)}): upgrade nnviz to read it"
+        )
+    if version not in reads:
+        raise error(
+            f"{source}: {noun} format version {version} is not supported (this nnviz reads "
+            f"{', '.join(map(str, reads))}); re-create it with this nnviz"
+        )
+    try:
+        return schema.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise error(f"{source}: {_location(first['loc'])}: {first['msg']}") from None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """`('drifts', 0, 'line')` -> `drifts[0].line`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "document"
 
 
 def _check_shape(doc: Any, source: str, error: type[NNVizError]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import nnviz
-from nnviz.diffing.model import diff as graph_diff
+from nnviz.diffing.build import diff as graph_diff
 from nnviz.driftreport import Drift, DriftArtifacts, DriftReport, Summary
 from nnviz.graph import Graph
 

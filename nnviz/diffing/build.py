@@ -1,6 +1,9 @@
-"""Builds a diff's union graph from a matching: entries, their order, causes, and edges.
+"""The diff of two graphs: `diff(old, new)` matches them (`nnviz.diffing.matching`), then builds
+the union graph: entries, their field changes (`nnviz.diffing.fields`), order, causes, and edges.
 
-Internal to `nnviz.diff`. Every pass is linear in the number of nodes and modules (times the
+A change that is only the consequence of another one (a shape that follows an upstream change, an
+input slot rewired by an inserted or deleted node) carries a `cause`: the name of the root-cause
+entry it is folded under. Every pass is linear in the number of nodes and modules (times the
 module depth for the ancestor walks); nothing iterates a set for output order.
 """
 
@@ -10,19 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nnviz.bookkeeping import scalar_nodes
-from nnviz.diffing.matching import Matching
-from nnviz.diffing.model import (
-    ABSENT,
-    Change,
-    EdgeDiff,
-    NodeDiff,
-    Status,
-    fold_root,
-    ignored,
-    module_changes,
-    module_parent,
-    node_changes,
-)
+from nnviz.diffing.document import Status, fold_root
+from nnviz.diffing.fields import ignored, input_changes, module_changes, node_changes
+from nnviz.diffing.matching import Matching, match
+from nnviz.diffing.model import Change, EdgeDiff, GraphDiff, NodeDiff
 from nnviz.diffing.plumbing import classify_slots, slot_values
 from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
 
@@ -81,6 +75,17 @@ class _Entry:
         return self.new_node or self.old_node
 
 
+def diff(
+    old: Graph, new: Graph, ignore: tuple[str, ...] | list[str] = (), strict: bool = False
+) -> GraphDiff:
+    """Compare two graphs. `ignore` names change fields to drop: a whole field (`spec`,
+    `inputs`, `hparams`) or one of its keys (`hparams.eps`, or just `eps`). With `strict`,
+    information-only differences (scalar plumbing, attribute-only changes) count as drift."""
+    matching = match(old, new)
+    entries, edges = build(old, new, matching, tuple(ignore))
+    return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict)
+
+
 def build(
     old: Graph, new: Graph, m: Matching, ignore: tuple[str, ...]
 ) -> tuple[tuple[NodeDiff, ...], tuple[EdgeDiff, ...]]:
@@ -101,7 +106,7 @@ def build(
             e.changes.update(node_changes(e.old_node, e.new_node, specs))
             a, b = old_inputs.get(e.old_node.id, {}), new_inputs.get(e.new_node.id, {})
             if a != b:
-                e.changes.update(_input_changes(a, b))
+                e.changes.update(input_changes(a, b))
         elif e.old_module is not None and e.new_module is not None and (e.old_node or e.new_node):
             e.changes["called"] = Change(e.old_node is not None, e.new_node is not None)
         plumbing.classify(e)
@@ -131,7 +136,7 @@ def _entries(
     old_only: dict[str, _Entry] = {}
     for p, mod in old.modules.items():
         if p not in m.modules:
-            e = _Entry(p, p, None, old_module=mod, scope=module_parent(p, m) or "", path=p)
+            e = _Entry(p, p, None, old_module=mod, scope=_module_parent(p, m) or "", path=p)
             entries.append(e)
             old_only[p] = e
     for node in new_nodes:
@@ -259,15 +264,6 @@ def _attributes_only(e: _Entry, containers: set[str]) -> bool:
         and bool(e.changes)
         and all(k.startswith("hparams.") for k in e.changes)
     )
-
-
-def _input_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, Change]:
-    keys = sorted({*a, *b}, key=lambda s: (len(s.split(".")[0]), s))
-    return {
-        f"inputs.{k}": Change(a.get(k, ABSENT), b.get(k, ABSENT))
-        for k in keys
-        if a.get(k) != b.get(k)
-    }
 
 
 def _order(
@@ -414,3 +410,9 @@ def _edges(
         out.append(EdgeDiff(edge.source, edge.target, status))
     out.extend(EdgeDiff(s, t, "removed") for (s, t) in seen)
     return tuple(out)
+
+
+def _module_parent(path: str, matching: Matching) -> str | None:
+    """Union name of the parent of an old module path."""
+    parent = parent_path(path)
+    return None if parent is None else matching.modules.get(parent, parent)

@@ -21,8 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nnviz.diffing.model import FORMAT, READS, fold_root
-from nnviz.errors import NNVizError
+from nnviz.diffing import document
+from nnviz.diffing.document import fold_root
 from nnviz.graph import parent_path
 from nnviz.values import format_value
 
@@ -301,41 +301,9 @@ def _identical(doc: Doc) -> str:
     )
 
 
-def checked(doc: Doc) -> Doc:
-    """The document with every string made safe to print, or `NNVizError` when it is not a diff
-    document of a version this nnviz reads.
-
-    Names and values come from snapshots, which are untrusted: control characters (newlines,
-    terminal escapes) are shown as escapes so that they cannot add lines to a PR comment or a
-    Mermaid chart, nor drive a terminal.
-    """
-    if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
-        raise NNVizError(f'not an nnviz diff document (no "format": "{FORMAT}")')
-    version = doc.get("version")
-    if version not in READS:
-        raise NNVizError(
-            f"diff document version {version!r} is not supported (this nnviz reads "
-            f"{', '.join(map(str, READS))})"
-        )
-    return _visible(doc)  # type: ignore[no-any-return]
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _visible(value: Any) -> Any:
-    if isinstance(value, str):
-        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], value)
-    if isinstance(value, Mapping):
-        return {_visible(k): _visible(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_visible(v) for v in value]
-    return value
-
-
 def changelog(doc: Doc) -> str:
     """The review changelog of a diff document, ending with a newline."""
-    doc = checked(doc)
+    doc = document.read(doc)
     info = _info_lines(doc)
     if doc.get("identical"):
         return "\n".join([_identical(doc), *info]) + "\n"
@@ -358,7 +326,7 @@ def coloured(text: str) -> str:
 
 def markdown(doc: Doc) -> str:
     """A PR-comment / job-summary section: title, summary table, changelog, Mermaid flowchart."""
-    doc = checked(doc)
+    doc = document.read(doc)
     old, new = doc.get("old", {}), doc.get("new", {})
     title = f"### nnviz diff: `{old.get('name', 'old')}` → `{new.get('name', 'new')}`"
     info = [line.replace("```", "'''") for line in _info_lines(doc)]
@@ -396,7 +364,7 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
     Added/removed modules are one box each; at most `max_nodes` boxes (context goes first, then
     the tail of the changes, noted in a last box). Empty for an identical diff.
     """
-    doc = checked(doc)
+    doc = document.read(doc)
     if doc.get("identical"):
         return ""
     index = _Index(doc)

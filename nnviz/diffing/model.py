@@ -1,16 +1,9 @@
-"""The structural architecture diff: what changed between two graphs, node by node.
+"""The diff's values: `Change`, `NodeDiff`, `EdgeDiff` and `GraphDiff`, frozen.
 
-`diff(old, new)` matches the two graphs (`nnviz.diffing.matching`), then compares every pair on what
-defines the architecture: the op or module class, the module's hyperparameters and own parameter
-shapes, the constant arguments, the incoming connections (each argument slot's source, named
-through the matching) and, when both sides were traced with inputs, the output spec. Weights,
-`Node.meta`, graph metadata and library versions never count; `ignore` drops more fields.
-
-The result, `GraphDiff`, lists one entry per node of the union graph (data-flow nodes, and the
-module-tree entries that are not themselves a call node, such as containers): its union name
-(the new name, or the old one for a removed entry), status and changes. A change that is only the
-consequence of another one (a shape that follows an upstream change, an input slot rewired by an
-inserted or deleted node) carries a `cause`: the name of the root-cause entry it is folded under.
+`GraphDiff` (made by `nnviz.diffing.build.diff`) lists one entry per node of the union graph
+(data-flow nodes, and the module-tree entries that are not themselves a call node, such as
+containers): its union name (the new name, or the old one for a removed entry), status and
+changes; a change that only follows another one names that one as its `cause`.
 `GraphDiff.to_json()` is the versioned document described in `docs/diff-format.md`; the text and
 markdown renderings are built from that document by `nnviz.diffing.changelog`.
 """
@@ -19,18 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from nnviz.diffing.matching import Matching, match
-from nnviz.graph import Graph, Module, Node, parent_path
+from nnviz.diffing.changelog import changelog, markdown
+from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
+from nnviz.diffing.matching import Matching
+from nnviz.graph import Graph
 from nnviz.values import Value
-
-FORMAT = "nnviz-diff"
-VERSION = 2
-READS = (1, 2)
-"""Document versions the renderings read (version 1 has no `info`: every change is drift)."""
-Status = Literal["added", "removed", "changed", "renamed", "unchanged"]
-STATUSES: tuple[Status, ...] = ("changed", "added", "removed", "renamed", "unchanged")
 
 
 class _Absent:
@@ -210,14 +198,10 @@ class GraphDiff:
 
     def to_text(self) -> str:
         """The review changelog (`nnviz.diffing.changelog.changelog` of `to_json()`)."""
-        from nnviz.diffing.changelog import changelog
-
         return changelog(self.to_json())
 
     def to_markdown(self) -> str:
         """Summary table, changelog and Mermaid flowchart (`nnviz.diffing.changelog.markdown`)."""
-        from nnviz.diffing.changelog import markdown
-
         return markdown(self.to_json())
 
     def _repr_html_(self) -> str | None:
@@ -243,90 +227,3 @@ def _info_kinds(e: NodeDiff) -> list[str]:
     if e.info is not None:
         return [e.info]
     return list(dict.fromkeys(c.info for c in e.changes.values() if c.info is not None))
-
-
-def diff(
-    old: Graph, new: Graph, ignore: tuple[str, ...] | list[str] = (), strict: bool = False
-) -> GraphDiff:
-    """Compare two graphs. `ignore` names change fields to drop: a whole field (`spec`,
-    `inputs`, `hparams`) or one of its keys (`hparams.eps`, or just `eps`). With `strict`,
-    information-only differences (scalar plumbing, attribute-only changes) count as drift."""
-    from nnviz.diffing.build import build  # diffbuild builds this module's values: import it late
-
-    matching = match(old, new)
-    entries, edges = build(old, new, matching, tuple(ignore))
-    return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict)
-
-
-def module_changes(a: Module, b: Module) -> dict[str, Change]:
-    """Class, hyperparameter and own-parameter-shape differences of two module entries."""
-    changes: dict[str, Change] = {}
-    if a.cls == b.cls and a.hparams == b.hparams and a.parameters == b.parameters:
-        return changes
-    if a.cls != b.cls:
-        changes["class"] = Change(a.cls, b.cls)
-    for key in _keys(a.hparams, b.hparams):
-        old, new = a.hparams.get(key, ABSENT), b.hparams.get(key, ABSENT)
-        if old != new:
-            changes[f"hparams.{key}"] = Change(old, new)
-    for key in _keys(a.parameters, b.parameters):
-        pa, pb = a.parameters.get(key), b.parameters.get(key)
-        if pa != pb:
-            changes[f"parameters.{key}"] = Change(
-                ABSENT if pa is None else list(pa), ABSENT if pb is None else list(pb)
-            )
-    return changes
-
-
-def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
-    """Kind, op, constant-argument and (with `specs`) output-spec differences of two nodes."""
-    changes: dict[str, Change] = {}
-    if a.kind == b.kind and a.op == b.op and a.args == b.args and (not specs or a.spec == b.spec):
-        return changes
-    if a.kind != b.kind:
-        changes["kind"] = Change(a.kind, b.kind)
-    if a.op != b.op and "module" not in (a.kind, b.kind):
-        changes["op"] = Change(a.op, b.op)
-    for key in _keys(a.args, b.args):
-        old, new = a.args.get(key, ABSENT), b.args.get(key, ABSENT)
-        if old != new:
-            changes[f"args.{key}"] = Change(old, new)
-    if specs and a.spec != b.spec:
-        changes["spec"] = Change(a.spec, b.spec)
-    return changes
-
-
-def _keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """Both sides' keys in one order whatever the source (snapshots store keys sorted)."""
-    return sorted({*a, *b}, key=lambda k: (not k.isdecimal(), int(k) if k.isdecimal() else 0, k))
-
-
-def ignored(key: str, ignore: tuple[str, ...]) -> bool:
-    """Whether change field `key` is dropped by one of the `ignore` names."""
-    return any(key == f or key.startswith(f + ".") or key.endswith("." + f) for f in ignore)
-
-
-def fold_root(name: str, entries: Mapping[str, tuple[str, str | None, str | None]]) -> str:
-    """The topmost enclosing module entry with the same added/removed status as `name`.
-
-    `entries` maps a name to (status, enclosing module's name or None, module path or None);
-    `nnviz.diffing.changelog` calls this on the JSON document, `diff` on its own entries.
-    """
-    status = entries[name][0]
-    if status not in ("added", "removed"):
-        return name
-    root, current = name, name
-    seen = {name}
-    while True:
-        _, scope, path = entries[current]
-        up = path if path is not None and path != current and path in entries else scope
-        if up is None or up not in entries or up in seen or entries[up][0] != status:
-            return root
-        seen.add(up)
-        root = current = up
-
-
-def module_parent(path: str, matching: Matching) -> str | None:
-    """Union name of the parent of an old module path."""
-    parent = parent_path(path)
-    return None if parent is None else matching.modules.get(parent, parent)

@@ -12,20 +12,13 @@ imports torch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from nnviz import transform
 from nnviz.diffing.changelog import describe
 from nnviz.diffing.model import GraphDiff, NodeDiff
-from nnviz.fs import atomic_write
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
-from nnviz.render.dot import to_dot
-from nnviz.render.engine import format_of, render
 from nnviz.render.paint import EdgePaint, NodePaint, Paint
-from nnviz.render.style import Style, make_style
 
 COLOURS: Mapping[str, tuple[str, str]] = {
     "added": ("#dafbe1", "#1a7f37"),
@@ -206,37 +199,3 @@ def _run_title(graph: Graph, members: list[Node]) -> str:
         return "unchanged ops"
     module = graph.module_of(first)
     return module.cls if module is not None else first.op
-
-
-def draw(
-    diff: GraphDiff,
-    path: str | os.PathLike[str],
-    *,
-    context: int = 3,
-    style: Style | Mapping[str, Any] | None = None,
-    engine: str | None = None,
-    **_: Any,
-) -> Path:
-    """Draw the highlighted union graph of `diff` to `path` (format by extension); return it.
-
-    A `.json` path gets the diff document (`GraphDiff.to_json()`) instead of a drawing.
-    Other keyword arguments of `nnviz.draw` (`depth`, ...) do not apply to a diff and are
-    ignored: the folding around the changes decides what is expanded.
-    """
-    if not isinstance(diff, GraphDiff):
-        from nnviz.errors import RenderError
-
-        raise RenderError(f"cannot draw a {type(diff).__name__}: give a Graph or a GraphDiff")
-    if format_of(path) == "json":
-        import json
-
-        return atomic_write(path, json.dumps(diff.to_json(), indent=1, ensure_ascii=False) + "\n")
-    style = make_style(style)
-    if format_of(path) == "html":
-        from nnviz.render import html, htmlview
-
-        return html.write(htmlview.diff_view(diff, style, context=context), path)
-    shown = fold(union_graph(diff), diff, context)
-    result = render(to_dot(shown, style, paint_for(diff)), path, engine, dpi=style.dpi)
-    assert isinstance(result, Path)
-    return result

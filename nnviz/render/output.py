@@ -1,4 +1,5 @@
-"""From a Graph to a file: select, collapse, build DOT, run Graphviz, write atomically.
+"""From a Graph (or a GraphDiff, `draw_diff`) to a file: select, collapse, build DOT, run
+Graphviz, write atomically.
 
 The format follows the extension (`.pdf .svg .png .dot .gv .json .html`). A `.json` output is the
 snapshot of the graph as selected by `layer` but never collapsed: depth and collapsing change
@@ -14,7 +15,10 @@ from typing import Any
 
 from nnviz import snapshot, transform
 from nnviz.diffing.model import GraphDiff
+from nnviz.fs import atomic_write
 from nnviz.graph import Graph
+from nnviz.render import html, htmlview
+from nnviz.render.diffpaint import fold, paint_for, union_graph
 from nnviz.render.dot import to_dot
 from nnviz.render.engine import format_of, render
 from nnviz.render.paint import Paint
@@ -41,12 +45,42 @@ def draw_graph(
     if fmt == "json":
         return snapshot.save(selected, path)
     if fmt == "html":
-        from nnviz.render import html, htmlview
-
         view = htmlview.model_view(selected, style, depth=depth, collapse=collapse)
         return html.write(view, path)
     shown = shown_graph(graph, style, depth=depth, collapse=collapse, layer=layer)
     result = render(to_dot(shown, style, paint), path, engine, dpi=style.dpi)
+    assert isinstance(result, Path)
+    return result
+
+
+def draw_diff(
+    diff: GraphDiff,
+    path: str | os.PathLike[str],
+    *,
+    context: int = 3,
+    style: Style | Mapping[str, Any] | None = None,
+    engine: str | None = None,
+    **_: Any,
+) -> Path:
+    """Draw the highlighted union graph of `diff` to `path` (format by extension); return it.
+
+    A `.json` path gets the diff document (`GraphDiff.to_json()`) instead of a drawing.
+    Other keyword arguments of `nnviz.draw` (`depth`, ...) do not apply to a diff and are
+    ignored: the folding around the changes decides what is expanded.
+    """
+    if not isinstance(diff, GraphDiff):
+        from nnviz.errors import RenderError
+
+        raise RenderError(f"cannot draw a {type(diff).__name__}: give a Graph or a GraphDiff")
+    if format_of(path) == "json":
+        import json
+
+        return atomic_write(path, json.dumps(diff.to_json(), indent=1, ensure_ascii=False) + "\n")
+    style = make_style(style)
+    if format_of(path) == "html":
+        return html.write(htmlview.diff_view(diff, style, context=context), path)
+    shown = fold(union_graph(diff), diff, context)
+    result = render(to_dot(shown, style, paint_for(diff)), path, engine, dpi=style.dpi)
     assert isinstance(result, Path)
     return result
 
@@ -59,8 +93,6 @@ thousand ops) would make the notebook sluggish to open and save, so it shows the
 def notebook_html(obj: Graph | GraphDiff) -> str | None:
     """The interactive page of a Graph (default depth) or a GraphDiff (default context) in a
     sandboxed frame for Jupyter; None when larger than `INLINE_LIMIT`."""
-    from nnviz.render import html, htmlview
-
     style = make_style(None)
     if isinstance(obj, Graph):
         view = htmlview.model_view(obj, style, depth=2)

@@ -89,7 +89,7 @@ def test_max_bytes_folds_the_markdown(report_path: Path, tmp_path: Path) -> None
     [
         (None, "cannot read (No such file or directory)"),
         ("{", "not valid JSON"),
-        ('{"format": "nnviz-drift-report", "version": 9}', "format version 9 is not supported"),
+        ('{"format": "nnviz-drift-report", "version": 9}', "newer nnviz (format version 9;"),
     ],
 )
 def test_bad_report_is_one_line_and_exit_2(

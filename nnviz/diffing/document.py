@@ -1,0 +1,96 @@
+"""The diff document's contract: the `nnviz-diff` JSON of docs/diff-format.md, as pure JSON.
+
+`GraphDiff.to_json()` writes it; `read(doc)` is how every reader takes it back (the renderings in
+`nnviz.diffing.changelog`, the drift report's `report.json`): format and version checked, entries
+validated, and every string made safe to print. No `Graph` here, no torch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from nnviz import untrusted
+from nnviz.errors import NNVizError
+
+FORMAT = "nnviz-diff"
+VERSION = 2
+READS = (1, 2)
+"""Document versions this nnviz reads (version 1 has no `info`: every change is drift)."""
+Status = Literal["added", "removed", "changed", "renamed", "unchanged"]
+STATUSES: tuple[Status, ...] = ("changed", "added", "removed", "renamed", "unchanged")
+
+
+class _Loose(BaseModel):
+    # Readers need these fields; the rest of the document is checked by what reads it.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _Entry(_Loose):
+    name: str
+    status: str
+
+
+class _Edge(_Loose):
+    source: str
+    target: str
+    status: str
+
+
+class DiffDocumentV1(_Loose):
+    """The fields every reader of a diff document relies on."""
+
+    nodes: list[_Entry]
+    edges: list[_Edge]
+
+
+def read(
+    doc: Mapping[str, Any], source: str = "diff document", error: type[NNVizError] = NNVizError
+) -> dict[str, Any]:
+    """`doc` with every string made safe to print, or `error` (one line naming `source`) when it
+    is not a diff document of a version this nnviz reads.
+
+    Names and values come from snapshots, which are untrusted: control characters (newlines,
+    terminal escapes) are shown as escapes so that they cannot add lines to a PR comment or a
+    Mermaid chart, nor drive a terminal.
+    """
+    untrusted.read_document(
+        doc, source, error, DiffDocumentV1, format=FORMAT, noun="diff document", reads=READS
+    )
+    return _visible(doc)  # type: ignore[no-any-return]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _visible(value: Any) -> Any:
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], value)
+    if isinstance(value, Mapping):
+        return {_visible(k): _visible(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_visible(v) for v in value]
+    return value
+
+
+def fold_root(name: str, entries: Mapping[str, tuple[str, str | None, str | None]]) -> str:
+    """The topmost enclosing module entry with the same added/removed status as `name`.
+
+    `entries` maps a name to (status, enclosing module's name or None, module path or None);
+    the renderings call this on the JSON document, the builder on its own entries.
+    """
+    status = entries[name][0]
+    if status not in ("added", "removed"):
+        return name
+    root, current = name, name
+    seen = {name}
+    while True:
+        _, scope, path = entries[current]
+        up = path if path is not None and path != current and path in entries else scope
+        if up is None or up not in entries or up in seen or entries[up][0] != status:
+            return root
+        seen.add(up)
+        root = current = up

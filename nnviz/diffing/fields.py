@@ -1,0 +1,73 @@
+"""Field comparison: which fields of a matched pair of modules or nodes differ, as `Change`s.
+
+What defines the architecture: the op or module class, the module's hyperparameters and own
+parameter shapes, the constant arguments, the incoming connections (each argument slot's source,
+named through the matching) and, when both sides were traced with inputs, the output spec.
+Weights, `Node.meta`, graph metadata and library versions never count; `ignore` drops more fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nnviz.diffing.model import ABSENT, Change
+from nnviz.graph import Module, Node
+
+
+def module_changes(a: Module, b: Module) -> dict[str, Change]:
+    """Class, hyperparameter and own-parameter-shape differences of two module entries."""
+    changes: dict[str, Change] = {}
+    if a.cls == b.cls and a.hparams == b.hparams and a.parameters == b.parameters:
+        return changes
+    if a.cls != b.cls:
+        changes["class"] = Change(a.cls, b.cls)
+    for key in _keys(a.hparams, b.hparams):
+        old, new = a.hparams.get(key, ABSENT), b.hparams.get(key, ABSENT)
+        if old != new:
+            changes[f"hparams.{key}"] = Change(old, new)
+    for key in _keys(a.parameters, b.parameters):
+        pa, pb = a.parameters.get(key), b.parameters.get(key)
+        if pa != pb:
+            changes[f"parameters.{key}"] = Change(
+                ABSENT if pa is None else list(pa), ABSENT if pb is None else list(pb)
+            )
+    return changes
+
+
+def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
+    """Kind, op, constant-argument and (with `specs`) output-spec differences of two nodes."""
+    changes: dict[str, Change] = {}
+    if a.kind == b.kind and a.op == b.op and a.args == b.args and (not specs or a.spec == b.spec):
+        return changes
+    if a.kind != b.kind:
+        changes["kind"] = Change(a.kind, b.kind)
+    if a.op != b.op and "module" not in (a.kind, b.kind):
+        changes["op"] = Change(a.op, b.op)
+    for key in _keys(a.args, b.args):
+        old, new = a.args.get(key, ABSENT), b.args.get(key, ABSENT)
+        if old != new:
+            changes[f"args.{key}"] = Change(old, new)
+    if specs and a.spec != b.spec:
+        changes["spec"] = Change(a.spec, b.spec)
+    return changes
+
+
+def _keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Both sides' keys in one order whatever the source (snapshots store keys sorted)."""
+    return sorted({*a, *b}, key=lambda k: (not k.isdecimal(), int(k) if k.isdecimal() else 0, k))
+
+
+def ignored(key: str, ignore: tuple[str, ...]) -> bool:
+    """Whether change field `key` is dropped by one of the `ignore` names."""
+    return any(key == f or key.startswith(f + ".") or key.endswith("." + f) for f in ignore)
+
+
+def input_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, Change]:
+    """Argument slots whose (renamed) source differs between the two sides."""
+    keys = sorted({*a, *b}, key=lambda s: (len(s.split(".")[0]), s))
+    return {
+        f"inputs.{k}": Change(a.get(k, ABSENT), b.get(k, ABSENT))
+        for k in keys
+        if a.get(k) != b.get(k)
+    }
