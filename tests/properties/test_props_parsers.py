@@ -296,4 +296,5 @@ def test_any_style_text_never_breaks_the_dot(name: str, value: str) -> None:
     dot = to_dot(_tiny(), style)
     parsed = pygraphviz.AGraph(string=dot)
     assert parsed.number_of_nodes() == 2 and parsed.number_of_edges() == 1
-    assert isinstance(render(dot, "dot"), bytes)
+    laid_out = pygraphviz.AGraph(string=render(dot, "dot").decode("utf-8"))
+    assert laid_out.number_of_nodes() == 2 and all(n.attr["pos"] for n in laid_out.nodes())
