@@ -23,6 +23,7 @@ from typing import Any
 
 from nnviz.diffing import document
 from nnviz.diffing.document import fold_root
+from nnviz.diffing.palette import PALETTE
 from nnviz.graph import parent_path
 from nnviz.values import format_value
 
@@ -32,13 +33,6 @@ _MAX_FOLLOWERS = 5
 _MAX_MARKDOWN_LINES = 400
 _MAX_MARKDOWN_CHARS = 30_000
 _MAX_MERMAID_CHARS = 25_000  # with the changelog's cap, a PR comment stays under 65,536
-_COLOURS = {
-    "added": "fill:#dafbe1,stroke:#1a7f37,color:#1a7f37",
-    "removed": "fill:#ffebe9,stroke:#cf222e,color:#cf222e,stroke-dasharray:5 5",
-    "changed": "fill:#fff1e5,stroke:#fb8500,color:#953800",
-    "renamed": "fill:#ddf4ff,stroke:#0969da,color:#0969da",
-    "unchanged": "fill:#f6f8fa,stroke:#afb8c1,color:#6e7781",
-}
 
 
 def human(n: int) -> str:
@@ -287,10 +281,24 @@ def _params(doc: Doc) -> str:
 
 
 def _totals(counts: Mapping[str, int], propagated: int, doc: Doc) -> str:
+    return _counts(counts, propagated) + " · " + _params(doc)
+
+
+def _counts(counts: Mapping[str, int], propagated: int) -> str:
     parts = [f"{n} {status}" for status, n in counts.items() if n]
     if propagated:
         parts.append(f"{propagated} downstream")
-    return ", ".join(parts) + " · " + _params(doc)
+    return ", ".join(parts)
+
+
+def headline(doc: Doc) -> str:
+    """The diff in a few words, as the changelog's totals count it: `1 changed, 3 downstream`,
+    or `identical: no architecture changes`."""
+    doc = document.read(doc)
+    if doc.get("identical"):
+        return "identical: no architecture changes"
+    _, counts, propagated = _groups(doc)
+    return _counts(counts, propagated)
 
 
 def _identical(doc: Doc) -> str:
@@ -407,8 +415,14 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
             done.add((s, t))
             arrow = {"added": "==>", "removed": "-.->"}.get(edge["status"], "-->")
             out.append(f"  {ids[s]} {arrow} {ids[t]}")
-    out += [f"  classDef {status} {style}" for status, style in _COLOURS.items()]
+    out += [f"  classDef {status} {_class_style(status)}" for status in PALETTE]
     return "\n".join(out) + "\n"
+
+
+def _class_style(status: str) -> str:
+    c = PALETTE[status]
+    dashed = ",stroke-dasharray:5 5" if status == "removed" else ""
+    return f"fill:{c.fill},stroke:{c.line},color:{c.text}{dashed}"
 
 
 def _box(e: Mapping[str, Any], name: str) -> str:

@@ -13,20 +13,24 @@ imports torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from nnviz import transform
-from nnviz.diffing.changelog import describe
+from nnviz.diffing.changelog import describe, headline
 from nnviz.diffing.model import GraphDiff, NodeDiff
+from nnviz.diffing.palette import PALETTE
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
 from nnviz.render.paint import EdgePaint, NodePaint, Paint
 
 COLOURS: Mapping[str, tuple[str, str]] = {
-    "added": ("#dafbe1", "#1a7f37"),
-    "removed": ("#ffebe9", "#cf222e"),
-    "changed": ("#fff1e5", "#fb8500"),
-    "renamed": ("#ddf4ff", "#0969da"),
+    status: (c.fill, c.line) for status, c in PALETTE.items() if status != "unchanged"
 }
 """Fill and border colour per status; unchanged nodes are drawn dimmed (grey)."""
+_EDGE_LINES: dict[str, dict[str, Any]] = {
+    "added": {"penwidth": 2.0},
+    "removed": {"line": "dashed"},
+    "changed": {},
+}
 FOLLOWER_FILL = "#fffaf5"
 """Fill of a changed node whose changes all follow another change (a shape, a rewired input)."""
 _MAX_LINES = 4
@@ -85,16 +89,14 @@ def paint_for(diff: GraphDiff) -> Paint:
             lines=_lines(e),
             badge="follows" if follows else e.status,
         )
-    edges: dict[tuple[str, str], EdgePaint] = {}
-    for edge in diff.edges:
-        if edge.status == "added":
-            edges[(edge.source, edge.target)] = EdgePaint(color="#1a7f37", penwidth=2.0)
-        elif edge.status == "removed":
-            edges[(edge.source, edge.target)] = EdgePaint(color="#cf222e", line="dashed")
-        elif edge.status == "changed":
-            edges[(edge.source, edge.target)] = EdgePaint(color="#fb8500")
-    totals = diff.to_text().splitlines()[-1]  # the changelog's last line: the same counts
-    return Paint(nodes, edges, subtitle=totals.split(" · ")[0].split(" (")[0], dim=True)
+    edges = {
+        (edge.source, edge.target): EdgePaint(
+            color=PALETTE[edge.status].line, **_EDGE_LINES[edge.status]
+        )
+        for edge in diff.edges
+        if edge.status in _EDGE_LINES
+    }
+    return Paint(nodes, edges, subtitle=headline(diff.to_json()), dim=True)
 
 
 def _lines(e: NodeDiff) -> tuple[str, ...]:

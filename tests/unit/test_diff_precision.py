@@ -116,3 +116,11 @@ def test_an_attribute_change_with_a_changed_subtree_stays_drift() -> None:
     result = nnviz.diff(trace(Net(8)), trace(Net(16)))
     assert not result.identical
     assert "~ (root)  Net  width 8 → 16" in result.to_text()
+
+
+def test_the_drawing_subtitle_counts_the_changes_not_the_information_line() -> None:
+    from nnviz.render.diffpaint import paint_for
+
+    result = nnviz.diff(trace(attention(3)), trace(attention(2, "add")))
+    assert result.to_text().splitlines()[-1].startswith("not drift")
+    assert paint_for(result).subtitle == "1 changed"
