@@ -7,10 +7,12 @@ For each model (traced once, weights=None) it writes `nnviz MODEL -o x.html` at 
 depth, then opens the page from file:// in Debian's headless Chromium (/usr/bin/chromium, driven
 by Playwright; see tests/browser/chromium.py) `--runs` times, a fresh tab each time, and takes
 the median of:
-- first view: from navigation to the first drawing in the DOM (wasm start-up included);
+- first view: from navigation to the first drawing in the DOM (wasm start-up included; `wasm
+  ready` is when Graphviz could start);
 - expand one: expanding the collapsed module with the most ops, from the first view
   (assembling the DOT, the Graphviz layout and putting the SVG in the page);
-- expand all: every module expanded (the largest drawing the page can make).
+- expand all: every module expanded (the largest drawing the page can make), and the share of
+  that time spent in Graphviz itself (the rest: parsing the SVG and putting it in the page).
 The baseline, measured in the same run: the native Graphviz (pygraphviz, in-process) laying out
 the PDF's DOT to SVG, at the default depth (`×native`: the page's first view over it, wasm
 start-up included) and fully expanded (beside "expand all"). Load varies on the
@@ -56,20 +58,23 @@ _BIGGEST = """() => {
 }"""
 
 
-def _timed_render(opened: chromium.Opened, script: str) -> tuple[float, int]:
-    """Run `script` (which changes the expansion and draws); the page's own layout time."""
+def _timed_render(opened: chromium.Opened, script: str) -> tuple[float, int, float]:
+    """Run `script` (which changes the expansion and draws): the page's time for the whole
+    redraw, the drawn node count, and the Graphviz (wasm) share of that time."""
     drawn = opened.renders()
     opened.page.evaluate(script)
     opened.wait_render(drawn)
-    return float(opened.page.evaluate("window.nnviz.timings.last")), opened.node_count()
+    timings = opened.page.evaluate("window.nnviz.timings")
+    return float(timings["last"]), opened.node_count(), float(timings["layout"])
 
 
 def measure(context: Any, path: Path) -> dict[str, Any]:
     opened = chromium.open_page(context, path)
     first = float(opened.page.evaluate("window.nnviz.timings.first"))
+    wasm = float(opened.page.evaluate("window.nnviz.timings.loaded"))
     nodes = opened.node_count()
     biggest = opened.page.evaluate(_BIGGEST)
-    one = (float("nan"), nodes)
+    one = (float("nan"), nodes, float("nan"))
     if biggest >= 0:
         one = _timed_render(opened, f"window.nnviz.expand({biggest}); window.nnviz.render(null)")
     every = _timed_render(
@@ -79,7 +84,7 @@ def measure(context: Any, path: Path) -> dict[str, Any]:
     )
     assert not opened.errors, opened.errors
     opened.page.close()
-    return {"first": first, "nodes": nodes, "one": one, "all": every}
+    return {"first": first, "wasm": wasm, "nodes": nodes, "one": one, "all": every}
 
 
 def native(graph: nnviz.Graph, depth: int) -> float:
@@ -110,22 +115,26 @@ def main() -> int:
             base = statistics.median(native(graph, 2) for _ in range(args.runs))
             full = statistics.median(native(graph, -1) for _ in range(args.runs))
             first = statistics.median(r["first"] for r in runs)
+            wasm = statistics.median(r["wasm"] for r in runs)
+            every_layout = statistics.median(r["all"][2] for r in runs)
             one = statistics.median(r["one"][0] for r in runs)
             every = statistics.median(r["all"][0] for r in runs)
             rows.append(
                 f"| {name} | {len(graph)} | {path.stat().st_size / 1e6:.2f} | {write_s:.1f} "
-                f"| {runs[0]['nodes']} | {first / 1000:.2f} | {base / 1000:.2f} "
+                f"| {runs[0]['nodes']} | {first / 1000:.2f} | {wasm / 1000:.2f} "
+                f"| {base / 1000:.2f} "
                 f"| {first / base:.1f} | {runs[0]['one'][1]} | {one / 1000:.2f} "
-                f"| {runs[0]['all'][1]} | {every / 1000:.2f} | {full / 1000:.2f} |"
+                f"| {runs[0]['all'][1]} | {every / 1000:.2f} | {every_layout / 1000:.2f} "
+                f"| {full / 1000:.2f} |"
             )
             print(rows[-1], file=sys.stderr)
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}; runs: {args.runs}")
     print(
         "| model | nodes | file (MB) | write (s) | first view nodes | first view (s) "
-        "| native layout (s) | ×native | expand one: nodes | expand one (s) "
-        "| expand all: nodes | expand all (s) | native, all (s) |"
+        "| wasm ready (s) | native layout (s) | ×native | expand one: nodes | expand one (s) "
+        "| expand all: nodes | expand all (s) | of which wasm layout (s) | native, all (s) |"
     )
-    print("| --- |" + " ---: |" * 12)
+    print("| --- |" + " ---: |" * 14)
     print("\n".join(rows))
     return 0
 

@@ -81,8 +81,10 @@ function render(focus) {
   const start = performance.now();
   const { dot, count } = buildDot();
   let text;
+  const layoutStart = performance.now();
   try {
     text = graphviz.dot(dot, "svg");
+    timings.layout = performance.now() - layoutStart;
   } catch (error) {
     $("status").textContent = "layout failed";
     console.error("nnviz: Graphviz failed", error);
