@@ -25,6 +25,7 @@ let graphviz = null;
 let svg = null;
 let box = null; // the current viewBox {x, y, w, h}
 let names = new Map(); // DOT name -> its <g> element
+const layouts = new Map(); // DOT -> SVG of the last few drawings: collapsing back is instant
 
 // --- DOT for the current expansion state --------------------------------------------------
 
@@ -80,11 +81,14 @@ function buildDot() {
 function render(focus) {
   const start = performance.now();
   const { dot, count } = buildDot();
-  let text;
+  let text = layouts.get(dot);
   const layoutStart = performance.now();
   try {
-    text = graphviz.dot(dot, "svg");
+    if (text === undefined) text = graphviz.dot(dot, "svg");
     timings.layout = performance.now() - layoutStart;
+    layouts.delete(dot); // most recent last: the oldest is dropped first
+    layouts.set(dot, text);
+    if (layouts.size > 8) layouts.delete(layouts.keys().next().value);
   } catch (error) {
     $("status").textContent = "layout failed";
     console.error("nnviz: Graphviz failed", error);

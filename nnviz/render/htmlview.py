@@ -25,8 +25,9 @@ from nnviz.diffing.changelog import describe
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
+from nnviz.render.buses import edge_span
 from nnviz.render.diffpaint import COLOURS, fold, paint_for, union_graph
-from nnviz.render.dot import cluster_path, elements, to_dot
+from nnviz.render.dot import LONG_EDGE_BUDGET, cluster_path, elements, to_dot
 from nnviz.render.paint import NodePaint, Paint
 from nnviz.render.style import Style
 from nnviz.values import format_value
@@ -43,10 +44,15 @@ def attr_list(attrs: Mapping[str, str]) -> str:
 
 
 def header(graph: Graph, style: Style, paint: Paint | None) -> str:
-    """The `digraph ... {` line and graph/node/edge defaults (title included) of `to_dot`."""
+    """The `digraph ... {` line and graph/node/edge defaults (title included) of `to_dot`, with
+    its cap on Graphviz's x-placement when the expanded graph has dense long edges (densenet):
+    the page draws no buses, so any view of such a graph gets the cap."""
     empty = Graph([], [], graph.modules.values(), graph.meta)
     source = to_dot(empty, style, paint)
-    return source[: source.rindex("}")]
+    head = source[: source.rindex("}")]
+    if edge_span(graph) > LONG_EDGE_BUDGET:
+        head += "\tgraph [nslimit=1 nslimit1=1]\n"
+    return head
 
 
 def model_view(graph: Graph, style: Style, *, depth: int, collapse: Sequence[str] = ()) -> View:
