@@ -124,3 +124,26 @@ def test_expanding_a_module_that_only_wraps_one_module_opens_both(
     assert sorted(drawn_ids) == sorted(
         ["input:input", "0.inner.0", "0.inner.1", "0.inner.2", "1", "output"]
     )
+
+
+def test_a_shared_module_called_twice_collapses_into_two_nodes_as_in_the_pdf(
+    browser: Any, tmp_path: Path
+) -> None:
+    from torch import nn
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+            self.mid = nn.Linear(4, 4)
+
+        def forward(self, x: Any) -> Any:  # two calls of `block` apart: two pieces
+            return self.block(self.mid(self.block(x))) + x
+
+    graph = nnviz.trace(Twice(), name="twice")
+    first = transform.collapse_depth(graph, 1)
+    opened = chromium.open_page(browser, nnviz.draw(graph, tmp_path / "t.html", depth=1))
+    drawn = opened.page.eval_on_selector_all("#canvas g.node", "gs => gs.map(g => g.id)")
+    assert sorted(drawn) == sorted(n.id for n in first.nodes)
+    assert {"block", "block:1"} <= set(drawn)
+    assert opened.page.locator("#canvas g.edge").count() == len(first.edges)
