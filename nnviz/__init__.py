@@ -119,7 +119,7 @@ def trace(
             if isinstance(model, (str, Path))
             else type(model).__name__
         )
-        raise TraceError(f"the eager tracer runs {label}: give an example input, e.g. -i default")
+        raise TraceError(f"the eager tracer runs {label}: {_tracing.EXAMPLE_INPUT_ADVICE}")
     rebuild: Callable[[], nn.Module] | None = None
     example = None
     if isinstance(model, (str, Path)):
@@ -128,7 +128,7 @@ def trace(
             if parsed is not None:
                 raise InputSpecError(f"{spec.target}: a snapshot cannot be traced with inputs")
             return load(spec.target)
-        name = name or spec.name
+        name = name or spec.title(args)
         model = models.build(spec, args)
         rebuild = functools.partial(models.build, spec, args, device="cpu")
         if spec.kind == "torchvision" and parsed is None and tracer == "auto":
@@ -161,7 +161,7 @@ def diff(
     is falsy when nothing drifted: differences that are information only (scalar shape
     arithmetic, a container's attribute that changes nothing below it) count only with
     `strict`; see `nnviz.GraphDiff` and docs/diff-format.md. When the two sides were made by
-    different tracers, a `TracersDifferWarning` says so: fx and eager agree on ids and ops but
+    different tracers and differ, a `TracersDifferWarning` says so: fx and eager agree on ids and ops but
     not on every scalar detail, so a difference may come from the tracers.
     """
     import warnings
@@ -169,8 +169,9 @@ def diff(
     from nnviz.diffing.build import diff as graph_diff
 
     graphs = [_graph(side, inputs) for side in (old, new)]
+    result = graph_diff(graphs[0], graphs[1], ignore=tuple(ignore), strict=strict)
     tracers = [g.meta.get("tracer") for g in graphs]
-    if tracers[0] != tracers[1]:
+    if tracers[0] != tracers[1] and not result.identical:  # nothing to explain when identical
         names = [str(s) if not isinstance(s, Graph) else s.name for s in (old, new)]
         warnings.warn(
             f"{names[0]} was traced with {tracers[0]}, {names[1]} with {tracers[1]}; "
@@ -178,7 +179,7 @@ def diff(
             TracersDifferWarning,
             stacklevel=2,
         )
-    return graph_diff(graphs[0], graphs[1], ignore=tuple(ignore), strict=strict)
+    return result
 
 
 def _graph(side: Graph | str | Path, inputs: Any) -> Graph:

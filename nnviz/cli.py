@@ -17,13 +17,16 @@ from typing import Any
 
 import click
 
-from nnviz.errors import NNVizError
+from nnviz import __version__
+from nnviz.errors import ModelBuildError, NNVizError, NNVizWarning
+from nnviz.fs import check_writable
 
 SNAPSHOT_SUFFIX = ".json"
 
 
-class _DefaultGroup(click.Group):
-    """A group whose first argument, when it is not a subcommand, is a MODEL for `draw`."""
+class _DrawingGroup(click.Group):
+    """The `nnviz` command: it draws (`nnviz MODEL [OPTIONS]`, the `draw` subcommand without its
+    name) and holds the other subcommands; its help shows the drawing options too."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         global_opts = {"--help", "-h", "--version", "--debug"}
@@ -33,15 +36,37 @@ class _DefaultGroup(click.Group):
             args = [*args[:index], "draw", *args[index:]]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "MODEL [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="  or:  ")
 
-@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="nnviz")
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        draw = self.commands["draw"]
+        with click.Context(draw, info_name="draw", parent=ctx) as draw_ctx:
+            options = [p for p in draw.get_params(draw_ctx) if isinstance(p, click.Option)]
+            rows = [r for p in options if (r := p.get_help_record(draw_ctx))]
+        with formatter.section("Drawing options (nnviz MODEL [OPTIONS])"):
+            formatter.write_dl([r for r in rows if not r[0].startswith("-h,")])
+        super().format_options(ctx, formatter)  # the global options, then the commands
+
+
+@click.group(cls=_DrawingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version=__version__, prog_name="nnviz")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Draw PyTorch models as hierarchical Graphviz diagrams, and diff their architectures.
 
-    Example: `nnviz resnet18 -o resnet18.pdf`, or `nnviz diff old.json new.json -o diff.pdf`.
+    \b
+    Draw a model: nnviz MODEL [OPTIONS]
+      nnviz resnet18                      writes resnet18.pdf
+      nnviz resnet18 -d 3 -o r18.svg      modules down to depth 3, as SVG
+      nnviz mymodel.py:Net -i default     your model, with tensor shapes
+    MODEL: a torchvision name, pkg.module:callable, path/file.py:callable or a
+    snapshot .json.
+
+    \b
+    Compare two architectures: nnviz diff OLD NEW (see nnviz diff --help).
     """
     ctx.obj = {"debug": debug}
 
@@ -139,7 +164,7 @@ def draw_command(
     engine: str | None,
     quiet: bool,
 ) -> None:
-    """Trace MODEL and draw it.
+    """Trace MODEL and draw it (the same as `nnviz MODEL`).
 
     MODEL is a torchvision name (resnet18), pkg.module:callable, path/file.py:callable, or a
     snapshot .json written earlier. Example: `nnviz resnet18 -a num_classes=10 -o r.json`.
@@ -150,21 +175,30 @@ def draw_command(
         from nnviz.render import engine as graphviz_engine
         from nnviz.render.output import draw_graph
         from nnviz.render.style import parse_style
+        from nnviz.tracers.inputs import parse_inputs
 
+        # Everything checkable is checked before torch is imported (seconds) and the model traced.
         spec = models.parse_spec(model)
-        target = Path(out) if out else Path(_default_name(spec.name, layer) + ".pdf")
-        graphviz_engine.format_of(target)  # fail on a bad extension or style before tracing
+        args = models.parse_arguments(arguments)
+        target = Path(out) if out else Path(_default_name(spec.title(args), layer) + ".pdf")
+        graphviz_engine.format_of(target)
         style = parse_style(styles)
+        if inputs is not None:
+            parse_inputs(inputs)
+        for path in (target, target.with_suffix(SNAPSHOT_SUFFIX)) if dump_json else (target,):
+            check_writable(path)
+        if spec.kind == "torchvision":
+            models.check_torchvision_name(spec.target)
         _progress(quiet, f"tracing {model} ...")
-        with _warnings_as_lines():
-            graph = nnviz.trace(
-                model, args=models.parse_arguments(arguments), inputs=inputs, tracer=tracer
-            )
+        with _warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
+            try:
+                graph = nnviz.trace(model, args=args, inputs=inputs, tracer=tracer)
+            except ModelBuildError as exc:
+                raise ModelBuildError(f"{exc}{models.read_as_strings(arguments)}") from None
         if target.suffix.lower() != SNAPSHOT_SUFFIX:
             _progress(quiet, f"laying out {len(graph)} nodes ...")
         # Snapshots hold the full graph (or the -l selection): -d and -c only shape the picture.
-        # -q: Graphviz's own warnings go too; its errors still raise and are reported.
-        with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+        with _graphviz_messages(quiet):
             written = [
                 draw_graph(
                     graph,
@@ -202,14 +236,17 @@ def _warnings_as_lines(drop: tuple[type[Warning], ...] = ()) -> Iterator[None]:
     """Show nnviz's own warnings (e.g. failed data tracing) as one `nnviz: warning:` line each,
     except those of a `drop` class; library warnings from torch and friends are noise on the
     command line and are dropped."""
-    from nnviz.errors import NNVizWarning
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NNVizWarning)
         yield
     for warning in caught:
         if issubclass(warning.category, NNVizWarning) and not issubclass(warning.category, drop):
             click.echo(f"nnviz: warning: {' '.join(str(warning.message).split())}", err=True)
+
+
+def _graphviz_messages(quiet: bool) -> contextlib.AbstractContextManager[object]:
+    """-q: Graphviz's own warnings go too; its errors still raise and are reported."""
+    return contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext()
 
 
 class _errors:
@@ -318,10 +355,12 @@ def diff_command(
         for spec in (old, new):
             if not spec.endswith(SNAPSHOT_SUFFIX):
                 _progress(quiet, f"tracing {spec} ...")
-        with _warnings_as_lines(drop=(nnviz.TracersDifferWarning,) if quiet else ()):
+        with _warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
             result = nnviz.diff(old, new, ignore=ignore, strict=strict, inputs=inputs)
         if out:
-            _progress(quiet, f"wrote {nnviz.draw(result, out, context=context)}")
+            with _graphviz_messages(quiet):
+                written = nnviz.draw(result, out, context=context)
+            _progress(quiet, f"wrote {written}")
         if not quiet:
             if output_format == "json":
                 import json

@@ -39,6 +39,26 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return target
 
 
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise `OutputError` now if `atomic_write(path, ...)` is bound to fail later: a folder in the
+    way of the file, a file in the way of a folder, or a folder nnviz may not write to. Creates
+    nothing: the nearest existing folder is probed with a temporary file that is removed at once.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise _output_error(target, IsADirectoryError(errno.EISDIR, "is a folder"))
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        with tempfile.TemporaryFile(dir=folder, prefix=f".{target.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise _output_error(target, exc) from None
+
+
 def _mode(target: Path) -> int:
     """Keep an existing file's permissions (a private file stays private); new files get 0644."""
     try:

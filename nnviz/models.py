@@ -12,6 +12,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,18 @@ class ModelSpec:
         if self.attr:
             return self.attr.rsplit(".", 1)[-1]
         return self.target
+
+    def title(self, args: dict[str, Any] | None = None) -> str:
+        """The name a drawing and its file get: a factory's `model_name` argument when it has one
+        (`timm:create_model -a model_name=resnet50` is `resnet50`), else `name`."""
+        model_name = (args or {}).get(MODEL_NAME_ARGUMENT)
+        if self.kind in ("package", "file") and isinstance(model_name, str) and model_name:
+            return model_name
+        return self.name
+
+
+MODEL_NAME_ARGUMENT = "model_name"
+"""The constructor argument that names the model a factory builds (timm's `create_model`)."""
 
 
 def parse_spec(spec: str) -> ModelSpec:
@@ -139,15 +152,7 @@ def _factory(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
     if spec.kind == "torchvision":
         return _torchvision_factory(spec.target)
     if spec.kind == "package":
-        try:
-            module = importlib.import_module(spec.target)
-        except ModuleNotFoundError as exc:
-            raise ModelSpecError(
-                f"cannot import {spec.target!r}: {exc} (install it, or run nnviz from the folder "
-                f"that holds it, or give a file: path/to/file.py:{spec.attr})"
-            ) from None
-        except Exception as exc:
-            raise ModelBuildError(f"importing {spec.target!r} failed: {_one_line(exc)}") from None
+        module = _import_module(spec)
     elif spec.kind == "file":
         module = _import_file(Path(spec.target))
     else:
@@ -165,6 +170,35 @@ def _factory(spec: ModelSpec) -> tuple[Any, dict[str, Any]]:
     return obj, {}
 
 
+def _import_module(spec: ModelSpec) -> Any:
+    """Import `spec.target` with the current folder importable, as `python -m`, uvicorn and
+    flask do: `nnviz mymodel:Net` works in the folder that holds mymodel.py."""
+    with _on_sys_path(Path.cwd()):
+        try:
+            return importlib.import_module(spec.target)
+        except ModuleNotFoundError as exc:
+            raise ModelSpecError(
+                f"cannot import {spec.target!r}: {exc} (looked in the current folder and the "
+                f"installed packages; or give a file: path/to/file.py:{spec.attr})"
+            ) from None
+        except Exception as exc:
+            raise ModelBuildError(f"importing {spec.target!r} failed: {_one_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _on_sys_path(folder: Path) -> Iterator[None]:
+    """`folder` first on `sys.path` while importing (unless it is there already), then as before."""
+    entry = str(folder.resolve())
+    present = entry in sys.path or (entry == str(Path.cwd().resolve()) and "" in sys.path)
+    if not present:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if not present and entry in sys.path:
+            sys.path.remove(entry)
+
+
 def _import_file(path: Path) -> Any:
     if not path.is_file():
         raise ModelSpecError(f"{path}: no such file")
@@ -173,17 +207,13 @@ def _import_file(path: Path) -> Any:
     if module_spec is None or module_spec.loader is None:
         raise ModelSpecError(f"{path}: cannot be imported as Python")
     module = importlib.util.module_from_spec(module_spec)
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)
     sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        raise ModelBuildError(f"importing {path} failed: {_one_line(exc)}") from None
-    finally:
-        if folder in sys.path:
-            sys.path.remove(folder)
+    with _on_sys_path(path.parent):
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise ModelBuildError(f"importing {path} failed: {_one_line(exc)}") from None
     return module
 
 
@@ -194,15 +224,47 @@ def torchvision_names() -> list[str]:
     return sorted(tvm.list_models())
 
 
+_REGISTERED = re.compile(
+    r"^@register_model\((?:name\s*=\s*[\"'](\w+)[\"'])?\).*?^def (\w+)", re.MULTILINE | re.DOTALL
+)
+
+
+def torchvision_names_from_source() -> list[str]:
+    """The names torchvision registers, read from its source files without importing it (and so
+    torch: seconds): every `@register_model()` function. Empty when torchvision is missing or
+    registers differently; then only `torchvision_names()` can tell."""
+    found = importlib.util.find_spec("torchvision")
+    if found is None or found.origin is None:
+        return []
+    names: set[str] = set()
+    for source in sorted((Path(found.origin).parent / "models").rglob("*.py")):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            for match in _REGISTERED.finditer(source.read_text(encoding="utf-8")):
+                names.add(match[1] or match[2])
+    return sorted(names)
+
+
+def check_torchvision_name(name: str) -> None:
+    """Refuse an unknown torchvision name, with suggestions, before torch is imported."""
+    names = torchvision_names_from_source()
+    if "resnet18" in names and name not in names:  # the source was read as expected
+        _unknown_model(name, names)
+
+
+def _unknown_model(name: str, names: list[str]) -> None:
+    raise ModelSpecError(
+        f"unknown model {name!r}: not a torchvision model name, pkg.module:callable, "
+        f"file.py:callable or .json snapshot" + _did_you_mean(name, names)
+    )
+
+
 def _torchvision_factory(name: str) -> tuple[Any, dict[str, Any]]:
+    check_torchvision_name(name)
     import torchvision.models as tvm
 
     names = torchvision_names()
     if name not in names:
-        raise ModelSpecError(
-            f"unknown model {name!r}: not a torchvision model name, pkg.module:callable, "
-            f"file.py:callable or .json snapshot" + _did_you_mean(name, names)
-        )
+        _unknown_model(name, names)
     builder = tvm.get_model_builder(name)
     extra: dict[str, Any] = {"weights": None}
     if "weights_backbone" in inspect.signature(builder).parameters:
@@ -242,13 +304,27 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def read_as_strings(pairs: list[str] | tuple[str, ...]) -> str:
+    """`` or a note naming the `-a` values that were no Python literal and so were read as
+    strings (`-a num_classes=ten`), for the error of a constructor that refused them."""
+    values, as_text = _parse_arguments(pairs)
+    shown = [f"-a {key}={values[key]} was read as the string {values[key]!r}" for key in as_text]
+    return f" (note: {'; '.join(shown)})" if shown else ""
+
+
 def parse_arguments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Parse `-a KEY=VALUE` strings; VALUE is a Python literal (`10`, `0.5`, `(3, 3)`, `None`)
     read with `ast.literal_eval`, and anything that is not a literal is taken as a string."""
+    return _parse_arguments(pairs)[0]
+
+
+def _parse_arguments(pairs: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
+    """The arguments, and the keys whose value was no literal and was taken as a string."""
     import ast
     import warnings
 
     out: dict[str, Any] = {}
+    as_text: list[str] = []
     for pair in pairs:
         key, sep, text = pair.partition("=")
         key = key.strip()
@@ -258,6 +334,10 @@ def parse_arguments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             with warnings.catch_warnings():  # `1abc` would print a SyntaxWarning line
                 warnings.simplefilter("ignore", SyntaxWarning)
                 out[key] = ast.literal_eval(text.strip())
+            if key in as_text:
+                as_text.remove(key)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             out[key] = text.strip()
-    return out
+            if key not in as_text:
+                as_text.append(key)
+    return out, as_text

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 
 TRACERS = ("auto", "fx", "eager")
+EXAMPLE_INPUT_ADVICE = (
+    "pass an example input (inputs=... in Python, -i on the command line), e.g. 'default'"
+)
+"""What to do when a tracer needs data; worded for Python and the command line alike."""
 
 
 def trace(
@@ -67,18 +71,21 @@ def _trace_in_eval_mode(
     spec = None if inputs is None else from_object(inputs)
     if tracer == "eager":
         if spec is None:
-            raise TraceError(
-                f"the eager tracer runs {name}: give an example input, e.g. -i default"
-            )
+            raise TraceError(f"the eager tracer runs {name}: {EXAMPLE_INPUT_ADVICE}")
         from nnviz.tracers.eager import trace_eager
 
         return trace_eager(model, name, spec, rebuild)
     try:
         graph, fx_graph, ids = trace_fx(model, name)
-    except TraceError:
+    except TraceError as exc:
         run_on = spec if spec is not None else (None if example is None else from_object(example))
-        if tracer == "fx" or run_on is None:
-            raise
+        if tracer == "fx":
+            how = "the eager tracer can record it by running it (tracer='eager' in Python, "
+            how += "--tracer eager on the command line)"
+            raise TraceError(f"{exc} ({how})") from None
+        if run_on is None:
+            how = f"to record it by running it, {EXAMPLE_INPUT_ADVICE}"
+            raise TraceError(f"{exc} ({how})") from None
         import warnings
 
         from nnviz.tracers.eager import trace_eager

@@ -139,9 +139,10 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"torch": torch.__version__.split("+")[0]}
-    for package in ("torchvision", "nnviz"):
+    # nnviz's distribution is `nnviz-arch` (the name `nnviz` on PyPI is another tool).
+    for package, distribution in (("torchvision", "torchvision"), ("nnviz", "nnviz-arch")):
         with contextlib.suppress(PackageNotFoundError):
-            out[package] = version(package)
+            out[package] = version(distribution)
     return out
 
 

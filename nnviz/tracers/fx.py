@@ -75,10 +75,8 @@ def trace_fx(model: nn.Module, name: str) -> tuple[Graph, fx.Graph, dict[fx.Node
     except Exception as exc:
         where = f" in module {tracer.failing_module!r}" if tracer.failing_module else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TraceError(
-            f"torch.fx cannot trace {name}{where}: {first[:200]} "
-            f"(give an example input with -i to trace it by running it)"
-        ) from None
+        # The caller adds what to do instead: it knows the tracer asked for and the inputs.
+        raise TraceError(f"torch.fx cannot trace {name}{where}: {first[:200]}") from None
     return _convert(model, name, fx_graph)
 
 

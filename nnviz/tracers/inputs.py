@@ -154,6 +154,7 @@ def parse_inputs(text: str) -> InputSpec:
         raise InputSpecError("-i: empty input; try -i default or -i image64 or -i tensor1x16:int64")
     if len(source) > MAX_TEXT:
         raise InputSpecError(f"-i: input text longer than {MAX_TEXT} characters")
+    _refuse_bare_shape(source)
     if source.startswith(_EXPRESSION_START):
         return _bind_expression(parse_expression(source), text)
     positional: list[Any] = []
@@ -184,6 +185,25 @@ def parse_inputs(text: str) -> InputSpec:
     if not positional and not named:
         raise InputSpecError("-i: no input given")
     return InputSpec(tuple(positional), tuple(named.items()), text)
+
+
+_BARE_SHAPE = re.compile(
+    r"[(\[]?\s*(?P<dims>\d+(?:\s*[,x×*]\s*\d+)+)\s*,?\s*[)\]]?(?::(?P<dtype>[a-z0-9]+))?"
+)
+
+
+def _refuse_bare_shape(source: str) -> None:
+    """`(1,3,224,224)`, `[1, 16]` or `1x3x224x224` is a shape without its `tensor` prefix: say
+    what was meant instead of binding four ints as four arguments."""
+    match = _BARE_SHAPE.fullmatch(source)
+    if match is None:
+        return
+    dims = "x".join(re.split(r"\s*[,x×*]\s*", match["dims"]))
+    dtype = f":{match['dtype']}" if match["dtype"] else ""
+    raise InputSpecError(
+        f"-i: {source!r} looks like a shape; did you mean -i tensor{dims}{dtype}? "
+        f"(integer arguments are given by name: -i 'n:3;k:5')"
+    )
 
 
 def from_object(value: Any) -> InputSpec:

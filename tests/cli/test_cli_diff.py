@@ -164,13 +164,19 @@ def test_two_snapshots_never_import_torch(snapshots: tuple[Path, Path], tmp_path
     assert "#fb8500" in out.read_text()
 
 
-def test_snapshots_from_different_tracers_get_a_warning(
+def test_snapshots_from_different_tracers_get_a_warning_only_when_they_differ(
     snapshots: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    a, _ = snapshots
-    graph = nnviz.load(a)
-    eager = nnviz.save(graph.replace(meta={**graph.meta, "tracer": "eager"}), tmp_path / "e.json")
-    result = run_nnviz("diff", str(a), str(eager))
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.startswith("nnviz: warning: ") and "traced with fx" in result.stderr
-    assert len(result.stderr.splitlines()) == 1
+    a, b = snapshots
+    for side in (a, b):
+        graph = nnviz.load(side)
+        nnviz.save(graph.replace(meta={**graph.meta, "tracer": "eager"}), tmp_path / side.name)
+    same = run_nnviz("diff", str(a), str(tmp_path / a.name))
+    assert same.returncode == 0, same.stderr
+    assert same.stderr == ""  # identical: nothing for the tracers to explain
+    differ = run_nnviz("diff", str(a), str(tmp_path / b.name))
+    assert differ.returncode == 1, differ.stderr
+    assert differ.stderr.startswith("nnviz: warning: ") and "traced with fx" in differ.stderr
+    assert len(differ.stderr.splitlines()) == 1
+    quiet = run_nnviz("diff", str(a), str(tmp_path / b.name), "-q")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (1, "", "")

@@ -44,7 +44,8 @@ CASES: dict[str, tuple[list[str], str]] = {
     "empty_model": ([""], "empty MODEL: give a torchvision name"),
     "missing_package": (
         ["nope.mod:make"],
-        "cannot import 'nope.mod': No module named 'nope' (install it, or run nnviz from the",
+        "cannot import 'nope.mod': No module named 'nope' (looked in the current folder and the "
+        "installed packages; or give a file: path/to/file.py:make)",
     ),
     "file_without_callable": (["models.py"], "name the callable too, as models.py:make_model"),
     "missing_file": (["missing.py:make"], "missing.py: no such file"),
@@ -82,6 +83,15 @@ CASES: dict[str, tuple[list[str], str]] = {
     "bad_input": (
         ["resnet18", "-i", "__import__('os')"],
         "__import__('os')\" is not an input form",
+    ),
+    "shape_input": (
+        ["resnet18", "-i", "(1,3,224,224)"],
+        "'(1,3,224,224)' looks like a shape; did you mean -i tensor1x3x224x224?",
+    ),
+    "bare_shape_input": (["resnet18", "-i", "1x3x64x64"], "did you mean -i tensor1x3x64x64?"),
+    "argument_read_as_text": (
+        ["resnet18", "-a", "num_classes=ten"],
+        "(note: -a num_classes=ten was read as the string 'ten')",
     ),
     "unsafe_input": (["resnet18", "-i", "torch.load('x')"], "not allowed in an input expression"),
     "unknown_style": (["good.json", "-S", "nope=1"], "unknown style key 'nope'; valid keys:"),

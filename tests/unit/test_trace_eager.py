@@ -212,13 +212,17 @@ def test_auto_falls_back_to_eager_with_a_note() -> None:
     assert graph.node("a").spec == {"$tensor": {"shape": [2, 4], "dtype": "float32"}}
 
 
-def test_without_an_input_the_errors_suggest_one() -> None:
-    with pytest.raises(TraceError, match="-i"):
+def test_without_an_input_the_errors_suggest_one_in_python_and_cli_words() -> None:
+    advice = r"pass an example input \(inputs=\.\.\. in Python, -i on the command line\)"
+    with pytest.raises(TraceError, match=advice):
         trace(Branchy(), name="branchy")
-    with pytest.raises(TraceError, match=r"give an example input, e\.g\. -i default"):
+    with pytest.raises(TraceError, match=r"the eager tracer runs branchy: " + advice):
         trace(Branchy(), name="branchy", tracer="eager")
-    with pytest.raises(TraceError, match=r"torch\.fx cannot trace branchy"):
+    # With an input given, fx's failure points at the eager tracer, not at the input it has.
+    with pytest.raises(TraceError, match=r"torch\.fx cannot trace branchy") as failed:
         trace(Branchy(), name="branchy", inputs="tensor2x4", tracer="fx")
+    assert "example input" not in str(failed.value)
+    assert "tracer='eager' in Python, --tracer eager on the command line" in str(failed.value)
 
 
 def test_a_meta_model_that_needs_data_is_rebuilt_on_the_cpu(tmp_path: Path) -> None:
@@ -331,7 +335,8 @@ def test_cli_tracer_option(tmp_path: Path) -> None:
     refused = run_nnviz("resnet18", "--tracer", "eager", "-o", "r.json", cwd=tmp_path)
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
-        "nnviz: error: the eager tracer runs resnet18: give an example input, e.g. -i default"
+        "nnviz: error: the eager tracer runs resnet18: pass an example input (inputs=... in "
+        "Python, -i on the command line), e.g. 'default'"
     )
     done = run_nnviz("resnet18", "--tracer", "eager", "-i", "default", "-o", "e.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
