@@ -43,7 +43,7 @@ def nnviz_without_torch(tmp_path: Path, *args: str) -> subprocess.CompletedProce
     blocker = tmp_path / "blocker"
     blocker.mkdir(exist_ok=True)
     (blocker / "torch.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return subprocess.run(
         [str(Path(sys.executable).parent / "nnviz"), *args],
         cwd=tmp_path,
