@@ -161,8 +161,8 @@ def diff(
     is falsy when nothing drifted: differences that are information only (scalar shape
     arithmetic, a container's attribute that changes nothing below it) count only with
     `strict`; see `nnviz.GraphDiff` and docs/diff-format.md. When the two sides were made by
-    different tracers and differ, a `TracersDifferWarning` says so: fx and eager agree on ids and ops but
-    not on every scalar detail, so a difference may come from the tracers.
+    different tracers and differ, a `TracersDifferWarning` says so: fx and eager agree on ids and
+    ops but not on every scalar detail, so a difference may come from the tracers.
     """
     import warnings
 

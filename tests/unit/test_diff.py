@@ -368,16 +368,18 @@ def test_a_different_input_size_is_one_root_cause() -> None:
     assert causes == {"input:x"}
 
 
-def test_api_warns_when_the_sides_come_from_different_tracers(tmp_path: Path) -> None:
+def test_api_warns_when_the_sides_come_from_different_tracers_and_differ() -> None:
     """nnviz.diff itself says so (the CLI and the plugin only show it): a Graph, a snapshot path
-    or a spec each; identical graphs from different tracers warn too."""
+    or a spec each; identical graphs from different tracers leave nothing to explain."""
     from support import DEMO_SNAPSHOT
 
     fx = nnviz.load(DEMO_SNAPSHOT)
     eager = fx.replace(meta={**fx.meta, "tracer": "eager"})
-    with pytest.warns(nnviz.TracersDifferWarning, match="traced with fx, .* with eager"):
-        result = nnviz.diff(DEMO_SNAPSHOT, eager)
-    assert not result
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        assert not nnviz.diff(DEMO_SNAPSHOT, eager)
         assert not nnviz.diff(fx, fx)
+    ten = traced("resnet18", num_classes=10)
+    with pytest.warns(nnviz.TracersDifferWarning, match="traced with fx, .* with eager"):
+        result = nnviz.diff(traced("resnet18"), ten.replace(meta={**ten.meta, "tracer": "eager"}))
+    assert result
