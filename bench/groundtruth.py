@@ -192,14 +192,15 @@ def main(argv: list[str]) -> int:
 
 def record(model: str, out: Path, snapshots: Path | None) -> None:
     """Write OUT/MODEL.json (the ground truth, unless there) and SNAPSHOTS/MODEL.json (nnviz)."""
-    net, inputs = build(model)
     if snapshots is not None:
         import nnviz
 
+        net, inputs = build(model)
         graph = nnviz.trace(net, name=model.partition("+")[0], inputs=inputs)
         nnviz.save(graph, snapshots / f"{model}.json")
     target = out / f"{model}.json"
     if not target.exists():
+        net, inputs = build(model)  # afresh: tracing must not be able to touch the truth
         found = {"model": model, "versions": versions(), **truth(net, inputs)}
         tmp = target.with_suffix(".tmp")
         tmp.write_text(json.dumps(found, sort_keys=True))

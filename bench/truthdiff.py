@@ -195,40 +195,60 @@ def _worst(kinds: list[str]) -> str:
     return "bookkeeping"
 
 
-def classify(line: str, truth: Truth) -> tuple[str, str]:
-    """(kind, why) for one line of the text report."""
-    text = _change(line)
-    if text is None:
-        return "bookkeeping", "states no change of its own"
-    folded = line.strip().startswith("↳ ")  # a consequence: no title column
+def _parse(line: str) -> tuple[str, list[str], str] | None:
+    """(marker, names, detail) of a change line (`→` lines: names old and new, no detail)."""
+    text = line.strip()
+    folded = text.startswith("↳ ")  # a consequence, printed without the title column
+    if folded:
+        text = "~ " + text[2:]
+    if text[:2] not in _MARKERS or "… and " in text:
+        return None
     marker, body = text[0], text[2:]
     if marker == "→":
-        return _classify_move(body, truth)
+        found = _RENAME.match(body)
+        return (marker, [found["old"], found["new"]], body) if found else (marker, [], body)
     name, _, rest = body.partition("  ")
     detail = rest.strip() if folded else rest.partition("  ")[2].strip()
-    name = name.split(" ")[0]
-    verdicts = [_classify_one(marker, n, detail, truth) for n in expand(name)]
+    return marker, expand(name.split(" ")[0]), detail
+
+
+def classify(line: str, truth: Truth) -> tuple[str, str]:
+    """(kind, why) for one line of the text report."""
+    parsed = _parse(line)
+    if parsed is None:
+        return "bookkeeping", "states no change of its own"
+    marker, names, detail = parsed
+    if marker == "→":
+        return _classify_move(detail, truth)
+    verdicts = [_classify_one(marker, n, detail, truth) for n in names]
     kind = _worst([k for k, _ in verdicts])
     return kind, next(why for k, why in verdicts if k == kind)
 
 
-def _change(line: str) -> str | None:
-    """A change line with a folded `↳ NAME  DETAIL` made `~ NAME  DETAIL`; None for others."""
-    text = line.strip()
-    if text.startswith("↳ "):
-        text = "~ " + text[2:]
-    return text if text[:2] in _MARKERS and "… and " not in text else None
+def cause(line: str, why: str, truth: Truth) -> str:
+    """A guess at which of issue 12's causes a noise line comes from (to sort the notes)."""
+    parsed = _parse(line)
+    if parsed is None or not parsed[1]:
+        return "?"
+    marker, names, detail = parsed
+    label = _label(detail) if detail else ""
+    if marker == "→":
+        return "8 moved siblings"
+    if label.startswith("config"):
+        return "6 config blob"
+    if why.startswith("scalar plumbing"):
+        return "2 scalar plumbing"
+    if "class" in truth.delta(truth.locate(names[0])[0]).fields:
+        return "3 subclass swap"
+    if re.match(r"(arg|input) [A-Za-z_]", label):
+        return "4 argument binding"
+    return "1 positional op ids"
 
 
 def subjects(line: str) -> list[str]:
     """The node names a change line is about (groups expanded, both ends of a move)."""
-    text = _change(line)
-    if text is None:
-        return []
-    if text.startswith("→ "):
-        found = _RENAME.match(text[2:])
-        return [found["old"], found["new"]] if found else []
-    return expand(text[2:].partition("  ")[0].split(" ")[0])
+    parsed = _parse(line)
+    return parsed[1] if parsed else []
 
 
 def missed(lines: list[str], truth: Truth) -> list[str]:

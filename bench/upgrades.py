@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from truthdiff import KINDS, Truth, classify, missed
+from truthdiff import KINDS, Truth, cause, classify, missed
 
 HERE = Path(__file__).resolve().parent
 HF_BASE: dict[str, dict[str, Any]] = {
@@ -148,7 +148,7 @@ def collect(args: argparse.Namespace, nnviz_dir: Path) -> dict[tuple[str, str], 
         models = [m for m in args.models if library(m) == lib and "+" not in m]
         if libdir is None and lib == "transformers":  # config edits: current release only
             models += [f"{m}+{e}" for m in models for e in HF_EDITS[m]]
-        todo = [m for m in models if not (snaps / f"{m}.json").exists()]
+        todo = [m for m in models if not all((d / f"{m}.json").exists() for d in (truth, snaps))]
         if todo:
             print(f"-- {lib} {label}: {len(todo)} model(s) to snapshot", flush=True)
             jobs.append((truth, snaps, todo, [p for p in (libdir, nnviz_dir) if p]))
@@ -171,9 +171,11 @@ def nnviz_diff(old: Path, new: Path, nnviz_dir: Path) -> tuple[str, int]:
 
 def measure(name: str, old: tuple[Path, Path], new: tuple[Path, Path], nnviz_dir: Path) -> dict:
     """One pair: nnviz's report, its exit code, each line classified, the ground truth's verdict."""
-    a, b = old[1].parent.name + "/" + old[1].name, new[1].parent.name + "/" + new[1].name
-    if not (old[1].exists() and new[1].exists()):
-        return {"pair": name, "error": f"missing snapshot {a} or {b}"}
+    lost = [
+        f"{p.parent.parent.name}/{p.parent.name}/{p.name}" for p in (*old, *new) if not p.exists()
+    ]
+    if lost:
+        return {"pair": name, "error": f"missing {', '.join(lost)}"}
     text, code = nnviz_diff(old[1], new[1], nnviz_dir)
     truth = Truth(*(json.loads(p[0].read_text()) for p in (old, new)))
     lines = [line for line in text.splitlines() if line.strip()]
@@ -189,7 +191,11 @@ def measure(name: str, old: tuple[Path, Path], new: tuple[Path, Path], nnviz_dir
         "missed": missed(lines, truth),
         **counts,
         "text": text,
-        "classified": [{"line": ln, "kind": k, "why": w} for ln, k, w in classified],
+        "classified": [
+            {"line": ln, "kind": k, "why": w}
+            | ({"cause": cause(ln, w, truth)} if k in ("noise", "attribute-only") else {})
+            for ln, k, w in classified
+        ],
     }
 
 
@@ -238,6 +244,20 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def noise_by_cause(results: list[dict[str, Any]], examples: int = 3) -> str:
+    """Noise and attribute-only lines counted by their likely cause, with examples."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for r in results:
+        for c in r.get("classified", []):
+            if "cause" in c:
+                found.setdefault(f"{c['kind']}: {c['cause']}", []).append((r["pair"], c["line"]))
+    out = ["\n## Noise and attribute-only lines by likely cause\n"]
+    for key, hits in sorted(found.items(), key=lambda kv: -len(kv[1])):
+        out.append(f"- **{key}**: {len(hits)} lines, e.g.")
+        out += [f"  - {pair}: `{line.strip()[:160]}`" for pair, line in hits[:examples]]
+    return "\n".join(out) + "\n" if found else ""
+
+
 def edit_reports(results: list[dict[str, Any]]) -> str:
     """Each config edit's `nnviz diff` text, for a reviewer to read."""
     edits = [f"### {r['pair']}\n\n```\n{r['text']}```\n" for r in results if " edit: " in r["pair"]]
@@ -257,20 +277,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", nargs="+", default=VERSIONS, help="older releases, lib==X")
     parser.add_argument("--nnviz", default=str(HERE.parent), help="PYTHONPATH dir of the nnviz")
     parser.add_argument("--cache", default=os.environ.get("NNVIZ_BENCH_CACHE", "/work/cache"))
-    parser.add_argument("--jobs", type=int, default=1, help="releases snapshotted at once")
+    parser.add_argument("--jobs", type=int, default=1, help="processes at once")
     parser.add_argument("--out", help="write OUT.json (every line classified) and OUT.md")
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     nnviz_dir = Path(args.nnviz).resolve()
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     folders = collect(args, nnviz_dir)
-    results = [measure(name, old, new, nnviz_dir) for name, old, new in pairs(args, folders)]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda pair: measure(*pair, nnviz_dir), pairs(args, folders)))
     table = markdown(results)
     print(table)
     if args.out:
         doc = {"nnviz": str(nnviz_dir), "nnviz_hash": nnviz_hash(nnviz_dir), "results": results}
         write(Path(f"{args.out}.json"), json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-        write(Path(f"{args.out}.md"), table + edit_reports(results))
+        write(Path(f"{args.out}.md"), table + noise_by_cause(results) + edit_reports(results))
     return 0
 
 
