@@ -324,11 +324,13 @@ def _classify_module(
     recorded = any(
         label.split(".")[0] in t["modules"].get(path, {}).get("attrs", {}) for t in truth.sides
     )
-    if label in d.attrs or not recorded:
-        if d.fields - {"class"}:
-            return "true", f"{where} {'/'.join(sorted(d.fields))} differ"
-        if label in d.attrs:
-            return "attribute-only", f"{where} attribute {label} differs, tensors the same"
+    own = d.fields & {"extra_repr", "params", "out"}  # what the module itself computes
+    if recorded and label not in d.attrs:
+        return "noise", f"{where} {label}: the same in the ground truth"
+    if own:
+        return "true", f"{where} {'/'.join(sorted(own))} differ"
+    if recorded:
+        return "attribute-only", f"{where} attribute {label} differs, its own tensors the same"
     return "noise", f"{where} {label or 'line'}: no difference in the ground truth"
 
 
