@@ -226,20 +226,26 @@ def classify(line: str, truth: Truth) -> tuple[str, str]:
 
 
 def cause(line: str, why: str, truth: Truth) -> str:
-    """A guess at which of issue 12's causes a noise line comes from (to sort the notes)."""
+    """A guess at which of issue 12's causes a noise or attribute-only line comes from (to sort
+    the notes; not part of the classification)."""
     parsed = _parse(line)
     if parsed is None or not parsed[1]:
         return "?"
     marker, names, detail = parsed
     label = _label(detail) if detail else ""
+    path, op = truth.locate(names[0])
     if marker == "→":
         return "8 moved siblings"
     if label.startswith("config"):
         return "6 config blob"
+    if names[0].startswith("input:") or "input:" in detail:
+        return "5 new optional forward argument"
     if why.startswith("scalar plumbing"):
         return "2 scalar plumbing"
-    if "class" in truth.delta(truth.locate(names[0])[0]).fields:
+    if "class" in truth.delta(path).fields:
         return "3 subclass swap"
+    if op is None and label and not label.startswith(("input ", "output", "called")):
+        return "5 module attribute"
     if re.match(r"(arg|input) [A-Za-z_]", label):
         return "4 argument binding"
     return "1 positional op ids"
@@ -249,6 +255,12 @@ def subjects(line: str) -> list[str]:
     """The node names a change line is about (groups expanded, both ends of a move)."""
     parsed = _parse(line)
     return parsed[1] if parsed else []
+
+
+def distinct(lines: list[str]) -> int:
+    """How many change lines remain when lines equal up to sibling indices (`blocks.3` vs
+    `blocks.7`) count once: the length of a perfectly grouped report."""
+    return len({re.sub(r"\.\d+(?=[.:\s])", ".N", line.strip()) for line in lines if _parse(line)})
 
 
 def missed(lines: list[str], truth: Truth) -> list[str]:

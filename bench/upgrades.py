@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from truthdiff import KINDS, Truth, cause, classify, missed
+from truthdiff import KINDS, Truth, cause, classify, distinct, missed
 
 HERE = Path(__file__).resolve().parent
 HF_BASE: dict[str, dict[str, Any]] = {
@@ -185,6 +185,7 @@ def measure(name: str, old: tuple[Path, Path], new: tuple[Path, Path], nnviz_dir
     return {
         "pair": name,
         "lines": len(lines),
+        "distinct": distinct(lines),
         "exit": code,
         "expected_exit": 1 if changes else 0,
         "truth_changes": changes,
@@ -222,21 +223,23 @@ def pairs(args: argparse.Namespace, folders: dict) -> list[tuple[str, tuple, tup
 def markdown(results: list[dict[str, Any]]) -> str:
     """The table; a wrong exit code is **bold**, `missed` counts unreported real changes."""
     rows = [
-        f"| pair | lines | exit (expected) | {' | '.join(KINDS)} | missed |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| pair | lines | distinct | exit (expected) | {' | '.join(KINDS)} | missed |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     ok = [r for r in results if "error" not in r]
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['pair']} | error: {r['error']} | | | | | | |")
+            rows.append(f"| {r['pair']} | error: {r['error']} | | | | | | | |")
             continue
         code = f"{r['exit']} ({r['expected_exit']})"
         code = code if r["exit"] == r["expected_exit"] else f"**{code}**"
-        cells = [str(r["lines"]), code, *(str(r[k]) for k in KINDS), str(len(r["missed"]))]
+        cells = [str(r["lines"]), str(r["distinct"]), code, *(str(r[k]) for k in KINDS)]
+        cells.append(str(len(r["missed"])))
         rows.append(f"| {r['pair']} | {' | '.join(cells)} |")
-    total = {k: sum(r[k] for r in ok) for k in (*KINDS, "lines")}
+    total = {k: sum(r[k] for r in ok) for k in (*KINDS, "lines", "distinct")}
     wrong = sum(1 for r in ok if r["exit"] != r["expected_exit"])
-    cells = [str(total["lines"]), f"{wrong} wrong", *(str(total[k]) for k in KINDS)]
+    cells = [str(total["lines"]), str(total["distinct"]), f"{wrong} wrong"]
+    cells += [str(total[k]) for k in KINDS]
     rows.append(
         f"| **total** ({len(ok)} pairs) | {' | '.join(cells)} | "
         f"{sum(len(r['missed']) for r in ok)} |"
