@@ -255,15 +255,7 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
     rename: dict[str, str] = {}
     pieces: dict[str, tuple[str, list[Node]]] = {}
     for target, members in groups.items():
-        components = sorted(
-            (
-                sorted(c, key=order.__getitem__)
-                for call in _calls(members, order)
-                for c in nx.weakly_connected_components(graph.nx.subgraph(call))
-            ),
-            key=lambda c: order[c[0]],
-        )
-        for component in components:
+        for component in collapsed_pieces(graph, members, order):
             new_id = _free_id(target, taken)
             taken.add(new_id)
             pieces[new_id] = (target, [graph.node(i) for i in component])
@@ -275,6 +267,21 @@ def _collapse(graph: Graph, place: Placement) -> Graph:
         for new_id, (target, members) in pieces.items()
     }
     return _rebuild(graph, rename, merged)
+
+
+def collapsed_pieces(
+    graph: Graph, members: list[Node], order: Mapping[str, int]
+) -> list[list[str]]:
+    """The ids of each node that `members` (one module's nodes, in graph order; `order` is every
+    node's index) collapse into: one per call, each split into its connected parts."""
+    return sorted(
+        (
+            sorted(c, key=order.__getitem__)
+            for call in _calls(members, order)
+            for c in nx.weakly_connected_components(graph.nx.subgraph(call))
+        ),
+        key=lambda c: order[c[0]],
+    )
 
 
 def _calls(members: list[Node], order: Mapping[str, int]) -> list[list[str]]:

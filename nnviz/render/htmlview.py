@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import graphviz
-import networkx as nx
 
 from nnviz import transform
 from nnviz.diffing.changelog import describe
@@ -56,9 +55,13 @@ def header(graph: Graph, style: Style, paint: Paint | None) -> str:
 
 
 def model_view(graph: Graph, style: Style, *, depth: int, collapse: Sequence[str] = ()) -> View:
-    """The view of `graph` (already selected by `-l`) opening as `-d depth -c collapse` draws."""
-    first = transform.collapse_prefixes(transform.collapse_depth(graph, depth), collapse)
-    return _view(graph, style, None, first)
+    """The view of `graph` (already selected by `-l`) opening as `-d depth -c collapse` draws.
+    Its ops are those of the fully expanded drawing (scalar bookkeeping folded, crowded scopes
+    in runs, as the style says)."""
+    from nnviz.render.output import shown_graph  # lazy: output writes pages with this module
+
+    first = shown_graph(graph, style, depth=depth, collapse=collapse)
+    return _view(shown_graph(graph, style, depth=-1), style, None, first)
 
 
 def diff_view(diff: GraphDiff, style: Style, *, context: int) -> View:
@@ -150,14 +153,10 @@ def _level(chains: list[list[str]], members: dict[str, list[int]], path: str) ->
 def _pieces(
     graph: Graph, path: str, inside: list[Node], index: dict[str, int]
 ) -> list[tuple[Node, list[int]]]:
-    """The nodes module `path` collapses into: one per weakly connected piece of its ops."""
-    sub = graph.nx.subgraph(n.id for n in inside)
-    components = sorted(
-        (sorted(c, key=index.__getitem__) for c in nx.weakly_connected_components(sub)),
-        key=lambda c: index[c[0]],
-    )
+    """The nodes module `path` collapses into, as `transform` collapses it (per call, per
+    connected part)."""
     result = []
-    for k, component in enumerate(components):
+    for k, component in enumerate(transform.collapsed_pieces(graph, inside, index)):
         node_id = path if k == 0 else f"{path}:{k}"
         nodes = [graph.node(i) for i in component]
         piece = transform.collapsed_node(graph, node_id, path, nodes)
