@@ -179,6 +179,16 @@ def diff(
             TracersDifferWarning,
             stacklevel=2,
         )
+    for side, graph in zip((old, new), graphs, strict=True):
+        if graph.meta.get("migrated_from") is not None and not result.identical:
+            warnings.warn(
+                f"{side if not isinstance(side, Graph) else graph.name} is a format-"
+                f"{graph.meta['migrated_from']} snapshot without inherited hyperparameters or "
+                "optional-input defaults; re-record it (nnviz MODEL -o FILE.json, or "
+                "pytest --nnviz-update) to compare those",
+                NNVizWarning,
+                stacklevel=2,
+            )
     return result
 
 

@@ -46,8 +46,12 @@ class Module:
     """Constructor-configured hyperparameters (Conv2d's channels, kernel_size, stride, ...)."""
     parameters: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """Shapes of this module's own parameters (not its children's), by name."""
+    bases: tuple[str, ...] = ()
+    """The public module classes `cls` derives from, nearest first (`torch.nn.LayerNorm` for a
+    library's own LayerNorm subclass); `nn.Module` and private classes are left out."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "bases", tuple(self.bases))
         object.__setattr__(self, "hparams", _frozen(self.hparams))
         object.__setattr__(
             self, "parameters", _frozen({k: tuple(v) for k, v in self.parameters.items()})

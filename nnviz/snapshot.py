@@ -3,7 +3,7 @@
 The text is valid JSON laid out for git: top-level keys sorted, then one line per module, node and
 edge (each a compact JSON object with sorted keys), so a changed layer is a one-line diff. The same
 graph always gives the same bytes. Loading validates the document against the schema (pydantic
-models below; the JSON Schema shipped as `nnviz/schema/snapshot-v1.schema.json` is generated from
+models below; the JSON Schema shipped as `nnviz/schema/snapshot-v2.schema.json` is generated from
 them), never imports torch, and never executes anything named in the file.
 See `docs/snapshot-format.md`.
 """
@@ -23,7 +23,11 @@ from nnviz.fs import atomic_write
 from nnviz.graph import Edge, Graph, Module, Node
 
 FORMAT = "nnviz-graph"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+"""Versions read: version 1 lacks what 2 added (module bases, inherited hyperparameters, input
+defaults) and reads as is, with `meta[MIGRATED]` saying so."""
+MIGRATED = "migrated_from"
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"snapshot-v{VERSION}.schema.json"
 
 
@@ -31,7 +35,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class ModuleV1(_Strict):
+class ModuleV2(_Strict):
     """A module tree entry."""
 
     path: str = Field(description="Qualified name as in named_modules(); '' is the root.")
@@ -41,9 +45,13 @@ class ModuleV1(_Strict):
     parameters: dict[str, list[int]] = Field(
         default_factory=dict, description="Shapes of the module's own parameters."
     )
+    bases: list[str] = Field(
+        default_factory=list,
+        description="Public module classes the class derives from, nearest first.",
+    )
 
 
-class NodeV1(_Strict):
+class NodeV2(_Strict):
     """A data-flow node."""
 
     id: str = Field(min_length=1, description="Structural id, unique in the graph.")
@@ -56,7 +64,7 @@ class NodeV1(_Strict):
     meta: dict[str, JsonValue] = Field(default_factory=dict, description="Cosmetic data.")
 
 
-class EdgeV1(_Strict):
+class EdgeV2(_Strict):
     """A data-flow edge."""
 
     source: str
@@ -64,15 +72,15 @@ class EdgeV1(_Strict):
     slots: list[str] = Field(default_factory=list, description="Argument slots fed.")
 
 
-class SnapshotV1(_Strict):
-    """A whole snapshot document, format version 1."""
+class SnapshotV2(_Strict):
+    """A whole snapshot document, format version 2 (version 1 documents validate too)."""
 
     format: Literal["nnviz-graph"]
-    version: Literal[1]
+    version: Literal[1, 2]
     meta: dict[str, JsonValue] = Field(default_factory=dict)
-    modules: list[ModuleV1]
-    nodes: list[NodeV1]
-    edges: list[EdgeV1]
+    modules: list[ModuleV2]
+    nodes: list[NodeV2]
+    edges: list[EdgeV2]
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -90,6 +98,8 @@ def _module_doc(m: Module) -> dict[str, Any]:
         doc["hparams"] = dict(m.hparams)
     if m.parameters:
         doc["parameters"] = {k: list(v) for k, v in m.parameters.items()}
+    if m.bases:
+        doc["bases"] = list(m.bases)
     return doc
 
 
@@ -153,11 +163,12 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
         text,
         source,
         SnapshotError,
-        SnapshotV1,
+        SnapshotV2,
         format=FORMAT,
         noun="graph snapshot",
-        reads=(VERSION,),
+        reads=READS,
     )
+    meta = snap.meta if snap.version == VERSION else {**snap.meta, MIGRATED: snap.version}
     try:
         return Graph(
             nodes=[
@@ -172,10 +183,11 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
                     m.params,
                     m.hparams,
                     {k: tuple(v) for k, v in m.parameters.items()},
+                    tuple(m.bases),
                 )
                 for m in snap.modules
             ],
-            meta=snap.meta,
+            meta=meta,
         )
     except ValueError as exc:
         raise SnapshotError(f"{source}: {exc}") from None
@@ -188,7 +200,7 @@ def load(path: str | os.PathLike[str]) -> Graph:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the current format, as shipped in `SCHEMA_PATH`."""
-    schema = SnapshotV1.model_json_schema(by_alias=True)
+    schema = SnapshotV2.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://nnviz.dev/schema/snapshot-v{VERSION}.schema.json"
     return schema

@@ -16,8 +16,8 @@ from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.document import Status, fold_root
 from nnviz.diffing.fields import ignored, input_changes, module_changes, node_changes
 from nnviz.diffing.matching import Matching, match
-from nnviz.diffing.model import Change, EdgeDiff, GraphDiff, NodeDiff
-from nnviz.diffing.plumbing import classify_slots, slot_values
+from nnviz.diffing.model import ABSENT, Change, EdgeDiff, GraphDiff, NodeDiff
+from nnviz.diffing.plumbing import classify_slots, is_optional_input, slot_values
 from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
 
 _FLOW_LAST = 10_000
@@ -52,13 +52,11 @@ class _Entry:
 
     @property
     def calls_op(self) -> bool:
-        """Whether both sides are function or method calls."""
-        return (
-            self.old_node is not None
-            and self.new_node is not None
-            and self.old_node.kind in ("function", "method")
-            and self.new_node.kind in ("function", "method")
-        )
+        """Whether a side is a function or method call, whose id is a counter, not an identity
+        (a module call inlined on the other side is named by its module's entry)."""
+        if self.old_node is None or self.new_node is None:
+            return False
+        return bool({self.old_node.kind, self.new_node.kind} & {"function", "method"})
 
     @property
     def drifts(self) -> bool:
@@ -112,6 +110,7 @@ def build(
         plumbing.classify(e)
         for key in [k for k in e.changes if ignored(k, ignore)]:
             del e.changes[key]
+    _fold_inlining(entries, by_name)
     _order(entries, old_nodes, new_nodes, new, m, by_name)
     entries.sort(key=lambda e: e.key)
     _mark_causes(entries, by_name, new)
@@ -214,7 +213,9 @@ class _Plumbing:
         a, b = e.old_node, e.new_node
         scalar_a = a is not None and a.id in self.old_scalars
         scalar_b = b is not None and b.id in self.new_scalars
-        if (a is None or scalar_a) and (b is None or scalar_b) and (scalar_a or scalar_b):
+        if (a is None) != (b is None) and is_optional_input(a or b):  # type: ignore[arg-type]
+            e.info = "input"
+        elif (a is None or scalar_a) and (b is None or scalar_b) and (scalar_a or scalar_b):
             e.info = "plumbing"
             for key, change in e.changes.items():
                 e.changes[key] = replace(change, info="plumbing")
@@ -226,6 +227,22 @@ class _Plumbing:
             )
 
 
+def _fold_inlining(entries: list[_Entry], by_name: dict[str, _Entry]) -> None:
+    """A module call on one side paired with the call that leaves its scope on the other (the
+    module's class changed, so one side traces through it): the change of kind is the class
+    change's doing, shown once on the module's line."""
+    for e in entries:
+        if "kind" not in e.changes or e.old_node is None or e.new_node is None:
+            continue
+        module = e.old_node.module if e.old_node.kind == "module" else e.new_node.module
+        owner = by_name.get(module or "\0")
+        if owner is not None and "class" in owner.changes:
+            call = e.old_node if e.old_node.kind == "module" else e.new_node
+            for key in [k for k in e.changes if k == "kind" or k.startswith("args.")]:
+                if key == "kind" or key.removeprefix("args.") not in call.args:
+                    del e.changes[key]  # the module call's settings, now spelled as arguments
+
+
 def _containers(graph: Graph, nodes: list[Node]) -> set[str]:
     """Module paths traced through: with children, or the scope of some call."""
     return {p for p in graph.modules if graph.children(p)} | {n.scope for n in nodes}
@@ -235,8 +252,8 @@ def _mark_attributes(
     entries: list[_Entry], by_name: dict[str, _Entry], containers: set[str]
 ) -> None:
     """A traced-through container's hyperparameter changes are information (`attribute`) when
-    nothing at or below it drifts: its ops, wiring, shapes and parameters say the same (a leaf,
-    even one never called, is its hyperparameters)."""
+    nothing at or below it drifts: its ops, wiring, shapes and parameters say the same; and so is
+    an attribute only one side keeps (a leaf, even one never called, is its hyperparameters)."""
     drifting: set[str] = set()
     for e in entries:
         if not e.drifts or _attributes_only(e, containers):
@@ -248,8 +265,12 @@ def _mark_attributes(
                 break
             home = by_name[home].scope
     for e in entries:
-        if _attributes_only(e, containers) and e.name not in drifting:
-            for key, change in e.changes.items():
+        if not _attributes_only(e, containers):
+            continue
+        for key, change in e.changes.items():
+            # an attribute only one side keeps is how the class is written, whatever changed
+            # below; a changed value is information only when nothing below drifts
+            if e.name not in drifting or ABSENT in (change.old, change.new):
                 e.changes[key] = replace(change, info="attribute")
 
 

@@ -23,11 +23,13 @@ from typing import Any
 
 from nnviz.diffing import document
 from nnviz.diffing.document import fold_root
+from nnviz.diffing.grouping import group_items, group_lines, join_places
 from nnviz.diffing.palette import PALETTE
 from nnviz.graph import parent_path
 from nnviz.values import format_value
 
 Doc = Mapping[str, Any]
+_FOLLOWER = "    ↳ "
 _SYMBOL = {"changed": "~", "added": "+", "removed": "-", "renamed": "→"}
 _MAX_FOLLOWERS = 5
 _MAX_MARKDOWN_LINES = 400
@@ -75,8 +77,13 @@ def _value(key: str, change: Mapping[str, Any], side: str) -> str:
 
 
 def describe(key: str, change: Mapping[str, Any]) -> str:
-    """`kernel_size (3, 3) → (5, 5)`."""
-    return f"{_label(key)} {_value(key, change, 'old')} → {_value(key, change, 'new')}"
+    """`kernel_size (3, 3) → (5, 5)`; a class by its short name unless both are the same
+    (`class torch.nn.LayerNorm → timm.layers.norm.LayerNorm (a subclass; same settings)`)."""
+    old, new = _value(key, change, "old"), _value(key, change, "new")
+    if key == "class" and old == new:
+        old, new = str(change.get("old")), str(change.get("new"))
+    note = f" ({change['note']})" if change.get("note") else ""
+    return f"{_label(key)} {old} → {new}{note}"
 
 
 class _Index:
@@ -148,9 +155,9 @@ def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
     for e in index.entries:
         for key, change in e.get("changes", {}).items():
             if change.get("propagated") and not (hide and change.get("info")):
-                line = f"    ↳ {_display(e['name'])}  {describe(key, change)}"
+                line = f"{_FOLLOWER}{_display(e['name'])}  {describe(key, change)}"
                 followers.setdefault(change.get("cause", ""), []).append(line)
-    lines: list[str] = []
+    items: list[list[str]] = []
     counts = dict.fromkeys(_SYMBOL, 0)
     printed: set[str] = set()
     for e in index.entries:
@@ -171,7 +178,11 @@ def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
                 extra = f" ({n} node{'s' if n != 1 else ''}, {human(e.get('params') or 0)} params)"
             own.append(f"{_SYMBOL[status]} {head}{extra}")
         else:
-            renamed = e.get("renamed_from") is not None and "op" not in roots
+            renamed = (
+                e.get("renamed_from") is not None
+                and "op" not in roots
+                and e["kind"] not in ("function", "method")  # a call's id is a counter
+            )
             if renamed and not index.implied_rename(e):
                 own.append(_rename_line(e))
                 counts["renamed"] += 1
@@ -181,10 +192,13 @@ def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
         if any(line.startswith(("~", "+", "-")) for line in own):
             counts[status if status in ("added", "removed") else "changed"] += 1
         printed.add(name)
-        lines.extend(own)
-        lines.extend(_fold(followers.pop(name, [])))
+        items.append([*own, *followers.pop(name, [])])
     for cause in sorted(followers, key=lambda c: c not in index.by_name):
-        lines.extend(_fold(followers[cause]))
+        items.append(followers[cause])
+    lines: list[str] = []
+    for item in join_places(group_items(items)):
+        lines.extend(line for line in item if not line.startswith(_FOLLOWER))
+        lines.extend(_fold(group_lines([line for line in item if line.startswith(_FOLLOWER)])))
     lines = _fold_shifts(lines)
     propagated = sum(1 for e in index.entries if _only_propagated(e))
     return lines, counts, propagated
@@ -235,7 +249,11 @@ def _fold_shifts(lines: list[str]) -> list[str]:
     return out
 
 
-_INFO_NAMES = {"attribute": "attribute-only change", "plumbing": "scalar-plumbing change"}
+_INFO_NAMES = {
+    "attribute": "attribute-only change",
+    "plumbing": "scalar-plumbing change",
+    "input": "optional-input change",
+}
 _MAX_INFO_LINES = 10
 
 
@@ -250,7 +268,7 @@ def _info_lines(doc: Doc) -> list[str]:
             if change.get("info"):
                 kinds.append(change["info"])
                 if change["info"] == "attribute":
-                    shown.append(f"  ~ {_display(e['name'])}  {_title(e)}  {describe(key, change)}")
+                    shown.append(f"~ {_display(e['name'])}  {_title(e)}  {describe(key, change)}")
         for kind in dict.fromkeys(kinds):
             counts[kind] = counts.get(kind, 0) + 1
     if not counts or doc.get("strict"):
@@ -259,6 +277,7 @@ def _info_lines(doc: Doc) -> list[str]:
         f"{n} {_INFO_NAMES.get(kind, kind)}{'s' if n != 1 else ''}" for kind, n in counts.items()
     ]
     strict = " (counted with --strict)"
+    shown = ["  " + item[0] for item in join_places(group_items([[line] for line in shown]))]
     if len(shown) > _MAX_INFO_LINES:
         shown = [*shown[: _MAX_INFO_LINES - 1], f"  … and {len(shown) - _MAX_INFO_LINES + 1} more"]
     return [f"not drift{strict}: " + ", ".join(parts), *shown]

@@ -21,7 +21,7 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
     if a.cls == b.cls and a.hparams == b.hparams and a.parameters == b.parameters:
         return changes
     if a.cls != b.cls:
-        changes["class"] = Change(a.cls, b.cls)
+        changes["class"] = Change(a.cls, b.cls, note=_class_note(a, b))
     for key in _keys(a.hparams, b.hparams):
         old, new = a.hparams.get(key, ABSENT), b.hparams.get(key, ABSENT)
         if old != new:
@@ -33,6 +33,14 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
                 ABSENT if pa is None else list(pa), ABSENT if pb is None else list(pb)
             )
     return changes
+
+
+def _class_note(a: Module, b: Module) -> str | None:
+    """How two classes at one path relate: `a subclass`, `its base class`, `same settings`."""
+    relation = "a subclass" if a.cls in b.bases else "its base class" if b.cls in a.bases else None
+    same = a.hparams == b.hparams and a.parameters == b.parameters
+    parts = [p for p in (relation, "same settings" if same else None) if p]
+    return "; ".join(parts) or None
 
 
 def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:

@@ -181,6 +181,8 @@ def match(old: Graph, new: Graph) -> Matching:
     # 4. bottom-up containers by the share of matched descendants
     _match_containers(m, a, b)
     _follow_modules(m, a, b)
+    _pair_inlined(m, a, b)
+    _pair_inlined(_Mirror(m), b, a)
     # calls within paired scopes: by op and matched producers, then by op in order
     _align_calls(m, a, b)
     _align_leftovers(m, a, b)
@@ -378,6 +380,39 @@ def _follow_modules(m: Matching, a: _Side, b: _Side) -> None:
     for p, q in list(m.modules.items()):
         for i, j in zip(a.calls.get(p, ()), b.calls.get(q, ()), strict=False):
             m.pair_nodes(i, j)
+
+
+class _Mirror(Matching):
+    """A view of a matching with the sides swapped (pairs written through to the original)."""
+
+    def __init__(self, m: Matching) -> None:
+        super().__init__(m.modules_back, m.nodes_back, m.modules, m.nodes)
+
+
+def _pair_inlined(m: Matching, a: _Side, b: _Side) -> None:
+    """A module called as one node on the old side and traced through on the new (a library's
+    own subclass of a `torch.nn` layer) pairs its call with the call whose output leaves its
+    scope on the new side, so its readers stay wired to the same thing."""
+    for p, q in list(m.modules.items()):
+        calls = a.calls.get(p)
+        if not calls or b.calls.get(q) or calls[0] in m.nodes:
+            continue
+        inside = list(b.subtree(q))
+        within = set(inside)
+        exit_node = None
+        for n in b.subtree_nodes(inside):
+            node = b.by_id[n]
+            if node.kind in _FLOW_OPS and any(
+                _home(b.by_id[t]) not in within for t in b.graph.nx.succ[n]
+            ):
+                exit_node = n
+        if exit_node is not None and exit_node not in m.nodes_back:
+            m.pair_nodes(calls[0], exit_node)
+
+
+def _home(node: Node) -> str:
+    """The module a node lives in: its own path for a module call, else its scope."""
+    return node.module if node.kind == "module" and node.module is not None else node.scope
 
 
 def _align_calls(m: Matching, a: _Side, b: _Side) -> None:

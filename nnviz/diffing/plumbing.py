@@ -21,22 +21,30 @@ from nnviz.diffing.model import Change
 from nnviz.graph import Graph, Node
 from nnviz.values import Value
 
-SlotKind = Literal["tensor", "scalar", "constant"]
+SlotKind = Literal["tensor", "scalar", "optional", "constant"]
 
 
 def slot_values(
     node: Node, inputs: Mapping[str, str], graph: Graph, scalars: frozenset[str]
 ) -> dict[str, tuple[SlotKind, Value]]:
     """What each argument slot of `node` holds: `("tensor", producer id)`, `("scalar", value or
-    None when the trace does not know it)` or `("constant", value)`."""
+    None when the trace does not know it)`, `("optional", default)` (an optional model input,
+    compared by its default) or `("constant", value)`."""
     out: dict[str, tuple[SlotKind, Value]] = {k: ("constant", v) for k, v in node.args.items()}
     for slot, source in inputs.items():
+        producer = graph.node(source)
         if source in scalars:
-            spec = graph.node(source).spec
-            out[slot] = ("scalar", spec if graph.traced_with_data else None)
+            out[slot] = ("scalar", producer.spec if graph.traced_with_data else None)
+        elif is_optional_input(producer):
+            out[slot] = ("optional", producer.args["default"])
         else:
             out[slot] = ("tensor", source)
     return out
+
+
+def is_optional_input(node: Node) -> bool:
+    """An input whose forward argument has a default: leaving it out changes no tensor op."""
+    return node.kind == "input" and "default" in node.args
 
 
 def same_scalar(a: tuple[SlotKind, Value], b: tuple[SlotKind, Value]) -> bool | None:
@@ -54,22 +62,32 @@ def classify_slots(
     old: dict[str, tuple[SlotKind, Value]],
     new: dict[str, tuple[SlotKind, Value]],
 ) -> None:
-    """Drop or mark, in a tensor op's `args.*`/`inputs.*` changes, the slots that hold scalars:
-    equal values are no change, an unknown computed value is plumbing, different known values
-    stay one `args.<slot>` change (drift)."""
-    for slot in {*old, *new}:
+    """Drop or mark, in a tensor op's `args.*`/`inputs.*` changes, the slots that hold no tensor:
+    equal values are no change, an unknown computed value is `plumbing`, an optional input
+    only one side passes is `input`; different known values stay one `args.<slot>` change."""
+    for slot in sorted({*old, *new}):
         a, b = old.get(slot), new.get(slot)
-        if a is None or b is None or "tensor" in (a[0], b[0]) or a[0] == b[0] == "constant":
-            continue
         keys = [k for k in (f"args.{slot}", f"inputs.{slot}") if k in changes]
+        if not keys or (a is not None and a[0] == "tensor") or (b is not None and b[0] == "tensor"):
+            continue
+        if a is None or b is None:
+            if (a or b or ("", None))[0] == "optional":
+                _mark(changes, keys, "input")
+            continue
+        if a[0] == b[0] and a[0] in ("constant", "optional"):
+            continue
         same = same_scalar(a, b)
         if same is True:
             for key in keys:
                 del changes[key]
         elif same is None:
-            for key in keys:
-                changes[key] = dataclasses.replace(changes[key], info="plumbing")
+            _mark(changes, keys, "plumbing")
         else:
             for key in keys:
                 del changes[key]
             changes[f"args.{slot}"] = Change(a[1], b[1])
+
+
+def _mark(changes: dict[str, Change], keys: list[str], info: str) -> None:
+    for key in keys:
+        changes[key] = dataclasses.replace(changes[key], info=info)

@@ -46,7 +46,7 @@ from torch.overrides import TorchFunctionMode, is_tensor_method_or_property
 from nnviz.errors import TraceError
 from nnviz.graph import Graph, parent_path
 from nnviz.tracers import traced
-from nnviz.tracers.encode import encode, qualname, scoped, spec_of, versions
+from nnviz.tracers.encode import encode, input_default, qualname, scoped, spec_of, versions
 from nnviz.tracers.fx import ASSERTS
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.patching import patched
@@ -339,7 +339,8 @@ def _call_arguments(
 def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _Recorder:
     rec = _Recorder(model)
     for name, value in bound.items():
-        rec.own(value, rec.add(Call("input", name, spec=_spec(value))))
+        call = Call("input", name, spec=_spec(value), slots=input_default(model, name))
+        rec.own(value, rec.add(call))
     args, kwargs = _call_arguments(model.forward, bound)
     handles = []
     for module in rec.paths:

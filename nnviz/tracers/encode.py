@@ -88,20 +88,45 @@ def qualname(obj: Any) -> str:
     return f"{module}.{getattr(obj, '__qualname__', name)}" if module else name
 
 
+def _init_names(cls: type) -> list[str]:
+    """Constructor argument names of `cls` and of every module class it derives from (a
+    subclass's `__init__(self, num_features, ...)` still configures its base's
+    `normalized_shape`), in MRO order."""
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        if klass is nn.Module or not issubclass(klass, nn.Module) or "__init__" not in vars(klass):
+            continue
+        try:
+            signature = inspect.signature(klass.__init__)
+        except (TypeError, ValueError):
+            continue
+        for name, param in signature.parameters.items():
+            if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                names[name] = None
+    return list(names)
+
+
+def bases(cls: type) -> tuple[str, ...]:
+    """The public module classes `cls` derives from (nearest first), without `nn.Module`:
+    the diff names a swap to a subclass as one."""
+    return tuple(
+        qualname(klass)
+        for klass in cls.__mro__[1:]
+        if issubclass(klass, nn.Module)
+        and klass is not nn.Module
+        and not klass.__name__.startswith("_")
+    )
+
+
 def hparams(module: nn.Module) -> dict[str, Value]:
-    """The hyperparameters a module's constructor configured and the module keeps as attributes.
+    """The hyperparameters a module's constructors configured (its class's and its bases') and
+    the module keeps as attributes.
 
     A parameter or `None` stored under a constructor argument's name (Conv2d's `bias`) is recorded
     as whether it exists; submodules and tensors are not hyperparameters.
     """
-    try:
-        signature = inspect.signature(type(module).__init__)
-    except (TypeError, ValueError):
-        return {}
     out: dict[str, Value] = {}
-    for name, param in signature.parameters.items():
-        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
+    for name in _init_names(type(module)):
         try:
             value = getattr(module, name)
         except Exception:  # not kept as an attribute, or a property that fails
@@ -115,6 +140,19 @@ def hparams(module: nn.Module) -> dict[str, Value]:
     return out
 
 
+def input_default(model: nn.Module, name: str) -> list[tuple[str, Any]]:
+    """An input node's constant slots: `[("default", value)]` when the forward argument has a
+    default (an optional input the caller may leave out; the diff compares it with a constant
+    by value), else nothing. Values are raw: each tracer encodes its constants."""
+    try:
+        param = inspect.signature(model.forward).parameters.get(name)
+    except (TypeError, ValueError):
+        return []
+    if param is None or param.default is inspect.Parameter.empty:
+        return []
+    return [("default", param.default)]
+
+
 def module_tree(model: nn.Module) -> list[Module]:
     """Every module of `model` in `named_modules()` order."""
     tree = []
@@ -123,6 +161,7 @@ def module_tree(model: nn.Module) -> list[Module]:
             Module(
                 path=path,
                 cls=qualname(type(module)),
+                bases=bases(type(module)),
                 params=sum(p.numel() for p in module.parameters()),
                 hparams=hparams(module),
                 parameters={

@@ -21,6 +21,7 @@ from nnviz.graph import Edge, Graph, Node, parent_path
 from nnviz.tracers.encode import (
     IdAllocator,
     encode,
+    input_default,
     module_tree,
     nested_refs,
     qualname,
@@ -99,6 +100,8 @@ def _convert(
         node_id, node = _make_node(fn, model, allocate)
         ids[fn] = node_id
         constants: dict[str, Value] = {}
+        if fn.op == "placeholder":
+            constants = {k: encode(v) for k, v in input_default(model, node["op"])}
         for slot, value in _slots(fn):
             refs = [(sub, n) for sub, n in _refs(value, slot) if n not in attrs]
             if refs:

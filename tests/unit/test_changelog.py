@@ -20,8 +20,9 @@ def test_changelog_needs_only_the_json_document() -> None:
     assert renderings.markdown(doc) == result.to_markdown()
     lines = result.to_text().splitlines()
     assert lines[0] == "+ layer1.2  BasicBlock (7 nodes, 74K params)"
-    # the blocks' contents are folded into one line each
-    assert sum(line.startswith("+ ") for line in lines) == 8
+    # the blocks' contents are folded into one line each, sibling blocks into one line
+    assert sum(line.startswith("+ ") for line in lines) == 4
+    assert "+ layer3.{2..5}  BasicBlock (7 nodes, 1.2M params) ×4" in lines
     assert lines[-1] == "8 added, 7 downstream · params 11,689,512 → 21,797,672 (+10,108,160)"
 
 
@@ -90,9 +91,14 @@ def test_unknown_documents_are_refused() -> None:
 
 
 def _chain(n: int, op: str) -> Graph:
+    """`n` blocks in a row, each calling its own function (`op` + its index): changes that no
+    grouping can merge."""
     ids = [f"block{i}.f" for i in range(n)]
     return Graph(
-        [Node("input:x", "input", "x"), *(Node(i, "function", op, i.split(".")[0]) for i in ids)],
+        [
+            Node("input:x", "input", "x"),
+            *(Node(i, "function", f"{op}{k}", i.split(".")[0]) for k, i in enumerate(ids)),
+        ],
         [Edge(a, b, ("0",)) for a, b in zip(["input:x", *ids], ids, strict=False)],
         [Module("", "m.M"), *(Module(i.split(".")[0], "m.Block") for i in ids)],
         {"name": "chain"},

@@ -51,8 +51,7 @@ def test_conv_stride_changed() -> None:
         m.layer2[0].downsample[0].stride = (1, 1)
 
     assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
-        ~ layer2.0.conv1  Conv2d  stride (2, 2) → (1, 1)
-        ~ layer2.0.downsample.0  Conv2d  stride (2, 2) → (1, 1)
+        ~ layer2.0.conv1, layer2.0.downsample.0  Conv2d  stride (2, 2) → (1, 1) ×2
         2 changed · params 11,689,512 → 11,689,512 (+0)
         """)
 
@@ -360,8 +359,8 @@ def test_a_different_input_size_is_one_root_cause() -> None:
             ↳ bn1  output [1, 64, 32, 32] → [1, 64, 16, 16]
             ↳ relu  output [1, 64, 32, 32] → [1, 64, 16, 16]
             ↳ maxpool  output [1, 64, 16, 16] → [1, 64, 8, 8]
-            ↳ layer1.0.conv1  output [1, 64, 16, 16] → [1, 64, 8, 8]
-            ↳ … and 61 more
+            ↳ layer1.{0,1}.conv1  output [1, 64, 16, 16] → [1, 64, 8, 8]
+            ↳ … and 30 more
         1 changed, 66 downstream · params 11,689,512 → 11,689,512 (+0)
         """)
     causes = {c.cause for e in result for c in e.changes.values() if c.propagated}

@@ -124,3 +124,113 @@ def test_the_drawing_subtitle_counts_the_changes_not_the_information_line() -> N
     result = nnviz.diff(trace(attention(3)), trace(attention(2, "add")))
     assert result.to_text().splitlines()[-1].startswith("not drift")
     assert paint_for(result).subtitle == "1 changed"
+
+
+# --- 3. a swap to a subclass with the same settings is one line ---
+
+
+class LayerNorm(nn.LayerNorm):
+    """A library's own LayerNorm: a subclass whose constructor names its argument differently
+    and whose forward calls the functional form (so torch.fx traces through it)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-6) -> None:
+        super().__init__(num_features, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class Normed(nn.Module):
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x))
+
+
+def test_inherited_hyperparameters_are_recorded() -> None:
+    norm = trace(Normed(LayerNorm(8))).modules["norm"]
+    assert norm.hparams["normalized_shape"] == {"$tuple": [8]}
+    assert norm.hparams["eps"] == 1e-6
+    assert norm.bases == ("torch.nn.LayerNorm",)
+
+
+def test_a_swap_to_a_subclass_with_the_same_settings_is_one_line() -> None:
+    old = trace(Normed(nn.LayerNorm(8, eps=1e-6)), "tensor2x8")
+    new = trace(Normed(LayerNorm(8)), "tensor2x8")
+    assert text(old, new) == dedent("""\
+        ~ norm  LayerNorm  class torch.nn.LayerNorm → test_diff_precision.LayerNorm (a subclass; same settings)
+        1 changed · params 88 → 88 (+0)
+        """)  # noqa: E501
+
+
+# --- 4. an optional input the old code did not have, left at its default, is no drift ---
+
+
+def gelu(option: bool) -> nn.Module:
+    """One network as two versions write it: the later one takes GELU's `approximate` as an
+    optional forward argument."""
+
+    class Gelu(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+            if option:
+                return nn.functional.gelu(self.fc(x), approximate=approximate)
+            return nn.functional.gelu(self.fc(x))
+
+    return Gelu()
+
+
+def test_a_new_optional_input_is_information() -> None:
+    result = nnviz.diff(trace(gelu(False)), trace(gelu(True)))
+    assert result.identical
+    assert result.to_text() == dedent("""\
+        identical: no architecture changes (5 nodes, 72 params)
+        not drift (counted with --strict): 1 optional-input change
+        """)
+
+
+# --- 7. one change repeated in sibling blocks is one line ---
+
+
+class Block(nn.Module):
+    def __init__(self, anti_alias: bool) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.aa = nn.Identity() if anti_alias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.aa(x) if self.aa is not None else x)
+
+
+def blocks(anti_alias: bool, n: int = 4) -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 4), nn.Sequential(*(Block(anti_alias) for _ in range(n))))
+
+
+def test_one_change_in_every_block_is_one_line() -> None:
+    assert text(trace(blocks(False)), trace(blocks(True))) == dedent("""\
+        + 1.{0..3}.aa  Identity (1 node, 0 params) ×4
+            ↳ 1.0.fc  input 0 0 → 1.0.aa
+            ↳ 1.{1..3}.fc  input 0 1.{0..2}.fc → 1.{1..3}.aa
+        4 added, 4 downstream · params 100 → 100 (+0)
+        """)
+
+
+def test_grouping_never_merges_different_values() -> None:
+    from nnviz.diffing.grouping import group_items, join_places
+
+    items = [
+        ["~ blocks.0.drop  Dropout  p 0.1 → 0.2"],
+        ["~ blocks.1.drop  Dropout  p 0.1 → 0.3"],
+        ["~ blocks.2.drop  Dropout  p 0.1 → 0.2"],
+        ["~ head.drop  Dropout  p 0.1 → 0.2"],
+    ]
+    assert join_places(group_items(items)) == [
+        ["~ blocks.{0,2}.drop, head.drop  Dropout  p 0.1 → 0.2 ×3"],
+        ["~ blocks.1.drop  Dropout  p 0.1 → 0.3"],
+    ]

@@ -139,3 +139,14 @@ def small_doc() -> dict:
         {"name": "small", "inputs": None},
     )
     return json.loads(snapshot.dumps(g))  # type: ignore[no-any-return]
+
+
+def test_a_version_1_snapshot_reads_and_says_it_was_migrated() -> None:
+    text = (
+        '{"format": "nnviz-graph", "version": 1, "meta": {"name": "m"}, "edges": [],'
+        ' "modules": [{"path": "", "class": "x.M"}], "nodes": [{"id": "input:x", "kind": "input",'
+        ' "op": "x"}]}'
+    )
+    graph = snapshot.loads(text)
+    assert graph.meta == {"name": "m", snapshot.MIGRATED: 1}
+    assert graph.modules[""].bases == ()

@@ -52,6 +52,9 @@ def test_module_tree_and_hyperparameters(resnet18: Graph) -> None:
         "groups": 1,
         "bias": False,
         "padding_mode": "zeros",
+        # inherited from _ConvNd's constructor: they define the layer too
+        "output_padding": {"$tuple": [0, 0]},
+        "transposed": False,
     }
     assert conv.parameters == {"weight": (128, 64, 3, 3)}
     assert resnet18.modules["layer2.0"].cls == "torchvision.models.resnet.BasicBlock"

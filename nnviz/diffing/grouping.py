@@ -1,0 +1,142 @@
+"""Identical changes across repeated blocks as one line: `+ blocks.{0..15}.aa  Identity ×16`.
+
+Works on the changelog's text items (an entry's own lines plus its `↳` followers). Two items are
+the same change in sibling blocks when they read the same once every numeric component of every
+module path in them is blanked out (`blocks.3.attn` and `blocks.7.attn`); such items become one,
+each blank showing the set of numbers it took (`{0..11}`, `{0,2,5}`) and each of its own lines
+ending with `×N`. Then changes that read the same after their name (a class swapped at
+`blocks.{0..11}.norm1`, `blocks.{0..11}.norm2` and `norm`) join into one line naming all places.
+Nothing but names is ever blanked, so two lines with different values never merge.
+"""
+
+from __future__ import annotations
+
+import re
+
+# a dotted path with at least one component that starts with a letter (never a float)
+_NAME = re.compile(r"(?<![\w.])(?:\d+\.)*[A-Za-z_][\w:#]*(?:\.[\w:#]+)*")
+_INDEX = re.compile(r"(?:(?<=\.)|^)\d+(?=\.|:|#|$)")
+_TIMES = re.compile(r" ×(\d+)$")
+_HEADS = ("~ ", "+ ", "- ", "→ ")
+_MAX_PLACES = 4
+
+Item = list[str]
+
+
+def _split(line: str) -> tuple[str, list[int]]:
+    """The line with the numbers in its module paths blanked (`{}`), and those numbers."""
+    numbers: list[int] = []
+
+    def blank_name(found: re.Match[str]) -> str:
+        def blank(index: re.Match[str]) -> str:
+            numbers.append(int(index.group()))
+            return "{}"
+
+        return _INDEX.sub(blank, found.group())
+
+    return _NAME.sub(blank_name, line.replace("{", "{{").replace("}", "}}")), numbers
+
+
+def _span(values: list[int]) -> str:
+    unique = sorted(set(values))
+    if len(unique) == 1:
+        return str(unique[0])
+    if len(unique) > 2 and unique == list(range(unique[0], unique[-1] + 1)):
+        return f"{{{unique[0]}..{unique[-1]}}}"
+    return "{" + ",".join(map(str, unique)) + "}"
+
+
+def _times(line: str, n: int) -> str:
+    if n < 2 or not line.startswith(_HEADS):
+        return line
+    found = _TIMES.search(line)
+    if found:
+        return line[: found.start()] + f" ×{int(found.group(1)) * n}"
+    return f"{line} ×{n}"
+
+
+def group_items(items: list[Item]) -> list[Item]:
+    """Items whose own lines differ only in the numbers of their module paths, as one item
+    each; their `↳` followers (indented lines) are pooled and grouped alike."""
+    groups: dict[tuple[str, ...], list[tuple[list[list[int]], list[str]]]] = {}
+    order: list[tuple[str, ...] | Item] = []
+    for item in items:
+        own = [line for line in item if not line.startswith(" ")]
+        if not own or own[0].startswith("→ "):  # renames: runs of them fold into one elsewhere
+            order.append(item)
+            continue
+        split = [_split(line) for line in own]
+        key = tuple(text for text, _ in split)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        followers = [line for line in item if line.startswith(" ")]
+        groups[key].append(([numbers for _, numbers in split], followers))
+    out: list[Item] = []
+    for slot in order:
+        if isinstance(slot, list):
+            out.append(slot)
+            continue
+        members = groups[slot]
+        lines = []
+        for i, template in enumerate(slot):
+            columns = zip(*(numbers[i] for numbers, _ in members), strict=True)
+            text = template.format(*(_span(list(c)) for c in columns))
+            lines.append(_times(text, len(members)))
+        pooled = [line for _, followers in members for line in followers]
+        out.append([*lines, *(group_lines(pooled) if len(members) > 1 else pooled)])
+    return out
+
+
+def group_lines(lines: list[str]) -> list[str]:
+    """Follower lines that differ only in the numbers of their module paths, as one line."""
+    indents = {len(line) - len(line.lstrip(" ")) for line in lines}
+    if len(indents) != 1:
+        return lines
+    pad = " " * indents.pop()
+    items = group_items([[line[len(pad) :]] for line in lines])
+    return [pad + line for item in items for line in item]
+
+
+def join_places(items: list[Item]) -> list[Item]:
+    """Single-line items (no followers) that read the same after their name, as one line naming
+    every place: `~ a.{0..11}.norm1, norm  LayerNorm  class … ×13`."""
+    keyed: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    slots: list[tuple[str, str] | Item] = []
+    for item in items:
+        parsed = _place(item[0]) if len(item) == 1 else None
+        if parsed is None:
+            slots.append(item)
+            continue
+        symbol, name, rest, n = parsed
+        key = (symbol, rest)
+        if key not in keyed:
+            keyed[key] = []
+            slots.append(key)
+        keyed[key].append((name, n))
+    out: list[Item] = []
+    for slot in slots:
+        if isinstance(slot, list):
+            out.append(slot)
+            continue
+        places = keyed[slot]
+        names = [name for name, _ in places]
+        shown = ", ".join(names[:_MAX_PLACES])
+        if len(names) > _MAX_PLACES:
+            shown += f" and {len(names) - _MAX_PLACES} more places"
+        total = sum(n for _, n in places)
+        line = f"{slot[0]} {shown}  {slot[1]}"
+        out.append([f"{line} ×{total}" if total > 1 else line])
+    return out
+
+
+def _place(line: str) -> tuple[str, str, str, int] | None:
+    """`~ name  rest ×N` as (symbol, name, rest, N); None for other lines (renames, `↳`)."""
+    if not line.startswith(("~ ", "+ ", "- ")):
+        return None
+    name, sep, rest = line[2:].partition("  ")
+    if not sep:
+        return None
+    found = _TIMES.search(rest)
+    n = int(found.group(1)) if found else 1
+    return line[0], name, rest[: found.start()] if found else rest, n
