@@ -10,11 +10,12 @@ element's `id` attribute (`<g id="layer1.0.conv1">` in SVG), escaped like every 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import graphviz
 
+from nnviz import transform
 from nnviz.bookkeeping import folded_edge
 from nnviz.graph import Graph, Node, parent_path
 from nnviz.render import labels
@@ -52,6 +53,25 @@ def cluster_path(graph: Graph, node: Node) -> str | None:
             return scope
         scope = parent_path(scope)
     return None
+
+
+def shown_graph(
+    graph: Graph,
+    style: Style,
+    *,
+    depth: int = 2,
+    collapse: Sequence[str] = (),
+    layer: str | None = None,
+) -> Graph:
+    """The graph a drawing shows: `transform.apply` with the style's folding choices."""
+    return transform.apply(
+        graph,
+        layer=layer,
+        depth=depth,
+        collapse=collapse,
+        fold=style.bookkeeping == "fold",
+        max_ops=style.max_ops,
+    )
 
 
 def to_dot(

@@ -26,7 +26,7 @@ from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
 from nnviz.render.buses import edge_span
 from nnviz.render.diffpaint import COLOURS, fold, paint_for, union_graph
-from nnviz.render.dot import LONG_EDGE_BUDGET, cluster_path, elements, to_dot
+from nnviz.render.dot import LONG_EDGE_BUDGET, cluster_path, elements, shown_graph, to_dot
 from nnviz.render.paint import NodePaint, Paint
 from nnviz.render.style import Style
 from nnviz.values import format_value
@@ -58,8 +58,6 @@ def model_view(graph: Graph, style: Style, *, depth: int, collapse: Sequence[str
     """The view of `graph` (already selected by `-l`) opening as `-d depth -c collapse` draws.
     Its ops are those of the fully expanded drawing (scalar bookkeeping folded, crowded scopes
     in runs, as the style says)."""
-    from nnviz.render.output import shown_graph  # lazy: output writes pages with this module
-
     first = shown_graph(graph, style, depth=depth, collapse=collapse)
     return _view(shown_graph(graph, style, depth=-1), style, None, first)
 

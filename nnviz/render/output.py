@@ -19,7 +19,7 @@ from nnviz.fs import atomic_write
 from nnviz.graph import Graph
 from nnviz.render import html, htmlview
 from nnviz.render.diffpaint import fold, paint_for, union_graph
-from nnviz.render.dot import to_dot
+from nnviz.render.dot import shown_graph, to_dot
 from nnviz.render.engine import format_of, render
 from nnviz.render.paint import Paint
 from nnviz.render.style import Style, make_style
@@ -100,25 +100,6 @@ def notebook_html(obj: Graph | GraphDiff) -> str | None:
         view = htmlview.diff_view(obj, style, context=3)
     page = html.page(view)
     return html.frame(page) if len(page) <= INLINE_LIMIT else None
-
-
-def shown_graph(
-    graph: Graph,
-    style: Style,
-    *,
-    depth: int = 2,
-    collapse: Sequence[str] = (),
-    layer: str | None = None,
-) -> Graph:
-    """The graph a drawing shows: `transform.apply` with the style's folding choices."""
-    return transform.apply(
-        graph,
-        layer=layer,
-        depth=depth,
-        collapse=collapse,
-        fold=style.bookkeeping == "fold",
-        max_ops=style.max_ops,
-    )
 
 
 def svg(graph: Graph, style: StyleLike = None, *, depth: int = 2, engine: str | None = None) -> str:
