@@ -1,27 +1,27 @@
-"""The drift report: what the pytest plugin found in one session, for CI tooling to present.
+"""The drift report: what the pytest plugin found in one session, and what is pending review.
 
-The plugin writes `report.json` (format "nnviz-drift-report", version 1) into its artifacts
-folder; `nnviz report` and the GitHub Action read it back with `DriftReport.load` and present it
-as plain text (`text`), GitHub workflow-command annotations (`github_annotations`) or markdown for
-the job summary and PR comment (`summary_markdown`). Every path in the file is relative to pytest's
-rootdir, in POSIX form. Each drift carries the `GraphDiff.to_json()` document, so presenting a
-report needs no torch and no snapshot files. See docs/drift-report.md.
+The plugin writes `report.json` (format "nnviz-drift-report", version 2) into its artifacts
+folder; `nnviz report`, `nnviz review`, `nnviz accept` and the GitHub Action read it back with
+`DriftReport.load`. Each drift carries the `GraphDiff.to_json()` document (presenting a report
+needs no torch and no snapshot files), the pending snapshot (`<test>.new.json`) and the sha256
+of the stored snapshot it was compared with, so a later accept can refuse to overwrite a snapshot
+that changed since. Paths of artifact files are relative to the report's folder (a downloaded
+artifact works wherever it lands); test and snapshot paths are relative to pytest's rootdir,
+itself recorded relative to the repository (`root`). A report is untrusted input (it may come
+from a CI artifact): every path is checked to stay inside its folder. This module is the schema
+and the plain-text presentation; the GitHub presentation is `nnviz.github`. See
+docs/drift-report.md.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import posixpath
-import re
-import shlex
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from nnviz import untrusted
 from nnviz.diffing import changelog as renderings
@@ -30,23 +30,25 @@ from nnviz.errors import DriftReportError
 from nnviz.fs import atomic_write
 
 FORMAT = "nnviz-drift-report"
-VERSION = 1
+VERSION = 2
 REPORT_NAME = "report.json"
-MAX_ERROR_ANNOTATIONS = 10
-"""GitHub shows at most 10 error annotations per step; the rest go into one warning line."""
-SUMMARY_LIMIT = 1_000_000
-"""Bytes; GitHub refuses a step summary over 1 MiB (1,048,576 bytes), so stay clearly below."""
-COMMENT_LIMIT = 60_000
-"""Bytes; a PR comment body may hold at most 65,536 characters."""
-COMMENT_MARKER = "<!-- nnviz-drift-report -->"
-"""Hidden marker that identifies the one sticky PR comment the GitHub Action keeps updated."""
+SNAPSHOT_DIR = "__nnviz_snapshots__"
+PENDING = "new"
+"""The artifact kind of the pending snapshot (`<test>.new.json`)."""
+DRAWING_ORDER = ("html", "pdf", "svg")
 UPDATE_COMMAND = "pytest --nnviz-update"
-_ANNOTATION_LINES = 30
-_ANNOTATION_CHARS = 4000
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _inside(path: str, what: str) -> str:
+    """A relative POSIX path that stays inside its base folder (no `..`, not absolute)."""
+    parts = path.split("/")
+    if path.startswith("/") or "\\" in path or ":" in parts[0] or ".." in parts:
+        raise ValueError(f"{what} must be a relative path inside its folder, not {path!r}")
+    return path
 
 
 class Summary(_Strict):
@@ -56,19 +58,19 @@ class Summary(_Strict):
     drifted: int = Field(default=0, ge=0, description="Snapshots whose architecture changed.")
     written: int = Field(default=0, ge=0, description="Snapshots written by --nnviz-update.")
     missing: int = Field(default=0, ge=0, description="Snapshots that do not exist yet.")
-    failed: int = Field(default=0, ge=0, description="Checks that failed for another reason.")
+    failed: int = Field(default=0, ge=0, description="Snapshot files that could not be read.")
     unused: int = Field(default=0, ge=0, description="Snapshot files no test used.")
-
-
-class DriftArtifacts(_Strict):
-    """Files written for one drift, relative to the rootdir; `None` when not produced."""
-
-    pdf: str | None = Field(default=None, description="Highlighted diff drawing, PDF.")
-    svg: str | None = Field(default=None, description="Highlighted diff drawing, SVG.")
-    html: str | None = Field(
-        default=None, description="The diff as one interactive offline page (open in a browser)."
+    other_failures: int = Field(
+        default=0, ge=0, description="Tests that failed for another reason than a snapshot."
     )
-    snapshot: str | None = Field(default=None, description="The snapshot as traced now.")
+
+
+class SourceLine(_Strict):
+    """A line of model code that defines changed modules (`self.x = ...` in `__init__`)."""
+
+    file: str = Field(min_length=1, description="Source file, relative to the repository.")
+    line: int = Field(ge=1, description="1-based line of the assignment.")
+    modules: list[str] = Field(min_length=1, description="Changed modules defined there.")
 
 
 class Drift(_Strict):
@@ -78,8 +80,35 @@ class Drift(_Strict):
     file: str = Field(min_length=1, description="Test file, relative to the rootdir.")
     line: int = Field(ge=1, description="1-based line of the nnviz_snapshot(...) call.")
     snapshot: str = Field(min_length=1, description="Stored snapshot, relative to the rootdir.")
-    artifacts: DriftArtifacts = Field(default_factory=DriftArtifacts)
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="sha256 of the stored snapshot's bytes the model was compared with.",
+    )
+    artifacts: dict[str, str] = Field(
+        default_factory=dict,
+        description='Files by kind ("new": the pending snapshot; "pdf", "svg": drawings), '
+        "relative to the report's folder.",
+    )
+    sources: list[SourceLine] = Field(default_factory=list)
     diff: dict[str, JsonValue] = Field(description="The GraphDiff.to_json() document.")
+
+    @field_validator("snapshot")
+    @classmethod
+    def _snapshot(cls, value: str) -> str:
+        _inside(value, "snapshot")
+        if SNAPSHOT_DIR not in value.split("/") or not value.endswith(".json"):
+            raise ValueError(f"snapshot must be a .json file under {SNAPSHOT_DIR}/, not {value!r}")
+        return value
+
+    @field_validator("artifacts")
+    @classmethod
+    def _artifacts(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, path in value.items():
+            if not kind.isidentifier():
+                raise ValueError(f"artifact kind {kind!r} is not a plain name")
+            _inside(path, f"artifacts.{kind}")
+        return value
 
     @property
     def changes(self) -> int:
@@ -91,15 +120,36 @@ class Drift(_Strict):
         """The node id without its file part, e.g. `test_model[small]`."""
         return self.nodeid.split("::", 1)[-1]
 
+    @property
+    def pending(self) -> str | None:
+        """The pending snapshot (`<test>.new.json`), relative to the report's folder."""
+        return self.artifacts.get(PENDING)
+
+    @property
+    def drawings(self) -> list[str]:
+        """Every artifact file but the pending snapshot: the interactive page, PDF and SVG
+        first (the order a reviewer opens them in), then any other kind by name."""
+        first = [k for k in DRAWING_ORDER if k in self.artifacts]
+        rest = sorted(k for k in self.artifacts if k not in DRAWING_ORDER and k != PENDING)
+        return [self.artifacts[k] for k in (*first, *rest)]
+
 
 class DriftReport(_Strict):
-    """A whole drift report document, format version 1."""
+    """A whole drift report document, format version 2."""
 
     format: Literal["nnviz-drift-report"] = "nnviz-drift-report"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
+    root: str = Field(
+        default="", description="pytest's rootdir relative to the repository ('' when the same)."
+    )
     summary: Summary = Summary()
     drifts: list[Drift] = Field(default_factory=list)
     unused: list[str] = Field(default_factory=list, description="Unused snapshot files.")
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        return _inside(value, "root") if value else value
 
     @classmethod
     def loads(cls, text: str | bytes, source: str = "drift report") -> DriftReport:
@@ -139,6 +189,17 @@ class DriftReport(_Strict):
         return sorted(self.drifts, key=lambda d: (-d.changes, d.file, d.line, d.nodeid))
 
 
+def report_path(target: str | os.PathLike[str]) -> Path:
+    """`target` itself when it is a file, else `<target>/report.json`."""
+    path = Path(target)
+    return path / REPORT_NAME if path.is_dir() else path
+
+
+def in_repository(root: str, path: str) -> str:
+    """A rootdir-relative path (`file`, `snapshot`) relative to the repository instead."""
+    return posixpath.normpath(posixpath.join(root, path)) if root else path
+
+
 # --- presenting -------------------------------------------------------------------------------
 
 
@@ -147,122 +208,28 @@ def changelog(diff_doc: dict[str, Any]) -> str:
     return renderings.changelog(diff_doc).rstrip("\n")
 
 
-def mermaid(diff_doc: dict[str, Any]) -> str:
-    """The Mermaid flowchart source of one diff's changed region (no code fence)."""
-    return renderings.mermaid(diff_doc).strip("\n")
-
-
-def escape_data(text: str) -> str:
-    """Escape a workflow-command message: `%`, CR and LF."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """Escape a workflow-command property value: as data, plus `:` and `,`."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def annotation_path(file: str, root: str = "") -> str:
-    """`file` (relative to pytest's rootdir) as a path relative to the repository checkout."""
-    if not root or root == ".":
-        return file
-    return posixpath.normpath(posixpath.join(root.replace(os.sep, "/"), file))
-
-
-def workspace_root(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
-    """The current folder relative to `$GITHUB_WORKSPACE` (the checkout), `""` outside of it.
-
-    When pytest ran in the current folder this is its rootdir as GitHub wants annotation paths.
-    """
-    environ = os.environ if environ is None else environ
-    workspace = environ.get("GITHUB_WORKSPACE")
-    if not workspace:
-        return ""
-    here = (cwd or Path.cwd()).resolve()
-    try:
-        relative = here.relative_to(Path(workspace).resolve())
-    except ValueError:
-        return ""
-    return "" if relative == Path(".") else relative.as_posix()
-
-
-def source_url(environ: Mapping[str, str] | None = None) -> str | None:
-    """`<server>/<owner>/<repo>/blob/<sha>` of the commit a GitHub Actions run checked out."""
-    environ = os.environ if environ is None else environ
-    parts = [environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA")]
-    if not all(parts):
-        return None
-    server, repository, sha = parts
-    return f"{server}/{repository}/blob/{sha}"
-
-
-def github_annotations(report: DriftReport, root: str = "") -> list[str]:
-    """Workflow-command lines for GitHub Actions: one `::error` per drift on its test's line.
-
-    Most changes first; at most `MAX_ERROR_ANNOTATIONS` errors, the rest named in one `::warning`
-    line. Unused snapshots give one `::notice`. `root` is pytest's rootdir relative to the
-    repository checkout (`""` when they are the same), because GitHub resolves `file=` from there.
-    """
-    ranked = report.ranked()
-    lines = []
-    for drift in ranked[:MAX_ERROR_ANNOTATIONS]:
-        props = {
-            "file": annotation_path(drift.file, root),
-            "line": str(drift.line),
-            "title": f"nnviz: architecture drift in {drift.test_name}",
-        }
-        body = ",".join(f"{key}={escape_property(value)}" for key, value in props.items())
-        lines.append(f"::error {body}::{escape_data(_annotation_message(drift))}")
-    rest = ranked[MAX_ERROR_ANNOTATIONS:]
-    if rest:
-        names = ", ".join(d.nodeid for d in rest[:20]) + (", …" if len(rest) > 20 else "")
-        message = (
-            f"{len(rest)} more architecture drift(s) not annotated (GitHub shows at most "
-            f"{MAX_ERROR_ANNOTATIONS} errors per step; see the job summary): {names}"
-        )
-        title = escape_property("nnviz: more drifts")
-        lines.append(f"::warning title={title}::{escape_data(message)}")
-    if report.unused:
-        names = ", ".join(report.unused[:20]) + (", …" if len(report.unused) > 20 else "")
-        message = f"{len(report.unused)} snapshot file(s) no test used: {names}"
-        title = escape_property("nnviz: unused snapshots")
-        lines.append(f"::notice title={title}::{escape_data(message)}")
-    return lines
-
-
-def _annotation_message(drift: Drift) -> str:
-    lines = changelog(drift.diff).splitlines()
-    if len(lines) > _ANNOTATION_LINES:
-        more = len(lines) - _ANNOTATION_LINES
-        lines = [*lines[:_ANNOTATION_LINES], f"… {more} more line(s) in the job summary"]
-    text = "\n".join(lines)
-    if len(text) > _ANNOTATION_CHARS:
-        text = text[:_ANNOTATION_CHARS] + "\n… (cut; see the job summary)"
-    changed = _plural(drift.changes, "changed node")
-    head = f"{drift.snapshot} no longer matches the model ({changed})."
-    accept = f"{UPDATE_COMMAND} {shlex.quote(drift.nodeid)}"
-    tail = f"If the change is intended, run `{accept}` and commit the snapshot."
-    return f"{head}\n{text}\n{tail}"
-
-
 def text(report: DriftReport) -> str:
-    """A plain-text report: the counts line, then each drift with its changelog and drawings."""
+    """A plain-text report: the counts line, then each drift with its changelog and files."""
     out = [f"nnviz: {_counts(report)}"]
     for drift in report.ranked():
         out.append("")
         out.append(f"DRIFT {drift.file}:{drift.line}  {drift.nodeid}")
         out.append(f"  snapshot: {drift.snapshot}")
         out.extend(f"  {line}" for line in changelog(drift.diff).splitlines())
-        files = _artifact_files(drift)
-        if files:
-            out.append(f"  drawings: {', '.join(files)}")
+        if drift.drawings:
+            out.append(f"  drawings: {', '.join(drift.drawings)}")
+        if drift.pending:
+            out.append(f"  pending: {drift.pending}")
     if report.unused:
         out.append("")
         out.append("unused snapshots:")
         out.extend(f"  {path}" for path in report.unused)
     if report.drifts:
         out.append("")
-        out.append(f"If the changes are intended, run `{UPDATE_COMMAND}` and commit the snapshots.")
+        out.append(
+            "Review them with `nnviz review`, accept them all with `nnviz accept`, or run "
+            f"`{UPDATE_COMMAND}`; then commit the snapshots."
+        )
     return "\n".join(out) + "\n"
 
 
@@ -274,138 +241,9 @@ def _counts(report: DriftReport) -> str:
     )
 
 
-def _artifact_files(drift: Drift) -> list[str]:
-    a = drift.artifacts
-    return [path for path in (a.html, a.pdf, a.svg, a.snapshot) if path]
-
-
-def _plural(count: int, noun: str) -> str:
+def plural(count: int, noun: str) -> str:
+    """`1 drift`, `2 drifts`."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def summary_markdown(
-    report: DriftReport,
-    *,
-    artifact_url: str | None = None,
-    source_url: str | None = None,
-    root: str = "",
-    limit: int = SUMMARY_LIMIT,
-) -> str:
-    """Markdown for `$GITHUB_STEP_SUMMARY` or a PR comment, at most `limit` bytes (UTF-8).
-
-    A headline, the counts table, links to the drawings (`artifact_url`), an index of every drift,
-    then per drift (most changes first) its changelog and a Mermaid picture of the changed region,
-    folded in `<details>`. Sections that would pass `limit` are left out and counted in a note;
-    the index always names every drift. `source_url` (e.g. `https://github.com/o/r/blob/SHA`)
-    turns test locations into links; `root` is pytest's rootdir relative to the repository.
-    """
-    ranked = report.ranked()
-    s = report.summary
-    headline = _plural(len(ranked), "architecture drift") if ranked else "no architecture drift"
-    head = [f"## nnviz: {headline}", ""]
-    head += ["| passed | drifted | written | missing | failed | unused |"]
-    head += ["| ---: | ---: | ---: | ---: | ---: | ---: |"]
-    head += [f"| {s.passed} | {s.drifted} | {s.written} | {s.missing} | {s.failed} | {s.unused} |"]
-    head.append("")
-    if ranked and artifact_url:
-        head += [
-            f"Drawings of every drift (highlighted diff as PDF and SVG, the new snapshot): "
-            f"[download the artifact]({artifact_url}); open each `.diff.html` in a browser to "
-            f"expand, search and follow the changes (offline, one file).",
-            "",
-        ]
-    if ranked:
-        head += ["| # | test | location | changed nodes |", "| ---: | --- | --- | ---: |"]
-        for i, drift in enumerate(ranked, 1):
-            if _size(head) > limit // 2:  # thousands of drifts: keep room for the details
-                head.append(f"| … | {len(ranked) - i + 1} more: see `report.json` | | |")
-                break
-            where = _where(drift, source_url, root, cell=True)
-            head.append(
-                f"| {i} | {_code(drift.test_name, cell=True)} | {where} | {drift.changes} |"
-            )
-        head.append("")
-    tail = []
-    if report.unused:
-        tail += [f"<details><summary>{len(report.unused)} unused snapshot file(s)</summary>", ""]
-        for i, path in enumerate(report.unused):
-            if i == _UNUSED_LISTED or _size(tail) > limit // 4:
-                tail.append(f"- … {len(report.unused) - i} more in `report.json`")
-                break
-            tail.append(f"- {_code(path)}")
-        tail += ["", "</details>", ""]
-    if ranked:
-        tail.append(
-            f"If the changes are intended, run `{UPDATE_COMMAND}` and commit the snapshots."
-        )
-    budget = limit - _size(head) - _size(tail) - 300
-    body: list[str] = []
-    for i, drift in enumerate(ranked, 1):
-        section = _drift_section(i, drift, source_url, root, open_=i <= _OPEN_SECTIONS)
-        if _size(body) + _size(section) > budget:
-            left = len(ranked) - i + 1
-            body += [
-                f"*{_plural(left, 'more drift')} not shown here to stay under GitHub's size "
-                f"limit: see `report.json` and the drawings in the artifact.*",
-                "",
-            ]
-            break
-        body += section
-    return "\n".join([*head, *body, *tail]).rstrip("\n") + "\n"
-
-
-_OPEN_SECTIONS = 3
-_UNUSED_LISTED = 100
-_MERMAID_CHARS = 40_000  # GitHub's Mermaid renderer refuses larger sources
-
-
-def _drift_section(
-    index: int, drift: Drift, source_url: str | None, root: str, open_: bool
-) -> list[str]:
-    summary = f"{index}. {drift.test_name}: {_plural(drift.changes, 'changed node')}"
-    lines = [f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>", ""]
-    lines.append(f"Test {_where(drift, source_url, root)}, snapshot {_code(drift.snapshot)}.")
-    files = _artifact_files(drift)
-    if files:
-        lines.append(f"Drawings: {', '.join(_code(f) for f in files)}.")
-    if drift.artifacts.html:
-        lines.append(f"Open {_code(drift.artifacts.html)} in a browser to explore the diff.")
-    lines += ["", *_fence("text", changelog(drift.diff)), ""]
-    picture = mermaid(drift.diff)
-    if len(picture) <= _MERMAID_CHARS:
-        lines += [*_fence("mermaid", picture), ""]
-    else:
-        lines += [
-            "*(The picture is too large for GitHub's Mermaid renderer: see the drawings.)*",
-            "",
-        ]
-    return [*lines, "</details>", ""]
-
-
-def _where(drift: Drift, source_url: str | None, root: str, cell: bool = False) -> str:
-    path = annotation_path(drift.file, root)
-    label = _code(f"{path}:{drift.line}", cell=cell)
-    if source_url:
-        return f"[{label}]({source_url.rstrip('/')}/{quote(path)}#L{drift.line})"
-    return label
-
-
-def _code(value: str, cell: bool = False) -> str:
-    """An inline code span that survives backticks (and `|` inside a table cell)."""
-    value = " ".join(value.split())
-    ticks = "`" * (max((len(r) for r in re.findall("`+", value)), default=0) + 1)
-    pad = " " if value.startswith("`") or value.endswith("`") else ""
-    span = f"{ticks}{pad}{value}{pad}{ticks}"
-    return span.replace("|", "\\|") if cell else span
-
-
-def _fence(language: str, body: str) -> list[str]:
-    ticks = "`" * max(3, max((len(r) for r in re.findall("`+", body)), default=0) + 1)
-    return [f"{ticks}{language}", body.rstrip("\n"), ticks]
-
-
-def _size(lines: list[str]) -> int:
-    return sum(len(line.encode("utf-8")) + 1 for line in lines)
 
 
 # --- the diff document ----------------------------------------------------------------------
@@ -414,3 +252,26 @@ def _size(lines: list[str]) -> int:
 def change_count(doc: dict[str, Any]) -> int:
     """How many nodes of a diff document were added, removed, changed or renamed."""
     return sum(1 for node in doc.get("nodes", ()) if node.get("status") != "unchanged")
+
+
+def status_counts(doc: dict[str, Any]) -> dict[str, int]:
+    """Changed, added, removed and renamed counts of a diff document's summary; `changed`
+    leaves out the entries that only follow another change (the changelog's "downstream")."""
+    summary = doc.get("summary")
+    summary = summary if isinstance(summary, dict) else {}
+    counts = {}
+    for status in ("changed", "added", "removed", "renamed", "propagated"):
+        value = summary.get(status, 0)
+        counts[status] = value if isinstance(value, int) and not isinstance(value, bool) else 0
+    counts["changed"] = max(0, counts["changed"] - counts.pop("propagated"))
+    return counts
+
+
+def params_delta(doc: dict[str, Any]) -> tuple[int, int]:
+    """The diff's parameter counts `(old, new)` (0 when the document has none)."""
+    summary = doc.get("summary")
+    params = summary.get("params") if isinstance(summary, dict) else None
+    params = params if isinstance(params, dict) else {}
+    old, new = params.get("old", 0), params.get("new", 0)
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (old, new))
+    return (old, new) if ok else (0, 0)

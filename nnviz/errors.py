@@ -52,6 +52,10 @@ class DriftReportError(NNVizError):
     """A drift report that is unreadable, malformed, or of an unsupported format version."""
 
 
+class PolicyError(NNVizError):
+    """A `fail-on` policy (`nnviz report --fail-on`, the Action's input) that does not parse."""
+
+
 class NNVizWarning(UserWarning):
     """Base of nnviz's own warnings; each message is one line, which the CLI prints as
     `nnviz: warning: ...`."""

@@ -142,7 +142,8 @@ def read_document(
         return schema.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise error(f"{source}: {_location(first['loc'])}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")  # a validator's own sentence
+        raise error(f"{source}: {_location(first['loc'])}: {message}") from None
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -7,7 +7,6 @@ snapshot is missing, unreadable or drifted.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,15 +16,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import nnviz
-from pytest_nnviz.artifacts import (
-    Artifacts,
-    artifact_stem,
-    clear_artifacts,
-    relative,
-    write_artifacts,
-)
-from pytest_nnviz.check import Check, build_graph, check_snapshot
-from pytest_nnviz.location import locate
+from nnviz.driftreport import PENDING
+from nnviz.errors import NNVizError
+from nnviz.graph import Graph
+from pytest_nnviz.engine import Check, artifact_stem, build_graph, perform_check
+from pytest_nnviz.location import locate, relative
 from pytest_nnviz.session import SessionState, SnapshotResult
 
 if TYPE_CHECKING:
@@ -52,29 +47,31 @@ class NNVizSnapshot:
         inputs: Any = None,
         name: str | None = None,
         depth: int | None = None,
+        ignore: tuple[str, ...] | list[str] = (),
     ) -> GraphDiff:
         """Trace `model` and compare it with this call's snapshot.
 
         `model`: an `nn.Module`, a MODEL spec (`"resnet18"`) or a `Graph`; `inputs`: example
         inputs (an `-i` string or tensors) so tensor shapes are part of the snapshot; `name`:
-        the snapshot's name when a test takes several; `depth`: keep modules down to this depth.
-        Returns the `GraphDiff` from the stored snapshot (falsy: identical).
+        the snapshot's name when a test takes several; `depth`: keep modules down to this depth;
+        `ignore`: change fields not to compare (as `nnviz diff --ignore`, added to the
+        `nnviz_ignore` ini option). Returns the `GraphDiff` from the stored snapshot (falsy:
+        identical).
         """
         __tracebackhide__ = True
         line = self._call_line()
         snapshot = self._claim(name)
         graph = build_graph(model, inputs=inputs, depth=depth)
         options = self._state.options
-        check = check_snapshot(graph, snapshot, update=options.update)
         stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
-        artifacts = None
-        if check.status == "drifted" and check.diff is not None:
-            artifacts = write_artifacts(check.diff, graph, stem)
-        else:
-            clear_artifacts(stem)
-        self._state.results.append(self._result(check, line, artifacts))
+        rules = (*options.ignore, *ignore)
+        try:
+            check = perform_check(graph, snapshot, stem, update=options.update, ignore=rules)
+        except NNVizError as exc:  # an unknown ignore field: the user's line, not a traceback
+            pytest.fail(f"nnviz: {exc}", pytrace=False)
+        self._state.results.append(self._result(check, line, model))
         if not check.ok:
-            pytest.fail(self._message(check, artifacts))
+            pytest.fail(self._message(check))
         if check.status == "passed" and check.diff is not None:
             return check.diff
         # Written just now: the stored snapshot is the current graph.
@@ -102,7 +99,7 @@ class NNVizSnapshot:
         # The innermost frame in the test's own file, so helpers in other files still point
         # at the test; else the direct caller.
         caller = sys._getframe(2)
-        test_file = os.fspath(self._item.path)
+        test_file = str(self._item.path)
         frame: FrameType | None = caller
         while frame is not None:
             if frame.f_code.co_filename == test_file:
@@ -112,28 +109,28 @@ class NNVizSnapshot:
 
     # --- what to tell ------------------------------------------------------------------------
 
-    def _result(self, check: Check, line: int, artifacts: Artifacts | None) -> SnapshotResult:
-        root = self._state.options.rootdir
-        files: dict[str, str | None] = {}
-        if artifacts is not None:
-            files = {
-                "pdf": relative(artifacts.pdf, root),
-                "svg": relative(artifacts.svg, root),
-                "snapshot": relative(artifacts.snapshot, root),
-                "html": relative(artifacts.html, root),
-            }
+    def _result(self, check: Check, line: int, model: object) -> SnapshotResult:
+        options = self._state.options
+        drifted = check.status == "drifted" and check.diff is not None
+        sources = []
+        if drifted and check.diff is not None and not isinstance(model, (str, Graph)):
+            from pytest_nnviz.sources import changed_modules, definition_lines
+
+            sources = definition_lines(model, changed_modules(check.diff), options.repository)
         return SnapshotResult(
             nodeid=self._item.nodeid,
-            file=self._state.relative(self._item.path),
+            file=options.relative(self._item.path),
             line=line,
-            snapshot=self._state.relative(check.snapshot),
+            snapshot=options.relative(check.snapshot),
             status=check.status,
-            artifacts=files,
-            diff=check.diff.to_json() if check.status == "drifted" and check.diff else None,
+            digest=check.digest if drifted else None,
+            artifacts={k: relative(p, options.artifacts_dir) for k, p in check.artifacts.items()},
+            sources=sources,
+            diff=check.diff.to_json() if drifted and check.diff is not None else None,
         )
 
-    def _message(self, check: Check, artifacts: Artifacts | None) -> str:
-        snapshot = self._state.relative(check.snapshot)
+    def _message(self, check: Check) -> str:
+        snapshot = self._state.options.relative(check.snapshot)
         fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
         if check.status == "missing":
             return f"nnviz: no snapshot {snapshot} yet\nCreate it with: {fix}"
@@ -149,22 +146,27 @@ class NNVizSnapshot:
             head, summary = changes[: MAX_CHANGELOG_LINES - 2], changes[-1]
             changes = [*head, f"... {cut} more lines in report.json", summary]
         lines = [f"nnviz: the architecture drifted from {snapshot}", *changes]
-        drawing = artifacts and (artifacts.pdf or artifacts.svg)
+        drawing = check.artifacts.get("pdf") or check.artifacts.get("svg")
         if drawing:
             lines.append(f"Diff drawing: {self._shown(drawing)}")
-        if artifacts is not None and artifacts.html:
-            lines.append(f"Interactive diff (open in a browser): {self._shown(artifacts.html)}")
-        if artifacts is not None and artifacts.problems:
-            lines.append(f"(drawing not written: {artifacts.problems[0]})")
+        if "html" in check.artifacts:
+            page = self._shown(check.artifacts["html"])
+            lines.append(f"Interactive diff (open in a browser): {page}")
+        if check.artifact_problems:
+            lines.append(f"(drawing not written: {check.artifact_problems[0]})")
+        if PENDING in check.artifacts:
+            lines.append(f"Review it with: nnviz review {self._artifacts_shown()}")
         lines.append(f"Accept the change with: {fix}")
         return "\n".join(lines)
 
     def _rerun_id(self) -> str:
         """The node id as the user's shell sees it (relative to where pytest was started)."""
-        here = self._item.config.invocation_params.dir
-        test_path = Path(os.path.relpath(self._item.path, here)).as_posix()
+        test_path = self._shown(self._item.path)
         rest = self._item.nodeid.partition("::")[2]
         return f"{test_path}::{rest}" if rest else test_path
 
     def _shown(self, path: Path) -> str:
-        return Path(os.path.relpath(path, self._item.config.invocation_params.dir)).as_posix()
+        return relative(path, self._item.config.invocation_params.dir)
+
+    def _artifacts_shown(self) -> str:
+        return shlex.quote(self._shown(self._state.options.artifacts_dir))

@@ -15,6 +15,7 @@ becomes `_`; overlong names are shortened with a hash so they stay unique).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,3 +71,12 @@ def locate(nodeid: str, test_file: Path) -> TestLocation:
         base += f"[{safe_name(param.removesuffix(']'))}]"
     folder = test_file.parent / SNAPSHOT_DIR / safe_name(test_file.stem)
     return TestLocation(nodeid, folder, base)
+
+
+def relative(path: Path, base: Path) -> str:
+    """`path` relative to `base` in POSIX form, `..` allowed (the absolute path on another
+    drive): the one spelling of paths in report.json, messages and annotations."""
+    try:
+        return Path(os.path.relpath(path, base)).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,19 +1,23 @@
 """The pytest plugin's surface: options, the `nnviz_snapshot` fixture and the session hooks.
 
 Registered through the `pytest11` entry point `nnviz`. Every hook is one line into the modules
-that do the work: `location` (test → snapshot file), `check` (the snapshot engine), `artifacts`
-(drift drawings), `assertion` (the fixture's value), `session` (records, xdist merge, unused
-files), `conclusion` (end of session) and `report` (report.json, GitHub Actions output).
+that do the work: `location` (test → snapshot file), `engine` (compare → write → draw),
+`assertion` (the fixture's value), `sources` (model code lines of changed modules), `session`
+(options, records, xdist merge) and `report` (end of session: unused files, counts, report.json,
+GitHub Actions output).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_nnviz.conclusion import Conclusion, conclude, is_worker
+from pytest_nnviz.engine import UpdateMode
+from pytest_nnviz.report import Conclusion, conclude, is_worker
 from pytest_nnviz.session import Options, SessionState
 
 if TYPE_CHECKING:
@@ -27,9 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nnviz", "nnviz architecture snapshots")
     group.addoption(
         "--nnviz-update",
-        action="store_true",
-        help="Write missing, changed and unreadable snapshots, delete unused ones, and pass. "
-        "Without it nnviz never writes a snapshot.",
+        action=_UpdateMode,
+        nargs="?",
+        metavar="all|new",
+        help="Write missing, changed and unreadable snapshots, delete unused ones, and pass; "
+        "--nnviz-update=new writes only missing snapshots. Without it nnviz writes no snapshot "
+        "(only the pending <test>.new.json beside each drift, for nnviz review/accept).",
     )
     group.addoption(
         "--nnviz-artifacts",
@@ -49,10 +56,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "later step, such as the nnviz action, that reports from report.json itself).",
     )
     parser.addini(
+        "nnviz_update",
+        "Update mode when --nnviz-update is not given: none (default) or new (write missing "
+        "snapshots). Ignored on CI (the CI environment variable is set): CI never writes "
+        "unless --nnviz-update is on the command line.",
+        default="none",
+    )
+    parser.addini(
+        "nnviz_ignore",
+        "Change fields no snapshot compares, as nnviz diff --ignore (e.g. spec, hparams.eps).",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "nnviz_artifacts",
         "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
         default=".nnviz-artifacts",
     )
+
+
+UPDATE_MODES = ("all", "new")
+
+
+class _UpdateMode(argparse.Action):
+    """`--nnviz-update` alone means `all`; `--nnviz-update=new` or `=all` names a mode."""
+
+    def __call__(self, parser: Any, namespace: Any, value: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, value or "all")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(args: list[str]) -> None:
+    # A bare `--nnviz-update` before a test path must not take the path as its mode.
+    for index, arg in enumerate(args[:-1]):
+        if arg == "--nnviz-update" and args[index + 1] not in UPDATE_MODES:
+            args[index] = "--nnviz-update=all"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,12 +99,33 @@ def pytest_configure(config: pytest.Config) -> None:
     options = Options(
         rootdir=config.rootpath,
         artifacts_dir=(base / (artifacts or str(config.getini("nnviz_artifacts")))).resolve(),
-        update=bool(config.getoption("nnviz_update")),
+        repository=_repository(config.rootpath),
+        update=_update_mode(config),
+        ignore=tuple(str(f) for f in config.getini("nnviz_ignore")),
         warn_unused=bool(config.getoption("nnviz_warn_unused")),
         github=not config.getoption("nnviz_no_github"),
     )
     config.stash[STATE] = state = SessionState(options)
     config.pluginmanager.register(OutcomeRecorder(state), "nnviz-outcomes")
+
+
+def _update_mode(config: pytest.Config) -> UpdateMode:
+    given = config.getoption("nnviz_update")
+    if given is None:
+        given = "none" if os.environ.get("CI") else str(config.getini("nnviz_update"))
+    if given not in ("none", *UPDATE_MODES):
+        raise pytest.UsageError(f"nnviz: unknown update mode {given!r} (use all or new)")
+    mode: UpdateMode = given  # type: ignore[assignment]
+    return mode
+
+
+def _repository(rootdir: Path) -> Path:
+    from nnviz.review import repository_root
+
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if workspace and rootdir.resolve().is_relative_to(Path(workspace).resolve()):
+        return Path(workspace).resolve()
+    return repository_root(rootdir)
 
 
 @pytest.fixture
@@ -76,8 +135,9 @@ def nnviz_snapshot(request: pytest.FixtureRequest) -> NNVizSnapshot:
         def test_resnet(nnviz_snapshot):
             nnviz_snapshot(torchvision.models.resnet18())
 
-    Call it as `nnviz_snapshot(model, inputs=..., name=..., depth=...)`; it returns the
-    `GraphDiff` (falsy when identical). Create or accept snapshots with `pytest --nnviz-update`.
+    Call it as `nnviz_snapshot(model, inputs=..., name=..., depth=..., ignore=[...])`; it
+    returns the `GraphDiff` (falsy when identical). Create or accept snapshots with
+    `pytest --nnviz-update`, or review the pending changes with `nnviz review`.
     """
     from pytest_nnviz.assertion import NNVizSnapshot
 

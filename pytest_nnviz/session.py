@@ -1,8 +1,8 @@
-"""One pytest session's snapshot bookkeeping: results, xdist merge, unused files, the summary.
+"""One pytest session's snapshot bookkeeping: the options, each call's result, the xdist merge.
 
 Every process (the single process, or each pytest-xdist worker) records what its tests did;
 workers ship their records to the controller as one JSON payload, and the controller alone
-decides about unused snapshots, the summary line and the session report. Stdlib only.
+ends the session (`pytest_nnviz.report`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,23 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pytest_nnviz.location import SNAPSHOT_DIR, SUFFIX, TestLocation
+from pydantic import JsonValue
 
-COUNTS = ("passed", "drifted", "written", "missing", "failed", "unused")
-"""The summary's counters, in the order the summary line and report.json list them."""
+from pytest_nnviz.engine import Status, UpdateMode
+from pytest_nnviz.location import TestLocation, relative
+
+JsonDoc = dict[str, JsonValue]
+"""A JSON object as `json.loads` gives it (the diff document of a drift)."""
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A line of model code that defines changed modules; `file` relative to the rootdir."""
+
+    file: str
+    line: int
+    modules: list[str]
 
 
 @dataclass(frozen=True)
@@ -27,24 +38,35 @@ class SnapshotResult:
     line: int
     """1-based line of the `nnviz_snapshot(...)` call in `file`."""
     snapshot: str
-    status: str
-    """One of `pytest_nnviz.check.Status`."""
-    artifacts: dict[str, str | None] = field(default_factory=dict)
-    """`pdf`, `svg`, `html`, `snapshot` for a drift."""
-    diff: dict[str, Any] | None = None
+    status: Status
+    digest: str | None = None
+    """sha256 of the stored snapshot compared with."""
+    artifacts: dict[str, str] = field(default_factory=dict)
+    """A drift's files by kind, relative to the artifacts folder (where report.json goes)."""
+    sources: list[SourceRef] = field(default_factory=list)
+    diff: JsonDoc | None = None
     """The `GraphDiff.to_json()` document of a drift."""
 
 
 @dataclass(frozen=True)
 class Options:
-    """The command-line choices that shape a session."""
+    """The choices that shape a session (command line, ini file, environment)."""
 
     rootdir: Path
     artifacts_dir: Path
-    update: bool = False
+    repository: Path
+    """The checkout the rootdir lives in (`$GITHUB_WORKSPACE`, the git root, else the rootdir):
+    report.json records the rootdir relative to it, and model source lines must be inside it."""
+    update: UpdateMode = "none"
+    ignore: tuple[str, ...] = ()
+    """Change fields no snapshot compares (ini `nnviz_ignore`), as `nnviz diff --ignore`."""
     warn_unused: bool = False
     github: bool = True
     """Whether to annotate and summarise when running on GitHub Actions."""
+
+    def relative(self, path: Path) -> str:
+        """`path` relative to the rootdir, POSIX (as report.json stores paths)."""
+        return relative(path, self.rootdir)
 
 
 @dataclass
@@ -59,9 +81,6 @@ class SessionState:
     """`passed`, `failed` or `skipped` per test that ran."""
     partial: bool = False
     """Some tests were deselected or failed to collect: unused files cannot be told apart."""
-    unused: list[Path] = field(default_factory=list)
-
-    # --- recording ------------------------------------------------------------------------
 
     def record_outcome(self, nodeid: str, when: str, outcome: str) -> None:
         """Fold one test report phase into the test's outcome (any failure or skip wins)."""
@@ -86,72 +105,9 @@ class SessionState:
     def merge(self, payload: str) -> None:
         """Add one worker's records (every worker collects the same tests)."""
         doc = json.loads(payload)
-        self.results.extend(SnapshotResult(**r) for r in doc["results"])
+        for record in doc["results"]:
+            sources = [SourceRef(**s) for s in record.pop("sources")]
+            self.results.append(SnapshotResult(**record, sources=sources))
         for nodeid, (folder, base) in doc["tests"].items():
             self.tests.setdefault(nodeid, TestLocation(nodeid, Path(folder), base))
         self.partial = self.partial or bool(doc["partial"])
-
-    # --- the session's verdict ----------------------------------------------------------------
-
-    def find_unused(self) -> list[Path]:
-        """Snapshot files no test used, in the folders of the collected test modules.
-
-        A file whose test still exists counts only when that test passed (a failed or skipped
-        test may simply not have reached its `nnviz_snapshot` call); a file no test claims
-        (the test was renamed or removed) always counts. Sorted, deterministic.
-        """
-        used = {r.snapshot for r in self.results}
-        owners: dict[Path, list[TestLocation]] = {}
-        for test in self.tests.values():
-            owners.setdefault(test.folder, []).append(test)
-        unused = []
-        for folder in sorted(owners):
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.glob(f"*{SUFFIX}")):
-                if self.relative(path) in used or not path.is_file():
-                    continue
-                claimed = [t for t in owners[folder] if t.owns(path.name)]
-                if all(self.outcomes.get(t.nodeid) == "passed" for t in claimed):
-                    unused.append(path)
-        return unused
-
-    def counts(self) -> dict[str, int]:
-        """The summary counters (see `COUNTS`)."""
-        counts = dict.fromkeys(COUNTS, 0)
-        for result in self.results:
-            counts[result.status] += 1
-        counts["unused"] = len(self.unused)
-        return counts
-
-    def relative(self, path: Path) -> str:
-        """`path` relative to the rootdir, POSIX (falls back to the absolute path)."""
-        try:
-            return path.relative_to(self.options.rootdir).as_posix()
-        except ValueError:
-            return path.as_posix()
-
-
-def summary_line(counts: dict[str, int], *, deleted: bool = False) -> str:
-    """`nnviz: 12 snapshots passed, 1 drifted, 2 written, 1 unused` (zero counters left out)."""
-    passed = counts["passed"]
-    parts = [f"{passed} snapshot{'' if passed == 1 else 's'} passed"]
-    for key in COUNTS[1:]:
-        if counts[key]:
-            label = "unused (deleted)" if key == "unused" and deleted else key
-            parts.append(f"{counts[key]} {label}")
-    return "nnviz: " + ", ".join(parts)
-
-
-def delete_unused(paths: list[Path]) -> None:
-    """Remove unused snapshot files, then any snapshot folder left empty."""
-    folders = set()
-    for path in paths:
-        path.unlink(missing_ok=True)
-        folders.add(path.parent)
-    for folder in sorted(folders):
-        for candidate in (folder, folder.parent):
-            # Only the plugin's own folders, and only when nothing else is left in them.
-            ours = SNAPSHOT_DIR in (candidate.name, candidate.parent.name)
-            if ours and candidate.is_dir() and not any(candidate.iterdir()):
-                candidate.rmdir()

@@ -13,7 +13,7 @@ from typing import Any
 
 import nnviz
 from nnviz.diffing.build import diff as graph_diff
-from nnviz.driftreport import Drift, DriftArtifacts, DriftReport, Summary
+from nnviz.driftreport import Drift, DriftReport, Summary
 from nnviz.graph import Graph
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +76,11 @@ def make_drift(index: int, changed: int = 1, file: str = "tests/test_models.py")
         file=file,
         line=10 + index,
         snapshot=f"tests/__nnviz_snapshots__/test_models/test_model_{index:02d}.json",
-        artifacts=DriftArtifacts(pdf=f"art/test_model_{index:02d}.diff.pdf"),
+        digest="sha256:" + "0" * 64,
+        artifacts={
+            "pdf": f"tests/test_models/test_model_{index:02d}.diff.pdf",
+            "new": f"tests/test_models/test_model_{index:02d}.new.json",
+        },
         diff=diff_doc(changed),
     )
 

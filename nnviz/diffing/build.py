@@ -14,7 +14,13 @@ from typing import Any
 
 from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.document import Status, fold_root
-from nnviz.diffing.fields import ignored, input_changes, module_changes, node_changes
+from nnviz.diffing.fields import (
+    check_ignore,
+    ignored,
+    input_changes,
+    module_changes,
+    node_changes,
+)
 from nnviz.diffing.matching import Matching, match
 from nnviz.diffing.model import ABSENT, Change, EdgeDiff, GraphDiff, NodeDiff
 from nnviz.diffing.plumbing import classify_slots, is_optional_input, slot_values
@@ -78,7 +84,9 @@ def diff(
 ) -> GraphDiff:
     """Compare two graphs. `ignore` names change fields to drop: a whole field (`spec`,
     `inputs`, `hparams`) or one of its keys (`hparams.eps`, or just `eps`). With `strict`,
-    information-only differences (scalar plumbing, attribute-only changes) count as drift."""
+    information-only differences (scalar plumbing, attribute-only changes) count as drift.
+    An `ignore` name that can match no change raises `NNVizError`."""
+    check_ignore(tuple(ignore), old, new)
     matching = match(old, new)
     entries, edges = build(old, new, matching, tuple(ignore))
     return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict)

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from nnviz.diffing.model import ABSENT, Change
-from nnviz.graph import Module, Node
+from nnviz.errors import NNVizError
+from nnviz.graph import Graph, Module, Node
 
 
 def module_changes(a: Module, b: Module) -> dict[str, Change]:
@@ -69,6 +70,34 @@ def _keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 def ignored(key: str, ignore: tuple[str, ...]) -> bool:
     """Whether change field `key` is dropped by one of the `ignore` names."""
     return any(key == f or key.startswith(f + ".") or key.endswith("." + f) for f in ignore)
+
+
+FIELDS = ("class", "kind", "op", "spec", "called", "hparams", "parameters", "args", "inputs")
+"""The change fields `ignore` may name; the last four hold keys (`hparams.eps`)."""
+
+
+def check_ignore(ignore: tuple[str, ...], old: Graph, new: Graph) -> None:
+    """Refuse an `ignore` name that can match no change: not a field, not `field.key` of a keyed
+    field, and not a key (`eps`, or a dotted tail like `0.1`) found in either graph."""
+    keys: set[str] = set()
+    for f in ignore:
+        if f in FIELDS or ("." in f and f.partition(".")[0] in FIELDS[-4:]):
+            continue
+        if not keys:
+            keys = _change_keys(old) | _change_keys(new)
+        if not any(k.endswith("." + f) for k in keys):
+            raise NNVizError(
+                f"unknown ignore field {f!r}: use one of {', '.join(FIELDS)}, a key below one "
+                "(hparams.eps) or a key the models have (eps)"
+            )
+
+
+def _change_keys(graph: Graph) -> set[str]:
+    keys = {f"hparams.{k}" for m in graph.modules.values() for k in m.hparams}
+    keys |= {f"parameters.{k}" for m in graph.modules.values() for k in m.parameters}
+    keys |= {f"args.{k}" for n in graph.nodes for k in n.args}
+    keys |= {f"inputs.{s}" for e in graph.edges for s in e.slots}
+    return keys
 
 
 def input_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, Change]:

@@ -24,7 +24,8 @@ import pytest
 import yaml
 from support import make_drift, make_report
 
-from nnviz.driftreport import COMMENT_MARKER, DriftReport
+from nnviz.driftreport import DriftReport
+from nnviz.github import COMMENT_MARKER
 
 REPO = Path(__file__).resolve().parents[2]
 ACTION = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
@@ -79,6 +80,11 @@ class SimulatedRunner:
             return str(REPO)
         if name == "github.token":
             return "fake-token"
+        if name.startswith("github.event."):
+            value: Any = self.event
+            for key in name.removeprefix("github.event.").split("."):
+                value = value.get(key, {}) if isinstance(value, dict) else {}
+            return "" if value == {} else str(value)
         match = re.fullmatch(r"steps\.([\w-]+)\.outputs\.([\w-]+)", name)
         if match:
             return self.steps.get(match[1], {}).get(match[2], "")
@@ -122,6 +128,7 @@ class SimulatedRunner:
             "GITHUB_REPOSITORY": "octo/models",
             "GITHUB_SERVER_URL": "https://github.com",
             "GITHUB_SHA": "0123abc",
+            "GITHUB_RUN_ID": "4242",
             "RUNNER_TEMP": str(self.temp),
             **self.extra_env,
         }
@@ -218,12 +225,32 @@ def snapshot_call_line() -> int:
 # --- the whole action on examples/ci-demo ---------------------------------------------------
 
 
+MODEL_FILE = "examples/ci-demo/tests/ci_demo_model.py"
+PR_EVENT = {"pull_request": {"number": 17, "head": {"repo": {"full_name": "octo/models"}}}}
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> SimulatedRunner:
+    """The action on the demo in a pull request; `gh` is a fake that records the comment."""
     root = tmp_path_factory.mktemp("demo-run")
     demo_workspace(root)
     inputs = {"working-directory": "examples/ci-demo", "install": "false"}
-    return SimulatedRunner(root, inputs, event={"ref": "refs/heads/main"}).run()
+    env = fake_gh(root)
+    return SimulatedRunner(root, inputs, PR_EVENT, [root / "bin"], env).run()
+
+
+def fake_gh(root: Path, existing: str = "", fail: int = 0) -> dict[str, str]:
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    gh = bin_dir / "gh"
+    gh.write_text(FAKE_GH, encoding="utf-8")
+    gh.chmod(0o755)
+    return {"GH_LOG": str(root / "gh.log"), "GH_EXISTING": existing, "GH_FAIL": str(fail)}
+
+
+def model_line(text: str) -> int:
+    lines = (REPO / MODEL_FILE).read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
 
 
 def test_one_error_annotation_on_the_snapshot_call(demo_run: SimulatedRunner) -> None:
@@ -238,6 +265,20 @@ def test_one_error_annotation_on_the_snapshot_call(demo_run: SimulatedRunner) ->
     assert errors[0] in demo_run.step("Annotate the drifting tests").stdout
 
 
+def test_a_warning_on_the_model_line_that_changed(demo_run: SimulatedRunner) -> None:
+    """The changed conv is the 4th element of `self.features = nn.Sequential(...)`: its line."""
+    warnings = [line for line in demo_run.commands if line.startswith("::warning file=")]
+    line = model_line("nn.Conv2d(8, 16, kernel_size=5")
+    assert warnings == [
+        f"::warning file={MODEL_FILE},line={line},"
+        "title=nnviz%3A features.3 changed the architecture::"
+        "~ features.3  Conv2d  kernel_size (3, 3) → (5, 5)%0A"
+        "~ features.3  Conv2d  padding (1, 1) → (2, 2)%0A"
+        "~ features.3  Conv2d  weight [16, 8, 3, 3] → [16, 8, 5, 5]%0A"
+        "(snapshot test: tests/test_demo.py::test_tinynet_architecture)"
+    ]
+
+
 def test_summary_has_the_changelog_and_a_mermaid_picture(demo_run: SimulatedRunner) -> None:
     summary = demo_run.summary.read_text(encoding="utf-8")
     assert summary.count("## nnviz:") == 1, "the plugin and the action both wrote a summary"
@@ -245,9 +286,34 @@ def test_summary_has_the_changelog_and_a_mermaid_picture(demo_run: SimulatedRunn
     assert "~ features.3  Conv2d  kernel_size (3, 3) → (5, 5)" in summary
     mermaid = re.search(r"```mermaid\n(.*?)\n```", summary, re.S)
     assert mermaid and mermaid[1].startswith("flowchart") and "features.3" in mermaid[1]
-    assert f"[download the artifact]({ARTIFACT_URL})" in summary
+    assert f"[download the `nnviz-drift` artifact]({ARTIFACT_URL})" in summary
     blob = f"https://github.com/octo/models/blob/0123abc/{DEMO_TEST}#L{snapshot_call_line()}"
     assert blob in summary
+
+
+def test_the_pull_request_comment_is_a_reviewers_page(demo_run: SimulatedRunner) -> None:
+    calls = (demo_run.root / "gh.log").read_text(encoding="utf-8").splitlines()
+    assert calls[0].startswith("api --paginate repos/octo/models/issues/17/comments --jq")
+    assert calls[1].startswith("api repos/octo/models/issues/17/comments --method POST -F body=@")
+    body = (demo_run.root / "gh.log.body").read_text(encoding="utf-8")
+    assert body.startswith(f"{COMMENT_MARKER}\n## nnviz: 1 architecture drift\n")
+    # A warning line: the parameter count moves by far more than 10 %.
+    assert "⚠️ **test_tinynet_architecture** moves the parameter count by +129.8%" in body
+    test_link = f"https://github.com/octo/models/blob/0123abc/{DEMO_TEST}#L{snapshot_call_line()}"
+    assert (
+        f"| [`test_tinynet_architecture`]({test_link}) | `TinyNet` | 1 | 0 | 0 | 0 "
+        "| +2,048 (+129.8%) |"
+    ) in body
+    assert "open `tests/test_demo/test_tinynet_architecture.diff.pdf`" in body
+    assert (
+        "gh run download 4242 -n nnviz-drift -D .nnviz-artifacts && nnviz accept .nnviz-artifacts"
+    ) in body
+    assert "(snapshots under `examples/ci-demo/`)" in body
+    assert "<details open><summary>1. test_tinynet_architecture: 1 changed node</summary>" in body
+    model_link = f"https://github.com/octo/models/blob/0123abc/{MODEL_FILE}#L"
+    assert f"Model code: [`{MODEL_FILE}:" in body and model_link in body
+    assert "```mermaid\nflowchart" in body and "</details>" in body
+    assert len(body.encode()) <= 65_536
 
 
 def test_outputs_and_the_uploaded_drawings(demo_run: SimulatedRunner) -> None:
@@ -273,9 +339,27 @@ def test_the_action_fails_because_pytest_failed(demo_run: SimulatedRunner) -> No
     assert demo_run.steps["pytest"]["exit-code"] == "1"
     last = demo_run.step("Fail when the snapshot tests failed")
     assert last.ran and last.returncode == 1
+    assert "tests/test_demo.py::test_tinynet_architecture fails the policy: drifted" in last.stderr
     assert "nnviz: pytest exited with status 1" in last.stderr
-    comment = demo_run.step("Update the pull-request comment")
-    assert comment.returncode == 0 and "not a pull request" in comment.stdout
+
+
+@pytest.mark.parametrize(
+    ("policy", "fails", "says"),
+    [
+        ("removed", False, "every drift passes the fail-on policy 'removed'"),
+        ("removed,params>100%", True, "fails the policy: params +129.8% (limit 100%)"),
+        ("none", False, "every drift passes"),
+    ],
+)
+def test_fail_on_decides_which_drifts_fail_the_job(
+    demo_run: SimulatedRunner, tmp_path: Path, policy: str, fails: bool, says: str
+) -> None:
+    steps = {k: demo_run.steps[k] for k in ("pytest", "report")}
+    runner = SimulatedRunner(tmp_path, {"fail-on": policy}, steps=steps)
+    runner.run(only={"Fail when the snapshot tests failed"})
+    step = runner.step("Fail when the snapshot tests failed")
+    assert (step.returncode != 0) is fails, step
+    assert says in step.stdout + step.stderr
 
 
 def test_clean_run_passes_without_upload(tmp_path: Path) -> None:
@@ -338,23 +422,25 @@ esac
 
 
 def comment_run(
-    tmp_path: Path, drifts: int, *, fork: bool = False, existing: str = "", fail: int = 0
+    tmp_path: Path,
+    drifts: int,
+    *,
+    fork: bool = False,
+    existing: str = "",
+    fail: int = 0,
+    inputs: dict[str, str] | None = None,
 ) -> tuple[SimulatedRunner, list[str], str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(parents=True)
-    gh = bin_dir / "gh"
-    gh.write_text(FAKE_GH, encoding="utf-8")
-    gh.chmod(0o755)
-    log = tmp_path / "gh.log"
+    env = fake_gh(tmp_path, existing, fail)
+    log = Path(env["GH_LOG"])
     report = make_report([make_drift(i) for i in range(drifts)]).save(tmp_path / "report.json")
     head = "someone/models" if fork else "octo/models"
     event = {"pull_request": {"number": 17, "head": {"repo": {"full_name": head}}}}
     runner = SimulatedRunner(
         tmp_path,
-        {},
+        inputs or {},
         event=event,
-        path_prefix=[bin_dir],
-        extra_env={"GH_LOG": str(log), "GH_EXISTING": existing, "GH_FAIL": str(fail)},
+        path_prefix=[tmp_path / "bin"],
+        extra_env=env,
         steps={
             "report": {"report-path": str(report), "drift-count": str(drifts)},
             "upload": {"artifact-url": ARTIFACT_URL} if drifts else {},
@@ -373,7 +459,7 @@ def test_comment_is_posted_once_with_the_marker(tmp_path: Path) -> None:
     assert calls[0].startswith("api --paginate repos/octo/models/issues/17/comments")
     assert calls[1].startswith("api repos/octo/models/issues/17/comments --method POST -F body=@")
     assert body.startswith(f"{COMMENT_MARKER}\n## nnviz: 2 architecture drifts\n")
-    assert f"[download the artifact]({ARTIFACT_URL})" in body
+    assert f"[download the `nnviz-drift` artifact]({ARTIFACT_URL})" in body
     assert len(body.encode()) <= 65_536
 
 
@@ -386,9 +472,22 @@ def test_comment_is_updated_in_place(tmp_path: Path) -> None:
 def test_a_fixed_drift_updates_the_old_comment_but_never_creates_one(tmp_path: Path) -> None:
     runner, calls, body = comment_run(tmp_path / "a", drifts=0, existing="987")
     assert calls[1].startswith("api repos/octo/models/issues/comments/987 --method PATCH")
-    assert body.startswith(f"{COMMENT_MARKER}\n## nnviz: no architecture drift")
+    assert body.startswith(f"{COMMENT_MARKER}\n## nnviz: no architecture drift any more\n")
     runner, calls, _ = comment_run(tmp_path / "b", drifts=0)
     assert not runner.failed and len(calls) == 1  # only the lookup
+
+
+def test_comment_always_and_never(tmp_path: Path) -> None:
+    runner, calls, body = comment_run(tmp_path / "a", drifts=0, inputs={"comment": "always"})
+    assert calls[1].startswith("api repos/octo/models/issues/17/comments --method POST")
+    assert "no architecture drift any more" in body
+    runner, calls, _ = comment_run(tmp_path / "b", drifts=2, inputs={"comment": "never"})
+    assert calls == [] and not runner.step("Update the pull-request comment").ran
+    runner, calls, _ = comment_run(tmp_path / "c", drifts=2, inputs={"comment": "sometimes"})
+    assert runner.failed and calls == []
+    assert runner.commands == [
+        "::error title=nnviz::comment must be always, on-drift or never, not 'sometimes'"
+    ]
 
 
 def test_fork_pull_requests_fall_back_without_failing(tmp_path: Path) -> None:

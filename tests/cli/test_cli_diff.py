@@ -109,6 +109,17 @@ def test_ignore_makes_a_difference_vanish(snapshots: tuple[Path, Path]) -> None:
     assert (result.returncode, result.stdout.split(":")[0]) == (0, "identical")
 
 
+def test_an_unknown_ignore_field_is_an_error(snapshots: tuple[Path, Path]) -> None:
+    a, b = snapshots
+    result = run_nnviz("diff", str(a), str(b), "--ignore", "bogus")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "nnviz: error: unknown ignore field 'bogus': use one of class, kind, op, spec, called, "
+        "hparams, parameters, args, inputs, a key below one (hparams.eps) or a key the models "
+        "have (eps)\n"
+    )
+
+
 def test_model_specs_are_traced(tmp_path: Path) -> None:
     model = tmp_path / "model.py"
     model.write_text(MODEL)

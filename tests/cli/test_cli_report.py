@@ -1,4 +1,5 @@
-"""`nnviz report REPORT.json --format text|markdown|github`, run as a real subprocess."""
+"""`nnviz report REPORT.json --format text|markdown|comment|github [--fail-on POLICY]`, run as
+a real subprocess."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_markdown_uses_the_run_and_artifact_links(report_path: Path, tmp_path: P
     assert result.returncode == 0, result.stderr
     md = result.stdout
     assert md.startswith("## nnviz: 12 architecture drifts\n")
-    assert f"[download the artifact]({url})" in md
+    assert f"[download the `nnviz-drift` artifact]({url})" in md
     assert "(https://github.com/o/r/blob/abc123/tests/test_models.py#L12)" in md
     assert md.count("```mermaid") == 12
 
@@ -109,10 +110,57 @@ def test_bad_report_is_one_line_and_exit_2(
 def test_unknown_format_is_a_usage_error(report_path: Path) -> None:
     result = run_nnviz("report", str(report_path), "--format", "html")
     assert result.returncode == 2
-    assert "'html' is not one of 'text', 'markdown', 'github'" in result.stderr
+    assert "'html' is not one of 'text', 'markdown', 'comment', 'github'" in result.stderr
 
 
 def test_help_has_an_example() -> None:
     result = run_nnviz("report", "--help")
     assert result.returncode == 0
-    assert "nnviz report .nnviz-artifacts/report.json --format github" in result.stdout
+    assert "nnviz report .nnviz-artifacts/report.json --format comment" in result.stdout
+
+
+def test_comment_names_the_run_to_download_and_fits(report_path: Path, tmp_path: Path) -> None:
+    env = no_torch_env(tmp_path, GITHUB_RUN_ID="4242")
+    folder = str(report_path.parent)  # a folder is taken for its report.json
+    result = run_nnviz("report", folder, "-f", "comment", "--artifact-name", "arch", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("<!-- nnviz-drift-report -->\n## nnviz: 12 architecture")
+    assert "gh run download 4242 -n arch -D .nnviz-artifacts && nnviz accept .nnviz-artifacts" in (
+        result.stdout
+    )
+    assert len(result.stdout.encode()) <= 60_000
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "line"),
+    [
+        ("none", 1, "nnviz: 1 unused snapshot file(s): the job fails whatever the policy"),
+        ("any", 1, "nnviz: tests/test_models.py::test_model_02 fails the policy: drifted"),
+        ("changed", 1, "fails the policy: 2 changed"),
+        ("removed,params>5%", 1, None),
+    ],
+)
+def test_fail_on_decides_the_exit_code(
+    report_path: Path, tmp_path: Path, policy: str, code: int, line: str | None
+) -> None:
+    result = run_nnviz("report", str(report_path), "--fail-on", policy, env=no_torch_env(tmp_path))
+    assert result.returncode == code, result.stderr
+    if line:
+        assert line in result.stderr
+    else:  # nothing removed, parameters unchanged: only the unused file fails
+        assert result.stderr.splitlines() == [
+            "nnviz: 1 unused snapshot file(s): the job fails whatever the policy"
+        ]
+
+
+def test_a_clean_report_passes_the_policy(tmp_path: Path) -> None:
+    path = make_report([make_drift(1)]).save(tmp_path / "report.json")
+    env = no_torch_env(tmp_path)
+    passing = run_nnviz("report", str(path), "--fail-on", "removed", env=env)
+    assert passing.returncode == 0 and passing.stderr == ""
+    bad = run_nnviz("report", str(path), "--fail-on", "params>x", env=env)
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "nnviz: error: unknown fail-on term 'params>x' (use any, none, changed, added, removed, "
+        "renamed, params>N% or params>N)\n"
+    )

@@ -54,3 +54,4 @@ def test_a_long_changelog_is_cut(pytester: pytest.Pytester) -> None:
     assert len(message) < 15, "\n".join(message)
     assert "more lines in report.json" in message[-5]
     assert "params 11,689,512 → 21,797,672" in message[-4]
+    assert message[-2].endswith("Review it with: nnviz review .nnviz-artifacts")

@@ -44,7 +44,7 @@ def test_annotations_and_summary(
     assert "test_drifts" in errors[0]
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
-    assert "test_drifts" in text and "| 1 | 1 |" in text
+    assert "test_drifts" in text and "Snapshots: 1 passed · 1 drifted" in text
 
 
 def test_quiet_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,8 @@ rerun → pass; model changed → fail with the changelog and artifacts; update 
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 
@@ -100,8 +102,10 @@ def test_lifecycle(pytester: pytest.Pytester, workers: list[str]) -> None:
         9,
     )
     assert drift.snapshot == SMALL
-    assert drift.artifacts.pdf == f"{ARTIFACTS}.diff.pdf"
-    assert drift.artifacts.snapshot == f"{ARTIFACTS}.new.json"
+    # Artifact paths are relative to the report's folder, so a downloaded artifact works too.
+    assert drift.artifacts["pdf"] == "test_arch/test_small.diff.pdf"
+    assert drift.pending == "test_arch/test_small.new.json"
+    assert drift.digest == "sha256:" + hashlib.sha256(before).hexdigest()
     assert drift.diff["identical"] is False
 
     # 5. Accept the change: pass, and the stored snapshot is the new architecture.

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_nnviz.engine import Status
 from pytest_nnviz.location import locate
-from pytest_nnviz.session import Options, SessionState, SnapshotResult, delete_unused, summary_line
+from pytest_nnviz.report import count, delete_unused, find_unused, summary_line
+from pytest_nnviz.session import Options, SessionState, SnapshotResult, SourceRef
 
 
 def state(root: Path) -> SessionState:
-    return SessionState(Options(rootdir=root, artifacts_dir=root / ".nnviz-artifacts"))
+    artifacts = root / ".nnviz-artifacts"
+    return SessionState(Options(rootdir=root, artifacts_dir=artifacts, repository=root))
 
 
-def result(snapshot: str, status: str = "passed") -> SnapshotResult:
+def result(snapshot: str, status: Status = "passed") -> SnapshotResult:
     return SnapshotResult("t.py::test_a", "t.py", 3, snapshot, status)
 
 
@@ -36,6 +39,19 @@ def test_a_failed_or_skipped_phase_wins() -> None:
 def test_worker_payload_round_trip(tmp_path: Path) -> None:
     worker = state(tmp_path)
     worker.results.append(result("s/t/test_a.json", "drifted"))
+    worker.results.append(
+        SnapshotResult(
+            "t.py::test_b",
+            "t.py",
+            9,
+            "s/t/test_b.json",
+            "drifted",
+            "sha256:" + "1" * 64,
+            {"new": "t/test_b.new.json"},
+            [SourceRef("model.py", 4, ["features.3"])],
+            {"x": [1]},
+        )
+    )
     worker.tests["t.py::test_a"] = locate("t.py::test_a", tmp_path / "t.py")
     worker.partial = True
     controller = state(tmp_path)
@@ -43,7 +59,7 @@ def test_worker_payload_round_trip(tmp_path: Path) -> None:
     controller.merge(state(tmp_path).payload())
     assert controller.results == worker.results
     assert controller.tests == worker.tests
-    assert controller.partial and controller.counts()["drifted"] == 1
+    assert controller.partial and count(controller, [])["drifted"] == 2
 
 
 def test_unused_files(tmp_path: Path) -> None:
@@ -55,12 +71,12 @@ def test_unused_files(tmp_path: Path) -> None:
     names = ["test_a.json", "test_a.extra.json", "test_skip.json", "test_gone.json", "notes.txt"]
     for name in names:
         (folder / name).write_text("{}")
-    s.results.append(result(s.relative(folder / "test_a.json")))
+    s.results.append(result(s.options.relative(folder / "test_a.json")))
     s.outcomes.update({"t.py::test_a": "passed", "t.py::test_skip": "skipped"})
-    s.unused = s.find_unused()
-    assert [p.name for p in s.unused] == ["test_a.extra.json", "test_gone.json"]
+    unused = find_unused(s, [tmp_path], [])
+    assert [p.name for p in unused] == ["test_a.extra.json", "test_gone.json"]
 
-    delete_unused(s.unused)
+    delete_unused(unused)
     assert sorted(p.name for p in folder.iterdir()) == [
         "notes.txt",
         "test_a.json",

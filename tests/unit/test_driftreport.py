@@ -6,28 +6,32 @@ hyperparameters (no torch needed), so the renderers see exactly what the plugin 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import diff_doc, make_drift, make_report
+from support import DEMO_SNAPSHOT, diff_doc, make_drift, make_report
 
-from nnviz.driftreport import (
+import nnviz
+from nnviz import github
+from nnviz.diffing.build import diff as graph_diff
+from nnviz.driftreport import DriftReport, DriftReportError, text
+from nnviz.github import (
     COMMENT_LIMIT,
+    COMMENT_MARKER,
     MAX_ERROR_ANNOTATIONS,
-    DriftArtifacts,
-    DriftReport,
-    DriftReportError,
+    Presentation,
+    comment,
     escape_data,
     escape_property,
-    github_annotations,
+    page,
     source_url,
-    summary_markdown,
-    text,
     workspace_root,
 )
+from nnviz.github import workflow_commands as github_annotations
 
 # --- the document --------------------------------------------------------------------------
 
@@ -37,7 +41,7 @@ def test_save_load_round_trip_is_canonical(tmp_path: Path) -> None:
     path = report.save(tmp_path / "out" / "report.json")
     assert DriftReport.load(path) == report
     doc = json.loads(path.read_text(encoding="utf-8"))
-    assert doc["format"] == "nnviz-drift-report" and doc["version"] == 1
+    assert doc["format"] == "nnviz-drift-report" and doc["version"] == 2
     assert list(doc) == sorted(doc)
     assert path.read_text(encoding="utf-8") == report.dumps()
 
@@ -47,13 +51,36 @@ def test_save_load_round_trip_is_canonical(tmp_path: Path) -> None:
     [
         (lambda d: "not json", "not valid JSON"),
         (lambda d: {**d, "format": "nnviz-graph"}, 'not an nnviz drift report (no "format"'),
-        (lambda d: {**d, "version": 2}, "newer nnviz (format version 2;"),
-        (lambda d: {**d, "version": "1"}, '"version" must be an integer'),
+        (lambda d: {**d, "version": 3}, "newer nnviz (format version 3;"),
+        (lambda d: {**d, "version": 1}, "format version 1 is not supported"),
+        (lambda d: {**d, "version": "2"}, '"version" must be an integer'),
         (lambda d: {**d, "summary": {"passed": -1}}, "summary.passed: Input should be greater"),
         (lambda d: {**d, "surprise": 1}, "surprise: Extra inputs are not permitted"),
         (
             lambda d: {**d, "drifts": [{**d["drifts"][0], "line": 0}]},
             "drifts[0].line: Input should be greater than or equal to 1",
+        ),
+        # A report may come from a CI artifact: `nnviz accept` writes where it points.
+        (
+            lambda d: {**d, "drifts": [{**d["drifts"][0], "snapshot": "../../etc/x.json"}]},
+            "drifts[0].snapshot: snapshot must be a relative path inside its folder",
+        ),
+        (
+            lambda d: {**d, "drifts": [{**d["drifts"][0], "snapshot": "/etc/passwd"}]},
+            "drifts[0].snapshot: snapshot must be a relative path inside its folder",
+        ),
+        (
+            lambda d: {**d, "drifts": [{**d["drifts"][0], "snapshot": "setup.py"}]},
+            "drifts[0].snapshot: snapshot must be a .json file under __nnviz_snapshots__/",
+        ),
+        (
+            lambda d: {**d, "drifts": [{**d["drifts"][0], "artifacts": {"new": "../x.json"}}]},
+            "drifts[0].artifacts: artifacts.new must be a relative path inside its folder",
+        ),
+        (lambda d: {**d, "root": "../.."}, "root: root must be a relative path inside its folder"),
+        (
+            lambda d: {**d, "drifts": [{**d["drifts"][0], "digest": "md5:00"}]},
+            "drifts[0].digest: String should match pattern",
         ),
         (
             lambda d: {**d, "drifts": [{**d["drifts"][0], "diff": {"format": "x"}}]},
@@ -114,7 +141,7 @@ def test_one_error_on_the_test_line_with_the_changelog() -> None:
     assert props["title"] == "nnviz%3A architecture drift in test_model_01"
     decoded = message.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%")
     assert "features.0" in decoded and "(5, 5)" in decoded
-    assert "run `pytest --nnviz-update tests/test_models.py::test_model_01` and commit" in decoded
+    assert "run `pytest --nnviz-update tests/test_models.py::test_model_01`" in decoded
     assert "\n" not in lines[0] and "\r" not in lines[0]
 
 
@@ -152,63 +179,121 @@ def test_no_drift_no_annotation() -> None:
 # --- markdown and text ---------------------------------------------------------------------
 
 
-def test_summary_has_counts_changelog_mermaid_and_links() -> None:
+def test_page_has_the_table_changelog_mermaid_links_and_accept_commands() -> None:
     report = make_report([make_drift(1)])
-    md = summary_markdown(
-        report,
+    how = Presentation(
         artifact_url="https://github.com/o/r/actions/runs/1/artifacts/2",
+        run_id="77",
         source_url="https://github.com/o/r/blob/abc",
         root="examples/ci-demo",
     )
+    md = page(report, how)
     assert md.startswith("## nnviz: 1 architecture drift\n")
-    assert "| 3 | 1 | 0 | 0 | 0 | 0 |" in md
-    assert "[download the artifact](https://github.com/o/r/actions/runs/1/artifacts/2)" in md
     link = "https://github.com/o/r/blob/abc/examples/ci-demo/tests/test_models.py#L11"
+    assert "| test | model | changed | added | removed | renamed | params |" in md
+    assert f"| [`test_model_01`]({link}) | `TinyNet` | 1 | 0 | 0 | 0 | ±0 |" in md
+    assert "Snapshots: 3 passed · 1 drifted · 0 written" in md
+    assert "[download the `nnviz-drift` artifact](https://github.com/o/r/actions/runs/1/" in md
+    assert "open `tests/test_models/test_model_01.diff.pdf`" in md
+    assert "gh run download 77 -n nnviz-drift -D .nnviz-artifacts && nnviz accept " in md
     assert f"[`examples/ci-demo/tests/test_models.py:11`]({link})" in md
     assert "```text\n~ features.0" in md
     mermaid = re.search(r"```mermaid\n(.*?)\n```", md, re.S)
     assert mermaid and "flowchart" in mermaid.group(1) and "features.0" in mermaid.group(1)
-    assert "`art/test_model_01.diff.pdf`" in md
+    assert "⚠️" not in md  # nothing removed, parameter count unchanged
 
 
-def test_summary_of_forty_drifts_mentions_all_and_folds() -> None:
+def test_page_warns_about_removed_modules_and_big_parameter_moves() -> None:
+    old = nnviz.load(DEMO_SNAPSHOT)
+    smaller = {**old.modules["features.3"].hparams, "out_channels": 4}
+    modules = [
+        dataclasses.replace(m, hparams=smaller) if m.path == "features.3" else m
+        for m in old.modules.values()
+    ]
+    doc = graph_diff(old, old.replace(modules=modules)).to_json()
+    drift = make_drift(1).model_copy(update={"diff": doc})
+    assert "⚠️" not in page(make_report([drift]))  # hparams only: parameters are unchanged
+    removed = graph_diff(old, _without(old, "features.3")).to_json()
+    drift = make_drift(2).model_copy(update={"diff": removed})
+    md = page(make_report([drift]))
+    assert "⚠️ **test_model_02** removes 1 module: features.3" in md
+    assert re.search(r"⚠️ \*\*test_model_02\*\* moves the parameter count by -\d+\.\d%", md)
+    assert "| 0 | 0 | 1 | 0 |" in md  # removed column
+
+
+def _without(graph: nnviz.Graph, path: str) -> nnviz.Graph:
+    gone = {n.id for n in graph.nodes if n.module == path}
+    nodes = [n for n in graph.nodes if n.id not in gone]
+    feeds = {e.target: e.source for e in graph.edges if e.target in gone}
+    edges = []
+    for e in graph.edges:
+        if e.target in gone:
+            continue
+        if e.source in gone:  # bypass the removed module
+            e = dataclasses.replace(e, source=feeds[e.source])
+        edges.append(e)
+    lost = graph.modules[path].params
+    modules = [
+        dataclasses.replace(m, params=m.params - lost) if path.startswith(m.path) else m
+        for m in graph.modules.values()
+        if m.path != path
+    ]
+    return graph.replace(nodes=nodes, edges=edges, modules=modules)
+
+
+def test_comment_has_the_marker_and_a_no_drift_note_when_clean() -> None:
+    body = comment(make_report([make_drift(1)]))
+    assert body.startswith(f"{COMMENT_MARKER}\n## nnviz: 1 architecture drift\n")
+    clean = comment(make_report([]))
+    assert clean.startswith(f"{COMMENT_MARKER}\n## nnviz: no architecture drift any more\n")
+    assert "matches every snapshot (3 snapshots passed)" in clean
+
+
+def test_mermaid_over_githubs_limits_is_replaced_by_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(github, "MERMAID_EDGES", 0)
+    md = page(make_report([make_drift(1)]))
+    assert "```mermaid" not in md
+    assert "more than GitHub's Mermaid draws (50,000 and 0): open the drawing" in md
+
+
+def test_page_of_forty_drifts_names_all_and_folds() -> None:
     report = make_report([make_drift(i) for i in range(40)])
-    md = summary_markdown(report)
+    md = page(report)
     assert md.startswith("## nnviz: 40 architecture drifts\n")
     for i in range(40):
         assert f"`test_model_{i:02d}`" in md
     assert md.count("<details open>") == 3 and md.count("<details>") == 37
 
 
-def test_summary_stays_under_the_limit_and_says_what_it_left_out() -> None:
+def test_page_stays_under_the_limit_and_says_what_it_left_out() -> None:
     report = make_report([make_drift(i, changed=2) for i in range(200)])
-    full = summary_markdown(report)
+    full = page(report)
     assert len(full.encode()) > COMMENT_LIMIT  # the case worth folding
-    md = summary_markdown(report, limit=COMMENT_LIMIT)
+    md = page(report, limit=COMMENT_LIMIT)
     assert len(md.encode()) <= COMMENT_LIMIT
     shown = md.count("<details")
     assert 0 < shown < 200
     assert f"*{200 - shown} more drifts not shown here" in md
-    assert all(f"`test_model_{i:02d}`" in md for i in range(100))  # the index names every drift
+    assert all(f"`test_model_{i:02d}`" in md for i in range(100))  # the table names every drift
 
 
 def test_thousands_of_drifts_and_unused_files_still_fit() -> None:
     unused = [f"tests/__nnviz_snapshots__/old/{i}.json" for i in range(5000)]
     report = make_report([make_drift(i) for i in range(3000)], unused=unused)
-    md = summary_markdown(report, limit=COMMENT_LIMIT)
+    md = page(report, limit=COMMENT_LIMIT)
     assert len(md.encode()) <= COMMENT_LIMIT
-    assert re.search(r"\| … \| \d+ more: see `report.json` \|", md)
+    assert re.search(r"\| … \d+ more: see `report.json` \|", md)
     assert "- … 4900 more in `report.json`" in md
     assert "<details open>" in md  # the most important drift still has its changelog
-    tiny = summary_markdown(report, limit=2000)
+    tiny = page(report, limit=2000)
     assert len(tiny.encode()) <= 2000 and "## nnviz: 3000 architecture drifts" in tiny
 
 
 def test_markdown_survives_backticks_and_pipes_in_names() -> None:
     drift = make_drift(1).model_copy(update={"nodeid": "t.py::test[`a|b`]"})
-    md = summary_markdown(make_report([drift]))
+    md = page(make_report([drift]))
     # A longer run of backticks around it, and the pipe escaped so the table keeps its columns.
-    assert "| 1 | ``test[`a\\|b`]`` |" in md
+    assert "| ``test[`a\\|b`]`` |" in md
     assert "<summary>1. test[`a|b`]: 1 changed node</summary>" in md
 
 
@@ -218,7 +303,8 @@ def test_text_report() -> None:
     assert lines[0] == "nnviz: 3 passed, 1 drifted, 0 written, 0 missing, 0 failed, 1 unused"
     assert "DRIFT tests/test_models.py:11  tests/test_models.py::test_model_01" in lines
     assert any(line.startswith("  ~ features.0") for line in lines)
-    assert "  drawings: art/test_model_01.diff.pdf" in lines
+    assert "  drawings: tests/test_models/test_model_01.diff.pdf" in lines
+    assert "  pending: tests/test_models/test_model_01.new.json" in lines
     assert "  tests/old.json" in lines
 
 
@@ -234,12 +320,11 @@ def test_workspace_root_and_source_url(tmp_path: Path) -> None:
     assert source_url({**env, "GITHUB_SHA": ""}) is None
 
 
-def test_summary_says_which_file_to_open_for_the_interactive_diff() -> None:
+def test_page_says_which_file_to_open_for_the_interactive_diff() -> None:
     drift = make_drift(1)
-    page = "art/test_model_01.diff.html"
-    drift = drift.model_copy(
-        update={"artifacts": DriftArtifacts(pdf=drift.artifacts.pdf, html=page)}
-    )
-    md = summary_markdown(make_report([drift]), artifact_url="https://example.invalid/a")
-    assert f"Open `{page}` in a browser to explore the diff." in md
-    assert "open each `.diff.html` in a browser" in md
+    html = "tests/test_models/test_model_01.diff.html"
+    drift = drift.model_copy(update={"artifacts": {**drift.artifacts, "html": html}})
+    md = page(make_report([drift]), Presentation(artifact_url="https://example.invalid/a"))
+    assert f"and open `{html}` (each test's files are named below)" in md
+    assert "a `.diff.html` opens in any browser, offline" in md
+    assert f"In the artifact: `{html}`, `tests/test_models/test_model_01.diff.pdf`." in md

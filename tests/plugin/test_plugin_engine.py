@@ -1,4 +1,5 @@
-"""The snapshot engine as library code: compare, and write only when asked."""
+"""The snapshot engine as library code: compare, write only as the update mode allows, draw on
+drift."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import pytest
 from torch import nn
 
 import nnviz
+from nnviz.errors import NNVizError
 from nnviz.graph import Graph
-from pytest_nnviz.artifacts import artifact_stem, write_artifacts
-from pytest_nnviz.check import build_graph, check_snapshot
+from nnviz.review import digest
+from pytest_nnviz.engine import artifact_stem, build_graph, compare, perform_check
+
+
+def check_snapshot(graph: Graph, snapshot: Path, update: bool = False):  # type: ignore[no-untyped-def]
+    return compare(graph, snapshot, update="all" if update else "none")
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +69,43 @@ def test_artifacts_of_a_drift(tmp_path: Path, small: Graph, wider: Graph) -> Non
     snapshot = tmp_path / "tests" / "__nnviz_snapshots__" / "test_m" / "test_a.json"
     stem = artifact_stem(snapshot, tmp_path, tmp_path / "out")
     assert stem == tmp_path / "out" / "tests" / "test_m" / "test_a"
-    artifacts = write_artifacts(nnviz.diff(small, wider), wider, stem)
-    assert artifacts.problems == ()
-    assert artifacts.pdf is not None and artifacts.pdf.read_bytes().startswith(b"%PDF")
-    assert artifacts.svg is not None and "<svg" in artifacts.svg.read_text()
-    assert artifacts.snapshot is not None and nnviz.load(artifacts.snapshot) == wider
+    nnviz.save(small, snapshot)
+    check = perform_check(wider, snapshot, stem)
+    assert check.status == "drifted" and check.artifact_problems == ()
+    assert check.digest == digest(snapshot.read_bytes())
+    files = check.artifacts
+    assert sorted(files) == ["new", "pdf", "svg"]
+    assert files["pdf"].read_bytes().startswith(b"%PDF")
+    assert "<svg" in files["svg"].read_text()
+    assert files["new"] == stem.with_name("test_a.new.json") and nnviz.load(files["new"]) == wider
+    # Once the model matches again, the drift's files go.
+    assert perform_check(small, snapshot, stem).status == "passed"
+    assert not any(p.exists() for p in files.values())
+
+
+def test_update_new_writes_only_missing_snapshots(
+    tmp_path: Path, small: Graph, wider: Graph
+) -> None:
+    missing = tmp_path / "missing.json"
+    assert compare(small, missing, update="new").status == "written"
+    assert nnviz.load(missing) == small
+    assert compare(wider, missing, update="new").status == "drifted"
+    assert nnviz.load(missing) == small
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert compare(small, broken, update="new").status == "failed"
+    assert broken.read_text() == "{"
+
+
+def test_ignore_drops_fields_and_refuses_unknown_names(
+    tmp_path: Path, small: Graph, wider: Graph
+) -> None:
+    snapshot = nnviz.save(small, tmp_path / "t.json")
+    for rule in ("hparams", "out_features", "hparams.out_features"):
+        kept = compare(wider, snapshot, ignore=(rule, "parameters", "spec"))
+        assert kept.status == "passed", rule
+    with pytest.raises(NNVizError, match="unknown ignore field 'bogus'"):
+        compare(wider, snapshot, ignore=("bogus",))
 
 
 def test_depth_collapses_before_storing() -> None:

@@ -1,0 +1,113 @@
+"""Which drifts matter: the ⚠️ lines of the PR page and the Action's `fail-on` policy.
+
+A policy is a comma-separated list of terms; a drift fails the job when any term matches it:
+`any` (every drift), `changed`, `added`, `removed`, `renamed` (a drift with at least one entry
+of that status), `params>5%` (the parameter count moves by more than 5 % of the old count) or
+`params>1000` (by more than 1,000 parameters). `none` lets no drift fail the job. Works on the
+diff documents of a drift report alone (no torch).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nnviz.driftreport import Drift, DriftReport, params_delta, plural, status_counts
+from nnviz.errors import PolicyError
+
+DEFAULT_WARN_PARAMS = 0.10
+"""The page warns (⚠️) about a parameter-count change above 10 %."""
+STATUSES = ("changed", "added", "removed", "renamed")
+_PARAMS = re.compile(r"params>(\d+(?:\.\d+)?)(%?)")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed `fail-on` policy."""
+
+    statuses: frozenset[str] = frozenset()
+    every: bool = False
+    params_share: float | None = None
+    """Fail above this fraction of the old parameter count."""
+    params_count: int | None = None
+    """Fail above this many parameters, up or down."""
+
+    @classmethod
+    def parse(cls, text: str) -> Policy:
+        """`any`, `none`, or terms like `removed,changed,params>5%`; `PolicyError` otherwise."""
+        terms = [t.strip() for t in text.split(",") if t.strip()]
+        if not terms:
+            raise PolicyError("empty fail-on policy (use any, none, or e.g. removed,params>5%)")
+        statuses, every, share, count = set(), False, None, None
+        for term in terms:
+            match = _PARAMS.fullmatch(term.replace(" ", ""))
+            if term == "any":
+                every = True
+            elif term == "none":
+                continue
+            elif term in STATUSES:
+                statuses.add(term)
+            elif match and match[2]:
+                share = float(match[1]) / 100
+            elif match:
+                count = int(float(match[1]))
+            else:
+                raise PolicyError(
+                    f"unknown fail-on term {term!r} (use any, none, {', '.join(STATUSES)}, "
+                    "params>N% or params>N)"
+                )
+        return cls(frozenset(statuses), every, share, count)
+
+    def reasons(self, drift: Drift) -> list[str]:
+        """Why `drift` fails under this policy (empty: it does not)."""
+        counts = status_counts(drift.diff)
+        out = [f"{counts[s]} {s}" for s in STATUSES if s in self.statuses and counts[s]]
+        old, new = params_delta(drift.diff)
+        delta = abs(new - old)
+        if self.params_share is not None and old and delta / old > self.params_share:
+            out.append(f"params {(new - old) / old:+.1%} (limit {self.params_share:.0%})")
+        if self.params_count is not None and delta > self.params_count:
+            out.append(f"params {new - old:+,} (limit {self.params_count:,})")
+        if self.every and not out:
+            out.append("drifted")
+        return out
+
+
+def verdict(report: DriftReport, policy: Policy) -> list[str]:
+    """One line per drift that fails under `policy`; empty when the job may pass."""
+    lines = []
+    for drift in report.ranked():
+        reasons = policy.reasons(drift)
+        if reasons:
+            lines.append(f"nnviz: {drift.nodeid} fails the policy: {', '.join(reasons)}")
+    return lines
+
+
+def warnings(drift: Drift, share: float = DEFAULT_WARN_PARAMS) -> list[str]:
+    """The ⚠️ lines (plain text) a reviewer should not miss: modules removed, or the parameter
+    count moved by more than `share` of the old count."""
+    out = []
+    removed = removed_modules(drift)
+    if removed:
+        shown = ", ".join(removed[:5]) + (", …" if len(removed) > 5 else "")
+        out.append(f"removes {plural(len(removed), 'module')}: {shown}")
+    old, new = params_delta(drift.diff)
+    if old and abs(new - old) / old > share:
+        out.append(
+            f"moves the parameter count by {(new - old) / old:+.1%} ({old:,} → {new:,}; "
+            f"warned above {share:.0%})"
+        )
+    return out
+
+
+def removed_modules(drift: Drift) -> list[str]:
+    """The outermost removed modules of a drift (a removed block is one name)."""
+    nodes = drift.diff.get("nodes")
+    entries = [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+    removed = [
+        str(n["name"])
+        for n in entries
+        if n.get("status") == "removed" and n.get("kind") == "module" and n.get("path")
+    ]
+    gone = set(removed)
+    return [m for m in removed if not any(m.startswith(p + ".") for p in gone if p != m)]

@@ -1,0 +1,229 @@
+"""Pending changes: accept or reject each drift the pytest plugin recorded, one by one or all.
+
+A drift in `report.json` is pending while its `<test>.new.json` exists beside the report.
+Accepting writes that snapshot over the stored one (atomically, after validating it) and drops
+the pending file; rejecting drops the pending file. Nothing is ever lost: a stored snapshot whose
+bytes no longer have the digest recorded when the run compared it (it was edited or accepted
+since) is refused and left untouched. Works on a report downloaded from CI as well as on a local
+one: snapshots are found from the repository root (`git` checkout, else the current folder) and
+the report's `root`. No torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnviz import snapshot
+from nnviz.diffing.changelog import coloured
+from nnviz.driftreport import (
+    Drift,
+    DriftReport,
+    DriftReportError,
+    changelog,
+    in_repository,
+    report_path,
+)
+from nnviz.errors import NNVizError
+
+ARTIFACTS_DIR = ".nnviz-artifacts"
+"""Where `nnviz review` and `nnviz accept` look by default (the plugin's default folder)."""
+
+
+def digest(data: bytes) -> str:
+    """The digest report.json records for a stored snapshot: `sha256:<hex>`."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def repository_root(start: Path) -> Path:
+    """The nearest folder at or above `start` holding `.git`; `start` itself when none does."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One drift awaiting a decision."""
+
+    drift: Drift
+    new: Path
+    """The pending snapshot, `<test>.new.json` in the artifacts folder."""
+    snapshot: Path
+    """The stored snapshot it would replace."""
+    drawing: Path | None
+    """The diff drawing to open (`d`), when one was written."""
+
+
+def load_pending(target: str | os.PathLike[str], repository: Path | None = None) -> list[Pending]:
+    """The pending changes of the report at `target` (a report file or its folder), in report
+    order; drifts whose pending file is gone (accepted or rejected before) are left out."""
+    path = report_path(target)
+    if not path.is_file():
+        raise DriftReportError(
+            f"{path}: no drift report here (run pytest first, or download the CI artifact: "
+            f"gh run download RUN -n nnviz-drift -D {ARTIFACTS_DIR})"
+        )
+    report = DriftReport.load(path)
+    base = repository_root(Path.cwd()) if repository is None else repository
+    folder = path.parent
+    out = []
+    for drift in report.drifts:
+        if drift.pending is None or not (folder / drift.pending).is_file():
+            continue
+        stored = base / in_repository(report.root, drift.snapshot)
+        drawing = next((folder / d for d in drift.drawings if (folder / d).is_file()), None)
+        out.append(Pending(drift, folder / drift.pending, stored, drawing))
+    return out
+
+
+def select(pending: list[Pending], test_ids: Iterable[str]) -> list[Pending]:
+    """The pending changes named by `test_ids` (a node id, a file, or `file::test` without
+    parameters); all of them when none is given. An id matching nothing is an error."""
+    ids = list(test_ids)
+    if not ids:
+        return pending
+    chosen: dict[int, Pending] = {}
+    for test_id in ids:
+        found = [i for i, p in enumerate(pending) if _names(p.drift.nodeid, test_id)]
+        if not found:
+            raise NNVizError(f"no pending change for {test_id} (see `nnviz review`)")
+        chosen.update((i, pending[i]) for i in found)
+    return [chosen[i] for i in sorted(chosen)]
+
+
+def _names(nodeid: str, test_id: str) -> bool:
+    return nodeid == test_id or nodeid.startswith((test_id + "::", test_id + "["))
+
+
+def accept(change: Pending) -> str | None:
+    """Write the pending snapshot over the stored one; `None`, or the one-line refusal."""
+    stored = change.snapshot
+    expected = change.drift.digest
+    if stored.is_file():
+        if expected is None or digest(stored.read_bytes()) != expected:
+            return (
+                f"refused {change.drift.nodeid}: {stored} changed since the run compared it; "
+                "run the test again"
+            )
+    elif expected is not None:
+        return f"refused {change.drift.nodeid}: {stored} was deleted since the run compared it"
+    try:
+        graph = snapshot.load(change.new)
+    except NNVizError as exc:
+        return f"refused {change.drift.nodeid}: {exc}"
+    snapshot.save(graph, stored)
+    change.new.unlink(missing_ok=True)
+    return None
+
+
+def reject(change: Pending) -> None:
+    """Drop the pending snapshot; the stored one stays as it is."""
+    change.new.unlink(missing_ok=True)
+
+
+def describe(change: Pending, colour: bool = False) -> str:
+    """The test, its files and the changelog (coloured for a terminal)."""
+    drift = change.drift
+    log = changelog(drift.diff) + "\n"
+    lines = [
+        f"{drift.nodeid}  ({drift.file}:{drift.line})",
+        f"snapshot: {_shown(change.snapshot)}",
+        (coloured(log) if colour else log).rstrip("\n"),
+    ]
+    if change.drawing is not None:
+        lines.append(f"drawing: {_shown(change.drawing)}")
+    return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return Path(os.path.relpath(path)).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def accept_command(target: str, nodeid: str) -> str:
+    """The exact shell command that accepts one pending change."""
+    return f"nnviz accept {shlex.quote(target)} {shlex.quote(nodeid)}"
+
+
+@dataclass
+class Tally:
+    """What a review or an accept did."""
+
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    refused: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [f"{self.accepted} accepted", f"{self.rejected} rejected"]
+        parts += [f"{self.skipped} skipped", f"{len(self.refused)} refused"]
+        return "nnviz: " + ", ".join(parts)
+
+
+def accept_all(pending: list[Pending], echo: Callable[[str], None]) -> Tally:
+    """Accept each change in turn; a refusal is one line and the rest go on."""
+    tally = Tally()
+    for change in pending:
+        refusal = accept(change)
+        if refusal:
+            tally.refused.append(refusal)
+            echo(refusal)
+        else:
+            tally.accepted += 1
+            echo(f"accepted {change.drift.nodeid} → {change.snapshot}")
+    return tally
+
+
+KEYS = "a accept · r reject · s skip · d open the drawing · q quit"
+
+
+def review(
+    pending: list[Pending],
+    *,
+    show: Callable[[Pending, int, int], None],
+    key: Callable[[], str],
+    echo: Callable[[str], None],
+    open_file: Callable[[Path], str | None],
+) -> Tally:
+    """Walk the pending changes: show each, then act on keys until one decides it."""
+    tally = Tally()
+    for index, change in enumerate(pending, 1):
+        show(change, index, len(pending))
+        while True:
+            echo(f"[{KEYS}] ")
+            pressed = key().lower()
+            if pressed == "a":
+                refusal = accept(change)
+                if refusal:
+                    tally.refused.append(refusal)
+                    echo(refusal)
+                else:
+                    tally.accepted += 1
+                    echo(f"accepted → {change.snapshot}")
+            elif pressed == "r":
+                reject(change)
+                tally.rejected += 1
+                echo("rejected")
+            elif pressed == "s":
+                tally.skipped += 1
+                echo("skipped")
+            elif pressed == "d":
+                problem = open_file(change.drawing) if change.drawing else "no drawing was written"
+                echo(problem or f"opened {change.drawing}")
+                continue
+            elif pressed in ("q", "\x03", "\x04"):
+                tally.skipped += len(pending) - index + 1
+                return tally
+            else:
+                continue
+            break
+    return tally
