@@ -304,7 +304,7 @@ def test_the_pull_request_comment_is_a_reviewers_page(demo_run: SimulatedRunner)
         f"| [`test_tinynet_architecture`]({test_link}) | `TinyNet` | 1 | 0 | 0 | 0 "
         "| +2,048 (+129.8%) |"
     ) in body
-    assert "open `tests/test_demo/test_tinynet_architecture.diff.pdf`" in body
+    assert "open `tests/test_demo/test_tinynet_architecture.diff.html`" in body
     assert (
         "gh run download 4242 -n nnviz-drift -D .nnviz-artifacts && nnviz accept .nnviz-artifacts"
     ) in body

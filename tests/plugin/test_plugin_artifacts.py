@@ -42,7 +42,7 @@ def test_command_line_folder(pytester: pytest.Pytester, drifting: Path) -> None:
     assert (pytester.path / "out/nnviz/test_art/test_drifts.diff.svg").read_text().find("<svg") >= 0
     page = "out/nnviz/test_art/test_drifts.diff.html"
     result.stdout.fnmatch_lines([f"*Interactive diff (open in a browser): {page}"])
-    assert report.drifts[0].artifacts.html == page
+    assert report.drifts[0].artifacts["html"] == "test_art/test_drifts.diff.html"
     view = (pytester.path / page).read_text()
     assert "Content-Security-Policy" in view and '"name":"0","status":"changed"' in view
     assert not (pytester.path / ".nnviz-artifacts").exists()

@@ -74,7 +74,7 @@ def test_artifacts_of_a_drift(tmp_path: Path, small: Graph, wider: Graph) -> Non
     assert check.status == "drifted" and check.artifact_problems == ()
     assert check.digest == digest(snapshot.read_bytes())
     files = check.artifacts
-    assert sorted(files) == ["new", "pdf", "svg"]
+    assert sorted(files) == ["html", "new", "pdf", "svg"]
     assert files["pdf"].read_bytes().startswith(b"%PDF")
     assert "<svg" in files["svg"].read_text()
     assert files["new"] == stem.with_name("test_a.new.json") and nnviz.load(files["new"]) == wider
