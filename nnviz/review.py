@@ -23,12 +23,11 @@ from nnviz.diffing.changelog import coloured
 from nnviz.driftreport import (
     Drift,
     DriftReport,
-    DriftReportError,
     changelog,
     in_repository,
     report_path,
 )
-from nnviz.errors import NNVizError
+from nnviz.errors import DriftReportError, NNVizError
 
 ARTIFACTS_DIR = ".nnviz-artifacts"
 """Where `nnviz review` and `nnviz accept` look by default (the plugin's default folder)."""
