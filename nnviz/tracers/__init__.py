@@ -43,15 +43,15 @@ def trace(
     with a `TracerWarning`), `fx` or `eager` (needs an input); `meta["tracer"]` records which
     one made the graph.
 
-    The model is traced in eval mode; afterwards every submodule's `training` flag is what it was.
+    The model is traced in eval mode and is left exactly as it was given: attributes a forward
+    assigns, fx's tensor constants and the training flags are all put back
+    (`nnviz.tracers.pristine.preserved`).
     """
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
+    from nnviz.tracers.pristine import preserved
+
+    with preserved(model):
+        model.eval()
         return _trace_in_eval_mode(model, name, inputs, rebuild, tracer, example)
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def _trace_in_eval_mode(
@@ -76,29 +76,53 @@ def _trace_in_eval_mode(
 
         return trace_eager(model, name, spec, rebuild)
     try:
-        graph, fx_graph, ids = trace_fx(model, name)
-    except TraceError as exc:
-        run_on = spec if spec is not None else (None if example is None else from_object(example))
-        if tracer == "fx":
-            how = "the eager tracer can record it by running it (tracer='eager' in Python, "
-            how += "--tracer eager on the command line)"
-            raise TraceError(f"{exc} ({how})") from None
-        if run_on is None:
-            how = f"to record it by running it, {EXAMPLE_INPUT_ADVICE}"
-            raise TraceError(f"{exc} ({how})") from None
-        import warnings
+        traced = trace_fx(model, name)
+    except TraceError as failure:
+        retried = _retry_on_cpu(failure, model, rebuild, name)
+        if retried is not None:
+            model, traced = retried
+        else:
+            run_on = spec if spec is not None else (None if example is None else from_object(example))
+            if tracer == "fx":
+                how = "the eager tracer can record it by running it (tracer='eager' in Python, "
+                how += "--tracer eager on the command line)"
+                raise TraceError(f"{failure} ({how})") from None
+            if run_on is None:
+                how = f"to record it by running it, {EXAMPLE_INPUT_ADVICE}"
+                raise TraceError(f"{failure} ({how})") from None
+            import warnings
 
-        from nnviz.tracers.eager import trace_eager
+            from nnviz.tracers.eager import trace_eager
 
-        given = "the given input" if spec is not None else f"the example input {run_on.text}"
-        warnings.warn(
-            f"torch.fx cannot trace {name}; recording it by running it on {given} (eager tracer)",
-            TracerWarning,
-            stacklevel=2,
-        )
-        return trace_eager(model, name, run_on, rebuild)
+            given = "the given input" if spec is not None else f"the example input {run_on.text}"
+            warnings.warn(
+                f"torch.fx cannot trace {name}; recording it by running it on {given} "
+                "(eager tracer)",
+                TracerWarning,
+                stacklevel=2,
+            )
+            return trace_eager(model, name, run_on, rebuild)
     if spec is None:
-        return graph
+        return traced.graph
     from nnviz.tracers.shapes import propagate
 
-    return propagate(graph, fx_graph, ids, model, spec, rebuild)
+    return propagate(traced, model, spec, rebuild)
+
+
+def _retry_on_cpu(
+    failure: Exception, model: nn.Module, rebuild: Callable[[], nn.Module] | None, name: str
+) -> tuple[nn.Module, Any] | None:
+    """Trace a CPU build with fx when the symbolic trace failed for a reason of the meta device
+    only (forward() computed with a meta buffer and a CPU tensor, `.item()` on a meta tensor);
+    None when that does not apply or does not help."""
+    from nnviz.tracers.fx import trace_fx
+    from nnviz.tracers.shapes import device_of, materialised, meta_only
+
+    cause = failure.__cause__
+    if device_of(model).type != "meta" or cause is None or not meta_only(cause):
+        return None
+    try:
+        cpu_model = (rebuild() if rebuild is not None else materialised(model)).eval()
+        return cpu_model, trace_fx(cpu_model, name)
+    except Exception:  # the meta failure is the one worth reporting
+        return None

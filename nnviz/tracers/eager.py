@@ -70,7 +70,6 @@ class _Recorder:
         self._leaf_rule = fx.Tracer()
         self.producers: dict[int, tuple[Ref, Any]] = {}
         self.attrs: dict[int, tuple[Attr, Any]] = {}
-        self._constants = 0
         for path, module in root.named_modules():  # fx's tensor_attrs: plain tensor attributes
             for key, value in vars(module).items():
                 if isinstance(value, torch.Tensor):
@@ -91,11 +90,9 @@ class _Recorder:
             if hit is not None:
                 return hit[0]
             known = self.attrs.get(id(value))
-            if known is None:  # fx stores a tensor it cannot name as a fresh constant
-                known = (Attr(f"_tensor_constant{self._constants}", False), value)
-                self._constants += 1
-                self.attrs[id(value)] = known
-            return known[0]
+            # a tensor made without an input (`torch.eye(4)`) is a constant, recorded by what it
+            # is (as in `nnviz.trace.fx`)
+            return value if known is None else known[0]
         if isinstance(value, nn.Module) and value in self.paths:
             return Attr(self.paths[value], False)
         if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, by field

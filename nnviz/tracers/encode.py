@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import torch
+import torch.fx
 from torch import nn
 
+from nnviz.errors import TraceError
 from nnviz.graph import Module
 from nnviz.values import Value, float_value
 
@@ -54,6 +56,12 @@ def encode(value: Any) -> Value:
         return {"$repr": f"tensor{list(value.shape)}"}
     if isinstance(value, type) or inspect.isroutine(value):
         return {"$repr": qualname(value)}
+    if isinstance(value, torch.fx.Proxy):
+        # a symbolic value where a real one belongs: the model holds state from a symbolic trace
+        raise TraceError(
+            f"the model holds a torch.fx Proxy ({value}) left by an earlier symbolic trace; "
+            f"refusing to record it (trace a fresh instance of the model)"
+        )
     return {"$repr": _ADDRESS.sub("", repr(value))}
 
 

@@ -8,6 +8,7 @@ internal shape asserts are dropped together with the shape queries that only fed
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from nnviz.tracers.encode import (
     scoped,
     versions,
 )
+from nnviz.trace.pristine import check_inputs, preserved, static_forward
 from nnviz.values import Value
 
 ASSERTS = {torch._assert}
@@ -45,6 +47,18 @@ class _ScopeTracer(fx.Tracer):
         super().__init__()
         self._scopes: list[str] = [""]
         self.failing_module: str | None = None
+        self.constants: dict[str, torch.Tensor] = {}
+        """Tensors forward() made without an input (`torch.eye(4)`), by fx's attribute name."""
+
+    def create_arg(self, a: Any) -> Any:
+        # fx stores such a tensor as a `_tensor_constant<N>` attribute of the root; keep it here
+        # instead, to record it by what it is (its attribute is removed with the rest of the
+        # trace's traces on the model, and its number depends on what the model held before)
+        known = not isinstance(a, torch.Tensor) or a in self.tensor_attrs
+        arg = super().create_arg(a)
+        if not known and a in self.tensor_attrs and isinstance(arg, fx.Node):
+            self.constants[str(arg.target)] = a
+        return arg
 
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
         path = self.path_of_module(m)
@@ -64,26 +78,42 @@ class _ScopeTracer(fx.Tracer):
         return node
 
 
-def trace_fx(model: nn.Module, name: str) -> tuple[Graph, fx.Graph, dict[fx.Node, str]]:
-    """Trace `model` symbolically.
+@dataclasses.dataclass(frozen=True)
+class FxTrace:
+    """A symbolic trace: the graph, the raw fx graph, the map from fx nodes to graph node ids
+    (shape propagation runs the fx graph and writes the specs back by id) and the tensor
+    constants the fx graph reads by name."""
 
-    Returns the graph, the raw fx graph and the map from fx nodes to graph node ids (shape
-    propagation runs the fx graph and writes the specs back by id).
+    graph: Graph
+    fx_graph: fx.Graph
+    ids: dict[fx.Node, str]
+    constants: dict[str, torch.Tensor]
+
+
+def trace_fx(model: nn.Module, name: str) -> FxTrace:
+    """Trace `model` symbolically; the model is left as it was (see `pristine.preserved`).
+
+    A `@staticmethod` forward is traced as the plain function it is (fx would pass the module as
+    its first argument); a graph whose inputs are not forward's arguments raises `TraceError`.
     """
     tracer = _ScopeTracer()
+    root: Any = type(model).forward if static_forward(model) else model
     try:
-        fx_graph = tracer.trace(model)
+        with preserved(model):
+            fx_graph = tracer.trace(root)
     except Exception as exc:
         where = f" in module {tracer.failing_module!r}" if tracer.failing_module else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         # The caller adds what to do instead: it knows the tracer asked for and the inputs.
-        raise TraceError(f"torch.fx cannot trace {name}{where}: {first[:200]}") from None
-    return _convert(model, name, fx_graph)
+        raise TraceError(f"torch.fx cannot trace {name}{where}: {first[:200]}") from exc
+    graph, ids = _convert(model, name, fx_graph, tracer.constants)
+    check_inputs(graph, model.forward, name)
+    return FxTrace(graph, fx_graph, ids, tracer.constants)
 
 
 def _convert(
-    model: nn.Module, name: str, fx_graph: fx.Graph
-) -> tuple[Graph, fx.Graph, dict[fx.Node, str]]:
+    model: nn.Module, name: str, fx_graph: fx.Graph, tensors: dict[str, torch.Tensor]
+) -> tuple[Graph, dict[fx.Node, str]]:
     dropped = _dropped_nodes(fx_graph)
     allocate = IdAllocator()
     ids: dict[fx.Node, str] = {}
@@ -95,7 +125,8 @@ def _convert(
         if fn in dropped:
             continue
         if fn.op == "get_attr":
-            attrs[fn] = {"$attr": str(fn.target)}
+            target = str(fn.target)
+            attrs[fn] = encode(tensors[target]) if target in tensors else {"$attr": target}
             continue
         node_id, node = _make_node(fn, model, allocate)
         ids[fn] = node_id
@@ -117,7 +148,7 @@ def _convert(
         module_tree(model),
         {"name": name, "tracer": "fx", "versions": versions(), "inputs": None},
     )
-    return graph, fx_graph, ids
+    return graph, ids
 
 
 def _make_node(fn: fx.Node, model: nn.Module, allocate: IdAllocator) -> tuple[str, dict[str, Any]]:

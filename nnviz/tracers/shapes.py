@@ -24,8 +24,9 @@ from torch import nn
 from nnviz.errors import DataTraceWarning
 from nnviz.graph import Graph
 from nnviz.tracers.encode import spec_of
-from nnviz.tracers.fx import ASSERTS
+from nnviz.tracers.fx import ASSERTS, FxTrace
 from nnviz.tracers.inputs import InputSpec
+from nnviz.tracers.pristine import preserved
 from nnviz.values import Value
 
 CPU_INPUT_LIMIT = 1 << 30
@@ -38,20 +39,26 @@ class _RunFailed(Exception):
     def __init__(self, where: str, error: BaseException) -> None:
         first = (str(error).strip().splitlines() or [""])[0][:200]
         super().__init__(f"at {where}: {type(error).__name__}" + (f": {first}" if first else ""))
-        # Meta tensors fail with NotImplementedError or a message naming them (`.item()`,
-        # `nonzero`, a CPU tensor made in forward()); anything else fails on the CPU too.
-        self.meta_only = isinstance(error, NotImplementedError) or "meta" in str(error).lower()
+        self.meta_only = meta_only(error)
+
+
+def meta_only(error: BaseException) -> bool:
+    """Whether `error` is one only the meta device raises: meta tensors fail with
+    NotImplementedError or a message naming them (`.item()`, `nonzero`, a CPU tensor made in
+    forward() meeting a meta buffer); anything else fails on the CPU too."""
+    return isinstance(error, NotImplementedError) or "meta" in str(error).lower()
 
 
 class _Recorder(fx.Interpreter):
     """Runs the fx graph against `module`, keeping the spec of every node named in `ids`."""
 
-    def __init__(self, module: nn.Module, graph: fx.Graph, ids: dict[fx.Node, str]) -> None:
-        super().__init__(module, garbage_collect_values=True, graph=graph)
+    def __init__(self, module: nn.Module, traced: FxTrace) -> None:
+        super().__init__(module, garbage_collect_values=True, graph=traced.fx_graph)
         self.extra_traceback = False  # it would append the fx node dump to our one-line message
-        self.ids = ids
+        self.ids = traced.ids
+        self.constants = traced.constants
         self.specs: dict[str, Value] = {}
-        self.on_meta = device_of(module).type == "meta"
+        self.device = device_of(module)
 
     def fetch_args_kwargs_from_env(self, n: fx.Node) -> tuple[tuple[Any, ...], dict[str, Any]]:
         args, kwargs = super().fetch_args_kwargs_from_env(n)
@@ -59,12 +66,21 @@ class _Recorder(fx.Interpreter):
         # (swin3d's window sizes), as it can when the module runs as plain Python.
         return _mutable(args), _mutable(kwargs)
 
+    def placeholder(self, target: Any, args: Any, kwargs: Any) -> Any:
+        if str(target).startswith("**"):  # fx's Interpreter would hand over a list
+            return next(self.args_iter)
+        return super().placeholder(target, args, kwargs)
+
     def get_attr(self, target: Any, args: Any, kwargs: Any) -> Any:
-        value = super().get_attr(target, args, kwargs)
-        # fx stores tensors a forward() made while tracing (`torch.arange(4)`) as CPU constants.
-        if self.on_meta and isinstance(value, torch.Tensor) and value.device.type != "meta":
-            return value.to("meta")
-        return value
+        constant = self.constants.get(str(target))
+        if constant is None:
+            return super().get_attr(target, args, kwargs)
+        # tensors forward() made while tracing (`torch.arange(4)`), on the device it runs on
+        if constant.device == self.device:
+            return constant
+        if constant.device.type == "meta":  # no values to copy; the shape is what counts
+            return torch.empty_like(constant, device=self.device)
+        return constant.to(self.device)
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_function" and n.target in ASSERTS:
@@ -87,24 +103,23 @@ def device_of(model: nn.Module) -> torch.device:
 
 
 def propagate(
-    graph: Graph,
-    fx_graph: fx.Graph,
-    ids: dict[fx.Node, str],
+    traced: FxTrace,
     model: nn.Module,
     inputs: InputSpec,
     rebuild: Callable[[], nn.Module] | None = None,
 ) -> Graph:
-    """Return `graph` with every node's output spec and `meta["inputs"]` set.
+    """Return the traced graph with every node's output spec and `meta["inputs"]` set.
 
-    `ids` maps fx nodes to graph node ids. `rebuild` makes a CPU copy of the model for the
-    fallback (default: an uninitialised copy of `model`). Malformed or unbindable inputs raise
-    `InputSpecError`; a model that fails to run warns and gives `graph` back unchanged.
+    `rebuild` makes a CPU copy of the model for the fallback (default: an uninitialised copy of
+    `model`). Malformed or unbindable inputs raise `InputSpecError`; a model that fails to run
+    warns and gives the graph back without shapes.
     """
+    graph = traced.graph
     device = device_of(model)
     bound = inputs.bind(model.forward, device)
     described = ", ".join(f"{k}={_short(spec_of(v))}" for k, v in bound.items())
     try:
-        specs = _run(model, fx_graph, ids, bound)
+        specs = _run(model, traced, bound)
     except _RunFailed as first:
         if device.type != "meta" or not first.meta_only:
             _warn(described, str(first))
@@ -113,13 +128,13 @@ def propagate(
             _warn(described, f"{first} (and the inputs are too large to run on the CPU)")
             return graph
         try:
-            cpu_model = rebuild() if rebuild is not None else _materialised(model)
+            cpu_model = rebuild() if rebuild is not None else materialised(model)
         except Exception as exc:  # the meta failure is the one worth reporting
             _warn(described, f"{first} (and the model could not be built on the CPU: {exc})")
             return graph
         try:
             bound = inputs.bind(cpu_model.forward, "cpu")
-            specs = _run(cpu_model.eval(), fx_graph, ids, bound)
+            specs = _run(cpu_model.eval(), traced, bound)
         except _RunFailed as second:
             also = "" if str(second) == str(first) else f" (on meta: {first})"
             _warn(described, f"{second}{also}")
@@ -129,25 +144,23 @@ def propagate(
     return graph.replace(nodes=nodes, meta=meta)
 
 
-def _run(
-    model: nn.Module, fx_graph: fx.Graph, ids: dict[fx.Node, str], bound: dict[str, Any]
-) -> dict[str, Value]:
-    placeholders = [n for n in fx_graph.nodes if n.op == "placeholder"]
+def _run(model: nn.Module, traced: FxTrace, bound: dict[str, Any]) -> dict[str, Value]:
+    placeholders = [n for n in traced.fx_graph.nodes if n.op == "placeholder"]
     values: list[Any] = []
     for node in placeholders:
         target = str(node.target)
         if target.startswith("**"):
-            continue  # fx cannot feed a **kwargs placeholder; the model gets none
-        if target.startswith("*"):
+            values.append(bound.get(target.lstrip("*"), {}))
+        elif target.startswith("*"):
             values.extend(bound.get(target.lstrip("*"), ()))
         else:
             values.append(bound.get(target))
-    recorder = _Recorder(model, fx_graph, ids)
+    recorder = _Recorder(model, traced)
     # On meta, tensors that forward() creates itself (positions, masks) must be meta tensors too.
     placement = (
         torch.device("meta") if device_of(model).type == "meta" else contextlib.nullcontext()
     )
-    with torch.no_grad(), placement:
+    with torch.no_grad(), placement, preserved(model):  # forward() may assign attributes
         recorder.run(*values)
     return recorder.specs
 
@@ -172,7 +185,7 @@ def _bytes(bound: dict[str, Any]) -> int:
     return total
 
 
-def _materialised(model: nn.Module) -> nn.Module:
+def materialised(model: nn.Module) -> nn.Module:
     """An uninitialised CPU copy of a meta model: its values are garbage, its shapes are right."""
     return copy.deepcopy(model).to_empty(device="cpu")
 
