@@ -50,6 +50,7 @@ from nnviz.tracers.encode import encode, input_default, qualname, scoped, spec_o
 from nnviz.tracers.fx import ASSERTS
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.patching import patched
+from nnviz.tracers.pristine import preserved
 from nnviz.tracers.recorded import Attr, Call, Ref, is_traced, to_graph
 from nnviz.values import Value
 
@@ -70,6 +71,11 @@ class _Recorder:
         self._leaf_rule = fx.Tracer()
         self.producers: dict[int, tuple[Ref, Any]] = {}
         self.attrs: dict[int, tuple[Attr, Any]] = {}
+        self.keyed: dict[int, tuple[Ref, str]] = {}
+        """Tensors given through `**kwargs`, not yet read: Python hands forward() a new dict,
+        so `kwargs["x"]` cannot be seen; it is recorded where the tensor is first used."""
+        self.device_reads: dict[int, torch.device] = {}
+        """Every `tensor.device` read outside leaf modules (kept alive: identity matters)."""
         for path, module in root.named_modules():  # fx's tensor_attrs: plain tensor attributes
             for key, value in vars(module).items():
                 if isinstance(value, torch.Tensor):
@@ -86,13 +92,22 @@ class _Recorder:
         if isinstance(value, traced.Traced):
             return value.ref
         if isinstance(value, torch.Tensor):
+            if id(value) in self.keyed:
+                return self._read_key(value)
             hit = self.producers.get(id(value))
             if hit is not None:
                 return hit[0]
             known = self.attrs.get(id(value))
             # a tensor made without an input (`torch.eye(4)`) is a constant, recorded by what it
-            # is (as in `nnviz.trace.fx`)
+            # is (as in `nnviz.tracers.fx`)
             return value if known is None else known[0]
+        if isinstance(value, torch.device):
+            hit = self.producers.get(id(value))
+            if hit is not None:
+                return hit[0]
+            # a device read from a tensor is where nnviz ran the model, not the model's own
+            # value: recorded like the read of a meta tensor's device (see `encode`)
+            return torch.device("meta") if id(value) in self.device_reads else value
         if isinstance(value, nn.Module) and value in self.paths:
             return Attr(self.paths[value], False)
         if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, by field
@@ -109,6 +124,13 @@ class _Recorder:
             return {k: self.mark(v) for k, v in fields.items()}
         return value
 
+    def _read_key(self, value: torch.Tensor) -> Ref:
+        ref, key = self.keyed.pop(id(value))
+        read = self.add(Call("function", "operator.getitem", self.scopes[-1], None,
+                             [("0", ref), ("1", key)], _spec(value)))  # fmt: skip
+        self.producers[id(value)] = (read, value)
+        return read
+
     def slots(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         return [(str(i), self.mark(a)) for i, a in enumerate(args)] + [
             (k, self.mark(v)) for k, v in kwargs.items()
@@ -119,6 +141,9 @@ class _Recorder:
         if isinstance(result, torch.Tensor):
             if id(result) in self.producers or id(result) in self.attrs:
                 result = _alias(result)  # an op returning its input: fx sees a new value
+            self.producers[id(result)] = (ref, result)
+            return result
+        if isinstance(result, torch.device):  # `x.device`: later uses are edges, as in fx
             self.producers[id(result)] = (ref, result)
             return result
         if isinstance(result, bool) or result is None:
@@ -137,16 +162,23 @@ class _Recorder:
                 return traced.TracedList(result, ref)
         return result
 
-    def own(self, value: Any, ref: Ref) -> None:
-        """Credit every tensor inside an input to its input node."""
+    def own(self, value: Any, ref: Ref) -> Any:
+        """Credit every tensor inside an input to its input node; return the input as the model
+        should see it (a tuple, list or dict whose indexing is recorded, as fx records it)."""
+        self._credit(value, ref)
+        if type(value) in (tuple, list, dict):
+            return traced.wrap(value, ref)
+        return value
+
+    def _credit(self, value: Any, ref: Ref) -> None:
         if isinstance(value, torch.Tensor):
             self.producers[id(value)] = (ref, value)
         elif isinstance(value, (tuple, list)):
             for item in value:
-                self.own(item, ref)
+                self._credit(item, ref)
         elif isinstance(value, dict):
             for item in value.values():
-                self.own(item, ref)
+                self._credit(item, ref)
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -235,6 +267,8 @@ class _Mode(TorchFunctionMode):
         kind, op, slots = _classify(func, args, kwargs, rec) if not rec.muted else ("", "", [])
         with rec.mute():
             result = func(*traced.plain(args), **traced.plain(kwargs))
+        if isinstance(result, torch.device) and not rec.muted:
+            rec.device_reads[id(result)] = result
         if not kind or not is_traced(slots):
             return result
         return rec.record(kind, op, slots, result)
@@ -333,12 +367,29 @@ def _call_arguments(
     return args, kwargs
 
 
+def _var_keyword(forward: Callable[..., Any]) -> str | None:
+    """The name of forward's `**kwargs` parameter, if it has one."""
+    for name, param in inspect.signature(forward).parameters.items():
+        if param.kind is param.VAR_KEYWORD:
+            return name
+    return None
+
+
 def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _Recorder:
     rec = _Recorder(model)
+    given = {}  # containers passed in, by identity, as the model sees them
+    keywords = _var_keyword(model.forward)
     for name, value in bound.items():
         call = Call("input", name, spec=_spec(value), slots=input_default(model, name))
-        rec.own(value, rec.add(call))
+        ref = rec.add(call)
+        given[id(value)] = rec.own(value, ref)
+        if name == keywords:
+            rec.keyed.update(
+                (id(v), (ref, k)) for k, v in value.items() if isinstance(v, torch.Tensor)
+            )
     args, kwargs = _call_arguments(model.forward, bound)
+    args = [given.get(id(a), a) for a in args]
+    kwargs = {k: given.get(id(v), v) for k, v in kwargs.items()}
     handles = []
     for module in rec.paths:
         handles.append(
@@ -351,7 +402,7 @@ def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _R
         )
     traced._recording.append(rec)
     try:
-        with torch.no_grad(), torch.device(device), patched(), _Mode(rec):
+        with torch.no_grad(), torch.device(device), patched(), _Mode(rec), preserved(model):
             result = model(*args, **kwargs)
     finally:
         traced._recording.pop()

@@ -23,6 +23,9 @@ from nnviz.values import Value, float_value
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
+MODEL_DEVICE: Value = {"$device": "model"}
+"""A device read from the model's tensors: the same whether nnviz ran it on meta or the CPU."""
+
 
 def encode(value: Any) -> Value:
     """A torch/Python constant as a graph value (see `nnviz.values`)."""
@@ -49,7 +52,9 @@ def encode(value: Any) -> Value:
     if isinstance(value, torch.dtype):
         return {"$dtype": str(value).removeprefix("torch.")}
     if isinstance(value, torch.device):
-        return {"$device": str(value)}
+        # the meta device is where nnviz ran the model (a device read from one of its tensors),
+        # not a value of the model: recorded as the model's device, whatever that will be
+        return MODEL_DEVICE if value.type == "meta" else {"$device": str(value)}
     if isinstance(value, enum.Enum):
         return {"$enum": f"{type(value).__name__}.{value.name}"}
     if isinstance(value, torch.Tensor):
@@ -79,6 +84,8 @@ def spec_of(value: Any) -> Value:
         return {"$tuple": items} if isinstance(value, tuple) else items
     if isinstance(value, dict):
         return {"$dict": [[encode(k), spec_of(v)] for k, v in value.items()]}
+    if isinstance(value, torch.device):  # read from a tensor: meta, or CPU in a fallback
+        return MODEL_DEVICE
     return encode(value)
 
 

@@ -29,7 +29,7 @@ from nnviz.tracers.encode import (
     scoped,
     versions,
 )
-from nnviz.trace.pristine import check_inputs, preserved, static_forward
+from nnviz.tracers.pristine import check_inputs, preserved, static_forward
 from nnviz.values import Value
 
 ASSERTS = {torch._assert}

@@ -4,6 +4,8 @@
   `x + y` and `x.add(y)` as the same `Tensor.add` call, and `1 + x` with its operands swapped;
   torch.fx records `operator.add(1, x)`. Wrapping the dunders records what fx records, `+=`
   included (fx proxies have no in-place operators, so fx records `+`).
+- Tensor methods written in Python (`x.norm()`, `x.split(4)`): recorded as written, as fx
+  records them, not with the defaults torch fills in before `__torch_function__` sees them.
 - Functions registered with `torch.fx.wrap` (torchvision's `stochastic_depth`, `roi_align`...)
   and the `math` functions (fx's `autowrap_modules`): one recorded call each, insides unrecorded.
 """
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import operator
 from collections.abc import Callable, Iterator
@@ -72,6 +75,30 @@ def _wrapped_function(original: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def _python_methods() -> list[str]:
+    """Tensor methods written in Python (`norm`, `split`, `unflatten`): torch hands them to
+    `__torch_function__` with every default filled in, where fx records the call as written."""
+    return [
+        name
+        for name, value in vars(torch.Tensor).items()
+        if inspect.isfunction(value) and not name.startswith("_")
+    ]
+
+
+def _python_method(original: Callable[..., Any], name: str) -> Callable[..., Any]:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rec = traced.active()
+        if rec is None:
+            return original(self, *args, **kwargs)
+        slots = rec.slots((self, *args), kwargs)  # as written: no defaults added
+        with _muted(rec):
+            result = original(self, *traced.plain(args), **traced.plain(kwargs))
+        return rec.finish(name, slots, result)
+
+    method.__name__ = name
+    return method
+
+
 @contextlib.contextmanager
 def patched() -> Iterator[None]:
     """Patch Tensor operators and the fx-wrapped functions; restore them afterwards."""
@@ -86,6 +113,10 @@ def patched() -> Iterator[None]:
                 continue
             undo.append((torch.Tensor, name, torch.Tensor.__dict__.get(name, missing)))
             setattr(torch.Tensor, name, _operator_method(original, target, swapped))
+        for name in _python_methods():
+            original = torch.Tensor.__dict__[name]
+            undo.append((torch.Tensor, name, original))
+            setattr(torch.Tensor, name, _python_method(original, name))
         wrapped = [(ns, name) for (_, name), ns in _symbolic_trace._wrapped_fns_to_patch.items()]
         # fx also records `math` functions called on traced numbers (its `autowrap_modules`)
         wrapped += [(vars(math), n) for n in vars(math) if not n.startswith("_")]

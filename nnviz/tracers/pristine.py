@@ -92,6 +92,8 @@ def lazy_modules(model: nn.Module) -> list[str]:
         path or type(model).__name__
         for path, module in model.named_modules()
         if any(
-            is_lazy(t) for t in (*module._parameters.values(), *module._buffers.values()) if t is not None
+            is_lazy(t)
+            for t in (*module._parameters.values(), *module._buffers.values())
+            if t is not None
         )
     ]

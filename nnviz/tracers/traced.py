@@ -226,6 +226,36 @@ class TracedTuple(tuple, Traced):  # type: ignore[type-arg]
         return (tuple, (tuple(self.original),))
 
 
+class TracedDict(dict, Traced):  # type: ignore[type-arg]
+    """A dict given as an input; item reads are recorded like fx records them on a proxy."""
+
+    original: Any
+
+    def __init__(self, value: dict[Any, Any], ref: Any) -> None:
+        super().__init__(value)
+        self.ref = ref
+        self.original = value
+
+    def plain_value(self) -> Any:
+        return self.original
+
+    def __getitem__(self, key: Any) -> Any:
+        result = self.original[plain(key)]
+        recording = active()
+        if recording is None:
+            return result
+        return recording.record_op(operator.getitem, (self, key), result)
+
+
+def wrap(value: Any, ref: Any) -> Any:
+    """A tuple, list or dict input as a traced value produced by `ref`."""
+    if type(value) is dict:
+        return TracedDict(value, ref)
+    if type(value) is list:
+        return TracedList(value, ref)
+    return TracedTuple(value, ref)
+
+
 class TracedList(list, Traced):  # type: ignore[type-arg]
     """A list produced by a recorded call; indexing and unpacking are recorded."""
 

@@ -262,8 +262,11 @@ class Structured(nn.Module):
 def test_dicts_lists_and_dataclasses_flow_through() -> None:
     inputs = {"batch": {"x": torch.randn(2, 4)}, "extra": [torch.randn(2, 8)]}
     graph = trace(Structured(), name="structured", inputs=inputs, tracer="eager")
-    assert graph.edge("input:batch", "lin").slots == ("0",)
-    assert graph.edge("input:extra", "add").slots == ("1",)
+    # indexing an input container is recorded, as fx records it on the input's proxy
+    assert graph.edge("input:batch", "getitem").slots == ("0",)
+    assert graph.node("getitem").args["1"] == "x"
+    assert graph.edge("getitem", "lin").slots == ("0",)
+    assert graph.edge("getitem:1", "add").slots == ("1",)
     assert graph.edge("head", "output").slots == ("0.logits",)
     assert graph.edge("add", "output").slots == ("0.hidden.0",)
     tensor = {"$tensor": {"shape": [2, 8], "dtype": "float32"}}
