@@ -63,26 +63,53 @@ def _trace_in_eval_mode(
     example: Any,
 ) -> Graph:
     from nnviz.errors import TraceError
-    from nnviz.tracers.fx import trace_fx
     from nnviz.tracers.inputs import from_object
+    from nnviz.tracers.pristine import initialised, lazy_modules
 
     if tracer not in TRACERS:
         raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(TRACERS)})")
     spec = None if inputs is None else from_object(inputs)
+    if _is_script(model):
+        from nnviz.tracers.script import trace_script
+
+        return trace_script(model, name, spec)
+    lazy = lazy_modules(model)
+    if lazy:
+        if spec is None:
+            raise TraceError(
+                f"{name} has lazy modules ({', '.join(lazy[:3])}) whose parameters only a "
+                f"forward pass creates: {EXAMPLE_INPUT_ADVICE}"
+            )
+        model, rebuild = initialised(model, spec, rebuild, name)
     if tracer == "eager":
         if spec is None:
             raise TraceError(f"the eager tracer runs {name}: {EXAMPLE_INPUT_ADVICE}")
         from nnviz.tracers.eager import trace_eager
 
         return trace_eager(model, name, spec, rebuild)
+    return _trace_fx(model, name, spec, rebuild, tracer, example)
+
+
+def _trace_fx(
+    model: nn.Module,
+    name: str,
+    spec: Any,
+    rebuild: Callable[[], nn.Module] | None,
+    tracer: str,
+    example: Any,
+) -> Graph:
+    """torch.fx (on a CPU build when meta alone defeats it), then shapes given an input; with
+    `tracer="auto"`, the eager tracer when fx fails."""
+    from nnviz.errors import TraceError
+    from nnviz.tracers.fx import trace_fx
+    from nnviz.tracers.inputs import from_object
+
     try:
         traced = trace_fx(model, name)
     except TraceError as failure:
         retried = _retry_on_cpu(failure, model, rebuild, name)
-        if retried is not None:
-            model, traced = retried
-        else:
-            run_on = spec if spec is not None else (None if example is None else from_object(example))
+        if retried is None:
+            run_on = spec if spec is not None or example is None else from_object(example)
             if tracer == "fx":
                 how = "the eager tracer can record it by running it (tracer='eager' in Python, "
                 how += "--tracer eager on the command line)"
@@ -90,23 +117,35 @@ def _trace_in_eval_mode(
             if run_on is None:
                 how = f"to record it by running it, {EXAMPLE_INPUT_ADVICE}"
                 raise TraceError(f"{failure} ({how})") from None
-            import warnings
-
-            from nnviz.tracers.eager import trace_eager
-
-            given = "the given input" if spec is not None else f"the example input {run_on.text}"
-            warnings.warn(
-                f"torch.fx cannot trace {name}; recording it by running it on {given} "
-                "(eager tracer)",
-                TracerWarning,
-                stacklevel=2,
-            )
-            return trace_eager(model, name, run_on, rebuild)
+            return _fall_back(model, name, run_on, rebuild, given=spec is not None)
+        model, traced = retried
     if spec is None:
         return traced.graph
     from nnviz.tracers.shapes import propagate
 
     return propagate(traced, model, spec, rebuild)
+
+
+def _fall_back(
+    model: nn.Module, name: str, run_on: Any, rebuild: Callable[[], nn.Module] | None, given: bool
+) -> Graph:
+    import warnings
+
+    from nnviz.tracers.eager import trace_eager
+
+    what = "the given input" if given else f"the example input {run_on.text}"
+    warnings.warn(
+        f"torch.fx cannot trace {name}; recording it by running it on {what} (eager tracer)",
+        TracerWarning,
+        stacklevel=4,
+    )
+    return trace_eager(model, name, run_on, rebuild)
+
+
+def _is_script(model: Any) -> bool:
+    import torch
+
+    return isinstance(model, torch.jit.ScriptModule)
 
 
 def _retry_on_cpu(
