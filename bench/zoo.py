@@ -8,6 +8,7 @@ every failure.
     python bench/zoo.py                              # everything (about 20 minutes on 2 cores)
     python bench/zoo.py --only resnet18,raft_small   # some models
     python bench/zoo.py --family transformers --family timm
+    python bench/zoo.py --family research             # research code, with and without -i
     python bench/zoo.py --json bench/zoo-results.json --markdown zoo.md
 
 HF transformers come from small configs (the factories below, usable as MODEL specs:
@@ -144,6 +145,27 @@ TIMM = (
 """Popular timm architectures, built with `pretrained=False`."""
 
 
+# --- research code: one small model per class of tracer bug (tests/models/research.py) ------
+
+RESEARCH = HERE.parent.parent / "tests" / "models" / "research.py"
+
+
+def research_entries() -> list[Entry]:
+    """Each research model with its `-i` input (it must be drawn), and without one (drawn, or
+    refused with a message naming the real cause: the report lists it as failed with it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nnviz_zoo_research", RESEARCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = []
+    for name, text in module.INPUTS.items():
+        out.append(Entry("research", name, f"{RESEARCH}:{name}", None, text))
+        out.append(Entry("research/no -i", name, f"{RESEARCH}:{name}", None, None, retry=False))
+    return out
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -154,6 +176,8 @@ class Entry:
     spec: str
     args: dict[str, Any] | None = None
     inputs: str | None = None
+    retry: bool = True
+    """Without `inputs`, retry with `-i default` when fx fails (False: report the failure)."""
 
 
 @dataclass
@@ -181,6 +205,8 @@ def entries(families: list[str]) -> list[Entry]:
         out += [
             Entry("transformers", n, f"{HERE}:{n}", None, text) for n, text in TRANSFORMERS.items()
         ]
+    if "research" in families:
+        out += research_entries()
     if "timm" in families:
         out += [
             Entry("timm", n, "timm:create_model", {"model_name": n, "pretrained": False})
@@ -201,7 +227,7 @@ def run_one(entry: Entry, folder: Path) -> Result:
         try:
             graph = nnviz.trace(entry.spec, name=entry.name, args=entry.args, inputs=entry.inputs)
         except TraceError as exc:
-            if entry.inputs is not None or "-i" not in str(exc):
+            if entry.inputs is not None or not entry.retry or "-i" not in str(exc):
                 raise
             result.notes.append("fx failed; traced with -i default")
             result.inputs = "default"
@@ -305,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--family",
         action="append",
-        choices=["torchvision", "transformers", "timm"],
+        choices=["torchvision", "transformers", "timm", "research"],
         help="Families to run (repeatable; default all).",
     )
     parser.add_argument("--only", help="Comma-separated model names.")
@@ -321,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     import nnviz  # noqa: F401
 
     sys.path.insert(0, str(HERE.parent))
-    todo = entries(options.family or ["torchvision", "transformers", "timm"])
+    todo = entries(options.family or ["torchvision", "transformers", "timm", "research"])
     if options.only:
         wanted = set(options.only.split(","))
         todo = [e for e in todo if e.name in wanted]

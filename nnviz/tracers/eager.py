@@ -19,9 +19,20 @@ recorded calls are then turned into nodes with fx's conventions — ids, op name
 for a module's own parameters and buffers, asserts and what only feeds them dropped — so for a
 model both tracers handle, both graphs are the same apart from `meta["tracer"]`.
 
+What it does so that both graphs are the same (tests/unit/test_research_models.py checks each):
+- an input tuple, list or dict is a traced value: indexing it records fx's `getitem`; a tensor
+  given through `**kwargs` gets its `getitem` where it is first used (Python hands forward() a
+  new dict, so the read itself cannot be seen);
+- Tensor methods written in Python (`norm`, `split`, `unflatten`) are recorded as written, not
+  with the defaults torch fills in before `__torch_function__` (`nnviz.tracers.patching`);
+- a `device` read from a tensor is an edge from its `getattr`, and recorded as the model's device
+  (`encode.MODEL_DEVICE`), never as meta or the CPU of a fallback; a tensor made without an input
+  is recorded by what it is (`tensor[4, 4]`), as in fx, not by a counter;
+- the model is run inside `pristine.preserved`: attributes forward() assigns are put back.
+
 Where a real run cannot see what fx sees, by principle:
-- values that are neither tensors nor numbers carry no identity: `x.to(x.dtype)` records the
-  `getattr` but the `to` gets a constant dtype, where fx draws an edge;
+- values that are neither tensors, numbers nor devices carry no identity: `x.to(x.dtype)` records
+  the `getattr` but the `to` gets a constant dtype, where fx draws an edge;
 - comparisons of Python numbers give plain `bool`s and are dropped with what only fed them (in
   a fx-traceable model they only feed asserts; here they steer control flow, which is not drawn);
 - of fx's autowrapped `math` functions, calls through the module (`math.sqrt(n)`) are recorded,

@@ -104,8 +104,14 @@ def trace_fx(model: nn.Module, name: str) -> FxTrace:
     except Exception as exc:
         where = f" in module {tracer.failing_module!r}" if tracer.failing_module else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # fx's own words name the symptom (`... not 'Proxy'`); the cause is data-dependent code.
         # The caller adds what to do instead: it knows the tracer asked for and the inputs.
-        raise TraceError(f"torch.fx cannot trace {name}{where}: {first[:200]}") from exc
+        cause = (
+            " (forward() uses a traced tensor as Python data: a number, a loop, an index)"
+            if "Proxy" in first or "symbolically traced variables" in first
+            else ""
+        )
+        raise TraceError(f"torch.fx cannot trace {name}{where}: {first[:160]}{cause}") from exc
     graph, ids = _convert(model, name, fx_graph, tracer.constants)
     check_inputs(graph, model.forward, name)
     return FxTrace(graph, fx_graph, ids, tracer.constants)
