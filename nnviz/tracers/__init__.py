@@ -64,7 +64,7 @@ def _trace_in_eval_mode(
 ) -> Graph:
     from nnviz.errors import TraceError
     from nnviz.tracers.inputs import from_object
-    from nnviz.tracers.pristine import initialised, lazy_modules
+    from nnviz.tracers.lazy import initialised, lazy_modules
 
     if tracer not in TRACERS:
         raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(TRACERS)})")

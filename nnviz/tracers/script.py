@@ -21,9 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnviz.errors import TraceError
+from nnviz.errors import DataTraceWarning, TraceError
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
-from nnviz.tracers import DataTraceWarning
 from nnviz.tracers.encode import IdAllocator, encode, hparams, scoped, versions
 from nnviz.values import Value
 
