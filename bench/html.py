@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 import chromium  # noqa: E402
 
 import nnviz  # noqa: E402
-from nnviz import transform  # noqa: E402
 from nnviz.render import render, to_dot  # noqa: E402
+from nnviz.render.output import shown_graph  # noqa: E402
+from nnviz.render.style import make_style  # noqa: E402
 
 MODELS = ["resnet18", "resnet152", "maxvit_t", "fasterrcnn_mobilenet_v3_large_fpn"]
 
@@ -89,7 +90,8 @@ def measure(context: Any, path: Path) -> dict[str, Any]:
 
 def native(graph: nnviz.Graph, depth: int) -> float:
     """Milliseconds the native Graphviz takes to lay out `graph` at `depth` as the PDF does."""
-    dot = to_dot(transform.collapse_depth(graph, depth))
+    style = make_style(None)
+    dot = to_dot(shown_graph(graph, style, depth=depth), style)
     start = time.perf_counter()
     render(dot, "svg")
     return (time.perf_counter() - start) * 1000
