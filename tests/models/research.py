@@ -58,7 +58,7 @@ class MetaCpuMix(nn.Module):
 
 
 class ItemInForward(nn.Module):
-    """Data-dependent: `.item()` steers a shape (impossible on meta tensors)."""
+    """Data-dependent: `.item()` steers a shape (impossible on meta tensors: a CPU run)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,7 +66,7 @@ class ItemInForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = int(x.abs().sum().item() > -1) + 1
-        return self.lin(x).repeat(1, k)
+        return self.lin(x).repeat(1, k) + torch.zeros(1, device=x.device)  # read on the CPU
 
 
 class KwargsForward(nn.Module):

@@ -198,6 +198,10 @@ def test_device_reads_are_the_models_device_and_edges() -> None:
     assert graph.edge("getattr:1", "arange").slots == ("device",)
     assert graph.node("getattr:1").spec == {"$device": "model"}
     assert graph.edge("getattr:2", "zeros").slots == ("device",)
+    cpu_run = _graph("ItemInForward", "eager")  # `.item()`: run on a CPU build
+    reads = [n for n in cpu_run.nodes if n.op == "getattr"]
+    assert [n.spec for n in reads] == [{"$device": "model"}]
+    assert "cpu" not in snapshot.dumps(cpu_run).replace('"torch":', "")
 
 
 def test_default_arguments_are_recorded_as_written() -> None:
