@@ -3,7 +3,7 @@
 Run by `bench/upgrades.py` in a subprocess whose PYTHONPATH selects the timm or transformers
 release (and the nnviz under test), one process per version:
 
-    python bench/groundtruth.py OUTDIR MODEL [MODEL ...] [--snapshots SNAPDIR]
+    python bench/groundtruth.py OUTDIR MODEL [MODEL ...] [--snapshots SNAPDIR] [--no-shapes]
 
 The ground truth is computed without nnviz, on a real forward pass (CPU, eval, no_grad, a small
 fixed input): per module its qualified class, `extra_repr()`, own parameter shapes and plain
@@ -15,6 +15,7 @@ other modules. nnviz is only imported, through its public API, to write the snap
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import inspect
 import json
@@ -27,6 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode, resolve_name
+
+# Run with PYTHONSAFEPATH=1 (bench/html.py must not shadow the standard library's html), so
+# this folder is added last, for the model catalogue.
+sys.path.append(str(Path(__file__).resolve().parent))
 from upgrades import HF_BASE, HF_EDITS, library
 
 _HF_CLASSES = {
@@ -172,16 +177,17 @@ def versions() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Snapshot models and record their ground truth.")
+    parser.add_argument("out", type=Path, help="folder for the ground truths")
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--snapshots", type=Path, help="folder for the nnviz snapshots")
+    parser.add_argument("--no-shapes", action="store_true", help="timm snapshots without inputs")
+    args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    out, *models = argv
-    snapshots = None
-    if "--snapshots" in models:
-        at = models.index("--snapshots")
-        snapshots, models = Path(models[at + 1]), models[:at] + models[at + 2 :]
     failed = 0
-    for model in models:
+    for model in args.models:
         try:
-            record(model, Path(out), snapshots)
+            record(model, args.out, args.snapshots, shapes=not args.no_shapes)
         except Exception as error:  # one model failing must not hide the others' results
             print(f"failed {model}: {type(error).__name__}: {error}"[:500], flush=True)
             failed += 1
@@ -190,13 +196,15 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def record(model: str, out: Path, snapshots: Path | None) -> None:
-    """Write OUT/MODEL.json (the ground truth, unless there) and SNAPSHOTS/MODEL.json (nnviz)."""
+def record(model: str, out: Path, snapshots: Path | None, *, shapes: bool = True) -> None:
+    """Write OUT/MODEL.json (the ground truth, unless there) and SNAPSHOTS/MODEL.json (nnviz,
+    traced with the example input unless `shapes` is false for a timm model)."""
     if snapshots is not None:
         import nnviz
 
         net, inputs = build(model)
-        graph = nnviz.trace(net, name=model.partition("+")[0], inputs=inputs)
+        given = inputs if shapes or library(model) != "timm" else None
+        graph = nnviz.trace(net, name=model.partition("+")[0], inputs=given)
         nnviz.save(graph, snapshots / f"{model}.json")
     target = out / f"{model}.json"
     if not target.exists():

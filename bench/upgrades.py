@@ -118,14 +118,16 @@ def nnviz_hash(root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def run_worker(side: Path, snaps: Path, models: list[str], pythonpath: list[Path]) -> None:
+def run_worker(
+    side: Path, snaps: Path, models: list[str], pythonpath: list[Path], flags: list[str]
+) -> None:
     """Snapshot and ground-truth `models` in one subprocess with `pythonpath` first."""
     side.mkdir(parents=True, exist_ok=True)
     snaps.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, pythonpath))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, pythonpath)), "PYTHONSAFEPATH": "1"}
     cmd = [sys.executable, str(HERE / "groundtruth.py"), str(side), *models]
     proc = subprocess.run(
-        [*cmd, "--snapshots", str(snaps)], env=env, text=True, capture_output=True
+        [*cmd, "--snapshots", str(snaps), *flags], env=env, text=True, capture_output=True
     )
     print(proc.stdout.strip(), proc.stderr.strip()[-2000:] if proc.returncode else "", sep="\n")
 
@@ -144,14 +146,17 @@ def collect(args: argparse.Namespace, nnviz_dir: Path) -> dict[tuple[str, str], 
     for (lib, version), libdir in sides.items():
         label = version if libdir else metadata.version(lib)
         truth = cache / "truth" / f"{lib}-{label}"
-        snaps = cache / "snapshots" / key / f"{lib}-{label}"
+        snaps = (
+            cache / "snapshots" / (key + ("-noshapes" if args.no_shapes else "")) / f"{lib}-{label}"
+        )
         models = [m for m in args.models if library(m) == lib and "+" not in m]
         if libdir is None and lib == "transformers":  # config edits: current release only
             models += [f"{m}+{e}" for m in models for e in HF_EDITS[m]]
         todo = [m for m in models if not all((d / f"{m}.json").exists() for d in (truth, snaps))]
         if todo:
             print(f"-- {lib} {label}: {len(todo)} model(s) to snapshot", flush=True)
-            jobs.append((truth, snaps, todo, [p for p in (libdir, nnviz_dir) if p]))
+            path = [p for p in (libdir, nnviz_dir) if p]
+            jobs.append((truth, snaps, todo, path, ["--no-shapes"] if args.no_shapes else []))
         folders[(lib, version)] = truth, snaps
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(lambda job: run_worker(*job), jobs))
@@ -280,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", nargs="+", default=VERSIONS, help="older releases, lib==X")
     parser.add_argument("--nnviz", default=str(HERE.parent), help="PYTHONPATH dir of the nnviz")
     parser.add_argument("--cache", default=os.environ.get("NNVIZ_BENCH_CACHE", "/work/cache"))
+    parser.add_argument(
+        "--no-shapes", action="store_true", help="trace timm models without inputs (no shapes)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="processes at once")
     parser.add_argument("--out", help="write OUT.json (every line classified) and OUT.md")
     args = parser.parse_args(argv)
