@@ -25,7 +25,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from truthdiff import KINDS, Truth, cause, classify, distinct, missed
 
 HERE = Path(__file__).resolve().parent
