@@ -361,7 +361,7 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
                 if other is None:
                     continue
                 if other.status in ("added", "removed") or "called" in other.changes:
-                    e.changes[key] = Change(change.old, change.new, fold_root(end, shape))
+                    e.changes[key] = replace(change, cause=fold_root(end, shape))
                     break
     spec_cause: dict[str, str] = {}
     for e in entries:
@@ -395,7 +395,7 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
         spec_cause[e.name] = e.name if cause is None else cause
         if cause is not None:
             c = e.changes["spec"]
-            e.changes["spec"] = Change(c.old, c.new, cause)
+            e.changes["spec"] = replace(c, cause=cause)
 
 
 def _freeze(e: _Entry) -> NodeDiff:

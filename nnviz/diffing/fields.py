@@ -14,6 +14,7 @@ from typing import Any
 from nnviz.diffing.model import ABSENT, Change
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph, Module, Node
+from nnviz.values import format_value
 
 
 def module_changes(a: Module, b: Module) -> dict[str, Change]:
@@ -21,12 +22,16 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
     changes: dict[str, Change] = {}
     if a.cls == b.cls and a.hparams == b.hparams and a.parameters == b.parameters:
         return changes
-    if a.cls != b.cls:
-        changes["class"] = Change(a.cls, b.cls, note=_class_note(a, b))
+    own: list[str] = []  # settings only one of two different classes has: said with the class
     for key in _keys(a.hparams, b.hparams):
         old, new = a.hparams.get(key, ABSENT), b.hparams.get(key, ABSENT)
-        if old != new:
+        if old != new and a.cls != b.cls and ABSENT in (old, new):
+            own.append(f"{key}={format_value(new)}" if old is ABSENT else f"no {key}")
+        elif old != new:
             changes[f"hparams.{key}"] = Change(old, new)
+    if a.cls != b.cls:
+        note = "; ".join(p for p in (_class_note(a, b), ", ".join(own)) if p) or None
+        changes = {"class": Change(a.cls, b.cls, note=note), **changes}
     for key in _keys(a.parameters, b.parameters):
         pa, pb = a.parameters.get(key), b.parameters.get(key)
         if pa != pb:

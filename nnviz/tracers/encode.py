@@ -10,7 +10,7 @@ import enum
 import inspect
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 import torch
@@ -18,7 +18,8 @@ import torch.fx
 from torch import nn
 
 from nnviz.errors import TraceError
-from nnviz.graph import Module
+from nnviz.graph import Module, parent_path
+from nnviz.tracers import configs
 from nnviz.values import Value, float_value
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -133,14 +134,20 @@ def bases(cls: type) -> tuple[str, ...]:
     )
 
 
-def hparams(module: nn.Module) -> dict[str, Value]:
+def hparams(
+    module: nn.Module, above: Mapping[str, Mapping[str, Value]] | None = None
+) -> tuple[dict[str, Value], dict[str, dict[str, Value]]]:
     """The hyperparameters a module's constructors configured (its class's and its bases') and
-    the module keeps as attributes.
+    the module keeps as attributes, and the config-like values among them by name.
 
     A parameter or `None` stored under a constructor argument's name (Conv2d's `bias`) is recorded
-    as whether it exists; submodules and tensors are not hyperparameters.
+    as whether it exists; submodules and tensors are not hyperparameters. A config-like value
+    (`nnviz.tracers.configs`) is recorded field by field (`config.hidden_size`), each only where
+    it differs from the config of that name an ancestor records (`above`): a config shared by
+    every layer is recorded once, on the outermost module that keeps it.
     """
     out: dict[str, Value] = {}
+    found: dict[str, dict[str, Value]] = {}
     for name in _init_names(type(module)):
         try:
             value = getattr(module, name)
@@ -150,9 +157,18 @@ def hparams(module: nn.Module) -> dict[str, Value]:
             out[name] = value is not None
         elif isinstance(value, (nn.Module, torch.Tensor)) or inspect.ismethod(value):
             continue
+        elif (config := configs.fields(value)) is not None:
+            found[name] = {k: encode(v) for k, v in config.items()}
+            inherited = (above or {}).get(name, {})
+            for key, field in found[name].items():
+                if inherited.get(key, _MISSING) != field:
+                    out[f"{name}.{key}"] = field
         else:
             out[name] = encode(value)
-    return out
+    return out, found
+
+
+_MISSING = object()
 
 
 def input_default(model: nn.Module, name: str) -> list[tuple[str, Any]]:
@@ -171,14 +187,22 @@ def input_default(model: nn.Module, name: str) -> list[tuple[str, Any]]:
 def module_tree(model: nn.Module) -> list[Module]:
     """Every module of `model` in `named_modules()` order."""
     tree = []
+    recorded: dict[str, dict[str, dict[str, Value]]] = {}  # the configs each path keeps
     for path, module in model.named_modules():
+        above: dict[str, dict[str, Value]] = {}
+        up = parent_path(path)
+        while up is not None:  # the nearest ancestor's config of each name
+            for name, config in recorded.get(up, {}).items():
+                above.setdefault(name, config)
+            up = parent_path(up)
+        own, recorded[path] = hparams(module, above)
         tree.append(
             Module(
                 path=path,
                 cls=qualname(type(module)),
                 bases=bases(type(module)),
                 params=sum(p.numel() for p in module.parameters()),
-                hparams=hparams(module),
+                hparams=own,
                 parameters={
                     n: tuple(int(d) for d in p.shape)
                     for n, p in module.named_parameters(recurse=False)

@@ -3,6 +3,7 @@ pinned on a tiny `nn.Module` pair that differs the way a library upgrade does.""
 
 from __future__ import annotations
 
+import dataclasses
 from textwrap import dedent
 
 import torch
@@ -234,3 +235,53 @@ def test_grouping_never_merges_different_values() -> None:
         ["~ blocks.{0,2}.drop, head.drop  Dropout  p 0.1 → 0.2 ×3"],
         ["~ blocks.1.drop  Dropout  p 0.1 → 0.3"],
     ]
+
+
+# --- 6. a config kept by every layer is recorded once, field by field ---
+
+
+@dataclasses.dataclass
+class Config:
+    width: int = 8
+    depth: int = 2
+    transformers_version: str = "4.57.6"  # bookkeeping: never recorded
+
+
+class Layer(nn.Module):
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.fc = nn.Linear(config.width, config.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class Stack(nn.Module):
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(Layer(config) for _ in range(config.depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def test_a_config_is_recorded_once_field_by_field() -> None:
+    graph = trace(Stack(Config()))
+    assert dict(graph.modules[""].hparams) == {"config.depth": 2, "config.width": 8}
+    assert dict(graph.modules["layers.0"].hparams) == {}
+
+
+def test_one_config_change_is_one_line() -> None:
+    old, new = trace(Stack(Config())), trace(Stack(Config(depth=3)))
+    assert text(old, new) == dedent("""\
+        ~ (root)  Stack  config.depth 2 → 3
+        + layers.2  Layer (1 node, 72 params)
+            ↳ output  input 0 layers.1.fc → layers.2.fc
+        1 changed, 1 added, 1 downstream · params 144 → 216 (+72)
+        """)
+    bumped = trace(Stack(Config(transformers_version="5.24.0")))
+    assert nnviz.diff(old, bumped, strict=True).identical
