@@ -160,11 +160,12 @@ class Truth:
         return out
 
 
-def expand(name: str) -> list[str]:
-    """`blocks.{0..2}.aa` -> `blocks.0.aa`, `blocks.1.aa`, `blocks.2.aa`; `{1,3}` likewise."""
+def expand(name: str, detail: str = "") -> list[tuple[str, str]]:
+    """`blocks.{0..2}.aa` -> `blocks.0.aa`, `blocks.1.aa`, `blocks.2.aa` (`{1,3}` likewise), each
+    with its own detail: the same group in the detail (`input 0 blocks.{0..2}.x`) follows."""
     found = _GROUP.search(name)
     if not found:
-        return [name]
+        return [(name, detail)]
     spec, members = found.group(1), []
     for part in spec.split(","):
         lo, dots, hi = part.partition("..")
@@ -172,7 +173,8 @@ def expand(name: str) -> list[str]:
             members += [str(i) for i in range(int(lo), int(hi) + 1)]
         else:
             members.append(part.strip())
-    return [m for v in members for m in expand(name[: found.start()] + v + name[found.end() :])]
+    token, head, tail = found.group(0), name[: found.start()], name[found.end() :]
+    return [m for v in members for m in expand(head + v + tail, detail.replace(token, v))]
 
 
 def _values(detail: str) -> list[str]:
@@ -195,8 +197,9 @@ def _worst(kinds: list[str]) -> str:
     return "bookkeeping"
 
 
-def _parse(line: str) -> tuple[str, list[str], str] | None:
-    """(marker, names, detail) of a change line (`→` lines: names old and new, no detail)."""
+def _parse(line: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """(marker, [(name, detail) per grouped member]) of a change line; a `→` line has one
+    member: (old name, the whole line)."""
     text = line.strip()
     folded = text.startswith("↳ ")  # a consequence, printed without the title column
     if folded:
@@ -206,10 +209,10 @@ def _parse(line: str) -> tuple[str, list[str], str] | None:
     marker, body = text[0], text[2:]
     if marker == "→":
         found = _RENAME.match(body)
-        return (marker, [found["old"], found["new"]], body) if found else (marker, [], body)
+        return marker, [(found["old"] if found else "", body)]
     name, _, rest = body.partition("  ")
     detail = rest.strip() if folded else rest.partition("  ")[2].strip()
-    return marker, expand(name.split(" ")[0]), detail
+    return marker, expand(name.split(" ")[0], detail)
 
 
 def classify(line: str, truth: Truth) -> tuple[str, str]:
@@ -217,10 +220,10 @@ def classify(line: str, truth: Truth) -> tuple[str, str]:
     parsed = _parse(line)
     if parsed is None:
         return "bookkeeping", "states no change of its own"
-    marker, names, detail = parsed
+    marker, members = parsed
     if marker == "→":
-        return _classify_move(detail, truth)
-    verdicts = [_classify_one(marker, n, detail, truth) for n in names]
+        return _classify_move(members[0][1], truth)
+    verdicts = [_classify_one(marker, name, detail, truth) for name, detail in members]
     kind = _worst([k for k, _ in verdicts])
     return kind, next(why for k, why in verdicts if k == kind)
 
@@ -229,16 +232,16 @@ def cause(line: str, why: str, truth: Truth) -> str:
     """A guess at which of issue 12's causes a noise or attribute-only line comes from (to sort
     the notes; not part of the classification)."""
     parsed = _parse(line)
-    if parsed is None or not parsed[1]:
+    if parsed is None:
         return "?"
-    marker, names, detail = parsed
+    marker, ((name, detail), *_) = parsed
     label = _label(detail) if detail else ""
-    path, op = truth.locate(names[0])
+    path, op = truth.locate(name)
     if marker == "→":
         return "8 moved siblings"
     if label.startswith("config"):
         return "6 config blob"
-    if names[0].startswith("input:") or "input:" in detail:
+    if name.startswith("input:") or "input:" in detail:
         return "5 new optional forward argument"
     if why.startswith("scalar plumbing"):
         return "2 scalar plumbing"
@@ -254,7 +257,13 @@ def cause(line: str, why: str, truth: Truth) -> str:
 def subjects(line: str) -> list[str]:
     """The node names a change line is about (groups expanded, both ends of a move)."""
     parsed = _parse(line)
-    return parsed[1] if parsed else []
+    if parsed is None:
+        return []
+    marker, members = parsed
+    if marker == "→":
+        found = _RENAME.match(members[0][1])
+        return [found["old"], found["new"]] if found else []
+    return [name for name, _ in members]
 
 
 def distinct(lines: list[str]) -> int:
@@ -301,7 +310,7 @@ def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[st
     d = truth.delta(path)
     label = _label(detail) if detail else ""
     if op is None and not label.startswith("input "):
-        return _classify_module(marker, path, label, d, truth)
+        return _classify_module(marker, path, detail, d, truth)
     scope, what = (path, op) if op is not None else (path.rpartition(".")[0], path)
     changed = truth.delta(scope).changed_events
     if what in changed:
@@ -318,8 +327,9 @@ def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[st
 
 
 def _classify_module(
-    marker: str, path: str, label: str, d: ModuleDelta, truth: Truth
+    marker: str, path: str, detail: str, d: ModuleDelta, truth: Truth
 ) -> tuple[str, str]:
+    label = _label(detail) if detail else ""
     where = path or "(root)"
     if marker in "+-":
         ok = d.presence == ("added" if marker == "+" else "removed") or "class" in d.fields
@@ -330,7 +340,7 @@ def _classify_module(
         return ("true" if hit else "noise"), f"{where} {label} {'differs' if hit else 'same'}"
     params = {**truth.old["modules"].get(path, {}).get("params", {})}
     params |= truth.new["modules"].get(path, {}).get("params", {})
-    if label in params:
+    if label in params and "[" in detail:  # `weight [64, 64] → [128, 64]`, not `bias True → …`
         hit = "params" in d.fields
         return ("true" if hit else "noise"), f"{where}.{label} shape {'differs' if hit else 'same'}"
     recorded = any(
