@@ -201,7 +201,7 @@ def _module_tree(model: nn.Module) -> list[Module]:
                 path=path,
                 cls=qualified,
                 params=sum(p.numel() for p in module.parameters()),
-                hparams=hparams(module) if not isinstance(module, torch.jit.ScriptModule) else {},
+                hparams={} if isinstance(module, torch.jit.ScriptModule) else hparams(module)[0],
                 parameters={
                     n: tuple(int(d) for d in p.shape)
                     for n, p in module.named_parameters(recurse=False)
