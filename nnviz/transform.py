@@ -336,17 +336,74 @@ def _free_id(base: str, taken: set[str]) -> str:
 
 
 def collapsed_node(graph: Graph, node_id: str, target: str, members: list[Node]) -> Node:
-    """The node `node_id` standing for `members`, the ops module `target` ran (one piece)."""
+    """The node `node_id` standing for `members`, the ops module `target` ran (one piece).
+
+    `meta["skips"]` lists the residual connections it hides (see `skips`), so that a drawing
+    still shows that a collapsed ResNet block is residual."""
     module = graph.modules.get(target)
     count = sum(int(m.meta.get("collapsed", 1)) for m in members)
+    meta: dict[str, Any] = {"collapsed": count}
+    hidden = skips(graph, members, target)
+    if hidden:
+        meta["skips"] = hidden
     return Node(
         node_id,
         "module",
         module.cls if module is not None else target,
         scope=parent_path(target) or "",
         module=target,
-        meta={"collapsed": count},
+        meta=meta,
     )
+
+
+# --- what a collapsed module hides -----------------------------------------------------------
+
+_ADDS = frozenset({"add", "add_", "iadd", "__add__", "__iadd__"})
+
+
+def skips(graph: Graph, members: list[Node], target: str) -> list[str]:
+    """The residual connections among the ops of module `target`: per `add` whose two operands
+    fork from one value (inside the module or entering it), `identity` when one operand is
+    that value (a ResNet block, a transformer layer), else the module below `target` that the
+    shorter path runs through (`downsample`), or `branch`. Members that are collapsed modules
+    already contribute their own list."""
+    inside = {n.id for n in members}
+    flow = nx.DiGraph(graph.nx.subgraph(inside | {p for i in inside for p in graph.nx.pred[i]}))
+    found: list[str] = []
+    for node in members:
+        found.extend(node.meta.get("skips", ()))
+        if node.kind in ("function", "method") and node.op.rsplit(".", 1)[-1] in _ADDS:
+            skip = _skip(graph, flow, node.id, target)
+            if skip:
+                found.append(skip)
+    return found
+
+
+def _skip(graph: Graph, flow: nx.DiGraph, add: str, target: str) -> str | None:
+    operands = list(flow.pred[add])
+    if len(operands) != 2:
+        return None
+    up = [nx.ancestors(flow, o) | {o} for o in operands]
+    if operands[0] in up[1] or operands[1] in up[0]:
+        return "identity"
+    if not up[0] & up[1]:
+        return None  # two values that never met: a sum, not a skip
+    paths = sorted((up[0] - up[1], up[1] - up[0]), key=len)
+    if len(paths[0]) == len(paths[1]):
+        return "branch"  # two alike paths: neither is the skip
+    branch = paths[0]
+    common = _common_module([owner(graph.node(i)) or "" for i in sorted(branch)])
+    return common[len(target) + 1 :] if common.startswith(target + ".") else "branch"
+
+
+def _common_module(paths: list[str]) -> str:
+    """The longest module path that holds every one of `paths`."""
+    common: list[str] = []
+    for level in zip(*(path.split(".") for path in paths), strict=False):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return ".".join(common)
 
 
 def _with_edge_specs(node: Node, specs: dict[str, Value]) -> Node:

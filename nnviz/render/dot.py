@@ -97,8 +97,10 @@ def to_dot(
         labeljust="c",
         id="graph",
     )
-    if style.show_title:
-        dot.attr("graph", label=labels.graph_label(_title(graph), _subtitle(graph, paint), style))
+    legend = labels.legend_lines(graph, style) if style.legend else []
+    if style.show_title or legend:
+        title, subtitle = (_title(graph), _subtitle(graph, paint)) if style.show_title else ("", "")
+        dot.attr("graph", label=labels.graph_label(title, subtitle, style, legend))
     dot.attr(
         "node",
         shape="box",

@@ -12,7 +12,7 @@ import colorsys
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from nnviz.graph import Graph, Node
 from nnviz.render.style import Style
@@ -167,6 +167,8 @@ def node_label(
         rows.append(_row(_font(text(facts), small, color="#303030")))
         if node.meta.get("summary"):
             rows.append(_row(_font(text(node.meta["summary"]), small, color="#303030")))
+        if node.meta.get("skips"):
+            rows.append(_row(_font(text(skips_text(node.meta["skips"])), small, SKIP_COLOR, True)))
     else:
         # The id, not the module path: a second call of a module shows as `relu (call 2)`.
         name = display_name(node) if style.show_node_name else None
@@ -218,12 +220,51 @@ def cluster_label(path: str, cls_name: str, style: Style) -> str:
     return _table(rows)
 
 
-def graph_label(title: str, subtitle: str, style: Style) -> str:
-    """The title block: model name, then a smaller line of facts."""
-    rows = [_row(_font(text(title), style.graph_title_font_size, bold=True))]
+def graph_label(title: str, subtitle: str, style: Style, legend: Iterable[str] = ()) -> str:
+    """The title block: model name, then a smaller line of facts, then the legend lines."""
+    rows = [_row(_font(text(title), style.graph_title_font_size, bold=True))] if title else []
     if subtitle:
         rows.append(_row(_font(text(subtitle), style.cluster_title_font_size)))
+    for line in legend:
+        rows.append(_row(_font(text(line, limit=2 * MAX_TEXT), small_size(style), "#303030")))
     return _table(rows)
+
+
+SKIP_COLOR = "#1d5fa0"
+"""Colour of the residual mark on a collapsed block."""
+
+
+def skips_text(skips: Sequence[str]) -> str:
+    """The mark of a collapsed block that hides residual connections (see
+    `nnviz.transform.skips`): `↻ residual: identity skip`, `skip via downsample`, `3 skips`."""
+    if len(skips) > 1:
+        return f"↻ residual: {len(skips)} skips"
+    return (
+        "↻ residual: identity skip"
+        if skips[0] == "identity"
+        else f"↻ residual: skip via {skips[0]}"
+    )
+
+
+def legend_lines(graph: Graph, style: Style) -> list[str]:
+    """What the marks a drawing of `graph` uses mean, one line each: the double border of a
+    collapsed node, the parameter percentage, the residual mark. Empty when none is drawn."""
+    lines = []
+    if any(node.meta.get("collapsed") for node in graph.nodes):
+        lines.append(
+            "double border: a collapsed module or run of ops, drawn as one node (-d -1 expands all)"
+        )
+    if (
+        style.show_node_params
+        and graph.total_params
+        and any(
+            (module := graph.module_of(node)) is not None and module.params for node in graph.nodes
+        )
+    ):
+        lines.append("params n (x%): the module's parameters and their share of the drawing's")
+    if any(node.meta.get("skips") for node in graph.nodes):
+        lines.append("↻ residual: the collapsed block adds its input back (a skip connection)")
+    return lines
 
 
 def spec_label(spec: Value, style: Style) -> str:

@@ -57,6 +57,9 @@ class Style(BaseModel):
     show_node_arguments: bool = Field(True, description="Show each node's arguments.")
     show_node_source: bool = Field(True, description="Show each node's source (torch.nn.Conv2d).")
     show_clusters: bool = Field(True, description="Draw modules as nested shaded clusters.")
+    legend: bool = Field(
+        True, description="Explain the marks drawn (double border, %, residual) under the title."
+    )
     rankdir: Literal["TB", "LR"] = Field("TB", description="Flow direction: TB or LR.")
     dpi: int = Field(96, gt=0, le=1200, description="Resolution of PNG output.")
     max_ops: int = Field(
