@@ -415,6 +415,16 @@ def _home(node: Node) -> str:
     return node.module if node.kind == "module" and node.module is not None else node.scope
 
 
+def _old_scope(m: Matching, a: _Side, b: _Side, scope: str) -> str | None:
+    """The old counterpart of a new scope: its paired module, or the same path when neither side
+    has a module there (a snapshot may hold scopes without modules: they compare by path)."""
+    if scope in m.modules_back:
+        return m.modules_back[scope]
+    if scope in b.graph.modules or scope in a.graph.modules:
+        return None
+    return scope
+
+
 def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
     """Function and method calls pair by what they are and where their data comes from, never
     by the counter in their ids: in new trace order (producers first), a call takes the
@@ -424,7 +434,7 @@ def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
     for node in b.nodes:
         if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
             continue
-        scope = m.modules_back.get(node.scope)
+        scope = _old_scope(m, a, b, node.scope)
         if scope is None:
             continue
         wanted = {
@@ -453,7 +463,7 @@ def _align_leftovers(m: Matching, a: _Side, b: _Side) -> None:
     """Calls still unpaired in a pair of scopes (their producers changed too) pair by op along
     the longest common subsequence of the two scopes' remaining calls."""
     for q, new_ids in b.scoped.items():
-        p = m.modules_back.get(q)
+        p = _old_scope(m, a, b, q)
         if p is None:
             continue
         olds = [i for i in a.scoped.get(p, ()) if i not in m.nodes]

@@ -65,7 +65,10 @@ def _nested(depth: int) -> str:
         ('{"format": "nnviz-graph", "version": 1, "meta": {"x": "\\ud800"}}', "surrogate"),
         ('{"format": "nnviz-graph", "meta": {"x": "' + "a" * 200_000 + '"}}', "200,000 char"),
         ('{"format": "nnviz-graph", "version": 0}', "version 0 is not supported"),
-        ('{"format": "nnviz-graph", "version": 2}', "newer nnviz (format version 2"),
+        (
+            json.dumps({"format": "nnviz-graph", "version": snapshot.VERSION + 1}),
+            f"newer nnviz (format version {snapshot.VERSION + 1}",
+        ),
         ('{"format": "nnviz-graph", "version": true}', '"version" must be an integer'),
     ],
     ids=[
