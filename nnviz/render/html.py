@@ -40,6 +40,13 @@ def _asset(name: str) -> str:
     return resources.files("nnviz.render").joinpath(name).read_text(encoding="utf-8")
 
 
+def _scripts() -> str:
+    """Graphviz, then the page's code: drawing (html_draw.js), then panels and input."""
+    return "\n".join(
+        _asset(name) for name in ("vendor/graphviz.js", "html_draw.js", "html_panels.js")
+    )
+
+
 def page(view: dict[str, Any]) -> str:
     """The complete HTML document showing `view`."""
     return (
@@ -50,7 +57,7 @@ def page(view: dict[str, Any]) -> str:
         f"<style>\n{_asset('html_page.css')}</style>\n</head>\n<body>\n"
         f"{_asset('html_body.html')}"
         f'<script type="application/json" id="nnviz-view">{script_json(view)}</script>\n'
-        f'<script type="module">\n{_asset("vendor/graphviz.js")}\n{_asset("html_app.js")}'
+        f'<script type="module">\n{_scripts()}'
         "</script>\n</body>\n</html>\n"
     )
 
