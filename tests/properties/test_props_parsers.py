@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import warnings
 from pathlib import Path
+from typing import Literal, get_args, get_origin
+from xml.etree import ElementTree
 
 import pygraphviz
 import pytest
@@ -19,6 +21,7 @@ from nnviz.errors import InputSpecError, ModelSpecError, StyleError
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.models import parse_arguments
 from nnviz.render import Style, parse_style, render, to_dot
+from nnviz.render import style as style_module
 from nnviz.tracers.inputs import DTYPES, Call, DType, InputSpec, parse_inputs
 
 TOKENS = [
@@ -243,11 +246,22 @@ def _valid(name: str) -> st.SearchStrategy[tuple[str, object]]:
         )
     if annotation is int:
         return st.integers(1, 1200).map(lambda n: (str(n), n))
-    if name == "rankdir":
-        return st.sampled_from([("TB", "TB"), ("LR", "LR")])
-    return st.text(st.characters(blacklist_categories=("Cs",)), max_size=20).map(
-        lambda t: (t, t.strip())
-    )
+    if get_origin(annotation) is Literal:
+        return st.sampled_from([(str(v), v) for v in get_args(annotation)])
+    return _VALID_TEXT[name].map(lambda t: (t, t.strip()))
+
+
+# What each validated text key accepts (style.py's own patterns): Graphviz copies them verbatim.
+_VALID_TEXT: dict[str, st.SearchStrategy[str]] = {
+    "fontname": st.from_regex(style_module._FONT, fullmatch=True),
+    "default_node_color": st.from_regex(style_module._COLOR, fullmatch=True),
+    "default_edge_color": st.from_regex(style_module._COLOR, fullmatch=True),
+    "node_style": st.lists(
+        st.sampled_from(sorted(style_module._NODE_STYLES)), min_size=1, max_size=3
+    ).map(",".join),
+    "node_margin": st.from_regex(style_module._MARGIN, fullmatch=True),
+    "edge_thickness": st.floats(0.1, 20).map(lambda f: f"{f:.2f}"),
+}
 
 
 @given(data=st.data(), names=st.lists(st.sampled_from(sorted(FIELDS)), max_size=5, unique=True))
@@ -296,5 +310,6 @@ def test_any_style_text_never_breaks_the_dot(name: str, value: str) -> None:
     dot = to_dot(_tiny(), style)
     parsed = pygraphviz.AGraph(string=dot)
     assert parsed.number_of_nodes() == 2 and parsed.number_of_edges() == 1
-    laid_out = pygraphviz.AGraph(string=render(dot, "dot").decode("utf-8"))
-    assert laid_out.number_of_nodes() == 2 and all(n.attr["pos"] for n in laid_out.nodes())
+    svg = ElementTree.fromstring(render(dot, "svg"))  # Graphviz lays it out; the SVG parses
+    groups = [g.get("class") for g in svg.iter("{http://www.w3.org/2000/svg}g")]
+    assert groups.count("node") == 2 and groups.count("edge") == 1
