@@ -31,10 +31,10 @@ _SKIPPED = {"prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::Tup
 
 def trace_script(model: nn.Module, name: str, inputs: Any) -> Graph:
     """The graph of ScriptModule `model`, read from its TorchScript code."""
-    forward = getattr(model, "forward", None)
-    graph = getattr(forward, "graph", None)
-    if graph is None:
-        raise TraceError(f"{name} is a TorchScript module without a forward graph")
+    try:
+        graph = _method_graph(model, "forward")
+    except Exception:  # a ScriptModule without a compiled forward
+        raise TraceError(f"{name} is a TorchScript module without a forward graph") from None
     reader = _Reader(model)
     params = list(graph.inputs())
     reader.values[params[0].unique()] = ("module", "")
@@ -114,17 +114,22 @@ class _Reader:
         path = inputs[0][1]
         module = self.modules[path]
         cls = _class_name(module)
-        if hasattr(nn, cls) and node.s("name") == "forward":  # a built-in torch.nn module: a leaf
+        if _leaf(cls) and node.s("name") == "forward":  # a built-in torch.nn module: a leaf
             node_id = self.add("module", f"torch.nn.{cls}", {}, parent_path(path) or "", path)
             self.connect(node_id, inputs[1:])
             self.bind(outputs, node_id)
             return
-        method = getattr(module, node.s("name")).graph
+        method = _method_graph(module, node.s("name"))
         params = list(method.inputs())
-        self.values[params[0].unique()] = ("module", path)
+        # values are numbered per graph, and blocks of one class share their graph: a new frame
+        callee = {params[0].unique(): ("module", path)}
         for param, value in zip(params[1:], inputs[1:], strict=False):
-            self.values[param.unique()] = value
-        result = self.read(method, path)
+            callee[param.unique()] = value
+        caller, self.values = self.values, callee
+        try:
+            result = self.read(method, path)
+        finally:
+            self.values = caller
         if outputs:
             self.values[outputs[0].unique()] = result
 
@@ -167,6 +172,10 @@ class _Reader:
         return encode(value[1])
 
 
+def _method_graph(module: nn.Module, method: str) -> Any:
+    return module._c._get_method(method).graph  # type: ignore[union-attr,operator]
+
+
 def _constant(value: Any) -> Any:
     try:
         return value.toIValue()
@@ -176,6 +185,8 @@ def _constant(value: Any) -> Any:
 
 def _op(kind: str) -> str:
     namespace, _, name = kind.partition("::")
+    if namespace == "aten" and name.endswith("_") and hasattr(torch, name[:-1]):
+        name = name[:-1]  # `x += y` is aten::add_; fx records it as `+` too
     if namespace == "aten" and callable(getattr(torch, name, None)):
         return f"torch.{name}"
     return f"{namespace}.{name}"
@@ -185,6 +196,11 @@ def _plain(name: str) -> str:
     """`x.1` -> `x`: TorchScript numbers repeated names."""
     base, _, suffix = name.rpartition(".")
     return base if base and suffix.isdigit() else name
+
+
+def _leaf(cls: str) -> bool:
+    """fx's rule: built-in `torch.nn` modules are leaves, containers are not."""
+    return hasattr(nn, cls) and cls not in ("Sequential", "ModuleList", "ModuleDict")
 
 
 def _class_name(module: nn.Module) -> str:

@@ -233,3 +233,16 @@ def test_torchscript_modules_are_drawn_from_their_graph(name: str) -> None:
     assert graph.modules["conv"].cls == "torch.nn.Conv2d"
     assert graph.modules["conv"].parameters == {"weight": (4, 3, 3, 3), "bias": (4,)}
     assert graph.edge("mean", "fc").slots == ("0",)
+
+
+def test_torchscript_blocks_are_scopes_with_their_own_ops() -> None:
+    import torchvision
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = torch.jit.script(torchvision.models.resnet18(weights=None).eval())
+    graph = trace(model, name="resnet18")
+    fx_ids = [n.id for n in trace("resnet18").nodes]
+    assert [n.id for n in graph.nodes] == fx_ids  # the same nodes as torch.fx gives
+    assert graph.node("layer1.0.conv1").op == "torch.nn.Conv2d"
+    assert graph.edge("layer1.0.bn2", "layer1.0.add").slots == ("0",)
