@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
-if sys.path and Path(sys.path[0]).resolve() == HERE.parent:
-    sys.path.pop(0)  # bench/html.py would shadow the standard library's html (torchvision's)
 
 
 # --- HF transformers from small configs (MODEL specs: bench/zoo.py:bert, ...) ----------------

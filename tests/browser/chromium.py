@@ -1,5 +1,5 @@
 """Headless Debian Chromium driven by Playwright for Python (its wheel carries the driver; no
-browser is ever downloaded: it runs /usr/bin/chromium). Shared by tests/browser, bench/html.py
+browser is ever downloaded: it runs /usr/bin/chromium). Shared by tests/browser, bench/html_page.py
 and scripts/html_screenshots.py.
 """
 

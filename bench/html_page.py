@@ -1,7 +1,7 @@
 """Interactive HTML page: file size, first view and re-layout times in headless Chromium.
 
-    python bench/html.py                                  # the four models below, 3 runs each
-    python bench/html.py --runs 5 resnet18 resnet152
+    python bench/html_page.py                                  # the four models below, 3 runs each
+    python bench/html_page.py --runs 5 resnet18 resnet152
 
 For each model (traced once, weights=None) it writes `nnviz MODEL -o x.html` at the default
 depth, then opens the page from file:// in Debian's headless Chromium (/usr/bin/chromium, driven
@@ -104,7 +104,7 @@ def main() -> int:
     args = parser.parse_args()
     reason = chromium.missing()
     if reason:
-        print(f"bench/html.py: {reason}", file=sys.stderr)
+        print(f"bench/html_page.py: {reason}", file=sys.stderr)
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp, chromium.browser() as context:
