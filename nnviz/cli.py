@@ -549,15 +549,38 @@ def review_command(ctx: click.Context, folder: str | None) -> None:
                 click.echo(f"accept with: {review.accept_command(target, change.drift.nodeid)}\n")
             click.echo(f"nnviz: {len(pending)} pending; nothing changed (no terminal to ask in)")
             return
-        tally = review.review(
-            pending,
-            show=lambda change, i, n: click.echo(f"\n[{i}/{n}] " + review.describe(change, colour)),
-            key=click.getchar,
-            echo=click.echo,
-            open_file=engine.open_with_default_app,
-        )
+        with _keypresses() as key:
+            tally = review.review(
+                pending,
+                show=lambda change, i, n: click.echo(
+                    f"\n[{i}/{n}] " + review.describe(change, colour)
+                ),
+                key=key,
+                echo=click.echo,
+                open_file=engine.open_with_default_app,
+            )
         click.echo(tally.line())
     ctx.exit(1 if tally.refused else 0)
+
+
+@contextlib.contextmanager
+def _keypresses() -> Iterator[Any]:
+    """Single keys from the terminal. One cbreak mode for the whole review (set without
+    flushing), so a key typed while nnviz is busy is kept, not dropped as `click.getchar`'s
+    per-key raw mode would; Windows has no termios and uses `click.getchar`."""
+    try:
+        import termios
+        import tty
+    except ImportError:
+        yield click.getchar
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd, termios.TCSANOW)
+    try:
+        yield lambda: os.read(fd, 4).decode("utf-8", "replace")[:1] or "q"
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def main() -> None:

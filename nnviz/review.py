@@ -178,7 +178,7 @@ def accept_all(pending: list[Pending], echo: Callable[[str], None]) -> Tally:
             echo(refusal)
         else:
             tally.accepted += 1
-            echo(f"accepted {change.drift.nodeid} → {change.snapshot}")
+            echo(f"accepted {change.drift.nodeid} → {_shown(change.snapshot)}")
     return tally
 
 
@@ -207,7 +207,7 @@ def review(
                     echo(refusal)
                 else:
                     tally.accepted += 1
-                    echo(f"accepted → {change.snapshot}")
+                    echo(f"accepted → {_shown(change.snapshot)}")
             elif pressed == "r":
                 reject(change)
                 tally.rejected += 1
