@@ -188,6 +188,8 @@ class Result:
     tracer: str = ""
     inputs: str = ""
     nodes: int = 0
+    drawn: int = 0
+    """Nodes in the default drawing (after collapsing and folding)."""
     seconds_trace: float = 0.0
     seconds_draw: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -219,6 +221,8 @@ def run_one(entry: Entry, folder: Path) -> Result:
     """Trace and draw one model like `nnviz MODEL [-i INPUT] -o MODEL.svg` (in this process)."""
     import nnviz
     from nnviz.errors import TraceError
+    from nnviz.render.output import shown_graph
+    from nnviz.render.style import make_style
 
     result = Result(entry.family, entry.name, ok=False, inputs=entry.inputs or "")
     started = time.perf_counter()
@@ -243,6 +247,7 @@ def run_one(entry: Entry, folder: Path) -> Result:
     started = time.perf_counter()
     nnviz.draw(graph, folder / f"{entry.name}.svg")
     result.seconds_draw = time.perf_counter() - started
+    result.drawn = len(shown_graph(graph, make_style(None)))
     result.ok = True
     return result
 
@@ -321,8 +326,33 @@ def markdown(results: list[Result]) -> str:
             f"{r.seconds_draw:.1f} |"
             for r in eager
         ]
+    drawn = [r for r in results if r.ok]
+    if drawn:
+        slowest = max(drawn, key=lambda r: r.seconds_draw)
+        lines += [
+            "",
+            f"Drawing at the default settings: at most {slowest.seconds_draw:.1f} s "
+            f"({slowest.name}); {sum(r.seconds_draw > 10 for r in drawn)} over 10 s.",
+        ]
     total = sum(r.seconds_trace + r.seconds_draw for r in results)
     lines += ["", f"{len(results)} models, {total / 60:.1f} min of tracing and drawing."]
+    return "\n".join(lines) + "\n"
+
+
+def table(results: list[Result]) -> str:
+    """Every model: tracer, nodes traced and drawn, trace and draw seconds."""
+    lines = [
+        "| model | family | tracer | nodes | drawn | trace s | draw s |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r.ok:
+            lines.append(
+                f"| {r.name} | {r.family} | {r.tracer} | {r.nodes} | {r.drawn} | "
+                f"{r.seconds_trace:.1f} | {r.seconds_draw:.1f} |"
+            )
+        else:
+            lines.append(f"| {r.name} | {r.family} | failed | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -339,7 +369,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="Write the results here.")
     parser.add_argument("--markdown", type=Path, help="Write the report here.")
     parser.add_argument("--out", type=Path, help="Keep the SVGs in this folder.")
+    parser.add_argument("--table", type=Path, help="Write every model's row here (markdown).")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        action="append",
+        help="Reprint the report from earlier --json files (repeatable) instead of running.",
+    )
     options = parser.parse_args(argv)
+    if options.from_json:
+        results = [Result(**r) for f in options.from_json for r in json.loads(f.read_text())]
+        print(markdown(results) + "\n" + table(results))
+        return 0
 
     import torch  # noqa: F401  (imported once before forking)
     import torchvision  # noqa: F401
@@ -359,10 +400,10 @@ def main(argv: list[str] | None = None) -> int:
             result = run_isolated(entry, folder, options.timeout)
             results.append(result)
             status = f"{result.tracer:5} {result.nodes:5d} nodes" if result.ok else "FAILED"
-            seconds = result.seconds_trace + result.seconds_draw
             print(
                 f"[{index}/{len(todo)}] {entry.family:26} {entry.name:40} {status} "
-                f"{seconds:6.1f}s {result.error}",
+                f"trace {result.seconds_trace:6.1f}s draw {result.seconds_draw:5.1f}s "
+                f"{result.error}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -371,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         options.json.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
     if options.markdown:
         options.markdown.write_text(report)
+    if options.table:
+        options.table.write_text(table(results))
     print(report)
     return 0 if all(r.ok for r in results) else 1
 
