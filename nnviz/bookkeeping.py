@@ -76,7 +76,6 @@ def scalar_nodes(graph: Graph) -> frozenset[str]:
     """Ids of the function and method calls whose output is scalar bookkeeping (no tensor): by
     the recorded spec when traced with data, else by what the call is."""
     out: set[str] = set()
-    pred = graph.nx.pred
     with_data = graph.traced_with_data
     for node in graph.nodes:  # trace order: producers come first
         if node.kind not in ("function", "method"):
@@ -85,8 +84,9 @@ def scalar_nodes(graph: Graph) -> frozenset[str]:
             if _is_tensorless(node.spec):
                 out.add(node.id)
             continue
+        preds = graph.predecessors(node.id)
         if _reads_shape(node) or (
-            _computes_scalars(node) and pred[node.id] and all(p in out for p in pred[node.id])
+            _computes_scalars(node) and preds and all(p in out for p in preds)
         ):
             out.add(node.id)
     return frozenset(out)

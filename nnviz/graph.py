@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Literal
 
 from nnviz.values import Value, typed_spec
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 NodeKind = Literal["input", "output", "module", "function", "method"]
 NODE_KINDS: tuple[str, ...] = ("input", "output", "module", "function", "method")
@@ -133,7 +134,7 @@ def is_within(path: str, ancestor: str) -> bool:
 class Graph:
     """An immutable traced architecture. Build it once; transforms return new graphs."""
 
-    __slots__ = ("_children", "_meta", "_modules", "_nx")
+    __slots__ = ("_children", "_meta", "_modules", "_nodes", "_nx", "_pred", "_succ")
 
     def __init__(
         self,
@@ -142,24 +143,30 @@ class Graph:
         modules: Iterable[Module],
         meta: Mapping[str, Value] | None = None,
     ) -> None:
-        g: nx.DiGraph = nx.DiGraph()
+        # Plain dicts, not a networkx graph: loading, diffing and drawing a snapshot never pay
+        # for importing networkx (a third of `import nnviz`); `nx` builds one on demand.
+        found: dict[str, Node] = {}
+        succ: dict[str, dict[str, Edge]] = {}
+        pred: dict[str, dict[str, Edge]] = {}
         for node in nodes:
-            if node.id in g:
+            if node.id in found:
                 raise ValueError(f"duplicate node id {node.id!r}")
-            g.add_node(node.id, node=node)
+            found[node.id] = node
+            succ[node.id], pred[node.id] = {}, {}
         for edge in edges:
             for end in (edge.source, edge.target):
-                if end not in g:
+                if end not in found:
                     raise ValueError(f"edge {edge.source!r} -> {edge.target!r}: no node {end!r}")
-            if g.has_edge(edge.source, edge.target):
+            if edge.target in succ[edge.source]:
                 raise ValueError(f"duplicate edge {edge.source!r} -> {edge.target!r}")
-            g.add_edge(edge.source, edge.target, edge=edge)
+            succ[edge.source][edge.target] = pred[edge.target][edge.source] = edge
         mods: dict[str, Module] = {}
         for module in modules:
             if module.path in mods:
                 raise ValueError(f"duplicate module path {module.path!r}")
             mods[module.path] = module
-        self._nx = nx.freeze(g)
+        self._nodes, self._succ, self._pred = found, succ, pred
+        self._nx: Any = None
         self._modules: Mapping[str, Module] = MappingProxyType(mods)
         self._meta: Mapping[str, Value] = MappingProxyType(dict(meta or {}))
         children: dict[str, list[Module]] = {}
@@ -173,18 +180,26 @@ class Graph:
 
     @property
     def nx(self) -> nx.DiGraph:
-        """The frozen networkx view: node key = id (attr `node`), edge attr `edge`."""
+        """A frozen networkx view, built on first use: node key = id (attr `node`), edge attr
+        `edge`."""
+        if self._nx is None:
+            import networkx
+
+            g = networkx.DiGraph()
+            g.add_nodes_from((node_id, {"node": node}) for node_id, node in self._nodes.items())
+            g.add_edges_from((e.source, e.target, {"edge": e}) for e in self.edges)
+            self._nx = networkx.freeze(g)
         return self._nx
 
     @property
     def nodes(self) -> list[Node]:
         """Nodes in trace order."""
-        return [data["node"] for _, data in self._nx.nodes(data=True)]
+        return list(self._nodes.values())
 
     @property
     def edges(self) -> list[Edge]:
-        """Edges in insertion order."""
-        return [data["edge"] for _, _, data in self._nx.edges(data=True)]
+        """Edges by source node (in node order), then in insertion order."""
+        return [edge for out in self._succ.values() for edge in out.values()]
 
     @property
     def modules(self) -> Mapping[str, Module]:
@@ -201,25 +216,29 @@ class Graph:
         return str(self._meta.get("name", "model"))
 
     def node(self, node_id: str) -> Node:
-        return self._nx.nodes[node_id]["node"]  # type: ignore[no-any-return]
+        return self._nodes[node_id]
 
     def __contains__(self, node_id: object) -> bool:
-        return node_id in self._nx
+        return node_id in self._nodes
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
 
     def __len__(self) -> int:
-        return int(self._nx.number_of_nodes())
+        return len(self._nodes)
 
     def predecessors(self, node_id: str) -> list[str]:
-        return list(self._nx.predecessors(node_id))
+        return list(self._pred[node_id])
 
     def successors(self, node_id: str) -> list[str]:
-        return list(self._nx.successors(node_id))
+        return list(self._succ[node_id])
+
+    def in_edges(self, node_id: str) -> list[Edge]:
+        """The edges into `node_id`, in insertion order."""
+        return list(self._pred[node_id].values())
 
     def edge(self, source: str, target: str) -> Edge:
-        return self._nx.edges[source, target]["edge"]  # type: ignore[no-any-return]
+        return self._succ[source][target]
 
     def edge_spec(self, source: str, target: str) -> Any:
         """What flows on an edge, typed: a `TensorSpec` (`str()` shows `[1, 512]`), a tuple, list
@@ -283,7 +302,7 @@ class Graph:
 
     def __repr__(self) -> str:
         return (
-            f"<Graph {self.name!r}: {len(self)} nodes, {self._nx.number_of_edges()} edges, "
+            f"<Graph {self.name!r}: {len(self)} nodes, {len(self.edges)} edges, "
             f"{len(self._modules)} modules, {self.total_params:,} params>"
         )
 

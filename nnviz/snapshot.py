@@ -2,9 +2,11 @@
 
 The text is valid JSON laid out for git: top-level keys sorted, then one line per module, node and
 edge (each a compact JSON object with sorted keys), so a changed layer is a one-line diff. The same
-graph always gives the same bytes. Loading validates the document against the schema (pydantic
-models below; the JSON Schema shipped as `nnviz/schema/snapshot-v2.schema.json` is generated from
-them), never imports torch, and never executes anything named in the file.
+graph always gives the same bytes. Loading validates the document against the schema (the
+pydantic models of `nnviz.snapshot_schema`, from which the shipped
+`nnviz/schema/snapshot-v2.schema.json` is generated; a document in the exact form `dumps` writes
+is checked without importing pydantic), never imports torch, and never executes anything named in
+the file.
 See `docs/snapshot-format.md`.
 """
 
@@ -12,15 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from typing import Any
 
 from nnviz import untrusted
 from nnviz.errors import SnapshotError
 from nnviz.fs import atomic_write
-from nnviz.graph import Edge, Graph, Module, Node
+from nnviz.graph import NODE_KINDS, Edge, Graph, Module, Node
 
 FORMAT = "nnviz-graph"
 VERSION = 2
@@ -29,58 +30,6 @@ READS = (1, 2)
 defaults) and reads as is, with `meta[MIGRATED]` saying so."""
 MIGRATED = "migrated_from"
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"snapshot-v{VERSION}.schema.json"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class ModuleV2(_Strict):
-    """A module tree entry."""
-
-    path: str = Field(description="Qualified name as in named_modules(); '' is the root.")
-    cls: str = Field(alias="class", description="Qualified class name.")
-    params: int = Field(0, ge=0, description="Parameters of this module and its children.")
-    hparams: dict[str, JsonValue] = Field(default_factory=dict, description="Hyperparameters.")
-    parameters: dict[str, list[int]] = Field(
-        default_factory=dict, description="Shapes of the module's own parameters."
-    )
-    bases: list[str] = Field(
-        default_factory=list,
-        description="Public module classes the class derives from, nearest first.",
-    )
-
-
-class NodeV2(_Strict):
-    """A data-flow node."""
-
-    id: str = Field(min_length=1, description="Structural id, unique in the graph.")
-    kind: Literal["input", "output", "module", "function", "method"]
-    op: str = Field(description="Module class, qualified function, method name or input name.")
-    scope: str = Field("", description="Path of the enclosing module.")
-    module: str | None = Field(None, description="Called module's path, for module nodes.")
-    args: dict[str, JsonValue] = Field(default_factory=dict, description="Constant arguments.")
-    spec: JsonValue = Field(None, description="Output spec when traced with data.")
-    meta: dict[str, JsonValue] = Field(default_factory=dict, description="Cosmetic data.")
-
-
-class EdgeV2(_Strict):
-    """A data-flow edge."""
-
-    source: str
-    target: str
-    slots: list[str] = Field(default_factory=list, description="Argument slots fed.")
-
-
-class SnapshotV2(_Strict):
-    """A whole snapshot document, format version 2 (version 1 documents validate too)."""
-
-    format: Literal["nnviz-graph"]
-    version: Literal[1, 2]
-    meta: dict[str, JsonValue] = Field(default_factory=dict)
-    modules: list[ModuleV2]
-    nodes: list[NodeV2]
-    edges: list[EdgeV2]
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -159,14 +108,23 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
     The text is untrusted: it is read within the limits of `nnviz.untrusted` (size, nesting,
     string length, strict UTF-8) and nothing named in it is ever imported or executed.
     """
+    doc = untrusted.document(
+        text, source, SnapshotError, format=FORMAT, noun="graph snapshot", reads=READS
+    )
+    try:
+        graph = _plain_graph(doc)
+    except ValueError as exc:
+        raise SnapshotError(f"{source}: {exc}") from None
+    return graph if graph is not None else _validated_graph(doc, source)
+
+
+def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
+    """The document through the pydantic schema: coerces what the schema allows and names the
+    first fault precisely (`nodes[3].kind: Input should be ...`)."""
+    from nnviz.snapshot_schema import SnapshotV2
+
     snap = untrusted.read_document(
-        text,
-        source,
-        SnapshotError,
-        SnapshotV2,
-        format=FORMAT,
-        noun="graph snapshot",
-        reads=READS,
+        doc, source, SnapshotError, SnapshotV2, format=FORMAT, noun="graph snapshot", reads=READS
     )
     meta = snap.meta if snap.version == VERSION else {**snap.meta, MIGRATED: snap.version}
     try:
@@ -193,6 +151,111 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
         raise SnapshotError(f"{source}: {exc}") from None
 
 
+_TOP = frozenset({"format", "version", "meta", "modules", "nodes", "edges"})
+_MODULE = frozenset({"path", "class", "params", "hparams", "parameters", "bases"})
+_NODE = frozenset({"id", "kind", "op", "scope", "module", "args", "spec", "meta"})
+_EDGE = frozenset({"source", "target", "slots"})
+
+
+def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
+    """The graph of a document in the exact form `dumps` writes, checked field by field without
+    pydantic (whose import alone costs more than loading a large snapshot); None for anything
+    else, which `_validated_graph` then accepts, coerces or names the fault of. Never accepts
+    what the schema refuses."""
+    meta, sections = doc.get("meta", {}), [doc.get(k) for k in ("modules", "nodes", "edges")]
+    if not doc.keys() <= _TOP or not isinstance(meta, dict):
+        return None
+    if not all(isinstance(section, list) for section in sections):
+        return None
+    if doc.get("version") != VERSION:
+        return None  # older versions are marked as migrated by the schema path
+    modules, nodes, edges = sections
+    assert isinstance(modules, list) and isinstance(nodes, list) and isinstance(edges, list)
+    if not (
+        all(_plain_module(m) for m in modules)
+        and all(_plain_node(n) for n in nodes)
+        and all(_plain_edge(e) for e in edges)
+    ):
+        return None
+    return Graph(
+        nodes=[
+            Node(
+                n["id"],
+                n["kind"],
+                n["op"],
+                n.get("scope", ""),
+                n.get("module"),
+                n.get("args"),
+                n.get("spec"),
+                n.get("meta"),
+            )
+            for n in nodes
+        ],
+        edges=[Edge(e["source"], e["target"], tuple(e.get("slots", ()))) for e in edges],
+        modules=[
+            Module(
+                m["path"],
+                m["class"],
+                m.get("params", 0),
+                m.get("hparams", {}),
+                {k: tuple(v) for k, v in m.get("parameters", {}).items()},
+                tuple(m.get("bases", ())),
+            )
+            for m in modules
+        ],
+        meta=meta,
+    )
+
+
+def _is(value: Any, kind: type) -> bool:
+    return type(value) is kind
+
+
+def _plain_module(m: Any) -> bool:
+    return (
+        _is(m, dict)
+        and m.keys() <= _MODULE
+        and _is(m.get("path"), str)
+        and _is(m.get("class"), str)
+        and _is(m.get("params", 0), int)
+        and m.get("params", 0) >= 0
+        and _is(m.get("hparams", {}), dict)
+        and _is(m.get("parameters", {}), dict)
+        and all(
+            _is(shape, list) and all(_is(d, int) for d in shape)
+            for shape in m.get("parameters", {}).values()
+        )
+        and _is(m.get("bases", []), list)
+        and all(_is(base, str) for base in m.get("bases", []))
+    )
+
+
+def _plain_node(n: Any) -> bool:
+    return (
+        _is(n, dict)
+        and n.keys() <= _NODE
+        and _is(n.get("id"), str)
+        and n["id"] != ""
+        and n.get("kind") in NODE_KINDS
+        and _is(n.get("op"), str)
+        and _is(n.get("scope", ""), str)
+        and (n.get("module") is None or _is(n["module"], str))
+        and _is(n.get("args", {}), dict)
+        and _is(n.get("meta", {}), dict)
+    )
+
+
+def _plain_edge(e: Any) -> bool:
+    return (
+        _is(e, dict)
+        and e.keys() <= _EDGE
+        and _is(e.get("source"), str)
+        and _is(e.get("target"), str)
+        and _is(e.get("slots", []), list)
+        and all(_is(slot, str) for slot in e.get("slots", []))
+    )
+
+
 def load(path: str | os.PathLike[str]) -> Graph:
     """Read and validate the snapshot at `path`."""
     return loads(untrusted.read_bytes(path, SnapshotError), source=str(path))
@@ -200,6 +263,8 @@ def load(path: str | os.PathLike[str]) -> Graph:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the current format, as shipped in `SCHEMA_PATH`."""
+    from nnviz.snapshot_schema import SnapshotV2
+
     schema = SnapshotV2.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://nnviz.dev/schema/snapshot-v{VERSION}.schema.json"

@@ -17,8 +17,6 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import networkx as nx
-
 from nnviz import bookkeeping
 from nnviz.errors import SelectionError
 from nnviz.graph import Edge, Graph, Node, is_within, parent_path, path_depth
@@ -278,10 +276,31 @@ def collapsed_pieces(
         (
             sorted(c, key=order.__getitem__)
             for call in _calls(members, order)
-            for c in nx.weakly_connected_components(graph.nx.subgraph(call))
+            for c in connected_pieces(graph, call)
         ),
         key=lambda c: order[c[0]],
     )
+
+
+def connected_pieces(graph: Graph, ids: list[str]) -> list[list[str]]:
+    """The weakly connected pieces of the subgraph on `ids` (each in first-seen order)."""
+    inside = set(ids)
+    seen: set[str] = set()
+    pieces: list[list[str]] = []
+    for start in ids:
+        if start in seen:
+            continue
+        seen.add(start)
+        piece, stack = [], [start]
+        while stack:
+            current = stack.pop()
+            piece.append(current)
+            for other in (*graph.predecessors(current), *graph.successors(current)):
+                if other in inside and other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+        pieces.append(piece)
+    return pieces
 
 
 def _calls(members: list[Node], order: Mapping[str, int]) -> list[list[str]]:

@@ -22,13 +22,14 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nnviz.errors import NNVizError
 
-Schema = TypeVar("Schema", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+Schema = TypeVar("Schema", bound="BaseModel")
 
 MAX_BYTES = 32 * 1024 * 1024
 """Largest snapshot read (32 MiB)."""
@@ -122,6 +123,29 @@ def read_document(
     last of `reads` (upgrade nnviz), an older one not in `reads`, and a document the schema
     rejects (with the location of the first fault, e.g. `nodes[3].id`).
     """
+    from pydantic import ValidationError  # lazy: nnviz's own documents load without it
+
+    doc = document(data, source, error, format=format, noun=noun, reads=reads, max_bytes=max_bytes)
+    try:
+        return schema.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first["msg"]).removeprefix("Value error, ")  # a validator's own sentence
+        raise error(f"{source}: {_location(first['loc'])}: {message}") from None
+
+
+def document(
+    data: str | bytes | Mapping[str, Any],
+    source: str,
+    error: type[NNVizError],
+    *,
+    format: str,
+    noun: str,
+    reads: tuple[int, ...],
+    max_bytes: int = MAX_BYTES,
+) -> Mapping[str, Any]:
+    """The parsed document once its format and version are known to be readable (the checks of
+    `read_document` before the schema's)."""
     doc = data if isinstance(data, Mapping) else parse(data, source, error, max_bytes=max_bytes)
     if not isinstance(doc, Mapping) or doc.get("format") != format:
         raise error(f'{source}: not an nnviz {noun} (no "format": "{format}")')
@@ -138,12 +162,7 @@ def read_document(
             f"{source}: {noun} format version {version} is not supported (this nnviz reads "
             f"{', '.join(map(str, reads))}); re-create it with this nnviz"
         )
-    try:
-        return schema.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = str(first["msg"]).removeprefix("Value error, ")  # a validator's own sentence
-        raise error(f"{source}: {_location(first['loc'])}: {message}") from None
+    return doc
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

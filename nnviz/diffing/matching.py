@@ -112,9 +112,9 @@ class _Side:
         for n in nodes:
             node = self.by_id[n]
             inputs = sorted(
-                (slot, position.get(src, -1))
-                for src, data in self.graph.nx.pred[n].items()
-                for slot in data["edge"].slots
+                (slot, position.get(edge.source, -1))
+                for edge in self.graph.in_edges(n)
+                for slot in edge.slots
             )
             where = local.get(node.module or "", -1) if node.kind == "module" else ""
             parts.append(f"{where}|{self._call(n)}|{inputs}")
@@ -444,7 +444,7 @@ def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
         }
         best, best_score = None, (0, False, 0)
         for src in dict.fromkeys(wanted.values()):
-            for cand in a.graph.nx.succ[src]:
+            for cand in a.graph.successors(src):
                 other = a.by_id[cand]
                 if cand in m.nodes or other.op != node.op or other.scope != scope:
                     continue

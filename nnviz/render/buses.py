@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
-
 from nnviz.graph import Graph, parent_path
 
 MIN_READERS = 3
@@ -31,12 +29,17 @@ class Bus:
 
 def ranks(graph: Graph) -> dict[str, int]:
     """Longest-path rank of every node (0 for sources); empty when the graph has a cycle."""
-    rank: dict[str, int] = {}
-    if not nx.is_directed_acyclic_graph(graph.nx):
-        return rank
-    for node_id in nx.topological_sort(graph.nx):
-        rank[node_id] = max((rank[p] + 1 for p in graph.predecessors(node_id)), default=0)
-    return rank
+    waiting = {node.id: len(graph.predecessors(node.id)) for node in graph.nodes}
+    ready = [node_id for node_id, count in waiting.items() if count == 0]
+    rank: dict[str, int] = dict.fromkeys(ready, 0)
+    while ready:  # Kahn's order: a node once all its inputs are ranked
+        node_id = ready.pop()
+        for successor in graph.successors(node_id):
+            rank[successor] = max(rank.get(successor, 0), rank[node_id] + 1)
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                ready.append(successor)
+    return rank if len(rank) == len(waiting) and not any(waiting.values()) else {}
 
 
 def edge_span(graph: Graph, rank: dict[str, int] | None = None) -> int:

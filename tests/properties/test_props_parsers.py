@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import warnings
 from pathlib import Path
-from typing import Literal, get_args, get_origin
 from xml.etree import ElementTree
 
 import pygraphviz
@@ -20,8 +19,9 @@ from hypothesis import strategies as st
 from nnviz.errors import InputSpecError, ModelSpecError, StyleError
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.models import parse_arguments
-from nnviz.render import Style, parse_style, render, to_dot
+from nnviz.render import parse_style, render, to_dot
 from nnviz.render import style as style_module
+from nnviz.render.style import style_fields
 from nnviz.tracers.inputs import DTYPES, Call, DType, InputSpec, parse_inputs
 
 TOKENS = [
@@ -235,19 +235,19 @@ def test_deep_arguments_never_crash(depth: int, unit: str) -> None:
 
 # --- -S ------------------------------------------------------------------------------------------
 
-FIELDS = Style.model_fields
+FIELDS = style_fields()
 
 
 def _valid(name: str) -> st.SearchStrategy[tuple[str, object]]:
-    annotation = FIELDS[name].annotation
-    if annotation is bool:
+    annotation = FIELDS[name].type
+    if annotation == "bool":
         return st.sampled_from(
             [("true", True), ("False", False), ("1", True), ("0", False), ("yes", True)]
         )
-    if annotation is int:
+    if annotation == "int":
         return st.integers(1, 1200).map(lambda n: (str(n), n))
-    if get_origin(annotation) is Literal:
-        return st.sampled_from([(str(v), v) for v in get_args(annotation)])
+    if name in _CHOICES:
+        return st.sampled_from([(v, v) for v in _CHOICES[name]])
     return _VALID_TEXT[name].map(lambda t: (t, t.strip()))
 
 
@@ -262,6 +262,9 @@ _VALID_TEXT: dict[str, st.SearchStrategy[str]] = {
     "node_margin": st.from_regex(style_module._MARGIN, fullmatch=True),
     "edge_thickness": st.floats(0.1, 20).map(lambda f: f"{f:.2f}"),
 }
+
+
+_CHOICES = {"rankdir": ("TB", "LR"), "bookkeeping": ("fold", "show")}
 
 
 @given(data=st.data(), names=st.lists(st.sampled_from(sorted(FIELDS)), max_size=5, unique=True))
@@ -294,7 +297,7 @@ def _tiny() -> Graph:
     )
 
 
-TEXT_FIELDS = sorted(name for name, field in FIELDS.items() if field.annotation is str)
+TEXT_FIELDS = sorted(name for name, field in FIELDS.items() if field.type == "str")
 
 
 @settings(max_examples=40)

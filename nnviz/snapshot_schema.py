@@ -1,0 +1,65 @@
+"""The snapshot schema, format version 2 (version 1 documents validate too), as pydantic models documented field by field.
+
+`nnviz.snapshot` reads documents in the exact form it writes without these models (importing
+pydantic costs more than loading a large snapshot) and falls back to them for anything else: they
+coerce what the schema allows and name the first fault. `nnviz.snapshot.json_schema()` generates
+the shipped `nnviz/schema/snapshot-v2.schema.json` from them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class ModuleV2(_Strict):
+    """A module tree entry."""
+
+    path: str = Field(description="Qualified name as in named_modules(); '' is the root.")
+    cls: str = Field(alias="class", description="Qualified class name.")
+    params: int = Field(0, ge=0, description="Parameters of this module and its children.")
+    hparams: dict[str, JsonValue] = Field(default_factory=dict, description="Hyperparameters.")
+    parameters: dict[str, list[int]] = Field(
+        default_factory=dict, description="Shapes of the module's own parameters."
+    )
+    bases: list[str] = Field(
+        default_factory=list,
+        description="Public module classes the class derives from, nearest first.",
+    )
+
+
+class NodeV2(_Strict):
+    """A data-flow node."""
+
+    id: str = Field(min_length=1, description="Structural id, unique in the graph.")
+    kind: Literal["input", "output", "module", "function", "method"]
+    op: str = Field(description="Module class, qualified function, method name or input name.")
+    scope: str = Field("", description="Path of the enclosing module.")
+    module: str | None = Field(None, description="Called module's path, for module nodes.")
+    args: dict[str, JsonValue] = Field(default_factory=dict, description="Constant arguments.")
+    spec: JsonValue = Field(None, description="Output spec when traced with data.")
+    meta: dict[str, JsonValue] = Field(default_factory=dict, description="Cosmetic data.")
+
+
+class EdgeV2(_Strict):
+    """A data-flow edge."""
+
+    source: str
+    target: str
+    slots: list[str] = Field(default_factory=list, description="Argument slots fed.")
+
+
+class SnapshotV2(_Strict):
+    """A whole snapshot document, format version 2 (version 1 documents validate too)."""
+
+    format: Literal["nnviz-graph"]
+    version: Literal[1, 2]
+    meta: dict[str, JsonValue] = Field(default_factory=dict)
+    modules: list[ModuleV2]
+    nodes: list[NodeV2]
+    edges: list[EdgeV2]
