@@ -7,11 +7,10 @@ validated, and every string made safe to print. No `Graph` here, no torch.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from nnviz import untrusted
 from nnviz.errors import NNVizError
@@ -24,27 +23,30 @@ Status = Literal["added", "removed", "changed", "renamed", "unchanged"]
 STATUSES: tuple[Status, ...] = ("changed", "added", "removed", "renamed", "unchanged")
 
 
-class _Loose(BaseModel):
-    # Readers need these fields; the rest of the document is checked by what reads it.
-    model_config = ConfigDict(extra="allow", frozen=True)
+@functools.cache
+def _schema() -> Any:
+    """The fields every reader of a diff document relies on, as a pydantic model (built on first
+    read: rendering or diffing snapshots never imports pydantic)."""
+    from pydantic import BaseModel, ConfigDict
 
+    class _Loose(BaseModel):
+        # Readers need these fields; the rest of the document is checked by what reads it.
+        model_config = ConfigDict(extra="allow", frozen=True)
 
-class _Entry(_Loose):
-    name: str
-    status: str
+    class _Entry(_Loose):
+        name: str
+        status: str
 
+    class _Edge(_Loose):
+        source: str
+        target: str
+        status: str
 
-class _Edge(_Loose):
-    source: str
-    target: str
-    status: str
+    class DiffDocumentV1(_Loose):
+        nodes: list[_Entry]
+        edges: list[_Edge]
 
-
-class DiffDocumentV1(_Loose):
-    """The fields every reader of a diff document relies on."""
-
-    nodes: list[_Entry]
-    edges: list[_Edge]
+    return DiffDocumentV1
 
 
 def read(
@@ -57,10 +59,25 @@ def read(
     terminal escapes) are shown as escapes so that they cannot add lines to a PR comment or a
     Mermaid chart, nor drive a terminal.
     """
-    untrusted.read_document(
-        doc, source, error, DiffDocumentV1, format=FORMAT, noun="diff document", reads=READS
-    )
+    untrusted.document(doc, source, error, format=FORMAT, noun="diff document", reads=READS)
+    if not _plainly_valid(doc):  # the schema names the fault (or accepts what it coerces)
+        untrusted.read_document(
+            doc, source, error, _schema(), format=FORMAT, noun="diff document", reads=READS
+        )
     return _visible(doc)  # type: ignore[no-any-return]
+
+
+def _plainly_valid(doc: Mapping[str, Any]) -> bool:
+    """What `_schema` requires, checked without pydantic: lists of objects with string fields."""
+    sections = {"nodes": ("name", "status"), "edges": ("source", "target", "status")}
+    for key, fields in sections.items():
+        items = doc.get(key)
+        if not isinstance(items, list):
+            return False
+        for item in items:
+            if not isinstance(item, dict) or not all(type(item.get(f)) is str for f in fields):
+                return False
+    return True  # type: ignore[no-any-return]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
