@@ -1,4 +1,4 @@
-"""The snapshot schema, format version 2 (version 1 documents validate too), as pydantic models documented field by field.
+"""The snapshot schema (format version 2; version 1 documents validate too) as pydantic models.
 
 `nnviz.snapshot` reads documents in the exact form it writes without these models (importing
 pydantic costs more than loading a large snapshot) and falls back to them for anything else: they
