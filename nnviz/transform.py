@@ -387,22 +387,22 @@ def skips(graph: Graph, members: list[Node], target: str) -> list[str]:
     shorter path runs through (`downsample`), or `branch`. Members that are collapsed modules
     already contribute their own list."""
     inside = {n.id for n in members}
-    flow = nx.DiGraph(graph.nx.subgraph(inside | {p for i in inside for p in graph.nx.pred[i]}))
+    region = inside | {p for i in inside for p in graph.predecessors(i)}
     found: list[str] = []
     for node in members:
         found.extend(node.meta.get("skips", ()))
         if node.kind in ("function", "method") and node.op.rsplit(".", 1)[-1] in _ADDS:
-            skip = _skip(graph, flow, node.id, target)
+            skip = _skip(graph, region, node.id, target)
             if skip:
                 found.append(skip)
     return found
 
 
-def _skip(graph: Graph, flow: nx.DiGraph, add: str, target: str) -> str | None:
-    operands = list(flow.pred[add])
+def _skip(graph: Graph, region: set[str], add: str, target: str) -> str | None:
+    operands = graph.predecessors(add)
     if len(operands) != 2:
         return None
-    up = [nx.ancestors(flow, o) | {o} for o in operands]
+    up = [_upstream(graph, region, o) for o in operands]
     if operands[0] in up[1] or operands[1] in up[0]:
         return "identity"
     if not up[0] & up[1]:
@@ -413,6 +413,17 @@ def _skip(graph: Graph, flow: nx.DiGraph, add: str, target: str) -> str | None:
     branch = paths[0]
     common = _common_module([owner(graph.node(i)) or "" for i in sorted(branch)])
     return common[len(target) + 1 :] if common.startswith(target + ".") else "branch"
+
+
+def _upstream(graph: Graph, region: set[str], start: str) -> set[str]:
+    """`start` and every node of `region` it is computed from (within `region`)."""
+    seen, stack = {start}, [start]
+    while stack:
+        for pred in graph.predecessors(stack.pop()):
+            if pred in region and pred not in seen:
+                seen.add(pred)
+                stack.append(pred)
+    return seen
 
 
 def _common_module(paths: list[str]) -> str:

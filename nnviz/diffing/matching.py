@@ -403,7 +403,7 @@ def _pair_inlined(m: Matching, a: _Side, b: _Side) -> None:
         for n in b.subtree_nodes(inside):
             node = b.by_id[n]
             if node.kind in _FLOW_OPS and any(
-                _home(b.by_id[t]) not in within for t in b.graph.nx.succ[n]
+                _home(b.by_id[t]) not in within for t in b.graph.successors(n)
             ):
                 exit_node = n
         if exit_node is not None and exit_node not in m.nodes_back:
