@@ -396,7 +396,8 @@ def diff_command(
 @click.option(
     "--root",
     help="pytest's rootdir relative to the repository checkout, prefixed to annotation paths. "
-    "Default: the current folder relative to $GITHUB_WORKSPACE (none outside GitHub Actions).",
+    "Default: the current folder relative to $GITHUB_WORKSPACE on GitHub Actions, else the "
+    "report's own record.",
 )
 @click.option("--artifact-url", help="Link to the uploaded drawings, shown in the markdown.")
 @click.option(
@@ -452,7 +453,8 @@ def report_command(
 
         rules = policy.Policy.parse(fail_on) if fail_on is not None else None
         drifts = driftreport.DriftReport.load(driftreport.report_path(report))
-        root = github.workspace_root() if root is None else root
+        if root is None:  # on GitHub: where pytest ran in the checkout; else the report says
+            root = github.workspace_root() if os.environ.get("GITHUB_WORKSPACE") else drifts.root
         how = github.Presentation(
             artifact_url=artifact_url,
             artifact_name=artifact_name,

@@ -314,6 +314,13 @@ def test_the_pull_request_comment_is_a_reviewers_page(demo_run: SimulatedRunner)
     assert f"Model code: [`{MODEL_FILE}:" in body and model_link in body
     assert "```mermaid\nflowchart" in body and "</details>" in body
     assert len(body.encode()) <= 65_536
+    # The README's excerpt of this comment is the real thing, line for line where not shortened.
+    readme = (REPO / "README.md").read_text(encoding="utf-8").split("## Use in GitHub Actions")[1]
+    excerpt = re.search(r"```markdown\n(.*?)```", readme, re.S)
+    assert excerpt
+    kept = [line for line in excerpt[1].splitlines() if "…" not in line and line.strip()]
+    kept = [line.strip() for line in kept if not line.startswith(("(a Mermaid", "    "))]
+    assert [line for line in kept if line not in body] == []
 
 
 def test_outputs_and_the_uploaded_drawings(demo_run: SimulatedRunner) -> None:
