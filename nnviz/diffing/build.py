@@ -352,9 +352,7 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
     }
     for e in entries:
         for key, change in list(e.changes.items()) if e.changes else ():
-            if not key.startswith("inputs."):
-                continue
-            if change.info is not None:
+            if not key.startswith("inputs.") or change.info is not None:
                 continue
             for end in (change.old, change.new):
                 other = by_name.get(end) if isinstance(end, str) else None
@@ -363,6 +361,10 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
                 if other.status in ("added", "removed") or "called" in other.changes:
                     e.changes[key] = replace(change, cause=fold_root(end, shape))
                     break
+            else:
+                moved = _moved_end(e, change, by_name)
+                if moved is not None:  # siblings that swapped places rewire their readers
+                    e.changes[key] = replace(change, cause=moved)
     spec_cause: dict[str, str] = {}
     for e in entries:
         if e.new_node is None or "spec" not in e.changes:
@@ -396,6 +398,28 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
         if cause is not None:
             c = e.changes["spec"]
             e.changes["spec"] = replace(c, cause=cause)
+
+
+def _moved(e: _Entry) -> bool:
+    """A module call whose module moved (renamed within the tree, e.g. reordered siblings)."""
+    return (
+        e.new_node is not None
+        and e.new_node.kind == "module"
+        and e.old_name is not None
+        and e.old_name != e.new_name
+    )
+
+
+def _moved_end(e: _Entry, change: Change, by_name: dict[str, _Entry]) -> str | None:
+    """The moved module an input rewiring follows from: the entry itself when it moved, else
+    the new (or old) source when that one moved."""
+    if _moved(e):
+        return e.name
+    for end in (change.new, change.old):
+        other = by_name.get(end) if isinstance(end, str) else None
+        if other is not None and _moved(other):
+            return other.name
+    return None
 
 
 def _freeze(e: _Entry) -> NodeDiff:

@@ -128,9 +128,7 @@ def test_model_specs_are_traced(tmp_path: Path) -> None:
     assert result.stdout == dedent("""\
         ~ 0  Conv2d  kernel_size (3, 3) → (5, 5)
         ~ 0  Conv2d  weight [8, 3, 3, 3] → [8, 3, 5, 5]
-        ~ 1  GELU  class ReLU → GELU
-        ~ 1  GELU  approximate (none) → 'none'
-        ~ 1  GELU  inplace False → (none)
+        ~ 1  GELU  class ReLU → GELU (approximate='none', no inplace)
         2 changed · params 314 → 698 (+384)
         """)
 

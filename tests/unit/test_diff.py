@@ -154,11 +154,11 @@ def test_two_layers_of_a_sequential_swapped() -> None:
     vgg.features = nn.Sequential(*layers)
     assert text(base, nnviz.trace(vgg, name="vgg11")) == dedent("""\
         → features.2 moved to features.1
-        ~ features.1  MaxPool2d  input 0 features.2 → features.0
+            ↳ features.1  input 0 features.2 → features.0
         → features.1 moved to features.2
-        ~ features.2  ReLU  input 0 features.0 → features.1
-        ~ features.3  Conv2d  input 0 features.1 → features.2
-        3 changed, 2 renamed · params 132,863,336 → 132,863,336 (+0)
+            ↳ features.2  input 0 features.0 → features.1
+            ↳ features.3  input 0 features.1 → features.2
+        2 renamed, 3 downstream · params 132,863,336 → 132,863,336 (+0)
         """)
 
 

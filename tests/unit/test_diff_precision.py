@@ -285,3 +285,21 @@ def test_one_config_change_is_one_line() -> None:
         """)
     bumped = trace(Stack(Config(transformers_version="5.24.0")))
     assert nnviz.diff(old, bumped, strict=True).identical
+
+
+# --- 8. siblings that swap places: the rewired readers fold under the move ---
+
+
+def test_a_swap_folds_the_rewired_inputs_under_the_moves() -> None:
+    old = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Dropout(0.1), nn.Linear(4, 4))
+    new = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1), nn.ReLU(), nn.Linear(4, 4))
+    result = nnviz.diff(trace(old), trace(new))
+    assert result.to_text() == dedent("""\
+        → 2 moved to 1
+            ↳ 1  input 0 2 → 0
+        → 1 moved to 2
+            ↳ 2  input 0 0 → 1
+            ↳ 3  input 0 1 → 2
+        2 renamed, 3 downstream · params 40 → 40 (+0)
+        """)
+    assert {c.cause for e in result for c in e.changes.values()} == {"1", "2"}
