@@ -124,7 +124,7 @@ def main() -> None:
         load = rows[-1][1]
         row(f"diff resnet152 ({len(new)} nodes), vs L", lambda: nnviz.diff(old, new), load)
         result = nnviz.diff(old, new)
-        row("  to_json + changelog text, vs L", result.to_text, load)
+        row("  to_dict + changelog text, vs L", result.to_text, load)
         row('python -c "import nnviz" (baseline I)', process("-c", "import nnviz"))
         base = rows[-1][1]
         row(
@@ -135,7 +135,7 @@ def main() -> None:
     small, big = synthetic(4000), synthetic(4000, edit=True)
     row(f"diff synthetic ({len(small)} vs {len(big)} nodes)", lambda: nnviz.diff(small, big))
     result = nnviz.diff(small, big)
-    row("  to_json + changelog text", result.to_text)
+    row("  to_dict + changelog text", result.to_text)
     width = max(len(r[0]) for r in rows)
     print(f"{'case':<{width}}  {'wall':>9}  {'CPU':>9}  ratio (wall / CPU)")
     for name, (wall, cpu), ratio in rows:

@@ -365,7 +365,7 @@ def diff_command(
             if output_format == "json":
                 import json
 
-                click.echo(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
+                click.echo(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
             elif output_format == "markdown":
                 click.echo(result.to_markdown(), nl=False)
             else:

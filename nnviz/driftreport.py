@@ -2,7 +2,7 @@
 
 The plugin writes `report.json` (format "nnviz-drift-report", version 2) into its artifacts
 folder; `nnviz report`, `nnviz review`, `nnviz accept` and the GitHub Action read it back with
-`DriftReport.load`. Each drift carries the `GraphDiff.to_json()` document (presenting a report
+`DriftReport.load`. Each drift carries the `GraphDiff.to_dict()` document (presenting a report
 needs no torch and no snapshot files), the pending snapshot (`<test>.new.json`) and the sha256
 of the stored snapshot it was compared with, so a later accept can refuse to overwrite a snapshot
 that changed since. Paths of artifact files are relative to the report's folder (a downloaded
@@ -91,7 +91,7 @@ class Drift(_Strict):
         "relative to the report's folder.",
     )
     sources: list[SourceLine] = Field(default_factory=list)
-    diff: dict[str, JsonValue] = Field(description="The GraphDiff.to_json() document.")
+    diff: dict[str, JsonValue] = Field(description="The GraphDiff.to_dict() document.")
 
     @field_validator("snapshot")
     @classmethod

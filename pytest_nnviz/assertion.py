@@ -126,7 +126,7 @@ class NNVizSnapshot:
             digest=check.digest if drifted else None,
             artifacts={k: relative(p, options.artifacts_dir) for k, p in check.artifacts.items()},
             sources=sources,
-            diff=check.diff.to_json() if drifted and check.diff is not None else None,
+            diff=check.diff.to_dict() if drifted and check.diff is not None else None,
         )
 
     def _message(self, check: Check) -> str:

@@ -45,7 +45,7 @@ class SnapshotResult:
     """A drift's files by kind, relative to the artifacts folder (where report.json goes)."""
     sources: list[SourceRef] = field(default_factory=list)
     diff: JsonDoc | None = None
-    """The `GraphDiff.to_json()` document of a drift."""
+    """The `GraphDiff.to_dict()` document of a drift."""
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def diff_doc(changed: int = 1, kernel: int = 5) -> dict[str, Any]:
             hparams = {**module.hparams, "kernel_size": {"$tuple": [kernel, kernel]}}
             module = dataclasses.replace(module, hparams=hparams)
         modules.append(module)
-    return graph_diff(old, old.replace(modules=modules)).to_json()
+    return graph_diff(old, old.replace(modules=modules)).to_dict()
 
 
 def make_drift(index: int, changed: int = 1, file: str = "tests/test_models.py") -> Drift:

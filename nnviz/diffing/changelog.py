@@ -1,4 +1,4 @@
-"""Human renderings of a diff document (`GraphDiff.to_json()`, see docs/diff-format.md).
+"""Human renderings of a diff document (`GraphDiff.to_dict()`, see docs/diff-format.md).
 
 Everything here works from the JSON document alone, so tools that only hold JSON (the pytest
 plugin's report.json, `nnviz report`) print exactly what `nnviz diff` prints:

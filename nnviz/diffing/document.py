@@ -1,6 +1,6 @@
 """The diff document's contract: the `nnviz-diff` JSON of docs/diff-format.md, as pure JSON.
 
-`GraphDiff.to_json()` writes it; `read(doc)` is how every reader takes it back (the renderings in
+`GraphDiff.to_dict()` writes it; `read(doc)` is how every reader takes it back (the renderings in
 `nnviz.diffing.changelog`, the drift report's `report.json`): format and version checked, entries
 validated, and every string made safe to print. No `Graph` here, no torch.
 """

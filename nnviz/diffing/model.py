@@ -4,7 +4,7 @@
 (data-flow nodes, and the module-tree entries that are not themselves a call node, such as
 containers): its union name (the new name, or the old one for a removed entry), status and
 changes; a change that only follows another one names that one as its `cause`.
-`GraphDiff.to_json()` is the versioned document described in `docs/diff-format.md`; the text and
+`GraphDiff.to_dict()` is the versioned document described in `docs/diff-format.md`; the text and
 markdown renderings are built from that document by `nnviz.diffing.changelog`.
 """
 
@@ -49,7 +49,7 @@ class Change:
     def propagated(self) -> bool:
         return self.cause is not None
 
-    def to_json(self) -> dict[str, Value]:
+    def to_dict(self) -> dict[str, Value]:
         doc: dict[str, Value] = {}
         if self.old is not ABSENT:
             doc["old"] = self.old
@@ -100,14 +100,14 @@ class NodeDiff:
         """Whether this entry differs in the architecture (not only in information)."""
         return self.status != "unchanged" and self.info is None
 
-    def to_json(self) -> dict[str, Value]:
+    def to_dict(self) -> dict[str, Value]:
         return {
             "name": self.name,
             "kind": self.kind,
             "path": self.path,
             "scope": self.scope,
             "status": self.status,
-            "changes": {k: c.to_json() for k, c in self.changes.items()},
+            "changes": {k: c.to_dict() for k, c in self.changes.items()},
             "renamed_from": self.renamed_from,
             "op": self.op,
             "params": self.params,
@@ -124,11 +124,11 @@ class EdgeDiff:
     target: str
     status: Status
 
-    def to_json(self) -> dict[str, Value]:
+    def to_dict(self) -> dict[str, Value]:
         return {"source": self.source, "target": self.target, "status": self.status}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class GraphDiff:
     """What changed between `old` and `new` (both kept for drawing the union graph)."""
 
@@ -181,7 +181,7 @@ class GraphDiff:
         counts["params"] = {"old": old_p, "new": new_p, "delta": new_p - old_p}
         return counts
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The `nnviz-diff` document (see docs/diff-format.md)."""
         return {
             "format": FORMAT,
@@ -192,17 +192,25 @@ class GraphDiff:
             "old": _side(self.old),
             "new": _side(self.new),
             "ignore": list(self.ignore),
-            "nodes": [e.to_json() for e in self.entries],
-            "edges": [e.to_json() for e in self.edges],
+            "nodes": [e.to_dict() for e in self.entries],
+            "edges": [e.to_dict() for e in self.edges],
         }
 
     def to_text(self) -> str:
-        """The review changelog (`nnviz.diffing.changelog.changelog` of `to_json()`)."""
-        return changelog(self.to_json())
+        """The review changelog (`nnviz.diffing.changelog.changelog` of `to_dict()`)."""
+        return changelog(self.to_dict())
 
     def to_markdown(self) -> str:
         """Summary table, changelog and Mermaid flowchart (`nnviz.diffing.changelog.markdown`)."""
-        return markdown(self.to_json())
+        return markdown(self.to_dict())
+
+    def __repr__(self) -> str:
+        """One line: the two sides and the changelog's totals (`to_text()` has the changelog)."""
+        return f"<GraphDiff {self.old.name} → {self.new.name}: {self.to_text().splitlines()[-1]}>"
+
+    def _repr_markdown_(self) -> str:
+        """The changelog, for a notebook where the interactive page is too large to inline."""
+        return f"```text\n{self.to_text()}```\n"
 
     def _repr_html_(self) -> str | None:
         """Inline display in Jupyter: the interactive diff page (changelog links, statuses,

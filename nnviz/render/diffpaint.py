@@ -96,7 +96,7 @@ def paint_for(diff: GraphDiff) -> Paint:
         for edge in diff.edges
         if edge.status in _EDGE_LINES
     }
-    return Paint(nodes, edges, subtitle=headline(diff.to_json()), dim=True)
+    return Paint(nodes, edges, subtitle=headline(diff.to_dict()), dim=True)
 
 
 def _lines(e: NodeDiff) -> tuple[str, ...]:
@@ -104,13 +104,13 @@ def _lines(e: NodeDiff) -> tuple[str, ...]:
     if e.renamed_from is not None:
         lines.append(f"was {e.renamed_from or '(root)'}")
     changes = [(k, c) for k, c in e.changes.items() if not c.propagated]
-    lines += [describe(k, c.to_json()) for k, c in changes[:_MAX_LINES]]
+    lines += [describe(k, c.to_dict()) for k, c in changes[:_MAX_LINES]]
     if len(changes) > _MAX_LINES:
         lines.append(f"… {len(changes) - _MAX_LINES} more changes")
     followers = [(k, c) for k, c in e.changes.items() if c.propagated]
     if followers and not changes:
         k, c = followers[0]
-        lines.append(f"{describe(k, c.to_json())} (follows {c.cause})")
+        lines.append(f"{describe(k, c.to_dict())} (follows {c.cause})")
     return tuple(lines)
 
 

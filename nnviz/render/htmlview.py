@@ -221,7 +221,7 @@ def _changes(diff: GraphDiff, union: Graph) -> list[dict[str, Any]]:
         if e.propagated or _inside_whole(e.scope, e.status, whole):
             continue  # a follower, or a part of a module added or removed as a whole
         lines = [f"was {e.renamed_from or '(root)'}"] if e.renamed_from is not None else []
-        lines += [describe(k, c.to_json()) for k, c in e.changes.items() if not c.propagated]
+        lines += [describe(k, c.to_dict()) for k, c in e.changes.items() if not c.propagated]
         follows = sum(1 for f in diff if f.propagated and _causes(f) == {e.name})
         if follows:
             lines.append(f"{follows} downstream changes follow")

@@ -64,7 +64,7 @@ def draw_diff(
 ) -> Path:
     """Draw the highlighted union graph of `diff` to `path` (format by extension); return it.
 
-    A `.json` path gets the diff document (`GraphDiff.to_json()`) instead of a drawing.
+    A `.json` path gets the diff document (`GraphDiff.to_dict()`) instead of a drawing.
     Other keyword arguments of `nnviz.draw` (`depth`, ...) do not apply to a diff and are
     ignored: the folding around the changes decides what is expanded.
     """
@@ -75,7 +75,7 @@ def draw_diff(
     if format_of(path) == "json":
         import json
 
-        return atomic_write(path, json.dumps(diff.to_json(), indent=1, ensure_ascii=False) + "\n")
+        return atomic_write(path, json.dumps(diff.to_dict(), indent=1, ensure_ascii=False) + "\n")
     style = make_style(style)
     if format_of(path) == "html":
         return html.write(htmlview.diff_view(diff, style, context=context), path)

@@ -89,7 +89,7 @@ def test_any_edit_gives_a_well_formed_diff(actions: list[tuple[str, int, int]]) 
     blocks = edited(actions)
     old, new = network(BASE), network(blocks)
     result = nnviz.diff(old, new)
-    doc = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     names = [n["name"] for n in doc["nodes"]]
     assert len(names) == len(set(names))
     assert all(e["source"] in names and e["target"] in names for e in doc["edges"])
@@ -114,4 +114,4 @@ def test_a_renamed_block_is_found() -> None:
     blocks = list(BASE)
     blocks[4] = ("s1", "renamed", 3)
     result = nnviz.diff(network(BASE), network(blocks))
-    assert changelog(result.to_json()).splitlines()[0] == "→ s1.1 renamed to s1.renamed"
+    assert changelog(result.to_dict()).splitlines()[0] == "→ s1.1 renamed to s1.renamed"

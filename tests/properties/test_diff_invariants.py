@@ -43,10 +43,10 @@ def _sides(entry: NodeDiff) -> tuple[str | None, str | None]:
 
 def test_the_document_does_not_depend_on_the_source(tmp_path: Path) -> None:
     a, b = traced("resnet18"), traced("resnet34")
-    traced_doc = nnviz.diff(a, b).to_json()
+    traced_doc = nnviz.diff(a, b).to_dict()
     loaded = nnviz.diff(nnviz.save(a, tmp_path / "a.json"), nnviz.save(b, tmp_path / "b.json"))
-    assert loaded.to_json() == traced_doc
-    assert nnviz.diff(a, b).to_json() == traced_doc  # deterministic
+    assert loaded.to_dict() == traced_doc
+    assert nnviz.diff(a, b).to_dict() == traced_doc  # deterministic
 
 
 def _container_and_op(with_op: bool) -> Graph:

@@ -256,7 +256,7 @@ def test_any_text_in_a_diff_stays_inside_its_report_line(text: str) -> None:
 
     def report(shown: str) -> list[str]:
         new = snapshot.loads(_document("blk", shown, "op", shown, "int64", "new"))
-        doc = nnviz.diff(old, new).to_json()
+        doc = nnviz.diff(old, new).to_dict()
         return [changelog(doc), markdown(doc), mermaid(doc)]
 
     for hostile, plain in zip(report(text), report("z"), strict=True):

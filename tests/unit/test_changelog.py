@@ -15,7 +15,7 @@ from nnviz.graph import Edge, Graph, Module, Node
 
 def test_changelog_needs_only_the_json_document() -> None:
     result = nnviz.diff(traced("resnet18"), traced("resnet34"))
-    doc = json.loads(json.dumps(result.to_json()))  # what report.json holds
+    doc = json.loads(json.dumps(result.to_dict()))  # what report.json holds
     assert renderings.changelog(doc) == result.to_text()
     assert renderings.markdown(doc) == result.to_markdown()
     lines = result.to_text().splitlines()
@@ -43,7 +43,7 @@ def test_identical_markdown_is_one_sentence() -> None:
         "### nnviz diff: `resnet18` → `resnet18`\n\n"
         "Identical: no architecture changes (71 nodes, 11,689,512 params).\n"
     )
-    assert renderings.mermaid(result.to_json()) == ""
+    assert renderings.mermaid(result.to_dict()) == ""
 
 
 def _graph(op: str, name: str) -> Graph:
@@ -60,7 +60,7 @@ def _graph(op: str, name: str) -> Graph:
 
 
 def test_mermaid_escapes_user_text() -> None:
-    doc = nnviz.diff(_graph("f.a", 'a"<b>#1'), _graph("f.c", 'a"<b>#1')).to_json()
+    doc = nnviz.diff(_graph("f.a", 'a"<b>#1'), _graph("f.c", 'a"<b>#1')).to_dict()
     chart = renderings.mermaid(doc)
     assert '"a#quot;#lt;b#gt;#35;1<br/>f.c<br/>op f.a → f.c"' in chart
     assert ":::changed" in chart and "classDef changed" in chart
@@ -82,7 +82,7 @@ def test_unknown_documents_are_refused() -> None:
 
     from nnviz.errors import NNVizError
 
-    doc = nnviz.diff(traced("resnet18"), traced("resnet18")).to_json()
+    doc = nnviz.diff(traced("resnet18"), traced("resnet18")).to_dict()
     with pytest.raises(NNVizError, match=r"newer nnviz \(format version 3;"):
         renderings.changelog({**doc, "version": 3})
     assert renderings.changelog({**doc, "version": 1}).startswith("identical")

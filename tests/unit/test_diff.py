@@ -29,7 +29,7 @@ def resnet18_with(edit: Callable[[nn.Module], object]) -> Graph:
 
 def text(old: Graph, new: Graph) -> str:
     result = nnviz.diff(old, new)
-    assert result.to_text() == changelog(result.to_json())
+    assert result.to_text() == changelog(result.to_dict())
     return result.to_text()
 
 

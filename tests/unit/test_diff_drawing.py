@@ -111,4 +111,4 @@ def test_json_path_writes_the_diff_document(tmp_path: Path) -> None:
 
     result = nnviz.diff(traced("resnet18"), traced("resnet18", num_classes=10))
     doc = json.loads(nnviz.draw(result, tmp_path / "d.json").read_text())
-    assert doc == result.to_json()
+    assert doc == result.to_dict()

@@ -210,10 +210,10 @@ def test_page_warns_about_removed_modules_and_big_parameter_moves() -> None:
         dataclasses.replace(m, hparams=smaller) if m.path == "features.3" else m
         for m in old.modules.values()
     ]
-    doc = graph_diff(old, old.replace(modules=modules)).to_json()
+    doc = graph_diff(old, old.replace(modules=modules)).to_dict()
     drift = make_drift(1).model_copy(update={"diff": doc})
     assert "⚠️" not in page(make_report([drift]))  # hparams only: parameters are unchanged
-    removed = graph_diff(old, _without(old, "features.3")).to_json()
+    removed = graph_diff(old, _without(old, "features.3")).to_dict()
     drift = make_drift(2).model_copy(update={"diff": removed})
     md = page(make_report([drift]))
     assert "⚠️ **test_model_02** removes 1 module: features.3" in md
