@@ -23,22 +23,34 @@ _WRITER = """
 import sys
 import nnviz
 out = sys.argv[1]
-for name in sys.argv[2:]:
+for line in sys.stdin:
+    name = line.strip()
     nnviz.save(nnviz.trace(name), f"{out}/{name}.json")
 """
 
 
 class OtherProcess:
-    """Snapshots of every classification model, written by another process with another hash
-    seed while this one traces the same models."""
+    """Snapshots of classification models, written by another process with another hash seed.
+
+    The writer traces a model when a test asks for it, while the test traces it here: under
+    pytest-xdist each worker's writer traces only that worker's share of the models.
+    """
 
     def __init__(self, out: Path) -> None:
         self.out = out
         seed = "54321" if os.environ.get("PYTHONHASHSEED") == "12345" else "12345"
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(out), *CLASSIFICATION],
+            [sys.executable, "-c", _WRITER, str(out)],
             env={**os.environ, "PYTHONHASHSEED": seed},
+            stdin=subprocess.PIPE,
+            text=True,
         )
+
+    def request(self, name: str) -> None:
+        """Ask the writer to trace `name` (it works through requests in order)."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{name}\n")
+        self._process.stdin.flush()
 
     def snapshot(self, name: str) -> Path:
         """The other process's snapshot of `name`, as soon as it exists (saves are atomic)."""
@@ -52,9 +64,13 @@ class OtherProcess:
         return path
 
     def close(self) -> None:
-        if self._process.poll() is None:  # tests stopped early: stop the writer too
+        if self._process.stdin is not None:
+            self._process.stdin.close()  # the writer ends after its last request
+        try:
+            self._process.wait(timeout=120)  # at most the trace in flight
+        except subprocess.TimeoutExpired:
             self._process.kill()
-        self._process.wait()
+            self._process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +91,7 @@ def test_every_classification_model_is_covered() -> None:
 def test_snapshot_is_byte_identical_across_processes(
     name: str, other_process: OtherProcess
 ) -> None:
+    other_process.request(name)  # both processes trace at once
     graph = traced(name)
     text = snapshot.dumps(graph)
     path = other_process.snapshot(name)
