@@ -66,7 +66,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     snapshot .json.
 
     \b
-    Compare two architectures: nnviz diff OLD NEW (see nnviz diff --help).
+    Compare two architectures: nnviz diff OLD NEW (see nnviz diff --help);
+    review snapshot drift from pytest: nnviz review, nnviz accept, nnviz report.
     """
     ctx.obj = {"debug": debug}
 
