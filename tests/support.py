@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import nnviz
 from nnviz.diffing.build import diff as graph_diff
 from nnviz.driftreport import Drift, DriftReport, Summary
@@ -24,6 +26,12 @@ def traced(name: str, inputs: str | None = None, **args: object) -> Graph:
     """The full graph of a torchvision model (traced with data given `-i` text `inputs`),
     traced once per session; `args` are constructor arguments."""
     return nnviz.trace(name, args=dict(args) or None, inputs=inputs)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run pytest in-process in `pytester`'s folder with `args` (the nnviz plugin is active, as
+    installed; hypothesis's plugin is off, so its output never mixes into what tests match)."""
+    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
 
 
 def run_nnviz(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):

@@ -19,7 +19,7 @@ from nnviz import transform
 from nnviz.bookkeeping import folded_edge
 from nnviz.graph import Graph, Node, parent_path
 from nnviz.render import labels
-from nnviz.render.buses import common_cluster, edge_span, plan_buses, ranks
+from nnviz.render.buses import Bus, common_cluster, edge_span, plan_buses, ranks
 from nnviz.render.paint import Paint
 from nnviz.render.style import Style, make_style
 
@@ -82,7 +82,24 @@ def to_dot(
     """DOT source drawing `graph`; never mutates it."""
     style = make_style(style)
     paint = paint or Paint()
-    total = total_params(graph)
+    dot = _canvas(graph, style, paint)
+    rank = ranks(graph)
+    if edge_span(graph, rank) > LONG_EDGE_BUDGET:
+        # Dense skip connections (densenet) give Graphviz tens of thousands of virtual nodes, and
+        # its x-placement (network simplex) then runs for many minutes; capping its iterations
+        # keeps the layout to seconds at a small cost in straightness.
+        dot.attr("graph", nslimit="1", nslimit1="1")
+    state, owners = _clusters(graph, style, paint)
+    trunks, branches = _route_buses(graph, state, owners, plan_buses(graph, rank))
+    state.emit(dot, None, 0)
+    for tail, head, trunk_attrs in trunks:
+        dot.edge(tail, head, **trunk_attrs)
+    _draw_edges(dot, graph, state, branches)
+    return str(dot.source)
+
+
+def _canvas(graph: Graph, style: Style, paint: Paint) -> graphviz.Digraph:
+    """An empty digraph with the graph, node and edge defaults of `style`, and the title."""
     dot = graphviz.Digraph(name=plain(graph.name), strict=False)
     dot.attr(
         "graph",
@@ -117,13 +134,12 @@ def to_dot(
         fontname=plain(style.fontname),
         arrowsize="0.8",
     )
-    rank = ranks(graph)
-    buses = plan_buses(graph, rank)
-    if edge_span(graph, rank) > LONG_EDGE_BUDGET:
-        # Dense skip connections (densenet) give Graphviz tens of thousands of virtual nodes, and
-        # its x-placement (network simplex) then runs for many minutes; capping its iterations
-        # keeps the layout to seconds at a small cost in straightness.
-        dot.attr("graph", nslimit="1", nslimit1="1")
+    return dot
+
+
+def _clusters(graph: Graph, style: Style, paint: Paint) -> tuple[_Builder, dict[str, str | None]]:
+    """The builder, with every node placed in its cluster (its drawn module), and each node's
+    cluster."""
     names = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}
     members: dict[str | None, list[Node]] = {}
     children: dict[str | None, list[str]] = {}
@@ -133,13 +149,24 @@ def to_dot(
         owners[node.id] = owner
         members.setdefault(owner, []).append(node)
         _register(graph, owner, children)
-    state = _Builder(graph, style, paint, total, names, members, children)
-    trunks: list[tuple[str, str, dict[str, str]]] = []
+    state = _Builder(graph, style, paint, total_params(graph), names, members, children)
+    return state, owners
+
+
+Trunk = tuple[str, str, dict[str, str]]
+
+
+def _route_buses(
+    graph: Graph, state: _Builder, owners: dict[str, str | None], buses: list[Bus]
+) -> tuple[list[Trunk], dict[tuple[str, str], str]]:
+    """A bus's trunk as a chain of relay points (each placed in the innermost cluster holding
+    both ends), and for each (source, target) the relay its branch leaves from."""
+    trunks: list[Trunk] = []
     branches: dict[tuple[str, str], str] = {}
     for bus in buses:
-        previous = names[bus.source]
+        previous = state.names[bus.source]
         for i, target in enumerate(bus.targets):
-            relay = f"{names[bus.source]}_{i}"
+            relay = f"{state.names[bus.source]}_{i}"
             place = common_cluster(graph, owners[bus.source], owners[target])
             state.relays.setdefault(place, []).append((relay, f"relay:{bus.source}:{i}"))
             trunk = {"dir": "none", "id": plain(f"bus:{bus.source}:{i}")}
@@ -149,18 +176,20 @@ def to_dot(
             trunks.append((previous, relay, trunk))
             branches[(bus.source, target)] = relay
             previous = relay
-    state.emit(dot, None, 0)
-    for tail, head, trunk_attrs in trunks:
-        dot.edge(tail, head, **trunk_attrs)
+    return trunks, branches
+
+
+def _draw_edges(
+    dot: graphviz.Digraph, graph: Graph, state: _Builder, branches: dict[tuple[str, str], str]
+) -> None:
     for edge in graph.edges:
         attrs = state.edge_attrs(edge.source, edge.target)
         branch = branches.get((edge.source, edge.target))
         if branch is not None:
             attrs.pop("label", None)  # the value's shape is on its trunk
-            dot.edge(branch, names[edge.target], **attrs)
+            dot.edge(branch, state.names[edge.target], **attrs)
         else:
-            dot.edge(names[edge.source], names[edge.target], **attrs)
-    return str(dot.source)
+            dot.edge(state.names[edge.source], state.names[edge.target], **attrs)
 
 
 def _register(graph: Graph, path: str | None, children: dict[str | None, list[str]]) -> None:

@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from nnviz.graph import Graph, Node
+from nnviz.graph import Graph, Module, Node
 from nnviz.render.style import Style
 from nnviz.values import Value, format_tensor, format_value, is_tensor_spec
 
@@ -138,51 +138,10 @@ def node_label(
     """The HTML-like label of an op, module, collapsed module, input or output node."""
     small = small_size(style)
     module = graph.module_of(node)
-    collapsed = node.meta.get("collapsed")
-    if node.kind == "input":
-        title = "input"
-    elif node.kind == "output":
-        title = "output"
-    elif module is not None:
-        title = module.class_name
-    else:
-        title = node.title
-    head = _font(text(title), style.node_title_font_size, bold=True)
-    if badge:
-        head += " " + _font(f"[{text(badge)}]", small)
-    rows = [_row(head)]
-    params = (
-        params_text(module.params, total)
-        if style.show_node_params and module is not None and module.params
-        else None
-    )
-    if node.kind == "input":
-        source = node.meta.get("source")
-        shown = f"{node.op} (from {source})" if source else node.op
-        rows.append(_row(_font(text(shown), small)))
-    elif collapsed:
-        if style.show_node_name:
-            rows.append(_row(_font(text(display_name(node)), small)))
-        facts = " · ".join(p for p in (f"{collapsed} ops", params) if p)
-        rows.append(_row(_font(text(facts), small, color="#303030")))
-        if node.meta.get("summary"):
-            rows.append(_row(_font(text(node.meta["summary"]), small, color="#303030")))
-        if node.meta.get("skips"):
-            rows.append(_row(_font(text(skips_text(node.meta["skips"])), small, SKIP_COLOR, True)))
-    else:
-        # The id, not the module path: a second call of a module shows as `relu (call 2)`.
-        name = display_name(node) if style.show_node_name else None
-        facts = " · ".join(p for p in (name, params) if p)
-        if facts and node.kind != "output":
-            rows.append(_row(_font(text(facts), small)))
+    rows = [_row(_head(node, module, style, badge, small))]
+    rows += _facts(node, module, style, total, small)
     if style.show_node_arguments:
-        arguments = node_arguments(graph, node)
-        cells = [f"{text(key)}={text(format_value(value))}" for key, value in arguments]
-        if len(cells) > MAX_ARGUMENTS:
-            cells = [*cells[: MAX_ARGUMENTS - 1], f"… {len(cells) - MAX_ARGUMENTS + 1} more"]
-        if cells:
-            width = 3 if style.rankdir == "TB" else 1
-            rows.append(f"<TR><TD>{_grid(cells, small, width)}</TD></TR>")
+        rows += _arguments(graph, node, style, small)
     if node.kind == "output" and style.show_specs and _is_nested(node.spec):
         # The edges show each value; the output's own spec shows how they are nested.
         rows.append(f"<TR><TD>{_font(_spec_table(node.spec), small)}</TD></TR>")
@@ -192,6 +151,60 @@ def node_label(
         source = module.cls if module is not None else node_source(node)
         rows.append(_row(_font(text(source), max(8, small - 2), color="#333333")))
     return _table(rows)
+
+
+def _head(node: Node, module: Module | None, style: Style, badge: str | None, small: int) -> str:
+    """The bold title (`input`, `output`, the module's class, the op) and the diff's badge."""
+    title: str
+    if node.kind in ("input", "output"):
+        title = node.kind
+    elif module is not None:
+        title = module.class_name
+    else:
+        title = node.title
+    head = _font(text(title), style.node_title_font_size, bold=True)
+    return head + " " + _font(f"[{text(badge)}]", small) if badge else head
+
+
+def _facts(node: Node, module: Module | None, style: Style, total: int, small: int) -> list[str]:
+    """The small rows under the title: where an input comes from, a collapsed module's op count
+    and summary, or the node's name and parameters."""
+    params = (
+        params_text(module.params, total)
+        if style.show_node_params and module is not None and module.params
+        else None
+    )
+    collapsed = node.meta.get("collapsed")
+    if node.kind == "input":
+        source = node.meta.get("source")
+        shown = f"{node.op} (from {source})" if source else node.op
+        return [_row(_font(text(shown), small))]
+    if collapsed:
+        rows = [_row(_font(text(display_name(node)), small))] if style.show_node_name else []
+        facts = " · ".join(p for p in (f"{collapsed} ops", params) if p)
+        rows.append(_row(_font(text(facts), small, color="#303030")))
+        if node.meta.get("summary"):
+            rows.append(_row(_font(text(node.meta["summary"]), small, color="#303030")))
+        if node.meta.get("skips"):
+            rows.append(_row(_font(text(skips_text(node.meta["skips"])), small, SKIP_COLOR, True)))
+        return rows
+    # The id, not the module path: a second call of a module shows as `relu (call 2)`.
+    name = display_name(node) if style.show_node_name else None
+    facts = " · ".join(p for p in (name, params) if p)
+    return [_row(_font(text(facts), small))] if facts and node.kind != "output" else []
+
+
+def _arguments(graph: Graph, node: Node, style: Style, small: int) -> list[str]:
+    """The constant arguments as a grid, at most `MAX_ARGUMENTS` cells."""
+    cells = [
+        f"{text(key)}={text(format_value(value))}" for key, value in node_arguments(graph, node)
+    ]
+    if len(cells) > MAX_ARGUMENTS:
+        cells = [*cells[: MAX_ARGUMENTS - 1], f"… {len(cells) - MAX_ARGUMENTS + 1} more"]
+    if not cells:
+        return []
+    width = 3 if style.rankdir == "TB" else 1
+    return [f"<TR><TD>{_grid(cells, small, width)}</TD></TR>"]
 
 
 def _grid(cells: list[str], size: int, width: int) -> str:

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support import run_nnviz, traced
+from support import run_nnviz, torch_blocker, traced
 
 import nnviz
 from nnviz.transform import select
@@ -217,10 +217,8 @@ def test_engine_system(snapshots: Path, tmp_path: Path) -> None:
 
 
 def test_drawing_a_snapshot_never_imports_torch(snapshots: Path, tmp_path: Path) -> None:
-    blocker = tmp_path / "blocker" / "torch"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    env = env_without_dot(PYTHONPATH=str(tmp_path / "blocker"))
+    path = [str(torch_blocker(tmp_path)), os.environ.get("PYTHONPATH", "")]
+    env = env_without_dot(PYTHONPATH=os.pathsep.join(path))
     model = str(snapshots / "resnet18_shapes.json")
     done = run_nnviz(model, "-d", "1", "-c", "layer1", "-o", "r.svg", cwd=tmp_path, env=env)
     assert (done.returncode, done.stderr) == (0, "")

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from support import make_drift, make_report, run_nnviz
+from support import make_drift, make_report, run_nnviz, torch_blocker
 
 
 @pytest.fixture
@@ -19,11 +19,9 @@ def report_path(tmp_path: Path) -> Path:
 
 def no_torch_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """An environment in which `import torch` fails: the JSON path must not need it."""
-    blocker = tmp_path / "blocker" / "torch"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked here')\n")
+    blocker = torch_blocker(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(blocker.parent), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env.get("PYTHONPATH", "")])
     return {**env, **extra}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 import torchvision  # noqa: F401  (likewise)
+from support import run
 
 import nnviz
 
@@ -34,22 +35,22 @@ def test_readme_example(pytester: pytest.Pytester) -> None:
     (tests / "test_architecture.py").write_text(example)
     snapshot = tests / "__nnviz_snapshots__/test_architecture/test_resnet18_architecture.json"
 
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
+    result = run(pytester, "tests")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["E * pytest --nnviz-update tests/test_architecture.py::test_resnet18_architecture"]
     )
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-update", "tests")
+    result = run(pytester, "--nnviz-update", "tests")
     result.assert_outcomes(passed=1)
     assert "layer3.1.conv2" in nnviz.load(snapshot).modules
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
+    result = run(pytester, "tests")
     result.assert_outcomes(passed=1)
 
     # The failure shown in the README is the real one.
     call = "    nnviz_snapshot(torchvision.models.resnet18(weights=None))\n"
     changed = "import torch\n" + example.replace(call, CHANGE)
     (tests / "test_architecture.py").write_text(changed)
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "tests")
+    result = run(pytester, "tests")
     result.assert_outcomes(failed=1)
     shown = [" ".join(line.split()) for line in result.outlines if line.startswith("E ")]
     assert shown == [" ".join(line.split()) for line in readme_block("text").splitlines()]

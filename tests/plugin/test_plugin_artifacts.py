@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
 from torch import nn
 
 import nnviz
@@ -27,10 +28,6 @@ def drifting(pytester: pytest.Pytester) -> Path:
     snapshot = pytester.path / "__nnviz_snapshots__/test_art/test_drifts.json"
     nnviz.save(nnviz.trace(nn.Sequential(nn.Linear(4, 6), nn.ReLU())), snapshot)
     return snapshot
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
 
 
 def test_command_line_folder(pytester: pytest.Pytester, drifting: Path) -> None:

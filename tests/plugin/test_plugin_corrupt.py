@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
 from torch import nn
 
 import nnviz
@@ -42,7 +43,7 @@ def test_corrupt_snapshots(pytester: pytest.Pytester) -> None:
     for test, text in BROKEN.items():
         (folder / f"{test}.json").write_text(text)
 
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest")
+    result = run(pytester)
     result.assert_outcomes(passed=1, failed=3)
     result.stdout.fnmatch_lines_random(
         [
@@ -57,7 +58,7 @@ def test_corrupt_snapshots(pytester: pytest.Pytester) -> None:
     for test, text in BROKEN.items():
         assert (folder / f"{test}.json").read_text() == text  # nothing written without the flag
 
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-update")
+    result = run(pytester, "--nnviz-update")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["nnviz: 1 snapshot passed, 3 written"])
     for test in BROKEN:

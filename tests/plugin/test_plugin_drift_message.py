@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 import torchvision
+from support import run
 
 import nnviz
 
@@ -25,7 +26,7 @@ def test_one_changed_conv(pytester: pytest.Pytester) -> None:
     snapshot = pytester.path / "__nnviz_snapshots__/test_resnet/test_resnet18.json"
     nnviz.save(nnviz.trace(torchvision.models.resnet18(weights=None)), snapshot)
 
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest")
+    result = run(pytester)
     result.assert_outcomes(failed=1)
     message = [line for line in result.outlines if line.startswith("E ")]
     text = "\n".join(message)
@@ -48,7 +49,7 @@ def test_a_long_changelog_is_cut(pytester: pytest.Pytester) -> None:
     snapshot = pytester.path / "__nnviz_snapshots__/test_deeper/test_resnet.json"
     nnviz.save(nnviz.trace(torchvision.models.resnet18(weights=None)), snapshot)
 
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest")
+    result = run(pytester)
     result.assert_outcomes(failed=1)
     message = [line for line in result.outlines if line.startswith("E ")]
     assert len(message) < 15, "\n".join(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
 
 import nnviz
 
@@ -27,7 +28,7 @@ def test_options(nnviz_snapshot):
 
 def test_inputs_and_depth(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_opts=TESTS)
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-update")
+    result = run(pytester, "--nnviz-update")
     result.assert_outcomes(passed=1)
     folder = pytester.path / "__nnviz_snapshots__/test_opts"
     shapes = nnviz.load(folder / "test_options.shapes.json")
@@ -35,12 +36,12 @@ def test_inputs_and_depth(pytester: pytest.Pytester) -> None:
     top = nnviz.load(folder / "test_options.top.json")
     assert [n.id for n in top.nodes] == ["input:input", "0", "1", "output"]
 
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest")
+    result = run(pytester)
     result.assert_outcomes(passed=1)
 
     # A hidden layer's width changes: the first call (with shapes) already fails the test.
     pytester.makepyfile(test_opts=TESTS.replace("width=8", "width=16"))
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest")
+    result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*drifted from __nnviz_snapshots__/test_opts/test_options.shapes.json"]

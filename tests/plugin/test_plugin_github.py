@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
 from torch import nn
 
 import nnviz
@@ -36,7 +37,7 @@ def test_annotations_and_summary(
     monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
 
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", *workers)
+    result = run(pytester, *workers)
     result.assert_outcomes(failed=1, passed=1)
     errors = [line for line in result.outlines if line.startswith("::error")]
     assert len(errors) == 1, result.outlines
@@ -50,7 +51,7 @@ def test_annotations_and_summary(
 def test_quiet_outside_github(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_gh=TESTS)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-update")
+    result = run(pytester, "--nnviz-update")
     result.assert_outcomes(passed=2)
     assert not [line for line in result.outlines if line.startswith("::")]
 
@@ -64,7 +65,7 @@ def test_no_github_switch(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyP
     summary = pytester.path / "step-summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = pytester.runpytest_inprocess("-p", "no:hypothesispytest", "--nnviz-no-github")
+    result = run(pytester, "--nnviz-no-github")
     result.assert_outcomes(failed=1, passed=1)
     assert not [line for line in result.outlines if line.startswith("::")]
     assert not summary.exists()

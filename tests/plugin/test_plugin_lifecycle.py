@@ -10,6 +10,7 @@ import hashlib
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
 
 import nnviz
 from nnviz.driftreport import DriftReport
@@ -33,10 +34,6 @@ CHANGED = ("nn.Conv2d(8, 4, 1)", "nn.Conv2d(8, 4, 3, padding=1)")
 SMALL = "__nnviz_snapshots__/test_arch/test_small.json"
 OTHER = "__nnviz_snapshots__/test_arch/test_other.json"
 ARTIFACTS = ".nnviz-artifacts/test_arch/test_small"
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])

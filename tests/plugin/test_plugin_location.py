@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
 
 import nnviz
 from pytest_nnviz.location import locate, safe_name
@@ -36,10 +37,6 @@ def test_same_name_twice(nnviz_snapshot):
     nnviz_snapshot(nn.ReLU(), name="x")
     nnviz_snapshot(nn.Tanh(), name="x")
 """
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
 
 
 def test_every_call_gets_its_own_file(pytester: pytest.Pytester) -> None:

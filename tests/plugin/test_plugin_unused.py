@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
 from torch import nn
 
 import nnviz
@@ -31,10 +32,6 @@ def test_skipped(nnviz_snapshot):
 FOLDER = "__nnviz_snapshots__/test_u"
 KEPT = ("test_used.json", "test_skipped.json")
 UNUSED = ("test_gone.json", "test_used.extra.json")
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
 
 
 @pytest.fixture
