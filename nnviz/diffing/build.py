@@ -344,60 +344,80 @@ def _order(
             e.key = (*found[:3], depth) if found else (float("inf"), 0, rank, depth)
 
 
+Shape = dict[str, tuple[str, str | None, str | None]]
+"""Per entry name: status, enclosing module's name, module path (what `fold_root` walks)."""
+
+
 def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) -> None:
     """Mark input rewiring by added/removed nodes (or modules now called or no longer called),
     and specs that follow an upstream change."""
-    shape: dict[str, tuple[str, str | None, str | None]] = {
+    shape: Shape = {
         e.name: (e.status, e.scope, e.module.path if e.module else None) for e in entries
     }
     for e in entries:
-        for key, change in list(e.changes.items()) if e.changes else ():
-            if not key.startswith("inputs.") or change.info is not None:
-                continue
-            for end in (change.old, change.new):
-                other = by_name.get(end) if isinstance(end, str) else None
-                if other is None:
-                    continue
-                if other.status in ("added", "removed") or "called" in other.changes:
-                    e.changes[key] = replace(change, cause=fold_root(end, shape))
-                    break
-            else:
-                moved = _moved_end(e, change, by_name)
-                if moved is not None:  # siblings that swapped places rewire their readers
-                    e.changes[key] = replace(change, cause=moved)
-    spec_cause: dict[str, str] = {}
+        _mark_rewired_inputs(e, by_name, shape)
+    spec_cause: dict[str, str] = {}  # entry -> the root its changed spec follows (or itself)
     for e in entries:
         if e.new_node is None or "spec" not in e.changes:
             continue
-        own = [k for k, c in e.changes.items() if k != "spec" and not c.propagated]
-        module_entry = by_name.get(e.new_node.module or "\0")
-        module_roots = module_entry is not None and any(
-            not c.propagated for c in module_entry.changes.values()
-        )
-        if module_entry is not None and module_entry is not e and module_roots:
-            cause: str | None = module_entry.name  # a repeated call of a changed module
-        else:
-            cause = None
-        if not own and cause is None:
-            cause = next(
-                (c.cause for k, c in e.changes.items() if k.startswith("inputs.") and c.cause),
-                None,
-            )
-        if cause is None and not own:
-            for p in new.predecessors(e.new_node.id):
-                pe = by_name.get(p)
-                if pe is None:
-                    continue
-                if pe.status == "added":
-                    cause = fold_root(p, shape)
-                elif "spec" in pe.changes:
-                    cause = spec_cause.get(p, p)
-                if cause is not None:
-                    break
+        cause = _spec_cause(e, e.new_node, by_name, new, shape, spec_cause)
         spec_cause[e.name] = e.name if cause is None else cause
         if cause is not None:
             c = e.changes["spec"]
             e.changes["spec"] = replace(c, cause=cause)
+
+
+def _mark_rewired_inputs(e: _Entry, by_name: dict[str, _Entry], shape: Shape) -> None:
+    """An input slot that now reads from, or no longer reads from, an added or removed entry
+    (or a module now called or no longer called) follows that entry's change; one rewired by
+    siblings that swapped places follows the move."""
+    for key, change in list(e.changes.items()):
+        if not key.startswith("inputs.") or change.info is not None:
+            continue
+        for end in (change.old, change.new):
+            other = by_name.get(end) if isinstance(end, str) else None
+            if other is not None and (
+                other.status in ("added", "removed") or "called" in other.changes
+            ):
+                e.changes[key] = replace(change, cause=fold_root(end, shape))
+                break
+        else:
+            moved = _moved_end(e, change, by_name)
+            if moved is not None:  # siblings that swapped places rewire their readers
+                e.changes[key] = replace(change, cause=moved)
+
+
+def _spec_cause(
+    e: _Entry,
+    node: Node,
+    by_name: dict[str, _Entry],
+    new: Graph,
+    shape: Shape,
+    spec_cause: dict[str, str],
+) -> str | None:
+    """What a changed output spec follows: the changed module it is a repeated call of; else,
+    when the entry has no change of its own, what its rewired inputs follow, or the first
+    upstream entry that was added or whose spec changed. None for a root cause."""
+    module_entry = by_name.get(node.module or "\0")
+    if (
+        module_entry is not None
+        and module_entry is not e
+        and any(not c.propagated for c in module_entry.changes.values())
+    ):
+        return module_entry.name  # a repeated call of a changed module
+    if any(k != "spec" and not c.propagated for k, c in e.changes.items()):
+        return None
+    from_inputs = (c.cause for k, c in e.changes.items() if k.startswith("inputs.") and c.cause)
+    found = next(from_inputs, None)
+    if found is not None:
+        return found
+    for p in new.predecessors(node.id):
+        pe = by_name.get(p)
+        if pe is not None and pe.status == "added":
+            return fold_root(p, shape)
+        if pe is not None and "spec" in pe.changes:
+            return spec_cause.get(p, p)
+    return None
 
 
 def _moved(e: _Entry) -> bool:
