@@ -395,10 +395,34 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
     if doc.get("identical"):
         return ""
     index = _Index(doc)
-    group: dict[str, str] = {}
-    for e in index.entries:
-        name = e["name"]
-        group[name] = index.root(name) if e["status"] in ("added", "removed") else name
+    group = {
+        e["name"]: index.root(e["name"]) if e["status"] in ("added", "removed") else e["name"]
+        for e in index.entries
+    }
+    boxes, hidden = _chart_boxes(doc, index, group, max_nodes, context)
+    ids = {name: f"n{i}" for i, name in enumerate(boxes)}
+    out = ["flowchart TD"]
+    for name in boxes:
+        e = index.by_name.get(name, {"status": "unchanged", "kind": "", "op": ""})
+        out.append(f'  {ids[name]}["{_box(e, name)}"]:::{e["status"]}')
+    if hidden:
+        out.append(f'  more["… {hidden} more changes"]:::changed')
+    done: set[tuple[str, str]] = set()
+    for edge in doc.get("edges", ()):
+        s, t = group.get(edge["source"]), group.get(edge["target"])
+        if s in ids and t in ids and s != t and (s, t) not in done:
+            done.add((s, t))
+            arrow = {"added": "==>", "removed": "-.->"}.get(edge["status"], "-->")
+            out.append(f"  {ids[s]} {arrow} {ids[t]}")
+    out += [f"  classDef {status} {_class_style(status)}" for status in PALETTE]
+    return "\n".join(out) + "\n"
+
+
+def _chart_boxes(
+    doc: Doc, index: _Index, group: dict[str, str], max_nodes: int, context: int
+) -> tuple[list[str], int]:
+    """The boxes of the chart: every changed group, then `context` hops of unchanged neighbours
+    when they all fit; at most `max_nodes - 1` when more are changed (and how many are hidden)."""
     shown: dict[str, None] = {}
     for e in index.entries:
         if e["status"] != "unchanged" and not (e["status"] == "renamed" and index.folded(e)):
@@ -418,24 +442,7 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
         extra = {}
     boxes = list(shown) + list(extra)
     hidden = max(0, len(boxes) - max_nodes)
-    if hidden:
-        boxes = boxes[: max_nodes - 1]
-    ids = {name: f"n{i}" for i, name in enumerate(boxes)}
-    out = ["flowchart TD"]
-    for name in boxes:
-        e = index.by_name.get(name, {"status": "unchanged", "kind": "", "op": ""})
-        out.append(f'  {ids[name]}["{_box(e, name)}"]:::{e["status"]}')
-    if hidden:
-        out.append(f'  more["… {hidden} more changes"]:::changed')
-    done: set[tuple[str, str]] = set()
-    for edge in doc.get("edges", ()):
-        s, t = group.get(edge["source"]), group.get(edge["target"])
-        if s in ids and t in ids and s != t and (s, t) not in done:
-            done.add((s, t))
-            arrow = {"added": "==>", "removed": "-.->"}.get(edge["status"], "-->")
-            out.append(f"  {ids[s]} {arrow} {ids[t]}")
-    out += [f"  classDef {status} {_class_style(status)}" for status in PALETTE]
-    return "\n".join(out) + "\n"
+    return (boxes[: max_nodes - 1] if hidden else boxes), hidden
 
 
 def _class_style(status: str) -> str:
