@@ -78,6 +78,9 @@ def group_items(items: list[Item]) -> list[Item]:
             out.append(slot)
             continue
         members = groups[slot]
+        if not _one_index(members):  # numbers that vary apart: sets would lose who goes with whom
+            out.extend(_fill(slot, numbers) + followers for numbers, followers in members)
+            continue
         lines = []
         for i, template in enumerate(slot):
             columns = zip(*(numbers[i] for numbers, _ in members), strict=True)
@@ -86,6 +89,18 @@ def group_items(items: list[Item]) -> list[Item]:
         pooled = [line for _, followers in members for line in followers]
         out.append([*lines, *(group_lines(pooled) if len(members) > 1 else pooled)])
     return out
+
+
+def _one_index(members: list[tuple[list[list[int]], list[str]]]) -> bool:
+    """Whether every number that varies across the members varies with the first such one
+    (`blocks.3.attn … blocks.3.norm`): then the sets read unambiguously."""
+    rows = [[n for line in numbers for n in line] for numbers, _ in members]
+    varying = [c for c in zip(*rows, strict=True) if len(set(c)) > 1]
+    return all(c == varying[0] for c in varying)
+
+
+def _fill(templates: tuple[str, ...], numbers: list[list[int]]) -> list[str]:
+    return [t.format(*line) for t, line in zip(templates, numbers, strict=True)]
 
 
 def group_lines(lines: list[str]) -> list[str]:
