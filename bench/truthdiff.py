@@ -128,6 +128,15 @@ class Truth:
                 return scope, base(".".join(parts[cut:]))
         return "", base(name)
 
+    def exists(self, name: str) -> bool:
+        """Whether a report name is a module of either side, an op directly in one, or an
+        input/output; a grouped name like `blocks.{0..6}.{0..3}.aa` can also expand to paths
+        that exist nowhere."""
+        if name.startswith("input:") or name in ("output", "(root)", ""):
+            return True
+        path, op = self.locate(name)
+        return op is None or name.split(":")[0] == f"{path}.{op}".lstrip(".") or "." not in name
+
     def ops(self, path: str) -> set[str]:
         """The base names of the tensor ops a module calls itself, on either side."""
         return {
@@ -210,9 +219,9 @@ def _parse(line: str) -> tuple[str, list[tuple[str, str]]] | None:
     if marker == "→":
         found = _RENAME.match(body)
         return marker, [(found["old"] if found else "", body)]
-    name, _, rest = body.partition("  ")
+    names, _, rest = body.partition("  ")  # `a.{0..3}.x, b.y  Title  detail`
     detail = rest.strip() if folded else rest.partition("  ")[2].strip()
-    return marker, expand(name.split(" ")[0], detail)
+    return marker, [m for name in names.split(", ") for m in expand(name.split(" ")[0], detail)]
 
 
 def classify(line: str, truth: Truth) -> tuple[str, str]:
@@ -223,7 +232,10 @@ def classify(line: str, truth: Truth) -> tuple[str, str]:
     marker, members = parsed
     if marker == "→":
         return _classify_move(members[0][1], truth)
-    verdicts = [_classify_one(marker, name, detail, truth) for name, detail in members]
+    real = [(name, detail) for name, detail in members if truth.exists(name)]
+    if not real:
+        return "noise", f"names no module or op scope of the ground truth ({members[0][0]})"
+    verdicts = [_classify_one(marker, name, detail, truth) for name, detail in real]
     kind = _worst([k for k, _ in verdicts])
     return kind, next(why for k, why in verdicts if k == kind)
 
