@@ -118,6 +118,7 @@ class Truth:
         """A report name -> (module path, None) or (enclosing module path, op base name)."""
         if name in ("(root)", ""):
             return "", None
+        name = name.split("#")[0]  # `x.to#old`: a removed node whose id the new graph reuses
         head = name.split(":")[0]
         if head in self.paths:
             return head, None
@@ -135,7 +136,8 @@ class Truth:
         if name.startswith("input:") or name in ("output", "(root)", ""):
             return True
         path, op = self.locate(name)
-        return op is None or name.split(":")[0] == f"{path}.{op}".lstrip(".") or "." not in name
+        rest = name[len(path) :].lstrip(".")
+        return op is None or ("." not in rest and not rest.isdigit())
 
     def ops(self, path: str) -> set[str]:
         """The base names of the tensor ops a module calls itself, on either side."""
@@ -333,6 +335,8 @@ def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[st
                 return "attribute-only", f"new/removed optional input {value}"
             if truth.changed_node(value):
                 return "true", f"producer {value} differs in the ground truth"
+    if label == "output" and "[" in detail and truth.delta(scope).fields & {"out", "events"}:
+        return "true", f"a tensor taken out of a container in {scope or '(root)'}, reshaped"
     if op is not None and op not in truth.ops(scope):
         return "noise", f"scalar plumbing: {op} is no tensor op of {scope or '(root)'}"
     return "noise", f"{what} unchanged in the events of {scope or '(root)'} ({label or marker})"
