@@ -14,7 +14,7 @@ from typing import Any
 from nnviz.diffing.model import ABSENT, Change
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph, Module, Node
-from nnviz.values import format_value
+from nnviz.values import Value, format_value
 
 
 def module_changes(a: Module, b: Module) -> dict[str, Change]:
@@ -52,7 +52,8 @@ def _class_note(a: Module, b: Module) -> str | None:
 def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
     """Kind, op, constant-argument and (with `specs`) output-spec differences of two nodes."""
     changes: dict[str, Change] = {}
-    if a.kind == b.kind and a.op == b.op and a.args == b.args and (not specs or a.spec == b.spec):
+    specs = specs and not _same_tensors(a.spec, b.spec)
+    if a.kind == b.kind and a.op == b.op and a.args == b.args and not specs:
         return changes
     if a.kind != b.kind:
         changes["kind"] = Change(a.kind, b.kind)
@@ -62,9 +63,31 @@ def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
         old, new = a.args.get(key, ABSENT), b.args.get(key, ABSENT)
         if old != new:
             changes[f"args.{key}"] = Change(old, new)
-    if specs and a.spec != b.spec:
+    if specs:
         changes["spec"] = Change(a.spec, b.spec)
     return changes
+
+
+def _same_tensors(a: Value, b: Value) -> bool:
+    """Whether two output specs hold the same tensors in the same order: what else an output
+    carries (a cache object's repr, the keys a library renamed) is not the tensor-level graph.
+    Specs without tensors (scalars) compare whole."""
+    ta, tb = _tensors(a), _tensors(b)
+    return ta == tb if ta or tb else bool(a == b)
+
+
+def _tensors(value: Value) -> list[Value]:
+    if isinstance(value, list):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "$tensor":
+            return [inner]
+        if tag == "$tuple":
+            return _tensors(inner)
+        if tag == "$dict":
+            return [t for _, v in inner for t in _tensors(v)]
+    return []
 
 
 def _keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from nnviz.bookkeeping import scalar_nodes
 from nnviz.graph import Graph, Node, parent_path
 
 _FLOW_OPS = ("function", "method")
@@ -479,7 +480,10 @@ def _align_leftovers(m: Matching, a: _Side, b: _Side) -> None:
 
 
 def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:
+    """Calls fed by the same producers pair even when their op changed (`torch.relu` ->
+    `torch.sigmoid`), but never a scalar read with a tensor op (`x.shape` with `x.transpose`)."""
     old, new = a.graph, b.graph
+    old_scalars, new_scalars = scalar_nodes(old), scalar_nodes(new)
     for node in b.nodes:
         if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
             continue
@@ -496,6 +500,7 @@ def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:
                 and other.kind in _FLOW_OPS
                 and other.scope == scope
                 and set(old.predecessors(cand)) == back
+                and (cand in old_scalars) == (node.id in new_scalars)
             ):
                 m.pair_nodes(cand, node.id)
                 break

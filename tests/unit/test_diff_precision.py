@@ -305,3 +305,23 @@ def test_a_swap_folds_the_rewired_inputs_under_the_moves() -> None:
         2 renamed, 3 downstream · params 40 → 40 (+0)
         """)
     assert {c.cause for e in result for c in e.changes.values()} == {"1", "2"}
+
+
+def test_an_output_compares_by_its_tensors() -> None:
+    """A library renaming the non-tensor part of an output (a cache object's key) changes no
+    tensor; the tensors themselves still count."""
+
+    def net(key: str, width: int = 8) -> nn.Module:
+        class Out(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(8, width)
+
+            def forward(self, x: torch.Tensor) -> dict[str, object]:
+                return {"hidden": self.fc(x), key: "cache"}
+
+        return Out()
+
+    old = trace(net("past_key_values"), "tensor2x8")
+    assert nnviz.diff(old, trace(net("cache"), "tensor2x8")).identical
+    assert not nnviz.diff(old, trace(net("cache", 4), "tensor2x8")).identical
