@@ -473,21 +473,10 @@ def report_command(
         else:
             output = driftreport.text(drifts)
         click.echo(output, nl=False)
-        failures = [] if rules is None else policy.verdict(drifts, rules) + _other_failures(drifts)
+        failures = [] if rules is None else policy.verdict(drifts, rules)
     for line in failures:
         click.echo(line, err=True)
     ctx.exit(1 if failures else 0)
-
-
-def _other_failures(report: Any) -> list[str]:
-    s = report.summary
-    named = {"missing": "missing snapshot", "failed": "unreadable snapshot"}
-    named |= {"unused": "unused snapshot file", "other_failures": "other failing test"}
-    return [
-        f"nnviz: {getattr(s, key)} {noun}(s): the job fails whatever the policy"
-        for key, noun in named.items()
-        if getattr(s, key)
-    ]
 
 
 def _artifacts_and_ids(target: str | None, test_ids: tuple[str, ...]) -> tuple[str, list[str]]:
@@ -552,7 +541,7 @@ def review_command(ctx: click.Context, folder: str | None) -> None:
                 click.echo(f"accept with: {review.accept_command(target, change.drift.nodeid)}\n")
             click.echo(f"nnviz: {len(pending)} pending; nothing changed (no terminal to ask in)")
             return
-        with _keypresses() as key:
+        with review.terminal_keys() as key:
             tally = review.review(
                 pending,
                 show=lambda change, i, n: click.echo(
@@ -564,26 +553,6 @@ def review_command(ctx: click.Context, folder: str | None) -> None:
             )
         click.echo(tally.line())
     ctx.exit(1 if tally.refused else 0)
-
-
-@contextlib.contextmanager
-def _keypresses() -> Iterator[Any]:
-    """Single keys from the terminal. One cbreak mode for the whole review (set without
-    flushing), so a key typed while nnviz is busy is kept, not dropped as `click.getchar`'s
-    per-key raw mode would; Windows has no termios and uses `click.getchar`."""
-    try:
-        import termios
-        import tty
-    except ImportError:
-        yield click.getchar
-        return
-    fd = sys.stdin.fileno()
-    saved = termios.tcgetattr(fd)
-    tty.setcbreak(fd, termios.TCSANOW)
-    try:
-        yield lambda: os.read(fd, 4).decode("utf-8", "replace")[:1] or "q"
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def main() -> None:

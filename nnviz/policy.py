@@ -74,13 +74,27 @@ class Policy:
 
 
 def verdict(report: DriftReport, policy: Policy) -> list[str]:
-    """One line per drift that fails under `policy`; empty when the job may pass."""
+    """One line per drift that fails under `policy`, then one per failure that is not a drift
+    (missing or unreadable snapshots, unused files, other failing tests: no policy lets those
+    pass); empty when the job may pass."""
     lines = []
     for drift in report.ranked():
         reasons = policy.reasons(drift)
         if reasons:
             lines.append(f"nnviz: {drift.nodeid} fails the policy: {', '.join(reasons)}")
-    return lines
+    return lines + other_failures(report)
+
+
+def other_failures(report: DriftReport) -> list[str]:
+    """One line per failure that is not a drift (no policy lets those pass)."""
+    s = report.summary
+    named = {"missing": "missing snapshot", "failed": "unreadable snapshot"}
+    named |= {"unused": "unused snapshot file", "other_failures": "other failing test"}
+    return [
+        f"nnviz: {getattr(s, key)} {noun}(s): the job fails whatever the policy"
+        for key, noun in named.items()
+        if getattr(s, key)
+    ]
 
 
 def warnings(drift: Drift, share: float = DEFAULT_WARN_PARAMS) -> list[str]:

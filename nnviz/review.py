@@ -11,10 +11,12 @@ the report's `root`. No torch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,3 +228,25 @@ def review(
                 continue
             break
     return tally
+
+
+@contextlib.contextmanager
+def terminal_keys() -> Iterator[Callable[[], str]]:
+    """Single keys from the terminal on stdin. One cbreak mode for the whole review, set without
+    flushing, so a key typed while nnviz is busy is kept (`click.getchar`'s per-key raw mode
+    drops it); Windows has no termios and gets `click.getchar`."""
+    try:
+        import termios
+        import tty
+    except ImportError:
+        import click
+
+        yield click.getchar
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd, termios.TCSANOW)
+    try:
+        yield lambda: os.read(fd, 4).decode("utf-8", "replace")[:1] or "q"
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
