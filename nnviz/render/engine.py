@@ -123,14 +123,33 @@ def render(
                 data, extra = run(dot_source, "png:gd", args)
                 messages += [m for m in extra if _TOO_LARGE not in m]
             except RenderError:
-                messages.append(
-                    "nnviz: warning: the drawing is too large for a PNG bitmap and was shrunk; "
-                    "use .svg or .pdf for full detail"
-                )
+                messages.append(_SHRUNK)
+        if fmt == "png" and _pixels(data) > MAX_PNG_PIXELS:
+            # Within cairo's side limit but still too many pixels (a wide detector drawing):
+            # render at the resolution that fits, and say so, whichever engine drew it.
+            fitting = int((dpi or 96) * (MAX_PNG_PIXELS / _pixels(data)) ** 0.5)
+            data, extra = run(dot_source, "png", f"-Gdpi={max(fitting, 1)}")
+            messages += [m for m in extra if _TOO_LARGE not in m and m not in messages]
+            if _SHRUNK not in messages:
+                messages.append(_SHRUNK)
         _echo(messages)
     if target is None:
         return data
     return atomic_write(target, data)
+
+
+_SHRUNK = (
+    "nnviz: warning: the drawing is too large for a PNG bitmap and was shrunk; "
+    "use .svg or .pdf for full detail"
+)
+
+
+def _pixels(png: bytes) -> int:
+    """Width times height from a PNG's header (0 when it is not one)."""
+    if len(png) < 24 or not png.startswith(b"\x89PNG"):
+        return 0
+    width, height = struct.unpack(">II", png[16:24])
+    return int(width * height)
 
 
 def _full_pixels(png: bytes, message: str) -> float:

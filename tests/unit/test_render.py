@@ -349,3 +349,28 @@ def test_png_taller_than_cairo_allows_keeps_full_size(
     width, height = struct.unpack(">II", header[16:24])
     assert height > 32767 > width  # cairo would have shrunk it (and the text) to fit
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("engine", ["embedded", "system"])
+def test_png_over_the_pixel_budget_is_shrunk_with_a_warning(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str,
+) -> None:
+    """Below cairo's side limit but over the pixel budget (a wide detector at 96 dpi is 254
+    megapixels): every engine shrinks it to the budget and says so."""
+    import struct
+
+    from nnviz.render import engine as engines
+
+    if engine == "system":
+        monkeypatch.undo()  # bring the system `dot` back
+        if shutil.which("dot") is None:
+            pytest.skip("no system Graphviz (`.ci/run` installs it)")
+    monkeypatch.setattr(engines, "MAX_PNG_PIXELS", 200_000)
+    written = render(to_dot(traced("resnet18")), tmp_path / "r.png", engine)
+    assert isinstance(written, Path)
+    width, height = struct.unpack(">II", written.read_bytes()[16:24])
+    assert 100_000 < width * height <= 200_000
+    assert "too large for a PNG bitmap and was shrunk" in capfd.readouterr().err
