@@ -112,16 +112,13 @@ def trace(
     from nnviz import models
     from nnviz.tracers.inputs import from_object
 
-    if tracer not in _tracing.TRACERS:
-        raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(_tracing.TRACERS)})")
     parsed = None if inputs is None else from_object(inputs)
-    if tracer == "eager" and parsed is None:  # before anything heavy is imported or built
-        label = name or (
-            models.parse_spec(str(model)).name
-            if isinstance(model, (str, Path))
-            else type(model).__name__
-        )
-        raise TraceError(f"the eager tracer runs {label}: {_tracing.EXAMPLE_INPUT_ADVICE}")
+    label = name or (
+        models.parse_spec(str(model)).name
+        if isinstance(model, (str, Path))
+        else type(model).__name__
+    )
+    _tracing.check_tracer(tracer, label, parsed is not None)  # before anything heavy is built
     rebuild: Callable[[], nn.Module] | None = None
     example = None
     if isinstance(model, (str, Path)):

@@ -25,6 +25,16 @@ EXAMPLE_INPUT_ADVICE = (
 """What to do when a tracer needs data; worded for Python and the command line alike."""
 
 
+def check_tracer(tracer: str, name: str, has_input: bool) -> None:
+    """`TraceError` for an unknown tracer, or for the eager tracer without an input to run on."""
+    from nnviz.errors import TraceError
+
+    if tracer not in TRACERS:
+        raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(TRACERS)})")
+    if tracer == "eager" and not has_input:
+        raise TraceError(f"the eager tracer runs {name}: {EXAMPLE_INPUT_ADVICE}")
+
+
 def trace(
     model: nn.Module,
     name: str = "model",
@@ -66,9 +76,8 @@ def _trace_in_eval_mode(
     from nnviz.tracers.inputs import from_object
     from nnviz.tracers.lazy import initialised, lazy_modules
 
-    if tracer not in TRACERS:
-        raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(TRACERS)})")
     spec = None if inputs is None else from_object(inputs)
+    check_tracer(tracer, name, spec is not None)
     if _is_script(model):
         from nnviz.tracers.script import trace_script
 
@@ -81,9 +90,7 @@ def _trace_in_eval_mode(
                 f"forward pass creates: {EXAMPLE_INPUT_ADVICE}"
             )
         model, rebuild = initialised(model, spec, rebuild, name)
-    if tracer == "eager":
-        if spec is None:
-            raise TraceError(f"the eager tracer runs {name}: {EXAMPLE_INPUT_ADVICE}")
+    if tracer == "eager" and spec is not None:  # check_tracer refused eager without one
         from nnviz.tracers.eager import trace_eager
 
         return trace_eager(model, name, spec, rebuild)
@@ -154,14 +161,15 @@ def _retry_on_cpu(
     """Trace a CPU build with fx when the symbolic trace failed for a reason of the meta device
     only (forward() computed with a meta buffer and a CPU tensor, `.item()` on a meta tensor);
     None when that does not apply or does not help."""
+    from nnviz.tracers.conventions import cpu_copy, device_of
     from nnviz.tracers.fx import trace_fx
-    from nnviz.tracers.shapes import device_of, materialised, meta_only
+    from nnviz.tracers.shapes import meta_only
 
     cause = failure.__cause__
     if device_of(model).type != "meta" or cause is None or not meta_only(cause):
         return None
     try:
-        cpu_model = (rebuild() if rebuild is not None else materialised(model)).eval()
+        cpu_model = (rebuild() if rebuild is not None else cpu_copy(model)).eval()
         return cpu_model, trace_fx(cpu_model, name)
     except Exception:  # the meta failure is the one worth reporting
         return None

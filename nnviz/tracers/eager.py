@@ -57,23 +57,32 @@ from torch.overrides import TorchFunctionMode, is_tensor_method_or_property
 from nnviz.errors import TraceError
 from nnviz.graph import Graph, parent_path
 from nnviz.tracers import traced
-from nnviz.tracers.encode import encode, input_default, qualname, scoped, spec_of, versions
+from nnviz.tracers.conventions import (
+    cpu_copy,
+    device_of,
+    encode,
+    input_default,
+    qualname,
+    scoped,
+    spec_of,
+    versions,
+)
 from nnviz.tracers.fx import ASSERTS
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.patching import patched
 from nnviz.tracers.pristine import preserved
-from nnviz.tracers.recorded import Attr, Call, Ref, is_traced, to_graph
+from nnviz.tracers.recorded import Attr, RecordedCall, Ref, is_traced, to_graph
 from nnviz.values import Value
 
 _COMPARISONS = set(traced.COMPARE.values())
 
 
-class _Recorder:
+class _CallRecorder:
     """Records the calls of one forward pass of `root`."""
 
     def __init__(self, root: nn.Module) -> None:
         self.root = root
-        self.calls: list[Call] = []
+        self.calls: list[RecordedCall] = []
         self.muted = 0
         self.scopes: list[str] = [""]
         self.frames: list[tuple[str, int]] = []
@@ -137,7 +146,7 @@ class _Recorder:
 
     def _read_key(self, value: torch.Tensor) -> Ref:
         ref, key = self.keyed.pop(id(value))
-        read = self.add(Call("function", "operator.getitem", self.scopes[-1], None,
+        read = self.add(RecordedCall("function", "operator.getitem", self.scopes[-1], None,
                              [("0", ref), ("1", key)], _spec(value)))  # fmt: skip
         self.producers[id(value)] = (read, value)
         return read
@@ -193,12 +202,14 @@ class _Recorder:
 
     # --- recording -----------------------------------------------------------------------------
 
-    def add(self, call: Call) -> Ref:
+    def add(self, call: RecordedCall) -> Ref:
         self.calls.append(call)
         return Ref(len(self.calls) - 1)
 
     def record(self, kind: str, op: str, slots: list[tuple[str, Any]], result: Any) -> Any:
-        ref = self.add(Call(kind, op, self.scopes[-1], None, slots, _spec(traced.plain(result))))
+        ref = self.add(
+            RecordedCall(kind, op, self.scopes[-1], None, slots, _spec(traced.plain(result)))
+        )
         return self.bind(result, ref)
 
     def record_op(
@@ -236,7 +247,7 @@ class _Recorder:
             return
         self.last_module = path
         if module is not self.root and self._leaf_rule.is_leaf_module(module, path):
-            call = Call("module", qualname(type(module)), parent_path(path) or "", path)
+            call = RecordedCall("module", qualname(type(module)), parent_path(path) or "", path)
             call.slots = self.slots(args, kwargs)
             self.frames.append(("leaf", self.add(call).index))
             self.muted += 1
@@ -259,7 +270,7 @@ class _Recorder:
 class _Mode(TorchFunctionMode):
     """Sees every torch function and Tensor method call made outside a leaf module."""
 
-    def __init__(self, recorder: _Recorder) -> None:
+    def __init__(self, recorder: _CallRecorder) -> None:
         super().__init__()
         self.recorder = recorder
 
@@ -272,7 +283,7 @@ class _Mode(TorchFunctionMode):
             if not rec.muted:  # recorded (then dropped with what feeds it), never run
                 slots = rec.slots(args, kwargs)
                 if is_traced(slots):
-                    rec.add(Call("function", qualname(func), rec.scopes[-1], None, slots))
+                    rec.add(RecordedCall("function", qualname(func), rec.scopes[-1], None, slots))
                     rec.calls[-1].dropped = True
             return None
         kind, op, slots = _classify(func, args, kwargs, rec) if not rec.muted else ("", "", [])
@@ -286,7 +297,7 @@ class _Mode(TorchFunctionMode):
 
 
 def _classify(
-    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rec: _Recorder
+    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], rec: _CallRecorder
 ) -> tuple[str, str, list[tuple[str, Any]]]:
     name = getattr(func, "__name__", "")
     owner = getattr(func, "__self__", None)
@@ -345,12 +356,6 @@ def _spec_of(value: Any) -> Value:
 # --- running --------------------------------------------------------------------------------
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _call_arguments(
     forward: Callable[..., Any], bound: dict[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
@@ -386,12 +391,12 @@ def _var_keyword(forward: Callable[..., Any]) -> str | None:
     return None
 
 
-def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _Recorder:
-    rec = _Recorder(model)
+def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _CallRecorder:
+    rec = _CallRecorder(model)
     given = {}  # containers passed in, by identity, as the model sees them
     keywords = _var_keyword(model.forward)
     for name, value in bound.items():
-        call = Call("input", name, spec=_spec(value), slots=input_default(model, name))
+        call = RecordedCall("input", name, spec=_spec(value), slots=input_default(model, name))
         ref = rec.add(call)
         given[id(value)] = rec.own(value, ref)
         if name == keywords:
@@ -419,7 +424,7 @@ def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _R
         traced._recording.pop()
         for handle in handles:
             handle.remove()
-    rec.add(Call("output", "output", slots=[("0", rec.mark(result))], spec=_spec(result)))
+    rec.add(RecordedCall("output", "output", slots=[("0", rec.mark(result))], spec=_spec(result)))
     return rec
 
 
@@ -436,7 +441,7 @@ def trace_eager(
     copy). Inputs that do not bind raise `InputSpecError`; a failing forward pass `TraceError`.
     """
     model.eval()
-    device = _device_of(model)
+    device = device_of(model)
     # seeded (without touching the caller's generator): random inputs and a CPU rebuild's
     # weights steer data-dependent models (how many boxes a detector keeps), hence the graph
     with torch.random.fork_rng(devices=[]):
@@ -449,7 +454,7 @@ def trace_eager(
                 raise _failed(name, first, None) from None
             try:
                 torch.manual_seed(0)
-                model = (rebuild() if rebuild is not None else _materialised(model)).eval()
+                model = (rebuild() if rebuild is not None else cpu_copy(model)).eval()
                 bound = inputs.bind(model.forward, "cpu")
                 rec = _record(model, bound, torch.device("cpu"))
             except Exception as second:
@@ -461,12 +466,6 @@ def trace_eager(
         "inputs": {key: _spec(value) for key, value in bound.items()},
     }
     return to_graph(rec.calls, model, meta)
-
-
-def _materialised(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model).to_empty(device="cpu")
 
 
 def _failed(name: str, error: BaseException, on_meta: BaseException | None) -> TraceError:

@@ -9,7 +9,6 @@ internal shape asserts are dropped together with the shape queries that only fed
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,10 +18,11 @@ from torch import nn
 
 from nnviz.errors import TraceError
 from nnviz.graph import Edge, Graph, Node, parent_path
-from nnviz.tracers.encode import (
+from nnviz.tracers.conventions import (
     IdAllocator,
     encode,
     input_default,
+    is_shape_query,
     module_tree,
     nested_refs,
     qualname,
@@ -230,5 +230,5 @@ def _is_shape_query(n: fx.Node) -> bool:
     """A side-effect-free read (of a shape, an item of it): dropping it when unused loses nothing.
     Other unused calls stay, since they may act in place."""
     if n.op == "call_function":
-        return n.target in (getattr, operator.getitem, len)
-    return n.op == "call_method" and n.target in ("size", "dim", "numel", "__len__")
+        return is_shape_query("function", qualname(n.target))
+    return n.op == "call_method" and is_shape_query("method", str(n.target))

@@ -84,7 +84,7 @@ class DType:
 
 
 @dataclass(frozen=True)
-class Call:
+class TorchCall:
     """A `torch.<function>(*args, **kwargs)` call, built when materialised."""
 
     function: str
@@ -96,7 +96,7 @@ class Call:
 class InputSpec:
     """Inputs to call a model with: values bound positionally and by argument name.
 
-    Values are trees of plain Python data, `Call` and `DType` (from text) or live objects (when
+    Values are trees of plain Python data, `TorchCall` and `DType` (from text) or live objects (when
     given as Python objects); `materialise()` turns them into tensors.
     """
 
@@ -243,7 +243,7 @@ def _value(text: str) -> Any:
     )
 
 
-def _preset(text: str) -> Call | None:
+def _preset(text: str) -> TorchCall | None:
     match = _PRESET.fullmatch(text)
     if match is None or (match["dtype"] and match["dtype"] not in DTYPES):
         return None  # `image1:tensor3` is the argument image1, not an image with a dtype
@@ -259,10 +259,10 @@ def _preset(text: str) -> Call | None:
             raise InputSpecError(f"-i: {text!r}: dimension {dim} is too large")
     dtype = _dtype(match["dtype"], text) if match["dtype"] else "float32"
     if dtype in _INTEGER:
-        return Call("zeros", (shape,), (("dtype", DType(dtype)),))
+        return TorchCall("zeros", (shape,), (("dtype", DType(dtype)),))
     if dtype == "bool":
-        return Call("ones", (shape,), (("dtype", DType(dtype)),))
-    return Call("randn", (shape,), (("dtype", DType(dtype)),))
+        return TorchCall("ones", (shape,), (("dtype", DType(dtype)),))
+    return TorchCall("randn", (shape,), (("dtype", DType(dtype)),))
 
 
 def _dtype(name: str, where: str) -> str:
@@ -277,7 +277,7 @@ def _dtype(name: str, where: str) -> str:
 
 
 def parse_expression(text: str) -> Any:
-    """Parse a restricted Python expression into plain data, `Call` and `DType` values.
+    """Parse a restricted Python expression into plain data, `TorchCall` and `DType` values.
 
     Only literals, unary minus, tuples, lists, dicts and `torch.<constructor>(...)` calls with
     `torch.<dtype>` values are accepted; the text is never executed.
@@ -318,7 +318,7 @@ def _convert(node: ast.expr) -> Any:
             if key is None:
                 raise _refuse(node, "`**` unpacking")
             converted = _convert(key)
-            if isinstance(converted, (Call, list, dict)):
+            if isinstance(converted, (TorchCall, list, dict)):
                 raise _refuse(key, "a non-constant dict key")
             out[converted] = _convert(value)
         return out
@@ -344,7 +344,7 @@ def _convert(node: ast.expr) -> Any:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise _refuse(arg, "`*` unpacking")
-        return Call(function, tuple(_convert(arg) for arg in node.args), tuple(kwargs))
+        return TorchCall(function, tuple(_convert(arg) for arg in node.args), tuple(kwargs))
     raise _refuse(node, f"{type(node).__name__.lower()} `{_source(node)}`")
 
 
@@ -372,7 +372,7 @@ def _refuse(node: ast.AST, what: str) -> InputSpecError:
 def _materialise(value: Any, device: Any) -> Any:
     import torch
 
-    if isinstance(value, Call):
+    if isinstance(value, TorchCall):
         args = tuple(_materialise(a, device) for a in value.args)
         kwargs = {k: _materialise(v, device) for k, v in value.kwargs}
         try:

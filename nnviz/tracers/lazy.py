@@ -35,7 +35,7 @@ def initialised(
     The user's model keeps its lazy modules."""
     import copy
 
-    from nnviz.tracers.shapes import device_of
+    from nnviz.tracers.conventions import device_of
 
     def run(module: nn.Module, device: Any) -> nn.Module:
         import torch

@@ -16,7 +16,14 @@ from typing import Any
 from torch import nn
 
 from nnviz.graph import Edge, Graph, Node
-from nnviz.tracers.encode import IdAllocator, encode, module_tree, nested_refs, scoped
+from nnviz.tracers.conventions import (
+    IdAllocator,
+    encode,
+    is_shape_query,
+    module_tree,
+    nested_refs,
+    scoped,
+)
 from nnviz.values import Value
 
 
@@ -37,7 +44,7 @@ class Attr:
 
 
 @dataclasses.dataclass
-class Call:
+class RecordedCall:
     kind: str
     op: str
     scope: str = ""
@@ -62,7 +69,7 @@ def is_traced(value: Any) -> bool:
     return False
 
 
-def to_graph(calls: list[Call], model: nn.Module, meta: dict[str, Value]) -> Graph:
+def to_graph(calls: list[RecordedCall], model: nn.Module, meta: dict[str, Value]) -> Graph:
     users: list[list[int]] = [[] for _ in calls]
     for index, call in enumerate(calls):
         for slot, value in call.slots:
@@ -116,14 +123,12 @@ def to_graph(calls: list[Call], model: nn.Module, meta: dict[str, Value]) -> Gra
     )
 
 
-def _is_shape_query(call: Call) -> bool:
+def _is_shape_query(call: RecordedCall) -> bool:
     """An unused side-effect-free read, which the fx tracer drops too (`nnviz.tracers.fx`)."""
-    if call.kind == "function":
-        return call.op in ("getattr", "operator.getitem", "len")
-    return call.kind == "method" and call.op in ("size", "dim", "numel", "__len__")
+    return is_shape_query(call.kind, call.op)
 
 
-def _base_id(call: Call) -> str:
+def _base_id(call: RecordedCall) -> str:
     if call.kind == "input":
         return f"input:{call.op}"
     if call.kind == "output":

@@ -23,7 +23,7 @@ from torch import nn
 
 from nnviz.errors import DataTraceWarning, TraceError
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
-from nnviz.tracers.encode import IdAllocator, encode, hparams, scoped, versions
+from nnviz.tracers.conventions import IdAllocator, encode, hparams, scoped, versions
 from nnviz.values import Value
 
 _SKIPPED = {"prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::TupleConstruct"}

@@ -11,7 +11,6 @@ returned without shapes.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import warnings
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from torch import nn
 
 from nnviz.errors import DataTraceWarning
 from nnviz.graph import Graph
-from nnviz.tracers.encode import spec_of
+from nnviz.tracers.conventions import cpu_copy, device_of, spec_of
 from nnviz.tracers.fx import ASSERTS, FxTrace
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.pristine import preserved
@@ -49,7 +48,7 @@ def meta_only(error: BaseException) -> bool:
     return isinstance(error, NotImplementedError) or "meta" in str(error).lower()
 
 
-class _Recorder(fx.Interpreter):
+class _SpecRecorder(fx.Interpreter):
     """Runs the fx graph against `module`, keeping the spec of every node named in `ids`."""
 
     def __init__(self, module: nn.Module, traced: FxTrace) -> None:
@@ -95,13 +94,6 @@ class _Recorder(fx.Interpreter):
         return result
 
 
-def device_of(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (the CPU for a stateless model)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def propagate(
     traced: FxTrace,
     model: nn.Module,
@@ -128,7 +120,7 @@ def propagate(
             _warn(described, f"{first} (and the inputs are too large to run on the CPU)")
             return graph
         try:
-            cpu_model = rebuild() if rebuild is not None else materialised(model)
+            cpu_model = rebuild() if rebuild is not None else cpu_copy(model)
         except Exception as exc:  # the meta failure is the one worth reporting
             _warn(described, f"{first} (and the model could not be built on the CPU: {exc})")
             return graph
@@ -155,7 +147,7 @@ def _run(model: nn.Module, traced: FxTrace, bound: dict[str, Any]) -> dict[str, 
             values.extend(bound.get(target.lstrip("*"), ()))
         else:
             values.append(bound.get(target))
-    recorder = _Recorder(model, traced)
+    recorder = _SpecRecorder(model, traced)
     # On meta, tensors that forward() creates itself (positions, masks) must be meta tensors too.
     placement = (
         torch.device("meta") if device_of(model).type == "meta" else contextlib.nullcontext()
@@ -183,11 +175,6 @@ def _bytes(bound: dict[str, Any]) -> int:
             if isinstance(leaf, torch.Tensor):
                 total += leaf.numel() * leaf.element_size()
     return total
-
-
-def materialised(model: nn.Module) -> nn.Module:
-    """An uninitialised CPU copy of a meta model: its values are garbage, its shapes are right."""
-    return copy.deepcopy(model).to_empty(device="cpu")
 
 
 def _warn(inputs: str, reason: str) -> None:

@@ -22,7 +22,7 @@ from nnviz.models import parse_arguments
 from nnviz.render import parse_style, render, to_dot
 from nnviz.render import style as style_module
 from nnviz.render.style import style_fields
-from nnviz.tracers.inputs import DTYPES, Call, DType, InputSpec, parse_inputs
+from nnviz.tracers.inputs import DTYPES, DType, InputSpec, TorchCall, parse_inputs
 
 TOKENS = [
     "default", "image", "tensor", "x", "y", ":", ";", "int64", "bool", "float16", "long", "32",
@@ -55,14 +55,14 @@ def test_any_input_text_parses_or_raises_input_spec_error(text: str) -> None:
         assert spec.positional or spec.named
 
 
-def _preset(shape: tuple[int, ...], dtype: str | None) -> Call:
+def _preset(shape: tuple[int, ...], dtype: str | None) -> TorchCall:
     name = DTYPES[dtype] if dtype else "float32"
     function = "randn"
     if name in ("int64", "int32", "int16", "int8", "uint8"):
         function = "zeros"
     elif name == "bool":
         function = "ones"
-    return Call(function, (shape,), (("dtype", DType(name)),))
+    return TorchCall(function, (shape,), (("dtype", DType(name)),))
 
 
 DIMS = st.lists(st.integers(0, 4096), min_size=1, max_size=5)
@@ -96,7 +96,7 @@ def test_expressions_parse_to_calls_without_running_them(shape: list[int], value
     text = f"{{'x': torch.randint(0, 10, {tuple(shape)!r}, dtype=torch.long), 'v': {value!r}}}"
     spec = parse_inputs(text)
     assert spec.named == (
-        ("x", Call("randint", (0, 10, tuple(shape)), (("dtype", DType("int64")),))),
+        ("x", TorchCall("randint", (0, 10, tuple(shape)), (("dtype", DType("int64")),))),
         ("v", value),
     )
 

@@ -14,7 +14,7 @@ from support import torch_blocker
 from torch import nn
 
 from nnviz.errors import InputSpecError
-from nnviz.tracers.inputs import Call, DType, InputSpec, from_object, parse_inputs
+from nnviz.tracers.inputs import DType, InputSpec, TorchCall, from_object, parse_inputs
 
 
 def shapes(spec: InputSpec) -> tuple[list[object], dict[str, object]]:
@@ -130,7 +130,7 @@ def test_expression_value_inside_key_value() -> None:
 
 def test_parsed_form_is_plain_data() -> None:
     assert parse_inputs("tensor2:int64").positional == (
-        Call("zeros", ((2,),), (("dtype", DType("int64")),)),
+        TorchCall("zeros", ((2,),), (("dtype", DType("int64")),)),
     )
 
 

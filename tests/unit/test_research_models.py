@@ -180,7 +180,7 @@ def test_a_proxy_left_in_a_model_is_refused() -> None:
     torch.fx.symbolic_trace(model)  # torch.fx itself leaves a Proxy in `model.last`
     assert isinstance(model.last, torch.fx.Proxy)
     with pytest.raises(TraceError, match=r"holds a torch\.fx Proxy"):
-        nnviz.tracers.encode.encode(model.last)
+        nnviz.tracers.conventions.encode(model.last)
 
 
 def test_container_inputs_and_kwargs_are_indexed_as_fx_does() -> None:

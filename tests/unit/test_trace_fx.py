@@ -186,7 +186,7 @@ def test_every_constant_kind_survives_the_round_trip() -> None:
 
 
 def test_enums_sets_and_objects_encode_deterministically() -> None:
-    from nnviz.tracers.encode import encode
+    from nnviz.tracers.conventions import encode
 
     assert encode(Color.RED) == {"$enum": "Color.RED"}
     assert encode({"b", "a", "c"}) == {"$repr": "{'a', 'b', 'c'}"}

@@ -1,6 +1,6 @@
-"""Shared by every tracer: torch objects to graph values, and a model's module tree.
-
-Node ids, op names and the module tree are built here so that all tracers agree on them.
+"""The conventions every tracer shares, so that all tracers give the same graph: torch objects
+as graph values, op names, node ids, a model's module tree, which calls are shape queries, and
+where a model lives (meta, or an uninitialised CPU copy to run on).
 """
 
 from __future__ import annotations
@@ -267,3 +267,30 @@ def nested_refs(value: Any, slot: str, kind: type[R]) -> Iterator[tuple[str, R]]
     elif isinstance(value, slice):
         for i, item in enumerate((value.start, value.stop, value.step)):
             yield from nested_refs(item, f"{slot}.{i}", kind)
+
+
+SHAPE_QUERIES = {
+    "function": frozenset({"getattr", "operator.getitem", "len"}),
+    "method": frozenset({"size", "dim", "numel", "__len__"}),
+}
+"""Side-effect-free reads (of a shape, an item of it), by call kind and op name: dropping one
+that nothing uses loses nothing, so every tracer drops them. Other unused calls stay, since they
+may act in place."""
+
+
+def is_shape_query(kind: str, op: str) -> bool:
+    return op in SHAPE_QUERIES.get(kind, ())
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for a stateless model)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def cpu_copy(model: nn.Module) -> nn.Module:
+    """An uninitialised CPU copy of a meta model: its values are garbage, its shapes are right."""
+    import copy
+
+    return copy.deepcopy(model).to_empty(device="cpu")
