@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 # The packages `nnviz.tracers` and `nnviz.diffing` are named apart from the functions `trace`
 # and `diff` below: importing a subpackage sets it as an attribute of `nnviz`.
 import nnviz.tracers as _tracing
-from nnviz.diffing.model import GraphDiff
 from nnviz.errors import (
     DataTraceWarning,
     DriftReportError,
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from torch import nn
+
+    from nnviz.diffing.model import GraphDiff
 
 __version__ = "0.1.0"
 
@@ -76,6 +77,15 @@ __all__ = [
     "save",
     "trace",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`nnviz.GraphDiff` on first use: drawing or loading a snapshot never imports the diff."""
+    if name == "GraphDiff":
+        from nnviz.diffing.model import GraphDiff
+
+        return GraphDiff
+    raise AttributeError(f"module 'nnviz' has no attribute {name!r}")
 
 
 def load_model(spec: str, args: dict[str, Any] | None = None, device: str = "meta") -> nn.Module:

@@ -11,18 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnviz import snapshot, transform
-from nnviz.diffing.model import GraphDiff
 from nnviz.fs import atomic_write
 from nnviz.graph import Graph
-from nnviz.render import html, htmlview
-from nnviz.render.diffpaint import fold, paint_for, union_graph
 from nnviz.render.dot import shown_graph, to_dot
 from nnviz.render.engine import format_of, render
 from nnviz.render.paint import Paint
 from nnviz.render.style import Style, make_style
+
+if TYPE_CHECKING:
+    from nnviz.diffing.model import GraphDiff
 
 StyleLike = Style | Mapping[str, Any] | None
 
@@ -45,6 +45,9 @@ def draw_graph(
     if fmt == "json":
         return snapshot.save(selected, path)
     if fmt == "html":
+        # lazy, like the diff's modules: a drawing from a snapshot starts without them
+        from nnviz.render import html, htmlview
+
         view = htmlview.model_view(selected, style, depth=depth, collapse=collapse)
         return html.write(view, path)
     shown = shown_graph(graph, style, depth=depth, collapse=collapse, layer=layer)
@@ -68,6 +71,10 @@ def draw_diff(
     Other keyword arguments of `nnviz.draw` (`depth`, ...) do not apply to a diff and are
     ignored: the folding around the changes decides what is expanded.
     """
+    from nnviz.diffing.model import GraphDiff
+    from nnviz.render import html, htmlview
+    from nnviz.render.diffpaint import fold, paint_for, union_graph
+
     if not isinstance(diff, GraphDiff):
         from nnviz.errors import RenderError
 
@@ -93,6 +100,8 @@ thousand ops) would make the notebook sluggish to open and save, so it shows the
 def notebook_html(obj: Graph | GraphDiff) -> str | None:
     """The interactive page of a Graph (default depth) or a GraphDiff (default context) in a
     sandboxed frame for Jupyter; None when larger than `INLINE_LIMIT`."""
+    from nnviz.render import html, htmlview
+
     style = make_style(None)
     if isinstance(obj, Graph):
         view = htmlview.model_view(obj, style, depth=2)
