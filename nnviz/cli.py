@@ -20,6 +20,7 @@ import click
 from nnviz import __version__
 from nnviz.errors import ModelBuildError, NNVizError, NNVizWarning
 from nnviz.fs import check_writable
+from nnviz.tracers import TRACERS
 
 SNAPSHOT_SUFFIX = ".json"
 
@@ -108,7 +109,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 )
 @click.option(
     "--tracer",
-    type=click.Choice(["auto", "fx", "eager"]),
+    type=click.Choice(TRACERS),
     default="auto",
     show_default=True,
     help="How to trace: fx (symbolic), eager (run the model on the -i input and record it), or "
