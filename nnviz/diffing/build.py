@@ -23,7 +23,12 @@ from nnviz.diffing.fields import (
 )
 from nnviz.diffing.matching import Matching, match
 from nnviz.diffing.model import ABSENT, Change, EdgeDiff, GraphDiff, NodeDiff
-from nnviz.diffing.plumbing import classify_slots, is_optional_input, slot_values
+from nnviz.diffing.plumbing import (
+    classify_slots,
+    inferred_sizes,
+    is_optional_input,
+    slot_values,
+)
 from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
 
 _FLOW_LAST = 10_000
@@ -233,6 +238,8 @@ class _Plumbing:
                 slot_values(a, self.old_inputs.get(a.id, {}), self.old, self.old_scalars),
                 slot_values(b, self.new_inputs.get(b.id, {}), self.new, self.new_scalars),
             )
+            if "spec" not in e.changes and a.op == b.op and a.spec is not None:
+                inferred_sizes(e.changes, a.op, a.spec)
 
 
 def _fold_inlining(entries: list[_Entry], by_name: dict[str, _Entry]) -> None:

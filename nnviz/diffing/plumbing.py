@@ -91,3 +91,19 @@ def classify_slots(
 def _mark(changes: dict[str, Change], keys: list[str], info: str) -> None:
     for key in keys:
         changes[key] = dataclasses.replace(changes[key], info=info)
+
+
+_SHAPED = frozenset({"view", "reshape"})
+
+
+def inferred_sizes(changes: dict[str, Change], op: str, spec: Value) -> None:
+    """`x.view(b, -1, h, d)` is `x.view(b, s, -1, d)` when both give the same output: with the
+    output's shape known (and equal on both sides), a `-1` size argument is the size it infers."""
+    if op not in _SHAPED or not (isinstance(spec, dict) and "$tensor" in spec):
+        return
+    shape = spec["$tensor"].get("shape", [])
+    for key in [k for k in changes if k.startswith("args.") and k[5:].isdecimal()]:
+        dim = int(key[5:]) - 1  # slot 0 is the tensor itself
+        change = changes[key]
+        if 0 <= dim < len(shape) and {change.old, change.new} <= {-1, shape[dim]}:
+            del changes[key]

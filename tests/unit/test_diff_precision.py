@@ -325,3 +325,18 @@ def test_an_output_compares_by_its_tensors() -> None:
     old = trace(net("past_key_values"), "tensor2x8")
     assert nnviz.diff(old, trace(net("cache"), "tensor2x8")).identical
     assert not nnviz.diff(old, trace(net("cache", 4), "tensor2x8")).identical
+
+
+def test_a_size_left_to_infer_equals_the_size_it_infers() -> None:
+    def net(inferred: int) -> nn.Module:
+        class Heads(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                sizes = [x.shape[0], 4, 2, 2]
+                sizes[inferred] = -1
+                return x.view(*sizes)
+
+        return Heads()
+
+    old, new = trace(net(1), "tensor3x16"), trace(net(2), "tensor3x16")
+    assert nnviz.diff(old, new).identical
+    assert not nnviz.diff(old, trace(net(1), "tensor3x16:float64")).identical
