@@ -23,7 +23,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from diff_bench import synthetic  # noqa: E402
 from peers import measure  # noqa: E402
 
 import nnviz  # noqa: E402
@@ -47,17 +46,16 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        a = nnviz.save(synthetic(options.blocks), folder / "a.json")
-        b = nnviz.save(synthetic(options.blocks, edit=True), folder / "b.json")
-        loaded = [nnviz.load(a)]
-        started = time.perf_counter()
-        for _ in range(options.repeat):
-            loaded.append(nnviz.load(a))
-        load_in = (time.perf_counter() - started) / options.repeat
-        other = nnviz.load(b)
-        started = time.perf_counter()
-        result = nnviz.diff(loaded[0], other)
-        diff_in = time.perf_counter() - started
+        a, b = folder / "a.json", folder / "b.json"
+        # Children forked from a process holding large graphs would report its memory as theirs:
+        # measure the processes first, from a parent that has built nothing yet.
+        write = (
+            f"import sys; sys.path.insert(0, {str(HERE)!r}); import nnviz; "
+            f"from diff_bench import synthetic; "
+            f"nnviz.save(synthetic({options.blocks}), {str(a)!r}); "
+            f"nnviz.save(synthetic({options.blocks}, edit=True), {str(b)!r})"
+        )
+        measure([sys.executable, "-c", write], folder)
         python = sys.executable
         steps = {
             'python -c "import nnviz" (baseline)': [python, "-c", "import nnviz"],
@@ -67,6 +65,15 @@ def main() -> None:
         }
         rows = {name: best_of(options.repeat, cmd, folder) for name, cmd in steps.items()}
         size = a.stat().st_size / 1e6
+        loaded = [nnviz.load(a)]
+        started = time.perf_counter()
+        for _ in range(options.repeat):
+            loaded.append(nnviz.load(a))
+        load_in = (time.perf_counter() - started) / options.repeat
+        other = nnviz.load(b)
+        started = time.perf_counter()
+        result = nnviz.diff(loaded[0], other)
+        diff_in = time.perf_counter() - started
     base = rows['python -c "import nnviz" (baseline)']
     print(f"synthetic model: {len(loaded[0]):,} nodes, snapshot {size:.1f} MB")
     print(f"in process: nnviz.load {load_in:.2f} s, nnviz.diff {diff_in:.2f} s")

@@ -189,24 +189,26 @@ def fold_runs(graph: Graph, max_ops: int = MAX_OPS) -> Graph:
     two or more of its ops that follow each other in trace order by one node (`rpn.ops`, kind
     `function`, op `ops`) counting them (`meta["collapsed"]`) and naming the commonest
     (`meta["summary"]`). A detector's post-processing (thousands of box-indexing ops in one
-    `forward`) then reads as a few steps between its modules, and lays out in seconds.
+    `forward`) then reads as a few steps between its modules, and lays out in seconds. Likewise
+    a scope drawing more than `max_ops` collapsed modules of one class shows each run of them
+    as one node (`stage0.blocks`: `stage0.0 … stage0.99 · 100 × Block`).
 
     A run is contiguous in trace order, so no data path leaves it and comes back: merging it
     makes no cycle. `max_ops` -1 keeps every op."""
     if max_ops < 0:
         return graph
-    counts: dict[str, int] = {}
+    counts: dict[tuple[str, ...], int] = {}
     for node in graph.nodes:
-        if node.kind in ("function", "method"):
-            counts[node.scope] = counts.get(node.scope, 0) + 1
-    crowded = {scope for scope, n in counts.items() if n > max_ops}
+        counts[_run_key(node)] = counts.get(_run_key(node), 0) + 1
+    crowded = {key for key, n in counts.items() if key and n > max_ops}
     if not crowded:
         return graph
     runs: list[list[Node]] = []
     for node in graph.nodes:
-        if node.kind not in ("function", "method") or node.scope not in crowded:
+        key = _run_key(node)
+        if key not in crowded:
             runs.append([])
-        elif runs and runs[-1] and runs[-1][-1].scope == node.scope:
+        elif runs and runs[-1] and _run_key(runs[-1][-1]) == key:
             runs[-1].append(node)
         else:
             runs.append([node])
@@ -216,12 +218,30 @@ def fold_runs(graph: Graph, max_ops: int = MAX_OPS) -> Graph:
     rename: dict[str, str] = {}
     merged: dict[str, Node] = {}
     for run in runs:
-        base = f"{run[0].scope}.ops" if run[0].scope else "ops"
-        new_id = _free_id(base, taken)
+        kind = "ops" if run[0].kind != "module" else "blocks"
+        new_id = _free_id(f"{run[0].scope}.{kind}" if run[0].scope else kind, taken)
         taken.add(new_id)
-        merged[new_id] = _run_node(new_id, run)
+        merged[new_id] = _run_node(new_id, run) if kind == "ops" else _block_run(new_id, run)
         rename.update((n.id, new_id) for n in run)
     return _rebuild(graph, rename, merged)
+
+
+def _run_key(node: Node) -> tuple[str, ...]:
+    """What may share a run: ops of one scope, or collapsed modules of one class in one scope
+    (a stage of 100 identical blocks); `()` for what never does."""
+    if node.kind in ("function", "method"):
+        return ("ops", node.scope)
+    if node.kind == "module" and node.meta.get("collapsed"):
+        return ("blocks", node.scope, node.op)
+    return ()
+
+
+def _block_run(node_id: str, run: list[Node]) -> Node:
+    """`stage0.0 … stage0.99`: consecutive collapsed blocks of one class as one node."""
+    count = sum(int(n.meta.get("collapsed", 1)) for n in run)
+    summary = f"{run[0].id} … {run[-1].id} · {len(run)} × {run[0].title}"
+    meta = {"collapsed": count, "summary": summary, "blocks": len(run)}
+    return Node(node_id, "function", run[0].op, scope=run[0].scope, meta=meta)
 
 
 def _run_node(node_id: str, run: list[Node]) -> Node:

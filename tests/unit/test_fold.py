@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -122,3 +123,26 @@ def test_collapse_keeps_each_call_of_a_recurrent_block_apart() -> None:
         "head (call 3)",
     ]
     assert display_name(graph.node("output")) == "output"
+
+
+def test_a_crowded_stage_of_identical_blocks_draws_as_one_node() -> None:
+    t = {"$tensor": {"shape": [1, 4], "dtype": "float32"}}
+    nodes = [Node("input:x", "input", "x", spec=t)]
+    nodes += [
+        Node(f"stage.{i}.conv", "module", "torch.nn.Conv1d", f"stage.{i}", f"stage.{i}.conv")
+        for i in range(5)
+    ]
+    nodes.append(Node("output", "output", "output"))
+    chain = [n.id for n in nodes]
+    modules = [Module("", "m.Net"), Module("stage", "torch.nn.Sequential")]
+    for i in range(5):
+        modules += [Module(f"stage.{i}", "m.Block"), Module(f"stage.{i}.conv", "torch.nn.Conv1d")]
+    graph = collapse_depth(
+        Graph(nodes, [Edge(a, b, ("0",)) for a, b in itertools.pairwise(chain)], modules), 2
+    )
+    assert len(graph) == 7  # five collapsed blocks
+    runs = fold_runs(graph, max_ops=3)
+    assert [n.id for n in runs.nodes] == ["input:x", "stage.blocks", "output"]
+    assert runs.node("stage.blocks").meta["summary"] == "stage.0 … stage.4 · 5 × Block"
+    assert runs.edge("stage.blocks", "output").slots == ("0",)
+    assert fold_runs(graph, max_ops=5) is graph
