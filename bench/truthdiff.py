@@ -48,7 +48,7 @@ class ModuleDelta:
     """What differs at one module path between the old and the new ground truth."""
 
     presence: str = ""  # "added" / "removed" / ""
-    fields: set[str] = field(default_factory=set)  # class, extra_repr, params, out, events, called
+    fields: set[str] = field(default_factory=set)  # class extra_repr params out events ops called
     changed_events: set[str] = field(default_factory=set)  # op base names and module paths
     attrs: set[str] = field(default_factory=set)  # dotted attribute keys (configs field by field)
 
@@ -92,6 +92,8 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, ModuleDelta]:
                 d.changed_events |= {e[1] for e in ea[i1:i2] + eb[j1:j2] if len(e) > 1}
         if d.changed_events and a is not None and b is not None:
             d.fields.add("events")
+            if [e[:2] for e in ea] != [e[:2] for e in eb]:
+                d.fields.add("ops")  # not only shapes: another op or module call sequence
         if d.tensor_level or d.attrs:
             deltas[path] = d
     return deltas
@@ -287,11 +289,15 @@ def distinct(lines: list[str]) -> int:
 
 
 def missed(lines: list[str], truth: Truth) -> list[str]:
-    """The modules differing in the ground truth that no line points at (itself, something
-    inside it, or an added/removed/moved ancestor)."""
+    """The modules with a change of their own in the ground truth (added/removed, class,
+    extra_repr, parameters, op sequence; not output shapes that only follow) that no line points
+    at (itself, something inside it, or an added/removed/moved ancestor)."""
     located = {truth.locate(n)[0] for line in lines for n in subjects(line)}
     out = []
+    causes = {"class", "extra_repr", "params", "ops", "called"}  # not shapes that only follow
     for path in truth.tensor_changes():
+        if not (truth.delta(path).presence or truth.delta(path).fields & causes):
+            continue
         inside = path == "" and "" in located
         inside = inside or any(p == path or p.startswith(f"{path}.") for p in located if path)
         above = any(path.startswith(f"{p}.") and truth.delta(p).presence for p in located if p)
