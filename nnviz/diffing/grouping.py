@@ -18,7 +18,7 @@ _NAME = re.compile(r"(?<![\w.])(?:\d+\.)*[A-Za-z_][\w:#]*(?:\.[\w:#]+)*")
 _INDEX = re.compile(r"(?:(?<=\.)|^)\d+(?=\.|:|#|$)")
 _TIMES = re.compile(r" ×(\d+)$")
 _HEADS = ("~ ", "+ ", "- ", "→ ")
-_MAX_PLACES = 4
+_MAX_PLACES = 8
 
 Item = list[str]
 

@@ -10,7 +10,8 @@ bookkeeping, not architecture, are left out (docs/snapshot-format.md, "Configs")
   `torch_dtype`/`dtype`, `tokenizer_class`, `task_specific_params`, `finetuning_task`, `prefix`;
 - label names `id2label`/`label2id` (the number of labels shows in the head's parameter shapes);
 - output switches `output_attentions`, `output_hidden_states`, `return_dict`, `torchscript`
-  (what a call returns, not what the network is; traced outputs show it anyway).
+  (what a call returns, not what the network is; traced outputs show it anyway);
+- fields that are `None` (unset: a version that stops listing an unset field changes nothing).
 """
 
 from __future__ import annotations
@@ -59,5 +60,8 @@ def fields(value: Any) -> dict[str, Any] | None:
     return {
         key: raw[key]
         for key in sorted(raw)
-        if isinstance(key, str) and not key.startswith("_") and key not in BOOKKEEPING
+        if isinstance(key, str)
+        and not key.startswith("_")
+        and key not in BOOKKEEPING
+        and raw[key] is not None  # unset: a library dropping an unset field changes nothing
     }
