@@ -66,7 +66,9 @@ class NNVizSnapshot:
         stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
         rules = (*options.ignore, *ignore)
         try:
-            check = perform_check(graph, snapshot, stem, update=options.update, ignore=rules)
+            check = perform_check(
+                graph, snapshot, stem, update=options.update, ignore=rules, strict=options.strict
+            )
         except NNVizError as exc:  # an unknown ignore field: the user's line, not a traceback
             pytest.fail(f"nnviz: {exc}", pytrace=False)
         self._state.results.append(self._result(check, line, model))

@@ -96,10 +96,11 @@ def perform_check(
     *,
     update: UpdateMode = "none",
     ignore: tuple[str, ...] = (),
+    strict: bool = False,
 ) -> Check:
     """Compare, write when `update` allows, and write the drift's files beside `stem` on drift
     (or clear the files of an earlier drift, which no longer describe the model)."""
-    check = compare(graph, snapshot, update=update, ignore=ignore)
+    check = compare(graph, snapshot, update=update, ignore=ignore, strict=strict)
     if check.status != "drifted" or check.diff is None:
         clear_artifacts(stem)
         return check
@@ -108,7 +109,12 @@ def perform_check(
 
 
 def compare(
-    graph: Graph, snapshot: Path, *, update: UpdateMode = "none", ignore: tuple[str, ...] = ()
+    graph: Graph,
+    snapshot: Path,
+    *,
+    update: UpdateMode = "none",
+    ignore: tuple[str, ...] = (),
+    strict: bool = False,
 ) -> Check:
     """Compare `graph` with the snapshot file; store it when `update` allows.
 
@@ -129,7 +135,7 @@ def compare(
             nnviz.save(graph, snapshot)
             return Check("written", snapshot, graph)
         return Check("failed", snapshot, graph, digest=stored_digest, problem=str(exc))
-    diff = nnviz.diff(stored, graph, ignore=ignore)
+    diff = nnviz.diff(stored, graph, ignore=ignore, strict=strict)
     if diff.identical:
         return Check("passed", snapshot, graph, diff, stored_digest)
     if update == "all":

@@ -69,6 +69,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
     )
     parser.addini(
+        "nnviz_strict",
+        "Count information as drift too (scalar shape arithmetic, container attributes that "
+        "change nothing below them), as nnviz diff --strict.",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
         "nnviz_artifacts",
         "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
         default=".nnviz-artifacts",
@@ -102,6 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
         repository=_repository(config.rootpath),
         update=_update_mode(config),
         ignore=tuple(str(f) for f in config.getini("nnviz_ignore")),
+        strict=bool(config.getini("nnviz_strict")),
         warn_unused=bool(config.getoption("nnviz_warn_unused")),
         github=not config.getoption("nnviz_no_github"),
     )

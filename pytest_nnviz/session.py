@@ -60,6 +60,9 @@ class Options:
     update: UpdateMode = "none"
     ignore: tuple[str, ...] = ()
     """Change fields no snapshot compares (ini `nnviz_ignore`), as `nnviz diff --ignore`."""
+    strict: bool = False
+    """Whether information (scalar plumbing, attribute-only changes) drifts too (ini
+    `nnviz_strict`), as `nnviz diff --strict`."""
     warn_unused: bool = False
     github: bool = True
     """Whether to annotate and summarise when running on GitHub Actions."""

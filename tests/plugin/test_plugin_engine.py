@@ -116,3 +116,22 @@ def test_depth_collapses_before_storing() -> None:
         "1",
         "output",
     ]
+
+
+class _Keeps(nn.Module):
+    def __init__(self, in_chans: int) -> None:
+        super().__init__()
+        self.in_chans = in_chans
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.fc(x)
+
+
+def test_strict_counts_information_as_drift(tmp_path: Path) -> None:
+    """An attribute-only change passes; with `strict` (ini nnviz_strict) it drifts."""
+    snapshot = tmp_path / "t.json"
+    nnviz.save(build_graph(_Keeps(1)), snapshot)
+    newer = build_graph(_Keeps(3))
+    assert compare(newer, snapshot).status == "passed"
+    assert compare(newer, snapshot, strict=True).status == "drifted"
