@@ -190,9 +190,15 @@ class DriftReport(_Strict):
 
 
 def report_path(target: str | os.PathLike[str]) -> Path:
-    """`target` itself when it is a file, else `<target>/report.json`."""
+    """`target` itself when it is a file, else `<target>/report.json` (which must exist)."""
     path = Path(target)
-    return path / REPORT_NAME if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    if not (path / REPORT_NAME).is_file():
+        raise DriftReportError(
+            f"{path}: a folder without {REPORT_NAME} (give the artifacts folder or its report)"
+        )
+    return path / REPORT_NAME
 
 
 def in_repository(root: str, path: str) -> str:

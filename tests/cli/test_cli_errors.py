@@ -112,7 +112,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "report_corrupt": (["report", "corrupt.json"], "corrupt.json: not valid JSON"),
     "report_not_a_report": (["report", "good.json"], "not an nnviz drift report"),
     "report_missing": (["report", "missing.json"], "missing.json: cannot read (No such file"),
-    "report_folder": (["report", "folder.json"], "'folder.json' is a directory"),
+    "report_folder": (["report", "folder.json"], "folder.json: a folder without report.json"),
     "report_bad_option_value": (["report", "good.json", "--max-bytes", "5"], "--max-bytes"),
     "style_without_value": (["good.json", "-S", "rankdir"], "style 'rankdir' is not KEY=VALUE"),
 }
