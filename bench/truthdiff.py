@@ -10,6 +10,7 @@ Nothing here imports nnviz or torch: it reads the report's text, as a reviewer w
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,21 +174,39 @@ class Truth:
         return out
 
 
-def expand(name: str, detail: str = "") -> list[tuple[str, str]]:
-    """`blocks.{0..2}.aa` -> `blocks.0.aa`, `blocks.1.aa`, `blocks.2.aa` (`{1,3}` likewise), each
-    with its own detail: the same group in the detail (`input 0 blocks.{0..2}.x`) follows."""
-    found = _GROUP.search(name)
-    if not found:
-        return [(name, detail)]
-    spec, members = found.group(1), []
+def _members(spec: str) -> list[str]:
+    """`0..2` -> 0, 1, 2; `0,2,5` -> 0, 2, 5."""
+    out: list[str] = []
     for part in spec.split(","):
         lo, dots, hi = part.partition("..")
         if dots and lo.strip().isdigit() and hi.strip().isdigit():
-            members += [str(i) for i in range(int(lo), int(hi) + 1)]
+            out += [str(i) for i in range(int(lo), int(hi) + 1)]
         else:
-            members.append(part.strip())
-    token, head, tail = found.group(0), name[: found.start()], name[found.end() :]
-    return [m for v in members for m in expand(head + v + tail, detail.replace(token, v))]
+            out.append(part.strip())
+    return out
+
+
+def expand(name: str, detail: str = "") -> list[tuple[str, str]]:
+    """`blocks.{0..2}.aa` -> `blocks.0.aa`, `blocks.1.aa`, `blocks.2.aa` (`{1,3}` likewise), each
+    with its own detail (the same group in `input 0 blocks.{0..2}.x` follows). Several groups in
+    one name vary in step (`stages.{0..1}.blocks.{2..3}`: stages.0.blocks.2, stages.1.blocks.3)."""
+    groups = list(_GROUP.finditer(name))
+    if not groups:
+        return [(name, detail)]
+    sets = [_members(g.group(1)) for g in groups]
+    if len({len(m) for m in sets}) != 1:  # not in step: each group on its own
+        sets = [list(t) for t in zip(*itertools.product(*sets), strict=True)]
+    out = []
+    for values in zip(*sets, strict=True):
+        n, d = name, detail
+        for group, value in zip(groups, values, strict=True):
+            token = group.group(0)
+            n, d = (
+                n.replace(token, value, 1),
+                d.replace(token, value, -1 if name.count(token) == 1 else 1),
+            )
+        out.append((n, d))
+    return out
 
 
 def _values(detail: str) -> list[str]:
