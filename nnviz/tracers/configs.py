@@ -6,7 +6,8 @@ architecture through its fields, so the snapshot records each field as a hyperpa
 bookkeeping, not architecture, are left out (docs/snapshot-format.md, "Configs"):
 
 - private fields (`_name_or_path`, `_commit_hash`, `_attn_implementation`, ...);
-- library and hub bookkeeping: `transformers_version`, `name_or_path`, `architectures`,
+- library and hub bookkeeping: `transformers_version`, `model_type` (the config class's tag;
+  the module classes say it), `name_or_path`, `architectures`,
   `torch_dtype`/`dtype`, `tokenizer_class`, `task_specific_params`, `finetuning_task`, `prefix`;
 - label names `id2label`/`label2id` (the number of labels shows in the head's parameter shapes);
 - output switches `output_attentions`, `output_hidden_states`, `return_dict`, `torchscript`
@@ -24,6 +25,7 @@ from typing import Any
 BOOKKEEPING = frozenset(
     {
         "transformers_version",
+        "model_type",
         "name_or_path",
         "architectures",
         "torch_dtype",
