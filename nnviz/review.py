@@ -174,14 +174,19 @@ def accept_all(pending: list[Pending], echo: Callable[[str], None]) -> Tally:
     """Accept each change in turn; a refusal is one line and the rest go on."""
     tally = Tally()
     for change in pending:
-        refusal = accept(change)
-        if refusal:
-            tally.refused.append(refusal)
-            echo(refusal)
-        else:
-            tally.accepted += 1
-            echo(f"accepted {change.drift.nodeid} → {_shown(change.snapshot)}")
+        _accept_into(tally, change, echo, f"{change.drift.nodeid} ")
     return tally
+
+
+def _accept_into(tally: Tally, change: Pending, echo: Callable[[str], None], what: str) -> None:
+    """Accept one change and count it; a refusal is one line."""
+    refusal = accept(change)
+    if refusal:
+        tally.refused.append(refusal)
+        echo(refusal)
+    else:
+        tally.accepted += 1
+        echo(f"accepted {what}→ {_shown(change.snapshot)}")
 
 
 KEYS = "a accept · r reject · s skip · d open the drawing · q quit"
@@ -203,13 +208,7 @@ def review(
             echo(f"[{KEYS}] ")
             pressed = key().lower()
             if pressed == "a":
-                refusal = accept(change)
-                if refusal:
-                    tally.refused.append(refusal)
-                    echo(refusal)
-                else:
-                    tally.accepted += 1
-                    echo(f"accepted → {_shown(change.snapshot)}")
+                _accept_into(tally, change, echo, "")
             elif pressed == "r":
                 reject(change)
                 tally.rejected += 1

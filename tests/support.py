@@ -96,3 +96,18 @@ def make_drift(index: int, changed: int = 1, file: str = "tests/test_models.py")
 def make_report(drifts: list[Drift], unused: list[str] | None = None) -> DriftReport:
     summary = Summary(passed=3, drifted=len(drifts), unused=len(unused or []))
     return DriftReport(summary=summary, drifts=drifts, unused=unused or [])
+
+
+# A user's own model file (mymodel.py) for the first-hour and README tests.
+NET = """\
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""

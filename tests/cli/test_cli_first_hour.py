@@ -9,21 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support import NET
 
 from nnviz.cli import cli, draw_command
-
-NET = """\
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x):
-        return self.fc(x)
-"""
 
 
 def test_top_level_help_shows_how_to_draw_and_every_drawing_option() -> None:

@@ -9,20 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import NET
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-NET = """\
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x):
-        return self.fc(x)
-"""
 
 
 def own_model_section() -> str:
