@@ -48,15 +48,20 @@ BOOKKEEPING = frozenset(
 def fields(value: Any) -> dict[str, Any] | None:
     """The architecture fields of a config-like value, sorted by name; None for other values."""
     raw: dict[str, Any]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, type):
+        return None
+    if callable(getattr(value, "to_dict", None)) and hasattr(value, "to_json_string"):
+        # a transformers PretrainedConfig, duck-typed; asked first because transformers 5's
+        # configs are also dataclasses whose fields miss what `__post_init__` derives
+        # (T5's `dense_act_fn`): `to_dict()` is what the config says it is in every release
+        try:
+            raw = dict(value.to_dict())
+        except Exception:  # a config that cannot describe itself stays a repr
+            return None
+    elif dataclasses.is_dataclass(value):
         raw = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
     elif isinstance(value, (types.SimpleNamespace, argparse.Namespace)):
         raw = dict(vars(value))
-    elif callable(getattr(value, "to_dict", None)) and hasattr(value, "to_json_string"):
-        try:
-            raw = dict(value.to_dict())  # a transformers PretrainedConfig, duck-typed
-        except Exception:  # a config that cannot describe itself stays a repr
-            return None
     else:
         return None
     return {

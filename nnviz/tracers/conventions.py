@@ -104,11 +104,11 @@ def qualname(obj: Any) -> str:
     return f"{module}.{getattr(obj, '__qualname__', name)}" if module else name
 
 
-def _init_names(cls: type) -> list[str]:
+def _init_defaults(cls: type) -> dict[str, Any]:
     """Constructor argument names of `cls` and of every module class it derives from (a
     subclass's `__init__(self, num_features, ...)` still configures its base's
-    `normalized_shape`), in MRO order."""
-    names: dict[str, None] = {}
+    `normalized_shape`), in MRO order, with their defaults (`inspect.Parameter.empty` if none)."""
+    names: dict[str, Any] = {}
     for klass in cls.__mro__:
         if klass is nn.Module or not issubclass(klass, nn.Module) or "__init__" not in vars(klass):
             continue
@@ -118,8 +118,8 @@ def _init_names(cls: type) -> list[str]:
             continue
         for name, param in signature.parameters.items():
             if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                names[name] = None
-    return list(names)
+                names.setdefault(name, param.default)
+    return names
 
 
 def bases(cls: type) -> tuple[str, ...]:
@@ -140,20 +140,23 @@ def hparams(
     """The hyperparameters a module's constructors configured (its class's and its bases') and
     the module keeps as attributes, and the config-like values among them by name.
 
-    A parameter or `None` stored under a constructor argument's name (Conv2d's `bias`) is recorded
-    as whether it exists; submodules and tensors are not hyperparameters. A config-like value
+    A parameter or `None` stored under a constructor argument that is a switch (Conv2d's
+    `bias=True`) is recorded as whether it exists; a parameter under any other argument's name
+    (timm's `pos_embed='learn'` keeps the `pos_embed` tensor) is a tensor, not a setting, and
+    neither it nor other submodules and tensors are hyperparameters. A config-like value
     (`nnviz.tracers.configs`) is recorded field by field (`config.hidden_size`), each only where
     it differs from the config of that name an ancestor records (`above`): a config shared by
     every layer is recorded once, on the outermost module that keeps it.
     """
     out: dict[str, Value] = {}
     found: dict[str, dict[str, Value]] = {}
-    for name in _init_names(type(module)):
+    for name, default in _init_defaults(type(module)).items():
         try:
             value = getattr(module, name)
         except Exception:  # not kept as an attribute, or a property that fails
             continue
-        if isinstance(value, nn.Parameter) or (value is None and name == "bias"):
+        switch = isinstance(default, bool) or name == "bias"
+        if switch and (value is None or isinstance(value, nn.Parameter)):
             out[name] = value is not None
         elif isinstance(value, (nn.Module, torch.Tensor)) or inspect.ismethod(value):
             continue

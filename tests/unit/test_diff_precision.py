@@ -340,3 +340,48 @@ def test_a_size_left_to_infer_equals_the_size_it_infers() -> None:
     old, new = trace(net(1), "tensor3x16"), trace(net(2), "tensor3x16")
     assert nnviz.diff(old, new).identical
     assert not nnviz.diff(old, trace(net(1), "tensor3x16:float64")).identical
+
+
+# --- recorded settings are settings: derived config fields, tensors under an argument's name ---
+
+
+@dataclasses.dataclass
+class DerivedConfig:
+    """A config as transformers 5 writes them: a dataclass that derives fields in
+    `__post_init__` and says what it is through `to_dict()`."""
+
+    feed_forward_proj: str = "gated-gelu"
+
+    def __post_init__(self) -> None:
+        self.dense_act_fn = self.feed_forward_proj.split("-")[-1]
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(vars(self))
+
+    def to_json_string(self) -> str:
+        return repr(self.to_dict())
+
+
+def test_a_config_records_the_fields_it_derives() -> None:
+    layer = Layer(Config())
+    layer.config = DerivedConfig()  # type: ignore[assignment]
+    recorded = trace(layer, "tensor2x8").modules[""].hparams
+    assert recorded == {"config.dense_act_fn": "gelu", "config.feed_forward_proj": "gated-gelu"}
+
+
+class Embedded(nn.Module):
+    """timm's ViT: a constructor argument `pos_embed='learn'` picks how the `pos_embed`
+    parameter is made; the parameter is a tensor, not the setting."""
+
+    def __init__(self, pos_embed: str = "learn", bias: bool = True) -> None:
+        super().__init__()
+        self.pos_embed = nn.Parameter(torch.zeros(8))
+        self.bias = nn.Parameter(torch.zeros(8)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pos_embed
+
+
+def test_a_parameter_named_like_a_setting_is_not_one() -> None:
+    assert dict(trace(Embedded(), "tensor2x8").modules[""].hparams) == {"bias": True}
+    assert dict(trace(Embedded(bias=False), "tensor2x8").modules[""].hparams) == {"bias": False}
