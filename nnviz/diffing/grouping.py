@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from nnviz.diffing.blocks import span
+
 # a dotted path with at least one component that starts with a letter (never a float)
 _NAME = re.compile(r"(?<![\w.])(?:\d+\.)*[A-Za-z_][\w:#]*(?:\.[\w:#]+)*")
 _INDEX = re.compile(r"(?:(?<=\.)|^)\d+(?=\.|:|#|$)")
@@ -35,15 +37,6 @@ def _split(line: str) -> tuple[str, list[int]]:
         return _INDEX.sub(blank, found.group())
 
     return _NAME.sub(blank_name, line.replace("{", "{{").replace("}", "}}")), numbers
-
-
-def _span(values: list[int]) -> str:
-    unique = sorted(set(values))
-    if len(unique) == 1:
-        return str(unique[0])
-    if len(unique) > 2 and unique == list(range(unique[0], unique[-1] + 1)):
-        return f"{{{unique[0]}..{unique[-1]}}}"
-    return "{" + ",".join(map(str, unique)) + "}"
 
 
 def _times(line: str, n: int) -> str:
@@ -84,7 +77,7 @@ def group_items(items: list[Item]) -> list[Item]:
         lines = []
         for i, template in enumerate(slot):
             columns = zip(*(numbers[i] for numbers, _ in members), strict=True)
-            text = template.format(*(_span(list(c)) for c in columns))
+            text = template.format(*(span(c) for c in columns))
             lines.append(_times(text, len(members)))
         pooled = [line for _, followers in members for line in followers]
         out.append([*lines, *(group_lines(pooled) if len(members) > 1 else pooled)])

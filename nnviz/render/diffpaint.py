@@ -13,7 +13,7 @@ imports torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnviz import transform
 from nnviz.diffing.changelog import describe, headline
@@ -21,6 +21,9 @@ from nnviz.diffing.model import GraphDiff, NodeDiff
 from nnviz.diffing.palette import PALETTE
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
 from nnviz.render.paint import EdgePaint, NodePaint, Paint
+
+if TYPE_CHECKING:
+    from nnviz.render.repeats import Once
 
 COLOURS: Mapping[str, tuple[str, str]] = {
     status: (c.fill, c.line) for status, c in PALETTE.items() if status != "unchanged"
@@ -73,8 +76,10 @@ def _title(diff: GraphDiff) -> str:
     return f"{old} → {new}" if old != new else f"{new}: diff"
 
 
-def paint_for(diff: GraphDiff) -> Paint:
-    """The per-node and per-edge overrides for the union graph."""
+def paint_for(diff: GraphDiff, once: Once | None = None) -> Paint:
+    """The per-node and per-edge overrides for the union graph (`once`: with repeated blocks
+    drawn once, see `nnviz.render.repeats`)."""
+    names = once.names if once is not None else {}
     nodes: dict[str, NodePaint] = {}
     for e in diff.entries:
         if e.status == "unchanged" or not e.flow:
@@ -89,14 +94,15 @@ def paint_for(diff: GraphDiff) -> Paint:
             lines=_lines(e),
             badge="follows" if follows else e.status,
         )
-    edges = {
-        (edge.source, edge.target): EdgePaint(
-            color=PALETTE[edge.status].line, **_EDGE_LINES[edge.status]
-        )
-        for edge in diff.edges
-        if edge.status in _EDGE_LINES
-    }
-    return Paint(nodes, edges, subtitle=headline(diff.to_dict()), dim=True)
+    edges: dict[tuple[str, str], EdgePaint] = {}
+    for edge in diff.edges:
+        if edge.status in _EDGE_LINES:
+            ends = names.get(edge.source, edge.source), names.get(edge.target, edge.target)
+            edges.setdefault(
+                ends, EdgePaint(color=PALETTE[edge.status].line, **_EDGE_LINES[edge.status])
+            )
+    repeats = once.repeats if once is not None else {}
+    return Paint(nodes, edges, subtitle=headline(diff.to_dict()), dim=True, repeats=repeats)
 
 
 def _lines(e: NodeDiff) -> tuple[str, ...]:
@@ -119,6 +125,7 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     if context < 0:
         return graph
     changed = {e.name for e in diff.entries if e.flow and e.status != "unchanged"}
+    changed &= {n.id for n in graph.nodes}  # not those of blocks drawn once for several
     kept = set(changed)
     frontier = list(changed)
     undirected = graph.nx.to_undirected(as_view=True)

@@ -41,6 +41,10 @@ def total_params(graph: Graph) -> int:
     return root.params if root is not None else graph.total_params
 
 
+REPEAT_LEGEND = (
+    "×N: N sibling blocks with the same changes, drawn once (edges between them left out)"
+)
+
 LONG_EDGE_BUDGET = 10000
 """Above this total edge span (see `buses.edge_span`) the layout's iteration limits are capped."""
 
@@ -115,6 +119,8 @@ def _canvas(graph: Graph, style: Style, paint: Paint) -> graphviz.Digraph:
         id="graph",
     )
     legend = labels.legend_lines(graph, style) if style.legend else []
+    if style.legend and paint.repeats:
+        legend.append(REPEAT_LEGEND)
     if style.show_title or legend:
         title, subtitle = (_title(graph), _subtitle(graph, paint)) if style.show_title else ("", "")
         dot.attr("graph", label=labels.graph_label(title, subtitle, style, legend))
@@ -268,10 +274,15 @@ class _Builder:
                 self.emit(sub, child, level + 1)
 
     def cluster_attrs(self, path: str, level: int) -> dict[str, str]:
-        """A module's cluster at nesting `level` (1: outermost)."""
+        """A module's cluster at nesting `level` (1: outermost); a block drawn for several
+        reads `blocks.{0..11} ×12`."""
         module = self.graph.modules[path]
+        title = self.paint.shown(path)
+        repeat = self.paint.repeats.get(path)
+        if repeat is not None:
+            title += f" ×{repeat.count}"
         return {
-            "label": labels.cluster_label(path, module.class_name, self.style),
+            "label": labels.cluster_label(title, module.class_name, self.style),
             "id": plain(f"cluster:{path}"),
             "style": "rounded,filled",
             "fillcolor": labels.cluster_color(level),
@@ -292,6 +303,7 @@ class _Builder:
             self.total,
             extra=painted.lines if painted else (),
             badge=painted.badge if painted else None,
+            shown=self.paint.shown,
         )
         attrs: dict[str, str] = {"label": label, "id": plain(node.id)}
         if node.kind in ("input", "output"):

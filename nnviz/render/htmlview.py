@@ -28,6 +28,7 @@ from nnviz.render.buses import edge_span
 from nnviz.render.diffpaint import COLOURS, fold, paint_for, union_graph
 from nnviz.render.dot import LONG_EDGE_BUDGET, cluster_path, elements, shown_graph, to_dot
 from nnviz.render.paint import NodePaint, Paint
+from nnviz.render.repeats import Once, draw_once
 from nnviz.render.style import Style
 from nnviz.values import format_value
 
@@ -64,11 +65,11 @@ def model_view(graph: Graph, style: Style, *, depth: int, collapse: Sequence[str
 
 def diff_view(diff: GraphDiff, style: Style, *, context: int) -> View:
     """The view of a diff: the union graph painted by status, opening folded around changes."""
-    union = union_graph(diff)
-    paint = paint_for(diff)
+    once = draw_once(union_graph(diff), diff)
+    union, paint = once.graph, paint_for(diff, once)
     first = fold(union, diff, context)
     view = _view(union, style, paint, first, diff)
-    view["changes"] = _changes(diff, union)
+    view["changes"] = _changes(diff, once, paint)
     view["summary"] = diff.to_text().splitlines()[-1]
     view["statuses"] = {status: list(colours) for status, colours in COLOURS.items()}
     return view
@@ -177,7 +178,7 @@ def _with_piece_paints(
                 extra[node.id] = NodePaint(
                     fill=fill, border=border, penwidth=2.0, badge=f"{len(inside)} changes inside"
                 )
-    return Paint({**paint.nodes, **extra}, paint.edges, paint.subtitle, paint.dim)
+    return Paint({**paint.nodes, **extra}, paint.edges, paint.subtitle, paint.dim, paint.repeats)
 
 
 def _within(scope: str, name: str, path: str) -> bool:
@@ -212,9 +213,12 @@ def _module_info(graph: Graph, path: str) -> dict[str, Any]:
     return info
 
 
-def _changes(diff: GraphDiff, union: Graph) -> list[dict[str, Any]]:
-    """The changelog: one link per root-cause entry (followers are listed under their cause)."""
-    result = []
+def _changes(diff: GraphDiff, once: Once, paint: Paint) -> list[dict[str, Any]]:
+    """The changelog: one link per root-cause entry (followers are listed under their cause);
+    the same change in blocks drawn once is one link (`blocks.{0..11}.attn.norm ×12`)."""
+    union = once.graph
+    result: list[dict[str, Any]] = []
+    repeated: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
     whole = {e.name: e.status for e in diff if e.status in ("added", "removed") and not e.flow}
     whole.update({e.path: e.status for e in diff if e.status in ("added", "removed") and e.path})
     for e in diff:
@@ -225,11 +229,22 @@ def _changes(diff: GraphDiff, union: Graph) -> list[dict[str, Any]]:
         follows = sum(1 for f in diff if f.propagated and _causes(f) == {e.name})
         if follows:
             lines.append(f"{follows} downstream changes follow")
-        target = e.name if e.name in union else (e.path or e.scope)
-        change = {"name": e.name, "status": e.status, "op": e.op, "lines": lines, "target": target}
+        name = once.names.get(e.name) or once.standing(e.name)
+        target = name if name in union else once.standing(e.path or e.scope)
+        lines = [paint.shown(line) for line in lines]
+        change: dict[str, Any] = {"name": paint.shown(name), "status": e.status, "op": e.op}
+        change.update(lines=lines, target=target)
         if not e.drifted:
             change["info"] = e.info or "information"  # listed, but not drift
+        key = (change["name"], e.status, tuple(lines))
+        if key in repeated:
+            repeated[key]["count"] = repeated[key].get("count", 1) + 1
+            continue
+        repeated[key] = change
         result.append(change)
+    for change in result:
+        if "count" in change:
+            change["name"] += f" ×{change.pop('count')}"
     return result
 
 

@@ -12,7 +12,7 @@ import colorsys
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from nnviz.graph import Graph, Module, Node
 from nnviz.render.style import Style
@@ -134,19 +134,22 @@ def node_label(
     total: int,
     extra: Iterable[str] = (),
     badge: str | None = None,
+    shown: Callable[[str], str] = str,
 ) -> str:
-    """The HTML-like label of an op, module, collapsed module, input or output node."""
+    """The HTML-like label of an op, module, collapsed module, input or output node; `shown`
+    rewrites the names in its name line, arguments and extra lines (a block drawn for several
+    reads `blocks.{0..11}.attn`)."""
     small = small_size(style)
     module = graph.module_of(node)
     rows = [_row(_head(node, module, style, badge, small))]
-    rows += _facts(node, module, style, total, small)
+    rows += _facts(node, module, style, total, small, shown(display_name(node)))
     if style.show_node_arguments:
-        rows += _arguments(graph, node, style, small)
+        rows += _arguments(graph, node, style, small, shown)
     if node.kind == "output" and style.show_specs and _is_nested(node.spec):
         # The edges show each value; the output's own spec shows how they are nested.
         rows.append(f"<TR><TD>{_font(_spec_table(node.spec), small)}</TD></TR>")
     for line in extra:
-        rows.append(_row(_font(text(line, limit=2 * MAX_TEXT), small, bold=True)))
+        rows.append(_row(_font(text(shown(line), limit=2 * MAX_TEXT), small, bold=True)))
     if style.show_node_source and node.kind not in ("input", "output"):
         source = module.cls if module is not None else node_source(node)
         rows.append(_row(_font(text(source), max(8, small - 2), color="#333333")))
@@ -166,7 +169,9 @@ def _head(node: Node, module: Module | None, style: Style, badge: str | None, sm
     return head + " " + _font(f"[{text(badge)}]", small) if badge else head
 
 
-def _facts(node: Node, module: Module | None, style: Style, total: int, small: int) -> list[str]:
+def _facts(
+    node: Node, module: Module | None, style: Style, total: int, small: int, name: str
+) -> list[str]:
     """The small rows under the title: where an input comes from, a collapsed module's op count
     and summary, or the node's name and parameters."""
     params = (
@@ -180,7 +185,7 @@ def _facts(node: Node, module: Module | None, style: Style, total: int, small: i
         shown = f"{node.op} (from {source})" if source else node.op
         return [_row(_font(text(shown), small))]
     if collapsed:
-        rows = [_row(_font(text(display_name(node)), small))] if style.show_node_name else []
+        rows = [_row(_font(text(name), small))] if style.show_node_name else []
         facts = " · ".join(p for p in (f"{collapsed} ops", params) if p)
         rows.append(_row(_font(text(facts), small, color="#303030")))
         if node.meta.get("summary"):
@@ -189,15 +194,17 @@ def _facts(node: Node, module: Module | None, style: Style, total: int, small: i
             rows.append(_row(_font(text(skips_text(node.meta["skips"])), small, SKIP_COLOR, True)))
         return rows
     # The id, not the module path: a second call of a module shows as `relu (call 2)`.
-    name = display_name(node) if style.show_node_name else None
-    facts = " · ".join(p for p in (name, params) if p)
+    facts = " · ".join(p for p in (name if style.show_node_name else None, params) if p)
     return [_row(_font(text(facts), small))] if facts and node.kind != "output" else []
 
 
-def _arguments(graph: Graph, node: Node, style: Style, small: int) -> list[str]:
+def _arguments(
+    graph: Graph, node: Node, style: Style, small: int, shown: Callable[[str], str]
+) -> list[str]:
     """The constant arguments as a grid, at most `MAX_ARGUMENTS` cells."""
     cells = [
-        f"{text(key)}={text(format_value(value))}" for key, value in node_arguments(graph, node)
+        f"{text(key)}={text(shown(format_value(value)))}"
+        for key, value in node_arguments(graph, node)
     ]
     if len(cells) > MAX_ARGUMENTS:
         cells = [*cells[: MAX_ARGUMENTS - 1], f"… {len(cells) - MAX_ARGUMENTS + 1} more"]

@@ -74,6 +74,7 @@ def draw_diff(
     from nnviz.diffing.model import GraphDiff
     from nnviz.render import html, htmlview
     from nnviz.render.diffpaint import fold, paint_for, union_graph
+    from nnviz.render.repeats import draw_once
 
     if not isinstance(diff, GraphDiff):
         from nnviz.errors import RenderError
@@ -86,8 +87,9 @@ def draw_diff(
     style = make_style(style)
     if format_of(path) == "html":
         return html.write(htmlview.diff_view(diff, style, context=context), path)
-    shown = fold(union_graph(diff), diff, context)
-    result = render(to_dot(shown, style, paint_for(diff)), path, engine, dpi=style.dpi)
+    once = draw_once(union_graph(diff), diff)
+    shown = fold(once.graph, diff, context)
+    result = render(to_dot(shown, style, paint_for(diff, once)), path, engine, dpi=style.dpi)
     assert isinstance(result, Path)
     return result
 

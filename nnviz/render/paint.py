@@ -8,6 +8,7 @@ keys naming nothing in the graph are ignored. Every text is escaped by the build
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -44,6 +45,16 @@ class EdgePaint:
 
 
 @dataclass(frozen=True)
+class Repeat:
+    """Sibling blocks drawn once (see `nnviz.render.repeats`): the drawn block stands for all."""
+
+    title: str
+    """What its path reads as: `blocks.{0..11}`."""
+    count: int
+    """How many blocks it stands for (the `×12` beside the title)."""
+
+
+@dataclass(frozen=True)
 class Paint:
     """All overrides of one drawing, plus an optional subtitle under the graph title."""
 
@@ -52,10 +63,26 @@ class Paint:
     subtitle: str | None = None
     dim: bool = False
     """Draw nodes without a paint entry faded (grey text, white fill): the diff's context."""
+    repeats: Mapping[str, Repeat] = field(default_factory=dict)
+    """Drawn blocks standing for several, by module path (`blocks.0` → `blocks.{0..11}` ×12):
+    names inside them read with the title (`blocks.{0..11}.attn.norm`)."""
+
+    _names: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
         object.__setattr__(self, "edges", MappingProxyType(dict(self.edges)))
+        object.__setattr__(self, "repeats", MappingProxyType(dict(self.repeats)))
+        if self.repeats:
+            paths = sorted(self.repeats, key=len, reverse=True)  # the innermost block wins
+            pattern = "|".join(map(re.escape, paths))
+            object.__setattr__(self, "_names", re.compile(rf"(?<![\w.])(?:{pattern})(?!\w)"))
+
+    def shown(self, text: str) -> str:
+        """`text` with every name inside a repeated block written with its title."""
+        if self._names is None:
+            return text
+        return self._names.sub(lambda found: self.repeats[found.group()].title, text)
 
     def node(self, node_id: str) -> NodePaint | None:
         return self.nodes.get(node_id)

@@ -1,0 +1,139 @@
+"""Which sibling blocks carry the same changes: `blocks.{0..11}` where `blocks.3.attn.norm` was
+added in each of `blocks.0` … `blocks.11`.
+
+The rule, stated once for every presentation of a diff: a *block* is a module whose last path
+component is a number (`blocks.3`, `encoder.layer.0`, `layer2.1`); its *changes* are every entry
+inside it that is not `unchanged` and every changed edge touching it, each written relative to
+the block (`@.attn.norm`, an input `blocks.3.attn.reshape:1 → blocks.3.attn.norm` as
+`@.attn.reshape:1 → @.attn.norm`) with every other value literal. Sibling blocks (one parent)
+whose changes are equal are one group. A reference to another block (`blocks.2.add` read by
+`blocks.3`) stays literal, so blocks rewired one step apart never group: the changelog's rule
+(numbers of module paths blanked, varying in step, `nnviz.diffing.grouping`) says the same for
+its lines. Works on the diff document's `nodes` and `edges` (`GraphDiff.to_dict()`), so both the
+drawing and the text can use it; never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_SEPARATORS = ".:#"
+"""What may follow a module path inside a name: a child, a repeated call, an old-side mark."""
+
+
+@dataclass(frozen=True)
+class Siblings:
+    """Sibling blocks `parent.i` (i in `indices`, ascending) whose changes are equal."""
+
+    parent: str
+    indices: tuple[int, ...]
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The blocks' module paths (`blocks.0`, `blocks.1`, ...)."""
+        return tuple(child(self.parent, i) for i in self.indices)
+
+    @property
+    def title(self) -> str:
+        """`blocks.{0..11}`: the parent and the span of the indices."""
+        return child(self.parent, span(self.indices))
+
+    def only(self, indices: Iterable[int]) -> Siblings:
+        """The same group restricted to `indices`."""
+        return Siblings(self.parent, tuple(sorted(indices)))
+
+
+def child(parent: str, name: object) -> str:
+    return f"{parent}.{name}" if parent else str(name)
+
+
+def span(values: Iterable[int]) -> str:
+    """`3`, `{0,1}`, `{0..11}` (three or more consecutive), `{0,2,5}`."""
+    unique = sorted(set(values))
+    if len(unique) == 1:
+        return str(unique[0])
+    if len(unique) > 2 and unique == list(range(unique[0], unique[-1] + 1)):
+        return f"{{{unique[0]}..{unique[-1]}}}"
+    return "{" + ",".join(map(str, unique)) + "}"
+
+
+def within(name: str, block: str) -> bool:
+    """Whether union name `name` is `block` or lies in it (`blocks.3.attn:1`, `blocks.3#old`)."""
+    return name == block or (name.startswith(block) and name[len(block)] in _SEPARATORS)
+
+
+def relative(value: Any, block: str) -> Any:
+    """`value` with every name inside `block` written from `@` (`blocks.3.attn` → `@.attn`)."""
+    if isinstance(value, str):
+        return "@" + value[len(block) :] if block and within(value, block) else value
+    if isinstance(value, list | tuple):
+        return [relative(v, block) for v in value]
+    if isinstance(value, Mapping):
+        return {k: relative(v, block) for k, v in value.items()}
+    return value
+
+
+def repeated_changes(
+    nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, Any]] = ()
+) -> list[Siblings]:
+    """Groups of two or more sibling blocks with equal changes, outermost blocks first (then in
+    the order their parents first appear). Nested groups are all listed: `stages.{0,1}` and
+    `stages.0.blocks.{0..2}` (and `stages.1.blocks.{0..2}`)."""
+    blocks = _blocks(nodes)
+    changes: dict[str, list[str]] = {}
+    where = {e["name"]: _enclosing(e, blocks) for e in nodes}
+    for e in nodes:
+        if e["status"] != "unchanged":
+            for block in where[e["name"]]:
+                changes.setdefault(block, []).append(_entry_key(e, block))
+    for edge in edges:
+        if edge["status"] != "unchanged":
+            ends = where.get(edge["source"], []) + where.get(edge["target"], [])
+            for block in dict.fromkeys(ends):
+                changes.setdefault(block, []).append(_edge_key(edge, block))
+    alike: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for block, keys in changes.items():
+        parent, _, index = block.rpartition(".")
+        alike.setdefault((parent, tuple(sorted(keys))), []).append(int(index))
+    groups = [
+        Siblings(parent, tuple(sorted(ix))) for (parent, _), ix in alike.items() if len(ix) > 1
+    ]
+    first = {block: i for i, block in enumerate(blocks)}
+    return sorted(groups, key=lambda g: (g.parent.count("."), first[g.paths[0]]))
+
+
+def _blocks(nodes: Sequence[Mapping[str, Any]]) -> dict[str, None]:
+    """Module paths ending in a number, in order of appearance."""
+    found: dict[str, None] = {}
+    for e in nodes:
+        for path in (e.get("path"), e.get("scope")):
+            while path:
+                if path.rpartition(".")[2].isdigit():
+                    found.setdefault(path)
+                path = path.rpartition(".")[0]
+    return found
+
+
+def _enclosing(e: Mapping[str, Any], blocks: Mapping[str, None]) -> list[str]:
+    """The blocks an entry lies in: its own path if a block, and those around its scope."""
+    paths = [p for p in (e.get("path"), e.get("scope")) if p]
+    found: list[str] = []
+    for path in paths:
+        while path:
+            if path in blocks and path not in found:
+                found.append(path)
+            path = path.rpartition(".")[0]
+    return found
+
+
+def _entry_key(e: Mapping[str, Any], block: str) -> str:
+    fields = ("name", "kind", "status", "op", "changes", "renamed_from", "info", "flow")
+    return json.dumps({k: relative(e.get(k), block) for k in fields}, sort_keys=True)
+
+
+def _edge_key(edge: Mapping[str, Any], block: str) -> str:
+    ends = [relative(edge[k], block) for k in ("source", "target")]
+    return json.dumps(["edge", *ends, edge["status"]])

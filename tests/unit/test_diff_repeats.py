@@ -1,0 +1,146 @@
+"""Sibling blocks with the same changes are drawn once (`blocks.{0..5} ×6`), with the edges
+into and out of them drawn from the block that stands for them; blocks with other changes, or
+drawn differently, stay apart; the text names the same groups (`nnviz.diffing.blocks`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torchvision
+from support import traced
+from torch import nn
+
+import nnviz
+from nnviz.diffing.blocks import Siblings, repeated_changes
+from nnviz.render import htmlview
+from nnviz.render.dot import REPEAT_LEGEND
+from nnviz.render.style import make_style
+
+
+class Block(nn.Module):
+    def __init__(self, extra: nn.Module | None) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.extra = extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        if self.extra is not None:
+            y = self.extra(y)
+        return x + torch.relu(y)
+
+
+class Tower(nn.Module):
+    """stem → blocks (in sequence, or side by side and summed) → head."""
+
+    def __init__(self, extras: list[nn.Module | None], parallel: bool = False) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 8)
+        self.blocks = nn.ModuleList(Block(e) for e in extras)
+        self.head = nn.Linear(8, 2)
+        self.parallel = parallel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        if self.parallel:
+            x = sum(block(x) for block in self.blocks)
+        else:
+            for block in self.blocks:
+                x = block(x)
+        return self.head(x)
+
+
+def _diff(new_extras: list[nn.Module | None], parallel: bool = False) -> nnviz.GraphDiff:
+    old = nnviz.trace(Tower([None] * len(new_extras), parallel), name="t", inputs="tensor1x4")
+    return nnviz.diff(old, nnviz.trace(Tower(new_extras, parallel), name="t", inputs="tensor1x4"))
+
+
+def _clusters(dot: str) -> dict[str, str]:
+    """Cluster id → its label's text (tags dropped)."""
+    found = re.findall(r'id="cluster:([^"]*)" label=<(.*?)> labeljust', dot)
+    return {path: re.sub(r"<[^>]*>", " ", label).strip() for path, label in found}
+
+
+def _edges(dot: str) -> set[tuple[str, str]]:
+    return set(re.findall(r'id="edge:([^"]*?)->([^"]*)"', dot))
+
+
+def test_a_change_in_every_block_is_one_cluster_in_the_drawing(tmp_path: Path) -> None:
+    result = _diff([nn.Dropout(0.1) for _ in range(6)])
+    assert "+ blocks.{0..5}.extra  Dropout (1 node, 0 params) ×6" in result.to_text()
+    dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
+    clusters = _clusters(dot)
+    blocks = [path for path in clusters if path.startswith("blocks.")]
+    assert blocks == ["blocks.0"]
+    assert "blocks.{0..5} ×6" in clusters["blocks.0"]
+    assert "blocks.{0..5}.extra" in dot and "blocks.3" not in dot
+    assert REPEAT_LEGEND in dot
+    # the data enters from the stem and leaves to the head; no edge from one block to the next
+    edges = _edges(dot)
+    assert ("stem", "blocks.0.fc") in edges and ("blocks.0.add", "head") in edges
+    assert ("blocks.0.add", "blocks.0.fc") not in edges
+    assert ("blocks.0.fc", "blocks.0.extra") in edges  # the added edge, drawn in green
+    svg = nnviz.draw(result, tmp_path / "d.svg").read_text()
+    assert svg.count('class="cluster"') == 2  # blocks (the ModuleList) and blocks.{0..5}
+    assert "blocks.{0..5} ×6" in svg and "[added]" in svg
+    # the interactive page draws from the same graph and lists the change once
+    view = htmlview.diff_view(result, make_style(None), context=3)
+    assert [n["id"] for n in view["nodes"] if n["id"].startswith("blocks.")] == [
+        "blocks.0.fc",
+        "blocks.0.extra",
+        "blocks.0.relu",
+        "blocks.0.add",
+    ]
+    added = [(c["name"], c["target"]) for c in view["changes"] if c["status"] == "added"]
+    assert added == [("blocks.{0..5}.extra ×6", "blocks.0.extra")]
+
+
+def test_blocks_with_other_changes_stay_apart(tmp_path: Path) -> None:
+    extras: list[nn.Module | None] = [nn.Dropout(0.1) for _ in range(6)]
+    extras[2] = nn.GELU()
+    result = _diff(extras)
+    # the text and the drawing agree on which blocks carry the same change
+    groups = repeated_changes(result.to_dict()["nodes"], result.to_dict()["edges"])
+    assert groups == [Siblings("blocks", (0, 1, 3, 4, 5))]
+    assert "+ blocks.{0,1,3,4,5}.extra  Dropout (1 node, 0 params) ×5" in result.to_text()
+    clusters = _clusters(nnviz.draw(result, tmp_path / "d.dot").read_text())
+    # block 2 lies between them: one cluster for all five would draw a loop through it
+    assert {p: t.split()[0] for p, t in clusters.items() if p.startswith("blocks.")} == {
+        "blocks.0": "blocks.{0,1}",
+        "blocks.2": "blocks.2",
+        "blocks.3": "blocks.{3..5}",
+    }
+    assert "×2" in clusters["blocks.0"] and "×3" in clusters["blocks.3"]
+    edges = _edges(nnviz.draw(result, tmp_path / "d.dot").read_text())
+    assert {("blocks.0.add", "blocks.2.fc"), ("blocks.2.add", "blocks.3.fc")} <= edges
+    assert ("blocks.3.add", "head") in edges
+
+
+def test_blocks_side_by_side_are_drawn_once_with_their_inputs_and_outputs(tmp_path: Path) -> None:
+    result = _diff([nn.GELU(), nn.GELU(), nn.GELU()], parallel=True)
+    dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
+    assert [p for p in _clusters(dot) if p.startswith("blocks.")] == ["blocks.0"]
+    edges = _edges(dot)
+    readers = {t for s, t in edges if s == "stem"}
+    assert readers == {"blocks.0.fc", "blocks.0.add"}  # each block reads the stem's output
+    assert [s for s, t in edges if t == "add"] == ["blocks.0.add"]  # the sum of the blocks
+    assert all(s in dot and t in dot for s, t in edges)
+
+
+def test_resnet18_draws_alike_blocks_once_and_a_block_with_a_downsample_apart(
+    tmp_path: Path,
+) -> None:
+    with torch.device("meta"):
+        model = torchvision.models.resnet18(weights=None)
+    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+        for block in layer:
+            block.bn2 = nn.BatchNorm2d(block.bn2.num_features, eps=1e-3)
+    result = nnviz.diff(traced("resnet18"), nnviz.trace(model, name="resnet18"))
+    dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
+    titles = {p: t.split()[0] for p, t in _clusters(dot).items() if p[:5] == "layer" and "." in p}
+    # layer1's two blocks look alike; each later stage's first block downsamples
+    assert titles["layer1.0"] == "layer1.{0,1}" and "layer1.1" not in titles
+    assert titles["layer2.0"] == "layer2.0" and titles["layer2.1"] == "layer2.1"
+    assert ("layer1.0.relu:1", "layer2.0.conv1") in _edges(dot)
