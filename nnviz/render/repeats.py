@@ -24,7 +24,7 @@ import networkx
 from nnviz import transform
 from nnviz.diffing.blocks import Siblings, relative, repeated_changes
 from nnviz.diffing.model import GraphDiff
-from nnviz.graph import Edge, Graph, Node, is_within
+from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.render.paint import Paint, Repeat
 
 
@@ -40,14 +40,10 @@ class Once:
     left_out: Mapping[str, str] = field(default_factory=dict)
     """A left-out block's path → the path of the block standing for it."""
 
-    def standing(self, path: str) -> str:
-        """Module `path`, or its counterpart in the block standing for the one it lies in."""
-        at = path
-        while at:
-            if at in self.left_out:
-                return self.standing(self.left_out[at] + path[len(at) :])
-            at = at.rpartition(".")[0]
-        return path
+    def standing(self, name: str) -> str:
+        """Node id or module path `name`, or its counterpart in the block standing for the one
+        it lies in."""
+        return _resolve(name, self.repeats, self.left_out)[0]
 
 
 def draw_once(union: Graph, diff: GraphDiff) -> Once:
@@ -57,18 +53,20 @@ def draw_once(union: Graph, diff: GraphDiff) -> Once:
     )
     if not groups:
         return Once(union, {}, {})
-    inside = _inside(union, {p for g in groups for p in g.paths})
+    blocks = {p for g in groups for p in g.paths}
+    inside, modules = _inside(union, blocks), _modules(union, blocks)
     rank = _rank(union)
     repeats: dict[str, Repeat] = {}
     left_out: dict[str, str] = {}  # a left-out block → the block standing for it
     for group in groups:
-        if _in_any(group.parent, left_out):
-            continue
-        for run in _runs(union, group, inside, rank):
+        if _resolve(group.parent, {}, left_out)[0] != group.parent:
+            continue  # inside a left-out block
+        looks = {p: _look(union, p, inside[p], modules[p]) for p in group.paths}
+        for run in _runs(union, group, looks, inside, rank):
             title = Paint(repeats=repeats).shown(run.title)
             repeats[run.paths[0]] = Repeat(title, len(run.indices))
             left_out.update(dict.fromkeys(run.paths[1:], run.paths[0]))
-    return _without(union, inside, repeats, left_out)
+    return _without(union, repeats, left_out)
 
 
 def _inside(graph: Graph, blocks: set[str]) -> dict[str, list[Node]]:
@@ -83,6 +81,18 @@ def _inside(graph: Graph, blocks: set[str]) -> dict[str, list[Node]]:
     return found
 
 
+def _modules(graph: Graph, blocks: set[str]) -> dict[str, list[Module]]:
+    """The modules inside each of `blocks` (each block's own included)."""
+    found: dict[str, list[Module]] = {block: [] for block in blocks}
+    for module in graph.modules.values():
+        path = module.path
+        while path:
+            if path in found:
+                found[path].append(module)
+            path = path.rpartition(".")[0]
+    return found
+
+
 def _rank(graph: Graph) -> dict[str, int]:
     """A topological position per node (graph order if the union has a cycle)."""
     try:
@@ -93,13 +103,17 @@ def _rank(graph: Graph) -> dict[str, int]:
 
 
 def _runs(
-    graph: Graph, group: Siblings, inside: Mapping[str, list[Node]], rank: Mapping[str, int]
+    graph: Graph,
+    group: Siblings,
+    looks: Mapping[str, str],
+    inside: Mapping[str, list[Node]],
+    rank: Mapping[str, int],
 ) -> list[Siblings]:
-    """The parts of `group` drawn as one: blocks drawn alike, added in index order while
-    merging them closes no cycle."""
+    """The parts of `group` drawn as one: blocks drawn alike (same `looks`), added in index
+    order while merging them closes no cycle."""
     alike: dict[str, list[int]] = {}
     for index, path in zip(group.indices, group.paths, strict=True):
-        alike.setdefault(_look(graph, path, inside[path]), []).append(index)
+        alike.setdefault(looks[path], []).append(index)
     runs: list[Siblings] = []
     for indices in alike.values():
         run: list[int] = []
@@ -113,8 +127,10 @@ def _runs(
     return [run for run in runs if len(run.indices) > 1]
 
 
-def _look(graph: Graph, block: str, nodes: Sequence[Node]) -> str:
-    """What a drawing of `block` shows, written relative to it."""
+def _look(graph: Graph, block: str, nodes: Sequence[Node], modules: Sequence[Module]) -> str:
+    """What a drawing of `block` shows, written relative to it: its ops (arguments, shapes),
+    inner wiring, module classes and parameter counts, and the settings of the modules drawn as
+    nodes (a container's `layer_idx` is never drawn)."""
     ids = {n.id for n in nodes}
     drawn = [
         [
@@ -133,12 +149,12 @@ def _look(graph: Graph, block: str, nodes: Sequence[Node]) -> str:
         for e in graph.in_edges(n.id)
         if e.source in ids
     ]
-    modules = [
-        [relative(m.path, block), m.cls, dict(m.hparams), dict(m.parameters)]
-        for m in graph.modules.values()
-        if is_within(m.path, block)
+    called = {n.module for n in nodes if n.kind == "module"}  # drawn with their settings
+    settings = [
+        [relative(m.path, block), m.cls, m.params, dict(m.hparams) if m.path in called else None]
+        for m in modules
     ]
-    return json.dumps([drawn, wires, modules], sort_keys=True, default=str)
+    return json.dumps([drawn, wires, settings], sort_keys=True, default=str)
 
 
 def _closes_cycle(graph: Graph, ids: set[str], rank: Mapping[str, int]) -> bool:
@@ -158,41 +174,47 @@ def _closes_cycle(graph: Graph, ids: set[str], rank: Mapping[str, int]) -> bool:
     return False
 
 
-def _without(
-    union: Graph,
-    inside: Mapping[str, list[Node]],
-    repeats: dict[str, Repeat],
-    left_out: dict[str, str],
-) -> Once:
-    runs: dict[str, dict[str, str]] = {}  # node → {standing block of a run: its block in it}
-    for block, standing in [*left_out.items(), *((s, s) for s in repeats)]:
-        for node in inside[block]:
-            runs.setdefault(node.id, {})[standing] = block
+def _without(union: Graph, repeats: dict[str, Repeat], left_out: dict[str, str]) -> Once:
     names: dict[str, str] = {}
-    for block, standing in left_out.items():
-        for node in inside[block]:
-            names[node.id] = standing + node.id[len(block) :]
-    for node_id, name in names.items():
-        while name in names:  # a block left out inside a block left out
-            name = names[name]
-        names[node_id] = name
+    runs: dict[str, dict[str, str]] = {}  # node → {standing block of a run: its block in it}
+    for node in union.nodes:
+        name, runs[node.id] = _resolve(node.id, repeats, left_out)
+        if name != node.id:
+            names[node.id] = name
     edges: dict[tuple[str, str], Edge] = {}
     for edge in union.edges:
-        source, target = runs.get(edge.source, {}), runs.get(edge.target, {})
+        source, target = runs[edge.source], runs[edge.target]
         if any(target.get(standing, block) != block for standing, block in source.items()):
             continue  # one block of a run feeding another
         ends = names.get(edge.source, edge.source), names.get(edge.target, edge.target)
         if ends[0] != ends[1]:
             edges.setdefault(ends, Edge(*ends, edge.slots))
     nodes = [n for n in union.nodes if n.id not in names]
-    modules = [m for m in union.modules.values() if not _in_any(m.path, left_out)]
+    modules = [m for m in union.modules.values() if _resolve(m.path, {}, left_out)[0] == m.path]
     return Once(union.replace(nodes, edges.values(), modules), names, repeats, left_out)
 
 
-def _in_any(path: str, blocks: Mapping[str, str]) -> bool:
-    """Whether module `path` is one of `blocks` or lies inside one."""
-    while path:
-        if path in blocks:
-            return True
-        path = path.rpartition(".")[0]
-    return False
+def _resolve(
+    name: str, repeats: Mapping[str, Repeat], left_out: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
+    """`name` (a node id or module path) as drawn: moved into the block standing for each
+    left-out block it lies in, outermost first; and for each run it lies in, the block of the
+    run it lies in (`{"blocks.0": "blocks.3"}`)."""
+    runs: dict[str, str] = {}
+    moved = True
+    while moved:
+        moved = False
+        for prefix in _prefixes(name):
+            if prefix in left_out:
+                runs.setdefault(left_out[prefix], prefix)
+                name, moved = left_out[prefix] + name[len(prefix) :], True
+                break
+            if prefix in repeats:
+                runs.setdefault(prefix, prefix)
+    return name, runs
+
+
+def _prefixes(name: str) -> list[str]:
+    """The module paths `name` may lie in, outermost first (`a`, `a.3`, `a.3.b` for `a.3.b:1`)."""
+    cuts = [i for i, char in enumerate(name) if char in ".:#"]
+    return [name[:i] for i in cuts] + [name]

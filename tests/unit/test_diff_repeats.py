@@ -20,10 +20,11 @@ from nnviz.render.style import make_style
 
 
 class Block(nn.Module):
-    def __init__(self, extra: nn.Module | None) -> None:
+    def __init__(self, extra: nn.Module | None, layer_idx: int) -> None:
         super().__init__()
         self.fc = nn.Linear(8, 8)
         self.extra = extra
+        self.layer_idx = layer_idx  # differs in every block, as in HF models; never drawn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.fc(x)
@@ -38,7 +39,7 @@ class Tower(nn.Module):
     def __init__(self, extras: list[nn.Module | None], parallel: bool = False) -> None:
         super().__init__()
         self.stem = nn.Linear(4, 8)
-        self.blocks = nn.ModuleList(Block(e) for e in extras)
+        self.blocks = nn.ModuleList(Block(e, i) for i, e in enumerate(extras))
         self.head = nn.Linear(8, 2)
         self.parallel = parallel
 
@@ -144,3 +145,32 @@ def test_resnet18_draws_alike_blocks_once_and_a_block_with_a_downsample_apart(
     assert titles["layer1.0"] == "layer1.{0,1}" and "layer1.1" not in titles
     assert titles["layer2.0"] == "layer2.0" and titles["layer2.1"] == "layer2.1"
     assert ("layer1.0.relu:1", "layer2.0.conv1") in _edges(dot)
+
+
+def test_repeats_inside_repeats_read_with_both_titles(tmp_path: Path) -> None:
+    def net(dropout: bool) -> nn.Module:
+        def block() -> nn.Module:
+            extra = [nn.Dropout(0.1)] if dropout else []
+            return nn.Sequential(nn.Linear(8, 8), *extra, nn.ReLU())
+
+        stages = [nn.Sequential(block(), block(), block()) for _ in range(2)]
+        return nn.Sequential(nn.Linear(4, 8), nn.Sequential(*stages), nn.Linear(8, 2))
+
+    old, new = (nnviz.trace(net(d), name="n", inputs="tensor1x4") for d in (False, True))
+    dot = nnviz.draw(nnviz.diff(old, new), tmp_path / "d.dot").read_text()
+    assert {p: t.split("  ")[0] for p, t in _clusters(dot).items()} == {
+        "1": "1",
+        "1.0": "1.{0,1} ×2",
+        "1.0.0": "1.{0,1}.{0..2} ×3",
+    }
+    assert "1.{0,1}.{0..2}.1" in dot  # the added Dropout, named for all six places
+    # in, through the one block drawn, out: no edge from a block back to another
+    assert _edges(dot) == {
+        ("input:input", "0"),
+        ("0", "1.0.0.0"),
+        ("1.0.0.0", "1.0.0.1"),
+        ("1.0.0.0", "1.0.0.2"),
+        ("1.0.0.1", "1.0.0.2"),
+        ("1.0.0.2", "2"),
+        ("2", "output"),
+    }
