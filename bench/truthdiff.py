@@ -189,13 +189,12 @@ def _members(spec: str) -> list[str]:
 def expand(name: str, detail: str = "") -> list[tuple[str, str]]:
     """`blocks.{0..2}.aa` -> `blocks.0.aa`, `blocks.1.aa`, `blocks.2.aa` (`{1,3}` likewise), each
     with its own detail (the same group in `input 0 blocks.{0..2}.x` follows). Several groups in
-    one name vary in step (`stages.{0..1}.blocks.{2..3}`: stages.0.blocks.2, stages.1.blocks.3)."""
+    one name read as every combination, as in a shell (`enc.block.{0,1}.layer.{0,1}.ln`: four)."""
     groups = list(_GROUP.finditer(name))
     if not groups:
         return [(name, detail)]
     sets = [_members(g.group(1)) for g in groups]
-    if len({len(m) for m in sets}) != 1:  # not in step: each group on its own
-        sets = [list(t) for t in zip(*itertools.product(*sets), strict=True)]
+    sets = [list(t) for t in zip(*itertools.product(*sets), strict=True)]
     out = []
     for values in zip(*sets, strict=True):
         n, d = name, detail
@@ -234,6 +233,8 @@ def _parse(line: str) -> tuple[str, list[tuple[str, str]]] | None:
     member: (old name, the whole line)."""
     text = line.strip()
     folded = text.startswith("↳ ")  # a consequence, printed without the title column
+    if folded and "  " not in text:
+        return None  # no name column: counts what is folded under the line above
     if folded:
         text = "~ " + text[2:]
     if text[:2] not in _MARKERS or "… and " in text:
@@ -319,7 +320,13 @@ def missed(lines: list[str], truth: Truth) -> list[str]:
             continue
         inside = path == "" and "" in located
         inside = inside or any(p == path or p.startswith(f"{path}.") for p in located if path)
-        above = any(path.startswith(f"{p}.") and truth.delta(p).presence for p in located if p)
+        # under an added/removed module, or inside a swapped one (its line sums up the inside)
+        above = any(
+            path.startswith(f"{p}.")
+            and (truth.delta(p).presence or "class" in truth.delta(p).fields)
+            for p in located
+            if p
+        )
         if not (inside or above):
             out.append(path)
     return out
