@@ -331,6 +331,13 @@ class _errors:
     help="Count information as drift too: scalar shape arithmetic and container attributes "
     "that change nothing below them (listed apart, exit 0 without --strict).",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="List every change on its own line: parameter shapes and outputs that follow a "
+    "hyperparameter, each op inside a swapped module, each shape that follows upstream.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
 @click.pass_context
 def diff_command(
@@ -343,6 +350,7 @@ def diff_command(
     ignore: tuple[str, ...],
     inputs: str | None,
     strict: bool,
+    verbose: bool,
     quiet: bool,
 ) -> None:
     """Compare two architectures and print what changed; exit 0 if identical, 1 if not.
@@ -371,7 +379,7 @@ def diff_command(
             elif output_format == "markdown":
                 click.echo(result.to_markdown(), nl=False)
             else:
-                text = result.to_text()
+                text = result.to_text(verbose)
                 if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
                     from nnviz.diffing.changelog import coloured
 

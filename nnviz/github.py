@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from nnviz.diffing import changelog as renderings
+from nnviz.diffing.places import expand
 from nnviz.driftreport import (
     Drift,
     DriftReport,
@@ -155,8 +156,10 @@ def _source_annotations(ranked: list[Drift]) -> list[str]:
 
 
 def _about(line: str, module: str) -> bool:
-    name = line[2:].split("  ", 1)[0] if len(line) > 2 else ""
-    return name == module or name.startswith(module + ".")
+    """Whether a changelog line names `module` or a place inside it (`blocks.{0..11}.attn`
+    names `blocks.3`)."""
+    names = expand(line[2:].split("  ", 1)[0]) if len(line) > 2 else []
+    return any(name == module or name.startswith(module + ".") for name in names)
 
 
 def _annotation_message(drift: Drift) -> str:

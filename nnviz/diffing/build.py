@@ -420,10 +420,18 @@ def _spec_cause(
         return found
     for p in new.predecessors(node.id):
         pe = by_name.get(p)
-        if pe is not None and pe.status == "added":
+        if pe is None or pe.info is not None:
+            continue  # scalar plumbing (a size tuple) says how, the tensor it reshapes says why
+        if pe.status == "added":
             return fold_root(p, shape)
-        if pe is not None and "spec" in pe.changes:
+        if "spec" in pe.changes:
             return spec_cause.get(p, p)
+    scope = by_name.get(e.scope)
+    if scope is not None and any(
+        k.startswith(("hparams.", "parameters.")) and not c.propagated
+        for k, c in scope.changes.items()
+    ):
+        return scope.name  # an op that reads its module's resized parameters
     return None
 
 

@@ -23,6 +23,13 @@ from typing import Any
 
 from nnviz.diffing import document
 from nnviz.diffing.document import fold_root
+from nnviz.diffing.folding import (
+    INSIDE,
+    fold_shapes,
+    inside_summary,
+    is_shape_line,
+    swap_owners,
+)
 from nnviz.diffing.grouping import group_items, group_lines, join_places
 from nnviz.diffing.palette import PALETTE
 from nnviz.graph import parent_path
@@ -147,61 +154,119 @@ def _rename_line(e: Mapping[str, Any]) -> str:
     return f"→ {_display(old)} {verb} {_display(new)}"
 
 
-def _groups(doc: Doc) -> tuple[list[str], dict[str, int], int]:
-    """The changelog's entry lines, the count of printed items per status, propagated count."""
+def _groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], int]:
+    """The changelog's entry lines, the count of printed items per status, propagated count.
+    Unless `verbose`, consequences fold under their cause (`nnviz.diffing.folding`)."""
     index = _Index(doc)
     hide = not doc.get("strict")  # information is listed apart unless it counts as drift
+
+    def shown(e: Mapping[str, Any]) -> bool:
+        return not (e["status"] == "unchanged" or (hide and e.get("info")) or index.folded(e))
+
+    owners = {} if verbose else swap_owners(index.entries, shown)
     followers: dict[str, list[str]] = {}
     for e in index.entries:
         for key, change in e.get("changes", {}).items():
             if change.get("propagated") and not (hide and change.get("info")):
+                cause = str(change.get("cause", ""))
+                owner = owners.get(cause)
+                if owner is not None and owners.get(e["name"]) == owner:
+                    continue  # a consequence inside a swapped module: its summary says it
                 line = f"{_FOLLOWER}{_display(e['name'])}  {describe(key, change)}"
-                followers.setdefault(change.get("cause", ""), []).append(line)
-    items: list[list[str]] = []
+                followers.setdefault(owner or cause, []).append(line)
+    inner: dict[str, list[Mapping[str, Any]]] = {}
+    named: list[tuple[str, list[str]]] = []
     counts = dict.fromkeys(_SYMBOL, 0)
-    printed: set[str] = set()
     for e in index.entries:
         status, name = e["status"], e["name"]
-        if status == "unchanged" or (hide and e.get("info")) or index.folded(e):
+        if not shown(e):
             continue
         roots = {
             k: c
             for k, c in e.get("changes", {}).items()
             if not c.get("propagated") and not (hide and c.get("info"))
         }
-        head = f"{_display(name)}  {_title(e)}"
-        own: list[str] = []
-        if status in ("added", "removed"):
-            extra = ""
-            if e["kind"] == "module" and e["name"] in index.counts:
-                n = index.counts[e["name"]]
-                extra = f" ({n} node{'s' if n != 1 else ''}, {human(e.get('params') or 0)} params)"
-            own.append(f"{_SYMBOL[status]} {head}{extra}")
-        else:
-            renamed = (
-                e.get("renamed_from") is not None
-                and "op" not in roots
-                and e["kind"] not in ("function", "method")  # a call's id is a counter
-            )
-            if renamed and not index.implied_rename(e):
-                own.append(_rename_line(e))
-                counts["renamed"] += 1
-            own.extend(f"~ {head}  {describe(k, c)}" for k, c in roots.items())
-        if not own:
+        own = _own_lines(e, roots, index, verbose)
+        owner = owners.get(name)
+        if own and owner is not None and owner != name:
+            inner.setdefault(owner, []).append(e)  # counted in its owner's summary
             continue
+        counts["renamed"] += sum(1 for line in own if line.startswith("→"))
         if any(line.startswith(("~", "+", "-")) for line in own):
             counts[status if status in ("added", "removed") else "changed"] += 1
-        printed.add(name)
-        items.append([*own, *followers.pop(name, [])])
+        if own:
+            named.append((name, [*own, *followers.pop(name, [])]))
+    items = []
+    for name, item in named:
+        summary = inside_summary(name, inner.get(name, []), _title)
+        if summary:
+            items.append([item[0], summary, *item[1:]])
+        elif verbose:  # each change its own item, so that each groups across places
+            heads = [line for line in item if not line.startswith(_FOLLOWER)]
+            items += [[line] for line in heads[:-1]]
+            items.append([heads[-1], *item[len(heads) :]])
+        else:
+            items.append(item)
     for cause in sorted(followers, key=lambda c: c not in index.by_name):
         items.append(followers[cause])
     lines: list[str] = []
     for item in join_places(group_items(items)):
         lines.extend(line for line in item if not line.startswith(_FOLLOWER))
-        lines.extend(_fold(group_lines([line for line in item if line.startswith(_FOLLOWER)])))
+        lines.extend(_followers([line for line in item if line.startswith(_FOLLOWER)], verbose))
     lines = _fold_shifts(lines)
     propagated = sum(1 for e in index.entries if _only_propagated(e))
     return lines, counts, propagated
+
+
+def _own_lines(
+    e: Mapping[str, Any], roots: Mapping[str, Any], index: _Index, verbose: bool
+) -> list[str]:
+    """An entry's own lines: its addition or removal; its rename; its changes, one line per
+    entry (`view  arg 4 32 → 16; output [1, 16, 2, 32] → [1, 16, 4, 16]`) or, `verbose`, one
+    per change. A module's parameter shapes and output follow its hyperparameters: unless
+    `verbose`, a hyperparameter change stands for them."""
+    status, name = e["status"], e["name"]
+    head = f"{_display(name)}  {_title(e)}"
+    if status in ("added", "removed"):
+        extra = ""
+        if e["kind"] == "module" and name in index.counts:
+            n = index.counts[name]
+            extra = f" ({n} node{'s' if n != 1 else ''}, {human(e.get('params') or 0)} params)"
+        return [f"{_SYMBOL[status]} {head}{extra}"]
+    own = []
+    renamed = (
+        e.get("renamed_from") is not None
+        and "op" not in roots
+        and e["kind"] not in ("function", "method")  # a call's id is a counter
+    )
+    if renamed and not index.implied_rename(e):
+        own.append(_rename_line(e))
+    if verbose:
+        return own + [f"~ {head}  {describe(k, c)}" for k, c in roots.items()]
+    if any(k.startswith("hparams.") for k in roots) and "class" not in roots:
+        roots = {k: c for k, c in roots.items() if not k.startswith("parameters.") and k != "spec"}
+    if roots:
+        ordered = sorted(roots.items(), key=lambda kc: _RANK.get(kc[0].partition(".")[0], 5))
+        own.append(f"~ {head}  " + "; ".join(describe(k, c) for k, c in ordered))
+    return own
+
+
+# one entry's changes in the order a reader follows them: what it is, its settings, then what
+# it reads and what it gives
+_RANK = {"class": 0, "op": 1, "kind": 2, "hparams": 3, "parameters": 4, "args": 6, "inputs": 7}
+_RANK |= {"called": 8, "spec": 9}
+
+
+def _followers(lines: list[str], verbose: bool) -> list[str]:
+    """An item's `↳` lines: the `inside:` summary, then grouped rewiring and other followers,
+    then shape followers (folded to one counting line when they take more than one)."""
+    if verbose:
+        return group_lines(lines)
+    summary = [line for line in lines if line.startswith(INSIDE)]
+    rest = [line for line in lines if line not in summary]
+    shapes = [line for line in rest if is_shape_line(line)]
+    others = [line for line in rest if not is_shape_line(line)]
+    return [*summary, *_fold(group_lines(others)), *fold_shapes(group_lines(shapes))]
 
 
 _SHIFT = re.compile(
@@ -328,13 +393,14 @@ def _identical(doc: Doc) -> str:
     )
 
 
-def changelog(doc: Doc) -> str:
-    """The review changelog of a diff document, ending with a newline."""
+def changelog(doc: Doc, verbose: bool = False) -> str:
+    """The review changelog of a diff document, ending with a newline: each real change once,
+    its consequences folded under it; `verbose` lists every change on its own line."""
     doc = document.read(doc)
     info = _info_lines(doc)
     if doc.get("identical"):
         return "\n".join([_identical(doc), *info]) + "\n"
-    lines, counts, propagated = _groups(doc)
+    lines, counts, propagated = _groups(doc, verbose)
     return "\n".join([*lines, _totals(counts, propagated, doc), *info]) + "\n"
 
 

@@ -5,8 +5,10 @@ the same change in sibling blocks when they read the same once every numeric com
 module path in them is blanked out (`blocks.3.attn` and `blocks.7.attn`); such items become one,
 each blank showing the set of numbers it took (`{0..11}`, `{0,2,5}`) and each of its own lines
 ending with `×N`. Then changes that read the same after their name (a class swapped at
-`blocks.{0..11}.norm1`, `blocks.{0..11}.norm2` and `norm`) join into one line naming all places.
-Nothing but names is ever blanked, so two lines with different values never merge.
+`blocks.{0..11}.norm1`, `blocks.{0..11}.norm2` and `norm`; one view in three calls of a scope)
+join into one line naming every place in brace patterns (`nnviz.diffing.places`: a pattern is
+every combination of its sets, as in a shell). Nothing but names is ever blanked, so two lines
+with different values never merge.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from __future__ import annotations
 import re
 
 from nnviz.diffing.blocks import span
+from nnviz.diffing.folding import INSIDE
+from nnviz.diffing.places import compress, expand
 
 # a dotted path with at least one component that starts with a letter (never a float)
 _NAME = re.compile(r"(?<![\w.])(?:\d+\.)*[A-Za-z_][\w:#]*(?:\.[\w:#]+)*")
 _INDEX = re.compile(r"(?:(?<=\.)|^)\d+(?=\.|:|#|$)")
 _TIMES = re.compile(r" ×(\d+)$")
 _HEADS = ("~ ", "+ ", "- ", "→ ")
-_MAX_PLACES = 8
+_PLACED = ("~ ", "+ ", "- ", "↳ ")
 
 Item = list[str]
 
@@ -54,7 +58,7 @@ def group_items(items: list[Item]) -> list[Item]:
     groups: dict[tuple[str, ...], list[tuple[list[list[int]], list[str]]]] = {}
     order: list[tuple[str, ...] | Item] = []
     for item in items:
-        own = [line for line in item if not line.startswith(" ")]
+        own = [line for line in item if _own(line)]
         if not own or own[0].startswith("→ "):  # renames: runs of them fold into one elsewhere
             order.append(item)
             continue
@@ -63,7 +67,7 @@ def group_items(items: list[Item]) -> list[Item]:
         if key not in groups:
             groups[key] = []
             order.append(key)
-        followers = [line for line in item if line.startswith(" ")]
+        followers = [line for line in item if not _own(line)]
         groups[key].append(([numbers for _, numbers in split], followers))
     out: list[Item] = []
     for slot in order:
@@ -71,7 +75,9 @@ def group_items(items: list[Item]) -> list[Item]:
             out.append(slot)
             continue
         members = groups[slot]
-        if not _one_index(members):  # numbers that vary apart: sets would lose who goes with whom
+        if not _one_index(members) or _name_sets(slot[0], members) > 1:
+            # numbers that vary apart: sets would lose who goes with whom; two sets in one name
+            # read as every combination, which join_places spells when that is what they are
             out.extend(_fill(slot, numbers) + followers for numbers, followers in members)
             continue
         lines = []
@@ -92,6 +98,13 @@ def _one_index(members: list[tuple[list[list[int]], list[str]]]) -> bool:
     return all(c == varying[0] for c in varying)
 
 
+def _name_sets(template: str, members: list[tuple[list[list[int]], list[str]]]) -> int:
+    """How many of the blanks in the name of the first line (before its title) vary."""
+    blanks = template.partition("  ")[0].replace("{{", "").replace("}}", "").count("{}")
+    rows = [numbers[0][:blanks] for numbers, _ in members]
+    return sum(1 for column in zip(*rows, strict=True) if len(set(column)) > 1)
+
+
 def _fill(templates: tuple[str, ...], numbers: list[list[int]]) -> list[str]:
     return [t.format(*line) for t, line in zip(templates, numbers, strict=True)]
 
@@ -102,45 +115,55 @@ def group_lines(lines: list[str]) -> list[str]:
     if len(indents) != 1:
         return lines
     pad = " " * indents.pop()
-    items = group_items([[line[len(pad) :]] for line in lines])
+    items = join_places(group_items([[line[len(pad) :]] for line in lines]))
     return [pad + line for item in items for line in item]
 
 
 def join_places(items: list[Item]) -> list[Item]:
-    """Single-line items (no followers) that read the same after their name, as one line naming
-    every place: `~ a.{0..11}.norm1, norm  LayerNorm  class … ×13`."""
-    keyed: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    slots: list[tuple[str, str] | Item] = []
+    """Items whose one own line reads the same after its name, as one line naming every place
+    (`~ a.{0..11}.norm1, norm  LayerNorm  class … ×13`), their `↳` followers pooled; `↳` lines
+    alike (without a count)."""
+    keyed: dict[tuple[str, ...], list[tuple[str, int, list[str]]]] = {}
+    slots: list[tuple[str, ...] | Item] = []
     for item in items:
-        parsed = _place(item[0]) if len(item) == 1 else None
+        own = [line for line in item if _own(line)]
+        parsed = _place(own[0]) if own and all(_own(line, False) for line in own[1:]) else None
         if parsed is None:
             slots.append(item)
             continue
         symbol, name, rest, n = parsed
-        key = (symbol, rest)
+        key = (symbol, rest, *own[1:])
         if key not in keyed:
             keyed[key] = []
             slots.append(key)
-        keyed[key].append((name, n))
+        keyed[key].append((name, n, [line for line in item if not _own(line)]))
     out: list[Item] = []
     for slot in slots:
         if isinstance(slot, list):
             out.append(slot)
             continue
         places = keyed[slot]
-        names = [name for name, _ in places]
-        shown = ", ".join(names[:_MAX_PLACES])
-        if len(names) > _MAX_PLACES:
-            shown += f" and {len(names) - _MAX_PLACES} more places"
-        total = sum(n for _, n in places)
-        line = f"{slot[0]} {shown}  {slot[1]}"
-        out.append([f"{line} ×{total}" if total > 1 else line])
+        if len(places) == 1:
+            name, total, followers = places[0]
+        else:
+            name = compress([n for place, _, _ in places for n in expand(place)])
+            total = sum(n for _, n, _ in places)
+            followers = [line for _, _, lines in places for line in lines]
+        line = f"{slot[0]} {name}  {slot[1]}"
+        counted = slot[0] != "↳" and total > 1
+        out.append([f"{line} ×{total}" if counted else line, *slot[2:], *followers])
     return out
 
 
+def _own(line: str, heads: bool = True) -> bool:
+    """Whether a line says the item's own change (its head lines, when `heads`, and the summary
+    of what it changed inside) rather than a consequence."""
+    return (heads and not line.startswith(" ")) or line.startswith(INSIDE)
+
+
 def _place(line: str) -> tuple[str, str, str, int] | None:
-    """`~ name  rest ×N` as (symbol, name, rest, N); None for other lines (renames, `↳`)."""
-    if not line.startswith(("~ ", "+ ", "- ")):
+    """`~ name  rest ×N` as (symbol, name, rest, N); None for other lines (renames)."""
+    if not line.startswith(_PLACED):
         return None
     name, sep, rest = line[2:].partition("  ")
     if not sep:

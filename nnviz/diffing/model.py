@@ -196,9 +196,10 @@ class GraphDiff:
             "edges": [e.to_dict() for e in self.edges],
         }
 
-    def to_text(self) -> str:
-        """The review changelog (`nnviz.diffing.changelog.changelog` of `to_dict()`)."""
-        return changelog(self.to_dict())
+    def to_text(self, verbose: bool = False) -> str:
+        """The review changelog (`nnviz.diffing.changelog.changelog` of `to_dict()`): each real
+        change once, its consequences folded under it; `verbose` lists every change."""
+        return changelog(self.to_dict(), verbose)
 
     def to_markdown(self) -> str:
         """Summary table, changelog and Mermaid flowchart (`nnviz.diffing.changelog.markdown`)."""

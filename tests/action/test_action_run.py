@@ -272,9 +272,7 @@ def test_a_warning_on_the_model_line_that_changed(demo_run: SimulatedRunner) -> 
     assert warnings == [
         f"::warning file={MODEL_FILE},line={line},"
         "title=nnviz%3A features.3 changed the architecture::"
-        "~ features.3  Conv2d  kernel_size (3, 3) → (5, 5)%0A"
-        "~ features.3  Conv2d  padding (1, 1) → (2, 2)%0A"
-        "~ features.3  Conv2d  weight [16, 8, 3, 3] → [16, 8, 5, 5]%0A"
+        "~ features.3  Conv2d  kernel_size (3, 3) → (5, 5); padding (1, 1) → (2, 2)%0A"
         "(snapshot test: tests/test_demo.py::test_tinynet_architecture)"
     ]
 

@@ -38,9 +38,7 @@ def test_conv_kernel_changed_in_one_block() -> None:
         m.layer3[1].conv2 = nn.Conv2d(256, 256, 5, padding=2, bias=False)
 
     assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
-        ~ layer3.1.conv2  Conv2d  kernel_size (3, 3) → (5, 5)
-        ~ layer3.1.conv2  Conv2d  padding (1, 1) → (2, 2)
-        ~ layer3.1.conv2  Conv2d  weight [256, 256, 3, 3] → [256, 256, 5, 5]
+        ~ layer3.1.conv2  Conv2d  kernel_size (3, 3) → (5, 5); padding (1, 1) → (2, 2)
         1 changed · params 11,689,512 → 12,738,088 (+1,048,576)
         """)
 
@@ -64,12 +62,8 @@ def test_block_narrowed() -> None:
 
     assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
         ~ layer3.1.conv1  Conv2d  out_channels 256 → 128
-        ~ layer3.1.conv1  Conv2d  weight [256, 256, 3, 3] → [128, 256, 3, 3]
         ~ layer3.1.bn1  BatchNorm2d  num_features 256 → 128
-        ~ layer3.1.bn1  BatchNorm2d  bias [256] → [128]
-        ~ layer3.1.bn1  BatchNorm2d  weight [256] → [128]
         ~ layer3.1.conv2  Conv2d  in_channels 256 → 128
-        ~ layer3.1.conv2  Conv2d  weight [256, 256, 3, 3] → [256, 128, 3, 3]
         3 changed · params 11,689,512 → 11,099,432 (-590,080)
         """)
 
@@ -128,8 +122,7 @@ def test_residual_block_deleted() -> None:
     result = nnviz.diff(traced("resnet18"), resnet18_with(edit))
     assert result.to_text() == dedent("""\
         - layer1.1  BasicBlock (7 nodes, 74K params)
-            ↳ layer2.0.conv1  input 0 layer1.1.relu:1 → layer1.0.relu:1
-            ↳ layer2.0.downsample.0  input 0 layer1.1.relu:1 → layer1.0.relu:1
+            ↳ layer2.0.conv1, layer2.0.downsample.0  input 0 layer1.1.relu:1 → layer1.0.relu:1
         1 removed, 2 downstream · params 11,689,512 → 11,615,528 (-73,984)
         """)
     summary = result.summary
@@ -139,8 +132,6 @@ def test_residual_block_deleted() -> None:
 def test_num_classes_changed() -> None:
     assert text(traced("resnet18"), traced("resnet18", num_classes=10)) == dedent("""\
         ~ fc  Linear  out_features 1000 → 10
-        ~ fc  Linear  bias [1000] → [10]
-        ~ fc  Linear  weight [1000, 512] → [10, 512]
         1 changed · params 11,689,512 → 11,181,642 (-507,870)
         """)
 
@@ -212,8 +203,6 @@ def test_renamed_and_changed(tmp_path: Path) -> None:
     assert text(old, new) == dedent("""\
         → head renamed to classifier
         ~ classifier.2  Linear  out_features 10 → 20
-        ~ classifier.2  Linear  bias [10] → [20]
-        ~ classifier.2  Linear  weight [10, 16] → [20, 16]
         1 changed, 1 renamed · params 554 → 724 (+170)
         """)
 
@@ -270,12 +259,8 @@ def test_shapes_propagate_from_their_root_cause() -> None:
     assert not result.entry("0").changes["spec"].propagated
     assert result.to_text() == dedent("""\
         ~ 0  Conv2d  out_channels 16 → 32
-        ~ 0  Conv2d  bias [16] → [32]
-        ~ 0  Conv2d  weight [16, 3, 3, 3] → [32, 3, 3, 3]
-        ~ 0  Conv2d  output [1, 16, 30, 30] → [1, 32, 30, 30]
             ↳ 1  output [1, 16, 30, 30] → [1, 32, 30, 30]
         ~ 2  Conv2d  in_channels 16 → 32
-        ~ 2  Conv2d  weight [8, 16, 3, 3] → [8, 32, 3, 3]
         2 changed, 1 downstream · params 1,608 → 3,208 (+1,600)
         """)
     assert nnviz.diff(old, new, ignore=["spec"]).summary["propagated"] == 0
@@ -291,8 +276,7 @@ def test_unrelated_removal_and_addition_are_not_a_move() -> None:
     # the two blocks share only parameter-free leaves (ReLU): no "moved" line for those
     assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
         - layer1.1  BasicBlock (7 nodes, 74K params)
-            ↳ layer2.0.conv1  input 0 layer1.1.relu:1 → layer1.0.relu:1
-            ↳ layer2.0.downsample.0  input 0 layer1.1.relu:1 → layer1.0.relu:1
+            ↳ layer2.0.conv1, layer2.0.downsample.0  input 0 layer1.1.relu:1 → layer1.0.relu:1
         + layer4.2  BasicBlock (7 nodes, 4.7M params)
             ↳ avgpool  input 0 layer4.1.relu:1 → layer4.2.relu:1
         1 added, 1 removed, 3 downstream · params 11,689,512 → 16,336,168 (+4,646,656)
@@ -353,12 +337,7 @@ def test_a_different_input_size_is_one_root_cause() -> None:
     result = nnviz.diff(big, small)
     assert result.to_text() == dedent("""\
         ~ input:x  x  output [1, 3, 64, 64] → [1, 3, 32, 32]
-            ↳ conv1  output [1, 64, 32, 32] → [1, 64, 16, 16]
-            ↳ bn1  output [1, 64, 32, 32] → [1, 64, 16, 16]
-            ↳ relu  output [1, 64, 32, 32] → [1, 64, 16, 16]
-            ↳ maxpool  output [1, 64, 16, 16] → [1, 64, 8, 8]
-            ↳ layer1.{0,1}.conv1  output [1, 64, 16, 16] → [1, 64, 8, 8]
-            ↳ … and 30 more
+            ↳ output shapes follow in 66 nodes (relu ×17, conv1 ×9, bn1 ×9, conv2 ×8, bn2 ×8, …)
         1 changed, 66 downstream · params 11,689,512 → 11,689,512 (+0)
         """)
     causes = {c.cause for e in result for c in e.changes.values() if c.propagated}

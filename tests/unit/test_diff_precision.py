@@ -72,7 +72,9 @@ def test_a_size_read_equals_the_constant_it_evaluates_to() -> None:
     old = trace(attention(3), "tensor1x4x16")
     assert nnviz.diff(old, trace(attention(2), "tensor1x4x16")).identical
     report = text(old, trace(attention(2, width=8), "tensor1x4x16"))
-    assert "~ reshape:1  reshape  arg 3 16 → 8" in report
+    assert (
+        "~ reshape:1  reshape  arg 2 4 → 8; arg 3 16 → 8; output [1, 4, 16] → [1, 8, 8]" in report
+    )
     assert "getitem" not in report
 
 

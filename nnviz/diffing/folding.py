@@ -1,0 +1,128 @@
+"""Consequences folded under their cause, so that the changelog says each real change once.
+
+- A module whose class changed owns what changed inside it: the ops of a swapped activation, the
+  Linear layers a swapped block replaced. They are one `↳ inside:` line under the class change
+  (`− wi Linear; + wi_0, wi_1 Linear; act ReLU → NewGELUActivation; +10 ops (mul ×5, …)`), the
+  same in every block, so that the swap groups across blocks as one line.
+- Output shapes that only follow upstream stay `↳` lines while they fit on one; a longer run is
+  one line that counts them (`↳ output shapes follow in 12 nodes (transpose ×6, …)`).
+
+The diff document keeps every entry and every change; `changelog(doc, verbose=True)` lists them
+all. Pure functions over the document's entries (mappings) and the changelog's text lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nnviz.diffing.places import expand
+
+Entry = Mapping[str, Any]
+FOLLOWER = "    ↳ "
+INSIDE = f"{FOLLOWER}inside: "
+_MAX_KINDS = 5
+
+
+def swap_owners(entries: list[Entry], shown: Callable[[Entry], bool]) -> dict[str, str]:
+    """For every entry inside (or equal to) a module whose class changed, the outermost such
+    module's name; entries `shown` rejects (information, unchanged) own nothing."""
+    swapped = [
+        str(e["name"])
+        for e in entries
+        if shown(e)
+        and any(
+            k == "class" and not c.get("propagated") and not c.get("info")
+            for k, c in e.get("changes", {}).items()
+        )
+    ]
+    owners: dict[str, str] = {}
+    for name in sorted(swapped, key=len):  # outermost first: an inner swap folds into it
+        if _owner(name, owners) is None:
+            owners[name] = name
+    out: dict[str, str] = {}
+    for e in entries:
+        owner = _owner(str(e["name"]), owners)
+        if owner is not None:
+            out[e["name"]] = owner
+    return out
+
+
+def _owner(name: str, owners: Mapping[str, str]) -> str | None:
+    """The owner whose path `name` is or lies under."""
+    parts = name.split(".")
+    for cut in range(1, len(parts) + 1):
+        head = ".".join(parts[:cut]).split("#")[0]
+        if head in owners:
+            return owners[head]
+    return None
+
+
+def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]) -> str:
+    """What changed inside a swapped module, by kind, with names relative to it: modules added,
+    removed, swapped or changed by name; ops counted by kind."""
+    modules: dict[tuple[str, str], list[str]] = {}
+    ops: dict[str, dict[str, int]] = {"+": {}, "−": {}, "~": {}}
+    swaps: list[str] = []
+    for e in inner:
+        rel = str(e["name"])[len(owner) + 1 :]
+        roots = {k: c for k, c in e.get("changes", {}).items() if not c.get("propagated")}
+        status = e["status"]
+        if e["kind"] == "module":
+            if status in ("added", "removed"):
+                modules.setdefault(("+" if status == "added" else "−", title(e)), []).append(rel)
+            elif "class" in roots:
+                old = str(roots["class"].get("old", "")).rsplit(".", 1)[-1]
+                swaps.append(f"{rel} {old} → {title(e)}")
+            elif roots:
+                keys = ", ".join(k.rpartition(".")[2] if "." in k else k for k in roots)
+                modules.setdefault(("~", f"({keys})"), []).append(rel)
+        elif status in ("added", "removed") or roots:
+            mark = {"added": "+", "removed": "−"}.get(status, "~")
+            kind = _op_kind(e, roots) if mark == "~" else op_name(str(e.get("op", "")))
+            ops[mark][kind] = ops[mark].get(kind, 0) + 1
+    parts = [f"{mark} {', '.join(names)} {what}" for (mark, what), names in modules.items()]
+    parts += swaps
+    for mark, kinds in ops.items():
+        if kinds:
+            n = sum(kinds.values())
+            parts.append(f"{mark}{n} op{'s' if n != 1 else ''} ({counted(kinds)})")
+    return INSIDE + "; ".join(parts) if parts else ""
+
+
+def _op_kind(e: Entry, roots: Mapping[str, Any]) -> str:
+    if "op" in roots:
+        return f"{op_name(str(roots['op'].get('old', '')))} → {op_name(str(e.get('op', '')))}"
+    return op_name(str(e.get("op", "")))
+
+
+def op_name(op: str) -> str:
+    """`torch.nn.functional.gelu` -> `gelu`; `operator.add` -> `add`."""
+    return op.rsplit(".", 1)[-1].split(":")[0] or "op"
+
+
+def counted(kinds: Mapping[str, int]) -> str:
+    """`mul ×3, add ×2, pow`, the most frequent first, at most five kinds then `…`."""
+    ranked = sorted(kinds.items(), key=lambda kv: -kv[1])
+    shown = [f"{k} ×{n}" if n > 1 else k for k, n in ranked[:_MAX_KINDS]]
+    return ", ".join(shown + (["…"] if len(ranked) > _MAX_KINDS else []))
+
+
+def fold_shapes(lines: list[str]) -> list[str]:
+    """Grouped `↳` shape lines as they are when they fit on one line, else one line counting
+    the nodes whose output shape follows, by op."""
+    if len(lines) <= 1:
+        return lines
+    kinds: dict[str, int] = {}
+    for line in lines:
+        names = line[len(FOLLOWER) :].partition("  ")[0]
+        for name in expand(names):
+            kind = op_name(name.rsplit(".", 1)[-1])
+            kinds[kind] = kinds.get(kind, 0) + 1
+    n = sum(kinds.values())
+    return [f"{FOLLOWER}output shapes follow in {n} nodes ({counted(kinds)})"]
+
+
+def is_shape_line(line: str) -> bool:
+    """A `↳` line that says an output shape follows upstream."""
+    return line[len(FOLLOWER) :].partition("  ")[2].startswith("output ")

@@ -1,0 +1,193 @@
+"""Each real change in one line, its consequences folded under it (issue 12, config edits): pinned
+on tiny self-written models that change the way a hyperparameter edit does."""
+
+from __future__ import annotations
+
+from textwrap import dedent
+
+import torch
+from torch import nn
+
+import nnviz
+from nnviz.diffing.places import compress, expand
+from nnviz.graph import Graph
+
+
+def trace(model: nn.Module, inputs: str | None = "tensor1x4x16") -> Graph:
+    return nnviz.trace(model, name="m", inputs=inputs)
+
+
+class Heads(nn.Module):
+    """Attention's head split: three views in one scope, each followed by a transpose."""
+
+    def __init__(self, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (x.view(1, 4, self.heads, 16 // self.heads).transpose(1, 2) for _ in range(3))
+        return (q * k * v).transpose(1, 2).reshape(1, 4, 16)
+
+
+def test_a_call_whose_argument_and_output_changed_is_one_line() -> None:
+    """Rule 1 and 2: one line per changed call; the three views of one scope with the same
+    change are one line naming each; the shapes that follow are one `↳` line counting them."""
+    text = nnviz.diff(trace(Heads(2)), trace(Heads(4))).to_text()
+    assert text.splitlines()[1:3] == [
+        "~ view, view:1, view:2  view  arg 3 2 → 4; arg 4 8 → 4; "
+        "output [1, 4, 2, 8] → [1, 4, 4, 4] ×3",
+        "    ↳ output shapes follow in 6 nodes (transpose ×4, mul ×2)",
+    ]
+
+
+class Widths(nn.Module):
+    """Hidden size everywhere: linears and norms at several depths and places, not siblings."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(16, hidden)
+        self.enc = nn.ModuleList(
+            nn.ModuleDict({"layer": nn.ModuleList(nn.LayerNorm(hidden) for _ in range(2))})
+            for _ in range(2)
+        )
+        self.mid = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        for block in self.enc:
+            for norm in block["layer"]:
+                x = norm(x)
+        return self.head(self.mid(x))
+
+
+def test_a_hidden_size_edit_is_one_line_per_class_and_change_naming_every_place() -> None:
+    """Rule 4: parameter shapes and outputs follow the hyperparameter (said once); identical
+    changes group across all places by class and change; every place is named, with sets at
+    several index positions read as every combination."""
+    assert nnviz.diff(trace(Widths(32)), trace(Widths(64))).to_text() == dedent("""\
+        ~ embed  Linear  out_features 32 → 64
+        ~ enc.{0,1}.layer.{0,1}, mid  LayerNorm  normalized_shape (32,) → (64,) ×5
+        ~ head  Linear  in_features 32 → 64
+        7 changed · params 1,392 → 2,768 (+1,376)
+        """)
+
+
+def test_verbose_lists_every_change() -> None:
+    result = nnviz.diff(trace(Widths(32)), trace(Widths(64)))
+    verbose = result.to_text(verbose=True)
+    assert "~ embed  Linear  weight [32, 16] → [64, 16]" in verbose
+    assert "~ embed  Linear  output [1, 4, 32] → [1, 4, 64]" in verbose
+    assert "~ enc.{0,1}.layer.{0,1}, mid  LayerNorm  bias [32] → [64] ×5" in verbose
+    assert len(verbose.splitlines()) > 2 * len(result.to_text().splitlines())
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(0.79788456 * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class NewGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gelu_tanh(x)
+
+
+class Dense(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.wi, self.act, self.wo = nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.wo(self.act(self.wi(x)))
+
+
+class GatedDense(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.wi_0, self.wi_1 = nn.Linear(16, 32), nn.Linear(16, 32)
+        self.act, self.wo = NewGELU(), nn.Linear(32, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.wo(self.act(self.wi_0(x)) * self.wi_1(x))
+
+
+class Blocks(nn.Module):
+    def __init__(self, dense: type[nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(dense() for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_what_changed_inside_a_swapped_block_is_summed_up_under_its_class_line() -> None:
+    """Rule 3: the Linear replaced by two, the activation swapped and the ops it now calls are
+    one `inside:` line under the class change, the same in every block; nothing is lost from
+    the document, and `verbose` lists every entry."""
+    result = nnviz.diff(trace(Blocks(Dense)), trace(Blocks(GatedDense)))
+    assert result.to_text() == dedent("""\
+        ~ blocks.{0..2}  GatedDense  class Dense → GatedDense (same settings) ×3
+            ↳ inside: − wi Linear; + wi_0, wi_1 Linear; act ReLU → NewGELU; +8 ops (mul ×4, add ×2, pow, tanh)
+        3 changed, 6 downstream · params 3,216 → 4,848 (+1,632)
+        """)  # noqa: E501
+    names = {e.name for e in result if e.status == "added"}
+    assert {"blocks.0.wi_1", "blocks.2.act.tanh"} <= names
+    verbose = result.to_text(verbose=True)
+    assert "- blocks.{0..2}.wi  Linear (1 node, 544 params) ×3" in verbose
+    assert "+ blocks.{0..2}.{wi_0,wi_1}  Linear (1 node, 544 params) ×6" in verbose
+    assert "+ blocks.{0..2}.act.tanh  torch.tanh ×3" in verbose
+
+
+def test_an_activation_swapped_for_a_leaf_counts_the_ops_it_no_longer_calls() -> None:
+    class Mlp(nn.Module):
+        def __init__(self, act: nn.Module) -> None:
+            super().__init__()
+            self.fc, self.act = nn.Linear(16, 16), act
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.act(self.fc(x))
+
+    text = nnviz.diff(trace(Mlp(NewGELU())), trace(Mlp(nn.ReLU()))).to_text()
+    assert text.splitlines()[:2] == [
+        "~ act  ReLU  class NewGELU → ReLU (inplace=False)",
+        "    ↳ inside: −7 ops (mul ×3, add ×2, pow, tanh)",
+    ]
+
+
+class Chain(nn.Module):
+    """A width change early in a chain: every later output shape follows it."""
+
+    def __init__(self, width: int, depth: int) -> None:
+        super().__init__()
+        self.first = nn.Linear(16, width)
+        self.rest = nn.Sequential(*(nn.ReLU() for _ in range(depth)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.first(x)).sum(-1)
+
+
+def test_shapes_that_follow_stay_lines_while_one_line_says_them_and_are_counted_beyond() -> None:
+    short = nnviz.diff(trace(Chain(8, 1)), trace(Chain(12, 1))).to_text()
+    assert "    ↳ rest.0  output [1, 4, 8] → [1, 4, 12]" in short
+    long = nnviz.diff(trace(Chain(8, 3)), trace(Chain(12, 3))).to_text()
+    assert long.splitlines()[:2] == [
+        "~ first  Linear  out_features 8 → 12",
+        "    ↳ rest.{0..2}  output [1, 4, 8] → [1, 4, 12]",
+    ]
+    sums = nnviz.diff(trace(Chain(8, 2)), trace(Chain(12, 2)))
+    assert all(line.startswith(("~", "    ↳", "1 changed")) for line in sums.to_text().splitlines())
+
+
+def test_brace_patterns_name_every_place_and_only_those() -> None:
+    names = [f"encoder.block.{b}.layer.{i}.layer_norm" for b in (0, 1) for i in (0, 1)]
+    names += ["encoder.final_layer_norm", "decoder.final_layer_norm", "(root)", "norm"]
+    names += [f"decoder.block.{b}.layer.{i}.layer_norm" for b in (0, 1) for i in (0, 1, 2)]
+    names += ["stages.0.blocks.2", "stages.1.blocks.3"]  # not every combination: two patterns
+    text = compress(names)
+    assert text == (
+        "encoder.block.{0,1}.layer.{0,1}.layer_norm, {encoder,decoder}.final_layer_norm, "
+        "(root), norm, decoder.block.{0,1}.layer.{0..2}.layer_norm, stages.0.blocks.2, "
+        "stages.1.blocks.3"
+    )
+    assert sorted(expand(text)) == sorted(names)
