@@ -2,7 +2,9 @@
 added in each of `blocks.0` … `blocks.11`.
 
 The rule, stated once for every presentation of a diff: a *block* is a module whose last path
-component is a number (`blocks.3`, `encoder.layer.0`, `layer2.1`); its *changes* are every entry
+component ends in a number (`blocks.3`, `encoder.layer.0`, `layer2.1`, torchvision's
+`encoder.layers.encoder_layer_7`; its siblings share the parent and the part before the number);
+its *changes* are every entry
 inside it that is not `unchanged` and every changed edge touching it, each written relative to
 the block (`@.attn.norm`, an input `blocks.3.attn.reshape:1 → blocks.3.attn.norm` as
 `@.attn.reshape:1 → @.attn.norm`) with every other value literal. Sibling blocks (one parent)
@@ -16,34 +18,39 @@ drawing and the text can use it; never imports torch.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 _SEPARATORS = ".:#"
+_INDEX = re.compile(r"(0|[1-9][0-9]*)$")
+"""The number a block's name ends in (`12`, `encoder_layer_7`; `block01` is `block0` + `1`)."""
 """What may follow a module path inside a name: a child, a repeated call, an old-side mark."""
 
 
 @dataclass(frozen=True)
 class Siblings:
-    """Sibling blocks `parent.i` (i in `indices`, ascending) whose changes are equal."""
+    """Sibling blocks `parent.<stem>i` (i in `indices`, ascending) whose changes are equal."""
 
     parent: str
     indices: tuple[int, ...]
+    stem: str = ""
+    """What the blocks' names start with before their number (`encoder_layer_`), often none."""
 
     @property
     def paths(self) -> tuple[str, ...]:
         """The blocks' module paths (`blocks.0`, `blocks.1`, ...)."""
-        return tuple(child(self.parent, i) for i in self.indices)
+        return tuple(child(self.parent, f"{self.stem}{i}") for i in self.indices)
 
     @property
     def title(self) -> str:
         """`blocks.{0..11}`: the parent and the span of the indices."""
-        return child(self.parent, span(self.indices))
+        return child(self.parent, self.stem + span(self.indices))
 
     def only(self, indices: Iterable[int]) -> Siblings:
         """The same group restricted to `indices`."""
-        return Siblings(self.parent, tuple(sorted(indices)))
+        return Siblings(self.parent, tuple(sorted(indices)), self.stem)
 
 
 def child(parent: str, name: object) -> str:
@@ -94,24 +101,29 @@ def repeated_changes(
             ends = where.get(edge["source"], []) + where.get(edge["target"], [])
             for block in dict.fromkeys(ends):
                 changes.setdefault(block, []).append(_edge_key(edge, block))
-    alike: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    alike: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
     for block, keys in changes.items():
-        parent, _, index = block.rpartition(".")
-        alike.setdefault((parent, tuple(sorted(keys))), []).append(int(index))
+        parent, _, name = block.rpartition(".")
+        index = _INDEX.search(name)
+        assert index is not None  # a block's name ends in a number
+        family = (parent, name[: index.start()], tuple(sorted(keys)))
+        alike.setdefault(family, []).append(int(index.group()))
     groups = [
-        Siblings(parent, tuple(sorted(ix))) for (parent, _), ix in alike.items() if len(ix) > 1
+        Siblings(parent, tuple(sorted(ix)), stem)
+        for (parent, stem, _), ix in alike.items()
+        if len(ix) > 1
     ]
     first = {block: i for i, block in enumerate(blocks)}
     return sorted(groups, key=lambda g: (g.parent.count("."), first[g.paths[0]]))
 
 
 def _blocks(nodes: Sequence[Mapping[str, Any]]) -> dict[str, None]:
-    """Module paths ending in a number, in order of appearance."""
+    """Module paths whose last component ends in a number, in order of appearance."""
     found: dict[str, None] = {}
     for e in nodes:
         for path in (e.get("path"), e.get("scope")):
             while path:
-                if path.rpartition(".")[2].isdigit():
+                if _INDEX.search(path.rpartition(".")[2]):
                     found.setdefault(path)
                 path = path.rpartition(".")[0]
     return found

@@ -8,7 +8,8 @@ relative to the block: `layer2.0` with its downsample is not drawn for `layer2.1
 merging closes no cycle (`blocks.0` and `blocks.2` with an unchanged `blocks.1` between them stay
 apart). The first block of a run stands for the run; the others' nodes are left out, an edge from
 or to them is drawn from or to the standing block's counterpart, and edges between two blocks of
-the run (one block feeding the next) are left out. Outer groups first: a group inside a left-out
+the run (one block feeding the next) are left out. Only blocks drawn as clusters (containers,
+not a leaf module such as `conv1`) are drawn once. Outer groups first: a group inside a left-out
 block is left out with it; one inside the standing block reads with both titles
 (`stages.{0,1}.blocks.{0..2}`).
 """
@@ -61,6 +62,8 @@ def draw_once(union: Graph, diff: GraphDiff) -> Once:
     for group in groups:
         if _resolve(group.parent, {}, left_out)[0] != group.parent:
             continue  # inside a left-out block
+        if any(n.kind == "module" and n.module in group.paths for n in inside[group.paths[0]]):
+            continue  # leaves (conv1, conv2): one box has no title to carry the ×N
         looks = {p: _look(union, p, inside[p], modules[p]) for p in group.paths}
         for run in _runs(union, group, looks, inside, rank):
             title = Paint(repeats=repeats).shown(run.title)

@@ -5,6 +5,7 @@ drawn differently, stay apart; the text names the same groups (`nnviz.diffing.bl
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -174,3 +175,20 @@ def test_repeats_inside_repeats_read_with_both_titles(tmp_path: Path) -> None:
         ("1.0.0.2", "2"),
         ("2", "output"),
     }
+
+
+def test_blocks_named_with_a_number_at_the_end_are_siblings(tmp_path: Path) -> None:
+    """torchvision's ViT names its layers `encoder.layers.encoder_layer_0` … `_11`."""
+
+    def net(act: type[nn.Module]) -> nn.Module:
+        def layer() -> nn.Module:
+            return nn.Sequential(nn.Linear(8, 8), act())
+
+        layers = OrderedDict((f"encoder_layer_{i}", layer()) for i in range(4))
+        return nn.Sequential(OrderedDict(layers=nn.Sequential(layers), fc1=nn.Linear(8, 8)))
+
+    old, new = (nnviz.trace(net(a), name="n", inputs="tensor1x8") for a in (nn.ReLU, nn.GELU))
+    dot = nnviz.draw(nnviz.diff(old, new), tmp_path / "d.dot").read_text()
+    clusters = _clusters(dot)
+    assert [p for p in clusters if p != "layers"] == ["layers.encoder_layer_0"]
+    assert clusters["layers.encoder_layer_0"].startswith("layers.encoder_layer_{0..3} ×4")
