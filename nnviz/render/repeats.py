@@ -120,12 +120,17 @@ def _runs(
     runs: list[Siblings] = []
     for indices in alike.values():
         run: list[int] = []
+        ids: set[str] = set()
+        exits: set[str] = set()  # successors of the run's nodes outside it
         for index in indices:
-            ids = {n.id for i in [*run, index] for n in inside[group.only([i]).paths[0]]}
-            if run and _closes_cycle(graph, ids, rank):
+            added = {n.id for n in inside[group.only([index]).paths[0]]}
+            more = {s for i in added for s in graph.successors(i)}
+            if run and _closes_cycle(graph, ids | added, (exits | more) - added, rank):
                 runs.append(group.only(run))
-                run = []
+                run, ids, exits = [], set(), set()
             run.append(index)
+            ids |= added
+            exits = (exits | more) - ids
         runs.append(group.only(run))
     return [run for run in runs if len(run.indices) > 1]
 
@@ -160,10 +165,11 @@ def _look(graph: Graph, block: str, nodes: Sequence[Node], modules: Sequence[Mod
     return json.dumps([drawn, wires, settings], sort_keys=True, default=str)
 
 
-def _closes_cycle(graph: Graph, ids: set[str], rank: Mapping[str, int]) -> bool:
-    """Whether a path leaves `ids` and comes back (then drawing them as one makes a loop)."""
+def _closes_cycle(graph: Graph, ids: set[str], exits: set[str], rank: Mapping[str, int]) -> bool:
+    """Whether a path leaves `ids` (through `exits`, their successors outside) and comes back:
+    then drawing them as one would draw a loop."""
     last = max((rank[i] for i in ids), default=-1)
-    stack = [s for i in ids for s in graph.successors(i) if s not in ids]
+    stack = list(exits)
     seen: set[str] = set()
     while stack:
         node_id = stack.pop()
