@@ -50,9 +50,13 @@ class Module:
     bases: tuple[str, ...] = ()
     """The public module classes `cls` derives from, nearest first (`torch.nn.LayerNorm` for a
     library's own LayerNorm subclass); `nn.Module` and private classes are left out."""
+    ties: Mapping[str, str] = field(default_factory=dict)
+    """Own parameters that are another's, by name: the qualified name they were first registered
+    under (`{"weight": "shared.weight"}` for an embedding tied to a shared one)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bases", tuple(self.bases))
+        object.__setattr__(self, "ties", _frozen(dict(self.ties)))
         object.__setattr__(self, "hparams", _frozen(self.hparams))
         object.__setattr__(
             self, "parameters", _frozen({k: tuple(v) for k, v in self.parameters.items()})

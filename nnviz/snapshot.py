@@ -49,6 +49,8 @@ def _module_doc(m: Module) -> dict[str, Any]:
         doc["parameters"] = {k: list(v) for k, v in m.parameters.items()}
     if m.bases:
         doc["bases"] = list(m.bases)
+    if m.ties:
+        doc["ties"] = dict(m.ties)
     return doc
 
 
@@ -142,6 +144,7 @@ def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
                     m.hparams,
                     {k: tuple(v) for k, v in m.parameters.items()},
                     tuple(m.bases),
+                    m.ties,
                 )
                 for m in snap.modules
             ],
@@ -152,7 +155,7 @@ def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
 
 
 _TOP = frozenset({"format", "version", "meta", "modules", "nodes", "edges"})
-_MODULE = frozenset({"path", "class", "params", "hparams", "parameters", "bases"})
+_MODULE = frozenset({"path", "class", "params", "hparams", "parameters", "bases", "ties"})
 _NODE = frozenset({"id", "kind", "op", "scope", "module", "args", "spec", "meta"})
 _EDGE = frozenset({"source", "target", "slots"})
 
@@ -200,6 +203,7 @@ def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
                 m.get("hparams", {}),
                 {k: tuple(v) for k, v in m.get("parameters", {}).items()},
                 tuple(m.get("bases", ())),
+                m.get("ties", {}),
             )
             for m in modules
         ],
@@ -227,6 +231,8 @@ def _plain_module(m: Any) -> bool:
         )
         and _is(m.get("bases", []), list)
         and all(_is(base, str) for base in m.get("bases", []))
+        and _is(m.get("ties", {}), dict)
+        and all(_is(tie, str) for tie in m.get("ties", {}).values())
     )
 
 

@@ -31,6 +31,10 @@ class ModuleV2(_Strict):
         default_factory=list,
         description="Public module classes the class derives from, nearest first.",
     )
+    ties: dict[str, str] = Field(
+        default_factory=dict,
+        description="Own parameters that are another's: the name each was first registered under.",
+    )
 
 
 class NodeV2(_Strict):

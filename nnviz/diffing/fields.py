@@ -20,7 +20,7 @@ from nnviz.values import Value, format_value
 def module_changes(a: Module, b: Module) -> dict[str, Change]:
     """Class, hyperparameter and own-parameter-shape differences of two module entries."""
     changes: dict[str, Change] = {}
-    if a.cls == b.cls and a.hparams == b.hparams and a.parameters == b.parameters:
+    if (a.cls, a.hparams, a.parameters, a.ties) == (b.cls, b.hparams, b.parameters, b.ties):
         return changes
     own: list[str] = []  # settings only one of two different classes has: said with the class
     for key in _keys(a.hparams, b.hparams):
@@ -38,6 +38,9 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
             changes[f"parameters.{key}"] = Change(
                 ABSENT if pa is None else list(pa), ABSENT if pb is None else list(pb)
             )
+    for key in _keys(a.ties, b.ties):
+        if a.ties.get(key) != b.ties.get(key):
+            changes[f"ties.{key}"] = Change(a.ties.get(key, ABSENT), b.ties.get(key, ABSENT))
     return changes
 
 

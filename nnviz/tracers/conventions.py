@@ -187,11 +187,36 @@ def input_default(model: nn.Module, name: str) -> list[tuple[str, Any]]:
     return [("default", param.default)]
 
 
+def module_names(model: nn.Module) -> dict[int, tuple[str, ...]]:
+    """Every name of each module object, first name first: a module registered under several
+    names (transformers 4's T5 keeps `shared` also as `encoder.embed_tokens`) has several."""
+    names: dict[int, list[str]] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(module), []).append(path)
+    return {key: tuple(paths) for key, paths in names.items()}
+
+
+def call_name(names: tuple[str, ...], scope: str) -> str:
+    """The name a module is called by from `scope`: the one of its names directly under the
+    caller (T5's encoder calls `shared` as its own `embed_tokens`), else its first name. So a
+    library that turns a shared module into a module of its own tying the same weights records
+    the same calls."""
+    return next((name for name in names if parent_path(name) == scope), names[0])
+
+
 def module_tree(model: nn.Module) -> list[Module]:
-    """Every module of `model` in `named_modules()` order."""
+    """Every module of `model` by every name it has, in `named_modules()` order.
+
+    A module registered under a second name is listed again under it, its parameters recorded as
+    tied to the first name's (`ties`), exactly as a module of its own that ties its weights to
+    another's is: the two ways of sharing an embedding compute the same and record the same.
+    """
     tree = []
     recorded: dict[str, dict[str, dict[str, Value]]] = {}  # the configs each path keeps
-    for path, module in model.named_modules():
+    first: dict[int, str] = {}  # each parameter's first name
+    for name, param in model.named_parameters(remove_duplicate=False):
+        first.setdefault(id(param), name)
+    for path, module in model.named_modules(remove_duplicate=False):
         above: dict[str, dict[str, Value]] = {}
         up = parent_path(path)
         while up is not None:  # the nearest ancestor's config of each name
@@ -199,6 +224,7 @@ def module_tree(model: nn.Module) -> list[Module]:
                 above.setdefault(name, config)
             up = parent_path(up)
         own, recorded[path] = hparams(module, above)
+        own_params = list(module.named_parameters(recurse=False))
         tree.append(
             Module(
                 path=path,
@@ -206,9 +232,11 @@ def module_tree(model: nn.Module) -> list[Module]:
                 bases=bases(type(module)),
                 params=sum(p.numel() for p in module.parameters()),
                 hparams=own,
-                parameters={
-                    n: tuple(int(d) for d in p.shape)
-                    for n, p in module.named_parameters(recurse=False)
+                parameters={n: tuple(int(d) for d in p.shape) for n, p in own_params},
+                ties={
+                    n: first[id(p)]
+                    for n, p in own_params
+                    if first.get(id(p), scoped(path, n)) != scoped(path, n)
                 },
             )
         )

@@ -58,10 +58,12 @@ from nnviz.errors import TraceError
 from nnviz.graph import Graph, parent_path
 from nnviz.tracers import traced
 from nnviz.tracers.conventions import (
+    call_name,
     cpu_copy,
     device_of,
     encode,
     input_default,
+    module_names,
     qualname,
     scoped,
     spec_of,
@@ -88,6 +90,7 @@ class _CallRecorder:
         self.frames: list[tuple[str, int]] = []
         self.last_module = ""
         self.paths = {m: p for p, m in root.named_modules()}
+        self.names = module_names(root)
         self._leaf_rule = fx.Tracer()
         self.producers: dict[int, tuple[Ref, Any]] = {}
         self.attrs: dict[int, tuple[Attr, Any]] = {}
@@ -241,7 +244,7 @@ class _CallRecorder:
     # --- module hooks --------------------------------------------------------------------------
 
     def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        path = self.paths[module]
+        path = call_name(self.names[id(module)], self.scopes[-1])
         if self.muted:
             self.frames.append(("inner", -1))
             return

@@ -20,9 +20,11 @@ from nnviz.errors import TraceError
 from nnviz.graph import Edge, Graph, Node, parent_path
 from nnviz.tracers.conventions import (
     IdAllocator,
+    call_name,
     encode,
     input_default,
     is_shape_query,
+    module_names,
     module_tree,
     nested_refs,
     qualname,
@@ -47,6 +49,8 @@ class _ScopeTracer(fx.Tracer):
         super().__init__()
         self._scopes: list[str] = [""]
         self.failing_module: str | None = None
+        self._names: dict[int, tuple[str, ...]] | None = None  # every name of each module
+        self._entering: tuple[nn.Module, str] | None = None  # the module call being entered
         self.constants: dict[str, torch.Tensor] = {}
         """Tensors forward() made without an input (`torch.eye(4)`), by fx's attribute name."""
 
@@ -60,8 +64,17 @@ class _ScopeTracer(fx.Tracer):
             self.constants[str(arg.target)] = a
         return arg
 
+    def path_of_module(self, mod: nn.Module) -> str:
+        if self._entering is not None and self._entering[0] is mod:
+            return self._entering[1]  # asked again by fx's call_module, inside the new scope
+        if self._names is None:
+            self._names = module_names(self.root)
+        names = self._names.get(id(mod))
+        return call_name(names, self._scopes[-1]) if names else super().path_of_module(mod)
+
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
         path = self.path_of_module(m)
+        self._entering = (m, path)
         self._scopes.append(path)
         try:
             return super().call_module(m, forward, args, kwargs)

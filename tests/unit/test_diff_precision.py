@@ -387,3 +387,48 @@ class Embedded(nn.Module):
 def test_a_parameter_named_like_a_setting_is_not_one() -> None:
     assert dict(trace(Embedded(), "tensor2x8").modules[""].hparams) == {"bias": True}
     assert dict(trace(Embedded(bias=False), "tensor2x8").modules[""].hparams) == {"bias": False}
+
+
+# --- one embedding shared by two stacks: as one module under two names, or tied weights ---
+
+
+class Stack2(nn.Module):
+    def __init__(self, embed: nn.Embedding) -> None:
+        super().__init__()
+        self.embed_tokens = embed
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed_tokens(ids))
+
+
+class Shared(nn.Module):
+    """transformers 4's T5 hands its `shared` embedding to both stacks; transformers 5 gives
+    each stack an embedding of its own whose weight is tied to `shared.weight`."""
+
+    def __init__(self, tied: bool) -> None:
+        super().__init__()
+        self.shared = nn.Embedding(10, 8)
+        embeds = [nn.Embedding(10, 8) for _ in range(2)] if tied else [self.shared] * 2
+        for embed in embeds:
+            embed.weight = self.shared.weight
+        self.encoder, self.decoder = Stack2(embeds[0]), Stack2(embeds[1])
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.decoder(ids) + self.encoder(ids)
+
+
+def test_a_shared_module_and_tied_weights_record_alike() -> None:
+    ids = {"ids": torch.zeros(1, 4, dtype=torch.long)}
+    for tracer in ("fx", "eager"):
+        old = nnviz.trace(Shared(tied=False), inputs=ids, tracer=tracer)
+        new = nnviz.trace(Shared(tied=True), inputs=ids, tracer=tracer)
+        assert old.modules["decoder.embed_tokens"].ties == {"weight": "shared.weight"}
+        calls = {n.id for n in old.nodes if n.kind == "module"}
+        assert calls == {"encoder.embed_tokens", "decoder.embed_tokens", "encoder.fc", "decoder.fc"}
+        assert nnviz.diff(old, new, strict=True).identical, tracer
+    untied = Shared(tied=True)
+    untied.decoder.embed_tokens.weight = nn.Parameter(torch.zeros(10, 8))
+    assert text(new, nnviz.trace(untied, inputs=ids, tracer="eager")).splitlines()[0] == (
+        "~ decoder.embed_tokens  Embedding  ties.weight 'shared.weight' → (none)"
+    )
