@@ -4,8 +4,9 @@
   Linear layers a swapped block replaced. They are one `↳ inside:` line under the class change
   (`− wi Linear; + wi_0, wi_1 Linear; act ReLU → NewGELUActivation; +10 ops (mul ×5, …)`), the
   same in every block, so that the swap groups across blocks as one line.
-- Output shapes that only follow upstream stay `↳` lines while they fit on one; a longer run is
-  one line that counts them (`↳ output shapes follow in 12 nodes (transpose ×6, …)`).
+- Output shapes that only follow upstream stay `↳` lines while they fit on one, inputs rewired
+  while they fit on two; a longer run is one line that counts them (`↳ output shapes follow in
+  12 nodes (transpose ×6, …)`, `↳ inputs rewired in 32 nodes (mean ×16, mul ×16)`).
 
 The diff document keeps every entry and every change; `changelog(doc, verbose=True)` lists them
 all. Pure functions over the document's entries (mappings) and the changelog's text lines.
@@ -108,21 +109,29 @@ def counted(kinds: Mapping[str, int]) -> str:
     return ", ".join(shown + (["…"] if len(ranked) > _MAX_KINDS else []))
 
 
-def fold_shapes(lines: list[str]) -> list[str]:
-    """Grouped `↳` shape lines as they are when they fit on one line, else one line counting
-    the nodes whose output shape follows, by op."""
-    if len(lines) <= 1:
+_SHOWN = {"output": 1, "input": 2}
+"""How many grouped `↳` lines of shapes that follow / of inputs rewired stay lines; beyond, one
+line counts them (rewired inputs say where from, so two of them still read at a glance)."""
+_COUNTED = {"output": "output shapes follow", "input": "inputs rewired"}
+
+
+def fold_consequences(lines: list[str], kind: str) -> list[str]:
+    """Grouped `↳` lines of one `kind` (`output`: shapes that follow; `input`: inputs rewired)
+    as they are while they are few, else one line counting the nodes by op."""
+    if len(lines) <= _SHOWN[kind]:
         return lines
     kinds: dict[str, int] = {}
     for line in lines:
         names = line[len(FOLLOWER) :].partition("  ")[0]
         for name in expand(names):
-            kind = op_name(name.rsplit(".", 1)[-1])
-            kinds[kind] = kinds.get(kind, 0) + 1
+            op = op_name(name.rsplit(".", 1)[-1])
+            kinds[op] = kinds.get(op, 0) + 1
     n = sum(kinds.values())
-    return [f"{FOLLOWER}output shapes follow in {n} nodes ({counted(kinds)})"]
+    return [f"{FOLLOWER}{_COUNTED[kind]} in {n} nodes ({counted(kinds)})"]
 
 
-def is_shape_line(line: str) -> bool:
-    """A `↳` line that says an output shape follows upstream."""
-    return line[len(FOLLOWER) :].partition("  ")[2].startswith("output ")
+def consequence(line: str) -> str | None:
+    """`output` for a `↳` line that says an output shape follows upstream, `input` for one that
+    says an input was rewired; None for other lines."""
+    detail = line[len(FOLLOWER) :].partition("  ")[2]
+    return next((kind for kind in _SHOWN if detail.startswith(f"{kind} ")), None)

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nnviz import transform
-from nnviz.diffing.changelog import describe, headline
+from nnviz.diffing.changelog import headline
+from nnviz.diffing.lines import describe
 from nnviz.diffing.model import GraphDiff, NodeDiff
 from nnviz.diffing.palette import PALETTE
 from nnviz.graph import Edge, Graph, Module, Node, parent_path

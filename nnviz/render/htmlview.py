@@ -20,7 +20,7 @@ from typing import Any
 import graphviz
 
 from nnviz import transform
-from nnviz.diffing.changelog import describe
+from nnviz.diffing.lines import describe
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
