@@ -90,6 +90,16 @@ def headline(doc: Doc) -> str:
     return _counts(counts, propagated)
 
 
+def totals(doc: Doc) -> str:
+    """The changelog's totals line (`1 changed · params 11,689,512 → 11,181,642 (-507,870)`), or
+    its `identical: ...` line; information lines may follow it in the changelog."""
+    doc = document.read(doc)
+    if doc.get("identical"):
+        return _identical(doc)
+    _, counts, propagated = groups(doc)
+    return _totals(counts, propagated, doc)
+
+
 def _identical(doc: Doc) -> str:
     side = doc.get("new", {})
     return (

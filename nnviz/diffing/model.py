@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nnviz.diffing.changelog import changelog, markdown
+from nnviz.diffing.changelog import changelog, markdown, totals
 from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
 from nnviz.diffing.matching import Matching
 from nnviz.graph import Graph
@@ -207,7 +207,7 @@ class GraphDiff:
 
     def __repr__(self) -> str:
         """One line: the two sides and the changelog's totals (`to_text()` has the changelog)."""
-        return f"<GraphDiff {self.old.name} → {self.new.name}: {self.to_text().splitlines()[-1]}>"
+        return f"<GraphDiff {self.old.name} → {self.new.name}: {totals(self.to_dict())}>"
 
     def _repr_markdown_(self) -> str:
         """The changelog, for a notebook where the interactive page is too large to inline."""

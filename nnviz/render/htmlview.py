@@ -20,6 +20,7 @@ from typing import Any
 import graphviz
 
 from nnviz import transform
+from nnviz.diffing.changelog import totals
 from nnviz.diffing.lines import describe
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
@@ -70,7 +71,7 @@ def diff_view(diff: GraphDiff, style: Style, *, context: int) -> View:
     first = fold(union, diff, context)
     view = _view(union, style, paint, first, diff)
     view["changes"] = _changes(diff, once, paint)
-    view["summary"] = diff.to_text().splitlines()[-1]
+    view["summary"] = totals(diff.to_dict())
     view["statuses"] = {status: list(colours) for status, colours in COLOURS.items()}
     return view
 
