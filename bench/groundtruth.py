@@ -19,7 +19,9 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import sys
+import traceback
 import types
 import warnings
 from pathlib import Path
@@ -32,15 +34,9 @@ from torch.overrides import TorchFunctionMode, resolve_name
 # Run with PYTHONSAFEPATH=1 (bench/html.py must not shadow the standard library's html), so
 # this folder is added last, for the model catalogue.
 sys.path.append(str(Path(__file__).resolve().parent))
-from upgrades import HF_BASE, HF_EDITS, library
+from upgrade_sets import HF, library
 
-_HF_CLASSES = {
-    "bert": ("BertConfig", "BertModel"),
-    "gpt2": ("GPT2Config", "GPT2Model"),
-    "llama": ("LlamaConfig", "LlamaModel"),
-    "t5": ("T5Config", "T5Model"),
-}
-_HF_SMALL = {"vocab_size": 1000, "intermediate_size": 128, "max_position_embeddings": 64}
+UNAVAILABLE = ".unavailable"  # OUT/MODEL.unavailable: the release has no such model
 
 
 def build(model: str) -> tuple[nn.Module, dict[str, torch.Tensor]]:
@@ -50,25 +46,24 @@ def build(model: str) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         import timm
 
         net = timm.create_model(model, pretrained=False)
-        size = tuple(getattr(net, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))
+        cfg = getattr(net, "pretrained_cfg", None) or getattr(net, "default_cfg", {})
+        size = tuple(cfg.get("input_size", (3, 224, 224)))
         return net.eval(), {"x": torch.randn(1, *size)}
     import transformers
 
     family, _, edit = model.partition("+")
-    config_name, model_name = _HF_CLASSES[family]
-    settings = {**_HF_SMALL, **HF_BASE[family], **HF_EDITS[family].get(edit, {})}
-    if family == "t5":
-        settings["d_ff"] = settings.pop("intermediate_size")
-        settings.pop("max_position_embeddings")
-    elif family == "gpt2":
-        settings["n_positions"] = settings.pop("max_position_embeddings")
-        settings["n_inner"] = settings.pop("intermediate_size")
-    config = getattr(transformers, config_name)(**settings)
-    net = getattr(transformers, model_name)(config)
-    inputs = {"input_ids": torch.arange(16).reshape(1, 16) % 1000}
-    if family == "t5":
-        inputs["decoder_input_ids"] = torch.arange(8).reshape(1, 8)
+    spec = HF[family]
+    config = getattr(transformers, spec.config)(**{**spec.settings, **spec.edits.get(edit, {})})
+    net = getattr(transformers, spec.model)(config)
+    inputs = {name: example(kind, shape) for name, (kind, shape) in spec.inputs.items()}
     return net.eval(), inputs
+
+
+def example(kind: str, shape: list[int]) -> torch.Tensor:
+    """A fixed example input: token ids 0, 1, 2... or random values."""
+    if kind == "ids":
+        return torch.arange(math.prod(shape)).reshape(shape) % 1000
+    return torch.randn(*shape)
 
 
 def shapes(value: Any) -> list[list[int]]:
@@ -189,7 +184,12 @@ def main(argv: list[str]) -> int:
         try:
             record(model, args.out, args.snapshots, shapes=not args.no_shapes)
         except Exception as error:  # one model failing must not hide the others' results
+            if str(error).startswith("Unknown model"):  # timm: not in this release
+                (args.out / f"{model}{UNAVAILABLE}").write_text(f"{error}\n")
+                print(f"unavailable {model}: {error}", flush=True)
+                continue
             print(f"failed {model}: {type(error).__name__}: {error}"[:500], flush=True)
+            traceback.print_exc()
             failed += 1
         else:
             print(f"done {model}", flush=True)

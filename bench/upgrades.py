@@ -26,66 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from truthdiff import KINDS, Truth, cause, classify, distinct, missed
+from upgrade_sets import HF, SETS, companions, library
 
 HERE = Path(__file__).resolve().parent
-HF_BASE: dict[str, dict[str, Any]] = {
-    "bert": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
-    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 2},
-    "llama": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
-    "t5": {"d_model": 64, "num_layers": 2, "num_heads": 2},
-}
-# The four config edits of the issue (layers, heads, activation, hidden size): `bert+layers`...
-HF_EDITS: dict[str, dict[str, dict[str, Any]]] = {
-    "bert": {
-        "layers": {"num_hidden_layers": 3},
-        "heads": {"num_attention_heads": 4},
-        "activation": {"hidden_act": "relu"},
-        "hidden": {"hidden_size": 128},
-    },
-    "gpt2": {
-        "layers": {"n_layer": 3},
-        "heads": {"n_head": 4},
-        "activation": {"activation_function": "relu"},
-        "hidden": {"n_embd": 128},
-    },
-    "llama": {
-        "layers": {"num_hidden_layers": 3},
-        "heads": {"num_attention_heads": 4, "num_key_value_heads": 4},
-        "activation": {"hidden_act": "gelu"},
-        "hidden": {"hidden_size": 128},
-    },
-    "t5": {
-        "layers": {"num_layers": 3, "num_decoder_layers": 3},
-        "heads": {"num_heads": 4},
-        "activation": {"feed_forward_proj": "gated-gelu"},
-        "hidden": {"d_model": 128},
-    },
-}
-
-
-def library(model: str) -> str:
-    """The library a model name comes from: `transformers` for bert/gpt2/llama/t5 (and their
-    edits, `bert+layers`), else `timm`."""
-    return "transformers" if model.partition("+")[0] in HF_BASE else "timm"
-
-
-TIMM_MODELS = [
-    "vit_base_patch16_224",
-    "resnet50",
-    "convnext_tiny",
-    "efficientnet_b0",
-    "swin_tiny_patch4_window7_224",
-    "mobilenetv3_large_100",
-    "deit_small_patch16_224",
-    "regnety_016",
-    "densenet121",
-    "levit_128",
-]
-MODELS = [*TIMM_MODELS, *HF_BASE]
-VERSIONS = ["timm==0.9.16", "timm==1.0.9", "timm==1.0.20", "transformers==4.57.6"]
-# transformers 4.x cannot import the installed huggingface_hub/tokenizers: pin its own.
-COMPANIONS = {"transformers": {"4": ["huggingface_hub==0.36.0", "tokenizers==0.22.1"]}}
 CURRENT = "current"
+UNAVAILABLE = ".unavailable"  # written by groundtruth.py for a model a release does not have
 
 
 def install(cache: Path, lib: str, version: str) -> Path:
@@ -93,7 +38,7 @@ def install(cache: Path, lib: str, version: str) -> Path:
     target = cache / f"{lib}-{version}"
     if target.exists():
         return target
-    extra = COMPANIONS.get(lib, {}).get(version.split(".")[0], [])
+    extra = companions(lib, version)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{lib}-{version}-"))
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp)]
     subprocess.run([*pip, f"{lib}=={version}", *extra], check=True)
@@ -150,8 +95,13 @@ def collect(args: argparse.Namespace, nnviz_dir: Path) -> dict[tuple[str, str], 
         )
         models = [m for m in args.models if library(m) == lib and "+" not in m]
         if libdir is None and lib == "transformers":  # config edits: current release only
-            models += [f"{m}+{e}" for m in models for e in HF_EDITS[m]]
-        todo = [m for m in models if not all((d / f"{m}.json").exists() for d in (truth, snaps))]
+            models += [f"{m}+{e}" for m in models for e in HF[m].edits]
+        todo = [
+            m
+            for m in models
+            if not all((d / f"{m}.json").exists() for d in (truth, snaps))
+            and not (truth / f"{m}{UNAVAILABLE}").exists()
+        ]
         if todo:
             print(f"-- {lib} {label}: {len(todo)} model(s) to snapshot", flush=True)
             path = [p for p in (libdir, nnviz_dir) if p]
@@ -204,8 +154,9 @@ def measure(name: str, old: tuple[Path, Path], new: tuple[Path, Path], nnviz_dir
     }
 
 
-def pairs(args: argparse.Namespace, folders: dict) -> list[tuple[str, tuple, tuple]]:
-    out = []
+def pairs(args: argparse.Namespace, folders: dict) -> tuple[list[tuple[str, tuple, tuple]], list]:
+    """The pairs to diff, and those skipped because the older release lacks the model."""
+    out, skipped = [], []
     for model in args.models:
         lib = library(model)
 
@@ -217,11 +168,14 @@ def pairs(args: argparse.Namespace, folders: dict) -> list[tuple[str, tuple, tup
             old_lib, _, version = spec.partition("==")
             if old_lib == lib:
                 pair = f"{model} {lib} {version} → {metadata.version(lib)}"
+                if at(version)[0].with_suffix(UNAVAILABLE).exists():
+                    skipped.append(f"{model} (not in {lib} {version})")
+                    continue
                 out.append((pair, at(version), at(CURRENT)))
         if lib == "transformers":
-            for edit in HF_EDITS[model]:
+            for edit in HF[model].edits:
                 out.append((f"{model} edit: {edit}", at(CURRENT), at(CURRENT, f"{model}+{edit}")))
-    return out
+    return out, skipped
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -278,10 +232,35 @@ def write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def selections(args: argparse.Namespace) -> list[tuple[str, argparse.Namespace]]:
+    """(set name, arguments with its models and versions) per selected set; `--models` makes
+    one selection of exactly those models, `--versions` replaces every set's releases."""
+    names = list(SETS) if args.set == "all" else [args.set]
+    if args.models:
+        versions = [v for n in names for v in SETS[n].versions]
+        chosen = [
+            ("custom", args.models.split(","), args.versions or list(dict.fromkeys(versions)))
+        ]
+    else:
+        chosen = [(n, SETS[n].models, args.versions or SETS[n].versions) for n in names]
+    out = []
+    for name, models, versions in chosen:
+        models = [m.strip() for m in models if m.strip()]
+        out.append(
+            (name, argparse.Namespace(**{**vars(args), "models": models, "versions": versions}))
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated model names")
-    parser.add_argument("--versions", nargs="+", default=VERSIONS, help="older releases, lib==X")
+    parser.add_argument(
+        "--set", choices=[*SETS, "all"], default="tuned", help="which models and releases"
+    )
+    parser.add_argument("--models", help="comma-separated model names (instead of the set's)")
+    parser.add_argument(
+        "--versions", nargs="+", help="older releases, lib==X (instead of the set's)"
+    )
     parser.add_argument("--nnviz", default=str(HERE.parent), help="PYTHONPATH dir of the nnviz")
     parser.add_argument("--cache", default=os.environ.get("NNVIZ_BENCH_CACHE", "/work/cache"))
     parser.add_argument(
@@ -290,18 +269,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="processes at once")
     parser.add_argument("--out", help="write OUT.json (every line classified) and OUT.md")
     args = parser.parse_args(argv)
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     nnviz_dir = Path(args.nnviz).resolve()
     Path(args.cache).mkdir(parents=True, exist_ok=True)
-    folders = collect(args, nnviz_dir)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda pair: measure(*pair, nnviz_dir), pairs(args, folders)))
-    table = markdown(results)
-    print(table)
+    results, report = [], []
+    for name, selection in selections(args):
+        folders = collect(selection, nnviz_dir)
+        todo, skipped = pairs(selection, folders)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            found = list(pool.map(lambda pair: measure(*pair, nnviz_dir), todo))
+        results += [{"set": name, **r} for r in found]
+        table = f"## Set: {name}\n\n" + markdown(found)
+        table += f"\nSkipped: {', '.join(skipped)}.\n" if skipped else ""
+        print(table, flush=True)
+        report.append(table)
     if args.out:
         doc = {"nnviz": str(nnviz_dir), "nnviz_hash": nnviz_hash(nnviz_dir), "results": results}
         write(Path(f"{args.out}.json"), json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-        write(Path(f"{args.out}.md"), table + noise_by_cause(results) + edit_reports(results))
+        text = "\n".join(report) + noise_by_cause(results) + edit_reports(results)
+        write(Path(f"{args.out}.md"), text)
     return 0
 
 
