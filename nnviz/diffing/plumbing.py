@@ -105,5 +105,6 @@ def inferred_sizes(changes: dict[str, Change], op: str, spec: Value) -> None:
     for key in [k for k in changes if k.startswith("args.") and k[5:].isdecimal()]:
         dim = int(key[5:]) - 1  # slot 0 is the tensor itself
         change = changes[key]
-        if 0 <= dim < len(shape) and {change.old, change.new} <= {-1, shape[dim]}:
+        sizes = (-1, shape[dim]) if 0 <= dim < len(shape) else ()
+        if change.old in sizes and change.new in sizes:  # a value may be a tuple: not hashable
             del changes[key]

@@ -341,6 +341,24 @@ def test_a_size_left_to_infer_equals_the_size_it_infers() -> None:
     assert not nnviz.diff(old, trace(net(1), "tensor3x16:float64")).identical
 
 
+def test_sizes_given_as_one_tuple_compare_with_sizes_given_one_by_one() -> None:
+    """transformers 4.46 writes `x.view(x.size()[:-1] + (h, d))`, 5.x `x.view(b, s, -1, d)`:
+    a size argument that is a whole tuple on one side is compared, not hashed (it crashed)."""
+
+    def net(packed: bool, heads: int) -> nn.Module:
+        class Heads(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if packed:
+                    return x.view(x.size()[:-1] + (heads, 16 // heads))  # noqa: RUF005 (as HF)
+                return x.view(3, -1, 16 // heads)
+
+        return Heads()
+
+    old = trace(net(True, 2), "tensor3x16")
+    assert "output" not in text(old, trace(net(False, 2), "tensor3x16"))
+    assert "output [3, 2, 8] → [3, 4, 4]" in text(old, trace(net(False, 4), "tensor3x16"))
+
+
 # --- recorded settings are settings: derived config fields, tensors under an argument's name ---
 
 
