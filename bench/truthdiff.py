@@ -10,10 +10,21 @@ Nothing here imports nnviz or torch: it reads the report's text, as a reviewer w
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from reportlines import (
+    RENAME,
+    all_subjects,
+    inside_parts,
+    label_of,
+    parse,
+    subjects,
+    summary,
+    values,
+    walk,
+)
 
 KINDS = ("true", "noise", "attribute-only", "bookkeeping")
 # Config/attribute keys that record where a model came from, not what it computes.
@@ -22,9 +33,6 @@ BOOKKEEPING_KEYS = frozenset(
 )
 _ALIASES = {"radd": "add", "iadd": "add", "rmul": "mul", "imul": "mul", "rsub": "sub"}
 _ALIASES |= {"isub": "sub", "truediv": "div", "rtruediv": "div", "itruediv": "div"}
-_MARKERS = ("~ ", "+ ", "- ", "→ ")
-_GROUP = re.compile(r"\{([^{}]*)\}")
-_RENAME = re.compile(r"^(?P<old>\S+)(?: … (?P<old_end>\S+))? (?:renamed|moved) to (?P<new>\S+)")
 
 
 def base(op: str) -> str:
@@ -156,10 +164,20 @@ class Truth:
         path, op = self.locate(name)
         if op is not None:
             return op in self.delta(path).changed_events
-        parent = path.rpartition(".")[0]
-        ancestors = [".".join(path.split(".")[:i]) for i in range(1, path.count(".") + 2)]
-        return path in self.delta(parent).changed_events or any(
-            self.delta(a).presence for a in ancestors
+        # a module call is an event of the module that calls it: its structural parent, or any
+        # module above (HRNet's stage calls `fuse_layers[i][j]`, two containers down)
+        ancestors = [".".join(path.split(".")[:i]) for i in range(0, path.count(".") + 2)]
+        return any(path in self.delta(a).changed_events for a in ancestors[:-1]) or any(
+            self.delta(a).presence for a in ancestors[1:]
+        )
+
+    def changed_below(self, path: str) -> set[str]:
+        """The changed events of a module and of every module inside it."""
+        inside = [d for p, d in self.deltas.items() if p == path or p.startswith(f"{path}.")]
+        return (
+            {e for d in inside for e in d.changed_events}
+            if path
+            else set().union(*(d.changed_events for d in self.deltas.values()))
         )
 
     def tensor_changes(self) -> list[str]:
@@ -174,53 +192,6 @@ class Truth:
         return out
 
 
-def _members(spec: str) -> list[str]:
-    """`0..2` -> 0, 1, 2; `0,2,5` -> 0, 2, 5."""
-    out: list[str] = []
-    for part in spec.split(","):
-        lo, dots, hi = part.partition("..")
-        if dots and lo.strip().isdigit() and hi.strip().isdigit():
-            out += [str(i) for i in range(int(lo), int(hi) + 1)]
-        else:
-            out.append(part.strip())
-    return out
-
-
-def expand(name: str, detail: str = "") -> list[tuple[str, str]]:
-    """`blocks.{0..2}.aa` -> `blocks.0.aa`, `blocks.1.aa`, `blocks.2.aa` (`{1,3}` likewise), each
-    with its own detail (the same group in `input 0 blocks.{0..2}.x` follows). Several groups in
-    one name read as every combination, as in a shell (`enc.block.{0,1}.layer.{0,1}.ln`: four)."""
-    groups = list(_GROUP.finditer(name))
-    if not groups:
-        return [(name, detail)]
-    sets = [_members(g.group(1)) for g in groups]
-    sets = [list(t) for t in zip(*itertools.product(*sets), strict=True)]
-    out = []
-    for values in zip(*sets, strict=True):
-        n, d = name, detail
-        for group, value in zip(groups, values, strict=True):
-            token = group.group(0)
-            n, d = (
-                n.replace(token, value, 1),
-                d.replace(token, value, -1 if name.count(token) == 1 else 1),
-            )
-        out.append((n, d))
-    return out
-
-
-def _values(detail: str) -> list[str]:
-    """The node names on either side of `A → B` in a line's detail."""
-    _, _, rest = detail.partition(" ")
-    if rest.startswith(tuple("0123456789")) or detail.startswith(("arg ", "input ")):
-        rest = rest.partition(" ")[2]
-    return [v.strip() for v in rest.split(" → ")]
-
-
-def _label(detail: str) -> str:
-    words = detail.split(" ")
-    return " ".join(words[:2]) if words[0] in ("arg", "input") else words[0]
-
-
 def _worst(kinds: list[str]) -> str:
     for kind in ("noise", "attribute-only", "true"):
         if kind in kinds:
@@ -228,29 +199,9 @@ def _worst(kinds: list[str]) -> str:
     return "bookkeeping"
 
 
-def _parse(line: str) -> tuple[str, list[tuple[str, str]]] | None:
-    """(marker, [(name, detail) per grouped member]) of a change line; a `→` line has one
-    member: (old name, the whole line)."""
-    text = line.strip()
-    folded = text.startswith("↳ ")  # a consequence, printed without the title column
-    if folded and "  " not in text:
-        return None  # no name column: counts what is folded under the line above
-    if folded:
-        text = "~ " + text[2:]
-    if text[:2] not in _MARKERS or "… and " in text:
-        return None
-    marker, body = text[0], text[2:]
-    if marker == "→":
-        found = _RENAME.match(body)
-        return marker, [(found["old"] if found else "", body)]
-    names, _, rest = body.partition("  ")  # `a.{0..3}.x, b.y  Title  detail`
-    detail = rest.strip() if folded else rest.partition("  ")[2].strip()
-    return marker, [m for name in names.split(", ") for m in expand(name.split(" ")[0], detail)]
-
-
 def classify(line: str, truth: Truth) -> tuple[str, str]:
-    """(kind, why) for one line of the text report."""
-    parsed = _parse(line)
+    """(kind, why) for one change line of the text report (summaries: `classify_report`)."""
+    parsed = parse(line)
     if parsed is None:
         return "bookkeeping", "states no change of its own"
     marker, members = parsed
@@ -264,18 +215,62 @@ def classify(line: str, truth: Truth) -> tuple[str, str]:
     return kind, next(why for k, why in verdicts if k == kind)
 
 
+def classify_report(lines: list[str], truth: Truth) -> list[tuple[str, str]]:
+    """(kind, why) per line. A `↳ inside:` line is judged part by part inside each module of its
+    parent line; a line counting consequences (`↳ output shapes follow in N nodes`) names no
+    node to check and takes its parent line's verdict."""
+    out: list[tuple[str, str]] = []
+    verdicts: dict[int, tuple[str, str]] = {}
+    for i, item in enumerate(walk(lines)):
+        kind = summary(item.text)
+        if kind is None or item.parent is None or item.parent_index is None:
+            verdicts[i] = classify(item.text, truth)
+        elif kind == "inside":
+            verdicts[i] = _classify_inside(item.text, subjects(item.parent), truth)
+        else:
+            parent_kind, _ = verdicts[item.parent_index]
+            verdicts[i] = parent_kind, "counts consequences of the line above"
+        out.append(verdicts[i])
+    return out
+
+
+def _classify_inside(line: str, owners: list[str], truth: Truth) -> tuple[str, str]:
+    verdicts = []
+    for owner in (o for o in owners if truth.exists(o)):
+        path = truth.locate(owner)[0]
+        for part in inside_parts(line):
+            if part.kind.endswith("ops"):
+                changed = truth.changed_below(path)
+                hit = [n for n in part.names if base(n) in changed]
+                verdicts.append(
+                    ("true", f"{'/'.join(hit)} changed inside {path}")
+                    if hit
+                    else ("noise", f"{'/'.join(part.names)}: no op changed inside {path}")
+                )
+                continue
+            for rel in part.names:
+                d = truth.delta(f"{path}.{rel}")
+                ok = d.presence if part.kind in "+-" else d.tensor_level
+                why = f"{path}.{rel} {'differs' if ok else 'same'}"
+                verdicts.append(("true" if ok else "noise", why))
+    if not verdicts:
+        return "noise", "an inside: line under no module of the ground truth"
+    kind = _worst([k for k, _ in verdicts])
+    return kind, next(why for k, why in verdicts if k == kind)
+
+
 def cause(line: str, why: str, truth: Truth) -> str:
     """A guess at which of issue 12's causes a noise or attribute-only line comes from (to sort
     the notes; not part of the classification)."""
-    parsed = _parse(line)
+    parsed = parse(line)
     if parsed is None:
         return "?"
     marker, ((name, detail), *_) = parsed
-    label = _label(detail) if detail else ""
+    what = label_of(detail) if detail else ""
     path, op = truth.locate(name)
     if marker == "→":
         return "8 moved siblings"
-    if label.startswith("config"):
+    if what.startswith("config"):
         return "6 config blob"
     if name.startswith("input:") or "input:" in detail:
         return "5 new optional forward argument"
@@ -283,36 +278,18 @@ def cause(line: str, why: str, truth: Truth) -> str:
         return "2 scalar plumbing"
     if "class" in truth.delta(path).fields:
         return "3 subclass swap"
-    if op is None and label and not label.startswith(("input ", "output", "called")):
+    if op is None and what and not what.startswith(("input ", "output", "called")):
         return "5 module attribute"
-    if re.match(r"(arg|input) [A-Za-z_]", label):
+    if re.match(r"(arg|input) [A-Za-z_]", what):
         return "4 argument binding"
     return "1 positional op ids"
-
-
-def subjects(line: str) -> list[str]:
-    """The node names a change line is about (groups expanded, both ends of a move)."""
-    parsed = _parse(line)
-    if parsed is None:
-        return []
-    marker, members = parsed
-    if marker == "→":
-        found = _RENAME.match(members[0][1])
-        return [found["old"], found["new"]] if found else []
-    return [name for name, _ in members]
-
-
-def distinct(lines: list[str]) -> int:
-    """How many change lines remain when lines equal up to sibling indices (`blocks.3` vs
-    `blocks.7`) count once: the length of a perfectly grouped report."""
-    return len({re.sub(r"\.\d+(?=[.:\s])", ".N", line.strip()) for line in lines if _parse(line)})
 
 
 def missed(lines: list[str], truth: Truth) -> list[str]:
     """The modules with a change of their own in the ground truth (added/removed, class,
     extra_repr, parameters, op sequence; not output shapes that only follow) that no line points
     at (itself, something inside it, or an added/removed/moved ancestor)."""
-    located = {truth.locate(n)[0] for line in lines for n in subjects(line)}
+    located = {truth.locate(n)[0] for n in all_subjects(lines)}
     out = []
     causes = {"class", "extra_repr", "params", "ops", "called"}  # not shapes that only follow
     for path in truth.tensor_changes():
@@ -333,7 +310,7 @@ def missed(lines: list[str], truth: Truth) -> list[str]:
 
 
 def _classify_move(body: str, truth: Truth) -> tuple[str, str]:
-    found = _RENAME.match(body)
+    found = RENAME.match(body)
     if not found:
         return "noise", "unparsed move line"
     olds = [found["old"]]
@@ -354,7 +331,7 @@ def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[st
         return _classify_io(name, detail, truth)
     path, op = truth.locate(name)
     d = truth.delta(path)
-    label = _label(detail) if detail else ""
+    label = label_of(detail) if detail else ""
     if op is None and not label.startswith("input "):
         return _classify_module(marker, path, detail, d, truth)
     scope, what = (path, op) if op is not None else (path.rpartition(".")[0], path)
@@ -362,7 +339,7 @@ def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[st
     if what in changed:
         return "true", f"{what} changed in the events of {scope or '(root)'}"
     if label.startswith("input "):
-        for value in _values(detail):
+        for value in values(detail):
             if value.startswith("input:") and value[6:] in truth.inputs:
                 return "attribute-only", f"new/removed optional input {value}"
             if truth.changed_node(value):
@@ -377,7 +354,7 @@ def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[st
 def _classify_module(
     marker: str, path: str, detail: str, d: ModuleDelta, truth: Truth
 ) -> tuple[str, str]:
-    label = _label(detail) if detail else ""
+    label = label_of(detail) if detail else ""
     where = path or "(root)"
     if marker in "+-":
         ok = d.presence == ("added" if marker == "+" else "removed") or "class" in d.fields
@@ -414,7 +391,9 @@ def _classify_io(name: str, detail: str, truth: Truth) -> tuple[str, str]:
         return (
             "true" if hit else "noise"
         ), f"the model's output {'differs' if hit else 'is the same'}"
-    for value in _values(detail):
+    for value in values(detail):
         if truth.changed_node(value):
             return "true", f"the output now comes from {value}, which differs"
+    if "out" in truth.delta("").fields:  # transformers 4.46's KV cache tensors, 5's Cache object
+        return "true", "the model's output tensors differ"
     return "noise", "the model's output is fed as before"

@@ -25,7 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from truthdiff import KINDS, Truth, cause, classify, distinct, missed
+from reportlines import distinct
+from truthdiff import KINDS, Truth, cause, classify_report, missed
 from upgrade_sets import HF, SETS, companions, library
 
 HERE = Path(__file__).resolve().parent
@@ -133,7 +134,7 @@ def measure(name: str, old: tuple[Path, Path], new: tuple[Path, Path], nnviz_dir
     text, code = nnviz_diff(old[1], new[1], nnviz_dir)
     truth = Truth(*(json.loads(p[0].read_text()) for p in (old, new)))
     lines = [line for line in text.splitlines() if line.strip()]
-    classified = [(line, *classify(line, truth)) for line in lines]
+    classified = [(line, *v) for line, v in zip(lines, classify_report(lines, truth), strict=True)]
     counts = {k: sum(1 for _, kind, _ in classified if kind == k) for k in KINDS}
     changes = truth.tensor_changes()
     return {
