@@ -238,7 +238,7 @@ def _run_key(node: Node) -> tuple[str, ...]:
 
 def _block_run(node_id: str, run: list[Node]) -> Node:
     """`stage0.0 … stage0.99`: consecutive collapsed blocks of one class as one node."""
-    count = sum(int(n.meta.get("collapsed", 1)) for n in run)
+    count = sum(ops_in(n) for n in run)
     summary = f"{run[0].id} … {run[-1].id} · {len(run)} × {run[0].title}"
     meta = {"collapsed": count, "summary": summary, "blocks": len(run)}
     return Node(node_id, "function", run[0].op, scope=run[0].scope, meta=meta)
@@ -247,7 +247,7 @@ def _block_run(node_id: str, run: list[Node]) -> Node:
 def _run_node(node_id: str, run: list[Node]) -> Node:
     tally: dict[str, int] = {}
     for node in run:
-        tally[node.title] = tally.get(node.title, 0) + int(node.meta.get("collapsed", 1))
+        tally[node.title] = tally.get(node.title, 0) + ops_in(node)
     common = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
     summary = " · ".join(f"{name} ×{n}" for name, n in common[:4])
     if len(common) > 4:
@@ -374,14 +374,19 @@ def _free_id(base: str, taken: set[str]) -> str:
     return f"{base}:{k}"
 
 
+def ops_in(node: Node) -> int:
+    """How many traced ops `node` stands for: 1, a collapsed node's count, times
+    `meta["times"]` on a node drawn once for several (a diff's repeated blocks)."""
+    return int(node.meta.get("collapsed", 1)) * int(node.meta.get("times", 1))
+
+
 def collapsed_node(graph: Graph, node_id: str, target: str, members: list[Node]) -> Node:
     """The node `node_id` standing for `members`, the ops module `target` ran (one piece).
 
     `meta["skips"]` lists the residual connections it hides (see `skips`), so that a drawing
     still shows that a collapsed ResNet block is residual."""
     module = graph.modules.get(target)
-    count = sum(int(m.meta.get("collapsed", 1)) for m in members)
-    meta: dict[str, Any] = {"collapsed": count}
+    meta: dict[str, Any] = {"collapsed": sum(ops_in(m) for m in members)}
     hidden = skips(graph, members, target)
     if hidden:
         meta["skips"] = hidden

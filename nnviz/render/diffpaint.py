@@ -86,14 +86,15 @@ def paint_for(diff: GraphDiff, once: Once | None = None) -> Paint:
         if e.status == "unchanged" or not e.flow:
             continue
         fill, border = COLOURS[e.status]
-        follows = e.propagated  # only follows a change elsewhere: painted lighter
+        # only follows a change elsewhere, or information only: painted lighter
+        light = e.propagated or not counts(diff, e)
         nodes[e.name] = NodePaint(
-            fill=FOLLOWER_FILL if follows else fill,
+            fill=FOLLOWER_FILL if light else fill,
             border=border,
             line="dashed" if e.status == "removed" else None,
-            penwidth=1.2 if follows else 2.0,
+            penwidth=1.2 if light else 2.0,
             lines=_lines(e),
-            badge="follows" if follows else e.status,
+            badge=_badge(diff, e),
         )
     edges: dict[tuple[str, str], EdgePaint] = {}
     for edge in diff.edges:
@@ -104,6 +105,17 @@ def paint_for(diff: GraphDiff, once: Once | None = None) -> Paint:
             )
     repeats = once.repeats if once is not None else {}
     return Paint(nodes, edges, subtitle=headline(diff.to_dict()), dim=True, repeats=repeats)
+
+
+def counts(diff: GraphDiff, e: NodeDiff) -> bool:
+    """Whether entry `e` is drift (information counts only in a strict diff)."""
+    return e.drifted or (diff.strict and e.status != "unchanged")
+
+
+def _badge(diff: GraphDiff, e: NodeDiff) -> str:
+    if e.propagated:
+        return "follows"
+    return e.status if counts(diff, e) else f"{e.status}: {e.info}, not drift"
 
 
 def _lines(e: NodeDiff) -> tuple[str, ...]:
@@ -122,10 +134,11 @@ def _lines(e: NodeDiff) -> tuple[str, ...]:
 
 
 def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
-    """Collapse the modules that hold no change and no node within `context` hops of one."""
+    """Collapse the modules that hold no change and no node within `context` hops of one
+    (information such as scalar plumbing is a change only in a strict diff, as in the text)."""
     if context < 0:
         return graph
-    changed = {e.name for e in diff.entries if e.flow and e.status != "unchanged"}
+    changed = {e.name for e in diff.entries if e.flow and counts(diff, e)}
     changed &= {n.id for n in graph.nodes}  # not those of blocks drawn once for several
     kept = set(changed)
     frontier = list(changed)
@@ -182,7 +195,7 @@ def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
             out_nodes.append(node)
         elif node.id in runs:
             members = [graph.node(m) for m in runs[node.id]]
-            ops = sum(int(m.meta.get("collapsed", 1)) for m in members)
+            ops = sum(transform.ops_in(m) for m in members)
             out_nodes.append(
                 Node(
                     rename[node.id],

@@ -11,6 +11,7 @@ element's `id` attribute (`<g id="layer1.0.conv1">` in SVG), escaped like every 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import graphviz
@@ -295,6 +296,11 @@ class _Builder:
         }
 
     def node_attrs(self, node: Node) -> dict[str, str]:
+        repeat = self.paint.repeats.get(node.module or "") if node.meta.get("collapsed") else None
+        if repeat is not None:  # a block drawn for several, collapsed: the ops of one block
+            node = replace(
+                node, meta={**node.meta, "collapsed": transform.ops_in(node) // repeat.times}
+            )
         painted = self.paint.node(node.id)
         label = labels.node_label(
             self.graph,
@@ -304,6 +310,7 @@ class _Builder:
             extra=painted.lines if painted else (),
             badge=painted.badge if painted else None,
             shown=self.paint.shown,
+            mark=f"×{repeat.count}" if repeat is not None else "",
         )
         attrs: dict[str, str] = {"label": label, "id": plain(node.id)}
         if node.kind in ("input", "output"):

@@ -135,14 +135,16 @@ def node_label(
     extra: Iterable[str] = (),
     badge: str | None = None,
     shown: Callable[[str], str] = str,
+    mark: str = "",
 ) -> str:
     """The HTML-like label of an op, module, collapsed module, input or output node; `shown`
     rewrites the names in its name line, arguments and extra lines (a block drawn for several
-    reads `blocks.{0..11}.attn`)."""
+    reads `blocks.{0..11}.attn`), `mark` follows its name (`×12`)."""
     small = small_size(style)
     module = graph.module_of(node)
     rows = [_row(_head(node, module, style, badge, small))]
-    rows += _facts(node, module, style, total, small, shown(display_name(node)))
+    name = shown(display_name(node)) + (f" {mark}" if mark else "")
+    rows += _facts(node, module, style, total, small, name)
     if style.show_node_arguments:
         rows += _arguments(graph, node, style, small, shown)
     if node.kind == "output" and style.show_specs and _is_nested(node.spec):

@@ -51,7 +51,13 @@ class Repeat:
     title: str
     """What its path reads as: `blocks.{0..11}`."""
     count: int
-    """How many blocks it stands for (the `×12` beside the title)."""
+    """How many sibling blocks it stands for (the `×12` beside the title)."""
+    times: int = 0
+    """How many blocks it stands for in all (inside a block drawn for several: `count` times
+    theirs); 0 means `count`. A collapsed node of it counts the ops of one."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "times", self.times or self.count)
 
 
 @dataclass(frozen=True)

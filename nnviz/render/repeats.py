@@ -17,8 +17,9 @@ block is left out with it; one inside the standing block reads with both titles
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx
 
@@ -67,7 +68,9 @@ def draw_once(union: Graph, diff: GraphDiff) -> Once:
         looks = {p: _look(union, p, inside[p], modules[p]) for p in group.paths}
         for run in _runs(union, group, looks, inside, rank):
             title = Paint(repeats=repeats).shown(run.title)
-            repeats[run.paths[0]] = Repeat(title, len(run.indices))
+            outer = _resolve(group.parent, repeats, left_out)[1]  # the blocks drawn once around
+            times = math.prod(repeats[s].count for s in outer) * len(run.indices)
+            repeats[run.paths[0]] = Repeat(title, len(run.indices), times)
             left_out.update(dict.fromkeys(run.paths[1:], run.paths[0]))
     return _without(union, repeats, left_out)
 
@@ -198,9 +201,15 @@ def _without(union: Graph, repeats: dict[str, Repeat], left_out: dict[str, str])
         ends = names.get(edge.source, edge.source), names.get(edge.target, edge.target)
         if ends[0] != ends[1]:
             edges.setdefault(ends, Edge(*ends, edge.slots))
-    nodes = [n for n in union.nodes if n.id not in names]
+    nodes = [_times(n, runs[n.id], repeats) for n in union.nodes if n.id not in names]
     modules = [m for m in union.modules.values() if _resolve(m.path, {}, left_out)[0] == m.path]
     return Once(union.replace(nodes, edges.values(), modules), names, repeats, left_out)
+
+
+def _times(node: Node, runs: Mapping[str, str], repeats: Mapping[str, Repeat]) -> Node:
+    """`node`, marked with how many nodes it stands for (`meta["times"]`, for op counts)."""
+    times = math.prod(repeats[standing].count for standing in runs)
+    return replace(node, meta={**node.meta, "times": times}) if times > 1 else node
 
 
 def _resolve(

@@ -15,7 +15,7 @@ from torch import nn
 
 import nnviz
 from nnviz.diffing.blocks import Siblings, repeated_changes
-from nnviz.render import htmlview
+from nnviz.render import diffpaint, htmlview
 from nnviz.render.dot import REPEAT_LEGEND
 from nnviz.render.style import make_style
 
@@ -97,6 +97,10 @@ def test_a_change_in_every_block_is_one_cluster_in_the_drawing(tmp_path: Path) -
     ]
     added = [(c["name"], c["target"]) for c in view["changes"] if c["status"] == "added"]
     assert added == [("blocks.{0..5}.extra ×6", "blocks.0.extra")]
+    # collapsed, the drawn block counts the ops of one block, the list around it those of all
+    pieces = {m["path"]: m["pieces"][0]["dot"] for m in view["modules"]}
+    assert "4 ops" in pieces["blocks.0"] and "blocks.{0..5} ×6" in pieces["blocks.0"]
+    assert "24 ops" in pieces["blocks"]
 
 
 def test_blocks_with_other_changes_stay_apart(tmp_path: Path) -> None:
@@ -202,3 +206,36 @@ def test_the_page_header_and_the_repr_show_the_totals_not_an_information_line() 
     assert totals in text.splitlines()
     assert htmlview.diff_view(result, make_style(None), context=3)["summary"] == totals
     assert repr(result) == f"<GraphDiff t → t: {totals}>"
+
+
+class Sizes(nn.Module):
+    """Reads two or three sizes from its input's shape (scalar plumbing, as two library
+    versions write it)."""
+
+    def __init__(self, reads: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+        self.reads = reads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape if self.reads == 3 else (x.shape[0], x.shape[1], 16)
+        return self.fc(x).reshape(b, n, c)
+
+
+def test_information_is_painted_light_and_only_a_strict_drawing_opens_around_it() -> None:
+    def net(reads: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(16, 16), nn.Sequential(Sizes(reads)), nn.Linear(16, 16))
+
+    old, new = (nnviz.trace(net(r), name="n", inputs="tensor1x4x16") for r in (3, 2))
+    for strict in (False, True):
+        result = nnviz.diff(old, new, strict=strict)
+        name = "1.0.getitem:2"  # the size read that went away
+        assert result.entry(name).status == "removed"
+        paint = diffpaint.paint_for(result)
+        shown = diffpaint.fold(diffpaint.union_graph(result), result, 1)
+        if strict:
+            assert paint.nodes[name].badge == "removed" and name in shown
+        else:  # as the text lists it apart: not drift, folded like the unchanged
+            assert paint.nodes[name].badge == "removed: plumbing, not drift"
+            assert paint.nodes[name].fill == diffpaint.FOLLOWER_FILL
+            assert [n.id for n in shown.nodes] == ["input:input", "0", "1", "2", "output"]
