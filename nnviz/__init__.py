@@ -188,17 +188,36 @@ def diff(
             TracersDifferWarning,
             stacklevel=2,
         )
-    for side, graph in zip((old, new), graphs, strict=True):
-        if graph.meta.get("migrated_from") is not None and not result.identical:
-            warnings.warn(
-                f"{side if not isinstance(side, Graph) else graph.name} is a format-"
-                f"{graph.meta['migrated_from']} snapshot without inherited hyperparameters or "
-                "optional-input defaults; re-record it (nnviz MODEL -o FILE.json, or "
-                "pytest --nnviz-update) to compare those",
-                NNVizWarning,
-                stacklevel=2,
-            )
+    for side, graph, other in zip((old, new), graphs, graphs[::-1], strict=True):
+        message = _older_format(graph, other, result)
+        if message:
+            where = side if not isinstance(side, Graph) else graph.name
+            warnings.warn(f"{where} {message}", NNVizWarning, stacklevel=2)
     return result
+
+
+def _older_format(graph: Graph, other: Graph, result: GraphDiff) -> str | None:
+    """What an older snapshot format left uncompared, with how to re-record the file; None
+    when nothing was lost (the current format, or an identical result with every argument
+    compared)."""
+    from nnviz.diffing.fields import positional_format
+
+    version = graph.meta.get("migrated_from")
+    if version is None:
+        return None
+    lost = []
+    infos = {c.info for e in result for c in e.changes.values()}
+    uncompared = not result.identical or "format" in infos
+    if positional_format(graph) and not positional_format(other) and uncompared:
+        lost.append("it records call arguments by position, so they compared only where exact")
+    if version < 2 and not result.identical:
+        lost.append("it lacks inherited hyperparameters and optional-input defaults")
+    if not lost:
+        return None
+    return (
+        f"is a format-{version} snapshot: {'; '.join(lost)}; re-record it (nnviz MODEL -o "
+        "FILE.json, or pytest --nnviz-update)"
+    )
 
 
 def _graph(side: Graph | str | Path, inputs: Any) -> Graph:

@@ -4,7 +4,7 @@ The text is valid JSON laid out for git: top-level keys sorted, then one line pe
 edge (each a compact JSON object with sorted keys), so a changed layer is a one-line diff. The same
 graph always gives the same bytes. Loading validates the document against the schema (the
 pydantic models of `nnviz.snapshot_schema`, from which the shipped
-`nnviz/schema/snapshot-v2.schema.json` is generated; a document in the exact form `dumps` writes
+`nnviz/schema/snapshot-v3.schema.json` is generated; a document in the exact form `dumps` writes
 is checked without importing pydantic), never imports torch, and never executes anything named in
 the file.
 See `docs/snapshot-format.md`.
@@ -24,10 +24,12 @@ from nnviz.fs import atomic_write
 from nnviz.graph import NODE_KINDS, Edge, Graph, Module, Node
 
 FORMAT = "nnviz-graph"
-VERSION = 2
-READS = (1, 2)
+VERSION = 3
+READS = (1, 2, 3)
 """Versions read: version 1 lacks what 2 added (module bases, inherited hyperparameters, input
-defaults) and reads as is, with `meta[MIGRATED]` saying so."""
+defaults); versions 1 and 2 record call arguments by position where 3 names them by the callee's
+parameters (`nnviz.tracers.binding`). Older documents read as they are, with `meta[MIGRATED]`
+saying so."""
 MIGRATED = "migrated_from"
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"snapshot-v{VERSION}.schema.json"
 
@@ -123,10 +125,10 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
 def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
     """The document through the pydantic schema: coerces what the schema allows and names the
     first fault precisely (`nodes[3].kind: Input should be ...`)."""
-    from nnviz.snapshot_schema import SnapshotV2
+    from nnviz.snapshot_schema import SnapshotV3
 
     snap = untrusted.read_document(
-        doc, source, SnapshotError, SnapshotV2, format=FORMAT, noun="graph snapshot", reads=READS
+        doc, source, SnapshotError, SnapshotV3, format=FORMAT, noun="graph snapshot", reads=READS
     )
     meta = snap.meta if snap.version == VERSION else {**snap.meta, MIGRATED: snap.version}
     try:
@@ -269,9 +271,9 @@ def load(path: str | os.PathLike[str]) -> Graph:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the current format, as shipped in `SCHEMA_PATH`."""
-    from nnviz.snapshot_schema import SnapshotV2
+    from nnviz.snapshot_schema import SnapshotV3
 
-    schema = SnapshotV2.model_json_schema(by_alias=True)
+    schema = SnapshotV3.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://nnviz.dev/schema/snapshot-v{VERSION}.schema.json"
     return schema

@@ -1,9 +1,9 @@
-"""The snapshot schema (format version 2; version 1 documents validate too) as pydantic models.
+"""The snapshot schema (format version 3; versions 1 and 2 validate too) as pydantic models.
 
 `nnviz.snapshot` reads documents in the exact form it writes without these models (importing
 pydantic costs more than loading a large snapshot) and falls back to them for anything else: they
 coerce what the schema allows and name the first fault. `nnviz.snapshot.json_schema()` generates
-the shipped `nnviz/schema/snapshot-v2.schema.json` from them.
+the shipped `nnviz/schema/snapshot-v3.schema.json` from them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class ModuleV2(_Strict):
+class ModuleV3(_Strict):
     """A module tree entry."""
 
     path: str = Field(description="Qualified name as in named_modules(); '' is the root.")
@@ -37,7 +37,7 @@ class ModuleV2(_Strict):
     )
 
 
-class NodeV2(_Strict):
+class NodeV3(_Strict):
     """A data-flow node."""
 
     id: str = Field(min_length=1, description="Structural id, unique in the graph.")
@@ -45,25 +45,31 @@ class NodeV2(_Strict):
     op: str = Field(description="Module class, qualified function, method name or input name.")
     scope: str = Field("", description="Path of the enclosing module.")
     module: str | None = Field(None, description="Called module's path, for module nodes.")
-    args: dict[str, JsonValue] = Field(default_factory=dict, description="Constant arguments.")
+    args: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="Constant arguments by the callee's parameter name (version 3; positions "
+        "'0', '1' where no signature is known, and in versions 1-2), defaults left out.",
+    )
     spec: JsonValue = Field(None, description="Output spec when traced with data.")
     meta: dict[str, JsonValue] = Field(default_factory=dict, description="Cosmetic data.")
 
 
-class EdgeV2(_Strict):
+class EdgeV3(_Strict):
     """A data-flow edge."""
 
     source: str
     target: str
-    slots: list[str] = Field(default_factory=list, description="Argument slots fed.")
+    slots: list[str] = Field(
+        default_factory=list, description="Argument slots fed, named as node args are."
+    )
 
 
-class SnapshotV2(_Strict):
-    """A whole snapshot document, format version 2 (version 1 documents validate too)."""
+class SnapshotV3(_Strict):
+    """A whole snapshot document, format version 3 (versions 1 and 2 validate too)."""
 
     format: Literal["nnviz-graph"]
-    version: Literal[1, 2]
+    version: Literal[1, 2, 3]
     meta: dict[str, JsonValue] = Field(default_factory=dict)
-    modules: list[ModuleV2]
-    nodes: list[NodeV2]
-    edges: list[EdgeV2]
+    modules: list[ModuleV3]
+    nodes: list[NodeV3]
+    edges: list[EdgeV3]

@@ -15,11 +15,13 @@ from typing import Any
 from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.document import Status, fold_root
 from nnviz.diffing.fields import (
+    across_formats,
     check_ignore,
     ignored,
     input_changes,
     module_changes,
     node_changes,
+    positional_format,
 )
 from nnviz.diffing.matching import Matching, match
 from nnviz.diffing.model import ABSENT, Change, EdgeDiff, GraphDiff, NodeDiff
@@ -110,6 +112,7 @@ def build(
     old_edges, new_edges = old.edges, new.edges
     old_inputs, new_inputs = _inputs(old_edges, node_name_old), _inputs(new_edges, None)
     plumbing = _Plumbing(old, new, _inputs(old_edges, None), new_inputs)
+    formats_differ = positional_format(old) != positional_format(new)
     for e in entries:
         if e.old_module is not None and e.new_module is not None:
             e.changes.update(module_changes(e.old_module, e.new_module))
@@ -121,6 +124,9 @@ def build(
         elif e.old_module is not None and e.new_module is not None and (e.old_node or e.new_node):
             e.changes["called"] = Change(e.old_node is not None, e.new_node is not None)
         plumbing.classify(e)
+        if formats_differ and e.old_node is not None and e.new_node is not None:
+            a, b = old_inputs.get(e.old_node.id, {}), new_inputs.get(e.new_node.id, {})
+            across_formats(e.changes, e.old_node, e.new_node, a, b)
         for key in [k for k in e.changes if ignored(k, ignore)]:
             del e.changes[key]
     _fold_inlining(entries, by_name)

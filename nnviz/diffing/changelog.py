@@ -34,6 +34,7 @@ _INFO_NAMES = {
     "attribute": "attribute-only change",
     "plumbing": "scalar-plumbing change",
     "input": "optional-input change",
+    "format": "older-format argument change",
 }
 _MAX_INFO_LINES = 10
 

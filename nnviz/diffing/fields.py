@@ -8,7 +8,9 @@ Weights, `Node.meta`, graph metadata and library versions never count; `ignore` 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from nnviz.diffing.model import ABSENT, Change
@@ -139,3 +141,44 @@ def input_changes(a: dict[str, str], b: dict[str, str]) -> dict[str, Change]:
         for k in keys
         if a.get(k) != b.get(k)
     }
+
+
+NAMED_ARGUMENTS = 3
+"""The first snapshot format that names call arguments by the callee's parameters; older ones
+(`meta.migrated_from` 1 or 2) record them by position (`"0"`, `"1"`) and keywords as written."""
+
+
+def positional_format(graph: Graph) -> bool:
+    """Whether `graph` was read from a snapshot that records call arguments by position."""
+    version = graph.meta.get("migrated_from")
+    return isinstance(version, int) and version < NAMED_ARGUMENTS
+
+
+def across_formats(
+    changes: dict[str, Change],
+    a: Node,
+    b: Node,
+    a_inputs: Mapping[str, str],
+    b_inputs: Mapping[str, str],
+) -> None:
+    """A pair of calls from snapshots that record arguments differently (by position, by
+    parameter name): only torch's signatures could translate one into the other, and the JSON
+    path has none. Input slots that differ only by name (the same sources) are no change;
+    constant arguments that differ only by name (the same values) are no change; any other
+    argument difference is information (`format`), never drift: it cannot be told apart from a
+    renamed slot or a default left out. A rewired input (another source) stays drift."""
+    inputs = [k for k in changes if k.startswith("inputs.")]
+    if inputs and sorted(a_inputs.values()) == sorted(b_inputs.values()):
+        for key in inputs:
+            del changes[key]
+    arguments = [k for k in changes if k.startswith("args.")]
+    if arguments and _values(a.args) == _values(b.args):
+        for key in arguments:
+            del changes[key]
+    for key in arguments:
+        if key in changes:
+            changes[key] = replace(changes[key], info="format")
+
+
+def _values(args: Mapping[str, Value]) -> list[str]:
+    return sorted(json.dumps(v, sort_keys=True) for v in args.values())

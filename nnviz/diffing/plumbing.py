@@ -93,18 +93,34 @@ def _mark(changes: dict[str, Change], keys: list[str], info: str) -> None:
         changes[key] = dataclasses.replace(changes[key], info=info)
 
 
-_SHAPED = frozenset({"view", "reshape"})
+_SHAPED = {"view": "size", "reshape": "shape"}
+"""The ops whose sizes may be left to infer (`-1`), and the parameter naming the sizes."""
 
 
 def inferred_sizes(changes: dict[str, Change], op: str, spec: Value) -> None:
     """`x.view(b, -1, h, d)` is `x.view(b, s, -1, d)` when both give the same output: with the
-    output's shape known (and equal on both sides), a `-1` size argument is the size it infers."""
-    if op not in _SHAPED or not (isinstance(spec, dict) and "$tensor" in spec):
+    output's shape known (and equal on both sides), a `-1` size argument is the size it infers.
+    Sizes are `size.<dim>` (`shape.<dim>`) items, or one constant tuple."""
+    name = _SHAPED.get(op)
+    if name is None or not (isinstance(spec, dict) and "$tensor" in spec):
         return
     shape = spec["$tensor"].get("shape", [])
-    for key in [k for k in changes if k.startswith("args.") and k[5:].isdecimal()]:
-        dim = int(key[5:]) - 1  # slot 0 is the tensor itself
-        change = changes[key]
-        sizes = (-1, shape[dim]) if 0 <= dim < len(shape) else ()
-        if change.old in sizes and change.new in sizes:  # a value may be a tuple: not hashable
+    whole = changes.get(f"args.{name}")
+    if whole is not None and _same_sizes(whole.old, whole.new, shape):
+        del changes[f"args.{name}"]
+    for key in [k for k in changes if k.startswith(f"args.{name}.")]:
+        dim, change = key.removeprefix(f"args.{name}."), changes[key]
+        if dim.isdecimal() and _same_size(change.old, change.new, shape, int(dim)):
             del changes[key]
+
+
+def _same_size(old: Value, new: Value, shape: list[int], dim: int) -> bool:
+    known = isinstance(old, int) and isinstance(new, int) and 0 <= dim < len(shape)
+    return known and {old, new} <= {-1, shape[dim]}
+
+
+def _same_sizes(old: Value, new: Value, shape: list[int]) -> bool:
+    sizes = [v.get("$tuple") if isinstance(v, dict) else v for v in (old, new)]
+    if not all(isinstance(s, list) and len(s) == len(shape) for s in sizes):
+        return False
+    return all(_same_size(a, b, shape, d) for d, (a, b) in enumerate(zip(*sizes, strict=True)))

@@ -57,11 +57,12 @@ def trace(
     assigns, fx's tensor constants and the training flags are all put back
     (`nnviz.tracers.pristine.preserved`).
     """
+    from nnviz.tracers.defaults import leave_out
     from nnviz.tracers.pristine import preserved
 
     with preserved(model):
         model.eval()
-        return _trace_in_eval_mode(model, name, inputs, rebuild, tracer, example)
+        return leave_out(_trace_in_eval_mode(model, name, inputs, rebuild, tracer, example))
 
 
 def _trace_in_eval_mode(

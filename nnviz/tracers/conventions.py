@@ -10,7 +10,7 @@ import enum
 import inspect
 import operator
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import torch
@@ -298,6 +298,37 @@ def nested_refs(value: Any, slot: str, kind: type[R]) -> Iterator[tuple[str, R]]
     elif isinstance(value, slice):
         for i, item in enumerate((value.start, value.stop, value.step)):
             yield from nested_refs(item, f"{slot}.{i}", kind)
+
+
+def nested_parts(value: Any, slot: str, is_ref: Callable[[Any], bool]) -> Iterator[tuple[str, Any]]:
+    """An argument split where it holds traced values: each reference (`is_ref`) and each
+    constant beside one with its nested slot (`size.0` a traced size, `size.1` the constant -1);
+    a container without references stays whole. An unset slice bound (`None`) is left out.
+    (The output node keeps only its references: what else an output carries is not the graph.)"""
+    if is_ref(value) or not holds_ref(value, is_ref):
+        yield slot, value
+        return
+    if isinstance(value, slice):
+        items: Iterable[tuple[Any, Any]] = enumerate((value.start, value.stop, value.step))
+        items = [(i, item) for i, item in items if item is not None]
+    elif isinstance(value, dict):
+        items = value.items()
+    else:
+        items = enumerate(value)
+    for key, item in items:
+        yield from nested_parts(item, f"{slot}.{key}", is_ref)
+
+
+def holds_ref(value: Any, is_ref: Callable[[Any], bool]) -> bool:
+    if is_ref(value):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(holds_ref(v, is_ref) for v in value)
+    if isinstance(value, dict):
+        return any(holds_ref(v, is_ref) for v in value.values())
+    if isinstance(value, slice):
+        return any(holds_ref(v, is_ref) for v in (value.start, value.stop, value.step))
+    return False
 
 
 SHAPE_QUERIES = {

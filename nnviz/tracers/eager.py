@@ -209,10 +209,11 @@ class _CallRecorder:
         self.calls.append(call)
         return Ref(len(self.calls) - 1)
 
-    def record(self, kind: str, op: str, slots: list[tuple[str, Any]], result: Any) -> Any:
-        ref = self.add(
-            RecordedCall(kind, op, self.scopes[-1], None, slots, _spec(traced.plain(result)))
-        )
+    def record(
+        self, kind: str, op: str, slots: list[tuple[str, Any]], result: Any, target: Any = None
+    ) -> Any:
+        spec = _spec(traced.plain(result))
+        ref = self.add(RecordedCall(kind, op, self.scopes[-1], None, slots, spec, target=target))
         return self.bind(result, ref)
 
     def record_op(
@@ -228,7 +229,7 @@ class _CallRecorder:
             return result
         if isinstance(target, str):
             return self.record("method", target, slots, result)
-        out = self.record("function", qualname(target), slots, result)
+        out = self.record("function", qualname(target), slots, result, target)
         if target in _COMPARISONS and isinstance(result, bool):
             self.calls[-1].dropped = True
         return out
@@ -296,7 +297,8 @@ class _Mode(TorchFunctionMode):
             rec.device_reads[id(result)] = result
         if not kind or not is_traced(slots):
             return result
-        return rec.record(kind, op, slots, result)
+        target = func if kind == "function" and op != "getattr" else None
+        return rec.record(kind, op, slots, result, target)
 
 
 def _classify(

@@ -9,7 +9,7 @@ internal shape asserts are dropped together with the shape queries that only fed
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,15 +18,17 @@ from torch import nn
 
 from nnviz.errors import TraceError
 from nnviz.graph import Edge, Graph, Node, parent_path
+from nnviz.tracers.binding import bind
 from nnviz.tracers.conventions import (
     IdAllocator,
     call_name,
     encode,
+    holds_ref,
     input_default,
     is_shape_query,
     module_names,
     module_tree,
-    nested_refs,
+    nested_parts,
     qualname,
     scoped,
     versions,
@@ -152,14 +154,17 @@ def _convert(
         constants: dict[str, Value] = {}
         if fn.op == "placeholder":
             constants = {k: encode(v) for k, v in input_default(model, node["op"])}
-        for slot, value in _slots(fn):
-            refs = [(sub, n) for sub, n in _refs(value, slot) if n not in attrs]
-            if refs:
-                for sub, ref in refs:
-                    if ref in ids:
-                        edges.setdefault((ids[ref], node_id), []).append(sub)
-            else:
-                constants[slot] = _constant(value, attrs)
+
+        def is_ref(value: Any) -> bool:
+            return isinstance(value, fx.Node) and value not in attrs
+
+        for slot, value in _bound_slots(fn, model, is_ref):
+            for sub, part in nested_parts(value, slot, is_ref):
+                if is_ref(part):
+                    if part in ids:
+                        edges.setdefault((ids[part], node_id), []).append(sub)
+                elif sub == slot or fn.op != "output":
+                    constants[sub] = _constant(part, attrs)
         nodes.append(Node(**{**node, "args": constants}))
     graph = Graph(
         nodes,
@@ -199,17 +204,23 @@ def _make_node(fn: fx.Node, model: nn.Module, allocate: IdAllocator) -> tuple[st
     return node_id, {"id": node_id, "kind": "method", "op": method, "scope": scope}
 
 
-def _slots(fn: fx.Node) -> Iterator[tuple[str, Any]]:
+def _bound_slots(
+    fn: fx.Node, model: nn.Module, is_ref: Callable[[Any], bool]
+) -> list[tuple[str, Any]]:
+    """The call's arguments by the callee's parameter names (`nnviz.tracers.binding`)."""
     if fn.op in ("placeholder", "get_attr"):
-        return
-    for i, arg in enumerate(fn.args):
-        yield str(i), arg
-    for key, arg in fn.kwargs.items():
-        yield key, arg
-
-
-def _refs(value: Any, slot: str) -> Iterator[tuple[str, fx.Node]]:
-    return nested_refs(value, slot, fx.Node)
+        return []
+    slots = [(str(i), arg) for i, arg in enumerate(fn.args)] + list(fn.kwargs.items())
+    if fn.op == "output":
+        return slots
+    target: Any
+    if fn.op == "call_module":
+        kind, target = "module", model.get_submodule(str(fn.target))
+    elif fn.op == "call_method":
+        kind, target = "method", str(fn.target)
+    else:
+        kind, target = "function", fn.target
+    return bind(kind, target, slots, lambda value: not holds_ref(value, is_ref))
 
 
 def _constant(value: Any, attrs: dict[fx.Node, Value]) -> Value:

@@ -16,11 +16,14 @@ from typing import Any
 from torch import nn
 
 from nnviz.graph import Edge, Graph, Node
+from nnviz.tracers.binding import bind
 from nnviz.tracers.conventions import (
     IdAllocator,
     encode,
+    holds_ref,
     is_shape_query,
     module_tree,
+    nested_parts,
     nested_refs,
     scoped,
 )
@@ -53,6 +56,8 @@ class RecordedCall:
     spec: Value = None
     dropped: bool = False
     """Asserts and bool comparisons (which in a fx-traceable model only feed asserts)."""
+    target: Any = None
+    """The function called, for a function call (its signature names the arguments)."""
 
 
 def is_traced(value: Any) -> bool:
@@ -96,14 +101,13 @@ def to_graph(calls: list[RecordedCall], model: nn.Module, meta: dict[str, Value]
             continue
         node_id = ids[index] = allocate(_base_id(call))
         constants: dict[str, Value] = {}
-        for slot, value in call.slots:
-            refs = list(_refs(value, slot))
-            if refs:
-                for sub, ref in refs:
-                    if ref.index in ids:
-                        edges.setdefault((ids[ref.index], node_id), []).append(sub)
-            else:
-                constants[slot] = _constant(value)
+        for slot, value in _bound_slots(call, model):
+            for sub, part in nested_parts(value, slot, _is_ref):
+                if isinstance(part, Ref):
+                    if part.index in ids:
+                        edges.setdefault((ids[part.index], node_id), []).append(sub)
+                elif sub == slot or call.kind != "output":
+                    constants[sub] = _constant(part)
         nodes.append(
             Node(
                 id=node_id,
@@ -141,6 +145,27 @@ def _base_id(call: RecordedCall) -> str:
 
 def _refs(value: Any, slot: str) -> Iterator[tuple[str, Ref]]:
     return nested_refs(value, slot, Ref)
+
+
+def _is_ref(value: Any) -> bool:
+    return isinstance(value, Ref)
+
+
+def _bound_slots(call: RecordedCall, model: nn.Module) -> list[tuple[str, Any]]:
+    """The call's arguments by the callee's parameter names (`nnviz.tracers.binding`)."""
+    if call.kind == "module" and call.module is not None:
+        target: Any = model.get_submodule(call.module)
+    elif call.kind == "method":
+        target = call.op
+    elif call.kind == "function" and call.target is not None:
+        target = call.target
+    else:
+        return call.slots
+    return bind(call.kind, target, call.slots, _is_constant)
+
+
+def _is_constant(value: Any) -> bool:
+    return not holds_ref(value, lambda v: isinstance(v, (Ref, Attr)))
 
 
 def _constant(value: Any) -> Value:

@@ -39,18 +39,18 @@ def test_folding_moves_expressions_into_the_consumer_and_keeps_the_read() -> Non
     assert len(folded) == len(full) - len(VIT_BOOKKEEPING)
     reshape = folded.node("reshape")
     assert dict(reshape.meta["folded"]) == {
-        "1": "x.shape[0]",
-        "3": "(x.shape[2] // 16) * (x.shape[3] // 16)",
+        "shape.0": "x.shape[0]",
+        "shape.2": "(x.shape[2] // 16) * (x.shape[3] // 16)",
     }
     read = folded.edge("input:x", "reshape")
-    assert read.slots == ("1", "3") and bookkeeping.folded_edge(folded, read)
+    assert read.slots == ("shape.0", "shape.2") and bookkeeping.folded_edge(folded, read)
     assert not bookkeeping.folded_edge(folded, folded.edge("conv_proj", "reshape"))
     assert snapshot.dumps(traced("vit_b_16")) == snapshot.dumps(full)  # input untouched
 
 
 def test_drawing_shows_folded_arguments_dashed_reads_and_everything_on_request() -> None:
     dot = to_dot(apply(traced("vit_b_16")))
-    assert "arg3=(x.shape[2] // 16) * (x.shape[3] // 16)" in dot.replace("&#x27;", "'")
+    assert "shape.2=(x.shape[2] // 16) * (x.shape[3] // 16)" in dot.replace("&#x27;", "'")
     assert "getattr" not in {n.id for n in apply(traced("vit_b_16")).nodes}
     read = next(line for line in dot.splitlines() if 'id="edge:input:x->reshape"' in line)
     assert "dashed" in read

@@ -190,7 +190,7 @@ def test_container_inputs_and_kwargs_are_indexed_as_fx_does() -> None:
     assert graph.node("getitem:3").args == {"1": "scale"}  # extra["scale"]
     kwargs = _graph("KwargsForward", "eager")
     assert kwargs.edge("input:kwargs", "getitem").slots == ("0",)
-    assert kwargs.edge("getitem", "lin").slots == ("0",)
+    assert kwargs.edge("getitem", "lin").slots == ("input",)
 
 
 def test_device_reads_are_the_models_device_and_edges() -> None:
@@ -207,7 +207,7 @@ def test_device_reads_are_the_models_device_and_edges() -> None:
 def test_default_arguments_are_recorded_as_written() -> None:
     graph = _graph("DefaultArguments", "eager")
     assert graph.node("norm").args == {}
-    assert graph.node("split").args == {"1": 4, "2": -1}
+    assert graph.node("split").args == {"split_size": 4, "dim": -1}
     assert (graph.node("unflatten").kind, graph.node("unflatten").op) == ("method", "unflatten")
 
 

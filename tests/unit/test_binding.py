@@ -1,0 +1,131 @@
+"""Call arguments named by the callee's signature (`nnviz.tracers.binding`): the same call
+written another way records the same way in both tracers; an older snapshot that records
+arguments by position compares without false drift and says how to re-record it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from support import run
+
+import nnviz
+from nnviz import snapshot
+from nnviz.graph import Graph
+from nnviz.render.dot import to_dot
+
+MODELS = Path(__file__).parents[1] / "models"
+sys.path.insert(0, str(MODELS))
+import binding  # noqa: E402  (tests/models/binding.py, importable as the v2 snapshot names it)
+
+IMAGE = "tensor1x3x8x8"
+
+
+def trace(model: object, inputs: str = IMAGE, tracer: str = "fx") -> Graph:
+    return nnviz.trace(model, name="head", inputs=inputs, tracer=tracer)
+
+
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_keyword_and_positional_arguments_record_alike(tracer: str) -> None:
+    positional = trace(binding.Head(), tracer=tracer)
+    keywords = trace(binding.Head(keywords=True), tracer=tracer)
+    flatten, linear = positional.node("flatten"), positional.node("linear")
+    assert dict(flatten.args) == {"start_dim": 1}  # end_dim=-1 is its default
+    assert dict(linear.args) == {"weight": {"$attr": "fc.weight"}, "bias": {"$attr": "fc.bias"}}
+    assert positional.edge("conv", "flatten").slots == ("input",)
+    assert positional.edge("input:x", "conv").slots == ("input",)  # a module's forward(input)
+    assert [dict(n.args) for n in keywords] == [dict(n.args) for n in positional]
+    assert positional.edges == keywords.edges
+    assert nnviz.diff(positional, keywords, strict=True).identical
+
+
+def test_both_tracers_name_the_same_slots() -> None:
+    fx, eager = trace(binding.Attention(False), "tensor1x4x16"), None
+    eager = trace(binding.Attention(False), "tensor1x4x16", tracer="eager")
+    assert [(n.id, dict(n.args)) for n in fx] == [(n.id, dict(n.args)) for n in eager]
+    assert fx.edges == eager.edges
+    view = fx.node("view")
+    assert dict(view.args) == {"size.2": 2, "size.3": 8}  # x.view(b, n, 2, 8): b, n traced
+    assert fx.edge("getitem", "view").slots == ("size.0",)
+
+
+def test_the_label_names_the_parameter() -> None:
+    dot = to_dot(trace(binding.Head()))
+    assert "start_dim=1" in dot
+    assert "arg1" not in dot
+
+
+def test_arange_from_zero_is_arange() -> None:
+    explicit = trace(binding.Positions(True), "tensor2x5")
+    implicit = trace(binding.Positions(False), "tensor2x5")
+    assert dict(explicit.node("arange").args) == dict(implicit.node("arange").args) == {}
+    assert explicit.edge("getitem", "arange").slots == ("end",)
+    assert nnviz.diff(explicit, implicit, strict=True).identical
+
+
+def test_attention_arguments_that_compute_their_default_are_the_default() -> None:
+    """`scale=1/sqrt(E)` is what sdpa computes without a scale; `enable_gqa=True` with as many
+    key heads as query heads groups nothing."""
+    plain = trace(binding.Attention(False), "tensor1x4x16")
+    spelled = trace(binding.Attention(True), "tensor1x4x16")
+    sdpa = "scaled_dot_product_attention"
+    assert dict(spelled.node(sdpa).args) == dict(plain.node(sdpa).args) == {}
+    assert nnviz.diff(plain, spelled, strict=True).identical
+    grouped = trace(binding.Attention(True, heads=2, kv_heads=1), "tensor1x4x16")
+    assert dict(grouped.node(sdpa).args) == {"enable_gqa": True}  # 2 query heads, 1 key head
+
+
+def test_an_older_snapshot_compares_without_false_drift(tmp_path: Path) -> None:
+    old = MODELS / "head-v2.json"  # binding.Head() recorded by format 2: {"1": 1}, slots "0"
+    assert snapshot.load(old).meta[snapshot.MIGRATED] == 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        same = nnviz.diff(old, trace(binding.Head(keywords=True)))
+    assert same.identical and not caught  # same values under new names: nothing to say
+    with pytest.warns(nnviz.NNVizWarning) as caught:
+        moved = nnviz.diff(old, trace(binding.Head(start_dim=0)))
+    assert [str(w.message) for w in caught] == [
+        f"{old} is a format-2 snapshot: it records call arguments by position, so they "
+        "compared only where exact; re-record it (nnviz MODEL -o FILE.json, or pytest "
+        "--nnviz-update)"
+    ]
+    assert not moved.identical  # flatten's output shape changed: drift whatever the format
+    lines = moved.to_text().splitlines()
+    assert "~ flatten  torch.flatten  output [1, 144] → [144]" in lines
+    assert "older-format argument change" in lines[-1]
+    assert nnviz.draw(snapshot.load(old), tmp_path / "old.svg").read_text().startswith("<")
+
+
+def test_the_plugin_passes_an_older_snapshot_of_the_same_model_and_warns_on_drift(
+    pytester: pytest.Pytester,
+) -> None:
+    shutil.copy(MODELS / "binding.py", pytester.path / "binding.py")
+    pytester.makepyfile(
+        test_old="""
+        from binding import Head
+
+        def test_head(nnviz_snapshot):
+            nnviz_snapshot(Head(), inputs="tensor1x3x8x8", name="same")
+
+        def test_moved(nnviz_snapshot):
+            nnviz_snapshot(Head(start_dim=0), inputs="tensor1x3x8x8", name="moved")
+        """
+    )
+    folder = pytester.path / "__nnviz_snapshots__" / "test_old"
+    folder.mkdir(parents=True)
+    for name in ("test_head.same", "test_moved.moved"):
+        shutil.copy(MODELS / "head-v2.json", folder / f"{name}.json")
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E       not drift (counted with --strict): 1 older-format argument change",
+            "test_old.py::test_moved",
+            "*NNVizWarning: head is a format-2 snapshot: it records call arguments by position*",
+        ],
+        consecutive=False,
+    )
+    assert "test_old.py::test_head" not in result.stdout.str()  # no warning: nothing lost
