@@ -260,11 +260,13 @@ _ACCEPTS: dict[type, tuple[str, ...]] = {
 
 
 def _accepts(param: inspect.Parameter, value: Any, constant: Any) -> bool:
-    """Whether a stub's annotation can take a constant (tells `view(dtype)` from `view(size)`);
-    traced values and Python signatures (no string annotation) are accepted."""
+    """Whether a stub's annotation can take a constant or a sequence (tells `view(dtype)` from
+    `view(size)`); traced values and Python signatures (no string annotation) are accepted."""
     annotation = param.annotation
-    if not isinstance(annotation, str) or not annotation or not constant(value):
+    if not isinstance(annotation, str) or not annotation:
         return True
+    if not constant(value) and not isinstance(value, (tuple, list)):
+        return True  # a traced value may be anything; a sequence of them is still a sequence
     if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
         return True
     words = _ACCEPTS.get(type(value))

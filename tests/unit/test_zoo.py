@@ -68,10 +68,10 @@ def test_hf_attention_is_drawn_op_by_op() -> None:
         "view",
         "transpose",
     ]
-    assert graph.edge(f"{scope}.q_proj", f"{scope}.view").slots == ("0",)
-    # view(*input_shape, -1, head_dim): the unpacked sizes feed the shape argument
-    assert graph.edge(f"{scope}.getitem:1", f"{scope}.view").slots == ("1.0",)
-    assert graph.edge(f"{scope}.getitem:2", f"{scope}.view").slots == ("1.1",)
+    assert graph.edge(f"{scope}.q_proj", f"{scope}.view").slots == ("self",)
+    # view(*input_shape, -1, head_dim): the unpacked sizes feed the size argument
+    assert graph.edge(f"{scope}.getitem:1", f"{scope}.view").slots == ("size.0",)
+    assert graph.edge(f"{scope}.getitem:2", f"{scope}.view").slots == ("size.1",)
     assert graph.node(f"{scope}.o_proj").spec == {
         "$tensor": {"shape": [1, 16, 64], "dtype": "float32"}
     }
