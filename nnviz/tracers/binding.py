@@ -165,24 +165,25 @@ def bind(kind: str, target: Any, slots: Slots, constant: Callable[[Any], bool]) 
     positional = [value for key, value in slots if key.isdecimal()]
     keywords = {key: value for key, value in slots if not key.isdecimal()}
     candidates = signatures(kind, target)
-    best: tuple[int, inspect.Signature, Mapping[str, Any]] | None = None
-    for signature in candidates:
-        try:
-            arguments = signature.bind(*positional, **keywords).arguments
-        except TypeError:
-            continue
-        params = signature.parameters
-        if all(_accepts(params[n], v, constant) for n, v in arguments.items()):
-            # a traced value where a Tensor is declared: `x.to(y)` is `to(other)`, not `to(dtype)`
-            score = sum(
-                not constant(v) and "Tensor" in str(params[n].annotation)
-                for n, v in arguments.items()
-            )
-            if best is None or score > best[0]:
-                best = (score, signature, arguments)
-    if best is None:
-        return slots
-    return _named(best[1], best[2], constant, _defaults(candidates))
+    for strict in (True, False):  # a traced value is rarely a dtype or a string, but may be one
+        best: tuple[int, inspect.Signature, Mapping[str, Any]] | None = None
+        for signature in candidates:
+            try:
+                arguments = signature.bind(*positional, **keywords).arguments
+            except TypeError:
+                continue
+            params = signature.parameters
+            if all(_accepts(params[n], v, constant, strict) for n, v in arguments.items()):
+                # a traced value where a Tensor is declared: `x.to(y)` is `to(other)`
+                score = sum(
+                    not constant(v) and "Tensor" in str(params[n].annotation)
+                    for n, v in arguments.items()
+                )
+                if best is None or score > best[0]:
+                    best = (score, signature, arguments)
+        if best is not None:
+            return _named(best[1], best[2], constant, _defaults(candidates))
+    return slots
 
 
 def _defaults(candidates: tuple[inspect.Signature, ...]) -> dict[str, Any]:
@@ -258,15 +259,21 @@ _ACCEPTS: dict[type, tuple[str, ...]] = {
 }
 """The stub annotations (top-level names, leading `_` dropped) each constant's type fits."""
 
+_NEVER_TRACED = frozenset({"dtype", "str", "Literal", "layout", "memory_format", "bool", "None"})
+"""Annotations a traced value (the output of an earlier call) cannot be for."""
 
-def _accepts(param: inspect.Parameter, value: Any, constant: Any) -> bool:
+
+def _accepts(param: inspect.Parameter, value: Any, constant: Any, strict: bool) -> bool:
     """Whether a stub's annotation can take a constant or a sequence (tells `view(dtype)` from
-    `view(size)`); traced values and Python signatures (no string annotation) are accepted."""
+    `view(size)`); a traced value fits anything (`strict`: anything but a dtype or a string)
+    and Python signatures (no string annotation) take everything."""
     annotation = param.annotation
     if not isinstance(annotation, str) or not annotation:
         return True
     if not constant(value) and not isinstance(value, (tuple, list)):
-        return True  # a traced value may be anything; a sequence of them is still a sequence
+        # a traced value is a tensor, a number, a size or a device: never what only takes a
+        # dtype or a string (`x.view(s)` with a traced `s` is `size`, not `dtype`)
+        return not strict or not all(n in _NEVER_TRACED for n in _names(annotation))
     if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
         return True
     words = _ACCEPTS.get(type(value))
