@@ -4,15 +4,15 @@ added in each of `blocks.0` … `blocks.11`.
 The rule, stated once for every presentation of a diff: a *block* is a module whose last path
 component ends in a number (`blocks.3`, `encoder.layer.0`, `layer2.1`, torchvision's
 `encoder.layers.encoder_layer_7`; its siblings share the parent and the part before the number);
-its *changes* are every entry
-inside it that is not `unchanged` and every changed edge touching it, each written relative to
-the block (`@.attn.norm`, an input `blocks.3.attn.reshape:1 → blocks.3.attn.norm` as
-`@.attn.reshape:1 → @.attn.norm`) with every other value literal. Sibling blocks (one parent)
-whose changes are equal are one group. A reference to another block (`blocks.2.add` read by
-`blocks.3`) stays literal, so blocks rewired one step apart never group: the changelog's rule
-(numbers of module paths blanked, varying in step, `nnviz.diffing.grouping`) says the same for
-its lines. Works on the diff document's `nodes` and `edges` (`GraphDiff.to_dict()`), so both the
-drawing and the text can use it; never imports torch.
+its *changes* are the diff's entries inside it that are not `unchanged` (rewired inputs are
+changes of the reading entry), each written relative to the block (`@.attn.norm`, an input
+`blocks.3.attn.reshape:1 → blocks.3.attn.norm` as `@.attn.reshape:1 → @.attn.norm`) with every
+other value literal. Sibling blocks whose changes are equal are one group. A reference to another
+block (`blocks.2.add` read by `blocks.3`) stays literal, so blocks rewired one step apart never
+group. The changelog's rule says the same of its lines (numbers of module paths blanked, every
+varying one varying with the block's: `nnviz.diffing.grouping`). Works on the diff document's
+`nodes` (`GraphDiff.to_dict()`), so both the drawing and the text can use it; never imports
+torch.
 """
 
 from __future__ import annotations
@@ -83,24 +83,16 @@ def relative(value: Any, block: str) -> Any:
     return value
 
 
-def repeated_changes(
-    nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, Any]] = ()
-) -> list[Siblings]:
+def repeated_changes(nodes: Sequence[Mapping[str, Any]]) -> list[Siblings]:
     """Groups of two or more sibling blocks with equal changes, outermost blocks first (then in
     the order their parents first appear). Nested groups are all listed: `stages.{0,1}` and
     `stages.0.blocks.{0..2}` (and `stages.1.blocks.{0..2}`)."""
     blocks = _blocks(nodes)
     changes: dict[str, list[str]] = {}
-    where = {e["name"]: _enclosing(e, blocks) for e in nodes}
     for e in nodes:
         if e["status"] != "unchanged":
-            for block in where[e["name"]]:
+            for block in _enclosing(e, blocks):
                 changes.setdefault(block, []).append(_entry_key(e, block))
-    for edge in edges:
-        if edge["status"] != "unchanged":
-            ends = where.get(edge["source"], []) + where.get(edge["target"], [])
-            for block in dict.fromkeys(ends):
-                changes.setdefault(block, []).append(_edge_key(edge, block))
     alike: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
     for block, keys in changes.items():
         parent, _, name = block.rpartition(".")
@@ -144,8 +136,3 @@ def _enclosing(e: Mapping[str, Any], blocks: Mapping[str, None]) -> list[str]:
 def _entry_key(e: Mapping[str, Any], block: str) -> str:
     fields = ("name", "kind", "status", "op", "changes", "renamed_from", "info", "flow")
     return json.dumps({k: relative(e.get(k), block) for k in fields}, sort_keys=True)
-
-
-def _edge_key(edge: Mapping[str, Any], block: str) -> str:
-    ends = [relative(edge[k], block) for k in ("source", "target")]
-    return json.dumps(["edge", *ends, edge["status"]])

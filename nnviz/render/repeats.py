@@ -50,9 +50,7 @@ class Once:
 
 def draw_once(union: Graph, diff: GraphDiff) -> Once:
     """`union` (`diffpaint.union_graph(diff)`) with each run of repeated blocks drawn once."""
-    groups = repeated_changes(
-        [e.to_dict() for e in diff.entries], [e.to_dict() for e in diff.edges]
-    )
+    groups = repeated_changes([e.to_dict() for e in diff.entries])
     if not groups:
         return Once(union, {}, {})
     blocks = {p for g in groups for p in g.paths}

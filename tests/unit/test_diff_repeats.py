@@ -108,7 +108,7 @@ def test_blocks_with_other_changes_stay_apart(tmp_path: Path) -> None:
     extras[2] = nn.GELU()
     result = _diff(extras)
     # the text and the drawing agree on which blocks carry the same change
-    groups = repeated_changes(result.to_dict()["nodes"], result.to_dict()["edges"])
+    groups = repeated_changes(result.to_dict()["nodes"])
     assert groups == [Siblings("blocks", (0, 1, 3, 4, 5))]
     assert "+ blocks.{0,1,3,4,5}.extra  Dropout (1 node, 0 params) ×5" in result.to_text()
     clusters = _clusters(nnviz.draw(result, tmp_path / "d.dot").read_text())
