@@ -359,7 +359,7 @@ def _classify_module(
     if marker in "+-":
         ok = d.presence == ("added" if marker == "+" else "removed") or "class" in d.fields
         return ("true", f"{where} {d.presence}") if ok else ("noise", f"{where} on both sides")
-    checks = {"class": "class", "called": "called", "output": "out"}
+    checks = {"class": "class", "called": "called", "output": "out", "ops": "events"}
     if label in checks:
         hit = checks[label] in d.fields
         return ("true" if hit else "noise"), f"{where} {label} {'differs' if hit else 'same'}"

@@ -4,6 +4,8 @@
   Linear layers a swapped block replaced. They are one `↳ inside:` line under the class change
   (`− wi Linear; + wi_0, wi_1 Linear; act ReLU → NewGELUActivation; +10 ops (mul ×5, …)`), the
   same in every block, so that the swap groups across blocks as one line.
+- A module that adds or removes at least three ops of its own (its forward rewritten) says its
+  op changes on one line: `~ SelfAttention  T5Attention  ops +6 (contiguous ×2, …); −9 (…)`.
 - Output shapes that only follow upstream stay `↳` lines while they fit on one, inputs rewired
   while they fit on two; a longer run is one line that counts them (`↳ output shapes follow in
   12 nodes (transpose ×6, …)`, `↳ inputs rewired in 32 nodes (mean ×16, mul ×16)`).
@@ -23,6 +25,7 @@ Entry = Mapping[str, Any]
 FOLLOWER = "    ↳ "
 INSIDE = f"{FOLLOWER}inside: "
 _MAX_KINDS = 5
+_REWRITTEN = 3
 
 
 def swap_owners(entries: list[Entry], shown: Callable[[Entry], bool]) -> dict[str, str]:
@@ -59,9 +62,26 @@ def _owner(name: str, owners: Mapping[str, str]) -> str | None:
     return None
 
 
+def rewritten_scopes(
+    entries: list[Entry], shown: Callable[[Entry], bool], owners: Mapping[str, str]
+) -> dict[str, str]:
+    """For every op called directly by a module that adds or removes at least three ops of its
+    own (its forward rewritten, as an upgrade does), that module's path: its op changes are one
+    line on it. Ops already inside a swapped module stay with that one."""
+    ops: dict[str, list[Entry]] = {}
+    for e in entries:
+        if e["kind"] in ("function", "method") and shown(e) and e["name"] not in owners:
+            ops.setdefault(str(e["scope"]), []).append(e)
+    out: dict[str, str] = {}
+    for scope, calls in ops.items():
+        if sum(1 for e in calls if e["status"] in ("added", "removed")) >= _REWRITTEN:
+            out.update((str(e["name"]), scope) for e in calls)
+    return out
+
+
 def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]) -> str:
-    """What changed inside a swapped module, by kind, with names relative to it: modules added,
-    removed, swapped or changed by name; ops counted by kind."""
+    """What changed inside a module, by kind, with names relative to it: modules added,
+    removed, swapped or changed by name; ops counted by kind (`−7 ops (mul ×3, add ×2, …)`)."""
     modules: dict[tuple[str, str], list[str]] = {}
     ops: dict[str, dict[str, int]] = {"+": {}, "−": {}, "~": {}}
     swaps: list[str] = []
@@ -88,7 +108,7 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
         if kinds:
             n = sum(kinds.values())
             parts.append(f"{mark}{n} op{'s' if n != 1 else ''} ({counted(kinds)})")
-    return INSIDE + "; ".join(parts) if parts else ""
+    return "; ".join(parts)
 
 
 def _op_kind(e: Entry, roots: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ from nnviz.diffing.folding import (
     consequence,
     fold_consequences,
     inside_summary,
+    rewritten_scopes,
     swap_owners,
 )
 from nnviz.diffing.grouping import group_items, group_lines, join_places
@@ -153,14 +154,17 @@ def groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], 
         return not (e["status"] == "unchanged" or (hide and e.get("info")) or index.folded(e))
 
     owners = {} if verbose else swap_owners(index.entries, shown)
+    rewritten = {} if verbose else rewritten_scopes(index.entries, shown, owners)
+    owners |= rewritten
+    scopes = set(rewritten.values())
     followers: dict[str, list[str]] = {}
     for e in index.entries:
         for key, change in e.get("changes", {}).items():
             if change.get("propagated") and not (hide and change.get("info")):
                 cause = str(change.get("cause", ""))
                 owner = owners.get(cause)
-                if owner is not None and owners.get(e["name"]) == owner:
-                    continue  # a consequence inside a swapped module: its summary says it
+                if _caller(e, scopes) or (owner is not None and owner == owners.get(e["name"])):
+                    continue  # a consequence inside a module whose line sums up what changed
                 line = f"{_FOLLOWER}{display(e['name'])}  {describe(key, change)}"
                 followers.setdefault(owner or cause, []).append(line)
     inner: dict[str, list[Mapping[str, Any]]] = {}
@@ -168,6 +172,8 @@ def groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], 
     counts = dict.fromkeys(SYMBOL, 0)
     for e in index.entries:
         status, name = e["status"], e["name"]
+        if name in scopes and not shown(e):
+            named.append((name, []))  # its ops' line, once they are known
         if not shown(e):
             continue
         roots = {
@@ -188,8 +194,13 @@ def groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], 
     items = []
     for name, item in named:
         summary = inside_summary(name, inner.get(name, []), title)
-        if summary:
-            items.append([item[0], summary, *item[1:]])
+        if not item:  # a module that only rewrote its own ops: they are its line
+            e = index.by_name[name]
+            ops = summary.replace(" ops (", " (").replace(" op (", " (")
+            counts["changed"] += 1
+            items.append([f"~ {display(name)}  {title(e)}  ops {ops}", *followers.pop(name, [])])
+        elif summary:
+            items.append([item[0], INSIDE + summary, *item[1:]])
         elif verbose:  # each change its own item, so that each groups across places
             heads = [line for line in item if not line.startswith(_FOLLOWER)]
             items += [[line] for line in heads[:-1]]
@@ -205,6 +216,12 @@ def groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], 
     lines = _fold_shifts(lines)
     propagated = sum(1 for e in index.entries if _only_propagated(e))
     return lines, counts, propagated
+
+
+def _caller(e: Mapping[str, Any], scopes: set[str]) -> bool:
+    """Whether `e` is called by a module whose op changes are one line (one of its ops, or a
+    child module it calls)."""
+    return str(e.get("scope", "")) in scopes and e["name"] != e.get("scope")
 
 
 def _own_lines(

@@ -20,8 +20,9 @@ Pattern = tuple[tuple[str, ...], ...]
 
 
 def compress(names: list[str]) -> str:
-    """The names as comma-separated brace patterns (`a.{0..11}.norm{1,2}` is not made: a set
-    always stands for whole components), in the order the names first appear."""
+    """The names as comma-separated brace patterns, in the order the names first appear; a set
+    stands for a whole component (`{query,key,value}`) or for the number ending one name
+    (`encoder_layer_{0..11}`, `norm{1,2}`)."""
     patterns: list[Pattern] = []
     for name in dict.fromkeys(names):
         patterns.append(tuple((part,) for part in name.split(".")))
@@ -53,11 +54,18 @@ def _merge_at(patterns: list[Pattern], position: int) -> tuple[list[Pattern], bo
     return out, len(out) != len(patterns)
 
 
+_NUMBERED = re.compile(r"^(.*?)(0|[1-9]\d*)$")
+
+
 def _component(alts: tuple[str, ...]) -> str:
+    """One component's alternatives: `{0..11}`, `encoder_layer_{0,1}` (one name, numbered, as
+    the drawing titles sibling blocks), else `{query,key,value}`."""
     if len(alts) == 1:
         return alts[0]
-    if all(a.isdigit() and (a == "0" or not a.startswith("0")) for a in alts):
-        return span(int(a) for a in alts)  # as the drawing titles sibling blocks
+    numbered = [m for m in map(_NUMBERED.match, alts) if m is not None]
+    stems = {m.group(1) for m in numbered}
+    if len(numbered) == len(alts) and len(stems) == 1:
+        return numbered[0].group(1) + span(int(m.group(2)) for m in numbered)
     return "{" + ",".join(alts) + "}"
 
 

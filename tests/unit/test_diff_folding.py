@@ -135,7 +135,7 @@ def test_what_changed_inside_a_swapped_block_is_summed_up_under_its_class_line()
     assert {"blocks.0.wi_1", "blocks.2.act.tanh"} <= names
     verbose = result.to_text(verbose=True)
     assert "- blocks.{0..2}.wi  Linear (1 node, 544 params) ×3" in verbose
-    assert "+ blocks.{0..2}.{wi_0,wi_1}  Linear (1 node, 544 params) ×6" in verbose
+    assert "+ blocks.{0..2}.wi_{0,1}  Linear (1 node, 544 params) ×6" in verbose
     assert "+ blocks.{0..2}.act.tanh  torch.tanh ×3" in verbose
 
 
@@ -184,10 +184,41 @@ def test_brace_patterns_name_every_place_and_only_those() -> None:
     names += ["encoder.final_layer_norm", "decoder.final_layer_norm", "(root)", "norm"]
     names += [f"decoder.block.{b}.layer.{i}.layer_norm" for b in (0, 1) for i in (0, 1, 2)]
     names += ["stages.0.blocks.2", "stages.1.blocks.3"]  # not every combination: two patterns
+    names += [f"encoder.layers.encoder_layer_{i}.mlp" for i in range(12)]
     text = compress(names)
     assert text == (
         "encoder.block.{0,1}.layer.{0,1}.layer_norm, {encoder,decoder}.final_layer_norm, "
         "(root), norm, decoder.block.{0,1}.layer.{0..2}.layer_norm, stages.0.blocks.2, "
-        "stages.1.blocks.3"
+        "stages.1.blocks.3, encoder.layers.encoder_layer_{0..11}.mlp"
     )
     assert sorted(expand(text)) == sorted(names)
+
+
+def attention(fused: bool) -> nn.Module:
+    """One attention as two library versions write it (same class, same settings): by hand,
+    or with the fused kernel."""
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv, self.proj = nn.Linear(16, 48), nn.Linear(16, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            if fused:
+                out = nn.functional.scaled_dot_product_attention(q, k, v)
+            else:
+                out = torch.softmax(q @ k.transpose(-2, -1) * 0.25, dim=-1) @ v
+            return self.proj(out)
+
+    return nn.Sequential(Attention(), Attention())
+
+
+def test_a_forward_rewritten_is_one_line_counting_its_ops() -> None:
+    """A module that adds or removes three or more ops of its own says them on one line; the
+    inputs its ops and children now read from are part of that line, not lines of their own."""
+    text = nnviz.diff(trace(attention(False)), trace(attention(True))).to_text()
+    assert text == dedent("""\
+        ~ 0, 1  Attention  ops +1 (scaled_dot_product_attention); −5 (matmul ×2, transpose, mul, softmax) ×2
+        2 changed, 2 downstream · params 2,176 → 2,176 (+0)
+        """)  # noqa: E501
