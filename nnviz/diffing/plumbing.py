@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
-from nnviz.diffing.model import Change
+from nnviz.diffing.model import ABSENT, Change
 from nnviz.graph import Graph, Node
 from nnviz.values import Value
 
@@ -65,6 +65,8 @@ def classify_slots(
     """Drop or mark, in a tensor op's `args.*`/`inputs.*` changes, the slots that hold no tensor:
     equal values are no change, an unknown computed value is `plumbing`, an optional input
     only one side passes is `input`; different known values stay one `args.<slot>` change."""
+    _unpack(changes, old, new, whole_is_old=True)
+    _unpack(changes, new, old, whole_is_old=False)
     for slot in sorted({*old, *new}):
         a, b = old.get(slot), new.get(slot)
         keys = [k for k in (f"args.{slot}", f"inputs.{slot}") if k in changes]
@@ -86,6 +88,43 @@ def classify_slots(
             for key in keys:
                 del changes[key]
             changes[f"args.{slot}"] = Change(a[1], b[1])
+
+
+def _unpack(
+    changes: dict[str, Change],
+    whole: dict[str, tuple[SlotKind, Value]],
+    items: dict[str, tuple[SlotKind, Value]],
+    whole_is_old: bool,
+) -> None:
+    """A sequence given whole on one side (`x.view(sizes)`: a traced tuple or a constant) and
+    item by item on the other (`x.view(b, s, -1, d)`: `size.0`, `size.1`, ...) is the same
+    argument: the whole one is split into items (a traced tuple's by its recorded value), so
+    the items compare one by one. `whole` is the side given whole, changed in place."""
+    for slot in [s for s in whole if s not in items]:
+        kind, value = whole[slot]
+        indices = {k[len(slot) + 1 :] for k in items if k.startswith(slot + ".")}
+        if (
+            kind not in ("scalar", "constant")
+            or not indices
+            or not all(map(str.isdecimal, indices))
+        ):
+            continue
+        sequence = value.get("$tuple") if isinstance(value, dict) else value
+        if kind == "constant" and not isinstance(sequence, list):
+            continue
+        known = sequence if isinstance(sequence, list) else None
+        changes.pop(f"args.{slot}", None)
+        changes.pop(f"inputs.{slot}", None)
+        del whole[slot]
+        count = len(known) if known is not None else 1 + max(int(i) for i in indices)
+        for i in range(count):
+            item = f"{slot}.{i}"
+            whole[item] = (kind, known[i] if known is not None else None)
+            other = items.get(item)
+            if other != whole[item]:
+                mine, theirs = whole[item][1], ABSENT if other is None else other[1]
+                pair = (mine, theirs) if whole_is_old else (theirs, mine)
+                changes.setdefault(f"args.{item}", Change(*pair))
 
 
 def _mark(changes: dict[str, Change], keys: list[str], info: str) -> None:

@@ -129,3 +129,32 @@ def test_the_plugin_passes_an_older_snapshot_of_the_same_model_and_warns_on_drif
         consecutive=False,
     )
     assert "test_old.py::test_head" not in result.stdout.str()  # no warning: nothing lost
+
+
+def test_sizes_given_whole_or_one_by_one_compare_item_by_item() -> None:
+    """`x.view(x.size()[:-1] + (2, 8))` (transformers 4.46) is `x.view(b, n, -1, 8)` (5.x):
+    the whole tuple is split by its recorded value and compared item by item."""
+    from torch import nn
+
+    def net(packed: bool, last: int = 8) -> nn.Module:
+        class Heads(nn.Module):
+            def forward(self, x):  # type: ignore[no-untyped-def]
+                if packed:
+                    return x.view(x.size()[:-1] + (16 // last, last))  # noqa: RUF005 (as HF)
+                b, n, _ = x.shape
+                return x.view(b, n, -1, last)
+
+        return Heads()
+
+    old = trace(net(True), "tensor1x4x16")
+    same = nnviz.diff(old, trace(net(False), "tensor1x4x16"), strict=True)
+    assert {e.name for e in same if e.status != "unchanged"} == {
+        "getattr",
+        "getitem",
+        "add",
+        "getitem:1",
+    }
+    assert all(e.info == "plumbing" or e.status != "changed" for e in same if e.name != "view")
+    assert nnviz.diff(old, trace(net(False), "tensor1x4x16")).identical  # only the size arithmetic
+    changed = nnviz.diff(old, trace(net(False, 4), "tensor1x4x16")).to_text()
+    assert "~ view  view  arg size.2 2 → -1; arg size.3 8 → 4; output" in changed
