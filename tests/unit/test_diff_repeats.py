@@ -239,3 +239,12 @@ def test_information_is_painted_light_and_only_a_strict_drawing_opens_around_it(
             assert paint.nodes[name].badge == "removed: plumbing, not drift"
             assert paint.nodes[name].fill == diffpaint.FOLLOWER_FILL
             assert [n.id for n in shown.nodes] == ["input:input", "0", "1", "2", "output"]
+
+
+def test_blocks_added_in_a_row_are_one_block_fed_by_the_last_old_one(tmp_path: Path) -> None:
+    old, new = (nnviz.trace(Tower([None] * n), name="t", inputs="tensor1x4") for n in (3, 6))
+    result = nnviz.diff(old, new)
+    assert result.to_text().startswith("+ blocks.{3..5}  Block (3 nodes, 72 params) ×3\n")
+    dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
+    assert _clusters(dot)["blocks.3"].startswith("blocks.{3..5} ×3")
+    assert {("blocks.2.add", "blocks.3.fc"), ("blocks.3.add", "head")} <= _edges(dot)
