@@ -297,10 +297,7 @@ class _Builder:
 
     def node_attrs(self, node: Node) -> dict[str, str]:
         repeat = self.paint.repeats.get(node.module or "") if node.meta.get("collapsed") else None
-        if repeat is not None:  # a block drawn for several, collapsed: the ops of one block
-            node = replace(
-                node, meta={**node.meta, "collapsed": transform.ops_in(node) // repeat.times}
-            )
+        node = self._per_block(node)
         painted = self.paint.node(node.id)
         label = labels.node_label(
             self.graph,
@@ -331,6 +328,18 @@ class _Builder:
         elif self.paint.dim:
             attrs.update(fillcolor=_DIM_FILL, color=_DIM_LINE, fontcolor="#808080")
         return attrs
+
+    def _per_block(self, node: Node) -> Node:
+        """A collapsed node in a block drawn for several (or that block, collapsed) counts the
+        ops of one block; one around it (the list holding the blocks) counts all of theirs."""
+        path = (node.module or node.scope) if node.meta.get("collapsed") else None
+        while path and self.paint.repeats:
+            repeat = self.paint.repeats.get(path)
+            if repeat is not None:
+                count = transform.ops_in(node) // repeat.times
+                return replace(node, meta={**node.meta, "collapsed": count})
+            path = parent_path(path)
+        return node
 
     def edge_attrs(self, source: str, target: str) -> dict[str, str]:
         attrs: dict[str, str] = {"id": plain(f"edge:{source}->{target}")}
