@@ -262,6 +262,10 @@ def _fold_inlining(entries: list[_Entry], by_name: dict[str, _Entry]) -> None:
             for key in [k for k in e.changes if k == "kind" or k.startswith("args.")]:
                 if key == "kind" or key.removeprefix("args.") not in call.args:
                     del e.changes[key]  # the module call's settings, now spelled as arguments
+            for key, change in list(e.changes.items()):
+                if key.startswith("inputs.") and ABSENT in (change.old, change.new):
+                    del e.changes[key]  # a slot named by forward() on one side, by the op's
+                    # signature on the other (`input` vs `0`): how each is called, not wiring
 
 
 def _containers(graph: Graph, nodes: list[Node]) -> set[str]:
