@@ -24,6 +24,7 @@ import nnviz
 from nnviz.driftreport import PENDING
 from nnviz.errors import SnapshotError
 from nnviz.graph import Graph
+from nnviz.snapshot import MIGRATED
 from nnviz.review import digest
 from nnviz.snapshot import loads
 from pytest_nnviz.location import SNAPSHOT_DIR
@@ -119,7 +120,8 @@ def compare(
     """Compare `graph` with the snapshot file; store it when `update` allows.
 
     With `none` nothing is ever written; `new` writes a missing snapshot only; `all` also
-    replaces a drifted or unreadable one. An identical snapshot is never rewritten.
+    replaces a drifted or unreadable one, or one in an older snapshot format. An identical
+    snapshot in the current format is never rewritten.
     """
     if not snapshot.is_file():
         if update != "none":
@@ -136,7 +138,8 @@ def compare(
             return Check("written", snapshot, graph)
         return Check("failed", snapshot, graph, digest=stored_digest, problem=str(exc))
     diff = nnviz.diff(stored, graph, ignore=ignore, strict=strict)
-    if diff.identical:
+    older = stored.meta.get(MIGRATED) is not None  # `--nnviz-update` re-records an old format
+    if diff.identical and not (older and update == "all"):
         return Check("passed", snapshot, graph, diff, stored_digest)
     if update == "all":
         nnviz.save(graph, snapshot)

@@ -129,6 +129,10 @@ def test_the_plugin_passes_an_older_snapshot_of_the_same_model_and_warns_on_drif
         consecutive=False,
     )
     assert "test_old.py::test_head" not in result.stdout.str()  # no warning: nothing lost
+    result = run(pytester, "--nnviz-update")  # re-records both in the current format
+    result.assert_outcomes(passed=2)
+    for name in ("test_head.same", "test_moved.moved"):
+        assert snapshot.MIGRATED not in snapshot.load(folder / f"{name}.json").meta
 
 
 def test_sizes_given_whole_or_one_by_one_compare_item_by_item() -> None:
