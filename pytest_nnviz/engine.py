@@ -24,9 +24,8 @@ import nnviz
 from nnviz.driftreport import PENDING
 from nnviz.errors import SnapshotError
 from nnviz.graph import Graph
-from nnviz.snapshot import MIGRATED
 from nnviz.review import digest
-from nnviz.snapshot import loads
+from nnviz.snapshot import MIGRATED, loads
 from pytest_nnviz.location import SNAPSHOT_DIR
 
 if TYPE_CHECKING:
