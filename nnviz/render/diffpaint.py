@@ -5,7 +5,8 @@ renamed ones blue with their old name, unchanged ones grey. Unchanged regions ar
 module holding nothing within `context` hops of a change becomes one node (the largest such
 module wins), and a chain of three or more folded sibling blocks of one class (the 30 untouched
 Bottlenecks of a resnet stage) or of ops beyond the context (a long flat Sequential) becomes one
-node too. `context=-1` draws everything.
+node too. `context=-1` draws everything. Sibling blocks with the same changes are drawn once
+before folding (`nnviz.render.repeats`).
 Built on the drawing stage's `to_dot` + `Paint` and `nnviz.transform.collapse_prefixes`; never
 imports torch.
 """
