@@ -6,8 +6,8 @@ model is run once on example inputs — on `meta` tensors when it lives on the m
 recorded:
 
 - module forward pre/post hooks give the hierarchy: a non-leaf module opens a scope, a leaf
-  module (`torch.fx.Tracer.is_leaf_module`: built-in `torch.nn` modules) is one node and nothing
-  inside it is recorded;
+  module (`nnviz.tracers.fx.is_leaf`: built-in `torch.nn` modules, an empty `Sequential`) is one
+  node and nothing inside it is recorded;
 - a `TorchFunctionMode` sees every torch function and Tensor method; Tensor operators (`x + y`,
   `x[0]`) are recorded as the `operator` functions fx records; functions registered with
   `torch.fx.wrap` are recorded as single calls, like fx does;
@@ -50,7 +50,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-import torch.fx as fx
 from torch import nn
 from torch.overrides import TorchFunctionMode, is_tensor_method_or_property
 
@@ -69,7 +68,7 @@ from nnviz.tracers.conventions import (
     spec_of,
     versions,
 )
-from nnviz.tracers.fx import ASSERTS
+from nnviz.tracers.fx import ASSERTS, is_leaf
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.patching import patched
 from nnviz.tracers.pristine import preserved
@@ -91,7 +90,6 @@ class _CallRecorder:
         self.last_module = ""
         self.paths = {m: p for p, m in root.named_modules()}
         self.names = module_names(root)
-        self._leaf_rule = fx.Tracer()
         self.producers: dict[int, tuple[Ref, Any]] = {}
         self.attrs: dict[int, tuple[Attr, Any]] = {}
         self.keyed: dict[int, tuple[Ref, str]] = {}
@@ -250,7 +248,7 @@ class _CallRecorder:
             self.frames.append(("inner", -1))
             return
         self.last_module = path
-        if module is not self.root and self._leaf_rule.is_leaf_module(module, path):
+        if module is not self.root and is_leaf(module, path):
             call = RecordedCall("module", qualname(type(module)), parent_path(path) or "", path)
             call.slots = self.slots(args, kwargs)
             self.frames.append(("leaf", self.add(call).index))

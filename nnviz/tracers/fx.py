@@ -1,6 +1,7 @@
 """The torch.fx tracer: a symbolic trace of a module into a `Graph`.
 
-Built-in `torch.nn` modules are leaves; user modules are traced through, and every node records
+Built-in `torch.nn` modules are leaves (and an empty `Sequential`: a no-op that is called); user
+modules are traced through, and every node records
 the module scope it was created in, so the hierarchy survives inlining. Reads of a module's own
 parameters and buffers (`get_attr`) become `$attr` constants of the op that reads them, and
 internal shape asserts are dropped together with the shape queries that only fed them.
@@ -42,6 +43,15 @@ for _name in ("_assert_async", "_check", "_check_is_size"):
         ASSERTS.add(getattr(torch, _name))
 
 _SCOPE = "nnviz_scope"
+_FX_RULE = fx.Tracer()
+
+
+def is_leaf(module: nn.Module, path: str) -> bool:
+    """A module recorded as one call: fx's rule (built-in `torch.nn` modules but `Sequential`)
+    and an empty `Sequential`, which is the identity that gets called (timm 0.6's no-op
+    activation) rather than a container: traced through, it would vanish from the graph."""
+    empty = isinstance(module, nn.Sequential) and len(module) == 0
+    return empty or _FX_RULE.is_leaf_module(module, path)
 
 
 class _ScopeTracer(fx.Tracer):
@@ -55,6 +65,9 @@ class _ScopeTracer(fx.Tracer):
         self._entering: tuple[nn.Module, str] | None = None  # the module call being entered
         self.constants: dict[str, torch.Tensor] = {}
         """Tensors forward() made without an input (`torch.eye(4)`), by fx's attribute name."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_leaf(m, module_qualified_name)
 
     def create_arg(self, a: Any) -> Any:
         # fx stores such a tensor as a `_tensor_constant<N>` attribute of the root; keep it here

@@ -13,8 +13,8 @@ import nnviz
 from nnviz.graph import Graph
 
 
-def trace(model: nn.Module, inputs: str | None = None) -> Graph:
-    return nnviz.trace(model, name="m", inputs=inputs)
+def trace(model: nn.Module, inputs: str | None = None, tracer: str = "auto") -> Graph:
+    return nnviz.trace(model, name="m", inputs=inputs, tracer=tracer)
 
 
 def text(old: Graph, new: Graph, strict: bool = False) -> str:
@@ -448,3 +448,21 @@ def test_a_shared_module_and_tied_weights_record_alike() -> None:
     assert text(new, nnviz.trace(untied, inputs=ids, tracer="eager")).splitlines()[0] == (
         "~ decoder.embed_tokens  Embedding  ties.weight 'shared.weight' → (none)"
     )
+
+
+def test_an_empty_sequential_is_called_like_the_identity_that_replaces_it() -> None:
+    """timm 0.6 wrote a no-op activation as `nn.Sequential()`, 1.0 as `nn.Identity()`: both are
+    called, so the upgrade is one class line (traced through, the empty Sequential vanished and
+    the diff read `called False → True` and rewired its readers)."""
+
+    def net(identity: bool) -> nn.Module:
+        return nn.Sequential(nn.Linear(8, 8), nn.Identity() if identity else nn.Sequential())
+
+    for tracer in ("fx", "eager"):
+        old, new = (trace(net(i), "tensor2x8", tracer) for i in (False, True))
+        assert [n.id for n in old.nodes] == ["input:input", "0", "1", "output"]
+        report = text(old, new)
+        assert report.splitlines()[:2] == [
+            "~ 1  Identity  class Sequential → Identity (same settings)",
+            "1 changed · params 72 → 72 (+0)",
+        ]
