@@ -74,6 +74,12 @@ def _attr_diff(old: Any, new: Any, prefix: str) -> set[str]:
     return set() if old == new else {prefix}
 
 
+def _whole(text: str) -> str:
+    """An extra_repr with whole floats written as ints: `Dropout(p=0)` (an int in a config) and
+    `Dropout(p=0.0)` are the same module."""
+    return re.sub(r"\b(\d+)\.0\b", r"\1", text)
+
+
 def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, ModuleDelta]:
     """Per module path, what differs (only paths with some difference)."""
     deltas: dict[str, ModuleDelta] = {}
@@ -84,9 +90,11 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, ModuleDelta]:
         if a is None or b is None:
             d.presence = "added" if a is None else "removed"
         else:
-            for key in ("class", "extra_repr", "params"):
+            for key in ("class", "params"):
                 if a[key] != b[key]:
                     d.fields.add(key)
+            if _whole(a["extra_repr"]) != _whole(b["extra_repr"]):
+                d.fields.add("extra_repr")
             if [c["out"] for c in a["calls"]] != [c["out"] for c in b["calls"]]:
                 d.fields.add("out")
             if bool(a["calls"]) != bool(b["calls"]):
