@@ -247,8 +247,8 @@ def _is_default(value: Any, default: Any) -> bool:
 
 
 _ACCEPTS: dict[type, tuple[str, ...]] = {
-    bool: ("bool", "int", "Number", "float", "SupportsIndex"),
-    int: ("int", "SymInt", "Number", "float", "complex", "SupportsIndex", "PySymType"),
+    bool: ("bool", "int", "Number", "float", "SupportsIndex", "Literal"),
+    int: ("int", "SymInt", "Number", "float", "complex", "SupportsIndex", "PySymType", "Literal"),
     float: ("float", "Number", "complex", "PySymType"),
     str: ("str", "Literal"),
     torch.dtype: ("dtype",),

@@ -59,3 +59,17 @@ class Attention(nn.Module):
             scale = 1 / math.sqrt(self.size)
             return F.scaled_dot_product_attention(q, kv, kv, scale=scale, enable_gqa=True)
         return F.scaled_dot_product_attention(q, kv, kv, enable_gqa=self.q_heads != self.k_heads)
+
+
+class Pools(nn.Module):
+    """Pooling and padding with what they compute anyway spelled out (`stride=kernel_size`,
+    `value=0` in constant mode), or left out."""
+
+    def __init__(self, spelled: bool) -> None:
+        super().__init__()
+        self.spell = spelled
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.spell:
+            return F.max_pool2d(x, 2, 2), F.avg_pool2d(x, 2, stride=2), F.pad(x, (1, 1), value=0.0)
+        return F.max_pool2d(x, 2), F.avg_pool2d(x, 2), F.pad(x, (1, 1))

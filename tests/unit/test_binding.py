@@ -78,6 +78,32 @@ def test_attention_arguments_that_compute_their_default_are_the_default() -> Non
     assert dict(grouped.node(sdpa).args) == {"enable_gqa": True}  # 2 query heads, 1 key head
 
 
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_pool_stride_of_its_kernel_and_zero_padding_are_the_defaults(tracer: str) -> None:
+    spelled, plain = (trace(binding.Pools(s), tracer=tracer) for s in (True, False))
+    args = [(n.op.rsplit(".", 1)[-1], dict(n.args)) for n in spelled if n.kind == "function"]
+    assert args == [
+        ("max_pool2d", {"kernel_size": 2}),
+        ("avg_pool2d", {"kernel_size": 2}),
+        ("pad", {"pad": {"$tuple": [1, 1]}}),
+    ]
+    assert [dict(n.args) for n in plain] == [dict(n.args) for n in spelled]
+    assert nnviz.diff(plain, spelled, strict=True).identical
+
+
+def test_an_argument_a_rule_does_not_cover_is_kept() -> None:
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Other(nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return F.max_pool2d(x, 2, stride=1), F.pad(x, (1, 1, 1, 1), mode="reflect")
+
+    graph = trace(Other())
+    assert dict(graph.node("max_pool2d").args) == {"kernel_size": 2, "stride": 1}
+    assert dict(graph.node("pad").args) == {"pad": {"$tuple": [1, 1, 1, 1]}, "mode": "reflect"}
+
+
 def test_an_older_snapshot_compares_without_false_drift(tmp_path: Path) -> None:
     old = MODELS / "head-v2.json"  # binding.Head() recorded by format 2: {"1": 1}, slots "0"
     assert snapshot.load(old).meta[snapshot.MIGRATED] == 2
