@@ -184,9 +184,11 @@ class _Folder:
                     given[top] = self._operand(pred)
         for top, items in nested.items():
             given.setdefault(top, "(" + ", ".join(items) + ", …)")
+        # a method's tensor (`self`) is its receiver: `x.size(dim=0)`, written first
+        receiver = [given.pop("self")] if node.kind == "method" and "self" in given else []
         positional = [given[k] for k in sorted((k for k in given if k.isdigit()), key=int)]
         keywords = [f"{k}={v}" for k, v in given.items() if not k.isdigit()]
-        return positional, keywords
+        return receiver + positional, keywords
 
     def _render(self, node: Node) -> str:
         args, keywords = self._arguments(node)
