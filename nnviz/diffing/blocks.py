@@ -7,7 +7,9 @@ component ends in a number (`blocks.3`, `encoder.layer.0`, `layer2.1`, torchvisi
 its *changes* are the diff's entries inside it that are not `unchanged` (rewired inputs are
 changes of the reading entry), each written relative to the block (`@.attn.norm`, an input
 `blocks.3.attn.reshape:1 → blocks.3.attn.norm` as `@.attn.reshape:1 → @.attn.norm`) with every
-other value literal. Sibling blocks whose changes are equal are one group. A reference to another
+other value literal; which change a change follows is left out (a shape that follows the
+previous block's output is the same change in every block). Sibling blocks whose changes are
+equal are one group. A reference to another
 block (`blocks.2.add` read by `blocks.3`) stays literal, so blocks rewired one step apart never
 group. The changelog's rule says the same of its lines (numbers of module paths blanked, every
 varying one varying with the block's: `nnviz.diffing.grouping`). Works on the diff document's
@@ -134,5 +136,11 @@ def _enclosing(e: Mapping[str, Any], blocks: Mapping[str, None]) -> list[str]:
 
 
 def _entry_key(e: Mapping[str, Any], block: str) -> str:
-    fields = ("name", "kind", "status", "op", "changes", "renamed_from", "info", "flow")
-    return json.dumps({k: relative(e.get(k), block) for k in fields}, sort_keys=True)
+    fields = ("name", "kind", "status", "op", "renamed_from", "info", "flow")
+    key = {k: relative(e.get(k), block) for k in fields}
+    # what a change follows is not the change (the previous block's output, for every block)
+    key["changes"] = {
+        field: {k: v for k, v in relative(change, block).items() if k != "cause"}
+        for field, change in e.get("changes", {}).items()
+    }
+    return json.dumps(key, sort_keys=True)

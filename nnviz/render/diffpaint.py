@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nnviz import transform
+from nnviz.diffing.blocks import within
 from nnviz.diffing.changelog import headline
 from nnviz.diffing.lines import describe
 from nnviz.diffing.model import GraphDiff, NodeDiff
@@ -94,7 +95,7 @@ def paint_for(diff: GraphDiff, once: Once | None = None) -> Paint:
             border=border,
             line="dashed" if e.status == "removed" else None,
             penwidth=1.2 if light else 2.0,
-            lines=_lines(e),
+            lines=_lines(e, _standing(e.name, once)),
             badge=_badge(diff, e),
         )
     edges: dict[tuple[str, str], EdgePaint] = {}
@@ -108,6 +109,14 @@ def paint_for(diff: GraphDiff, once: Once | None = None) -> Paint:
     return Paint(nodes, edges, subtitle=headline(diff.to_dict()), dim=True, repeats=repeats)
 
 
+def _standing(name: str, once: Once | None) -> str | None:
+    """The block drawn for several that `name` lies in, if any (the innermost)."""
+    if once is None:
+        return None
+    inside = [path for path in once.repeats if within(name, path)]
+    return max(inside, key=len) if inside else None
+
+
 def counts(diff: GraphDiff, e: NodeDiff) -> bool:
     """Whether entry `e` is drift (information counts only in a strict diff)."""
     return e.drifted or (diff.strict and e.status != "unchanged")
@@ -119,7 +128,9 @@ def _badge(diff: GraphDiff, e: NodeDiff) -> str:
     return e.status if counts(diff, e) else f"{e.status}: {e.info}, not drift"
 
 
-def _lines(e: NodeDiff) -> tuple[str, ...]:
+def _lines(e: NodeDiff, standing: str | None = None) -> tuple[str, ...]:
+    """The label lines of entry `e`; in a block drawn for several (`standing`), a change it
+    follows outside that block differs per block and is not named."""
     lines = []
     if e.renamed_from is not None:
         lines.append(f"was {e.renamed_from or '(root)'}")
@@ -130,7 +141,8 @@ def _lines(e: NodeDiff) -> tuple[str, ...]:
     followers = [(k, c) for k, c in e.changes.items() if c.propagated]
     if followers and not changes:
         k, c = followers[0]
-        lines.append(f"{describe(k, c.to_dict())} (follows {c.cause})")
+        cause = c.cause if standing is None or within(str(c.cause), standing) else "upstream"
+        lines.append(f"{describe(k, c.to_dict())} (follows {cause})")
     return tuple(lines)
 
 

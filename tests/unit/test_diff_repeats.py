@@ -248,3 +248,30 @@ def test_blocks_added_in_a_row_are_one_block_fed_by_the_last_old_one(tmp_path: P
     dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
     assert _clusters(dot)["blocks.3"].startswith("blocks.{3..5} ×3")
     assert {("blocks.2.add", "blocks.3.fc"), ("blocks.3.add", "head")} <= _edges(dot)
+
+
+def test_a_shape_that_follows_the_block_before_is_the_same_change_in_every_block(
+    tmp_path: Path,
+) -> None:
+    class Wide(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.stem = nn.Linear(4, width)
+            self.blocks = nn.Sequential(
+                *(nn.Sequential(nn.ReLU(), nn.Linear(width, width)) for _ in range(4))
+            )
+            self.head = nn.Linear(width, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.blocks(self.stem(x)))
+
+    old, new = (nnviz.trace(Wide(w), name="w", inputs="tensor1x4") for w in (8, 16))
+    result = nnviz.diff(old, new)  # blocks.0.0 follows the stem, blocks.1.0 follows blocks.0.1
+    assert [result.entry(f"blocks.{i}.0").changes["spec"].cause for i in (0, 1)] == [
+        "stem",
+        "blocks.0.1",
+    ]
+    dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
+    assert [p for p in _clusters(dot) if p.startswith("blocks.")] == ["blocks.0"]
+    # what it follows differs per block: not named for all four
+    assert re.findall(r"\(follows [^)]*\)", dot) == ["(follows upstream)"]
