@@ -41,7 +41,9 @@ function showDetails(item) {
     if (n.info.module) pairs.push(...moduleFacts(n.info.module));
     else pairs.push(["op", n.info.op]);
     for (const [k, v] of n.info.args || []) pairs.push([`arg ${k}`, v]);
-    for (const [src, spec] of n.info.inputs || []) pairs.push([`from ${src}`, spec]);
+    for (const [src, spec, slots] of n.info.inputs || []) {
+      pairs.push([slots ? `${slots} from ${src}` : `from ${src}`, spec]);
+    }
     pairs.push(["output", n.info.output]);
     box.append(facts(pairs));
   } else {

@@ -192,8 +192,8 @@ def _node_info(graph: Graph, node: Node) -> dict[str, Any]:
         info["args"] = [[k, format_value(v)] for k, v in node.args.items()]
     if node.spec is not None:
         info["output"] = format_value(node.spec)
-    inputs = [
-        [source, format_value(spec)]
+    inputs = [  # the source, what flows, and the parameters it feeds (`input`, `size.0`)
+        [source, format_value(spec), ", ".join(graph.edge(source, node.id).slots)]
         for source in graph.predecessors(node.id)
         if (spec := graph.edge_value(source, node.id)) is not None
     ]

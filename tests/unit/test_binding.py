@@ -58,6 +58,15 @@ def test_the_label_names_the_parameter() -> None:
     assert "arg1" not in dot
 
 
+def test_the_interactive_page_names_the_parameter_an_input_feeds() -> None:
+    from nnviz.render.htmlview import _node_info
+
+    graph = trace(binding.Head())
+    info = _node_info(graph, graph.node("flatten"))
+    assert info["args"] == [["start_dim", "1"]]
+    assert info["inputs"] == [["conv", "[1, 4, 6, 6]", "input"]]
+
+
 def test_arange_from_zero_is_arange() -> None:
     explicit = trace(binding.Positions(True), "tensor2x5")
     implicit = trace(binding.Positions(False), "tensor2x5")
