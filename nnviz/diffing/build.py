@@ -25,6 +25,7 @@ from nnviz.diffing.fields import (
 )
 from nnviz.diffing.matching import Matching, match
 from nnviz.diffing.model import ABSENT, Change, EdgeDiff, GraphDiff, NodeDiff
+from nnviz.diffing.ops import same_inputs
 from nnviz.diffing.plumbing import (
     classify_slots,
     inferred_sizes,
@@ -121,6 +122,7 @@ def build(
             a, b = old_inputs.get(e.old_node.id, {}), new_inputs.get(e.new_node.id, {})
             if a != b:
                 e.changes.update(input_changes(a, b))
+                same_inputs(e.changes, e.old_node, e.new_node, a, b)
         elif e.old_module is not None and e.new_module is not None and (e.old_node or e.new_node):
             e.changes["called"] = Change(e.old_node is not None, e.new_node is not None)
         plumbing.classify(e)

@@ -33,6 +33,7 @@ _MAX_MERMAID_CHARS = 25_000  # with the changelog's cap, a PR comment stays unde
 _INFO_NAMES = {
     "attribute": "attribute-only change",
     "plumbing": "scalar-plumbing change",
+    "spelling": "same-op spelling change",
     "input": "optional-input change",
     "format": "older-format argument change",
 }

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from nnviz.diffing.model import ABSENT, Change
+from nnviz.diffing.ops import same_op
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph, Module, Node
 from nnviz.values import Value, format_value
@@ -60,10 +61,11 @@ def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
     specs = specs and not _same_tensors(a.spec, b.spec)
     if a.kind == b.kind and a.op == b.op and a.args == b.args and not specs:
         return changes
+    spelling = "spelling" if same_op(a, b) else None  # `F.relu` for `x.relu()`: information
     if a.kind != b.kind:
-        changes["kind"] = Change(a.kind, b.kind)
+        changes["kind"] = Change(a.kind, b.kind, info=spelling)
     if a.op != b.op and "module" not in (a.kind, b.kind):
-        changes["op"] = Change(a.op, b.op)
+        changes["op"] = Change(a.op, b.op, info=spelling)
     for key in _keys(a.args, b.args):
         old, new = a.args.get(key, ABSENT), b.args.get(key, ABSENT)
         if old != new:

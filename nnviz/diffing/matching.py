@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nnviz.bookkeeping import scalar_nodes
+from nnviz.diffing.ops import op_of, same_op
 from nnviz.graph import Graph, Node, parent_path
 
 _FLOW_OPS = ("function", "method")
@@ -139,8 +140,8 @@ class _Side:
         text = self._call_text.get(node_id)
         if text is None:
             node = self.by_id[node_id]
-            op = "" if node.kind == "module" else node.op
-            text = _canonical([node.kind, op, dict(node.args)])
+            op = "" if node.kind == "module" else op_of(node)  # `F.relu` is `x.relu()`
+            text = _canonical([op, dict(node.args)])
             self._call_text[node_id] = text
         return text
 
@@ -151,12 +152,6 @@ def _name(path: str) -> str:
 
 def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _same_op(a: Node, b: Node) -> bool:
-    if a.kind != b.kind:
-        return False
-    return a.module == b.module if a.kind == "module" else a.op == b.op
 
 
 def match(old: Graph, new: Graph) -> Matching:
@@ -170,7 +165,7 @@ def match(old: Graph, new: Graph) -> Matching:
             m.pair_modules(path, path)
     for node in a.nodes:
         twin = b.by_id.get(node.id)
-        same = twin is not None and _same_op(node, twin) and node.kind not in _FLOW_OPS
+        same = twin is not None and same_op(node, twin) and node.kind not in _FLOW_OPS
         if same and (node.kind != "module" or node.module in m.modules):
             m.pair_nodes(node.id, node.id)
     # 2. top-down by structural digest
@@ -447,9 +442,7 @@ def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
         for src in dict.fromkeys(wanted.values()):
             for cand in a.graph.successors(src):
                 other = a.by_id[cand]
-                if cand in m.nodes or other.op != node.op or other.scope != scope:
-                    continue
-                if other.kind != node.kind:
+                if cand in m.nodes or not same_op(other, node) or other.scope != scope:
                     continue
                 slots = a.inputs.get(cand, {})
                 agree = sum(1 for slot, s in wanted.items() if slots.get(slot) == s)
@@ -471,8 +464,8 @@ def _align_leftovers(m: Matching, a: _Side, b: _Side) -> None:
         news = [j for j in new_ids if j not in m.nodes_back]
         if not olds or not news:
             continue
-        ops_a = [f"{a.by_id[i].kind}:{a.by_id[i].op}" for i in olds]
-        ops_b = [f"{b.by_id[j].kind}:{b.by_id[j].op}" for j in news]
+        ops_a = [op_of(a.by_id[i]) for i in olds]
+        ops_b = [op_of(b.by_id[j]) for j in news]
         blocks = difflib.SequenceMatcher(None, ops_a, ops_b, autojunk=False).get_matching_blocks()
         for block in blocks:
             for k in range(block.size):

@@ -466,3 +466,41 @@ def test_an_empty_sequential_is_called_like_the_identity_that_replaces_it() -> N
             "~ 1  Identity  class Sequential → Identity (same settings)",
             "1 changed · params 72 → 72 (+0)",
         ]
+
+
+# --- one op spelled another way; the operands of a commutative op in the other order ---
+
+
+class Spelled(nn.Module):
+    def __init__(self, spelling: int) -> None:
+        super().__init__()
+        self.form = spelling  # not kept under the argument's name: no hyperparameter
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.form == 0:
+            y = self.a(x)
+            y += x
+            y = torch.nn.functional.relu(y)
+            return torch.cat([self.b(y), y], 1)
+        y = torch.relu(x + self.a(x)) if self.form == 1 else (x + self.a(x)).relu()
+        return torch.concat([self.b(y), y], 1)
+
+
+def test_an_op_spelled_another_way_is_information() -> None:
+    old = trace(Spelled(0), "tensor2x8")
+    for spelling in (1, 2):
+        result = nnviz.diff(old, trace(Spelled(spelling), "tensor2x8"))
+        assert result.identical, result.to_text()
+        assert "same-op spelling change" in result.to_text()
+        assert not nnviz.diff(old, trace(Spelled(spelling), "tensor2x8"), strict=True).identical
+
+
+def test_a_commutative_op_compares_its_operands_as_a_set() -> None:
+    class Sub(Spelled):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(x - self.a(x) if self.form else self.a(x) - x)
+
+    assert nnviz.diff(trace(Spelled(0), "tensor2x8"), trace(Spelled(0), "tensor2x8")).identical
+    sub = text(trace(Sub(0), "tensor2x8"), trace(Sub(1), "tensor2x8"))
+    assert "input 0 a → input:x; input 1 input:x → a" in sub  # `-` does not commute
