@@ -8,15 +8,19 @@ import re
 from collections import OrderedDict
 from pathlib import Path
 
+import networkx
 import torch
 import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import traced
 from torch import nn
 
 import nnviz
 from nnviz.diffing.blocks import Siblings, repeated_changes
-from nnviz.render import diffpaint, htmlview
-from nnviz.render.dot import REPEAT_LEGEND
+from nnviz.graph import Edge, Graph, Module, Node
+from nnviz.render import diffpaint, htmlview, repeats
+from nnviz.render.dot import REPEAT_LEGEND, to_dot
 from nnviz.render.style import make_style
 
 
@@ -275,3 +279,53 @@ def test_a_shape_that_follows_the_block_before_is_the_same_change_in_every_block
     assert [p for p in _clusters(dot) if p.startswith("blocks.")] == ["blocks.0"]
     # what it follows differs per block: not named for all four
     assert re.findall(r"\(follows [^)]*\)", dot) == ["(follows upstream)"]
+
+
+def _chain(kernels: list[list[int]]) -> Graph:
+    """input → stages of blocks (conv, relu, add with a skip) → output, as a snapshot would
+    hold it: `kernels[s][b]` is the kernel size of block `s.b`."""
+    nodes, edges, modules = [Node("input:x", "input", "x")], [], [Module("", "t.Net")]
+    prev = "input:x"
+    for s, stage in enumerate(kernels):
+        modules.append(Module(f"stages.{s}", "torch.nn.Sequential"))
+        for b, kernel in enumerate(stage):
+            path = f"stages.{s}.{b}"
+            conv = Module(f"{path}.conv", "torch.nn.Conv2d", 9, {"kernel_size": kernel})
+            modules += [Module(path, "t.Block"), conv]
+            nodes += [
+                Node(f"{path}.conv", "module", "torch.nn.Conv2d", path, f"{path}.conv"),
+                Node(f"{path}.add", "function", "operator.add", path),
+            ]
+            edges += [Edge(prev, f"{path}.conv", ("0",)), Edge(f"{path}.conv", f"{path}.add")]
+            edges.append(Edge(prev, f"{path}.add", ("1",)))
+            prev = f"{path}.add"
+    nodes.append(Node("output", "output", "output"))
+    return Graph(nodes, [*edges, Edge(prev, "output", ("0",))], modules, {"name": "net"})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([3, 3, 5, 7]), min_size=1, max_size=6), max_size=3))
+def test_any_kernel_edits_draw_blocks_once_only_when_their_changes_are_equal(
+    kernels: list[list[int]],
+) -> None:
+    old, new = _chain([[3] * len(stage) for stage in kernels]), _chain(kernels)
+    result = nnviz.diff(old, new)
+    once = repeats.draw_once(diffpaint.union_graph(result), result)
+    shown = once.graph
+    assert networkx.is_directed_acyclic_graph(shown.nx)  # no loop through a block drawn once
+
+    def alike(path: str) -> object:  # what a stage or block holds, and whether it changed
+        at = [int(i) for i in path.split(".")[1:]]
+        held = kernels[at[0]] if len(at) == 1 else [kernels[at[0]][at[1]]]
+        return held if any(k != 3 for k in held) else None
+
+    for standing, repeat in once.repeats.items():
+        members = [standing, *(b for b, s in once.left_out.items() if s == standing)]
+        assert len(members) == repeat.count > 1 and alike(standing) is not None
+        assert all(alike(m) == alike(standing) for m in members)  # changed alike
+        last = sorted(int(m.rpartition(".")[2]) for m in members)
+        assert last == list(range(last[0], last[0] + len(last)))  # a run of the chain
+        for m in members[1:]:
+            assert not any(n.id.startswith(m + ".") for n in shown.nodes)
+    dot = to_dot(diffpaint.fold(shown, result, 1), None, diffpaint.paint_for(result, once))
+    assert dot.count("×") >= len(once.repeats)
