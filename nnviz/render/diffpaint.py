@@ -85,9 +85,9 @@ def paint_for(diff: GraphDiff, once: Once | None = None) -> Paint:
     names = once.names if once is not None else {}
     nodes: dict[str, NodePaint] = {}
     for e in diff.entries:
-        if e.status == "unchanged" or not e.flow:
-            continue
-        fill, border = COLOURS[e.status]
+        if e.status == "unchanged":
+            continue  # a module-tree entry (a container, a traced-through module) paints the
+        fill, border = COLOURS[e.status]  # node it collapses into, or its cluster's frame
         # only follows a change elsewhere, or information only: painted lighter
         light = e.propagated or not counts(diff, e)
         nodes[e.name] = NodePaint(
@@ -159,12 +159,18 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     for _ in range(context):
         frontier = [m for f in frontier for m in undirected.neighbors(f) if m not in kept]
         kept.update(frontier)
+    # a changed module with no changed op inside (a class swap, same settings) is drawn: its
+    # parent is kept open, itself one painted node never merged into a run of unchanged blocks
+    modules = {e.name for e in diff.entries if not e.flow and counts(diff, e)}
+    modules &= set(graph.modules)
     busy: set[str] = {""}  # the model itself is never folded into one node
-    for node_id in kept:
-        path = transform.owner(graph.node(node_id))
+    starts = [transform.owner(graph.node(node_id)) for node_id in kept]
+    for start in [*starts, *(parent_path(p) for p in modules)]:
+        path = start
         while path is not None and path not in busy:
             busy.add(path)
             path = parent_path(path)
+    kept |= modules
     prefixes = [p for p in graph.modules if p and p not in busy and (parent_path(p) or "") in busy]
     folded = transform.collapse_prefixes(graph, prefixes) if prefixes else graph
     return _merge_runs(folded, set(prefixes), kept)
@@ -178,7 +184,7 @@ def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
     kinds: dict[str, str] = {}
     for n in nodes:
         if n.meta.get("collapsed"):
-            if n.module in folded and n.op not in _CONTAINERS:
+            if n.module in folded and n.op not in _CONTAINERS and n.module not in kept:
                 kinds[n.id] = f"block {n.op}"
         elif n.id not in kept and n.kind in ("module", "function", "method"):
             kinds[n.id] = "op"

@@ -282,13 +282,19 @@ class _Builder:
         repeat = self.paint.repeats.get(path)
         if repeat is not None:
             title += f" ×{repeat.count}"
+        painted = self.paint.node(path)  # the module changed (its class, its settings)
+        if painted is not None and path in self.graph:
+            painted = None  # the module's call is drawn as a node of its own: that carries it
+        lines = painted.lines if painted is not None else ()
+        if painted is not None and painted.badge:
+            title += f" [{painted.badge}]"
         return {
-            "label": labels.cluster_label(title, module.class_name, self.style),
+            "label": labels.cluster_label(title, module.class_name, self.style, lines),
             "id": plain(f"cluster:{path}"),
-            "style": "rounded,filled",
+            "style": "rounded,filled" + (f",{painted.line}" if painted and painted.line else ""),
             "fillcolor": labels.cluster_color(level),
-            "color": "#9a9aa6",
-            "penwidth": "1",
+            "color": plain(painted.border) if painted and painted.border else "#9a9aa6",
+            "penwidth": f"{painted.penwidth:g}" if painted and painted.penwidth else "1",
             "labeljust": "l",
             "labelloc": "t",
             "fontname": plain(self.style.fontname),
@@ -299,6 +305,9 @@ class _Builder:
         repeat = self.paint.repeats.get(node.module or "") if node.meta.get("collapsed") else None
         node = self._per_block(node)
         painted = self.paint.node(node.id)
+        piece = node.meta.get("collapsed") and node.module and node.id.split(":")[0] == node.module
+        if painted is None and piece:  # a second piece of a module (`block:1`)
+            painted = self.paint.node(str(node.module))
         label = labels.node_label(
             self.graph,
             node,

@@ -231,14 +231,16 @@ def _grid(cells: list[str], size: int, width: int) -> str:
     return f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{body}</TABLE>'
 
 
-def cluster_label(path: str, cls_name: str, style: Style) -> str:
+def cluster_label(path: str, cls_name: str, style: Style, extra: Sequence[str] = ()) -> str:
     """The module path in bold over its class: two short lines instead of one long one, so the
-    edges that enter a cluster through its middle rarely cross the title."""
+    edges that enter a cluster through its middle rarely cross the title; then `extra` lines
+    (what changed in the module, in a diff drawing)."""
     size = style.cluster_title_font_size
     rows = [
         _row(_font(text(path), size, bold=True), "LEFT"),
         _row(_font(text(cls_name), max(8, round(size * 0.8)), color="#303040"), "LEFT"),
     ]
+    rows += [_row(_font(text(line), small_size(style)), "LEFT") for line in extra]
     return _table(rows)
 
 

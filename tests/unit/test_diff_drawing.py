@@ -112,3 +112,34 @@ def test_json_path_writes_the_diff_document(tmp_path: Path) -> None:
     result = nnviz.diff(traced("resnet18"), traced("resnet18", num_classes=10))
     doc = json.loads(nnviz.draw(result, tmp_path / "d.json").read_text())
     assert doc == result.to_dict()
+
+
+def test_a_changed_module_without_a_changed_op_is_drawn_changed(tmp_path: Path) -> None:
+    """A module traced through (no call node of its own) that changed class with the same ops
+    inside: the text names it, so the drawing paints it, as one node or as its cluster."""
+
+    class Norm(nn.LayerNorm):  # a library's own subclass, traced through
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias)
+
+    class Block(nn.Module):
+        def __init__(self, norm: nn.Module) -> None:
+            super().__init__()
+            self.norm, self.fc, self.out = norm, nn.Linear(8, 8), nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.fc(self.norm(x)))
+
+    new = nnviz.trace(Block(Norm(8)), name="m", inputs="tensor2x8")
+
+    class Moved(Norm):  # the class moved to another home: same settings
+        pass
+
+    swapped = nnviz.trace(Block(Moved(8)), name="m", inputs="tensor2x8")
+    result = nnviz.diff(new, swapped)
+    assert [e.name for e in result] == ["norm"] and not result.identical
+    svg = nnviz.draw(result, tmp_path / "class.svg").read_text()
+    assert "a subclass; same settings" in svg and "[changed]" in svg
+    expanded = nnviz.draw(result, tmp_path / "expanded.svg", context=-1).read_text()
+    assert "norm [changed]" in expanded  # drawn as a cluster: its frame carries the change
+    assert "a subclass; same settings" in expanded
