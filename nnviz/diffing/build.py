@@ -279,11 +279,13 @@ def _mark_attributes(
     entries: list[_Entry], by_name: dict[str, _Entry], containers: set[str]
 ) -> None:
     """A traced-through container's hyperparameter changes are information (`attribute`) when
-    nothing at or below it drifts: its ops, wiring, shapes and parameters say the same; and so is
-    an attribute only one side keeps (a leaf, even one never called, is its hyperparameters)."""
+    nothing at or below it drifts: its ops, wiring, shapes and parameters say the same; and so
+    is an attribute only one side keeps, on any module called on neither side (timm's never-called
+    `rel_pos`, whose `get_bias()` runs in its holder's scope, gaining `prefix_tokens`). A changed
+    value of a leaf, called or not, is architecture."""
     drifting: set[str] = set()
     for e in entries:
-        if not e.drifts or _attributes_only(e, containers):
+        if not e.drifts or _quiet(e, containers):
             continue
         home = e.scope if e.module is None else e.name
         while home in by_name and home not in drifting:
@@ -292,25 +294,32 @@ def _mark_attributes(
                 break
             home = by_name[home].scope
     for e in entries:
-        if not _attributes_only(e, containers):
+        if not _attributes_only(e):
             continue
+        container = e.name in containers and e.name not in drifting
         for key, change in e.changes.items():
             # an attribute only one side keeps is how the class is written, whatever changed
             # below; a changed value is information only when nothing below drifts
-            if e.name not in drifting or ABSENT in (change.old, change.new):
+            if container or ABSENT in (change.old, change.new):
                 e.changes[key] = replace(change, info="attribute")
 
 
-def _attributes_only(e: _Entry, containers: set[str]) -> bool:
-    """A container (called on neither side) whose only changes are hyperparameters."""
+def _attributes_only(e: _Entry) -> bool:
+    """A module called on neither side whose only changes are hyperparameters."""
     return (
-        e.name in containers
-        and e.old_module is not None
+        e.old_module is not None
         and e.new_module is not None
         and e.old_node is None
         and e.new_node is None
         and bool(e.changes)
         and all(k.startswith("hparams.") for k in e.changes)
+    )
+
+
+def _quiet(e: _Entry, containers: set[str]) -> bool:
+    """Whether an entry's changes may all be information (so it makes nothing above drift)."""
+    return _attributes_only(e) and (
+        e.name in containers or all(ABSENT in (c.old, c.new) for c in e.changes.values())
     )
 
 

@@ -28,6 +28,8 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
     own: list[str] = []  # settings only one of two different classes has: said with the class
     for key in _keys(a.hparams, b.hparams):
         old, new = a.hparams.get(key, ABSENT), b.hparams.get(key, ABSENT)
+        if ABSENT in (old, new) and None in (old, new):
+            continue  # a feature switched off by None, or not there at all: the same network
         if old != new and a.cls != b.cls and ABSENT in (old, new):
             own.append(f"{key}={format_value(new)}" if old is ABSENT else f"no {key}")
         elif old != new:

@@ -387,23 +387,36 @@ class _Mirror(Matching):
 
 def _pair_inlined(m: Matching, a: _Side, b: _Side) -> None:
     """A module called as one node on the old side and traced through on the new (a library's
-    own subclass of a `torch.nn` layer) pairs its call with the call whose output leaves its
-    scope on the new side, so its readers stay wired to the same thing."""
+    own subclass of a `torch.nn` layer) pairs its call with the functional it stands for inside
+    (`BatchNorm2d` with `batch_norm`, `LayerNorm` with `layer_norm`, whatever the subclass calls
+    after it), else with the call whose output leaves its scope, so its readers stay wired to
+    the same thing."""
     for p, q in list(m.modules.items()):
         calls = a.calls.get(p)
         if not calls or b.calls.get(q) or calls[0] in m.nodes:
             continue
         inside = list(b.subtree(q))
         within = set(inside)
-        exit_node = None
+        stem = _stem(a.graph.modules[p].cls)
+        exit_node, same = None, None
         for n in b.subtree_nodes(inside):
             node = b.by_id[n]
-            if node.kind in _FLOW_OPS and any(
-                _home(b.by_id[t]) not in within for t in b.graph.successors(n)
-            ):
+            if node.kind not in _FLOW_OPS:
+                continue
+            if same is None and _stem(node.op) == stem:
+                same = n
+            if any(_home(b.by_id[t]) not in within for t in b.graph.successors(n)):
                 exit_node = n
-        if exit_node is not None and exit_node not in m.nodes_back:
-            m.pair_nodes(calls[0], exit_node)
+        pick = same if same is not None else exit_node
+        if pick is not None and pick not in m.nodes_back:
+            m.pair_nodes(calls[0], pick)
+
+
+def _stem(name: str) -> str:
+    """`torch.nn.BatchNorm2d`, `torch.nn.functional.batch_norm` -> `batchnorm`: a layer class and
+    its functional form read alike."""
+    last = name.rsplit(".", 1)[-1].lower().replace("_", "")
+    return last[:-2] if last[-2:-1].isdigit() and last.endswith("d") else last
 
 
 def _home(node: Node) -> str:

@@ -222,3 +222,37 @@ def test_a_forward_rewritten_is_one_line_counting_its_ops() -> None:
         ~ 0, 1  Attention  ops +1 (scaled_dot_product_attention); −5 (matmul ×2, transpose, mul, softmax) ×2
         2 changed, 2 downstream · params 2,176 → 2,176 (+0)
         """)  # noqa: E501
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a BatchNorm2d subclass whose forward calls the functional form and
+    then its own activation (so torch.fx traces through it)."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.1, self.eps
+        )
+        return self.act(x)
+
+
+def conv_bn(fused: bool) -> nn.Module:
+    bn = BatchNormAct(8) if fused else nn.BatchNorm2d(8)
+    act = nn.Identity() if fused else nn.ReLU()
+    return nn.Sequential(nn.Conv2d(3, 8, 3), bn, act)
+
+
+def test_a_layer_swapped_for_a_subclass_that_calls_its_functional_stays_paired() -> None:
+    """The old BatchNorm2d call pairs with the batch_norm its subclass calls, not with whatever
+    leaves the subclass: no `called True → False`, no added batch_norm."""
+    text = nnviz.diff(trace(conv_bn(False), "image16"), trace(conv_bn(True), "image16")).to_text()
+    assert text == dedent("""\
+        ~ 1  BatchNormAct  class BatchNorm2d → BatchNormAct (a subclass; same settings)
+            ↳ inside: + act ReLU
+            ↳ 2  input 1.batch_norm → 1.act
+        ~ 2  Identity  class ReLU → Identity (no inplace)
+        2 changed · params 240 → 240 (+0)
+        """)

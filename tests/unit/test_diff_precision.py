@@ -122,6 +122,38 @@ def test_an_attribute_change_with_a_changed_subtree_stays_drift() -> None:
     assert "~ (root)  Net  width 8 → 16" in result.to_text()
 
 
+class Bias(nn.Module):
+    """Never called through forward(): its owner calls `get()` (timm's `rel_pos.get_bias()`)."""
+
+    def __init__(self, prefix_tokens: int | None) -> None:
+        super().__init__()
+        if prefix_tokens is not None:  # an older release did not keep it
+            self.prefix_tokens = prefix_tokens
+        self.table = nn.Parameter(torch.zeros(4))
+
+    def get(self) -> torch.Tensor:
+        return self.table * 2
+
+
+class Holder(nn.Module):
+    def __init__(self, prefix: int | None = None, scale: int = 2) -> None:
+        super().__init__()
+        self.bias = Bias(prefix)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias.get() * self.scale
+
+
+def test_a_never_called_modules_new_attribute_is_information() -> None:
+    """An attribute only one side keeps is how the class is written (timm's maxvit `rel_pos`
+    gaining `prefix_tokens`); a changed value stays architecture, called or not."""
+    result = nnviz.diff(trace(Holder()), trace(Holder(prefix=0)))
+    assert result.identical
+    assert "  ~ bias  Bias  prefix_tokens (none) → 0" in result.to_text()
+    assert not nnviz.diff(trace(Holder(prefix=1)), trace(Holder(prefix=0))).identical
+
+
 def test_the_drawing_subtitle_counts_the_changes_not_the_information_line() -> None:
     from nnviz.render.diffpaint import paint_for
 
@@ -504,3 +536,18 @@ def test_a_commutative_op_compares_its_operands_as_a_set() -> None:
     assert nnviz.diff(trace(Spelled(0), "tensor2x8"), trace(Spelled(0), "tensor2x8")).identical
     sub = text(trace(Sub(0), "tensor2x8"), trace(Sub(1), "tensor2x8"))
     assert "input 0 a → input:x; input 1 input:x → a" in sub  # `-` does not commute
+
+
+def test_an_attribute_none_on_one_side_and_absent_on_the_other_is_no_change() -> None:
+    class Block(nn.Module):
+        def __init__(self, init_values: float | None, keep: bool) -> None:
+            super().__init__()
+            if keep:
+                self.init_values = init_values
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)
+
+    assert nnviz.diff(trace(Block(None, False)), trace(Block(None, True)), strict=True).identical
+    assert nnviz.diff(trace(Block(None, False)), trace(Block(0.1, True)), strict=True)
