@@ -91,6 +91,7 @@ def parse(line: str) -> tuple[str, list[tuple[str, str]]] | None:
         return marker, [(found["old"] if found else "", body)]
     names, _, rest = body.partition("  ")  # `a.{0..3}.x, b.y  Title  detail; detail`
     detail = rest.strip() if folded else rest.partition("  ")[2].strip()
+    detail = re.sub(r" ×\d+$", "", detail)  # a grouped line's count
     members = [m for name in names.split(", ") for m in expand(name.split(" ")[0], detail)]
     return marker, [(n, part) for n, d in members for part in changes(d)]
 
@@ -164,6 +165,19 @@ def inside_parts(line: str) -> list[InsidePart]:
             names = tuple(mark_modules["names"].split(", "))
             out.append(InsidePart(mark_modules["mark"].replace("−", "-"), names))
     return out
+
+
+_OWN_OPS = re.compile(r"^(?:ops )?(?P<mark>[+−~-])\d+ \((?P<kinds>.*)\)$")
+
+
+def op_counts(detail: str) -> list[str] | None:
+    """The op base names of one part of a module's `ops +6 (contiguous ×2, …); −9 (…)` summary
+    of its own ops added, removed or changed (`~1 (silu → gelu)`: both); None for other details."""
+    found = _OWN_OPS.match(detail)
+    if found is None:
+        return None
+    kinds = [k.split(" ×")[0] for k in found["kinds"].split(", ") if k != "…"]
+    return [n for k in kinds for n in k.split(" → ")]
 
 
 def subjects(line: str) -> list[str]:

@@ -19,6 +19,7 @@ from reportlines import (
     all_subjects,
     inside_parts,
     label_of,
+    op_counts,
     parse,
     subjects,
     summary,
@@ -339,6 +340,13 @@ def _classify_one(marker: str, name: str, detail: str, truth: Truth) -> tuple[st
         return _classify_io(name, detail, truth)
     path, op = truth.locate(name)
     d = truth.delta(path)
+    counted = op_counts(detail) if op is None else None
+    if counted is not None:  # `ops +6 (contiguous ×2, …); −9 (…)`: the module's own ops
+        hit = [n for n in counted if base(n) in d.changed_events]
+        where = path or "(root)"
+        if hit:
+            return "true", f"{'/'.join(hit)} among the changed events of {where}"
+        return "noise", f"{'/'.join(counted)}: none among the changed events of {where}"
     label = label_of(detail) if detail else ""
     if op is None and not label.startswith("input "):
         return _classify_module(marker, path, detail, d, truth)
