@@ -129,6 +129,9 @@ def build(
         if formats_differ and e.old_node is not None and e.new_node is not None:
             a, b = old_inputs.get(e.old_node.id, {}), new_inputs.get(e.new_node.id, {})
             across_formats(e.changes, e.old_node, e.new_node, a, b)
+        if formats_differ:  # format 3 started recording tied parameters
+            for key in [k for k in e.changes if k.startswith("ties.")]:
+                e.changes[key] = replace(e.changes[key], info="format")
         for key in [k for k in e.changes if ignored(k, ignore)]:
             del e.changes[key]
     _fold_inlining(entries, by_name)

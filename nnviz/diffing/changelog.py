@@ -35,7 +35,7 @@ _INFO_NAMES = {
     "plumbing": "scalar-plumbing change",
     "spelling": "same-op spelling change",
     "input": "optional-input change",
-    "format": "older-format argument change",
+    "format": "older-format change",
 }
 _MAX_INFO_LINES = 10
 

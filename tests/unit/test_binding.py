@@ -130,7 +130,7 @@ def test_an_older_snapshot_compares_without_false_drift(tmp_path: Path) -> None:
     assert not moved.identical  # flatten's output shape changed: drift whatever the format
     lines = moved.to_text().splitlines()
     assert "~ flatten  torch.flatten  output [1, 144] → [144]" in lines
-    assert "older-format argument change" in lines[-1]
+    assert "older-format change" in lines[-1]
     assert nnviz.draw(snapshot.load(old), tmp_path / "old.svg").read_text().startswith("<")
 
 
@@ -157,7 +157,7 @@ def test_the_plugin_passes_an_older_snapshot_of_the_same_model_and_warns_on_drif
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "E       not drift (counted with --strict): 1 older-format argument change",
+            "E       not drift (counted with --strict): 1 older-format change",
             "test_old.py::test_moved",
             "*NNVizWarning: head is a format-2 snapshot: it records call arguments by position*",
         ],

@@ -4,12 +4,15 @@ pinned on a tiny `nn.Module` pair that differs the way a library upgrade does.""
 from __future__ import annotations
 
 import dataclasses
+import json
 from textwrap import dedent
 
+import pytest
 import torch
 from torch import nn
 
 import nnviz
+import nnviz.snapshot
 from nnviz.graph import Graph
 
 
@@ -551,3 +554,17 @@ def test_an_attribute_none_on_one_side_and_absent_on_the_other_is_no_change() ->
 
     assert nnviz.diff(trace(Block(None, False)), trace(Block(None, True)), strict=True).identical
     assert nnviz.diff(trace(Block(None, False)), trace(Block(0.1, True)), strict=True)
+
+
+def test_ties_against_an_older_format_are_information() -> None:
+    ids = {"ids": torch.zeros(1, 4, dtype=torch.long)}
+    new = nnviz.trace(Shared(tied=True), inputs=ids)
+    doc = json.loads(nnviz.snapshot.dumps(new))
+    doc["version"] = 2
+    for module in doc["modules"]:
+        module.pop("ties", None)
+    old = nnviz.snapshot.loads(json.dumps(doc))
+    with pytest.warns(nnviz.NNVizWarning):
+        result = nnviz.diff(old, new)
+    assert result.identical and not nnviz.diff(old, new, strict=True).identical
+    assert "2 older-format changes" in result.to_text()
