@@ -224,18 +224,59 @@ def classify(line: str, truth: Truth) -> tuple[str, str]:
     return kind, next(why for k, why in verdicts if k == kind)
 
 
+def follow_moves(truth: Truth, lines: list[str]) -> Truth:
+    """The truth with the old side's modules renamed as the report's `→ A moved to B` lines say,
+    where the ground truth agrees (the same class at A before and at B after, no module at B
+    before): lines about a moved module are then judged against the module it was."""
+    moves = []
+    for line in lines:
+        found = RENAME.match(line.strip()[2:]) if line.strip().startswith("→ ") else None
+        if found is None or found["old_end"]:
+            continue
+        a, b = found["old"], found["new"]
+        was, now = truth.old["modules"].get(a), truth.new["modules"].get(b)
+        if was and now and was["class"] == now["class"] and b not in truth.old["modules"]:
+            moves.append((a, b))
+
+    def rename(path: str) -> str:
+        for a, b in moves:
+            if path == a or path.startswith(f"{a}."):
+                return b + path[len(a) :]
+        return path
+
+    if not moves:
+        return truth
+    modules = {}
+    for path, module in truth.old["modules"].items():
+        calls = [
+            {**call, "events": [_renamed(e, rename) for e in call["events"]]}
+            for call in module["calls"]
+        ]
+        modules[rename(path)] = {**module, "calls": calls}
+    return Truth({**truth.old, "modules": modules}, truth.new)
+
+
+def _renamed(event: list[Any], rename: Any) -> list[Any]:
+    kind, name, *rest = event
+    return [kind, rename(name) if kind == "module" else name, *rest]
+
+
 def classify_report(lines: list[str], truth: Truth) -> list[tuple[str, str]]:
     """(kind, why) per line. A `↳ inside:` line is judged part by part inside each module of its
     parent line; a line counting consequences (`↳ output shapes follow in N nodes`) names no
-    node to check and takes its parent line's verdict."""
+    node to check and takes its parent line's verdict. Lines about a module the report says
+    moved are judged against where it was (`follow_moves`); the move itself, as it is."""
     out: list[tuple[str, str]] = []
     verdicts: dict[int, tuple[str, str]] = {}
+    moved = follow_moves(truth, lines)
     for i, item in enumerate(walk(lines)):
         kind = summary(item.text)
-        if kind is None or item.parent is None or item.parent_index is None:
+        if item.text.strip().startswith("→ "):
             verdicts[i] = classify(item.text, truth)
+        elif kind is None or item.parent is None or item.parent_index is None:
+            verdicts[i] = classify(item.text, moved)
         elif kind == "inside":
-            verdicts[i] = _classify_inside(item.text, subjects(item.parent), truth)
+            verdicts[i] = _classify_inside(item.text, subjects(item.parent), moved)
         else:
             parent_kind, _ = verdicts[item.parent_index]
             verdicts[i] = parent_kind, "counts consequences of the line above"
@@ -268,36 +309,11 @@ def _classify_inside(line: str, owners: list[str], truth: Truth) -> tuple[str, s
     return kind, next(why for k, why in verdicts if k == kind)
 
 
-def cause(line: str, why: str, truth: Truth) -> str:
-    """A guess at which of issue 12's causes a noise or attribute-only line comes from (to sort
-    the notes; not part of the classification)."""
-    parsed = parse(line)
-    if parsed is None:
-        return "?"
-    marker, ((name, detail), *_) = parsed
-    what = label_of(detail) if detail else ""
-    path, op = truth.locate(name)
-    if marker == "→":
-        return "8 moved siblings"
-    if what.startswith("config"):
-        return "6 config blob"
-    if name.startswith("input:") or "input:" in detail:
-        return "5 new optional forward argument"
-    if why.startswith("scalar plumbing"):
-        return "2 scalar plumbing"
-    if "class" in truth.delta(path).fields:
-        return "3 subclass swap"
-    if op is None and what and not what.startswith(("input ", "output", "called")):
-        return "5 module attribute"
-    if re.match(r"(arg|input) [A-Za-z_]", what):
-        return "4 argument binding"
-    return "1 positional op ids"
-
-
 def missed(lines: list[str], truth: Truth) -> list[str]:
     """The modules with a change of their own in the ground truth (added/removed, class,
     extra_repr, parameters, op sequence; not output shapes that only follow) that no line points
     at (itself, something inside it, or an added/removed/moved ancestor)."""
+    truth = follow_moves(truth, lines)
     located = {truth.locate(n)[0] for n in all_subjects(lines)}
     out = []
     causes = {"class", "extra_repr", "params", "ops", "called"}  # not shapes that only follow
