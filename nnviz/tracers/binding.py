@@ -182,8 +182,23 @@ def bind(kind: str, target: Any, slots: Slots, constant: Callable[[Any], bool]) 
                 if best is None or score > best[0]:
                     best = (score, signature, arguments)
         if best is not None:
-            return _named(best[1], best[2], constant, _defaults(candidates))
+            named = _named(best[1], best[2], constant, _defaults(candidates))
+            return [(k, _as_tuple(v)) for k, v in named] if _torch_callee(kind, target) else named
     return slots
+
+
+def _torch_callee(kind: str, target: Any) -> bool:
+    """A Tensor method or a torch function: its sequence parameters take a list or a tuple
+    alike (`x.mean([2, 3])` is `x.mean((2, 3))`), so both record as a tuple."""
+    if kind == "method":
+        return True
+    module = getattr(target, "__module__", None) or ""
+    qualified = getattr(target, "__qualname__", "") or ""
+    return kind == "function" and (module.split(".")[0] == "torch" or qualified.startswith("_Var"))
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _defaults(candidates: tuple[inspect.Signature, ...]) -> dict[str, Any]:

@@ -42,6 +42,23 @@ def test_keyword_and_positional_arguments_record_alike(tracer: str) -> None:
     assert nnviz.diff(positional, keywords, strict=True).identical
 
 
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_a_list_or_a_tuple_of_sizes_is_one_argument(tracer: str) -> None:
+    from torch import nn
+
+    class Pool(nn.Module):
+        def __init__(self, brackets: bool) -> None:
+            super().__init__()
+            self.brackets = brackets
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return x.mean([2, 3]) if self.brackets else x.mean((2, 3))
+
+    lists, tuples = (trace(Pool(b), tracer=tracer) for b in (True, False))
+    assert dict(lists.node("mean").args) == dict(tuples.node("mean").args)
+    assert dict(lists.node("mean").args) == {"dim": {"$tuple": [2, 3]}}
+
+
 def test_both_tracers_name_the_same_slots() -> None:
     fx, eager = trace(binding.Attention(False), "tensor1x4x16"), None
     eager = trace(binding.Attention(False), "tensor1x4x16", tracer="eager")

@@ -172,7 +172,7 @@ def test_every_constant_kind_survives_the_round_trip() -> None:
     assert args["to:1"] == {"device": {"$device": "cpu"}}
     assert args["clamp"] == {"min": {"$float": "-inf"}, "max": {"$float": "nan"}}
     assert args["reshape"] == {"shape": {"$tuple": [1, -1]}}
-    assert args["pad"] == {"pad": [1, 1], "value": 0.5}  # mode="constant" is pad's default
+    assert args["pad"] == {"pad": {"$tuple": [1, 1]}, "value": 0.5}  # mode="constant": default
     assert args["sum"] == {"dim": {"$tuple": [0, 1]}, "keepdim": True}
     assert graph.node("to").spec == {"$tensor": {"shape": [2, 4, 4], "dtype": "float64"}}
     output = graph.node("output").spec
