@@ -209,7 +209,10 @@ def _older_format(graph: Graph, other: Graph, result: GraphDiff) -> str | None:
     infos = {c.info for e in result for c in e.changes.values()}
     uncompared = not result.identical or "format" in infos
     if positional_format(graph) and not positional_format(other) and uncompared:
-        lost.append("it records call arguments by position, so they compared only where exact")
+        lost.append(
+            "it records call arguments by position and no tied parameters, so those compared "
+            "only where exact"
+        )
     if version < 2 and not result.identical:
         lost.append("it lacks inherited hyperparameters and optional-input defaults")
     if not lost:

@@ -140,9 +140,9 @@ def test_an_older_snapshot_compares_without_false_drift(tmp_path: Path) -> None:
     with pytest.warns(nnviz.NNVizWarning) as caught:
         moved = nnviz.diff(old, trace(binding.Head(start_dim=0)))
     assert [str(w.message) for w in caught] == [
-        f"{old} is a format-2 snapshot: it records call arguments by position, so they "
-        "compared only where exact; re-record it (nnviz MODEL -o FILE.json, or pytest "
-        "--nnviz-update)"
+        f"{old} is a format-2 snapshot: it records call arguments by position and no tied "
+        "parameters, so those compared only where exact; re-record it (nnviz MODEL -o "
+        "FILE.json, or pytest --nnviz-update)"
     ]
     assert not moved.identical  # flatten's output shape changed: drift whatever the format
     lines = moved.to_text().splitlines()
