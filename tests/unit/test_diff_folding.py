@@ -252,7 +252,7 @@ def test_a_layer_swapped_for_a_subclass_that_calls_its_functional_stays_paired()
     assert text == dedent("""\
         ~ 1  BatchNormAct  class BatchNorm2d → BatchNormAct (a subclass; same settings)
             ↳ inside: + act ReLU
-            ↳ 2  input 1.batch_norm → 1.act
+            ↳ 2  input input 1.batch_norm → 1.act
         ~ 2  Identity  class ReLU → Identity (no inplace)
         2 changed · params 240 → 240 (+0)
         """)
