@@ -98,11 +98,12 @@ def _modules(graph: Graph, blocks: set[str]) -> dict[str, list[Module]]:
 
 
 def _rank(graph: Graph) -> dict[str, int]:
-    """A topological position per node (graph order if the union has a cycle)."""
+    """A topological position per node; all 0 if the union has a cycle (then the loop search
+    cannot stop early)."""
     try:
         order = list(networkx.topological_sort(graph.nx))
     except networkx.NetworkXUnfeasible:
-        order = [n.id for n in graph.nodes]
+        return dict.fromkeys((n.id for n in graph.nodes), 0)
     return {node_id: i for i, node_id in enumerate(order)}
 
 
