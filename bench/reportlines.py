@@ -61,11 +61,12 @@ def expand(name: str, detail: str = "") -> list[tuple[str, str]]:
 
 
 def values(detail: str) -> list[str]:
-    """The node names on either side of `A → B` in a change's detail."""
-    _, _, rest = detail.partition(" ")
-    if rest.startswith(tuple("0123456789")) or detail.startswith(("arg ", "input ")):
-        rest = rest.partition(" ")[2]
-    return [v.strip() for v in rest.split(" → ")]
+    """The node names on either side of `A → B` in a change's detail (`input 0 A → B`, or
+    without the slot, `input A → B`)."""
+    words = detail.split(" ")
+    slotted = words[0] in ("arg", "input") or (words[1:2] and words[1][:1].isdigit())
+    rest = words[2:] if slotted and words[2:3] != ["→"] else words[1:]
+    return [v.strip() for v in " ".join(rest).split(" → ")]
 
 
 def label_of(detail: str) -> str:
