@@ -19,6 +19,7 @@ torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -144,3 +145,77 @@ def _entry_key(e: Mapping[str, Any], block: str) -> str:
         for field, change in e.get("changes", {}).items()
     }
     return json.dumps(key, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Repeated blocks drawn once in a chart of the document (the Mermaid flowchart): the first
+    block of each index-consecutive run of a group stands for the run (on a chain of blocks,
+    a run with a gap would draw a loop through the block between)."""
+
+    names: Mapping[str, str]
+    """A name inside a later block of a run → its counterpart in the first block."""
+    titles: Mapping[str, tuple[str, int]]
+    """The first block of each run → its title and count (`blocks.{0..11}`, 12)."""
+    blocks: Mapping[str, tuple[str, str]]
+    """A name inside any block of a run → (the run's first block, its own block)."""
+
+    def shown(self, name: str) -> str:
+        """`name` with the first block of its run written as the run's title, and `×N`."""
+        for block, (title, count) in self.titles.items():
+            if within(name, block):
+                return f"{title}{name[len(block) :]} ×{count}"
+        return name
+
+    def text(self, line: str) -> str:
+        """`line` with every name in the first block of a run written with the run's title."""
+        if not self.titles:
+            return line
+        return self._names.sub(lambda found: self.titles[found.group()][0], line)
+
+    @functools.cached_property
+    def _names(self) -> re.Pattern[str]:
+        paths = sorted(self.titles, key=len, reverse=True)
+        return re.compile(rf"(?<![\w.])(?:{'|'.join(map(re.escape, paths))})(?!\w)")
+
+    def between_blocks(self, source: str, target: str) -> bool:
+        """Whether an edge runs from one block of a run to another (left out of the chart)."""
+        s, t = self.blocks.get(source), self.blocks.get(target)
+        return s is not None and t is not None and s[0] == t[0] and s[1] != t[1]
+
+
+def chart(nodes: Sequence[Mapping[str, Any]]) -> Chart:
+    """The outermost groups of `repeated_changes`, cut into index-consecutive runs."""
+    titles: dict[str, tuple[str, int]] = {}
+    first_of: dict[str, str] = {}  # every block of a run → the run's first block
+    for group in repeated_changes(nodes):
+        if any(prefix in first_of for prefix in prefixes(group.parent)):
+            continue  # nested: the outer run already stands for it
+        for run in _consecutive(group):
+            titles[run.paths[0]] = (run.title, len(run.indices))
+            first_of.update(dict.fromkeys(run.paths, run.paths[0]))
+    names: dict[str, str] = {}
+    blocks: dict[str, tuple[str, str]] = {}
+    for e in nodes:
+        name = e["name"]
+        block = next((p for p in prefixes(name) if p in first_of), None)
+        if block is not None:
+            blocks[name] = (first_of[block], block)
+            if block != first_of[block]:
+                names[name] = first_of[block] + name[len(block) :]
+    return Chart(names, titles, blocks)
+
+
+def prefixes(name: str) -> list[str]:
+    """The module paths `name` may lie in, outermost first (`a`, `a.3`, `a.3.b` for `a.3.b:1`)."""
+    return [name[:i] for i, char in enumerate(name) if char in _SEPARATORS] + [name]
+
+
+def _consecutive(group: Siblings) -> list[Siblings]:
+    runs: list[list[int]] = []
+    for index in group.indices:
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return [group.only(run) for run in runs if len(run) > 1]

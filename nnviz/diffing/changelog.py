@@ -16,10 +16,11 @@ Each refuses (`NNVizError`) a document of another format or an unknown version.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nnviz.diffing import document
+from nnviz.diffing.blocks import chart
 from nnviz.diffing.grouping import group_items, join_places
 from nnviz.diffing.lines import Doc, Index, describe, display, groups, title
 from nnviz.diffing.lines import human as human  # the renderings' number format, for readers
@@ -178,21 +179,24 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
     if doc.get("identical"):
         return ""
     index = Index(doc)
-    group = {
-        e["name"]: index.root(e["name"]) if e["status"] in ("added", "removed") else e["name"]
-        for e in index.entries
-    }
+    runs = chart(index.entries)  # sibling blocks with the same changes: one box for a run
+    group = {}
+    for e in index.entries:
+        name = index.root(e["name"]) if e["status"] in ("added", "removed") else e["name"]
+        group[e["name"]] = runs.names.get(name, name)
     boxes, hidden = _chart_boxes(doc, index, group, max_nodes, context)
     ids = {name: f"n{i}" for i, name in enumerate(boxes)}
     out = ["flowchart TD"]
     for name in boxes:
         e = index.by_name.get(name, {"status": "unchanged", "kind": "", "op": ""})
-        out.append(f'  {ids[name]}["{_box(e, name)}"]:::{e["status"]}')
+        out.append(f'  {ids[name]}["{_box(e, runs.shown(name), runs.text)}"]:::{e["status"]}')
     if hidden:
         out.append(f'  more["… {hidden} more changes"]:::changed')
     done: set[tuple[str, str]] = set()
     for edge in doc.get("edges", ()):
         s, t = group.get(edge["source"]), group.get(edge["target"])
+        if runs.between_blocks(edge["source"], edge["target"]):
+            continue  # one block of a run feeding the next
         if s in ids and t in ids and s != t and (s, t) not in done:
             done.add((s, t))
             arrow = {"added": "==>", "removed": "-.->"}.get(edge["status"], "-->")
@@ -234,12 +238,13 @@ def _class_style(status: str) -> str:
     return f"fill:{c.fill},stroke:{c.line},color:{c.text}{dashed}"
 
 
-def _box(e: Mapping[str, Any], name: str) -> str:
+def _box(e: Mapping[str, Any], name: str, shown: Callable[[str], str] = str) -> str:
+    """A box's lines; `shown` rewrites the names in them (a block standing for several)."""
     lines = [display(name), title(e)]
     if e.get("renamed_from") is not None:
-        lines.append(f"was {display(e['renamed_from'])}")
+        lines.append(shown(f"was {display(e['renamed_from'])}"))
     roots = [(k, c) for k, c in e.get("changes", {}).items() if not c.get("propagated")]
-    lines += [describe(k, c) for k, c in roots[:2]]
+    lines += [shown(describe(k, c)) for k, c in roots[:2]]
     if len(roots) > 2:
         lines.append(f"… {len(roots) - 2} more")
     return "<br/>".join(_escape(line[:80]) for line in lines if line)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import networkx
 
 from nnviz import transform
-from nnviz.diffing.blocks import Siblings, relative, repeated_changes
+from nnviz.diffing.blocks import Siblings, prefixes, relative, repeated_changes
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.render.paint import Paint, Repeat
@@ -221,7 +221,7 @@ def _resolve(
     moved = True
     while moved:
         moved = False
-        for prefix in _prefixes(name):
+        for prefix in prefixes(name):
             if prefix in left_out:
                 runs.setdefault(left_out[prefix], prefix)
                 name, moved = left_out[prefix] + name[len(prefix) :], True
@@ -229,9 +229,3 @@ def _resolve(
             if prefix in repeats:
                 runs.setdefault(prefix, prefix)
     return name, runs
-
-
-def _prefixes(name: str) -> list[str]:
-    """The module paths `name` may lie in, outermost first (`a`, `a.3`, `a.3.b` for `a.3.b:1`)."""
-    cuts = [i for i, char in enumerate(name) if char in ".:#"]
-    return [name[:i] for i in cuts] + [name]

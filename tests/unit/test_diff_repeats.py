@@ -18,6 +18,7 @@ from torch import nn
 
 import nnviz
 from nnviz.diffing.blocks import Siblings, repeated_changes
+from nnviz.diffing.changelog import mermaid
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.render import diffpaint, htmlview, repeats
 from nnviz.render.dot import REPEAT_LEGEND, to_dot
@@ -91,6 +92,10 @@ def test_a_change_in_every_block_is_one_cluster_in_the_drawing(tmp_path: Path) -
     svg = nnviz.draw(result, tmp_path / "d.svg").read_text()
     assert svg.count('class="cluster"') == 2  # blocks (the ModuleList) and blocks.{0..5}
     assert "blocks.{0..5} ×6" in svg and "[added]" in svg
+    # the Mermaid chart of the markdown draws one box for the six, no edge between blocks
+    chart = mermaid(result.to_dict())
+    assert "blocks.{0..5}.extra ×6" in chart and "blocks.3" not in chart
+    assert chart.count("[added]") == 0 and chart.count(":::added") == 1
     # the interactive page draws from the same graph and lists the change once
     view = htmlview.diff_view(result, make_style(None), context=3)
     assert [n["id"] for n in view["nodes"] if n["id"].startswith("blocks.")] == [
