@@ -6,7 +6,9 @@
   same in every block, so that the swap groups across blocks as one line.
 - A module that adds or removes at least three ops of its own (its forward rewritten) says its
   op changes on one line: `~ SelfAttention  T5Attention  ops +6 (contiguous ×2, …); −9 (…)`.
-- Output shapes that only follow upstream stay `↳` lines while they fit on one, inputs rewired
+- A shape that follows and only changes sizes its cause's line changes the same way (every
+  reader of a widened Embedding: `[1, 16, 64] → [1, 16, 128]`) is left to the totals.
+- Other output shapes that only follow upstream stay `↳` lines while they fit on one, inputs rewired
   while they fit on two; a longer run is one line that counts them (`↳ output shapes follow in
   12 nodes (transpose ×6, …)`, `↳ inputs rewired in 32 nodes (mean ×16, mul ×16)`).
 
@@ -115,6 +117,41 @@ def _op_kind(e: Entry, roots: Mapping[str, Any]) -> str:
     if "op" in roots:
         return f"{op_name(str(roots['op'].get('old', '')))} → {op_name(str(e.get('op', '')))}"
     return op_name(str(e.get("op", "")))
+
+
+def restates(change: Mapping[str, Any], cause: Entry | None) -> bool:
+    """Whether a shape that follows changes only sizes its cause changes the same way (an
+    Embedding's `embedding_dim 64 → 128`, then `[1, 16, 64] → [1, 16, 128]` in every reader):
+    it says nothing its cause's line does not."""
+    mine = _resized(change.get("old"), change.get("new"))
+    if not mine or cause is None:
+        return False
+    theirs: set[tuple[int, int]] = set()
+    for c in cause.get("changes", {}).values():
+        if not c.get("propagated"):
+            theirs |= _resized(c.get("old"), c.get("new")) or set()
+    return mine <= theirs
+
+
+def _resized(old: Any, new: Any) -> set[tuple[int, int]] | None:
+    """The (old, new) sizes that differ between two values read as flat lists of integers
+    (shapes, tuples, numbers); None when they do not line up."""
+    a, b = _sizes(old), _sizes(new)
+    if len(a) != len(b):
+        return None
+    return {(x, y) for x, y in zip(a, b, strict=True) if x != y}
+
+
+def _sizes(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, Mapping):
+        return [n for key in sorted(value) for n in _sizes(value[key])]
+    if isinstance(value, list | tuple):
+        return [n for item in value for n in _sizes(item)]
+    return []
 
 
 def op_name(op: str) -> str:

@@ -21,6 +21,7 @@ from nnviz.diffing.folding import (
     consequence,
     fold_consequences,
     inside_summary,
+    restates,
     rewritten_scopes,
     swap_owners,
 )
@@ -165,6 +166,8 @@ def groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], 
                 owner = owners.get(cause)
                 if _caller(e, scopes) or (owner is not None and owner == owners.get(e["name"])):
                     continue  # a consequence inside a module whose line sums up what changed
+                if not verbose and key == "spec" and restates(change, index.by_name.get(cause)):
+                    continue  # the sizes its cause's line already changes: the totals count it
                 line = f"{_FOLLOWER}{display(e['name'])}  {describe(key, change)}"
                 followers.setdefault(owner or cause, []).append(line)
     inner: dict[str, list[Mapping[str, Any]]] = {}

@@ -31,12 +31,13 @@ class Heads(nn.Module):
 
 def test_a_call_whose_argument_and_output_changed_is_one_line() -> None:
     """Rule 1 and 2: one line per changed call; the three views of one scope with the same
-    change are one line naming each; the shapes that follow are one `↳` line counting them."""
+    change are one line naming each; the shapes that follow change the same sizes the same way
+    (2 → 4 heads of 8 → 4): the line says them, the totals count them."""
     text = nnviz.diff(trace(Heads(2)), trace(Heads(4))).to_text()
     assert text.splitlines()[1:3] == [
         "~ view, view:1, view:2  view  arg size (1, 4, 2, 8) → (1, 4, 4, 4); "
         "output [1, 4, 2, 8] → [1, 4, 4, 4] ×3",
-        "    ↳ output shapes follow in 6 nodes (transpose ×4, mul ×2)",
+        "4 changed, 6 downstream · params 0 → 0 (+0)",
     ]
 
 
@@ -156,27 +157,33 @@ def test_an_activation_swapped_for_a_leaf_counts_the_ops_it_no_longer_calls() ->
 
 
 class Chain(nn.Module):
-    """A width change early in a chain: every later output shape follows it."""
+    """A width change early in a chain: every later output shape follows it, some restating it
+    (`[1, 4, 8] → [1, 4, 12]`), some not (flattened: `[1, 32] → [1, 48]`)."""
 
-    def __init__(self, width: int, depth: int) -> None:
+    def __init__(self, width: int, long: bool) -> None:
         super().__init__()
-        self.first = nn.Linear(16, width)
-        self.rest = nn.Sequential(*(nn.ReLU() for _ in range(depth)))
+        self.first, self.act = nn.Linear(16, width), nn.ReLU()
+        self.long = long
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rest(self.first(x)).sum(-1)
+        y = self.act(self.first(x)).flatten(1)
+        return y.reshape(2, -1).sum(0) if self.long else y
 
 
-def test_shapes_that_follow_stay_lines_while_one_line_says_them_and_are_counted_beyond() -> None:
-    short = nnviz.diff(trace(Chain(8, 1)), trace(Chain(12, 1))).to_text()
-    assert "    ↳ rest.0  output [1, 4, 8] → [1, 4, 12]" in short
-    long = nnviz.diff(trace(Chain(8, 3)), trace(Chain(12, 3))).to_text()
+def test_shapes_that_follow_are_lines_while_one_line_says_them_and_counted_beyond() -> None:
+    short = nnviz.diff(trace(Chain(8, False)), trace(Chain(12, False))).to_text()
+    assert short.splitlines()[:2] == [
+        "~ first  Linear  out_features 8 → 12",
+        "    ↳ flatten, output  output [1, 32] → [1, 48]",  # act's [1, 4, 12] restates 8 → 12
+    ]
+    long = nnviz.diff(trace(Chain(8, True)), trace(Chain(12, True))).to_text()
     assert long.splitlines()[:2] == [
         "~ first  Linear  out_features 8 → 12",
-        "    ↳ rest.{0..2}  output [1, 4, 8] → [1, 4, 12]",
+        "    ↳ output shapes follow in 4 nodes (flatten, reshape, sum, output)",
     ]
-    sums = nnviz.diff(trace(Chain(8, 2)), trace(Chain(12, 2)))
-    assert all(line.startswith(("~", "    ↳", "1 changed")) for line in sums.to_text().splitlines())
+    assert "5 downstream" in long
+    verbose = nnviz.diff(trace(Chain(8, True)), trace(Chain(12, True))).to_text(verbose=True)
+    assert "    ↳ act  output [1, 4, 8] → [1, 4, 12]" in verbose
 
 
 def test_brace_patterns_name_every_place_and_only_those() -> None:
