@@ -70,11 +70,22 @@ def node_changes(a: Node, b: Node, specs: bool) -> dict[str, Change]:
         changes["op"] = Change(a.op, b.op, info=spelling)
     for key in _keys(a.args, b.args):
         old, new = a.args.get(key, ABSENT), b.args.get(key, ABSENT)
-        if old != new:
+        if old != new and _items(old) != _items(new):
             changes[f"args.{key}"] = Change(old, new)
     if specs:
         changes["spec"] = Change(a.spec, b.spec)
     return changes
+
+
+def _items(value: Value) -> Value:
+    """A constant with every list and tuple as a list of its items: a call takes `[32, 64]` and
+    `(32, 64)` alike (an older snapshot, or a callee without a known signature, may record
+    either)."""
+    if isinstance(value, list):
+        return [_items(v) for v in value]
+    if isinstance(value, dict) and len(value) == 1 and "$tuple" in value:
+        return [_items(v) for v in value["$tuple"]]
+    return value
 
 
 def _same_tensors(a: Value, b: Value) -> bool:

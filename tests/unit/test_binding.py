@@ -214,3 +214,17 @@ def test_sizes_given_whole_or_one_by_one_compare_item_by_item() -> None:
     assert nnviz.diff(old, trace(net(False), "tensor1x4x16")).identical  # only the size arithmetic
     changed = nnviz.diff(old, trace(net(False, 4), "tensor1x4x16")).to_text()
     assert "~ view  view  arg size.2 2 → -1; arg size.3 8 → 4; output" in changed
+
+
+def test_the_diff_compares_a_list_and_a_tuple_by_their_items() -> None:
+    """Where no signature normalises them (a snapshot of an older format, an unknown callee),
+    `[32, 64]` and `(32, 64)` are still the same argument; other items are not."""
+    from nnviz.graph import Edge, Module, Node
+
+    def graph(sizes: object) -> Graph:
+        nodes = [Node("input:x", "input", "x"), Node("f", "function", "m.f", args={"1": sizes})]
+        return Graph(nodes, [Edge("input:x", "f", ("0",))], [Module("", "m.M")], {"name": "g"})
+
+    tuple_ = graph({"$tuple": [32, 64]})
+    assert nnviz.diff(tuple_, graph([32, 64]), strict=True).identical
+    assert not nnviz.diff(tuple_, graph([32, 65])).identical
