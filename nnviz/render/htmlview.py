@@ -26,7 +26,7 @@ from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
 from nnviz.render.buses import edge_span
-from nnviz.render.diffpaint import COLOURS, fold, paint_for, union_graph
+from nnviz.render.diffpaint import COLOURS, counts, fold, paint_for, union_graph
 from nnviz.render.dot import LONG_EDGE_BUDGET, cluster_path, elements, shown_graph, to_dot
 from nnviz.render.paint import NodePaint, Paint
 from nnviz.render.repeats import Once, draw_once
@@ -173,7 +173,11 @@ def _with_piece_paints(
     extra: dict[str, NodePaint] = {}
     for entries in pieces.values():
         for node, _members in entries:
-            inside = [e for e in diff if e.flow and _within(e.scope, e.name, str(node.module))]
+            inside = [
+                e
+                for e in diff
+                if e.flow and counts(diff, e) and _within(e.scope, e.name, str(node.module))
+            ]  # information inside folds like the unchanged, as in the PDF
             if inside and node.id not in paint.nodes:
                 fill, border = COLOURS["changed"]
                 extra[node.id] = NodePaint(

@@ -241,6 +241,9 @@ def test_information_is_painted_light_and_only_a_strict_drawing_opens_around_it(
         assert result.entry(name).status == "removed"
         paint = diffpaint.paint_for(result)
         shown = diffpaint.fold(diffpaint.union_graph(result), result, 1)
+        view = htmlview.diff_view(result, make_style(None), context=1)
+        piece = next(m["pieces"][0]["dot"] for m in view["modules"] if m["path"] == "1")
+        assert ("changes inside" in piece) == strict  # the page's collapsed module agrees
         if strict:
             assert paint.nodes[name].badge == "removed" and name in shown
         else:  # as the text lists it apart: not drift, folded like the unchanged
