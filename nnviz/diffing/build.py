@@ -119,6 +119,7 @@ def build(
             e.changes.update(module_changes(e.old_module, e.new_module))
         if e.old_node is not None and e.new_node is not None:
             e.changes.update(node_changes(e.old_node, e.new_node, specs))
+            _follow_moves(e.changes, m)
             a, b = old_inputs.get(e.old_node.id, {}), new_inputs.get(e.new_node.id, {})
             if a != b:
                 e.changes.update(input_changes(a, b))
@@ -141,6 +142,20 @@ def build(
     _mark_attributes(entries, by_name, _containers(new, new_nodes))
     nodes = tuple(_freeze(e) for e in entries)
     return nodes, _edges(old_edges, new_edges, node_name_old)
+
+
+def _follow_moves(changes: dict[str, Change], m: Matching) -> None:
+    """A buffer or parameter read (`{"$attr": "text_model.embeddings.position_ids"}`) of a
+    module that moved reads the same tensor at its new path: no change of its own."""
+    for key, change in list(changes.items()):
+        old, new = change.old, change.new
+        if not (key.startswith("args.") and isinstance(old, dict) and isinstance(new, dict)):
+            continue
+        a, b = old.get("$attr"), new.get("$attr")
+        if isinstance(a, str) and isinstance(b, str):
+            owner, _, leaf = a.rpartition(".")
+            if f"{m.modules.get(owner, owner)}.{leaf}".lstrip(".") == b:
+                del changes[key]
 
 
 def _entries(
@@ -382,9 +397,7 @@ Shape = dict[str, tuple[str, str | None, str | None]]
 def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) -> None:
     """Mark input rewiring by added/removed nodes (or modules now called or no longer called),
     and specs that follow an upstream change."""
-    shape: Shape = {
-        e.name: (e.status, e.scope, e.module.path if e.module else None) for e in entries
-    }
+    shape: Shape = {e.name: (e.status, e.scope, _module_path(e)) for e in entries}
     for e in entries:
         _mark_rewired_inputs(e, by_name, shape)
     spec_cause: dict[str, str] = {}  # entry -> the root its changed spec follows (or itself)
@@ -396,6 +409,14 @@ def _mark_causes(entries: list[_Entry], by_name: dict[str, _Entry], new: Graph) 
         if cause is not None:
             c = e.changes["spec"]
             e.changes["spec"] = replace(c, cause=cause)
+
+
+def _module_path(e: _Entry) -> str | None:
+    """The module an entry is or calls (a repeated call `drop_path:1` calls `drop_path`)."""
+    if e.module is not None:
+        return e.module.path
+    node = e.node
+    return node.module if node is not None and node.kind == "module" else None
 
 
 def _mark_rewired_inputs(e: _Entry, by_name: dict[str, _Entry], shape: Shape) -> None:

@@ -210,8 +210,13 @@ def groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], 
             items.append([heads[-1], *item[len(heads) :]])
         else:
             items.append(item)
-    for cause in sorted(followers, key=lambda c: c not in index.by_name):
-        items.append(followers[cause])
+    orphans = [
+        line
+        for cause in sorted(followers, key=index.by_name.__contains__)
+        for line in followers[cause]
+    ]
+    if orphans:  # consequences of what has no line of its own (information): grouped together
+        items.append(orphans)
     lines: list[str] = []
     for item in join_places(group_items(items)):
         lines.extend(line for line in item if not line.startswith(_FOLLOWER))

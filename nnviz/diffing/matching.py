@@ -67,6 +67,7 @@ class _Side:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.nodes = graph.nodes
+        self.scalars = scalar_nodes(graph)  # a scalar read never pairs with a tensor op
         self.by_id = {node.id: node for node in self.nodes}  # dict lookups beat networkx views
         self.order = {node.id: i for i, node in enumerate(self.nodes)}
         self.inputs: dict[str, dict[str, str]] = {}
@@ -457,6 +458,8 @@ def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
                 other = a.by_id[cand]
                 if cand in m.nodes or not same_op(other, node) or other.scope != scope:
                     continue
+                if (cand in a.scalars) != (node.id in b.scalars):
+                    continue  # `input_shape[1]` is no `position_ids[:, :16]`
                 slots = a.inputs.get(cand, {})
                 agree = sum(1 for slot, s in wanted.items() if slots.get(slot) == s)
                 score = (agree, other.args == node.args, -a.order[cand])
@@ -477,8 +480,8 @@ def _align_leftovers(m: Matching, a: _Side, b: _Side) -> None:
         news = [j for j in new_ids if j not in m.nodes_back]
         if not olds or not news:
             continue
-        ops_a = [op_of(a.by_id[i]) for i in olds]
-        ops_b = [op_of(b.by_id[j]) for j in news]
+        ops_a = [(op_of(a.by_id[i]), i in a.scalars) for i in olds]
+        ops_b = [(op_of(b.by_id[j]), j in b.scalars) for j in news]
         blocks = difflib.SequenceMatcher(None, ops_a, ops_b, autojunk=False).get_matching_blocks()
         for block in blocks:
             for k in range(block.size):
@@ -489,7 +492,7 @@ def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:
     """Calls fed by the same producers pair even when their op changed (`torch.relu` ->
     `torch.sigmoid`), but never a scalar read with a tensor op (`x.shape` with `x.transpose`)."""
     old, new = a.graph, b.graph
-    old_scalars, new_scalars = scalar_nodes(old), scalar_nodes(new)
+    old_scalars, new_scalars = a.scalars, b.scalars
     for node in b.nodes:
         if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
             continue

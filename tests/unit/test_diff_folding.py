@@ -263,3 +263,62 @@ def test_a_layer_swapped_for_a_subclass_that_calls_its_functional_stays_paired()
         ~ 2  Identity  class ReLU → Identity (no inplace)
         2 changed · params 240 → 240 (+0)
         """)
+
+
+class Twice(nn.Module):
+    """One drop-path module called twice (timm 1.0.15's xcit) or one per call (1.0.31)."""
+
+    def __init__(self, split: bool) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+        if split:
+            self.drop_path1, self.drop_path2 = nn.Identity(), nn.Identity()
+        else:
+            self.drop_path = nn.Identity()
+        self._split = split
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.drop_path1 if self._split else self.drop_path
+        second = self.drop_path2 if self._split else self.drop_path
+        x = x + first(self.a(x))
+        return x + second(self.b(x))
+
+
+def test_inputs_rewired_from_a_repeated_call_follow_the_removed_module() -> None:
+    text = nnviz.diff(trace(Twice(False), "tensor2x8"), trace(Twice(True), "tensor2x8")).to_text()
+    assert text.splitlines()[:3] == [
+        "- drop_path  Identity (2 nodes, 0 params)",
+        "    ↳ add  input 1 drop_path → drop_path1",
+        "    ↳ add:1  input 1 drop_path:1 → drop_path2",
+    ]
+
+
+class Positions(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("ids", torch.arange(8).unsqueeze(0))
+        self.proj = nn.Linear(8, 4)
+
+
+class Reads(nn.Module):
+    """Reads a buffer of a module that a refactor moved (transformers 5 flattened CLIP's
+    `text_model`), and a size from its input next to a tensor slice."""
+
+    def __init__(self, wrapped: bool) -> None:
+        super().__init__()
+        holder = nn.Module()
+        holder.positions = Positions()
+        if wrapped:
+            self.text = holder
+        else:
+            self.positions = holder.positions
+        self._wrapped = wrapped
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = self.text.positions if self._wrapped else self.positions
+        return positions.proj(x + positions.ids[:, : x.shape[1]])
+
+
+def test_a_buffer_read_follows_its_modules_move() -> None:
+    text = nnviz.diff(trace(Reads(True), "tensor1x8"), trace(Reads(False), "tensor1x8")).to_text()
+    assert "arg" not in text and "getitem" not in text, text
