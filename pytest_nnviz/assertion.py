@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import nnviz
+from nnviz.diffing.changelog import totals
 from nnviz.driftreport import PENDING
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph
@@ -141,13 +142,16 @@ class NNVizSnapshot:
                 f"nnviz: snapshot {snapshot} is unreadable: {check.problem}\nReplace it with: {fix}"
             )
         assert check.diff is not None
-        changes = check.diff.to_text().rstrip("\n").splitlines()
-        if len(changes) > MAX_CHANGELOG_LINES:
-            # Keep the first changes and the changelog's closing summary line.
-            cut = len(changes) - MAX_CHANGELOG_LINES + 1
-            head, summary = changes[: MAX_CHANGELOG_LINES - 2], changes[-1]
-            changes = [*head, f"... {cut} more lines in report.json", summary]
-        lines = [f"nnviz: the architecture drifted from {snapshot}", *changes]
+        text = check.diff.to_text().rstrip("\n").splitlines()
+        summary = totals(check.diff.to_dict())
+        # the changes, then the totals line, then what is not drift (its headline only here)
+        at = text.index(summary) if summary in text else len(text)
+        changes, information = text[:at], text[at + 1 : at + 2]
+        if len(changes) > MAX_CHANGELOG_LINES - 1:
+            cut = len(changes) - MAX_CHANGELOG_LINES + 2
+            changes = [*changes[: MAX_CHANGELOG_LINES - 2], f"... {cut} more lines in report.json"]
+        lines = [f"nnviz: the architecture drifted from {snapshot}", *changes, summary]
+        lines += information
         drawing = check.artifacts.get("pdf") or check.artifacts.get("svg")
         if drawing:
             lines.append(f"Diff drawing: {self._shown(drawing)}")

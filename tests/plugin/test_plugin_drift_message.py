@@ -43,7 +43,7 @@ def test_a_long_changelog_is_cut(pytester: pytest.Pytester) -> None:
 
 
         def test_resnet(nnviz_snapshot):
-            nnviz_snapshot(torchvision.models.resnet34(weights=None))
+            nnviz_snapshot(torchvision.models.resnet50(weights=None))
         """
     )
     snapshot = pytester.path / "__nnviz_snapshots__/test_deeper/test_resnet.json"
@@ -54,5 +54,5 @@ def test_a_long_changelog_is_cut(pytester: pytest.Pytester) -> None:
     message = [line for line in result.outlines if line.startswith("E ")]
     assert len(message) < 15, "\n".join(message)
     cut = next(i for i, line in enumerate(message) if "more lines in report.json" in line)
-    assert "params 11,689,512 → 21,797,672" in message[cut + 1]  # the changelog's totals line
+    assert "params 11,689,512 → 25,557,032" in message[cut + 1]  # the changelog's totals line
     assert message[-2].endswith("Review it with: nnviz review .nnviz-artifacts")
