@@ -120,15 +120,16 @@ def signatures(kind: str, target: Any) -> tuple[inspect.Signature, ...]:
     """The signatures a call may bind to: a module (its `forward`), a Tensor method's name, or
     a function; empty when none is known."""
     if kind == "module":
-        return _python(target.forward)
+        own = vars(target).get("forward")  # a forward set on the instance, else its class's
+        return _python(own) if own is not None else _unbound(type(target).forward)
     if kind == "method":
         method = inspect.getattr_static(torch.Tensor, str(target), None)
         if inspect.isfunction(method):
-            return _python(method)
+            return _function(method)
         return _stubs("_C/__init__.pyi", "TensorBase").get(str(target), ())
     if kind != "function" or not callable(target):
         return ()
-    found = _python(target)
+    found = _function(target)
     if found:
         return found
     name = getattr(target, "__name__", "")
@@ -143,6 +144,29 @@ def signatures(kind: str, target: Any) -> tuple[inspect.Signature, ...]:
     if getattr(target, "__module__", None) == "torch.nn.functional":
         return _stubs("nn/functional.pyi", None).get(name, ())
     return ()
+
+
+@functools.lru_cache(maxsize=1024)
+def _unbound(forward: Any) -> tuple[inspect.Signature, ...]:
+    """A module class's `forward` without `self`, as its instances' bound method binds."""
+    found = _python(forward)
+    if not found or not found[0].parameters:
+        return found
+    params = list(found[0].parameters.values())
+    return (found[0].replace(parameters=params[1:]),)
+
+
+def _function(function: Any) -> tuple[inspect.Signature, ...]:
+    """`_python` of a function, cached (a trace calls the same functions many times)."""
+    try:
+        return _cached(function)
+    except TypeError:  # an unhashable callable
+        return _python(function)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached(function: Any) -> tuple[inspect.Signature, ...]:
+    return _python(function)
 
 
 def _python(function: Any) -> tuple[inspect.Signature, ...]:
