@@ -14,6 +14,10 @@ them keeps the argument).
 | `F.scaled_dot_product_attention` | `enable_gqa` | query and key have as many heads (dim -3) |
 | `F.max_pool{1,2,3}d`, `F.avg_pool{1,2,3}d` | `stride` | it equals `kernel_size` (None means so) |
 | `F.pad` | `value` | it is 0 in `constant` mode (None pads with zeros) |
+| `F.softmax`, `F.log_softmax`, `F.softmin` | `dim` | it is the implicit dim (see below) |
+
+The implicit softmax dim is torch's legacy rule (`F._get_softmax_dim`): 0 for an input of rank 0,
+1 or 3, else 1; a negative dim counts from the end.
 """
 
 from __future__ import annotations
@@ -77,6 +81,15 @@ def _zero_fill(value: Value, node: Node, specs: Specs) -> bool:
     return _is_number(value) and value == 0 and node.args.get("mode", "constant") == "constant"
 
 
+def _implicit_softmax_dim(value: Value, node: Node, specs: Specs) -> bool:
+    shape = _shape(specs.get("input"))
+    if shape is None or not _is_number(value) or isinstance(value, float):
+        return False
+    rank = len(shape)
+    implicit = 0 if rank in (0, 1, 3) else 1  # torch.nn.functional._get_softmax_dim
+    return bool(value == implicit or (value < 0 and value + max(rank, 1) == implicit))
+
+
 Rule = Callable[[Value, Node, Specs], bool]
 
 RULES: dict[tuple[str, str], Rule] = {
@@ -89,6 +102,7 @@ RULES: dict[tuple[str, str], Rule] = {
         for n in (1, 2, 3)
     },
     (f"{_F}pad", "value"): _zero_fill,
+    **{(f"{_F}{op}", "dim"): _implicit_softmax_dim for op in ("softmax", "log_softmax", "softmin")},
 }
 """(op, argument) -> whether the argument's value is what the op computes without it."""
 

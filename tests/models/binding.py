@@ -73,3 +73,17 @@ class Pools(nn.Module):
         if self.spell:
             return F.max_pool2d(x, 2, 2), F.avg_pool2d(x, 2, stride=2), F.pad(x, (1, 1), value=0.0)
         return F.max_pool2d(x, 2), F.avg_pool2d(x, 2), F.pad(x, (1, 1))
+
+
+class Softmax(nn.Module):
+    """`F.softmax` over dim 1 of a 4-D input: written out (`dim=1`, `dim=-3`), left implicit (the
+    legacy rule picks 1 for rank 4), or over the last dim (another call)."""
+
+    def __init__(self, dim: int | None) -> None:
+        super().__init__()
+        self.over = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.over is None:
+            return F.softmax(x)  # the implicit dim, as legacy code writes it
+        return F.softmax(x, dim=self.over)

@@ -117,6 +117,17 @@ def test_pool_stride_of_its_kernel_and_zero_padding_are_the_defaults(tracer: str
     assert nnviz.diff(plain, spelled, strict=True).identical
 
 
+def test_softmax_over_its_implicit_dim_is_softmax_without_one() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch deprecates the implicit dim
+        implicit = trace(binding.Softmax(None))
+    for dim in (1, -3):
+        spelled = trace(binding.Softmax(dim))
+        assert dict(spelled.node("softmax").args) == {}
+        assert nnviz.diff(implicit, spelled, strict=True).identical
+    assert dict(trace(binding.Softmax(-1)).node("softmax").args) == {"dim": -1}
+
+
 def test_an_argument_a_rule_does_not_cover_is_kept() -> None:
     from torch import nn
     from torch.nn import functional as F
