@@ -28,7 +28,9 @@ from nnviz.diffing.model import ABSENT, Change, EdgeDiff, GraphDiff, NodeDiff
 from nnviz.diffing.ops import same_inputs
 from nnviz.diffing.plumbing import (
     classify_slots,
+    counted_dims,
     inferred_sizes,
+    input_rank,
     is_optional_input,
     slot_values,
 )
@@ -266,6 +268,12 @@ class _Plumbing:
             )
             if "spec" not in e.changes and a.op == b.op and a.spec is not None:
                 inferred_sizes(e.changes, a.op, a.spec)
+            if a.op == b.op:
+                ranks = (
+                    input_rank(a, self.old_inputs.get(a.id, {}), self.old),
+                    input_rank(b, self.new_inputs.get(b.id, {}), self.new),
+                )
+                counted_dims(e.changes, a.op, ranks)
 
 
 def _fold_inlining(entries: list[_Entry], by_name: dict[str, _Entry]) -> None:

@@ -163,3 +163,52 @@ def _same_sizes(old: Value, new: Value, shape: list[int]) -> bool:
     if not all(isinstance(s, list) and len(s) == len(shape) for s in sizes):
         return False
     return all(_same_size(a, b, shape, d) for d, (a, b) in enumerate(zip(*sizes, strict=True)))
+
+
+_DIM_OPS = frozenset(
+    {
+        *("softmax", "log_softmax", "softmin", "mean", "sum", "prod", "amax", "amin"),
+        *("argmax", "argmin", "std", "var", "logsumexp", "cumsum", "cumprod", "flatten"),
+        *("transpose", "swapaxes", "cat", "concat", "concatenate", "chunk", "split", "unbind"),
+        *("squeeze", "flip", "roll", "narrow", "select", "index_select", "gather", "movedim"),
+    }
+)
+"""Ops whose dim arguments index their first tensor's dimensions (not the output's, as
+`unsqueeze` and `stack` do): `dim=-1` and `dim=rank-1` are the same argument."""
+_DIM_PARAMS = frozenset({"dim", "dims", "start_dim", "end_dim", "dim0", "dim1", "axis"})
+_FIRST = ("input", "self", "tensors.0", "0")
+
+
+def input_rank(node: Node, inputs: Mapping[str, str], graph: Graph) -> int | None:
+    """The rank of the call's first tensor argument, when the trace recorded its shape."""
+    for slot in _FIRST:
+        if slot in inputs:
+            spec = graph.node(inputs[slot]).spec
+            if isinstance(spec, dict) and isinstance(spec.get("$tensor"), dict):
+                return len(spec["$tensor"].get("shape", []))
+            return None
+    return None
+
+
+def counted_dims(changes: dict[str, Change], op: str, ranks: tuple[int | None, int | None]) -> None:
+    """`x.mean(-1)` is `x.mean(3)` on a 4-D input: dim arguments of the ops above that differ
+    only in counting from the end are no change, when both inputs have the same known rank."""
+    name = op.rsplit(".", 1)[-1]
+    rank = ranks[0]
+    if name not in _DIM_OPS or rank is None or ranks[1] != rank:
+        return
+    for key in [k for k in changes if k.startswith("args.") and k[5:] in _DIM_PARAMS]:
+        old, new = _counted(changes[key].old, rank), _counted(changes[key].new, rank)
+        if old is not None and old == new:
+            del changes[key]
+
+
+def _counted(value: Value, rank: int) -> Value:
+    """A dim (or a sequence of dims) counted from the start; None if it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value % rank if rank > 0 and -rank <= value < rank else None
+    items = value.get("$tuple") if isinstance(value, dict) else value
+    if isinstance(items, list) and items:
+        counted = [_counted(v, rank) for v in items]
+        return None if None in counted else counted
+    return None

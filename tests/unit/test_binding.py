@@ -239,3 +239,20 @@ def test_the_diff_compares_a_list_and_a_tuple_by_their_items() -> None:
     tuple_ = graph({"$tuple": [32, 64]})
     assert nnviz.diff(tuple_, graph([32, 64]), strict=True).identical
     assert not nnviz.diff(tuple_, graph([32, 65])).identical
+
+
+def test_a_dim_counted_from_the_end_is_the_same_dim() -> None:
+    """`x.mean((-2, -1))` is `x.mean((2, 3))` and `x.softmax(-1)` is `x.softmax(3)` on a 4-D
+    input; `unsqueeze` counts the output's dims, so it is not covered, and another dim differs."""
+    from torch import nn
+
+    def net(dims: tuple[int, int], last: int) -> nn.Module:
+        class Pool(nn.Module):
+            def forward(self, x):  # type: ignore[no-untyped-def]
+                return x.softmax(last).mean(dims)
+
+        return Pool()
+
+    old = trace(net((2, 3), 3))
+    assert nnviz.diff(old, trace(net((-2, -1), -1)), strict=True).identical
+    assert "arg dim (2, 3) → (1, 3)" in nnviz.diff(old, trace(net((1, 3), 3))).to_text()
