@@ -1,0 +1,126 @@
+"""`nnviz diff OLD NEW`: the structural diff of two architectures, printed and drawn."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from nnviz.cli.shell import (
+    SNAPSHOT_SUFFIX,
+    cli,
+    graphviz_messages,
+    one_line_errors,
+    progress,
+    warnings_as_lines,
+)
+from nnviz.errors import NNVizWarning
+
+
+@cli.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also draw the highlighted union graph here (.pdf .svg .png .dot .gv): added green, "
+    "removed red and dashed, changed orange, renamed blue, unchanged grey, e.g. -o diff.pdf; "
+    "-o diff.html writes the interactive page (changelog links, expand, search); "
+    "a .json path gets the diff document instead.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="What to print: text (a review changelog), json (the nnviz-diff document of "
+    "docs/diff-format.md) or markdown (table, changelog and a Mermaid flowchart for a PR).",
+)
+@click.option(
+    "--context",
+    type=int,
+    default=3,
+    show_default=True,
+    help="In the drawing, how many hops of unchanged neighbours stay expanded around each "
+    "change; -1 expands everything, e.g. --context 1.",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="FIELD",
+    help="Do not count changes of this field: spec, inputs, args, hparams, parameters, class, "
+    "op, or one key such as hparams.eps (or just eps). Repeatable, e.g. --ignore spec.",
+)
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    metavar="INPUT",
+    help="Trace MODEL arguments with this input (as for drawing) so that shapes are compared "
+    "too, e.g. -i default. Snapshots keep what they were traced with.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Count information as drift too: scalar shape arithmetic and container attributes "
+    "that change nothing below them (listed apart, exit 0 without --strict).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="List every change on its own line: parameter shapes and outputs that follow a "
+    "hyperparameter, each op inside a swapped module, each shape that follows upstream.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
+@click.pass_context
+def diff_command(
+    ctx: click.Context,
+    old: str,
+    new: str,
+    out: str | None,
+    output_format: str,
+    context: int,
+    ignore: tuple[str, ...],
+    inputs: str | None,
+    strict: bool,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    """Compare two architectures and print what changed; exit 0 if identical, 1 if not.
+
+    OLD and NEW are snapshot .json files or MODEL specs (resnet18, pkg.module:callable,
+    path/file.py:callable). Weights, train/eval mode and source locations never count.
+    Example: `nnviz diff main.json branch.json -o diff.pdf`. Errors exit 2.
+    """
+    with one_line_errors(ctx):
+        import nnviz
+
+        for spec in (old, new):
+            if not spec.endswith(SNAPSHOT_SUFFIX):
+                progress(quiet, f"tracing {spec} ...")
+        with warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
+            result = nnviz.diff(old, new, ignore=ignore, strict=strict, inputs=inputs)
+        if out:
+            with graphviz_messages(quiet):
+                written = nnviz.draw(result, out, context=context)
+            progress(quiet, f"wrote {written}")
+        if not quiet:
+            if output_format == "json":
+                import json
+
+                click.echo(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
+            elif output_format == "markdown":
+                click.echo(result.to_markdown(), nl=False)
+            else:
+                text = result.to_text(verbose)
+                if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+                    from nnviz.diffing.changelog import coloured
+
+                    text = coloured(text)
+                click.echo(text, nl=False)
+    ctx.exit(0 if result.identical else 1)

@@ -1,0 +1,191 @@
+"""`nnviz report`, `nnviz accept`, `nnviz review`: the pytest plugin's drift report, read,
+accepted and walked one change at a time."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nnviz.cli.shell import (
+    cli,
+    one_line_errors,
+)
+
+
+@cli.command("report")
+@click.argument("report", metavar="REPORT|DIR")
+@click.option(
+    "-f",
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "comment", "github"]),
+    default="text",
+    show_default=True,
+    help="text: a plain changelog per drift; markdown: the reviewer's page for "
+    "$GITHUB_STEP_SUMMARY (table, warnings, accept commands, changelogs, Mermaid); comment: the "
+    "same page as the sticky pull-request comment (marker line, 60000 bytes, a 'no drift any "
+    "more' note when clean); github: ::error workflow commands on each drifting test's line and "
+    "::warning on the model code that defines each changed module.",
+)
+@click.option(
+    "--root",
+    help="pytest's rootdir relative to the repository checkout, prefixed to annotation paths. "
+    "Default: the current folder relative to $GITHUB_WORKSPACE on GitHub Actions, else the "
+    "report's own record.",
+)
+@click.option("--artifact-url", help="Link to the uploaded drawings, shown in the markdown.")
+@click.option(
+    "--artifact-name",
+    default="nnviz-drift",
+    show_default=True,
+    help="Name of the uploaded artifact, for the `gh run download` command in the markdown.",
+)
+@click.option(
+    "--run-id",
+    help="The Actions run to download the artifact from. Default: $GITHUB_RUN_ID.",
+)
+@click.option(
+    "--warn-params",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Percent: a ⚠️ line for a drift that moves the parameter count by more than this.",
+)
+@click.option(
+    "--fail-on",
+    metavar="POLICY",
+    help="Exit 1 when a drift matches POLICY (any, none, changed, added, removed, renamed, "
+    "params>N%, params>N; comma-separated) or the report holds another failure (missing or "
+    "unreadable snapshots, unused files, other failing tests), e.g. --fail-on removed,params>5%.",
+)
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=2000),
+    help="Fold the markdown to at most this many bytes (default 1000000; 60000 for comment).",
+)
+@click.pass_context
+def report_command(
+    ctx: click.Context,
+    report: str,
+    output_format: str,
+    root: str | None,
+    artifact_url: str | None,
+    artifact_name: str,
+    run_id: str | None,
+    warn_params: float,
+    fail_on: str | None,
+    max_bytes: int | None,
+) -> None:
+    """Present the pytest plugin's drift report (report.json) as text, markdown or annotations.
+
+    Example: `nnviz report .nnviz-artifacts/report.json --format comment`. Exits 0 whether or
+    not the report holds drifts (the tests already failed) unless --fail-on says otherwise, 2
+    when the report cannot be read.
+    """
+    with one_line_errors(ctx):
+        from nnviz import driftreport, github, policy
+
+        rules = policy.Policy.parse(fail_on) if fail_on is not None else None
+        drifts = driftreport.DriftReport.load(driftreport.report_path(report))
+        if root is None:  # on GitHub: where pytest ran in the checkout; else the report says
+            root = github.workspace_root() if os.environ.get("GITHUB_WORKSPACE") else drifts.root
+        how = github.Presentation(
+            artifact_url=artifact_url,
+            artifact_name=artifact_name,
+            run_id=run_id or os.environ.get("GITHUB_RUN_ID") or None,
+            source_url=github.source_url(),
+            root=root,
+            warn_params=warn_params / 100,
+        )
+        if output_format == "github":
+            output = "".join(f"{line}\n" for line in github.workflow_commands(drifts, root=root))
+        elif output_format == "markdown":
+            output = github.page(drifts, how, limit=max_bytes or github.SUMMARY_LIMIT)
+        elif output_format == "comment":
+            output = github.comment(drifts, how, limit=max_bytes or github.COMMENT_LIMIT)
+        else:
+            output = driftreport.text(drifts)
+        click.echo(output, nl=False)
+        failures = [] if rules is None else policy.verdict(drifts, rules)
+    for line in failures:
+        click.echo(line, err=True)
+    ctx.exit(1 if failures else 0)
+
+
+def _artifacts_and_ids(target: str | None, test_ids: tuple[str, ...]) -> tuple[str, list[str]]:
+    """`nnviz accept test.py::t` takes a test id for the folder: the folder is optional."""
+    from nnviz.review import ARTIFACTS_DIR
+
+    if target is not None and ("::" in target or not Path(target).exists()):
+        return ARTIFACTS_DIR, [target, *test_ids]
+    return target or ARTIFACTS_DIR, list(test_ids)
+
+
+@cli.command("accept")
+@click.argument("target", required=False, metavar="[DIR|REPORT]")
+@click.argument("test_ids", nargs=-1, metavar="[TEST_ID]...")
+@click.pass_context
+def accept_command(ctx: click.Context, target: str | None, test_ids: tuple[str, ...]) -> None:
+    """Accept pending architecture changes: write each drift's new snapshot over the stored one.
+
+    DIR is the artifacts folder (default .nnviz-artifacts) or its report.json, also one
+    downloaded from CI: `gh run download RUN -n nnviz-drift -D .nnviz-artifacts && nnviz accept
+    .nnviz-artifacts`. TEST_IDs (a node id, or a test file) pick some; default all. A snapshot
+    changed since the run compared it is refused with one line and left as it is; the others go
+    on. Run it in the repository. Exits 0 when all were accepted, 1 when one was refused.
+    """
+    with one_line_errors(ctx):
+        from nnviz import review
+
+        folder, ids = _artifacts_and_ids(target, test_ids)
+        chosen = review.select(review.load_pending(folder), ids)
+        if not chosen:
+            click.echo("nnviz: no pending changes")
+        tally = review.accept_all(chosen, click.echo)
+        if chosen:
+            click.echo(tally.line())
+    ctx.exit(1 if tally.refused else 0)
+
+
+@cli.command("review")
+@click.argument("folder", required=False, metavar="[DIR]")
+@click.pass_context
+def review_command(ctx: click.Context, folder: str | None) -> None:
+    """Walk the pending architecture changes one by one: a accept, r reject, s skip, d open the
+    diff drawing, q quit.
+
+    DIR is the artifacts folder (default .nnviz-artifacts) or its report.json. Without a
+    terminal it prints each pending change with the exact command that accepts it, and changes
+    nothing. Example: `pytest; nnviz review`.
+    """
+    with one_line_errors(ctx):
+        from nnviz import review
+        from nnviz.render import engine
+
+        target = folder or review.ARTIFACTS_DIR
+        pending = review.load_pending(target)
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        if not pending:
+            click.echo("nnviz: no pending changes")
+            return
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            for change in pending:
+                click.echo(review.describe(change))
+                click.echo(f"accept with: {review.accept_command(target, change.drift.nodeid)}\n")
+            click.echo(f"nnviz: {len(pending)} pending; nothing changed (no terminal to ask in)")
+            return
+        with review.terminal_keys() as key:
+            tally = review.review(
+                pending,
+                show=lambda change, i, n: click.echo(
+                    f"\n[{i}/{n}] " + review.describe(change, colour)
+                ),
+                key=key,
+                echo=click.echo,
+                open_file=engine.open_with_default_app,
+            )
+        click.echo(tally.line())
+    ctx.exit(1 if tally.refused else 0)
