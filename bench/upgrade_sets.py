@@ -137,7 +137,39 @@ HF: dict[str, HFModel] = {
         inputs={"pixel_values": ("randn", [1, 3, 32, 32])},
     ),
     "clip_text": HFModel("CLIPTextConfig", "CLIPTextModel", _BERTLIKE),
+    # --- holdout, second wave (added after the first round of fixes) ---
+    "gpt_neox": HFModel("GPTNeoXConfig", "GPTNeoXModel", _BERTLIKE),
+    "deberta_v2": HFModel("DebertaV2Config", "DebertaV2Model", _BERTLIKE),
+    "mobilebert": HFModel(
+        "MobileBertConfig",
+        "MobileBertModel",
+        {**_BERTLIKE, "embedding_size": 32, "intra_bottleneck_size": 32, "true_hidden_size": 32},
+    ),
+    "falcon": HFModel(
+        "FalconConfig",
+        "FalconModel",
+        {"vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
+    ),
+    "whisper": HFModel(
+        "WhisperConfig",
+        "WhisperModel",
+        {"vocab_size": 1000, "d_model": 64, "encoder_layers": 2, "decoder_layers": 2}
+        | {"encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 128}
+        | {"decoder_ffn_dim": 128, "num_mel_bins": 16, "max_source_positions": 32}
+        | {"max_target_positions": 32, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+        | {"decoder_start_token_id": 1},
+        inputs={"input_features": ("randn", [1, 16, 64]), "decoder_input_ids": ("ids", [1, 8])},
+    ),
+    "swin": HFModel(
+        "SwinConfig",
+        "SwinModel",
+        {"image_size": 32, "patch_size": 4, "embed_dim": 16, "depths": [1, 1]}
+        | {"num_heads": [2, 2], "window_size": 4},
+        inputs={"pixel_values": ("randn", [1, 3, 32, 32])},
+    ),
 }
+_TUNED_HF = ("bert", "gpt2", "llama", "t5")
+_WAVE2_HF = ("gpt_neox", "deberta_v2", "mobilebert", "falcon", "whisper", "swin")
 
 
 @dataclass(frozen=True)
@@ -186,7 +218,16 @@ SETS = {
             "dla34",
             "regnetx_002",
             "crossvit_tiny_240",
-            *(name for name in HF if name not in ("bert", "gpt2", "llama", "t5")),
+            *(name for name in HF if name not in _TUNED_HF + _WAVE2_HF),
+            # second wave, added after the first round of fixes: nobody tuned on these either
+            "tnt_s_patch16_224",
+            "twins_svt_small",
+            "nfnet_l0",
+            "repvgg_a2",
+            "res2net50_26w_4s",
+            "pit_ti_224",
+            "gcvit_xxtiny",
+            *_WAVE2_HF,
         ],
         [
             "timm==0.6.13",
