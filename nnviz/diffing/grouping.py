@@ -123,7 +123,7 @@ def join_places(items: list[Item]) -> list[Item]:
     """Items whose one own line reads the same after its name, as one line naming every place
     (`~ a.{0..11}.norm1, norm  LayerNorm  class … ×13`), their `↳` followers pooled; `↳` lines
     alike (without a count)."""
-    keyed: dict[tuple[str, ...], list[tuple[str, int, list[str]]]] = {}
+    keyed: dict[tuple[str, ...], list[tuple[str, int, list[str], str]]] = {}
     slots: list[tuple[str, ...] | Item] = []
     for item in items:
         own = [line for line in item if _own(line)]
@@ -132,11 +132,11 @@ def join_places(items: list[Item]) -> list[Item]:
             slots.append(item)
             continue
         symbol, name, rest, n = parsed
-        key = (symbol, rest, *own[1:])
+        key = (symbol, _settings(rest)[0], *own[1:])
         if key not in keyed:
             keyed[key] = []
             slots.append(key)
-        keyed[key].append((name, n, [line for line in item if not _own(line)]))
+        keyed[key].append((name, n, [line for line in item if not _own(line)], rest))
     out: list[Item] = []
     for slot in slots:
         if isinstance(slot, list):
@@ -144,15 +144,44 @@ def join_places(items: list[Item]) -> list[Item]:
             continue
         places = keyed[slot]
         if len(places) == 1:
-            name, total, followers = places[0]
+            name, total, followers, rest = places[0]
         else:
-            name = compress([n for place, _, _ in places for n in expand(place)])
-            total = sum(n for _, n, _ in places)
-            followers = [line for _, _, lines in places for line in lines]
-        line = f"{slot[0]} {name}  {slot[1]}"
+            name = compress([n for place, *_ in places for n in expand(place)])
+            total = sum(n for _, n, *_ in places)
+            followers = [line for _, _, lines, _ in places for line in lines]
+            rest = _merged_settings([rest for *_, rest in places])
+        line = f"{slot[0]} {name}  {rest}"
         counted = slot[0] != "↳" and total > 1
         out.append([f"{line} ×{total}" if counted else line, *slot[2:], *followers])
     return out
+
+
+# a class change whose note says the settings only one of the two classes has
+_CLASS_NOTE = re.compile(r"^(?P<head>\S+  class \S+ → \S+) \((?P<note>[^()]*)\)$")
+
+
+def _settings(rest: str) -> tuple[str, list[str]]:
+    """A line's text after its name with the values of a class change's own settings blanked
+    (`class BasicConv2d → ConvNormAct (in_channels=…, out_channels=…)`: the same swap at every
+    place, each with its own channels), and its note's parts."""
+    found = _CLASS_NOTE.match(rest)
+    if found is None:
+        return rest, []
+    parts = re.split(r"(; |, )", found["note"])
+    blank = [p.partition("=")[0] + "=…" if "=" in p else p for p in parts]
+    return f"{found['head']} ({''.join(blank)})", parts
+
+
+def _merged_settings(rests: list[str]) -> str:
+    """One text for lines equal but for their settings' values: a value all places share stays,
+    one that differs reads `key=…`."""
+    split = [_settings(rest) for rest in rests]
+    if any(not parts for _, parts in split) or len({len(parts) for _, parts in split}) != 1:
+        return rests[0]
+    columns = zip(*(parts for _, parts in split), strict=True)
+    note = "".join(c[0] if len(set(c)) == 1 else c[0].partition("=")[0] + "=…" for c in columns)
+    head = _CLASS_NOTE.match(rests[0])
+    return f"{head['head']} ({note})" if head else rests[0]
 
 
 def _own(line: str, heads: bool = True) -> bool:

@@ -166,6 +166,9 @@ def groups(doc: Doc, verbose: bool = False) -> tuple[list[str], dict[str, int], 
                 owner = owners.get(cause)
                 if _caller(e, scopes) or (owner is not None and owner == owners.get(e["name"])):
                     continue  # a consequence inside a module whose line sums up what changed
+                ends = {owners.get(str(change.get(side))) for side in ("old", "new")}
+                if key.startswith("inputs.") and owner is not None and ends == {owner}:
+                    continue  # still reads the swapped module's output, made by another op
                 if not verbose and key == "spec" and restates(change, index.by_name.get(cause)):
                     continue  # the sizes its cause's line already changes: the totals count it
                 line = f"{_FOLLOWER}{display(e['name'])}  {describe(key, change)}"

@@ -254,12 +254,12 @@ def conv_bn(fused: bool) -> nn.Module:
 
 def test_a_layer_swapped_for_a_subclass_that_calls_its_functional_stays_paired() -> None:
     """The old BatchNorm2d call pairs with the batch_norm its subclass calls, not with whatever
-    leaves the subclass: no `called True → False`, no added batch_norm."""
+    leaves the subclass: no `called True → False`, no added batch_norm; its reader still reads
+    the module's output (now made by its act): no rewiring line."""
     text = nnviz.diff(trace(conv_bn(False), "image16"), trace(conv_bn(True), "image16")).to_text()
     assert text == dedent("""\
         ~ 1  BatchNormAct  class BatchNorm2d → BatchNormAct (a subclass; same settings)
             ↳ inside: + act ReLU
-            ↳ 2  input input 1.batch_norm → 1.act
         ~ 2  Identity  class ReLU → Identity (no inplace)
         2 changed · params 240 → 240 (+0)
         """)
@@ -322,3 +322,23 @@ class Reads(nn.Module):
 def test_a_buffer_read_follows_its_modules_move() -> None:
     text = nnviz.diff(trace(Reads(True), "tensor1x8"), trace(Reads(False), "tensor1x8")).to_text()
     assert "arg" not in text and "getitem" not in text, text
+
+
+def test_one_swap_with_its_own_settings_at_every_place_is_one_line() -> None:
+    """timm's BasicConv2d → ConvNormAct at 94 places, each with its own channels: one line; a
+    setting every place shares keeps its value."""
+    from nnviz.diffing.grouping import join_places
+
+    swap = "ConvNormAct  class BasicConv2d → ConvNormAct"
+    items = [
+        [f"~ stem  {swap} (in_channels=3, out_channels=32)"],
+        [f"~ mixed.branch1  {swap} (in_channels=32, out_channels=32)", "    ↳ inside: + act ReLU"],
+        [f"~ mixed.branch2  {swap} (in_channels=64, out_channels=32)", "    ↳ inside: + act ReLU"],
+    ]
+    assert join_places(items) == [
+        [f"~ stem  {swap} (in_channels=3, out_channels=32)"],
+        [
+            f"~ mixed.branch{{1,2}}  {swap} (in_channels=…, out_channels=32) ×2",
+            "    ↳ inside: + act ReLU",
+        ],
+    ]
