@@ -95,8 +95,10 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
             if status in ("added", "removed"):
                 modules.setdefault(("+" if status == "added" else "−", title(e)), []).append(rel)
             elif "class" in roots:
-                old = str(roots["class"].get("old", "")).rsplit(".", 1)[-1]
-                swaps.append(f"{rel} {old} → {title(e)}")
+                old, new = str(roots["class"].get("old", "")), str(roots["class"].get("new", ""))
+                if old.rsplit(".", 1)[-1] != new.rsplit(".", 1)[-1]:  # else both in full
+                    old, new = old.rsplit(".", 1)[-1], title(e)
+                swaps.append(f"{rel} {old} → {new}")
             elif roots:
                 keys = ", ".join(k.rpartition(".")[2] if "." in k else k for k in roots)
                 modules.setdefault(("~", f"({keys})"), []).append(rel)
