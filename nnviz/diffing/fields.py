@@ -30,6 +30,8 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
         old, new = a.hparams.get(key, ABSENT), b.hparams.get(key, ABSENT)
         if ABSENT in (old, new) and None in (old, new):
             continue  # a feature switched off by None, or not there at all: the same network
+        if _same_float(old, new):
+            continue  # 0.10000000149011612 (a float32 read back) is the 0.1 it stores
         if old != new and a.cls != b.cls and ABSENT in (old, new):
             own.append(f"{key}={format_value(new)}" if old is ABSENT else f"no {key}")
         elif old != new:
@@ -47,6 +49,13 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
         if a.ties.get(key) != b.ties.get(key):
             changes[f"ties.{key}"] = Change(a.ties.get(key, ABSENT), b.ties.get(key, ABSENT))
     return changes
+
+
+def _same_float(a: object, b: object) -> bool:
+    """Two floats (not ints, not bools) equal to float32 precision."""
+    if type(a) is not float or type(b) is not float or a == b:
+        return False
+    return abs(a - b) <= 1e-7 * max(abs(a), abs(b))
 
 
 def _class_note(a: Module, b: Module) -> str | None:

@@ -100,7 +100,8 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
                     old, new = old.rsplit(".", 1)[-1], title(e)
                 swaps.append(f"{rel} {old} → {new}")
             elif roots:
-                keys = ", ".join(k.rpartition(".")[2] if "." in k else k for k in roots)
+                settings = [k.partition(".")[2] for k in roots if k.startswith("hparams.")]
+                keys = ", ".join(settings or [_field(k) for k in roots])  # as the line would
                 modules.setdefault(("~", f"({keys})"), []).append(rel)
         elif status in ("added", "removed") or roots:
             mark = {"added": "+", "removed": "−"}.get(status, "~")
@@ -113,6 +114,12 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
             n = sum(kinds.values())
             parts.append(f"{mark}{n} op{'s' if n != 1 else ''} ({counted(kinds)})")
     return "; ".join(parts)
+
+
+def _field(key: str) -> str:
+    """`spec` -> `output`, `inputs.0` -> `input`, `parameters.weight` -> `weight`."""
+    head, _, rest = key.partition(".")
+    return {"spec": "output", "inputs": "input", "args": "args"}.get(head, rest or head)
 
 
 def _op_kind(e: Entry, roots: Mapping[str, Any]) -> str:

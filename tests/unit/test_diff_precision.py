@@ -568,3 +568,11 @@ def test_ties_against_an_older_format_are_information() -> None:
         result = nnviz.diff(old, new)
     assert result.identical and not nnviz.diff(old, new, strict=True).identical
     assert "2 older-format changes" in result.to_text()
+
+
+def test_a_float_setting_read_back_from_float32_is_the_same_setting() -> None:
+    """transformers 4.57 kept Swin's drop_prob as a float32 read back (0.10000000149011612),
+    5.24 as the Python float 0.1: the same network; 0.1 → 0.2 is a change."""
+    old = trace(nn.Sequential(nn.Linear(4, 4), nn.Dropout(float(torch.tensor(0.1)))))
+    assert nnviz.diff(old, trace(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1)))).identical
+    assert not nnviz.diff(old, trace(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2)))).identical
