@@ -190,7 +190,8 @@ def fold_consequences(lines: list[str], kind: str) -> list[str]:
     for line in lines:
         names = line[len(FOLLOWER) :].partition("  ")[0]
         for name in expand(names):
-            op = op_name(name.rsplit(".", 1)[-1])
+            parts = name.split(".")  # a Sequential's child reads with its parent: downsample.0
+            op = ".".join(parts[-2:]) if parts[-1].isdigit() else op_name(parts[-1])
             kinds[op] = kinds.get(op, 0) + 1
     n = sum(kinds.values())
     return [f"{FOLLOWER}{_COUNTED[kind]} in {n} nodes ({counted(kinds)})"]

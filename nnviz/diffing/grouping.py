@@ -132,7 +132,7 @@ def join_places(items: list[Item]) -> list[Item]:
             slots.append(item)
             continue
         symbol, name, rest, n = parsed
-        key = (symbol, _settings(rest)[0], *own[1:])
+        key = (symbol, _sized(_settings(rest)[0]), *own[1:])
         if key not in keyed:
             keyed[key] = []
             slots.append(key)
@@ -149,7 +149,9 @@ def join_places(items: list[Item]) -> list[Item]:
             name = compress([n for place, *_ in places for n in expand(place)])
             total = sum(n for _, n, *_ in places)
             followers = [line for _, _, lines, _ in places for line in lines]
-            rest = _merged_settings([rest for *_, rest in places])
+            rests = [rest for *_, rest in places]
+            rest = _merged_sizes(rests) if _sized(rests[0]) != rests[0] else rests[0]
+            rest = _merged_settings([rest, *rests[1:]]) if _CLASS_NOTE.match(rest) else rest
         line = f"{slot[0]} {name}  {rest}"
         counted = slot[0] != "↳" and total > 1
         out.append([f"{line} ×{total}" if counted else line, *slot[2:], *followers])
@@ -158,6 +160,39 @@ def join_places(items: list[Item]) -> list[Item]:
 
 # a class change whose note says the settings only one of the two classes has
 _CLASS_NOTE = re.compile(r"^(?P<head>\S+  class \S+ → \S+) \((?P<note>[^()]*)\)$")
+
+
+_SIZE = re.compile(r" \((\d+) nodes?, (-?[\d.]+[KMB]?) params\)")
+_UNITS = {"K": 1e3, "M": 1e6, "B": 1e9}
+
+
+def _sized(rest: str) -> str:
+    """A line's text with the size of its added or removed module blanked (the same block in
+    stages of several widths: `(30 nodes, 914 params)`, `(30 nodes, 3.3K params)`)."""
+    return _SIZE.sub(" (… nodes, … params)", rest)
+
+
+def _merged_sizes(rests: list[str]) -> str:
+    """One text for lines equal but for their modules' sizes: each size as it is when all
+    agree, else its range (`(30 nodes, 914–3.3K params)`)."""
+    found = [_SIZE.search(rest) for rest in rests]
+    if not all(found):
+        return rests[0]
+    spans = []
+    for i, unit in ((1, "nodes"), (2, "params")):
+        values = sorted({m.group(i) for m in found if m}, key=_amount)
+        one = len(values) == 1
+        if one and unit == "nodes" and values[0] == "1":
+            unit = "node"
+        spans.append(f"{values[0]} {unit}" if one else f"{values[0]}–{values[-1]} {unit}")
+    first = found[0]
+    assert first is not None
+    return f"{rests[0][: first.start()]} ({', '.join(spans)}){rests[0][first.end() :]}"
+
+
+def _amount(text: str) -> float:
+    unit = _UNITS.get(text[-1:], 1.0)
+    return float(text[:-1] if text[-1:] in _UNITS else text) * unit
 
 
 def _settings(rest: str) -> tuple[str, list[str]]:

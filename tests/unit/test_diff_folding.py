@@ -342,3 +342,18 @@ def test_one_swap_with_its_own_settings_at_every_place_is_one_line() -> None:
             "    ↳ inside: + act ReLU",
         ],
     ]
+
+
+def test_one_block_added_in_stages_of_several_widths_is_one_line() -> None:
+    from nnviz.diffing.grouping import join_places
+
+    items = [
+        ["+ stages.0.mlp  Mlp (3 nodes, 2.1K params)"],
+        ["+ stages.1.mlp  Mlp (3 nodes, 8.4K params)"],
+        ["+ stages.2.proj  Linear (1 node, 272 params)"],
+        ["+ stages.3.proj  Linear (1 node, 272 params)"],
+    ]
+    assert join_places(items) == [
+        ["+ stages.{0,1}.mlp  Mlp (3 nodes, 2.1K–8.4K params) ×2"],
+        ["+ stages.{2,3}.proj  Linear (1 node, 272 params) ×2"],
+    ]
