@@ -167,9 +167,10 @@ _UNITS = {"K": 1e3, "M": 1e6, "B": 1e9}
 
 
 def _sized(rest: str) -> str:
-    """A line's text with the size of its added or removed module blanked (the same block in
-    stages of several widths: `(30 nodes, 914 params)`, `(30 nodes, 3.3K params)`)."""
-    return _SIZE.sub(" (… nodes, … params)", rest)
+    """A line's text with the parameter count of its added or removed module blanked (the same
+    block, as many nodes, in stages of several widths: `(30 nodes, 914 params)`, `(30 nodes,
+    3.3K params)`); a different node count is a different block."""
+    return _SIZE.sub(lambda m: f" ({m.group(1)} nodes, … params)", rest)
 
 
 def _merged_sizes(rests: list[str]) -> str:
