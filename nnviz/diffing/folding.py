@@ -103,7 +103,9 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
                 settings = [k.partition(".")[2] for k in roots if k.startswith("hparams.")]
                 keys = ", ".join(settings or [_field(k) for k in roots])  # as the line would
                 modules.setdefault(("~", f"({keys})"), []).append(rel)
-        elif status in ("added", "removed") or roots:
+        elif status in ("added", "removed") or "op" in roots:
+            # an op whose arguments or shape changed is part of the swap or rewrite; one that
+            # became another op is said (`silu → gelu`)
             mark = {"added": "+", "removed": "−"}.get(status, "~")
             kind = _op_kind(e, roots) if mark == "~" else op_name(str(e.get("op", "")))
             ops[mark][kind] = ops[mark].get(kind, 0) + 1

@@ -262,6 +262,8 @@ def _own_lines(
         return own + [f"~ {head}  {describe(k, c)}" for k, c in roots.items()]
     if any(k.startswith("hparams.") for k in roots) and "class" not in roots:
         roots = {k: c for k, c in roots.items() if not k.startswith("parameters.") and k != "spec"}
+    if "class" in roots:  # a leaf now, or traced through (a pass-through forward has no op)
+        roots = {k: c for k, c in roots.items() if k != "called"}
     if roots:
         ordered = sorted(roots.items(), key=lambda kc: _RANK.get(kc[0].partition(".")[0], 5))
         own.append(f"~ {head}  " + "; ".join(describe(k, c) for k, c in ordered))

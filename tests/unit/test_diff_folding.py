@@ -357,3 +357,25 @@ def test_one_block_added_in_stages_of_several_widths_is_one_line() -> None:
         ["+ stages.{0,1}.mlp  Mlp (3 nodes, 2.1K–8.4K params) ×2"],
         ["+ stages.{2,3}.proj  Linear (1 node, 272 params) ×2"],
     ]
+
+
+class StableDropout(nn.Module):
+    """DeBERTa's dropout before transformers 5: a pass-through in eval, so no op is traced."""
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(x, self.drop_prob) if self.training else x
+
+
+def test_a_pass_through_swapped_for_a_leaf_is_one_class_line() -> None:
+    def net(stable: bool) -> nn.Module:
+        return nn.Sequential(nn.Linear(8, 8), StableDropout(0.1) if stable else nn.Dropout(0.1))
+
+    text = nnviz.diff(trace(net(True), "tensor2x8"), trace(net(False), "tensor2x8")).to_text()
+    assert (
+        text.splitlines()[0]
+        == "~ 1  Dropout  class StableDropout → Dropout (no drop_prob, inplace=False, p=0.1)"
+    )
