@@ -289,7 +289,7 @@ _ACCEPTS: dict[type, tuple[str, ...]] = {
     bool: ("bool", "int", "Number", "float", "SupportsIndex", "Literal"),
     int: ("int", "SymInt", "Number", "float", "complex", "SupportsIndex", "PySymType", "Literal"),
     float: ("float", "Number", "complex", "PySymType"),
-    str: ("str", "Literal"),
+    str: ("str", "Literal", "Device", "device", "DeviceLikeType"),  # device="cpu"
     torch.dtype: ("dtype",),
     torch.device: ("Device", "device", "DeviceLikeType"),
     tuple: ("Sequence", "size", "tuple", "list", "NestedSequence"),

@@ -256,3 +256,18 @@ def test_a_dim_counted_from_the_end_is_the_same_dim() -> None:
     old = trace(net((2, 3), 3))
     assert nnviz.diff(old, trace(net((-2, -1), -1)), strict=True).identical
     assert "arg dim (2, 3) → (1, 3)" in nnviz.diff(old, trace(net((1, 3), 3))).to_text()
+
+
+def test_a_device_given_as_a_string_binds() -> None:
+    """`torch.tensor([], dtype=x.dtype, device="cpu")` (transformers' cache code): the string
+    fits the stub's `DeviceLikeType`, so the call is bound, its list a tuple."""
+    import torch
+    from torch import nn
+
+    class Empty(nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return x + torch.tensor([], dtype=x.dtype, device="cpu").sum()
+
+    graph = trace(Empty(), "tensor2")
+    assert dict(graph.node("tensor").args) == {"data": {"$tuple": []}, "device": "cpu"}
+    assert graph.edge("getattr", "tensor").slots == ("dtype",)
