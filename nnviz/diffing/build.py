@@ -198,7 +198,11 @@ def _entries(
             f = old_only.get(node.id) or merged.get(m.modules.get(node.id, "\0"))
         if f is None or f.old_node is not None or f.new_node is not None:
             path = m.modules.get(node.module, node.module) if node.module is not None else None
-            f = _Entry(node.id, node.id, None, scope=_node_scope(node, m), path=path)
+            scope = _node_scope(node, m)
+            name = node.id  # a removed call inside a moved module is named where it lives now
+            if node.kind != "module" and scope != node.scope and node.id.startswith(node.scope):
+                name = f"{scope}{node.id[len(node.scope) :]}".lstrip(".")
+            f = _Entry(name, node.id, None, scope=scope, path=path)
             entries.append(f)
         f.old_node = node
     return entries
