@@ -275,6 +275,8 @@ def classify_report(lines: list[str], truth: Truth) -> list[tuple[str, str]]:
             verdicts[i] = classify(item.text, truth)
         elif kind is None or item.parent is None or item.parent_index is None:
             verdicts[i] = classify(item.text, moved)
+            if moved is not truth and verdicts[i][1].startswith("names no module"):
+                verdicts[i] = classify(item.text, truth)  # a removed node under its old name
         elif kind == "inside":
             verdicts[i] = _classify_inside(item.text, subjects(item.parent), moved)
         else:
