@@ -76,8 +76,10 @@ def _attr_diff(old: Any, new: Any, prefix: str) -> set[str]:
 
 
 def _whole(text: str) -> str:
-    """An extra_repr with whole floats written as ints: `Dropout(p=0)` (an int in a config) and
-    `Dropout(p=0.0)` are the same module."""
+    """An extra_repr with its floats to 6 significant digits, whole ones written as ints:
+    `Dropout(p=0)` (an int in a config) and `Dropout(p=0.0)` are the same module, and so are
+    `p=0.10000000149011612` (a float32 from `torch.linspace(...).item()`) and `p=0.1`."""
+    text = re.sub(r"\b\d+\.\d+(?:e[-+]?\d+)?", lambda m: f"{float(m[0]):.6g}", text)
     return re.sub(r"\b(\d+)\.0\b", r"\1", text)
 
 
