@@ -103,9 +103,10 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
                 settings = [k.partition(".")[2] for k in roots if k.startswith("hparams.")]
                 keys = ", ".join(settings or [_field(k) for k in roots])  # as the line would
                 modules.setdefault(("~", f"({keys})"), []).append(rel)
-        elif status in ("added", "removed") or "op" in roots:
-            # an op whose arguments or shape changed is part of the swap or rewrite; one that
-            # became another op is said (`silu → gelu`)
+        elif status in ("added", "removed") or "op" in roots or "spec" in roots:
+            # an op that became another is said (`silu → gelu`), one whose own output changed
+            # counted (`~3 ops (arange ×3)`: xcit's float32 → int64); one whose arguments alone
+            # changed is part of the swap or rewrite (`-v` lists it)
             mark = {"added": "+", "removed": "−"}.get(status, "~")
             kind = _op_kind(e, roots) if mark == "~" else op_name(str(e.get("op", "")))
             ops[mark][kind] = ops[mark].get(kind, 0) + 1
