@@ -96,7 +96,7 @@ def same_inputs(
         field, _, slot = key.partition(".")
         if field in ("inputs", "args"):
             where = _slot(slot, commutes)
-            if old.get(where, slot) == new.get(where, slot):
+            if where in old and old[where] == new.get(where):
                 del changes[key]
 
 
