@@ -66,7 +66,14 @@ class TracerWarning(NNVizWarning):
 
 
 class DataTraceWarning(NNVizWarning):
-    """Running the model on the example inputs failed; the graph has no shapes."""
+    """Running the model on the example inputs failed; the graph has no shapes. `inputs` says
+    which inputs (`x=tensor(1x32)`) and `reason` where and why (`at conv1: RuntimeError: ...`),
+    for a caller that must refuse the graph (the pytest plugin) rather than warn."""
+
+    def __init__(self, message: str, inputs: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.inputs = inputs
+        self.reason = reason
 
 
 class TracersDifferWarning(NNVizWarning):

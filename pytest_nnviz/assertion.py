@@ -20,7 +20,8 @@ from nnviz.diffing.changelog import totals
 from nnviz.driftreport import PENDING
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph
-from pytest_nnviz.engine import Check, artifact_stem, build_graph, perform_check
+from pytest_nnviz.asks import asked, trace_as_asked
+from pytest_nnviz.engine import Check, artifact_stem, perform_check
 from pytest_nnviz.location import locate, relative
 from pytest_nnviz.session import SessionState, SnapshotResult
 
@@ -49,6 +50,7 @@ class NNVizSnapshot:
         name: str | None = None,
         depth: int | None = None,
         ignore: tuple[str, ...] | list[str] = (),
+        tracer: str | None = None,
     ) -> GraphDiff:
         """Trace `model` and compare it with this call's snapshot.
 
@@ -56,14 +58,22 @@ class NNVizSnapshot:
         inputs (an `-i` string or tensors) so tensor shapes are part of the snapshot; `name`:
         the snapshot's name when a test takes several; `depth`: keep modules down to this depth;
         `ignore`: change fields not to compare (as `nnviz diff --ignore`, added to the
-        `nnviz_ignore` ini option). Returns the `GraphDiff` from the stored snapshot (falsy:
-        identical).
+        `nnviz_ignore` ini option); `tracer`: `fx` or `eager` to insist on one (default: the
+        `nnviz_tracer` ini option, `auto`). Without `inputs` the `nnviz_inputs` ini option
+        applies. What was asked (shapes, a tracer) is recorded or the test fails with one line
+        and nothing is written (`pytest_nnviz.asks`). Returns the `GraphDiff` from the stored
+        snapshot (falsy: identical).
         """
         __tracebackhide__ = True
         line = self._call_line()
         snapshot = self._claim(name)
-        graph = build_graph(model, inputs=inputs, depth=depth)
         options = self._state.options
+        asks = asked(
+            inputs=inputs, tracer=tracer, ini_inputs=options.inputs, ini_tracer=options.tracer
+        )
+        graph, unmet = trace_as_asked(model, asks, depth)
+        if graph is None or unmet:
+            pytest.fail("\n".join(unmet), pytrace=False)
         stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
         rules = (*options.ignore, *ignore)
         try:

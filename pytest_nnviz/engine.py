@@ -74,14 +74,16 @@ class Check:
         return self.status in ("passed", "written")
 
 
-def build_graph(model: Any, *, inputs: Any = None, depth: int | None = None) -> Graph:
+def build_graph(
+    model: Any, *, inputs: Any = None, depth: int | None = None, tracer: str = "auto"
+) -> Graph:
     """The graph to snapshot: `model` traced (a `Graph` is taken as is), collapsed to `depth`."""
     if isinstance(model, Graph):
         graph = model
     else:
         # Only pass `inputs` when given, so a plain structural trace needs no input support.
         options: dict[str, Any] = {} if inputs is None else {"inputs": inputs}
-        graph = nnviz.trace(model, **options)
+        graph = nnviz.trace(model, tracer=tracer, **options)
     if depth is not None:
         from nnviz.transform import collapse_depth
 

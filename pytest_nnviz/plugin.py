@@ -76,6 +76,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
     parser.addini(
+        "nnviz_inputs",
+        "Example inputs (an -i string, e.g. image64) for every nnviz_snapshot call that gives "
+        "no inputs=: tensor shapes become part of each snapshot, and a model that cannot run "
+        "on them fails its test.",
+        default="",
+    )
+    parser.addini(
+        "nnviz_tracer",
+        "The tracer every nnviz_snapshot call insists on unless it passes tracer=: auto "
+        "(default), fx or eager; a model that tracer cannot trace fails its test.",
+        default="auto",
+    )
+    parser.addini(
         "nnviz_artifacts",
         "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
         default=".nnviz-artifacts",
@@ -110,6 +123,8 @@ def pytest_configure(config: pytest.Config) -> None:
         update=_update_mode(config),
         ignore=tuple(str(f) for f in config.getini("nnviz_ignore")),
         strict=bool(config.getini("nnviz_strict")),
+        inputs=str(config.getini("nnviz_inputs")).strip() or None,
+        tracer=_tracer(config),
         warn_unused=bool(config.getoption("nnviz_warn_unused")),
         github=not config.getoption("nnviz_no_github"),
     )
@@ -125,6 +140,17 @@ def _update_mode(config: pytest.Config) -> UpdateMode:
         raise pytest.UsageError(f"nnviz: unknown update mode {given!r} (use all or new)")
     mode: UpdateMode = given  # type: ignore[assignment]
     return mode
+
+
+def _tracer(config: pytest.Config) -> str:
+    from nnviz.tracers import TRACERS
+
+    tracer = str(config.getini("nnviz_tracer")).strip() or "auto"
+    if tracer not in TRACERS:
+        raise pytest.UsageError(
+            f"nnviz: unknown nnviz_tracer {tracer!r} (use {', '.join(TRACERS)})"
+        )
+    return tracer
 
 
 def _repository(rootdir: Path) -> Path:
@@ -143,7 +169,8 @@ def nnviz_snapshot(request: pytest.FixtureRequest) -> NNVizSnapshot:
         def test_resnet(nnviz_snapshot):
             nnviz_snapshot(torchvision.models.resnet18())
 
-    Call it as `nnviz_snapshot(model, inputs=..., name=..., depth=..., ignore=[...])`; it
+    Call it as `nnviz_snapshot(model, inputs=..., name=..., depth=..., ignore=[...],
+    tracer=...)`; what it asks for (shapes, a tracer) is recorded or the test fails; it
     returns the `GraphDiff` (falsy when identical). Create or accept snapshots with
     `pytest --nnviz-update`, or review the pending changes with `nnviz review`.
     """

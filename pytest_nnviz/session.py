@@ -63,6 +63,10 @@ class Options:
     strict: bool = False
     """Whether information (scalar plumbing, attribute-only changes) drifts too (ini
     `nnviz_strict`), as `nnviz diff --strict`."""
+    inputs: str | None = None
+    """Example inputs for every call that gives none (ini `nnviz_inputs`): shapes are asked."""
+    tracer: str = "auto"
+    """The tracer every call insists on unless it names one (ini `nnviz_tracer`)."""
     warn_unused: bool = False
     github: bool = True
     """Whether to annotate and summarise when running on GitHub Actions."""

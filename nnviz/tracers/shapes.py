@@ -178,11 +178,8 @@ def _bytes(bound: dict[str, Any]) -> int:
 
 
 def _warn(inputs: str, reason: str) -> None:
-    warnings.warn(
-        f"data tracing with {inputs} failed {reason}; the graph has no shapes",
-        DataTraceWarning,
-        stacklevel=4,
-    )
+    message = f"data tracing with {inputs} failed {reason}; the graph has no shapes"
+    warnings.warn(DataTraceWarning(message, inputs, reason), stacklevel=4)
 
 
 def _short(spec: Value) -> str:
