@@ -98,10 +98,16 @@ class Node:
     """What this node outputs (a tensor spec or nested value) when traced with data."""
     meta: Mapping[str, Value] = field(default_factory=dict)
     """Cosmetic information that never counts as architecture."""
+    cost: Mapping[str, Value] | None = None
+    """What this op costs when traced with data (`nnviz.costs`): `macs` (multiply-accumulates),
+    `out_bytes` (its new output tensors) and `uncounted` (ops without a formula, by name);
+    None when unknown (traced without data, an older snapshot). Never architecture."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", _frozen(self.args))
         object.__setattr__(self, "meta", _frozen(self.meta))
+        if self.cost is not None:
+            object.__setattr__(self, "cost", _frozen(self.cost))
 
     @property
     def title(self) -> str:

@@ -4,7 +4,7 @@ The text is valid JSON laid out for git: top-level keys sorted, then one line pe
 edge (each a compact JSON object with sorted keys), so a changed layer is a one-line diff. The same
 graph always gives the same bytes. Loading validates the document against the schema (the
 pydantic models of `nnviz.snapshot_schema`, from which the shipped
-`nnviz/schema/snapshot-v3.schema.json` is generated; a document in the exact form `dumps` writes
+`nnviz/schema/snapshot-v4.schema.json` is generated; a document in the exact form `dumps` writes
 is checked without importing pydantic), never imports torch, and never executes anything named in
 the file.
 See `docs/snapshot-format.md`.
@@ -24,12 +24,13 @@ from nnviz.fs import atomic_write
 from nnviz.graph import NODE_KINDS, Edge, Graph, Module, Node
 
 FORMAT = "nnviz-graph"
-VERSION = 3
-READS = (1, 2, 3)
+VERSION = 4
+READS = (1, 2, 3, 4)
 """Versions read: version 1 lacks what 2 added (module bases, inherited hyperparameters, input
 defaults); versions 1 and 2 record call arguments by position where 3 names them by the callee's
-parameters (`nnviz.tracers.binding`). Older documents read as they are, with `meta[MIGRATED]`
-saying so."""
+parameters (`nnviz.tracers.binding`); version 4 adds each op's `cost` (compute and output bytes,
+`nnviz.costs`), which older documents lack (their cost is unknown). Older documents read as they
+are, with `meta[MIGRATED]` saying so."""
 MIGRATED = "migrated_from"
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"snapshot-v{VERSION}.schema.json"
 
@@ -68,6 +69,8 @@ def _node_doc(n: Node) -> dict[str, Any]:
         doc["spec"] = n.spec
     if n.meta:
         doc["meta"] = dict(n.meta)
+    if n.cost is not None:
+        doc["cost"] = dict(n.cost)
     return doc
 
 
@@ -125,16 +128,16 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
 def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
     """The document through the pydantic schema: coerces what the schema allows and names the
     first fault precisely (`nodes[3].kind: Input should be ...`)."""
-    from nnviz.snapshot_schema import SnapshotV3
+    from nnviz.snapshot_schema import SnapshotV4
 
     snap = untrusted.read_document(
-        doc, source, SnapshotError, SnapshotV3, format=FORMAT, noun="graph snapshot", reads=READS
+        doc, source, SnapshotError, SnapshotV4, format=FORMAT, noun="graph snapshot", reads=READS
     )
     meta = snap.meta if snap.version == VERSION else {**snap.meta, MIGRATED: snap.version}
     try:
         return Graph(
             nodes=[
-                Node(n.id, n.kind, n.op, n.scope, n.module, n.args, n.spec, n.meta)
+                Node(n.id, n.kind, n.op, n.scope, n.module, n.args, n.spec, n.meta, _cost(n.cost))
                 for n in snap.nodes
             ],
             edges=[Edge(e.source, e.target, tuple(e.slots)) for e in snap.edges],
@@ -156,9 +159,13 @@ def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
         raise SnapshotError(f"{source}: {exc}") from None
 
 
+def _cost(cost: Any) -> dict[str, Any] | None:
+    return None if cost is None else cost.model_dump(exclude_defaults=True) | {"macs": cost.macs}
+
+
 _TOP = frozenset({"format", "version", "meta", "modules", "nodes", "edges"})
 _MODULE = frozenset({"path", "class", "params", "hparams", "parameters", "bases", "ties"})
-_NODE = frozenset({"id", "kind", "op", "scope", "module", "args", "spec", "meta"})
+_NODE = frozenset({"id", "kind", "op", "scope", "module", "args", "spec", "meta", "cost"})
 _EDGE = frozenset({"source", "target", "slots"})
 
 
@@ -193,6 +200,7 @@ def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
                 n.get("args"),
                 n.get("spec"),
                 n.get("meta"),
+                n.get("cost"),
             )
             for n in nodes
         ],
@@ -250,6 +258,19 @@ def _plain_node(n: Any) -> bool:
         and (n.get("module") is None or _is(n["module"], str))
         and _is(n.get("args", {}), dict)
         and _is(n.get("meta", {}), dict)
+        and (n.get("cost") is None or _plain_cost(n["cost"]))
+    )
+
+
+def _plain_cost(cost: Any) -> bool:
+    if not _is(cost, dict):
+        return False
+    uncounted = cost.get("uncounted", {})
+    return (
+        cost.keys() <= {"macs", "out_bytes", "uncounted"}
+        and all(_is(cost.get(k, 0), int) and cost.get(k, 0) >= 0 for k in ("macs", "out_bytes"))
+        and _is(uncounted, dict)
+        and all(_is(n, int) and n > 0 for n in uncounted.values())
     )
 
 
@@ -271,9 +292,9 @@ def load(path: str | os.PathLike[str]) -> Graph:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the current format, as shipped in `SCHEMA_PATH`."""
-    from nnviz.snapshot_schema import SnapshotV3
+    from nnviz.snapshot_schema import SnapshotV4
 
-    schema = SnapshotV3.model_json_schema(by_alias=True)
+    schema = SnapshotV4.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://nnviz.dev/schema/snapshot-v{VERSION}.schema.json"
     return schema

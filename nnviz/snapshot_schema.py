@@ -1,9 +1,9 @@
-"""The snapshot schema (format version 3; versions 1 and 2 validate too) as pydantic models.
+"""The snapshot schema (format version 4; versions 1 to 3 validate too) as pydantic models.
 
 `nnviz.snapshot` reads documents in the exact form it writes without these models (importing
 pydantic costs more than loading a large snapshot) and falls back to them for anything else: they
 coerce what the schema allows and name the first fault. `nnviz.snapshot.json_schema()` generates
-the shipped `nnviz/schema/snapshot-v3.schema.json` from them.
+the shipped `nnviz/schema/snapshot-v4.schema.json` from them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class ModuleV3(_Strict):
+class ModuleV4(_Strict):
     """A module tree entry."""
 
     path: str = Field(description="Qualified name as in named_modules(); '' is the root.")
@@ -37,7 +37,17 @@ class ModuleV3(_Strict):
     )
 
 
-class NodeV3(_Strict):
+class CostV4(_Strict):
+    """One op's cost (version 4)."""
+
+    macs: int = Field(0, ge=0, description="Multiply-accumulates (FLOPs = 2 x MACs).")
+    out_bytes: int = Field(0, ge=0, description="Bytes of the new tensors the op outputs.")
+    uncounted: dict[str, int] = Field(
+        default_factory=dict, description="Ops it ran that have no compute formula, by name."
+    )
+
+
+class NodeV4(_Strict):
     """A data-flow node."""
 
     id: str = Field(min_length=1, description="Structural id, unique in the graph.")
@@ -52,9 +62,12 @@ class NodeV3(_Strict):
     )
     spec: JsonValue = Field(None, description="Output spec when traced with data.")
     meta: dict[str, JsonValue] = Field(default_factory=dict, description="Cosmetic data.")
+    cost: CostV4 | None = Field(
+        None, description="What the op costs, when traced with data (version 4); absent: unknown."
+    )
 
 
-class EdgeV3(_Strict):
+class EdgeV4(_Strict):
     """A data-flow edge."""
 
     source: str
@@ -64,12 +77,12 @@ class EdgeV3(_Strict):
     )
 
 
-class SnapshotV3(_Strict):
-    """A whole snapshot document, format version 3 (versions 1 and 2 validate too)."""
+class SnapshotV4(_Strict):
+    """A whole snapshot document, format version 3 (versions 1 to 3 validate too)."""
 
     format: Literal["nnviz-graph"]
-    version: Literal[1, 2, 3]
+    version: Literal[1, 2, 3, 4]
     meta: dict[str, JsonValue] = Field(default_factory=dict)
-    modules: list[ModuleV3]
-    nodes: list[NodeV3]
-    edges: list[EdgeV3]
+    modules: list[ModuleV4]
+    nodes: list[NodeV4]
+    edges: list[EdgeV4]

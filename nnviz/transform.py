@@ -13,6 +13,7 @@ nodes (`block`, `block:1`), and a node id already taken gets the next free suffi
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -473,4 +474,4 @@ def _with_edge_specs(node: Node, specs: dict[str, Value]) -> Node:
     spec = distinct[0] if distinct else None
     if len(distinct) > 1:
         meta["edge_specs"] = dict(specs)
-    return Node(node.id, node.kind, node.op, node.scope, node.module, node.args, spec, meta)
+    return dataclasses.replace(node, spec=spec, meta=meta)

@@ -22,6 +22,7 @@ The implicit softmax dim is torch's legacy rule (`F._get_softmax_dim`): 0 for an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 
@@ -121,9 +122,7 @@ def leave_out(graph: Graph) -> Graph:
         ]
         if drop:
             args = {k: v for k, v in node.args.items() if k not in drop}
-            node = Node(
-                node.id, node.kind, node.op, node.scope, node.module, args, node.spec, node.meta
-            )
+            node = dataclasses.replace(node, args=args)
         nodes.append(node)
     return Graph(nodes, graph.edges, graph.modules.values(), graph.meta)
 

@@ -68,6 +68,7 @@ from nnviz.tracers.conventions import (
     spec_of,
     versions,
 )
+from nnviz.tracers.cost import Counter, counting, node_cost, priced
 from nnviz.tracers.fx import ASSERTS, is_leaf
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.patching import patched
@@ -81,8 +82,10 @@ _COMPARISONS = set(traced.COMPARE.values())
 class _CallRecorder:
     """Records the calls of one forward pass of `root`."""
 
-    def __init__(self, root: nn.Module) -> None:
+    def __init__(self, root: nn.Module, counter: Counter | None = None) -> None:
         self.root = root
+        self.counter = counter
+        self.pending: Any = None
         self.calls: list[RecordedCall] = []
         self.muted = 0
         self.scopes: list[str] = [""]
@@ -223,11 +226,17 @@ class _CallRecorder:
         self, target: Callable[..., Any] | str, slots: list[tuple[str, Any]], result: Any
     ) -> Any:
         """Record an operator call (a method when `target` is a name) if it is traced."""
+        pending, self.pending = self.pending, None
         if not is_traced(slots):
             return result
         if isinstance(target, str):
-            return self.record("method", target, slots, result)
-        out = self.record("function", qualname(target), slots, result, target)
+            out = self.record("method", target, slots, result)
+        else:
+            out = self.record("function", qualname(target), slots, result, target)
+        if pending is not None:
+            self.calls[-1].cost = node_cost(pending)
+        if isinstance(target, str):
+            return out
         if target in _COMPARISONS and isinstance(result, bool):
             self.calls[-1].dropped = True
         return out
@@ -251,8 +260,11 @@ class _CallRecorder:
         if module is not self.root and is_leaf(module, path):
             call = RecordedCall("module", qualname(type(module)), parent_path(path) or "", path)
             call.slots = self.slots(args, kwargs)
-            self.frames.append(("leaf", self.add(call).index))
+            index = self.add(call).index
+            self.frames.append(("leaf", index))
             self.muted += 1
+            if self.counter is not None:
+                self.counter.take()
             return
         self.scopes.append(path)
         self.frames.append(("scope", -1))
@@ -264,6 +276,8 @@ class _CallRecorder:
         elif kind == "leaf":
             self.muted -= 1
             self.calls[index].spec = _spec(output)
+            if self.counter is not None:
+                self.calls[index].cost = node_cost(self.counter.take())
             new = self.bind(output, Ref(index))
             return None if new is output else new
         return None
@@ -289,14 +303,21 @@ class _Mode(TorchFunctionMode):
                     rec.calls[-1].dropped = True
             return None
         kind, op, slots = _classify(func, args, kwargs, rec) if not rec.muted else ("", "", [])
+        counter = rec.counter if kind else None
+        if counter is not None:
+            counter.take()
         with rec.mute():
             result = func(*traced.plain(args), **traced.plain(kwargs))
+        taken = counter.take() if counter is not None else None
         if isinstance(result, torch.device) and not rec.muted:
             rec.device_reads[id(result)] = result
         if not kind or not is_traced(slots):
             return result
         target = func if kind == "function" and op != "getattr" else None
-        return rec.record(kind, op, slots, result, target)
+        out = rec.record(kind, op, slots, result, target)
+        if taken is not None:
+            rec.calls[-1].cost = node_cost(taken)
+        return out
 
 
 def _classify(
@@ -395,7 +416,14 @@ def _var_keyword(forward: Callable[..., Any]) -> str | None:
 
 
 def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _CallRecorder:
-    rec = _CallRecorder(model)
+    with counting() as counter:
+        return _record_counting(model, bound, device, counter)
+
+
+def _record_counting(
+    model: nn.Module, bound: dict[str, Any], device: torch.device, counter: Counter
+) -> _CallRecorder:
+    rec = _CallRecorder(model, counter)
     given = {}  # containers passed in, by identity, as the model sees them
     keywords = _var_keyword(model.forward)
     for name, value in bound.items():
@@ -428,6 +456,9 @@ def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _C
         for handle in handles:
             handle.remove()
     rec.add(RecordedCall("output", "output", slots=[("0", rec.mark(result))], spec=_spec(result)))
+    for call in rec.calls:  # shape arithmetic on Python numbers: counted, and costs nothing
+        if call.cost is None and call.kind in ("module", "function", "method"):
+            call.cost = {"macs": 0}
     return rec
 
 
@@ -468,7 +499,7 @@ def trace_eager(
         "versions": versions(),
         "inputs": {key: _spec(value) for key, value in bound.items()},
     }
-    return to_graph(rec.calls, model, meta)
+    return priced(to_graph(rec.calls, model, meta))
 
 
 def _failed(name: str, error: BaseException, on_meta: BaseException | None) -> TraceError:

@@ -53,11 +53,18 @@ def _operator_method(
 
 @contextlib.contextmanager
 def _muted(rec: traced.Recording) -> Iterator[None]:
+    """Run a call unrecorded inside; outside a leaf module, what it costs is counted for it
+    (`finish` then takes the count when it records the call)."""
+    counter = getattr(rec, "counter", None) if not rec.muted else None
+    if counter is not None:
+        counter.take()
     rec.muted += 1
     try:
         yield
     finally:
         rec.muted -= 1
+    if counter is not None:
+        rec.pending = counter.take()
 
 
 def _wrapped_function(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -58,6 +58,8 @@ class RecordedCall:
     """Asserts and bool comparisons (which in a fx-traceable model only feed asserts)."""
     target: Any = None
     """The function called, for a function call (its signature names the arguments)."""
+    cost: dict[str, Any] | None = None
+    """What the call cost (`nnviz.tracers.cost.node_cost`), when counted."""
 
 
 def is_traced(value: Any) -> bool:
@@ -117,6 +119,7 @@ def to_graph(calls: list[RecordedCall], model: nn.Module, meta: dict[str, Value]
                 module=call.module,
                 args=constants,
                 spec=call.spec,
+                cost=call.cost,
             )
         )
     return Graph(

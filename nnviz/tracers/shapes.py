@@ -3,7 +3,8 @@
 The model runs in eval mode under `torch.no_grad()`, node by node (`torch.fx.Interpreter`), on
 `meta` tensors when the model lives on the meta device — no memory, no arithmetic. When a model
 cannot run on meta (data-dependent shapes, `.item()`), it is materialised on the CPU and run
-again. Every fx node gets its own spec, so a module called twice records each call's shapes.
+again. Every fx node gets its own spec, so a module called twice records each call's shapes,
+and its own cost (`nnviz.tracers.cost`: MACs and output bytes, counted while it runs).
 If the model cannot run at all, a `DataTraceWarning` says why in one line and the graph is
 returned without shapes.
 """
@@ -23,6 +24,7 @@ from torch import nn
 from nnviz.errors import DataTraceWarning
 from nnviz.graph import Graph
 from nnviz.tracers.conventions import cpu_copy, device_of, spec_of
+from nnviz.tracers.cost import Counter, counting, node_cost, priced
 from nnviz.tracers.fx import ASSERTS, FxTrace
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.pristine import preserved
@@ -57,7 +59,9 @@ class _SpecRecorder(fx.Interpreter):
         self.ids = traced.ids
         self.constants = traced.constants
         self.specs: dict[str, Value] = {}
+        self.costs: dict[str, dict[str, Any]] = {}
         self.device = device_of(module)
+        self.counter: Counter | None = None
 
     def fetch_args_kwargs_from_env(self, n: fx.Node) -> tuple[tuple[Any, ...], dict[str, Any]]:
         args, kwargs = super().fetch_args_kwargs_from_env(n)
@@ -84,6 +88,9 @@ class _SpecRecorder(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_function" and n.target in ASSERTS:
             return None  # asserts are not part of the graph, and cannot check meta tensors
+        counter = self.counter
+        if counter is not None:
+            counter.take()
         try:
             result = super().run_node(n)
         except Exception as exc:
@@ -91,6 +98,8 @@ class _SpecRecorder(fx.Interpreter):
         node_id = self.ids.get(n)
         if node_id is not None:
             self.specs[node_id] = spec_of(result)
+            if counter is not None and n.op.startswith("call_"):
+                self.costs[node_id] = node_cost(counter.take())
         return result
 
 
@@ -111,7 +120,7 @@ def propagate(
     bound = inputs.bind(model.forward, device)
     described = ", ".join(f"{k}={_short(spec_of(v))}" for k, v in bound.items())
     try:
-        specs = _run(model, traced, bound)
+        specs, costs = _run(model, traced, bound)
     except _RunFailed as first:
         if device.type != "meta" or not first.meta_only:
             _warn(described, str(first))
@@ -126,17 +135,22 @@ def propagate(
             return graph
         try:
             bound = inputs.bind(cpu_model.forward, "cpu")
-            specs = _run(cpu_model.eval(), traced, bound)
+            specs, costs = _run(cpu_model.eval(), traced, bound)
         except _RunFailed as second:
             also = "" if str(second) == str(first) else f" (on meta: {first})"
             _warn(described, f"{second}{also}")
             return graph
-    nodes = [dataclasses.replace(node, spec=specs.get(node.id)) for node in graph.nodes]
+    nodes = [
+        dataclasses.replace(node, spec=specs.get(node.id), cost=costs.get(node.id))
+        for node in graph.nodes
+    ]
     meta = {**graph.meta, "inputs": {name: spec_of(value) for name, value in bound.items()}}
-    return graph.replace(nodes=nodes, meta=meta)
+    return priced(graph.replace(nodes=nodes, meta=meta))
 
 
-def _run(model: nn.Module, traced: FxTrace, bound: dict[str, Any]) -> dict[str, Value]:
+def _run(
+    model: nn.Module, traced: FxTrace, bound: dict[str, Any]
+) -> tuple[dict[str, Value], dict[str, dict[str, Any]]]:
     placeholders = [n for n in traced.fx_graph.nodes if n.op == "placeholder"]
     values: list[Any] = []
     for node in placeholders:
@@ -152,9 +166,10 @@ def _run(model: nn.Module, traced: FxTrace, bound: dict[str, Any]) -> dict[str, 
     placement = (
         torch.device("meta") if device_of(model).type == "meta" else contextlib.nullcontext()
     )
-    with torch.no_grad(), placement, preserved(model):  # forward() may assign attributes
+    # forward() may assign attributes
+    with torch.no_grad(), placement, preserved(model), counting() as recorder.counter:
         recorder.run(*values)
-    return recorder.specs
+    return recorder.specs, recorder.costs
 
 
 def _mutable(value: Any) -> Any:

@@ -20,6 +20,10 @@ class Recording(Protocol):
     """What the wrappers need from the eager recorder."""
 
     muted: int
+    counter: Any
+    """The cost counter (`nnviz.tracers.cost.Counter`) or None."""
+    pending: Any
+    """What the last unrecorded run cost, for `finish` to give the call it records."""
 
     def mark(self, value: Any) -> Any:
         """`value` with traced values replaced by references to the calls that made them."""

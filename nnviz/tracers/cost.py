@@ -1,0 +1,151 @@
+"""Count what each traced op costs while the tracers run it (see `nnviz.costs` for the rule).
+
+`Counter` is a `TorchDispatchMode` active for the whole run: every aten op the model executes
+(on meta tensors or on the CPU fallback alike) adds its multiply-accumulates, from torch's own
+shape formulas (`torch.utils.flop_counter.flop_registry`, which count 2 FLOPs per MAC) and a few
+of ours for products torch has no formula for; composite ops are decomposed first, as
+`FlopCounterMode` does, so `linear`, `matmul`, `einsum` and attention reach a formula. An op
+that may compute but has none (another library's kernel, `my_op`, a fused kernel) is counted by
+name as *uncounted*; every other aten op (elementwise, norms, softmax, pooling, views) is 0 MACs
+by the rule. The tracer calls `take()` around each node it records, `node_cost` for the dict
+`Node.cost` stores, and `priced` at the end for each node's output bytes.
+
+While counting, nn.MultiheadAttention's fused fast path is switched off (it is one kernel
+without a formula); its plain path computes the same output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from nnviz.costs import output_bytes
+from nnviz.graph import Graph
+
+aten = torch.ops.aten
+
+
+def _mv(mat: torch.Tensor, vec: torch.Tensor) -> int:
+    return int(math.prod(mat.shape))
+
+
+def _extra() -> dict[Any, Any]:
+    """MAC formulas torch's registry lacks (products it leaves to composite ops elsewhere)."""
+    sdpa = flop_registry[aten._scaled_dot_product_flash_attention]
+
+    def cpu_sdpa(q: Any, k: Any, v: Any, *args: Any, **kwargs: Any) -> int:
+        return int(sdpa(q, k, v, out_val=None)) // 2
+
+    return {
+        aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa,
+        aten.mv: lambda mat, vec, *a, **k: _mv(mat, vec),
+        aten.addmv: lambda inp, mat, vec, *a, **k: _mv(mat, vec),
+        aten.dot: lambda a, b, *r, **k: int(a.numel()),
+        aten.vdot: lambda a, b, *r, **k: int(a.numel()),
+        aten.addbmm: lambda inp, b1, b2, *a, **k: int(math.prod(b1.shape)) * int(b2.shape[-1]),
+    }
+
+
+_EXTRA = _extra()
+_COMPUTING_PREFIXES = (
+    "linalg_",
+    "_linalg_",
+    "fft_",
+    "_fft_",
+    "cudnn_",
+    "miopen_",
+    "mkldnn_",
+    "_thnn_",
+    "_native_multi_head_attention",
+    "_transformer_encoder_layer_fwd",
+    "cdist",
+    "_cdist_",
+    "conv_tbc",
+    "_weight_int",
+    "_nested_",
+)
+"""aten ops that multiply-accumulate but have no formula: counted as uncounted, never 0."""
+
+
+def _uncounted(func: Any) -> str | None:
+    """The name an op without a formula is listed under, or None when the rule counts it 0."""
+    namespace = getattr(func, "namespace", "aten")
+    name = func._overloadpacket.__name__ if hasattr(func, "_overloadpacket") else str(func)
+    if namespace not in ("aten", "prims", "prim"):
+        return name if namespace in ("", None) else f"{namespace}.{name}"
+    return name if name.startswith(_COMPUTING_PREFIXES) else None
+
+
+class Counter(TorchDispatchMode):  # type: ignore[no-untyped-call,misc]
+    """Sums the MACs of the ops run since the last `take()`; lists ops without a formula."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.macs = 0
+        self.uncounted: dict[str, int] = {}
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        packet = func._overloadpacket
+        if packet not in flop_registry and func not in _EXTRA:
+            with self:
+                decomposed = func.decompose(*args, **kwargs)
+            if decomposed is not NotImplemented:
+                return decomposed
+        out = func(*args, **kwargs)
+        if packet in flop_registry:
+            self.macs += int(flop_registry[packet](*args, **kwargs, out_val=out)) // 2
+        elif func in _EXTRA:
+            self.macs += int(_EXTRA[func](*args, **kwargs))
+        else:
+            name = _uncounted(func)
+            if name is not None:
+                self.uncounted[name] = self.uncounted.get(name, 0) + 1
+        return out
+
+    def take(self) -> tuple[int, dict[str, int]]:
+        """The MACs and uncounted ops since the last call, and start again."""
+        taken = self.macs, self.uncounted
+        self.macs, self.uncounted = 0, {}
+        return taken
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[Counter]:
+    """A `Counter` active for the block, with the attention fast path off."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with Counter() as counter:
+            yield counter
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def node_cost(taken: tuple[int, dict[str, int]]) -> dict[str, Any]:
+    """The `Node.cost` dict of an op that ran `taken` (`priced` adds its output bytes)."""
+    macs, uncounted = taken
+    cost: dict[str, Any] = {"macs": macs}
+    if uncounted:
+        cost["uncounted"] = dict(sorted(uncounted.items()))
+    return cost
+
+
+def priced(graph: Graph) -> Graph:
+    """`graph` with each counted node's `out_bytes` (from its spec: `nnviz.costs`)."""
+    nodes = [
+        dataclasses.replace(node, cost={**node.cost, "out_bytes": output_bytes(node)})
+        if node.cost is not None
+        else node
+        for node in graph.nodes
+    ]
+    return graph.replace(nodes=nodes)
