@@ -102,6 +102,7 @@ def trace(
     args: dict[str, Any] | None = None,
     inputs: Any = None,
     tracer: str = "auto",
+    memory_limit: int | str | None = None,
 ) -> Graph:
     """Trace a module, or the model a spec names, into its full `Graph`.
 
@@ -115,12 +116,19 @@ def trace(
     `tracer`: `"auto"` (torch.fx; when fx fails, the eager tracer runs the model on `inputs`, or
     for a torchvision model on its family's example input, see `nnviz.tracers.examples`), `"fx"`,
     or `"eager"` (records a real forward pass; needs `inputs`). `graph.meta["tracer"]` says which.
+
+    A model on the meta device that cannot run there is run again on a CPU copy, unless that
+    copy would allocate more than `memory_limit` (bytes, or `"8GB"`, `"512MiB"`; default: the
+    memory this machine has available): then a `TraceError` names the op that failed on meta.
     """
     import functools
     from pathlib import Path
 
     from nnviz import models
+    from nnviz.tracers.budget import limited, parse_size
     from nnviz.tracers.inputs import from_object
+
+    limit = parse_size(memory_limit)  # a malformed limit fails before anything is built
 
     parsed = None if inputs is None else from_object(inputs)
     label = name or (
@@ -145,14 +153,15 @@ def trace(
 
             example = example_input(spec.target)
 
-    return _tracing.trace(
-        model,
-        name or type(model).__name__,
-        inputs=parsed,
-        rebuild=rebuild,
-        tracer=tracer,
-        example=example,
-    )
+    with limited(limit):
+        return _tracing.trace(
+            model,
+            name or type(model).__name__,
+            inputs=parsed,
+            rebuild=rebuild,
+            tracer=tracer,
+            example=example,
+        )
 
 
 def diff(

@@ -70,7 +70,7 @@ def _shown(inputs: Any) -> str:
 
 
 def trace_as_asked(
-    model: Any, asks: Sequence[Ask], depth: int | None = None
+    model: Any, asks: Sequence[Ask], depth: int | None = None, memory_limit: Any = None
 ) -> tuple[Graph | None, list[str]]:
     """Trace `model` as `asks` say; the graph and one line per unmet ask (graph `None` when
     the trace itself refused). Warnings the asks do not turn into failures are passed on."""
@@ -79,7 +79,13 @@ def trace_as_asked(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            graph = build_graph(model, inputs=values.get("shapes"), depth=depth, tracer=tracer)
+            graph = build_graph(
+                model,
+                inputs=values.get("shapes"),
+                depth=depth,
+                tracer=tracer,
+                memory_limit=memory_limit,
+            )
         except NNVizError as exc:  # a tracer that cannot trace, an input that does not parse
             return None, [f"nnviz: {exc}; nothing was written"]
     raised = [w.message for w in caught if isinstance(w.message, Warning)]

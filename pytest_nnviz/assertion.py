@@ -51,6 +51,7 @@ class NNVizSnapshot:
         depth: int | None = None,
         ignore: tuple[str, ...] | list[str] = (),
         tracer: str | None = None,
+        memory_limit: int | str | None = None,
     ) -> GraphDiff:
         """Trace `model` and compare it with this call's snapshot.
 
@@ -60,9 +61,11 @@ class NNVizSnapshot:
         `ignore`: change fields not to compare (as `nnviz diff --ignore`, added to the
         `nnviz_ignore` ini option); `tracer`: `fx` or `eager` to insist on one (default: the
         `nnviz_tracer` ini option, `auto`). Without `inputs` the `nnviz_inputs` ini option
-        applies. What was asked (shapes, a tracer) is recorded or the test fails with one line
-        and nothing is written (`pytest_nnviz.asks`). Returns the `GraphDiff` from the stored
-        snapshot (falsy: identical).
+        applies. `memory_limit`: the most a CPU copy of a meta model may allocate when it cannot
+        run on meta (`8GB`; default: the memory available). What was asked (shapes, a tracer) is
+        recorded or the test fails with one line and nothing is written (`pytest_nnviz.asks`),
+        as when the model cannot be traced. Returns the `GraphDiff` from the stored snapshot
+        (falsy: identical).
         """
         __tracebackhide__ = True
         line = self._call_line()
@@ -71,7 +74,7 @@ class NNVizSnapshot:
         asks = asked(
             inputs=inputs, tracer=tracer, ini_inputs=options.inputs, ini_tracer=options.tracer
         )
-        graph, unmet = trace_as_asked(model, asks, depth)
+        graph, unmet = trace_as_asked(model, asks, depth, memory_limit)
         if graph is None or unmet:
             pytest.fail("\n".join(unmet), pytrace=False)
         stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)

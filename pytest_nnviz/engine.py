@@ -75,7 +75,12 @@ class Check:
 
 
 def build_graph(
-    model: Any, *, inputs: Any = None, depth: int | None = None, tracer: str = "auto"
+    model: Any,
+    *,
+    inputs: Any = None,
+    depth: int | None = None,
+    tracer: str = "auto",
+    memory_limit: Any = None,
 ) -> Graph:
     """The graph to snapshot: `model` traced (a `Graph` is taken as is), collapsed to `depth`."""
     if isinstance(model, Graph):
@@ -83,7 +88,7 @@ def build_graph(
     else:
         # Only pass `inputs` when given, so a plain structural trace needs no input support.
         options: dict[str, Any] = {} if inputs is None else {"inputs": inputs}
-        graph = nnviz.trace(model, tracer=tracer, **options)
+        graph = nnviz.trace(model, tracer=tracer, memory_limit=memory_limit, **options)
     if depth is not None:
         from nnviz.transform import collapse_depth
 

@@ -63,6 +63,13 @@ from nnviz.tracers import TRACERS
     "e.g. nnviz fasterrcnn_resnet50_fpn, or nnviz my.py:Net -i default --tracer eager.",
 )
 @click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="The most a CPU copy of a meta model may allocate when the model cannot run on meta "
+    "(.item(), data-dependent shapes); above it nnviz refuses in one line. Default: the memory "
+    "this machine has available, e.g. --memory-limit 8GB.",
+)
+@click.option(
     "-d",
     "--depth",
     type=int,
@@ -105,6 +112,7 @@ def draw_command(
     arguments: tuple[str, ...],
     inputs: str | None,
     tracer: str,
+    memory_limit: str | None,
     depth: int,
     collapse: tuple[str, ...],
     styles: tuple[str, ...],
@@ -123,6 +131,7 @@ def draw_command(
         from nnviz.render import engine as graphviz_engine
         from nnviz.render.output import draw_graph
         from nnviz.render.style import parse_style
+        from nnviz.tracers.budget import parse_size
         from nnviz.tracers.inputs import parse_inputs
 
         # Everything checkable is checked before torch is imported (seconds) and the model traced.
@@ -133,6 +142,7 @@ def draw_command(
         style = parse_style(styles)
         if inputs is not None:
             parse_inputs(inputs)
+        parse_size(memory_limit)
         for path in (target, target.with_suffix(SNAPSHOT_SUFFIX)) if dump_json else (target,):
             check_writable(path)
         if spec.kind == "torchvision":
@@ -140,7 +150,9 @@ def draw_command(
         progress(quiet, f"tracing {model} ...")
         with warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
             try:
-                graph = nnviz.trace(model, args=args, inputs=inputs, tracer=tracer)
+                graph = nnviz.trace(
+                    model, args=args, inputs=inputs, tracer=tracer, memory_limit=memory_limit
+                )
             except ModelBuildError as exc:
                 raise ModelBuildError(f"{exc}{models.read_as_strings(arguments)}") from None
         if target.suffix.lower() != SNAPSHOT_SUFFIX:

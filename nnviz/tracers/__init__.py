@@ -162,12 +162,15 @@ def _retry_on_cpu(
     """Trace a CPU build with fx when the symbolic trace failed for a reason of the meta device
     only (forward() computed with a meta buffer and a CPU tensor, `.item()` on a meta tensor);
     None when that does not apply or does not help."""
+    from nnviz.tracers import budget
     from nnviz.tracers.conventions import cpu_copy, device_of
     from nnviz.tracers.fx import trace_fx
     from nnviz.tracers.shapes import meta_only
 
     cause = failure.__cause__
     if device_of(model).type != "meta" or cause is None or not meta_only(cause):
+        return None
+    if not budget.fits(model, {}):  # the eager tracer may still run it on meta
         return None
     try:
         cpu_model = (rebuild() if rebuild is not None else cpu_copy(model)).eval()

@@ -55,7 +55,7 @@ from torch.overrides import TorchFunctionMode, is_tensor_method_or_property
 
 from nnviz.errors import TraceError
 from nnviz.graph import Graph, parent_path
-from nnviz.tracers import traced
+from nnviz.tracers import budget, lenient, traced
 from nnviz.tracers.conventions import (
     call_name,
     cpu_copy,
@@ -307,7 +307,11 @@ class _Mode(TorchFunctionMode):
         if counter is not None:
             counter.take()
         with rec.mute():
-            result = func(*traced.plain(args), **traced.plain(kwargs))
+            try:
+                result = lenient.call(func, traced.plain(args), traced.plain(kwargs))
+            except Exception as exc:  # the innermost op names the failure (`budget.failed_op`)
+                budget.tag(exc, _op_name(func))
+                raise
         taken = counter.take() if counter is not None else None
         if isinstance(result, torch.device) and not rec.muted:
             rec.device_reads[id(result)] = result
@@ -333,6 +337,12 @@ def _classify(
     if is_tensor_method_or_property(func):
         return "method", name, slots
     return "function", qualname(func), slots
+
+
+def _op_name(func: Any) -> str:
+    if is_tensor_method_or_property(func):
+        return f"Tensor.{getattr(func, '__name__', func)}"
+    return qualname(func)
 
 
 def _alias(tensor: torch.Tensor) -> torch.Tensor:
@@ -486,6 +496,7 @@ def trace_eager(
         except Exception as first:
             if device.type != "meta":
                 raise _failed(name, first, None) from None
+            budget.check(name, model, bound, budget.failed_op(first))
             try:
                 torch.manual_seed(0)
                 model = (rebuild() if rebuild is not None else cpu_copy(model)).eval()

@@ -1,12 +1,13 @@
 """Shape propagation: run a traced fx graph on example inputs and record what flows on each edge.
 
 The model runs in eval mode under `torch.no_grad()`, node by node (`torch.fx.Interpreter`), on
-`meta` tensors when the model lives on the meta device — no memory, no arithmetic. When a model
+`meta` tensors when the model lives on the meta device — no memory, no arithmetic; ops whose
+meta kernel is stricter than their CPU one run through `nnviz.tracers.lenient`. When a model
 cannot run on meta (data-dependent shapes, `.item()`), it is materialised on the CPU and run
-again. Every fx node gets its own spec, so a module called twice records each call's shapes,
-and its own cost (`nnviz.tracers.cost`: MACs and output bytes, counted while it runs).
-If the model cannot run at all, a `DataTraceWarning` says why in one line and the graph is
-returned without shapes.
+again, unless that copy would not fit (`nnviz.tracers.budget`: a one-line `TraceError`). Every
+fx node gets its own spec, so a module called twice records each call's shapes, and its own cost
+(`nnviz.tracers.cost`: MACs and output bytes, counted while it runs). If the model cannot run
+at all, a `DataTraceWarning` says why in one line and the graph is returned without shapes.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from torch import nn
 
 from nnviz.errors import DataTraceWarning
 from nnviz.graph import Graph
-from nnviz.tracers.conventions import cpu_copy, device_of, spec_of
+from nnviz.tracers import budget, lenient
+from nnviz.tracers.conventions import cpu_copy, device_of, qualname, spec_of
 from nnviz.tracers.cost import Counter, counting, node_cost, priced
 from nnviz.tracers.fx import ASSERTS, FxTrace
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.pristine import preserved
 from nnviz.values import Value
-
-CPU_INPUT_LIMIT = 1 << 30
-"""Inputs larger than this (bytes) are never materialised for the CPU fallback."""
 
 
 class _RunFailed(Exception):
@@ -41,6 +40,8 @@ class _RunFailed(Exception):
         first = (str(error).strip().splitlines() or [""])[0][:200]
         super().__init__(f"at {where}: {type(error).__name__}" + (f": {first}" if first else ""))
         self.meta_only = meta_only(error)
+        self.where = where
+        self.error = error
 
 
 def meta_only(error: BaseException) -> bool:
@@ -85,6 +86,9 @@ class _SpecRecorder(fx.Interpreter):
             return torch.empty_like(constant, device=self.device)
         return constant.to(self.device)
 
+    def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
+        return lenient.call(target, args, kwargs)  # a meta kernel stricter than the CPU's
+
     def run_node(self, n: fx.Node) -> Any:
         if n.op == "call_function" and n.target in ASSERTS:
             return None  # asserts are not part of the graph, and cannot check meta tensors
@@ -94,6 +98,7 @@ class _SpecRecorder(fx.Interpreter):
         try:
             result = super().run_node(n)
         except Exception as exc:
+            budget.tag(exc, _target_name(n))
             raise _RunFailed(self.ids.get(n, n.name), exc) from exc
         node_id = self.ids.get(n)
         if node_id is not None:
@@ -125,9 +130,8 @@ def propagate(
         if device.type != "meta" or not first.meta_only:
             _warn(described, str(first))
             return graph
-        if _bytes(bound) > CPU_INPUT_LIMIT:
-            _warn(described, f"{first} (and the inputs are too large to run on the CPU)")
-            return graph
+        failure = f"at {first.where}: {budget.failed_op(first.error)}"
+        budget.check(str(graph.meta.get("name", "the model")), model, bound, failure)
         try:
             cpu_model = rebuild() if rebuild is not None else cpu_copy(model)
         except Exception as exc:  # the meta failure is the one worth reporting
@@ -182,14 +186,12 @@ def _mutable(value: Any) -> Any:
     return value
 
 
-def _bytes(bound: dict[str, Any]) -> int:
-    """Memory the inputs would take on a real device."""
-    total = 0
-    for value in bound.values():
-        for leaf in torch.utils._pytree.tree_leaves(value):
-            if isinstance(leaf, torch.Tensor):
-                total += leaf.numel() * leaf.element_size()
-    return total
+def _target_name(n: fx.Node) -> str:
+    if n.op == "call_method":
+        return f"Tensor.{n.target}"
+    if n.op == "call_function":
+        return qualname(n.target)
+    return str(n.target)
 
 
 def _warn(inputs: str, reason: str) -> None:

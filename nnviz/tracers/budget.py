@@ -1,0 +1,148 @@
+"""Never a CPU copy that cannot fit: what a fallback from the meta device would allocate.
+
+A model built on the meta device costs no memory. When it cannot run there (`.item()`, a
+data-dependent shape), the tracers run it again on a CPU copy — which allocates every parameter
+and buffer, and the inputs. Before any such copy, `check` adds those bytes up and refuses, with
+one line naming the op that failed on meta and what to do, when they exceed the limit: the
+memory this machine has available (`MemAvailable`), or the explicit `memory_limit` of
+`nnviz.trace` / `--memory-limit` / the fixture's `memory_limit=` (which replaces it).
+
+Torch is imported only by the functions that count tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from nnviz.errors import InputSpecError, TraceError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+_LIMIT: ContextVar[int | None] = ContextVar("nnviz_memory_limit", default=None)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str | int | None) -> int | None:
+    """Bytes from `4GB`, `512MiB`, `1.5g`, `1000000` or an int (None stays None)."""
+    if text is None or isinstance(text, int):
+        if isinstance(text, int) and text < 0:
+            raise InputSpecError(f"memory limit {text}: give a size of zero or more bytes")
+        return text
+    match = _SIZE.match(str(text))
+    if match is None:
+        raise InputSpecError(
+            f"memory limit {text!r}: give a size such as 8GB, 512MiB or 1000000 (bytes)"
+        )
+    number, unit, binary = match.groups()
+    scale = 1024 ** "bkmgt".index(unit.lower()) if binary and unit else _UNITS[unit.lower()]
+    return int(float(number) * scale)
+
+
+def human(size: int) -> str:
+    """`12.3 GB`, `512.0 MB`, `4.0 kB`, `12 bytes` (decimal units, as `parse_size` reads them)."""
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+@contextlib.contextmanager
+def limited(limit: str | int | None) -> Iterator[None]:
+    """Within the block, CPU fallbacks may allocate at most `limit` bytes (None: what the
+    machine has available)."""
+    token = _LIMIT.set(parse_size(limit))
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
+def available() -> int | None:
+    """Bytes this machine can still give a process (Linux `MemAvailable`, else free pages)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo", encoding="ascii") as info:
+        for line in info:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def state_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers on a real device (shared tensors once)."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in (*model.parameters(), *model.buffers()):
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def input_bytes(bound: dict[str, Any]) -> int:
+    """Bytes the bound inputs take on a real device."""
+    import torch
+
+    total = 0
+    for value in bound.values():
+        for leaf in torch.utils._pytree.tree_leaves(value):
+            if isinstance(leaf, torch.Tensor):
+                total += leaf.numel() * leaf.element_size()
+    return total
+
+
+def _limit() -> tuple[int | None, bool]:
+    explicit = _LIMIT.get()
+    return (explicit, True) if explicit is not None else (available(), False)
+
+
+def fits(model: nn.Module, bound: dict[str, Any]) -> bool:
+    """Whether a CPU copy of `model` with `bound` inputs stays within the limit."""
+    limit = _limit()[0]
+    return limit is None or state_bytes(model) + input_bytes(bound) <= limit
+
+
+def check(name: str, model: nn.Module, bound: dict[str, Any], failure: str) -> None:
+    """Refuse (`TraceError`) a CPU copy of `model` with `bound` inputs that would not fit.
+
+    `failure` says what failed on meta (`Tensor.item failed with NotImplementedError: ...`).
+    """
+    weights, inputs = state_bytes(model), input_bytes(bound)
+    need = weights + inputs
+    limit, explicit = _limit()
+    if limit is None or need <= limit:
+        return
+    what = (
+        f"the memory limit of {human(limit)}"
+        if explicit
+        else f"the {human(limit)} this machine has available"
+    )
+    raise TraceError(
+        f"{name} cannot run on the meta device ({failure}), and running it on a CPU copy "
+        f"would allocate at least {human(need)} (weights {human(weights)}, inputs "
+        f"{human(inputs)}), more than {what}: make that op work on meta tensors (no .item() or "
+        "data-dependent shape), trace a smaller config of the same architecture (e.g. -a "
+        "num_hidden_layers=2), or allow more with --memory-limit (memory_limit= in Python)"
+    )
+
+
+def failed_op(error: BaseException) -> str:
+    """`op: error` for an error raised while running the op the tracer tagged on it."""
+    text = (str(error).strip().splitlines() or [""])[0][:160]
+    said = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    op = getattr(error, "_nnviz_op", None)
+    return f"{op} failed with {said}" if op else said
+
+
+def tag(error: BaseException, op: str) -> None:
+    """Remember on `error` the innermost op it was raised by (kept when it passes outer ops)."""
+    if getattr(error, "_nnviz_op", None) is None:
+        with contextlib.suppress(AttributeError, TypeError):
+            error._nnviz_op = op  # type: ignore[attr-defined]
