@@ -58,8 +58,10 @@ from nnviz.tracers import TRACERS
     type=click.Choice(TRACERS),
     default="auto",
     show_default=True,
-    help="How to trace: fx (symbolic), eager (run the model on the -i input and record it), or "
-    "auto: fx, and eager when fx fails (torchvision models bring their own example input), "
+    help="How to trace: fx (symbolic), eager (run the model on the -i input and record it), "
+    "export (torch.export on the -i input; keeps named sizes such as -i tensorBx3x224x224 as "
+    "symbols), or auto: fx, and eager when fx fails (torchvision models bring their own example "
+    "input), export when -i names a size, "
     "e.g. nnviz fasterrcnn_resnet50_fpn, or nnviz my.py:Net -i default --tracer eager.",
 )
 @click.option(

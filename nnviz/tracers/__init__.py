@@ -2,8 +2,10 @@
 
 `trace(model, name, inputs=...)` traces symbolically with torch.fx and, given example inputs,
 runs the traced graph on them to record every edge's shape (`nnviz.tracers.shapes`).
-`tracer="eager"` records a real forward pass instead (`nnviz.tracers.eager`); `tracer="auto"`
-(the default) falls back to it when fx fails and an input is available.
+`tracer="eager"` records a real forward pass instead (`nnviz.tracers.eager`), `tracer="export"`
+runs `torch.export` (`nnviz.tracers.export`); `tracer="auto"` (the default) falls back to the
+eager tracer when fx fails and an input is available, and uses export when an input names a size
+(`-i tensorBx3x224x224`), which only export can trace symbolically.
 """
 
 from __future__ import annotations
@@ -18,21 +20,27 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-TRACERS = ("auto", "fx", "eager")
+TRACERS = ("auto", "fx", "eager", "export")
 EXAMPLE_INPUT_ADVICE = (
     "pass an example input (inputs=... in Python, -i on the command line), e.g. 'default'"
 )
 """What to do when a tracer needs data; worded for Python and the command line alike."""
 
 
-def check_tracer(tracer: str, name: str, has_input: bool) -> None:
-    """`TraceError` for an unknown tracer, or for the eager tracer without an input to run on."""
+def check_tracer(tracer: str, name: str, has_input: bool, symbolic: bool = False) -> None:
+    """`TraceError` for an unknown tracer, for the eager or export tracer without an input to run
+    on, and for named (symbolic) sizes given to a tracer that cannot keep them."""
     from nnviz.errors import TraceError
 
     if tracer not in TRACERS:
         raise TraceError(f"unknown tracer {tracer!r} (available: {', '.join(TRACERS)})")
-    if tracer == "eager" and not has_input:
-        raise TraceError(f"the eager tracer runs {name}: {EXAMPLE_INPUT_ADVICE}")
+    if tracer in ("eager", "export") and not has_input:
+        raise TraceError(f"the {tracer} tracer runs {name}: {EXAMPLE_INPUT_ADVICE}")
+    if symbolic and tracer in ("fx", "eager"):
+        raise TraceError(
+            f"the input names a size (symbolic): only the export tracer keeps it "
+            f"(tracer='export', --tracer export), the {tracer} tracer records numbers"
+        )
 
 
 def trace(
@@ -78,7 +86,8 @@ def _trace_in_eval_mode(
     from nnviz.tracers.lazy import initialised, lazy_modules
 
     spec = None if inputs is None else from_object(inputs)
-    check_tracer(tracer, name, spec is not None)
+    symbolic = spec is not None and spec.symbolic
+    check_tracer(tracer, name, spec is not None, symbolic)
     if _is_script(model):
         from nnviz.tracers.script import trace_script
 
@@ -91,6 +100,10 @@ def _trace_in_eval_mode(
                 f"forward pass creates: {EXAMPLE_INPUT_ADVICE}"
             )
         model, rebuild = initialised(model, spec, rebuild, name)
+    if (tracer == "export" or symbolic) and spec is not None:
+        from nnviz.tracers.export import trace_export
+
+        return trace_export(model, name, spec)
     if tracer == "eager" and spec is not None:  # check_tracer refused eager without one
         from nnviz.tracers.eager import trace_eager
 

@@ -9,6 +9,12 @@ The forms (each may carry a dtype suffix such as `:int64`):
 - `image<side>`             — `torch.randn(1, 3, side, side)` (`image64`);
 - `image<h>x<w>`            — `torch.randn(1, 3, h, w)` (`image64x96`);
 - `tensor<d1>x<d2>...`      — `torch.randn(d1, d2, ...)` (`tensor2x16`);
+- `tensorBx3x224x224`       — a size named by an upper-case name (`B`, `SEQ`, `H_2`) is
+                              symbolic: `--tracer export` traces it as a `torch.export.Dim` and
+                              records shapes with the name (`[B, 3, 224, 224]`, `[B*196, 768]`);
+                              the example tensor has size 2 there, or the size given with `=`
+                              (`tensorB=8x3x224x224`); sizes 0 and 1, which torch.export would
+                              fix, are traced as 2. One name is one size wherever it appears;
 - `tensor1x16:int64`        — an integer tensor (token ids), filled with zeros so that every
                               value is a valid index; `:bool` tensors are filled with `True`;
 - `key:value;key:value`     — inputs by argument name (`x:image32;mask:tensor1x32:bool`), where
@@ -68,10 +74,14 @@ DTYPES: Mapping[str, str] = {
 """dtype names accepted after `:` and as `torch.<name>`, mapped to their canonical name."""
 
 _INTEGER = frozenset({"int64", "int32", "int16", "int8", "uint8"})
+_DIM = r"(?:\d+|[A-Z][A-Z0-9_]*(?:=\d+)?)"
 _PRESET = re.compile(
-    r"(?P<form>default|image(?P<side>\d+)(?:x(?P<width>\d+))?|tensor(?P<dims>\d+(?:x\d+)*))"
+    r"(?P<form>default|image(?P<side>\d+)(?:x(?P<width>\d+))?|"
+    rf"tensor(?P<dims>{_DIM}(?:x{_DIM})*))"
     r"(?::(?P<dtype>[a-z0-9]+))?"
 )
+SYMBOLIC_EXAMPLE = 2
+"""The example size of a named dimension given without one (and of one given as 0 or 1)."""
 _EXPRESSION_START = ("{", "(", "[", "torch.")
 _MAX_DIM = 1 << 31
 
@@ -81,6 +91,14 @@ class DType:
     """`torch.<name>`, by canonical name (`int64`)."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class SymDim:
+    """A named, symbolic size (`B` in `tensorBx3x224x224`) and the example size to trace with."""
+
+    name: str
+    example: int = SYMBOLIC_EXAMPLE
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,35 @@ class InputSpec:
             return tuple(map(build, self.positional)), {k: build(v) for k, v in self.named}
         with torch.device(device):
             return tuple(map(build, self.positional)), {k: build(v) for k, v in self.named}
+
+    def dims(self, forward: Callable[..., Any]) -> dict[str, dict[int, str]]:
+        """The named sizes of each top-level tensor argument, by forward argument name and
+        dimension: `{"x": {0: "B"}}` for `-i tensorBx3x224x224`."""
+        import inspect
+
+        out: dict[str, dict[int, str]] = {}
+        params = [
+            name
+            for name, p in inspect.signature(forward).parameters.items()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        given = list(zip(params, self.positional, strict=False)) + list(self.named)
+        for name, value in given:
+            if isinstance(value, TorchCall) and value.args and isinstance(value.args[0], tuple):
+                named = {i: d.name for i, d in enumerate(value.args[0]) if isinstance(d, SymDim)}
+                if named:
+                    out[name] = named
+        return out
+
+    @property
+    def symbolic(self) -> bool:
+        """Whether any size is named (only `torch.export` can trace it so)."""
+        values = [*self.positional, *(v for _, v in self.named)]
+        return any(
+            isinstance(v, TorchCall) and any(isinstance(a, SymDim) for a in v.args[0])
+            for v in values
+            if isinstance(v, TorchCall) and v.args and isinstance(v.args[0], tuple)
+        )
 
     def bind(self, forward: Callable[..., Any], device: Any = None) -> dict[str, Any]:
         """Materialise and bind to `forward`'s parameters; return them by name, in signature
@@ -253,9 +300,12 @@ def _preset(text: str) -> TorchCall | None:
         height = int(match["side"])
         shape = (1, 3, height, int(match["width"]) if match["width"] else height)
     else:
-        shape = tuple(int(d) for d in match["dims"].split("x"))
+        shape = tuple(_dim(d) for d in match["dims"].split("x"))
+    names = [d.name for d in shape if isinstance(d, SymDim)]
+    if len(set(names)) < len(names):
+        raise InputSpecError(f"-i: {text!r}: a size name may appear once in a tensor")
     for dim in shape:
-        if dim > _MAX_DIM:
+        if (dim.example if isinstance(dim, SymDim) else dim) > _MAX_DIM:
             raise InputSpecError(f"-i: {text!r}: dimension {dim} is too large")
     dtype = _dtype(match["dtype"], text) if match["dtype"] else "float32"
     if dtype in _INTEGER:
@@ -263,6 +313,14 @@ def _preset(text: str) -> TorchCall | None:
     if dtype == "bool":
         return TorchCall("ones", (shape,), (("dtype", DType(dtype)),))
     return TorchCall("randn", (shape,), (("dtype", DType(dtype)),))
+
+
+def _dim(text: str) -> Any:
+    if text.isdecimal():
+        return int(text)
+    name, _, example = text.partition("=")
+    size = int(example) if example else SYMBOLIC_EXAMPLE
+    return SymDim(name, size if size > 1 else SYMBOLIC_EXAMPLE)
 
 
 def _dtype(name: str, where: str) -> str:
@@ -382,6 +440,8 @@ def _materialise(value: Any, device: Any) -> Any:
             raise InputSpecError(f"-i: torch.{value.function}(...) failed: {first[:160]}") from None
     if isinstance(value, DType):
         return getattr(torch, value.name)
+    if isinstance(value, SymDim):
+        return value.example
     if isinstance(value, tuple):
         return tuple(_materialise(v, device) for v in value)
     if isinstance(value, list):

@@ -1,0 +1,304 @@
+"""The torch.export tracer: non-strict `torch.export` on the model's own device (meta tensors for
+a meta model), turned into the same `Graph` the fx and eager tracers build
+(`nnviz.tracers.exported`), and the exportability of a model as a record.
+
+- Sizes named in the inputs (`-i tensorBx3x224x224`, see `nnviz.tracers.inputs`) are traced as
+  `torch.export.Dim`s and recorded by their names (`[B, 3, 224, 224]`, `[B*196, 768]`); a model
+  that fixes a declared-dynamic size fails with one line saying which and to what.
+- A failing export is an `ExportFailure`: the first reason, and where: the innermost frame
+  of the traceback outside torch, as `file.py:line` (a file name, never an absolute path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from nnviz.errors import TraceError
+from nnviz.graph import Graph
+from nnviz.tracers.conventions import MODEL_DEVICE, encode, spec_of, versions
+from nnviz.tracers.eager import _call_arguments
+from nnviz.tracers.exported import Lowering, to_graph
+from nnviz.tracers.inputs import InputSpec
+from nnviz.tracers.pristine import preserved
+from nnviz.values import Value
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_NNVIZ_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Exportability:
+    """Whether `torch.export` succeeds on a model, and if not the first reason and where."""
+
+    ok: bool
+    reason: str = ""
+    where: str = ""
+    """`modeling_x.py:123`: the innermost frame of the failure outside torch."""
+
+    def to_dict(self) -> dict[str, Value]:
+        if self.ok:
+            return {"ok": True}
+        return {"ok": False, "reason": self.reason, "where": self.where}
+
+
+class ExportFailure(TraceError):
+    """`torch.export` failed on the model; `result` says why and where."""
+
+    def __init__(self, name: str, result: Exportability) -> None:
+        at = f" at {result.where}" if result.where else ""
+        super().__init__(f"torch.export cannot export {name}{at}: {result.reason}")
+        self.result = result
+
+
+def trace_export(model: nn.Module, name: str, inputs: InputSpec) -> Graph:
+    """Export `model` on `inputs` and record its graph (see the module docstring)."""
+    program, bound, names = _export(model, name, inputs)
+    symbols = _symbols(program, names)
+    lowering = _lowering(program, symbols)
+    placeholders = _user_inputs(program, bound)
+    given = _fake_bound(bound, placeholders, names)
+    meta: dict[str, Value] = {
+        "name": name,
+        "tracer": "export",
+        "versions": versions(),
+        "inputs": {key: lowering.spec(value) for key, value in given.items()},
+        "export": {"ok": True},
+    }
+    with preserved(model):
+        return to_graph(program, model, placeholders, lowering, meta)
+
+
+def exportability(model: nn.Module, name: str, inputs: InputSpec) -> Exportability:
+    """Whether `model` exports on `inputs` (`torch.export`, non-strict), without raising."""
+    try:
+        _export(model, name, inputs)
+    except ExportFailure as failure:
+        return failure.result
+    return Exportability(True)
+
+
+def _export(model: nn.Module, name: str, inputs: InputSpec) -> tuple[Any, dict[str, Any], Any]:
+    from nnviz.tracers.conventions import device_of
+
+    model.eval()
+    device = device_of(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        bound = inputs.bind(model.forward, device)
+    names = inputs.dims(model.forward)
+    args, kwargs = _call_arguments(model.forward, bound)
+    dynamic = _dynamic_shapes(model, bound, names)
+    try:
+        with preserved(model), _quiet(), torch.no_grad():
+            program = torch.export.export(
+                model, tuple(args), kwargs, dynamic_shapes=dynamic, strict=False
+            )
+    except Exception as exc:
+        raise ExportFailure(name, _why(exc)) from exc
+    return program, bound, names
+
+
+def _dynamic_shapes(
+    model: nn.Module, bound: Mapping[str, Any], names: Mapping[str, Mapping[int, str]]
+) -> dict[str, Any] | None:
+    """`dynamic_shapes` by forward argument: a `Dim` for every named size (one `Dim` per name)."""
+    if not names:
+        return None
+    dims: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for arg in bound:
+        if arg in names:
+            out[arg] = {i: dims.setdefault(n, torch.export.Dim(n)) for i, n in names[arg].items()}
+        else:
+            out[arg] = None
+    return out
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.export logs graph dumps and hints at warning level, and prints the failing graph
+    to stderr: none of it is nnviz's output (the failure itself is raised)."""
+    loggers = [logging.getLogger(n) for n in ("torch", "torch._dynamo", "torch.fx", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+_SPECIALISED = re.compile(r"You marked (\w+) as dynamic but your code specialized it to be a "
+                          r"constant \(([^)]*)\)")  # fmt: skip
+
+
+_GUARD = re.compile(r"Not all values of (\w+) = .*? satisfy the generated guard (.*)\.$", re.M)
+
+
+def _why(exc: BaseException) -> Exportability:
+    """The first reason of a failed export, in one line, and the user's line that caused it."""
+    text = str(exc)
+    special = _SPECIALISED.search(text)
+    if special is not None:
+        reason = (f"the size {special[1]} was declared dynamic but the model fixes it to "
+                  f"{special[2]}")  # fmt: skip
+        return Exportability(False, reason, _where(exc))
+    guard = _GUARD.search(text)
+    if guard is not None:
+        needs = re.sub(r"L\['\w+'\]\.size\(\)\[\d+\]", guard[1], guard[2])
+        reason = (f"the size {guard[1]} was declared dynamic but the model only works when "
+                  f"{needs}")  # fmt: skip
+        return Exportability(False, reason, _where(exc))
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    first = re.sub(r"\s+", " ", first)[:200]
+    if type(exc).__name__ == "GuardOnDataDependentSymNode":
+        expr = re.search(r"data-dependent expression (.*?) \(", first)
+        reason = f"data-dependent branch on {expr[1] if expr else 'a tensor value'}"
+    else:
+        reason = f"{type(exc).__name__}: {first}"
+    return Exportability(False, reason, _where(exc))
+
+
+def _where(exc: BaseException) -> str:
+    """`file.py:line` of the innermost traceback frame in the user's code (outside torch and
+    nnviz), following causes; empty when there is none."""
+    found = ""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for frame in traceback.extract_tb(current.__traceback__):
+            path = os.path.abspath(frame.filename)
+            if frame.filename.startswith("<") or path.startswith((_TORCH_DIR, _NNVIZ_DIR)):
+                continue
+            if "site-packages" in path and "/torch" in path:
+                continue
+            found = f"{os.path.basename(path)}:{frame.lineno}"
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _symbols(program: Any, names: Mapping[str, Mapping[int, str]]) -> dict[Any, str]:
+    """Each symbol export made for a named size (`s77`), by that name (`B`)."""
+    if not names:
+        return {}
+    found: dict[Any, str] = {}
+    for node in program.graph.nodes:
+        if node.op != "placeholder" or node.name not in names:
+            continue
+        val = node.meta.get("val")
+        for index, name in names[node.name].items():
+            size = val.shape[index] if isinstance(val, torch.Tensor) else None
+            if isinstance(size, torch.SymInt):
+                found[size.node.expr] = name
+    return found
+
+
+def _lowering(program: Any, symbols: Mapping[Any, str]) -> Lowering:
+    signature = program.graph_signature
+    attrs: dict[fx.Node, Value] = {}
+    params: set[fx.Node] = set()
+    by_name = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for given in signature.input_specs:
+        node = by_name.get(given.arg.name)
+        kind = given.kind.name
+        if node is None or kind == "USER_INPUT":
+            continue
+        if kind in ("PARAMETER", "BUFFER") and given.target is not None:
+            attrs[node] = {"$attr": given.target}
+            if kind == "PARAMETER":
+                params.add(node)
+        else:  # a tensor forward() made without an input, lifted by export
+            value = program.constants.get(given.target) if given.target else None
+            attrs[node] = encode(value) if value is not None else encode(node.meta.get("val"))
+
+    def size(dim: Any) -> Value:
+        if isinstance(dim, torch.SymInt):
+            expr = dim.node.expr
+            if expr.is_number:
+                return int(expr)
+            text = str(expr.xreplace({s: _symbol(n) for s, n in symbols.items()}))
+            return text.replace(" ", "")
+        return int(dim)
+
+    def spec(value: Any) -> Value:
+        if isinstance(value, torch.Tensor):
+            shape = [size(d) for d in value.shape]
+            return {"$tensor": {"shape": shape, "dtype": str(value.dtype).removeprefix("torch.")}}
+        if isinstance(value, torch.SymInt):
+            return size(value)
+        if isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
+            items = [spec(v) for v in value]
+            return {"$tuple": items} if isinstance(value, tuple) else items
+        if isinstance(value, dict):
+            return {"$dict": [[encode(k), spec(v)] for k, v in value.items()]}
+        if isinstance(value, fx.Node):
+            return spec(value.meta.get("val"))
+        if isinstance(value, torch.device):
+            return MODEL_DEVICE
+        return spec_of(value)
+
+    return Lowering(attrs, params, spec)
+
+
+def _symbol(name: str) -> Any:
+    import sympy
+
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def _user_inputs(
+    program: Any, bound: Mapping[str, Any]
+) -> dict[fx.Node, tuple[str, tuple[Any, ...]]]:
+    """Each user-input placeholder: its forward argument and the key path inside it."""
+    from torch.utils._pytree import tree_flatten_with_path
+
+    placeholders = [
+        n for n in program.graph.nodes if n.op == "placeholder"
+        and any(s.arg.name == n.name and s.kind.name == "USER_INPUT"
+                for s in program.graph_signature.input_specs)
+    ]  # fmt: skip
+    leaves, _ = tree_flatten_with_path({k: v for k, v in bound.items() if _holds_tensor(v)})
+    tensors = [(path, leaf) for path, leaf in leaves if isinstance(leaf, torch.Tensor)]
+    out: dict[fx.Node, tuple[str, tuple[Any, ...]]] = {}
+    for node, (path, _leaf) in zip(placeholders, tensors, strict=False):
+        keys = [getattr(p, "key", getattr(p, "idx", getattr(p, "name", None))) for p in path]
+        out[node] = (str(keys[0]), tuple(keys[1:]))
+    return out
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_holds_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_tensor(v) for v in value.values())
+    return False
+
+
+def _fake_bound(
+    bound: Mapping[str, Any],
+    placeholders: Mapping[fx.Node, tuple[str, tuple[Any, ...]]],
+    names: Mapping[str, Mapping[int, str]],
+) -> dict[str, Any]:
+    """The bound inputs, a top-level tensor as its placeholder (whose sizes are symbolic)."""
+    out = dict(bound)
+    for node, (arg, path) in placeholders.items():
+        if not path and arg in names:
+            out[arg] = node
+    return out

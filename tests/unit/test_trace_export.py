@@ -1,0 +1,141 @@
+"""The export tracer: torch.export's graph folded back into fx's conventions, symbolic sizes
+named in `-i`, and a failing export said in one line with the user's file:line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import nnviz
+from nnviz import snapshot
+from nnviz.errors import TraceError
+from nnviz.graph import Graph
+from nnviz.tracers.inputs import parse_inputs
+
+trace = nnviz.trace
+
+
+def _document(graph: Graph) -> dict[str, object]:
+    """The snapshot as JSON without what names the tracer."""
+    document = json.loads(snapshot.dumps(graph))
+    document["meta"].pop("tracer")
+    document["meta"].pop("export", None)
+    return document
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.act = nn.ReLU()
+        self.scale = nn.Parameter(torch.ones(3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.conv(x))
+        y = self.act(y) * self.scale  # a module called twice, a parameter read outside a leaf
+        a, b = y.split(8, dim=-1)
+        y = torch.cat([b, a], -1) + x
+        y += x
+        return F.gelu(torch.flatten(y, 1)).softmax(-1)
+
+
+def test_export_records_what_fx_records() -> None:
+    fx_graph = trace(Block(), inputs="tensor2x3x16x16", tracer="fx")
+    exported = trace(Block(), inputs="tensor2x3x16x16", tracer="export")
+    assert exported.meta["tracer"] == "export"
+    assert exported.meta["export"] == {"ok": True}
+    assert _document(exported) == _document(fx_graph)
+
+
+def test_export_of_a_torchvision_model_diffs_identical_to_fx() -> None:
+    fx_graph = trace("resnet18", inputs="image64", tracer="fx")
+    exported = trace("resnet18", inputs="image64", tracer="export")
+    assert not nnviz.diff(fx_graph, exported)
+    assert [n.id for n in exported.nodes] == [n.id for n in fx_graph.nodes]
+
+
+class Patches(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 4, stride=4)
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.embed(x).flatten(2).transpose(1, 2)
+        return self.proj(y).reshape(-1, 8)
+
+
+def test_a_symbolic_batch_gives_byte_identical_snapshots_for_batch_1_and_8() -> None:
+    one = snapshot.dumps(trace(Patches(), inputs="tensorB=1x3x16x16", tracer="export"))
+    eight = snapshot.dumps(trace(Patches(), inputs="tensorB=8x3x16x16", tracer="export"))
+    assert one == eight
+    graph = snapshot.loads(one)
+    assert graph.node("input:x").spec == {
+        "$tensor": {"shape": ["B", 3, 16, 16], "dtype": "float32"}
+    }
+    assert graph.node("reshape").spec == {"$tensor": {"shape": ["16*B", 8], "dtype": "float32"}}
+
+
+def test_a_named_size_alone_picks_the_export_tracer_and_others_refuse_it() -> None:
+    assert trace(Patches(), inputs="tensorBx3x16x16").meta["tracer"] == "export"
+    with pytest.raises(TraceError, match="only the export tracer keeps it"):
+        trace(Patches(), inputs="tensorBx3x16x16", tracer="fx")
+
+
+class FixesBatch(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(8, -1)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("tensorB=2x4", "the size B was declared dynamic but the model fixes it to 2"),
+        ("tensorB=4x4", "the size B was declared dynamic but the model only works when "),
+    ],
+)
+def test_a_model_that_fixes_a_declared_dynamic_size_says_so_in_one_line(
+    given: str, said: str
+) -> None:
+    with pytest.raises(TraceError) as failure:
+        trace(FixesBatch(), inputs=given, tracer="export")
+    message = str(failure.value)
+    assert said in message
+    assert "\n" not in message
+
+
+class Branches(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.proj(x)
+        if y.sum() > 0:  # data-dependent: torch.export cannot take this branch symbolically
+            return y
+        return -y
+
+
+def test_a_data_dependent_branch_fails_export_at_its_line(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(TraceError) as failure:
+        trace(Branches(), inputs="tensor2x4", tracer="export")
+    line = Branches.forward.__code__.co_firstlineno + 2
+    assert f"at test_trace_export.py:{line}: data-dependent branch" in str(failure.value)
+    assert capfd.readouterr().err == ""  # torch's graph dump is not nnviz's output
+
+
+def test_named_sizes_parse_by_argument() -> None:
+    spec = parse_inputs("x:tensorB=8x3xSEQ;mask:tensor1x4:bool")
+
+    def forward(x: torch.Tensor, mask: torch.Tensor) -> None: ...
+
+    assert spec.dims(forward) == {"x": {0: "B", 2: "SEQ"}}
+    assert spec.symbolic
+    assert spec.bind(forward)["x"].shape == (8, 3, 2)  # SEQ's example size is 2
+    assert not parse_inputs("tensor2x3").symbolic
