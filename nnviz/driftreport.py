@@ -1,13 +1,17 @@
 """The drift report: what the pytest plugin found in one session, and what is pending review.
 
-The plugin writes `report.json` (format "nnviz-drift-report", version 2) into its artifacts
+The plugin writes `report.json` (format "nnviz-drift-report", version 3) into its artifacts
 folder; `nnviz report`, `nnviz review`, `nnviz accept` and the GitHub Action read it back with
 `DriftReport.load`. Each drift carries the `GraphDiff.to_dict()` document (presenting a report
 needs no torch and no snapshot files), the pending snapshot (`<test>.new.json`) and the sha256
 of the stored snapshot it was compared with, so a later accept can refuse to overwrite a snapshot
 that changed since. Paths of artifact files are relative to the report's folder (a downloaded
 artifact works wherever it lands); test and snapshot paths are relative to pytest's rootdir,
-itself recorded relative to the repository (`root`). A report is untrusted input (it may come
+itself recorded relative to the repository (`root`). The run record (`run`, version 3) says
+what the session ran — its commit, its paths, each test's outcome, each snapshot check, why its
+collection was partial, and the snapshot files it could judge — so `nnviz report merge`
+(`nnviz.reportmerge`) can merge the reports of a sharded suite and decide what no shard used;
+version 2 reports (no run record) are still read. A report is untrusted input (it may come
 from a CI artifact): every path is checked to stay inside its folder. This module is the schema
 and the plain-text presentation; the GitHub presentation is `nnviz.github`. See
 docs/drift-report.md.
@@ -19,9 +23,9 @@ import json
 import os
 import posixpath
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from nnviz import untrusted
 from nnviz.diffing import changelog as renderings
@@ -30,7 +34,9 @@ from nnviz.errors import DriftReportError
 from nnviz.fs import atomic_write
 
 FORMAT = "nnviz-drift-report"
-VERSION = 2
+VERSION = 3
+READS = (2, 3)
+"""Versions read: version 2 had no run record (`run` is then `None`)."""
 REPORT_NAME = "report.json"
 SNAPSHOT_DIR = "__nnviz_snapshots__"
 PENDING = "new"
@@ -49,6 +55,18 @@ def _inside(path: str, what: str) -> str:
     if path.startswith("/") or "\\" in path or ":" in parts[0] or ".." in parts:
         raise ValueError(f"{what} must be a relative path inside its folder, not {path!r}")
     return path
+
+
+def snapshot_file(path: str) -> str:
+    """A stored snapshot's path: a `.json` file under `__nnviz_snapshots__/`, inside its folder
+    (what `nnviz accept` may overwrite and `--remove-unused` may delete)."""
+    _inside(path, "snapshot")
+    if SNAPSHOT_DIR not in path.split("/") or not path.endswith(".json"):
+        raise ValueError(f"snapshot must be a .json file under {SNAPSHOT_DIR}/, not {path!r}")
+    return path
+
+
+_Snapshot = Annotated[str, AfterValidator(snapshot_file)]
 
 
 class Summary(_Strict):
@@ -71,6 +89,59 @@ class SourceLine(_Strict):
     file: str = Field(min_length=1, description="Source file, relative to the repository.")
     line: int = Field(ge=1, description="1-based line of the assignment.")
     modules: list[str] = Field(min_length=1, description="Changed modules defined there.")
+
+
+CheckStatus = Literal["passed", "drifted", "written", "missing", "failed"]
+Outcome = Literal["passed", "failed", "skipped", "notrun"]
+
+
+class Check(_Strict):
+    """One `nnviz_snapshot(...)` call of the run: its test, its file and what it found."""
+
+    nodeid: str = Field(min_length=1)
+    snapshot: _Snapshot = Field(description="The snapshot file, relative to the rootdir.")
+    status: CheckStatus
+
+
+class Run(_Strict):
+    """What one session ran (or, merged, what the shards ran together)."""
+
+    commit: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{7,64}$",
+        description="The checked-out commit ($GITHUB_SHA, else git's HEAD); null when unknown.",
+    )
+    shards: int = Field(default=1, ge=1, description="How many sessions this record covers.")
+    paths: list[str] = Field(
+        default_factory=list, description="The folders and files the session covered ('.')."
+    )
+    partial: list[str] = Field(
+        default_factory=list,
+        description="Why the collection was not the whole suite of its paths (empty: it was).",
+    )
+    tests: dict[str, Outcome] = Field(
+        default_factory=dict, description="Every selected test by node id, with its outcome."
+    )
+    deselected: list[str] = Field(
+        default_factory=list, description="Tests collected but deselected (-k, -m, a split)."
+    )
+    checks: list[Check] = Field(default_factory=list)
+    unclaimed: list[_Snapshot] | None = Field(
+        default=None,
+        description="Snapshot files under its paths that none of its tests used nor may use "
+        "(a test that did not pass keeps its files); null when the run cannot tell (--lf, "
+        "test ids, collection errors, an interrupted run).",
+    )
+    kept: list[_Snapshot] = Field(
+        default_factory=list,
+        description="Snapshot files of its tests that did not pass (skipped, failed, not run): "
+        "never unused, whatever another shard saw.",
+    )
+
+    @property
+    def used(self) -> set[str]:
+        """The snapshot files the run's tests used."""
+        return {c.snapshot for c in self.checks}
 
 
 class Drift(_Strict):
@@ -96,10 +167,7 @@ class Drift(_Strict):
     @field_validator("snapshot")
     @classmethod
     def _snapshot(cls, value: str) -> str:
-        _inside(value, "snapshot")
-        if SNAPSHOT_DIR not in value.split("/") or not value.endswith(".json"):
-            raise ValueError(f"snapshot must be a .json file under {SNAPSHOT_DIR}/, not {value!r}")
-        return value
+        return snapshot_file(value)
 
     @field_validator("artifacts")
     @classmethod
@@ -135,16 +203,17 @@ class Drift(_Strict):
 
 
 class DriftReport(_Strict):
-    """A whole drift report document, format version 2."""
+    """A whole drift report document, format version 3."""
 
     format: Literal["nnviz-drift-report"] = "nnviz-drift-report"
-    version: Literal[2] = 2
+    version: Literal[2, 3] = 3
     root: str = Field(
         default="", description="pytest's rootdir relative to the repository ('' when the same)."
     )
     summary: Summary = Summary()
     drifts: list[Drift] = Field(default_factory=list)
-    unused: list[str] = Field(default_factory=list, description="Unused snapshot files.")
+    unused: list[_Snapshot] = Field(default_factory=list, description="Unused snapshot files.")
+    run: Run | None = Field(default=None, description="What the session ran (version 3).")
 
     @field_validator("root")
     @classmethod
@@ -162,9 +231,11 @@ class DriftReport(_Strict):
             cls,
             format=FORMAT,
             noun="drift report",
-            reads=(VERSION,),
+            reads=READS,
             max_bytes=untrusted.MAX_REPORT_BYTES,
         )
+        if report.version != VERSION:  # version 2: the same document without a run record
+            report = report.model_copy(update={"version": VERSION})
         for index, drift in enumerate(report.drifts):
             document.read(drift.diff, f"{source}: drifts[{index}].diff", DriftReportError)
         return report

@@ -23,6 +23,7 @@ from pathlib import Path
 from nnviz import snapshot
 from nnviz.diffing.changelog import coloured
 from nnviz.driftreport import (
+    SNAPSHOT_DIR,
     Drift,
     DriftReport,
     changelog,
@@ -122,6 +123,32 @@ def accept(change: Pending) -> str | None:
     snapshot.save(graph, stored)
     change.new.unlink(missing_ok=True)
     return None
+
+
+def remove_unused(target: str | os.PathLike[str], repository: Path | None = None) -> list[str]:
+    """Delete the snapshot files the report at `target` calls unused (found from the
+    repository root and the report's `root`, as `accept` finds snapshots); return those removed,
+    as the report names them."""
+    report = DriftReport.load(report_path(target))
+    base = repository_root(Path.cwd()) if repository is None else repository
+    files = {name: base / in_repository(report.root, name) for name in report.unused}
+    gone = {name: path for name, path in files.items() if path.is_file()}
+    delete_snapshots(list(gone.values()))
+    return list(gone)
+
+
+def delete_snapshots(paths: list[Path]) -> None:
+    """Remove snapshot files, then any snapshot folder they leave empty."""
+    folders = set()
+    for path in paths:
+        path.unlink(missing_ok=True)
+        folders.add(path.parent)
+    for folder in sorted(folders):
+        for candidate in (folder, folder.parent):
+            # Only the plugin's own folders, and only when nothing else is left in them.
+            ours = SNAPSHOT_DIR in (candidate.name, candidate.parent.name)
+            if ours and candidate.is_dir() and not any(candidate.iterdir()):
+                candidate.rmdir()
 
 
 def reject(change: Pending) -> None:

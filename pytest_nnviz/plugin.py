@@ -50,6 +50,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Only report snapshot files no test used, instead of failing the session.",
     )
     group.addoption(
+        "--nnviz-shard",
+        action="store_true",
+        help="This session is one shard of a split suite (implied by pytest-split's --splits): "
+        "snapshot files its tests did not use are only recorded in report.json, never failed on "
+        "or deleted; `nnviz report merge` decides over all the shards.",
+    )
+    group.addoption(
         "--nnviz-no-github",
         action="store_true",
         help="On GitHub Actions, do not print annotations or write the step summary (for a "
@@ -126,6 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
         inputs=str(config.getini("nnviz_inputs")).strip() or None,
         tracer=_tracer(config),
         warn_unused=bool(config.getoption("nnviz_warn_unused")),
+        shard=bool(config.getoption("nnviz_shard") or config.getoption("splits", None)),
         github=not config.getoption("nnviz_no_github"),
     )
     config.stash[STATE] = state = SessionState(options)
@@ -194,10 +202,10 @@ class OutcomeRecorder:
         self.state = state
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        self.state.partial = self.state.partial or bool(items)
+        self.state.deselected.update(item.nodeid for item in items)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        self.state.partial = self.state.partial or report.failed
+        self.state.collect_errors = self.state.collect_errors or report.failed
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.record_outcome(report.nodeid, report.when, report.outcome)

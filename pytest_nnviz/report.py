@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from nnviz.driftreport import REPORT_NAME, Drift, DriftReport, SourceLine, Summary
+from nnviz.driftreport import REPORT_NAME, Drift, DriftReport, Run, SourceLine, Summary
+from nnviz.review import delete_snapshots
+from pytest_nnviz import shard
 from pytest_nnviz.location import SNAPSHOT_DIR, SUFFIX, TestLocation, relative
 from pytest_nnviz.session import SessionState
 
@@ -36,47 +38,42 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def is_full_run(config: pytest.Config, exitstatus: int) -> bool:
-    """Whether every test ran, so a snapshot no test used is really unused.
-
-    Not under `-k`, `-m`, `--lf`, `--collect-only`, explicit `file::test` arguments,
-    deselection, collection errors or an interrupted run (skipped and failed tests are handled
-    per file).
-    """
-    narrowed = (
-        bool(config.getoption("collectonly", False))
-        or bool(config.getoption("keyword", ""))
-        or bool(config.getoption("markexpr", ""))
-        or bool(config.getoption("lf", False))
-        or any("::" in str(arg) for arg in config.args)
-    )
-    finished = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-    return finished and not narrowed
-
-
 def conclude(session: pytest.Session, state: SessionState) -> Conclusion | None:
-    """Decide about unused snapshots, write report.json, emit CI output; `None`: nothing to say."""
+    """Decide about unused snapshots, write report.json, emit CI output; `None`: nothing to say.
+
+    Only a whole run that is not a shard decides (fails on, deletes with `--nnviz-update`) the
+    files no test used; every run records them as `unclaimed` for `nnviz report merge`.
+    """
     options = state.options
-    unused: list[Path] = []
-    if is_full_run(session.config, int(session.exitstatus)) and not state.partial:
-        skip = [str(p) for p in session.config.getini("norecursedirs")]
-        unused = find_unused(state, scan_roots(session.config), skip)
-    if not state.results and not unused:
+    config, status = session.config, int(session.exitstatus)
+    unclaimed: list[Path] | None = None
+    if not shard.blocking_reasons(config, state, status):
+        skip = [str(p) for p in config.getini("norecursedirs")]
+        unclaimed = find_unused(state, shard.scan_roots(config), skip)
+    run = shard.record(config, state, status, unclaimed)
+    decides = not options.shard and not run.partial
+    unused = unclaimed if decides and unclaimed else []
+    if not state.results and not unused and not unclaimed and not options.shard:
         return None
     counts = count(state, unused)
     deleting = options.update == "all"
     conclusion = Conclusion(summary_line(counts, deleted=deleting))
+    if options.shard and unclaimed:
+        conclusion.lines.append(
+            f"{len(unclaimed)} snapshot file(s) this shard did not use: recorded for "
+            "`nnviz report merge`, which decides over all the shards"
+        )
     if unused:
         conclusion.lines.extend(f"unused snapshot: {options.relative(p)}" for p in unused)
         if deleting:
-            delete_unused(unused)
+            delete_snapshots(unused)
         elif options.warn_unused:
             conclusion.lines.append("(a warning only: --nnviz-warn-unused)")
         else:
             conclusion.lines.append("delete them with: pytest --nnviz-update")
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    report = build_report(state, unused)
+    report = build_report(state, unused, run)
     path = report.save(options.artifacts_dir / REPORT_NAME)
     troubled = any(counts[k] for k in ("drifted", "missing", "failed", "unused"))
     if options.github and os.environ.get("GITHUB_ACTIONS") == "true" and troubled:
@@ -90,12 +87,6 @@ def conclude(session: pytest.Session, state: SessionState) -> Conclusion | None:
 
 
 # --- unused snapshot files ------------------------------------------------------------------
-
-
-def scan_roots(config: pytest.Config) -> list[Path]:
-    """The folders and test files the session covered (its arguments, else `testpaths`)."""
-    here = config.invocation_params.dir
-    return [(here / str(arg).partition("::")[0]).resolve() for arg in config.args]
 
 
 def find_unused(state: SessionState, roots: list[Path], skip: list[str]) -> list[Path]:
@@ -149,20 +140,6 @@ def _snapshot_folders(roots: list[Path], skip: list[str]) -> list[Path]:
     return [f for f in found if f.is_dir()]
 
 
-def delete_unused(paths: list[Path]) -> None:
-    """Remove unused snapshot files, then any snapshot folder left empty."""
-    folders = set()
-    for path in paths:
-        path.unlink(missing_ok=True)
-        folders.add(path.parent)
-    for folder in sorted(folders):
-        for candidate in (folder, folder.parent):
-            # Only the plugin's own folders, and only when nothing else is left in them.
-            ours = SNAPSHOT_DIR in (candidate.name, candidate.parent.name)
-            if ours and candidate.is_dir() and not any(candidate.iterdir()):
-                candidate.rmdir()
-
-
 # --- counts and the report ------------------------------------------------------------------
 
 
@@ -186,8 +163,9 @@ def summary_line(counts: dict[str, int], *, deleted: bool = False) -> str:
     return "nnviz: " + ", ".join(parts)
 
 
-def build_report(state: SessionState, unused: list[Path]) -> DriftReport:
-    """The session's report: counts, every drift with its pending snapshot, unused files."""
+def build_report(state: SessionState, unused: list[Path], run: Run | None = None) -> DriftReport:
+    """The session's report: counts, every drift with its pending snapshot, unused files, the
+    run record."""
     options = state.options
     failing = {r.nodeid for r in state.results if r.status in ("drifted", "missing", "failed")}
     others = [n for n, o in state.outcomes.items() if o == "failed" and n not in failing]
@@ -211,6 +189,7 @@ def build_report(state: SessionState, unused: list[Path]) -> DriftReport:
         summary=Summary(**count(state, unused), other_failures=len(others)),
         drifts=drifts,
         unused=[options.relative(p) for p in unused],
+        run=run,
     )
 
 

@@ -68,6 +68,9 @@ class Options:
     tracer: str = "auto"
     """The tracer every call insists on unless it names one (ini `nnviz_tracer`)."""
     warn_unused: bool = False
+    shard: bool = False
+    """One shard of a split suite (`--nnviz-shard`, or pytest-split's `--splits`): unused
+    snapshot files are only recorded for `nnviz report merge`, never failed on or deleted."""
     github: bool = True
     """Whether to annotate and summarise when running on GitHub Actions."""
 
@@ -86,8 +89,15 @@ class SessionState:
     """Every collected test by node id, with where its snapshots live."""
     outcomes: dict[str, str] = field(default_factory=dict)
     """`passed`, `failed` or `skipped` per test that ran."""
-    partial: bool = False
-    """Some tests were deselected or failed to collect: unused files cannot be told apart."""
+    deselected: set[str] = field(default_factory=set)
+    """Tests collected but deselected (-k, -m, --deselect, a split): a partial collection."""
+    collect_errors: bool = False
+    """Some test module failed to collect: its tests (and their snapshots) are unknown."""
+
+    @property
+    def partial(self) -> bool:
+        """Some tests were deselected or failed to collect: unused files cannot be told apart."""
+        return bool(self.deselected) or self.collect_errors
 
     def record_outcome(self, nodeid: str, when: str, outcome: str) -> None:
         """Fold one test report phase into the test's outcome (any failure or skip wins)."""
@@ -104,7 +114,8 @@ class SessionState:
             {
                 "results": [asdict(r) for r in self.results],
                 "tests": {k: [str(t.folder), t.base] for k, t in sorted(self.tests.items())},
-                "partial": self.partial,
+                "deselected": sorted(self.deselected),
+                "collect_errors": self.collect_errors,
             },
             sort_keys=True,
         )
@@ -117,4 +128,5 @@ class SessionState:
             self.results.append(SnapshotResult(**record, sources=sources))
         for nodeid, (folder, base) in doc["tests"].items():
             self.tests.setdefault(nodeid, TestLocation(nodeid, Path(folder), base))
-        self.partial = self.partial or bool(doc["partial"])
+        self.deselected.update(doc["deselected"])
+        self.collect_errors = self.collect_errors or bool(doc["collect_errors"])

@@ -15,7 +15,33 @@ from nnviz.cli.shell import (
 )
 
 
-@cli.command("report")
+class _ReportGroup(click.Group):
+    """`nnviz report REPORT|DIR [OPTIONS]` presents a report (the `show` subcommand, its name
+    left out); `nnviz report merge DIR... -o OUT` merges the reports of a sharded suite."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if a not in ("--help", "-h")), None)
+        if first is not None and first not in self.commands:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        show = self.commands["show"]
+        with click.Context(show, info_name=ctx.info_name, parent=ctx.parent) as sub:
+            show.format_help(sub, formatter)
+        with formatter.section("Merging shards"):
+            formatter.write_text(
+                "nnviz report merge DIR... -o OUT: one report from the artifact folders of a "
+                "sharded suite (see nnviz report merge --help)."
+            )
+
+
+@cli.group("report", cls=_ReportGroup)
+def report_group() -> None:
+    """Present the pytest plugin's drift report, or merge the reports of a sharded suite."""
+
+
+@report_group.command("show")
 @click.argument("report", metavar="REPORT|DIR")
 @click.option(
     "-f",
@@ -115,6 +141,37 @@ def report_command(
     ctx.exit(1 if failures else 0)
 
 
+@report_group.command("merge")
+@click.argument("folders", nargs=-1, required=True, metavar="DIR...")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="OUT",
+    help="The merged artifacts folder (created; an earlier merged folder there is replaced).",
+)
+@click.pass_context
+def merge_command(ctx: click.Context, folders: tuple[str, ...], output: str) -> None:
+    """Merge the artifact folders of a sharded suite (one per CI matrix job) into one.
+
+    The merged folder holds one report.json (every drift once, with its pending snapshot and
+    drawings, the counts of all shards) that `nnviz report`, `nnviz review` and `nnviz accept`
+    read as one run's. A snapshot file is unused only when no shard used it and the shards
+    together ran every test. Shards of different commits, or overlapping tests that disagree,
+    are refused (exit 2). Example: `nnviz report merge shards/* -o .nnviz-artifacts`.
+    """
+    with one_line_errors(ctx):
+        from nnviz import driftreport, reportmerge
+
+        shards = reportmerge.load(folders)
+        merged = reportmerge.merge(shards)
+        folder = reportmerge.write(shards, merged, output)
+        line = driftreport.text(merged).splitlines()[0]
+        click.echo(f"{line} (merged {driftreport.plural(len(shards), 'shard')} into {folder})")
+        if merged.run and merged.run.partial:
+            click.echo(f"unused snapshots not judged: {'; '.join(merged.run.partial)}")
+
+
 def _artifacts_and_ids(target: str | None, test_ids: tuple[str, ...]) -> tuple[str, list[str]]:
     """`nnviz accept test.py::t` takes a test id for the folder: the folder is optional."""
     from nnviz.review import ARTIFACTS_DIR
@@ -127,8 +184,16 @@ def _artifacts_and_ids(target: str | None, test_ids: tuple[str, ...]) -> tuple[s
 @cli.command("accept")
 @click.argument("target", required=False, metavar="[DIR|REPORT]")
 @click.argument("test_ids", nargs=-1, metavar="[TEST_ID]...")
+@click.option(
+    "--remove-unused",
+    is_flag=True,
+    help="Also delete the snapshot files the report calls unused (a whole run, or the merge of "
+    "shards that together ran every test).",
+)
 @click.pass_context
-def accept_command(ctx: click.Context, target: str | None, test_ids: tuple[str, ...]) -> None:
+def accept_command(
+    ctx: click.Context, target: str | None, test_ids: tuple[str, ...], remove_unused: bool
+) -> None:
     """Accept pending architecture changes: write each drift's new snapshot over the stored one.
 
     DIR is the artifacts folder (default .nnviz-artifacts) or its report.json, also one
@@ -142,6 +207,9 @@ def accept_command(ctx: click.Context, target: str | None, test_ids: tuple[str, 
 
         folder, ids = _artifacts_and_ids(target, test_ids)
         chosen = review.select(review.load_pending(folder), ids)
+        if remove_unused:
+            for path in review.remove_unused(folder):
+                click.echo(f"removed unused {path}")
         if not chosen:
             click.echo("nnviz: no pending changes")
         tally = review.accept_all(chosen, click.echo)

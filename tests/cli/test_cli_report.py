@@ -14,7 +14,9 @@ from support import make_drift, make_report, run_nnviz, torch_blocker
 @pytest.fixture
 def report_path(tmp_path: Path) -> Path:
     drifts = [make_drift(i, changed=2 if i == 2 else 1) for i in range(1, 13)]
-    return make_report(drifts, unused=["tests/old.json"]).save(tmp_path / "report.json")
+    return make_report(drifts, unused=["tests/__nnviz_snapshots__/t/old.json"]).save(
+        tmp_path / "report.json"
+    )
 
 
 def no_torch_env(tmp_path: Path, **extra: str) -> dict[str, str]:

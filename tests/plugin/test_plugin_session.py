@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nnviz.review import delete_snapshots
 from pytest_nnviz.engine import Status
 from pytest_nnviz.location import locate
-from pytest_nnviz.report import count, delete_unused, find_unused, summary_line
+from pytest_nnviz.report import count, find_unused, summary_line
 from pytest_nnviz.session import Options, SessionState, SnapshotResult, SourceRef
 
 
@@ -53,13 +54,14 @@ def test_worker_payload_round_trip(tmp_path: Path) -> None:
         )
     )
     worker.tests["t.py::test_a"] = locate("t.py::test_a", tmp_path / "t.py")
-    worker.partial = True
+    worker.deselected.add("t.py::test_c")
     controller = state(tmp_path)
     controller.merge(worker.payload())
     controller.merge(state(tmp_path).payload())
     assert controller.results == worker.results
     assert controller.tests == worker.tests
-    assert controller.partial and count(controller, [])["drifted"] == 2
+    assert controller.partial and controller.deselected == {"t.py::test_c"}
+    assert count(controller, [])["drifted"] == 2
 
 
 def test_unused_files(tmp_path: Path) -> None:
@@ -76,7 +78,7 @@ def test_unused_files(tmp_path: Path) -> None:
     unused = find_unused(s, [tmp_path], [])
     assert [p.name for p in unused] == ["test_a.extra.json", "test_gone.json"]
 
-    delete_unused(unused)
+    delete_snapshots(unused)
     assert sorted(p.name for p in folder.iterdir()) == [
         "notes.txt",
         "test_a.json",
@@ -84,6 +86,6 @@ def test_unused_files(tmp_path: Path) -> None:
     ]
     for name in ("notes.txt", "test_a.json", "test_skip.json"):
         (folder / name).unlink()
-    delete_unused([])
-    delete_unused([folder / "test_gone.json"])
+    delete_snapshots([])
+    delete_snapshots([folder / "test_gone.json"])
     assert not folder.parent.exists()  # the emptied __nnviz_snapshots__ folder goes too

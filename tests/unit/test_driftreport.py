@@ -37,11 +37,13 @@ from nnviz.github import workflow_commands as github_annotations
 
 
 def test_save_load_round_trip_is_canonical(tmp_path: Path) -> None:
-    report = make_report([make_drift(1), make_drift(2, changed=2)], unused=["tests/x.json"])
+    report = make_report(
+        [make_drift(1), make_drift(2, changed=2)], unused=["tests/__nnviz_snapshots__/t/x.json"]
+    )
     path = report.save(tmp_path / "out" / "report.json")
     assert DriftReport.load(path) == report
     doc = json.loads(path.read_text(encoding="utf-8"))
-    assert doc["format"] == "nnviz-drift-report" and doc["version"] == 2
+    assert doc["format"] == "nnviz-drift-report" and doc["version"] == 3
     assert list(doc) == sorted(doc)
     assert path.read_text(encoding="utf-8") == report.dumps()
 
@@ -51,9 +53,9 @@ def test_save_load_round_trip_is_canonical(tmp_path: Path) -> None:
     [
         (lambda d: "not json", "not valid JSON"),
         (lambda d: {**d, "format": "nnviz-graph"}, 'not an nnviz drift report (no "format"'),
-        (lambda d: {**d, "version": 3}, "newer nnviz (format version 3;"),
+        (lambda d: {**d, "version": 4}, "newer nnviz (format version 4;"),
         (lambda d: {**d, "version": 1}, "format version 1 is not supported"),
-        (lambda d: {**d, "version": "2"}, '"version" must be an integer'),
+        (lambda d: {**d, "version": "3"}, '"version" must be an integer'),
         (lambda d: {**d, "summary": {"passed": -1}}, "summary.passed: Input should be greater"),
         (lambda d: {**d, "surprise": 1}, "surprise: Extra inputs are not permitted"),
         (
@@ -159,7 +161,7 @@ def test_hostile_names_cannot_break_out_of_the_command() -> None:
 
 def test_forty_drifts_give_ten_errors_and_one_warning_naming_the_rest() -> None:
     drifts = [make_drift(i, changed=2 if i % 7 == 0 else 1) for i in range(40)]
-    lines = github_annotations(make_report(drifts, unused=["tests/old.json"]))
+    lines = github_annotations(make_report(drifts, unused=["tests/__nnviz_snapshots__/t/old.json"]))
     errors = [line for line in lines if line.startswith("::error ")]
     warnings = [line for line in lines if line.startswith("::warning ")]
     notices = [line for line in lines if line.startswith("::notice ")]
@@ -169,7 +171,7 @@ def test_forty_drifts_give_ten_errors_and_one_warning_naming_the_rest() -> None:
     for i in (0, 7, 14, 21, 28, 35):
         assert any(f"test_model_{i:02d}" in line for line in errors[:6])
     assert "30 more architecture drift(s) not annotated" in warnings[0]
-    assert "1 snapshot file(s) no test used: tests/old.json" in notices[0]
+    assert "1 snapshot file(s) no test used: tests/__nnviz_snapshots__/t/old.json" in notices[0]
 
 
 def test_no_drift_no_annotation() -> None:
@@ -298,14 +300,14 @@ def test_markdown_survives_backticks_and_pipes_in_names() -> None:
 
 
 def test_text_report() -> None:
-    out = text(make_report([make_drift(1)], unused=["tests/old.json"]))
+    out = text(make_report([make_drift(1)], unused=["tests/__nnviz_snapshots__/t/old.json"]))
     lines = out.splitlines()
     assert lines[0] == "nnviz: 3 passed, 1 drifted, 0 written, 0 missing, 0 failed, 1 unused"
     assert "DRIFT tests/test_models.py:11  tests/test_models.py::test_model_01" in lines
     assert any(line.startswith("  ~ features.0") for line in lines)
     assert "  drawings: tests/test_models/test_model_01.diff.pdf" in lines
     assert "  pending: tests/test_models/test_model_01.new.json" in lines
-    assert "  tests/old.json" in lines
+    assert "  tests/__nnviz_snapshots__/t/old.json" in lines
 
 
 def test_workspace_root_and_source_url(tmp_path: Path) -> None:
