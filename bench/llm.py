@@ -87,22 +87,32 @@ CHANGE = "intermediate_size=30000"
 """The second snapshot's one change (every layer's MLP width): what the diff has to report."""
 
 
-def run_model(name: str, folder: Path) -> dict[str, Any]:
-    """Trace, trace changed, diff, draw: each a child process; seconds, CPU and peak RSS."""
+def run_model(
+    name: str,
+    folder: Path,
+    spec_file: Path = HERE,
+    title: str | None = None,
+    change: str = CHANGE,
+    html: bool = False,
+) -> dict[str, Any]:
+    """Trace, trace changed, diff, draw (and the HTML page): each a child process; seconds,
+    CPU and peak RSS."""
     sys.path.insert(0, str(HERE.parent))
     from peers import measure
 
     nnviz = [sys.executable, "-m", "nnviz"]
-    spec = f"{HERE}:{name}"
+    spec = f"{spec_file}:{name}"
     a, b, svg = folder / f"{name}.json", folder / f"{name}-changed.json", folder / f"{name}.svg"
     steps = {
         "floor": [sys.executable, "-c", "import torch, torchvision"],
         "trace": [*nnviz, spec, "-i", INPUT, "-o", str(a)],
-        "trace changed": [*nnviz, spec, "-a", CHANGE, "-i", INPUT, "-o", str(b)],
+        "trace changed": [*nnviz, spec, "-a", change, "-i", INPUT, "-o", str(b)],
         "diff": [*nnviz, "diff", str(a), str(b)],
         "draw": [*nnviz, str(a), "-o", str(svg)],
     }
-    row: dict[str, Any] = {"model": MODELS[name]}
+    if html:
+        steps["html"] = [*nnviz, str(a), "-o", str(svg.with_suffix(".html"))]
+    row: dict[str, Any] = {"model": title or MODELS[name]}
     for step, command in steps.items():
         seconds, peak, ok, note, cpu = measure(command, folder)
         if not ok and step != "diff":  # diff exits 1: the snapshots differ, as they should
@@ -112,6 +122,8 @@ def run_model(name: str, folder: Path) -> dict[str, Any]:
     row["nodes"] = len(document["nodes"])
     row["params"] = next(m["params"] for m in document["modules"] if m["path"] == "")
     row["snapshot_mb"] = a.stat().st_size / 1e6
+    if html:
+        row["html_mb"] = svg.with_suffix(".html").stat().st_size / 1e6
     return row
 
 
