@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['model']}: {r['params']:,} parameters in the snapshot, {same} to torch's count; "
             f"routed experts {t['experts'][1]:,} of {t['experts'][0]:,}, routers "
             f"{t['routers'][1]} of {t['routers'][0]}, shared experts {t['shared'][1]} of "
-            f"{t['shared'][0]} recorded; HTML page {r['html']['seconds']:.1f} s ({r['html']['cpu']:.1f} "
-            f"CPU), {r['html_mb']:.1f} MB"
+            f"{t['shared'][0]} recorded; HTML page {r['html']['seconds']:.1f} s "
+            f"({r['html']['cpu']:.1f} CPU), {r['html_mb']:.1f} MB"
         )
     return 0
 
