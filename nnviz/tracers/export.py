@@ -28,6 +28,7 @@ from torch import nn
 from nnviz.errors import TraceError
 from nnviz.graph import Graph
 from nnviz.tracers.conventions import MODEL_DEVICE, encode, spec_of, versions
+from nnviz.tracers.cost import counting, priced
 from nnviz.tracers.eager import _call_arguments
 from nnviz.tracers.exported import Lowering, to_graph
 from nnviz.tracers.inputs import InputSpec
@@ -76,8 +77,10 @@ def trace_export(model: nn.Module, name: str, inputs: InputSpec) -> Graph:
         "inputs": {key: lowering.spec(value) for key, value in given.items()},
         "export": {"ok": True},
     }
+    if not names:  # MACs of symbolic sizes would be formulas: unknown (no cost) instead
+        lowering.costs.update(_costs(program, bound))
     with preserved(model):
-        return to_graph(program, model, placeholders, lowering, meta)
+        return priced(to_graph(program, model, placeholders, lowering, meta))
 
 
 def exportability(model: nn.Module, name: str, inputs: InputSpec) -> Exportability:
@@ -108,6 +111,44 @@ def _export(model: nn.Module, name: str, inputs: InputSpec) -> tuple[Any, dict[s
     except Exception as exc:
         raise ExportFailure(name, _why(exc)) from exc
     return program, bound, names
+
+
+def _costs(program: Any, bound: Mapping[str, Any]) -> dict[fx.Node, tuple[int, dict[str, int]]]:
+    """Each ATen node's MACs and uncounted ops (`nnviz.tracers.cost`), from running the
+    program's graph on meta tensors shaped as its example values."""
+    from torch.utils._pytree import tree_leaves
+
+    def meta(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return torch.empty(value.shape, dtype=value.dtype, device="meta")
+        return value
+
+    users = [v for v in tree_leaves(dict(bound)) if isinstance(v, torch.Tensor)]
+    args = []
+    by_name = {s.arg.name: s for s in program.graph_signature.input_specs}
+    for node in program.graph.nodes:
+        if node.op != "placeholder":
+            continue
+        spec = by_name.get(node.name)
+        if spec is not None and spec.kind.name == "USER_INPUT":
+            args.append(meta(users.pop(0)) if users else meta(node.meta.get("val")))
+        else:
+            args.append(meta(node.meta.get("val")))
+    found: dict[fx.Node, tuple[int, dict[str, int]]] = {}
+
+    class _Run(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            out = super().run_node(n)
+            if n.op == "call_function":
+                found[n] = counter.take()
+            return out
+
+    try:
+        with counting() as counter, torch.no_grad(), _quiet():
+            _Run(fx.GraphModule({}, program.graph)).run(*args)
+    except Exception:  # the graph is recorded either way; its cost is unknown
+        return {}
+    return found
 
 
 def _dynamic_shapes(
@@ -252,7 +293,7 @@ def _lowering(program: Any, symbols: Mapping[Any, str]) -> Lowering:
             return MODEL_DEVICE
         return spec_of(value)
 
-    return Lowering(attrs, params, spec)
+    return Lowering(attrs, params, spec, {})
 
 
 def _symbol(name: str) -> Any:

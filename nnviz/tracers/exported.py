@@ -23,6 +23,7 @@ a tensor made without any input (`torch.eye(4)`) is a constant, recorded by what
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import operator
 from collections.abc import Callable, Mapping
@@ -48,6 +49,7 @@ from nnviz.tracers.conventions import (
     qualname,
     scoped,
 )
+from nnviz.tracers.cost import node_cost
 from nnviz.tracers.fx import is_leaf
 from nnviz.values import Value
 
@@ -185,6 +187,8 @@ class Lowering:
     """The placeholders that are parameters: a call on one is recorded, as fx records it."""
     spec: Callable[[Any], Value]
     """A node's `meta["val"]` as a spec (symbolic sizes by their declared names)."""
+    costs: dict[fx.Node, tuple[int, dict[str, int]]]
+    """Each ATen node's MACs and uncounted ops (empty: cost unknown)."""
 
 
 def to_graph(
@@ -304,7 +308,17 @@ def _add_call(
     last = outputs[0] if single and outputs else call.nodes[-1]
     spec = lowering.spec(last.meta.get("val")) if single else {
         "$tuple": [lowering.spec(n.meta.get("val")) for n in outputs]}  # fmt: skip
-    nodes.append(Node(node_id, kind, call.op, call.scope, call.module, constants, spec))  # type: ignore[arg-type]
+    cost = None
+    if lowering.costs:
+        macs, uncounted = 0, dict[str, int]()
+        for n in call.nodes:
+            more, names = lowering.costs.get(n, (0, {}))
+            macs += more
+            for key, count in names.items():
+                uncounted[key] = uncounted.get(key, 0) + count
+        cost = node_cost((macs, uncounted))
+    node = Node(node_id, kind, call.op, call.scope, call.module, constants, spec)  # type: ignore[arg-type]
+    nodes.append(dataclasses.replace(node, cost=cost))
     for index, out in enumerate(outputs):
         made[out] = (node_id, None if single else str(_index(out, index)))
     if not single:  # unpacked where the call is made, in order, as fx records `a, b = f(x)`
@@ -341,6 +355,8 @@ def _source(
     nodes.append(Node(item, "function", "operator.getitem", owner.scope if owner.kind != "input"
                       else "", None, {"1": value}, lowering.spec(node.meta.get("val")),
                       meta={"nnviz_item": key}))  # fmt: skip
+    if lowering.costs:
+        nodes[-1] = dataclasses.replace(nodes[-1], cost=node_cost((0, {})))
     edges.setdefault((node_id, item), []).append("0")
     return item
 
@@ -438,6 +454,5 @@ def _drop_unused_reads(nodes: list[Node], edges: list[Edge]) -> list[Node]:
             and is_shape_query(node.kind, node.op)
         ):
             continue
-        kept.append(Node(node.id, node.kind, node.op, node.scope, node.module, node.args,
-                         node.spec) if node.meta else node)  # fmt: skip
+        kept.append(dataclasses.replace(node, meta={}) if node.meta else node)
     return kept
