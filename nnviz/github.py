@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from nnviz.diffing import changelog as renderings
-from nnviz.diffing.places import expand
+from nnviz.diffing.records import Entry
 from nnviz.driftreport import (
     Drift,
     DriftReport,
@@ -143,23 +143,23 @@ def _source_annotations(ranked: list[Drift]) -> list[str]:
     # Source files are recorded relative to the repository: GitHub's own root.
     out: list[str] = []
     for drift in ranked:
-        log = changelog(drift.diff).splitlines()
+        entries = renderings.changelog_of(drift.diff).entries
         for source in drift.sources:
             if len(out) == MAX_ERROR_ANNOTATIONS:
                 return out
             names = ", ".join(source.modules)
-            mine = [ln for ln in log if any(_about(ln, m) for m in source.modules)]
+            said = [renderings.change_line(e) for e in entries if _about(e, source.modules)]
+            mine = [line for line in said if line is not None]
             message = "\n".join([*mine[:_ANNOTATION_LINES], f"(snapshot test: {drift.nodeid})"])
             title = f"nnviz: {names} changed the architecture"
             out.append(_command("warning", source.file, source.line, title, message))
     return out
 
 
-def _about(line: str, module: str) -> bool:
-    """Whether a changelog line names `module` or a place inside it (`blocks.{0..11}.attn`
+def _about(entry: Entry, modules: list[str]) -> bool:
+    """Whether a changelog entry names one of `modules` or a place inside one (`blocks.{0..11}.attn`
     names `blocks.3`)."""
-    names = expand(line[2:].split("  ", 1)[0]) if len(line) > 2 else []
-    return any(name == module or name.startswith(module + ".") for name in names)
+    return any(n == m or n.startswith(m + ".") for n in entry.places.names() for m in modules)
 
 
 def _annotation_message(drift: Drift) -> str:
@@ -363,8 +363,8 @@ def _drift_section(
 
 
 def _mermaid(drift: Drift) -> list[str]:
-    picture = renderings.mermaid(drift.diff).strip("\n")
-    edges = sum(1 for line in picture.splitlines() if re.search(r" (-->|==>|-\.->) ", line))
+    sketch = renderings.sketch(drift.diff)
+    picture, edges = sketch.text.strip("\n"), sketch.edges
     if len(picture) <= MERMAID_CHARS and edges <= MERMAID_EDGES:
         return _fence("mermaid", picture)
     return [

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnviz import snapshot
-from nnviz.diffing.changelog import coloured
+from nnviz.diffing import changelog as renderings
 from nnviz.driftreport import (
     SNAPSHOT_DIR,
     Drift,
     DriftReport,
-    changelog,
     in_repository,
     report_path,
 )
@@ -159,11 +158,10 @@ def reject(change: Pending) -> None:
 def describe(change: Pending, colour: bool = False) -> str:
     """The test, its files and the changelog (coloured for a terminal)."""
     drift = change.drift
-    log = changelog(drift.diff) + "\n"
     lines = [
         f"{drift.nodeid}  ({drift.file}:{drift.line})",
         f"snapshot: {_shown(change.snapshot)}",
-        (coloured(log) if colour else log).rstrip("\n"),
+        renderings.changelog(drift.diff, colour=colour).rstrip("\n"),
     ]
     if change.drawing is not None:
         lines.append(f"drawing: {_shown(change.drawing)}")

@@ -117,10 +117,7 @@ def diff_command(
             elif output_format == "markdown":
                 click.echo(result.to_markdown(), nl=False)
             else:
-                text = result.to_text(verbose)
-                if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-                    from nnviz.diffing.changelog import coloured
-
-                    text = coloured(text)
+                colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+                text = result.to_text(verbose, colour=colour)
                 click.echo(text, nl=False)
     ctx.exit(0 if result.identical else 1)

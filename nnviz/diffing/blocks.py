@@ -19,12 +19,13 @@ torch.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from nnviz.diffing.records import span
 
 _SEPARATORS = ".:#"
 _INDEX = re.compile(r"(0|[1-9][0-9]*)$")
@@ -49,7 +50,7 @@ class Siblings:
     @property
     def title(self) -> str:
         """`blocks.{0..11}`: the parent and the span of the indices."""
-        return child(self.parent, self.stem + span(self.indices))
+        return child(self.parent, self.stem + span(list(self.indices)))
 
     def only(self, indices: Iterable[int]) -> Siblings:
         """The same group restricted to `indices`."""
@@ -58,16 +59,6 @@ class Siblings:
 
 def child(parent: str, name: object) -> str:
     return f"{parent}.{name}" if parent else str(name)
-
-
-def span(values: Iterable[int]) -> str:
-    """`3`, `{0,1}`, `{0..11}` (three or more consecutive), `{0,2,5}`."""
-    unique = sorted(set(values))
-    if len(unique) == 1:
-        return str(unique[0])
-    if len(unique) > 2 and unique == list(range(unique[0], unique[-1] + 1)):
-        return f"{{{unique[0]}..{unique[-1]}}}"
-    return "{" + ",".join(map(str, unique)) + "}"
 
 
 def within(name: str, block: str) -> bool:
@@ -167,16 +158,13 @@ class Chart:
                 return f"{title}{name[len(block) :]} ×{count}"
         return name
 
-    def text(self, line: str) -> str:
-        """`line` with every name in the first block of a run written with the run's title."""
-        if not self.titles:
-            return line
-        return self._names.sub(lambda found: self.titles[found.group()][0], line)
-
-    @functools.cached_property
-    def _names(self) -> re.Pattern[str]:
-        paths = sorted(self.titles, key=len, reverse=True)
-        return re.compile(rf"(?<![\w.])(?:{'|'.join(map(re.escape, paths))})(?!\w)")
+    def rename(self, name: str) -> str:
+        """`name` with the first block of its run written as the run's title (`blocks.0.attn.x`
+        → `blocks.{0..11}.attn.x`)."""
+        for block in sorted(self.titles, key=len, reverse=True):
+            if within(name, block):
+                return self.titles[block][0] + name[len(block) :]
+        return name
 
     def between_blocks(self, source: str, target: str) -> bool:
         """Whether an edge runs from one block of a run to another (left out of the chart)."""

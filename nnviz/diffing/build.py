@@ -24,7 +24,7 @@ from nnviz.diffing.fields import (
     positional_format,
 )
 from nnviz.diffing.matching import Matching, match
-from nnviz.diffing.model import ABSENT, Change, EdgeDiff, GraphDiff, NodeDiff
+from nnviz.diffing.model import Change, EdgeDiff, GraphDiff, NodeDiff
 from nnviz.diffing.ops import same_inputs
 from nnviz.diffing.plumbing import (
     classify_slots,
@@ -34,6 +34,7 @@ from nnviz.diffing.plumbing import (
     is_optional_input,
     slot_values,
 )
+from nnviz.diffing.records import ABSENT
 from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
 
 _FLOW_LAST = 10_000

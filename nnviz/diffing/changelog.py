@@ -1,36 +1,56 @@
-"""Human renderings of a diff document (`GraphDiff.to_dict()`, see docs/diff-format.md).
+"""The one rendering module of a diff's changelog: text, markdown and Mermaid, all from the same
+records (`nnviz.diffing.entries.changelog_of(doc)`, see `nnviz.diffing.records`).
 
-Everything here works from the JSON document alone, so tools that only hold JSON (the pytest
-plugin's report.json, `nnviz report`) print exactly what `nnviz diff` prints:
+Everything here works from the JSON document alone (`GraphDiff.to_dict()`, docs/diff-format.md),
+so tools that only hold JSON (the pytest plugin's report.json, `nnviz report`) print exactly what
+`nnviz diff` prints:
 
-- `changelog(doc)`: each real change once, its consequences folded under it (the lines of
-  `nnviz.diffing.lines`; `verbose=True` lists every change), then one line of totals and the
-  information that is not drift. An identical diff is one line. `coloured(text)` adds ANSI
-  colours for a terminal.
+- `changelog(doc)`: each real change once, its consequences folded under it (`verbose=True`
+  lists every change), then one line of totals and the information that is not drift. An
+  identical diff is one line. `colour=True` adds ANSI colours for a terminal.
 - `markdown(doc)`: a summary table, the changelog and a Mermaid flowchart of the changed region,
   folded to stay well under GitHub's 65,536-character comment limit.
 - `mermaid(doc)`: that flowchart alone (at most `max_nodes` nodes).
+- `item_lines(item)`: one record's lines, for readers that place them (annotations).
 
-Each refuses (`NNVizError`) a document of another format or an unknown version.
+Each refuses (`NNVizError`) a document of another format or an unknown version. No function
+here reads text back: every line is made from records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from nnviz.diffing import document
+from nnviz.diffing import document, entries
 from nnviz.diffing.blocks import chart
-from nnviz.diffing.grouping import group_items, join_places
-from nnviz.diffing.lines import Doc, Index, describe, display, groups, title
-from nnviz.diffing.lines import human as human  # the renderings' number format, for readers
+from nnviz.diffing.entries import Index, field_change, title
 from nnviz.diffing.palette import PALETTE
+from nnviz.diffing.records import (
+    ABSENT,
+    VARIES,
+    Changelog,
+    Entry,
+    FieldChange,
+    Folded,
+    Inside,
+    Item,
+    Orphans,
+    Places,
+    Shift,
+    Size,
+)
+from nnviz.values import format_value
 
+Doc = Mapping[str, Any]
 _MAX_MARKDOWN_LINES = 400
 _MAX_MARKDOWN_CHARS = 30_000
 _MAX_MERMAID_CHARS = 25_000  # with the changelog's cap, a PR comment stays under 65,536
-
-
+_MAX_KINDS = 5
+_MAX_INFO_LINES = 10
+_FOLLOWER = "    ↳ "
+SYMBOL = {"changed": "~", "added": "+", "removed": "-", "renamed": "→", "moved": "→", "ops": "~"}
 _INFO_NAMES = {
     "attribute": "attribute-only change",
     "plumbing": "scalar-plumbing change",
@@ -38,118 +58,274 @@ _INFO_NAMES = {
     "input": "optional-input change",
     "format": "older-format change",
 }
-_MAX_INFO_LINES = 10
+_FOLDED = {"output": "output shapes follow", "input": "inputs rewired"}
+
+Line = tuple[str, str]
+"""A line and its colour class: `+`, `-`, `~`, `→`, ` ` (folded, dim) or `` (none)."""
 
 
-def _info_lines(doc: Doc) -> list[str]:
+def human(n: int) -> str:
+    """`2400000` -> `2.4M`, `9500` -> `9.5K`, `512` -> `512`."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.1f}".rstrip("0").rstrip(".") + unit
+    return str(n)
+
+
+def display(name: str) -> str:
+    return name if name else "(root)"
+
+
+def counted(kinds: tuple[tuple[str, int], ...] | Mapping[str, int]) -> str:
+    """`mul ×3, add ×2, pow`, the most frequent first, at most five kinds then `…`."""
+    items = kinds.items() if isinstance(kinds, Mapping) else kinds
+    ranked = sorted(items, key=lambda kv: -kv[1])
+    shown = [f"{k} ×{n}" if n > 1 else k for k, n in ranked[:_MAX_KINDS]]
+    return ", ".join(shown + (["…"] if len(ranked) > _MAX_KINDS else []))
+
+
+# --- one change, one entry ----------------------------------------------------------------------
+
+
+def _label(key: str) -> str:
+    field, _, rest = key.partition(".")
+    if field in ("hparams", "parameters"):
+        return rest
+    if field == "inputs":  # `input 0` (a position), `input other`, `input input` (the slot)
+        return f"input {rest}"
+    if field == "args":
+        return f"arg {rest}"
+    return "output" if key == "spec" else key
+
+
+def _value(change: FieldChange, value: Any, name: Callable[[str], str]) -> str:
+    if value is ABSENT:
+        return "(none)"
+    if isinstance(value, Places):
+        return name(value.single) if value.single is not None else str(value)
+    if change.key == "class":
+        return str(value).rsplit(".", 1)[-1]
+    if change.key.startswith("inputs.") or change.key in ("op", "kind"):
+        return str(value)
+    return format_value(value)
+
+
+def describe(change: FieldChange, name: Callable[[str], str] = str) -> str:
+    """`kernel_size (3, 3) → (5, 5)`; a class by its short name unless both are the same
+    (`class torch.nn.LayerNorm → timm.layers.norm.LayerNorm (a subclass; same settings)`).
+    `name` shows the node an input reads."""
+    old, new = _value(change, change.old, name), _value(change, change.new, name)
+    if change.key == "class" and old == new:
+        old, new = str(change.old), str(change.new)
+    note = _note(change)
+    return f"{_label(change.key)} {old} → {new}{f' ({note})' if note else ''}"
+
+
+def describe_change(key: str, change: Mapping[str, Any]) -> str:
+    """`describe` of one change of the diff document (`Change.to_dict()`)."""
+    return describe(field_change(key, change))
+
+
+def _note(change: FieldChange) -> str | None:
+    if change.settings is None:
+        return change.note
+    own = [
+        f"{k}=…" if v is VARIES else f"no {k}" if v is ABSENT else f"{k}={format_value(v)}"
+        for k, v in change.settings
+    ]
+    return "; ".join(p for p in (change.note, ", ".join(own)) if p) or None
+
+
+def _size(size: Size | None) -> str:
+    if size is None:
+        return ""
+    nodes = [str(n) for n in size.nodes]
+    params = list(dict.fromkeys(human(n) for n in size.params))
+    unit = "node" if nodes == ["1"] else "nodes"
+    n = nodes[0] if len(nodes) == 1 else f"{nodes[0]}–{nodes[-1]}"
+    p = params[0] if len(params) == 1 else f"{params[0]}–{params[-1]}"
+    return f" ({n} {unit}, {p} params)"
+
+
+def inside_text(inside: Inside, ops_line: bool = False) -> str:
+    """`− wi Linear; + wi_0, wi_1 Linear; act ReLU → GELU; +8 ops (mul ×4, …)`; as a module's
+    own ops line, `+8 (mul ×4, …)`."""
+    parts = [
+        f"{mark} {', '.join(map(str, places))} {what}" for mark, what, places in inside.modules
+    ]
+    parts += [f"{place} {old} → {new}" for place, old, new in inside.swaps]
+    for mark, kinds in inside.ops:
+        n = sum(count for _, count in kinds)
+        noun = "" if ops_line else f" op{'s' if n != 1 else ''}"
+        parts.append(f"{mark}{n}{noun} ({counted(kinds)})")
+    return "; ".join(parts)
+
+
+def _times(entry: Entry) -> str:
+    return f" ×{entry.count}" if entry.count > 1 and entry.kind != "follows" else ""
+
+
+def entry_lines(entry: Entry) -> list[Line]:
+    """An entry's lines: its rename, its change line, what changed inside, its followers."""
+    out: list[Line] = []
+    name, head = str(entry.places), f"{entry.places}  {entry.title}"
+    if entry.was is not None:
+        verb = "moved to" if entry.moved else "renamed to"
+        out.append((f"→ {entry.was} {verb} {name}", "→"))
+    if entry.kind in ("added", "removed"):
+        symbol = SYMBOL[entry.kind]
+        out.append((f"{symbol} {head}{_size(entry.size)}{_times(entry)}", symbol))
+    elif entry.kind == "ops":
+        ops = inside_text(entry.inside or Inside(), ops_line=True)
+        out.append((f"~ {head}  ops {ops}{_times(entry)}", "~"))
+    elif entry.kind == "follows":
+        out.append((f"{_FOLLOWER}{name}  {describe(entry.changes[0])}", " "))
+    elif entry.changes:
+        changes = "; ".join(describe(c) for c in entry.changes)
+        out.append((f"~ {head}  {changes}{_times(entry)}", "~"))
+    if entry.inside and entry.kind != "ops":
+        out.append((f"{_FOLLOWER}inside: {inside_text(entry.inside)}", " "))
+    for follower in entry.followers:
+        out += entry_lines(follower) if isinstance(follower, Entry) else [_folded(follower)]
+    return out
+
+
+def change_line(entry: Entry) -> str | None:
+    """The line that says an entry's own change (`~`, `+`, `-`); None for a rename alone or a
+    consequence."""
+    if entry.kind in ("renamed", "moved", "follows"):
+        return None
+    return entry_lines(entry)[1 if entry.was is not None else 0][0]
+
+
+def _folded(folded: Folded) -> Line:
+    if folded.what == "more":
+        return f"{_FOLLOWER}… and {folded.nodes} more", " "
+    return f"{_FOLLOWER}{_FOLDED[folded.what]} in {folded.nodes} nodes ({counted(folded.ops)})", " "
+
+
+def _shift(shift: Shift) -> Line:
+    def at(parent: str, index: int) -> str:
+        return f"{parent}.{index}" if parent else str(index)
+
+    old, new = shift.old_parent, shift.new_parent
+    return (
+        f"→ {at(old, shift.old_first)} … {at(old, shift.old_last)} moved to "
+        f"{at(new, shift.new_first)} … {at(new, shift.new_last)} ({shift.layers} layers)",
+        "→",
+    )
+
+
+def item_lines(item: Item) -> list[str]:
+    """One item's lines as text."""
+    return [text for text, _ in _item_lines(item)]
+
+
+def _item_lines(item: Item) -> list[Line]:
+    if isinstance(item, Shift):
+        return [_shift(item)]
+    if isinstance(item, Orphans):
+        return [
+            line
+            for f in item.followers
+            for line in (entry_lines(f) if isinstance(f, Entry) else [_folded(f)])
+        ]
+    return entry_lines(item)
+
+
+# --- the changelog ------------------------------------------------------------------------------
+
+
+def _counts(log: Changelog) -> str:
+    parts = [f"{n} {status}" for status, n in log.counts if n]
+    if log.propagated:
+        parts.append(f"{log.propagated} downstream")
+    return ", ".join(parts)
+
+
+def _params(log: Changelog) -> str:
+    old, new = log.params
+    return f"params {old:,} → {new:,} ({new - old:+,})"
+
+
+def _identical(log: Changelog) -> str:
+    return f"identical: no architecture changes ({log.nodes} nodes, {log.params[1]:,} params)"
+
+
+def _totals(log: Changelog) -> str:
+    return _identical(log) if log.identical else f"{_counts(log)} · {_params(log)}"
+
+
+def _info_lines(log: Changelog) -> list[Line]:
     """Differences that are not drift, apart: a count per kind, then the attribute-only
     changes themselves (scalar plumbing is only counted)."""
-    counts: dict[str, int] = {}
-    shown: list[str] = []
-    for e in doc.get("nodes", ()):
-        kinds = [e["info"]] if e.get("info") else []
-        for key, change in e.get("changes", {}).items():
-            if change.get("info"):
-                kinds.append(change["info"])
-                if change["info"] == "attribute":
-                    shown.append(f"~ {display(e['name'])}  {title(e)}  {describe(key, change)}")
-        for kind in dict.fromkeys(kinds):
-            counts[kind] = counts.get(kind, 0) + 1
-    if not counts or doc.get("strict"):
+    if not log.info.counts:
         return []
     parts = [
-        f"{n} {_INFO_NAMES.get(kind, kind)}{'s' if n != 1 else ''}" for kind, n in counts.items()
+        f"{n} {_INFO_NAMES.get(kind, kind)}{'s' if n != 1 else ''}" for kind, n in log.info.counts
     ]
-    strict = " (counted with --strict)"
-    shown = ["  " + item[0] for item in join_places(group_items([[line] for line in shown]))]
+    shown = ["  " + entry_lines(e)[0][0] for e in log.info.attributes]
     if len(shown) > _MAX_INFO_LINES:
         shown = [*shown[: _MAX_INFO_LINES - 1], f"  … and {len(shown) - _MAX_INFO_LINES + 1} more"]
-    return [f"not drift{strict}: " + ", ".join(parts), *shown]
+    head = "not drift (counted with --strict): " + ", ".join(parts)
+    return [(head, ""), *((line, " ") for line in shown)]
 
 
-def _params(doc: Doc) -> str:
-    p = doc["summary"]["params"]
-    return f"params {p['old']:,} → {p['new']:,} ({p['delta']:+,})"
-
-
-def _totals(counts: Mapping[str, int], propagated: int, doc: Doc) -> str:
-    return _counts(counts, propagated) + " · " + _params(doc)
-
-
-def _counts(counts: Mapping[str, int], propagated: int) -> str:
-    parts = [f"{n} {status}" for status, n in counts.items() if n]
-    if propagated:
-        parts.append(f"{propagated} downstream")
-    return ", ".join(parts)
+def _lines(log: Changelog) -> list[Line]:
+    body = [line for item in log.items for line in _item_lines(item)]
+    return [*body, (_totals(log), ""), *_info_lines(log)]
 
 
 def headline(doc: Doc) -> str:
     """The diff in a few words, as the changelog's totals count it: `1 changed, 3 downstream`,
     or `identical: no architecture changes`."""
-    doc = document.read(doc)
-    if doc.get("identical"):
-        return "identical: no architecture changes"
-    _, counts, propagated = groups(doc)
-    return _counts(counts, propagated)
+    log = changelog_of(doc)
+    return "identical: no architecture changes" if log.identical else _counts(log)
 
 
 def totals(doc: Doc) -> str:
     """The changelog's totals line (`1 changed · params 11,689,512 → 11,181,642 (-507,870)`), or
     its `identical: ...` line; information lines may follow it in the changelog."""
-    doc = document.read(doc)
-    if doc.get("identical"):
-        return _identical(doc)
-    _, counts, propagated = groups(doc)
-    return _totals(counts, propagated, doc)
-
-
-def _identical(doc: Doc) -> str:
-    side = doc.get("new", {})
-    return (
-        f"identical: no architecture changes ({side.get('nodes', 0)} nodes, "
-        f"{side.get('params', 0):,} params)"
-    )
-
-
-def changelog(doc: Doc, verbose: bool = False) -> str:
-    """The review changelog of a diff document, ending with a newline: each real change once,
-    its consequences folded under it; `verbose` lists every change on its own line."""
-    doc = document.read(doc)
-    info = _info_lines(doc)
-    if doc.get("identical"):
-        return "\n".join([_identical(doc), *info]) + "\n"
-    lines, counts, propagated = groups(doc, verbose)
-    return "\n".join([*lines, _totals(counts, propagated, doc), *info]) + "\n"
+    return _totals(changelog_of(doc))
 
 
 _ANSI = {"+": "32", "-": "31", "~": "33", "→": "34", " ": "2"}
 
 
-def coloured(text: str) -> str:
-    """A changelog with ANSI colours by line kind, for a terminal: added green, removed red,
-    changed yellow, renamed blue, folded `↳` lines dim; the totals line as it is."""
-    lines = []
-    for line in text.splitlines():
-        code = _ANSI.get(line[:1]) if line[1:2] == " " or line.startswith("    ↳") else None
-        lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)
-    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
+    """The records of a diff document (read: format, version and entries checked)."""
+    return entries.changelog_of(document.read(doc), verbose)
+
+
+def changelog(doc: Doc, verbose: bool = False, colour: bool = False) -> str:
+    """The review changelog of a diff document, ending with a newline: each real change once,
+    its consequences folded under it; `verbose` lists every change on its own line; `colour`
+    adds ANSI colours for a terminal (added green, removed red, changed yellow, renamed blue,
+    folded lines dim)."""
+    lines = _lines(changelog_of(doc, verbose))
+    if colour:
+        return "".join(
+            f"\x1b[{_ANSI[kind]}m{text}\x1b[0m\n" if kind else f"{text}\n" for text, kind in lines
+        )
+    return "".join(f"{text}\n" for text, _ in lines)
 
 
 def markdown(doc: Doc) -> str:
     """A PR-comment / job-summary section: title, summary table, changelog, Mermaid flowchart."""
     doc = document.read(doc)
-    old, new = doc.get("old", {}), doc.get("new", {})
-    title = f"### nnviz diff: `{old.get('name', 'old')}` → `{new.get('name', 'new')}`"
-    info = [line.replace("```", "'''") for line in _info_lines(doc)]
-    if doc.get("identical"):
+    log = changelog_of(doc)
+    old, new = log.names
+    heading = f"### nnviz diff: `{old}` → `{new}`"
+    info = [text.replace("```", "'''") for text, _ in _info_lines(log)]
+    if log.identical:
         extra = "\n\n```diff\n" + "\n".join(info) + "\n```" if info else ""
-        return f"{title}\n\n{_identical(doc).capitalize()}.{extra}\n"
-    lines, counts, propagated = groups(doc)
+        return f"{heading}\n\n{_identical(log).capitalize()}.{extra}\n"
     table = ["| | |", "| --- | ---: |"]
-    table += [f"| {status} | {n} |" for status, n in counts.items()]
-    table.append(f"| downstream | {propagated} |")
-    p = doc["summary"]["params"]
-    table.append(f"| parameters | {p['old']:,} → {p['new']:,} ({p['delta']:+,}) |")
+    table += [f"| {status} | {n} |" for status, n in log.counts]
+    table.append(f"| downstream | {log.propagated} |")
+    p_old, p_new = log.params
+    table.append(f"| parameters | {p_old:,} → {p_new:,} ({p_new - p_old:+,}) |")
+    lines = [text for item in log.items for text in item_lines(item)]
     body, size = [], 0
     for i, line in enumerate(lines):
         size += len(line) + 1
@@ -157,16 +333,27 @@ def markdown(doc: Doc) -> str:
             body.append(f"… {len(lines) - i} more lines (see the JSON diff)")
             break
         body.append(line.replace("```", "'''"))
-    body.append(_totals(counts, propagated, doc))
+    body.append(_totals(log))
     body.extend(info)
-    parts = [title, "\n".join(table), "```diff\n" + "\n".join(body) + "\n```"]
-    chart, boxes = mermaid(doc), 100
-    while len(chart) > _MAX_MERMAID_CHARS and boxes > 5:
+    parts = [heading, "\n".join(table), "```diff\n" + "\n".join(body) + "\n```"]
+    picture, boxes = mermaid(doc), 100
+    while len(picture) > _MAX_MERMAID_CHARS and boxes > 5:
         boxes //= 2
-        chart = mermaid(doc, max_nodes=boxes)
-    if chart:
-        parts.append("```mermaid\n" + chart + "```")
+        picture = mermaid(doc, max_nodes=boxes)
+    if picture:
+        parts.append("```mermaid\n" + picture + "```")
     return "\n\n".join(parts) + "\n"
+
+
+# --- the Mermaid chart --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """A Mermaid flowchart and how many edges it draws (GitHub draws at most 500)."""
+
+    text: str
+    edges: int
 
 
 def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
@@ -175,9 +362,14 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
     Added/removed modules are one box each; at most `max_nodes` boxes (context goes first, then
     the tail of the changes, noted in a last box). Empty for an identical diff.
     """
+    return sketch(doc, max_nodes=max_nodes, context=context).text
+
+
+def sketch(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> Sketch:
+    """`mermaid`'s chart with its edge count."""
     doc = document.read(doc)
     if doc.get("identical"):
-        return ""
+        return Sketch("", 0)
     index = Index(doc)
     runs = chart(index.entries)  # sibling blocks with the same changes: one box for a run
     group = {}
@@ -189,7 +381,7 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
     out = ["flowchart TD"]
     for name in boxes:
         e = index.by_name.get(name, {"status": "unchanged", "kind": "", "op": ""})
-        out.append(f'  {ids[name]}["{_box(e, runs.shown(name), runs.text)}"]:::{e["status"]}')
+        out.append(f'  {ids[name]}["{_box(e, runs.shown(name), runs.rename)}"]:::{e["status"]}')
     if hidden:
         out.append(f'  more["… {hidden} more changes"]:::changed')
     done: set[tuple[str, str]] = set()
@@ -202,7 +394,7 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
             arrow = {"added": "==>", "removed": "-.->"}.get(edge["status"], "-->")
             out.append(f"  {ids[s]} {arrow} {ids[t]}")
     out += [f"  classDef {status} {_class_style(status)}" for status in PALETTE]
-    return "\n".join(out) + "\n"
+    return Sketch("\n".join(out) + "\n", len(done))
 
 
 def _chart_boxes(
@@ -238,13 +430,13 @@ def _class_style(status: str) -> str:
     return f"fill:{c.fill},stroke:{c.line},color:{c.text}{dashed}"
 
 
-def _box(e: Mapping[str, Any], name: str, shown: Callable[[str], str] = str) -> str:
-    """A box's lines; `shown` rewrites the names in them (a block standing for several)."""
-    lines = [display(name), title(e)]
+def _box(e: Mapping[str, Any], name: str, rename: Callable[[str], str] = str) -> str:
+    """A box's lines; `rename` shows the names in them (a block standing for several)."""
+    lines = [display(name), title(e) if e.get("kind") else ""]
     if e.get("renamed_from") is not None:
-        lines.append(shown(f"was {display(e['renamed_from'])}"))
+        lines.append(f"was {display(rename(e['renamed_from']))}")
     roots = [(k, c) for k, c in e.get("changes", {}).items() if not c.get("propagated")]
-    lines += [shown(describe(k, c)) for k, c in roots[:2]]
+    lines += [describe(field_change(k, c), rename) for k, c in roots[:2]]
     if len(roots) > 2:
         lines.append(f"… {len(roots) - 2} more")
     return "<br/>".join(_escape(line[:80]) for line in lines if line)

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from nnviz.diffing.model import ABSENT, Change
+from nnviz.diffing.model import Change
 from nnviz.diffing.ops import same_op
+from nnviz.diffing.records import ABSENT
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph, Module, Node
 from nnviz.values import Value, format_value
@@ -25,7 +26,7 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
     changes: dict[str, Change] = {}
     if (a.cls, a.hparams, a.parameters, a.ties) == (b.cls, b.hparams, b.parameters, b.ties):
         return changes
-    own: list[str] = []  # settings only one of two different classes has: said with the class
+    own: list[tuple[str, Value]] = []  # settings only one of two classes has: said with it
     for key in _keys(a.hparams, b.hparams):
         old, new = a.hparams.get(key, ABSENT), b.hparams.get(key, ABSENT)
         if ABSENT in (old, new) and None in (old, new):
@@ -33,12 +34,15 @@ def module_changes(a: Module, b: Module) -> dict[str, Change]:
         if _same_float(old, new):
             continue  # 0.10000000149011612 (a float32 read back) is the 0.1 it stores
         if old != new and a.cls != b.cls and ABSENT in (old, new):
-            own.append(f"{key}={format_value(new)}" if old is ABSENT else f"no {key}")
+            own.append((key, new))
         elif old != new:
             changes[f"hparams.{key}"] = Change(old, new)
     if a.cls != b.cls:
-        note = "; ".join(p for p in (_class_note(a, b), ", ".join(own)) if p) or None
-        changes = {"class": Change(a.cls, b.cls, note=note), **changes}
+        relation = _class_note(a, b)
+        said = ", ".join(f"no {k}" if v is ABSENT else f"{k}={format_value(v)}" for k, v in own)
+        note = "; ".join(p for p in (relation, said) if p) or None
+        change = Change(a.cls, b.cls, note=note, relation=relation, settings=tuple(own))
+        changes = {"class": change, **changes}
     for key in _keys(a.parameters, b.parameters):
         pa, pb = a.parameters.get(key), b.parameters.get(key)
         if pa != pb:

@@ -13,24 +13,22 @@
   12 nodes (transpose ×6, …)`, `↳ inputs rewired in 32 nodes (mean ×16, mul ×16)`).
 
 The diff document keeps every entry and every change; `changelog(doc, verbose=True)` lists them
-all. Pure functions over the document's entries (mappings) and the changelog's text lines.
+all. Pure functions over the document's entries (mappings) and the changelog's records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
-from nnviz.diffing.places import expand
+from nnviz.diffing.grouping import group_followers
+from nnviz.diffing.records import Entry, Folded, Inside, Places
 
-Entry = Mapping[str, Any]
-FOLLOWER = "    ↳ "
-INSIDE = f"{FOLLOWER}inside: "
-_MAX_KINDS = 5
+Doc = Mapping[str, Any]
 _REWRITTEN = 3
 
 
-def swap_owners(entries: list[Entry], shown: Callable[[Entry], bool]) -> dict[str, str]:
+def swap_owners(entries: list[Doc], shown: Callable[[Doc], bool]) -> dict[str, str]:
     """For every entry inside (or equal to) a module whose class changed, the outermost such
     module's name; entries `shown` rejects (information, unchanged) own nothing."""
     swapped = [
@@ -65,12 +63,12 @@ def _owner(name: str, owners: Mapping[str, str]) -> str | None:
 
 
 def rewritten_scopes(
-    entries: list[Entry], shown: Callable[[Entry], bool], owners: Mapping[str, str]
+    entries: list[Doc], shown: Callable[[Doc], bool], owners: Mapping[str, str]
 ) -> dict[str, str]:
     """For every op called directly by a module that adds or removes at least three ops of its
     own (its forward rewritten, as an upgrade does), that module's path: its op changes are one
     line on it. Ops already inside a swapped module stay with that one."""
-    ops: dict[str, list[Entry]] = {}
+    ops: dict[str, list[Doc]] = {}
     for e in entries:
         if e["kind"] in ("function", "method") and shown(e) and e["name"] not in owners:
             ops.setdefault(str(e["scope"]), []).append(e)
@@ -81,14 +79,14 @@ def rewritten_scopes(
     return out
 
 
-def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]) -> str:
+def inside_summary(owner: str, inner: list[Doc], title: Callable[[Doc], str]) -> Inside:
     """What changed inside a module, by kind, with names relative to it: modules added,
     removed, swapped or changed by name; ops counted by kind (`−7 ops (mul ×3, add ×2, …)`)."""
-    modules: dict[tuple[str, str], list[str]] = {}
+    modules: dict[tuple[str, str], list[Places]] = {}
     ops: dict[str, dict[str, int]] = {"+": {}, "−": {}, "~": {}}
-    swaps: list[str] = []
+    swaps: list[tuple[Places, str, str]] = []
     for e in inner:
-        rel = str(e["name"])[len(owner) + 1 :]
+        rel = Places.of(str(e["name"])[len(owner) + 1 :])
         roots = {k: c for k, c in e.get("changes", {}).items() if not c.get("propagated")}
         status = e["status"]
         if e["kind"] == "module":
@@ -98,7 +96,7 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
                 old, new = str(roots["class"].get("old", "")), str(roots["class"].get("new", ""))
                 if old.rsplit(".", 1)[-1] != new.rsplit(".", 1)[-1]:  # else both in full
                     old, new = old.rsplit(".", 1)[-1], title(e)
-                swaps.append(f"{rel} {old} → {new}")
+                swaps.append((rel, old, new))
             elif roots:
                 settings = [k.partition(".")[2] for k in roots if k.startswith("hparams.")]
                 keys = ", ".join(settings or [_field(k) for k in roots])  # as the line would
@@ -110,13 +108,11 @@ def inside_summary(owner: str, inner: list[Entry], title: Callable[[Entry], str]
             mark = {"added": "+", "removed": "−"}.get(status, "~")
             kind = _op_kind(e, roots) if mark == "~" else op_name(str(e.get("op", "")))
             ops[mark][kind] = ops[mark].get(kind, 0) + 1
-    parts = [f"{mark} {', '.join(names)} {what}" for (mark, what), names in modules.items()]
-    parts += swaps
-    for mark, kinds in ops.items():
-        if kinds:
-            n = sum(kinds.values())
-            parts.append(f"{mark}{n} op{'s' if n != 1 else ''} ({counted(kinds)})")
-    return "; ".join(parts)
+    return Inside(
+        tuple((mark, what, tuple(names)) for (mark, what), names in modules.items()),
+        tuple(swaps),
+        tuple((mark, tuple(kinds.items())) for mark, kinds in ops.items() if kinds),
+    )
 
 
 def _field(key: str) -> str:
@@ -125,13 +121,13 @@ def _field(key: str) -> str:
     return {"spec": "output", "inputs": "input", "args": "args"}.get(head, rest or head)
 
 
-def _op_kind(e: Entry, roots: Mapping[str, Any]) -> str:
+def _op_kind(e: Doc, roots: Mapping[str, Any]) -> str:
     if "op" in roots:
         return f"{op_name(str(roots['op'].get('old', '')))} → {op_name(str(e.get('op', '')))}"
     return op_name(str(e.get("op", "")))
 
 
-def restates(change: Mapping[str, Any], cause: Entry | None) -> bool:
+def restates(change: Mapping[str, Any], cause: Doc | None) -> bool:
     """Whether a shape that follows changes only sizes its cause changes the same way (an
     Embedding's `embedding_dim 64 → 128`, then `[1, 16, 64] → [1, 16, 128]` in every reader):
     it says nothing its cause's line does not."""
@@ -171,37 +167,52 @@ def op_name(op: str) -> str:
     return op.rsplit(".", 1)[-1].split(":")[0] or "op"
 
 
-def counted(kinds: Mapping[str, int]) -> str:
-    """`mul ×3, add ×2, pow`, the most frequent first, at most five kinds then `…`."""
-    ranked = sorted(kinds.items(), key=lambda kv: -kv[1])
-    shown = [f"{k} ×{n}" if n > 1 else k for k, n in ranked[:_MAX_KINDS]]
-    return ", ".join(shown + (["…"] if len(ranked) > _MAX_KINDS else []))
-
-
 _SHOWN = {"output": 1, "input": 2}
-"""How many grouped `↳` lines of shapes that follow / of inputs rewired stay lines; beyond, one
-line counts them (rewired inputs say where from, so two of them still read at a glance)."""
-_COUNTED = {"output": "output shapes follow", "input": "inputs rewired"}
+"""How many grouped followers of shapes that follow / of inputs rewired stay entries; beyond,
+one `Folded` counts them (rewired inputs say where from, so two of them still read at a glance)."""
+_MAX_FOLLOWERS = 5
 
 
-def fold_consequences(lines: list[str], kind: str) -> list[str]:
-    """Grouped `↳` lines of one `kind` (`output`: shapes that follow; `input`: inputs rewired)
-    as they are while they are few, else one line counting the nodes by op."""
-    if len(lines) <= _SHOWN[kind]:
-        return lines
+def arrange_followers(followers: list[Entry | Folded], verbose: bool) -> list[Entry | Folded]:
+    """An entry's followers as shown: other consequences (at most five, then how many more),
+    then rewired inputs and shapes that follow, each run folded to one counting `Folded` when
+    long; `verbose` keeps every one (grouped)."""
+    if verbose:
+        return group_followers(followers)
+    kinds = [consequence(f) for f in followers]
+    others = [f for f, kind in zip(followers, kinds, strict=True) if kind is None]
+    out = _capped(group_followers(others))
+    for kind in ("input", "output"):
+        same = [f for f, k in zip(followers, kinds, strict=True) if k == kind]
+        out += fold_consequences(group_followers(same), kind)
+    return out
+
+
+def _capped(followers: list[Entry | Folded]) -> list[Entry | Folded]:
+    if len(followers) <= _MAX_FOLLOWERS + 1:
+        return followers
+    return [*followers[:_MAX_FOLLOWERS], Folded("more", len(followers) - _MAX_FOLLOWERS)]
+
+
+def fold_consequences(followers: list[Entry | Folded], kind: str) -> list[Entry | Folded]:
+    """Grouped followers of one `kind` (`output`: shapes that follow; `input`: inputs rewired)
+    as they are while they are few, else one `Folded` counting the nodes by op."""
+    if len(followers) <= _SHOWN[kind]:
+        return followers
     kinds: dict[str, int] = {}
-    for line in lines:
-        names = line[len(FOLLOWER) :].partition("  ")[0]
-        for name in expand(names):
+    for f in followers:
+        for name in f.places.names() if isinstance(f, Entry) else ():
             parts = name.split(".")  # a Sequential's child reads with its parent: downsample.0
             op = ".".join(parts[-2:]) if parts[-1].isdigit() else op_name(parts[-1])
             kinds[op] = kinds.get(op, 0) + 1
-    n = sum(kinds.values())
-    return [f"{FOLLOWER}{_COUNTED[kind]} in {n} nodes ({counted(kinds)})"]
+    what: Literal["output", "input"] = "output" if kind == "output" else "input"
+    return [Folded(what, sum(kinds.values()), tuple(kinds.items()))]
 
 
-def consequence(line: str) -> str | None:
-    """`output` for a `↳` line that says an output shape follows upstream, `input` for one that
-    says an input was rewired; None for other lines."""
-    detail = line[len(FOLLOWER) :].partition("  ")[2]
-    return next((kind for kind in _SHOWN if detail.startswith(f"{kind} ")), None)
+def consequence(follower: Entry | Folded) -> str | None:
+    """`output` for a follower that says an output shape follows upstream, `input` for one that
+    says an input was rewired; None for others."""
+    if not isinstance(follower, Entry) or len(follower.changes) != 1:
+        return None
+    field = follower.changes[0].field
+    return {"spec": "output", "inputs": "input"}.get(field)

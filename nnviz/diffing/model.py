@@ -17,18 +17,9 @@ from typing import Any
 from nnviz.diffing.changelog import changelog, markdown, totals
 from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
 from nnviz.diffing.matching import Matching
+from nnviz.diffing.records import ABSENT
 from nnviz.graph import Graph
 from nnviz.values import Value
-
-
-class _Absent:
-    """Marks the side of a change where the field does not exist (an hparam added, ...)."""
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-
-ABSENT: Any = _Absent()
 
 
 @dataclass(frozen=True)
@@ -44,6 +35,11 @@ class Change:
     `attribute` (a container's attribute that changes nothing below it); None for drift."""
     note: str | None = None
     """A short explanation shown after the change (`a subclass; same settings`)."""
+    relation: str | None = None
+    """For a class change: how the two classes relate (`a subclass`, `same settings`)."""
+    settings: tuple[tuple[str, Value], ...] | None = None
+    """For a class change: the settings only one of the two classes has, in `note` as
+    `in_channels=3` (new class only) or `no bias` (old only: `ABSENT` as the value)."""
 
     @property
     def propagated(self) -> bool:
@@ -62,6 +58,10 @@ class Change:
             doc["info"] = self.info
         if self.note is not None:
             doc["note"] = self.note
+        if self.settings is not None:
+            doc["settings"] = [[k] if v is ABSENT else [k, v] for k, v in self.settings]
+            if self.relation is not None:
+                doc["relation"] = self.relation
         return doc
 
 
@@ -196,10 +196,11 @@ class GraphDiff:
             "edges": [e.to_dict() for e in self.edges],
         }
 
-    def to_text(self, verbose: bool = False) -> str:
+    def to_text(self, verbose: bool = False, colour: bool = False) -> str:
         """The review changelog (`nnviz.diffing.changelog.changelog` of `to_dict()`): each real
-        change once, its consequences folded under it; `verbose` lists every change."""
-        return changelog(self.to_dict(), verbose)
+        change once, its consequences folded under it; `verbose` lists every change; `colour`
+        adds ANSI colours for a terminal."""
+        return changelog(self.to_dict(), verbose, colour)
 
     def to_markdown(self) -> str:
         """Summary table, changelog and Mermaid flowchart (`nnviz.diffing.changelog.markdown`)."""

@@ -1,30 +1,28 @@
 """Many module paths as a few brace patterns that name every one of them, and back.
 
-`compress(["enc.block.0.ln", "enc.block.1.ln", "enc.block.0.ff.ln", ...])` gives
+`join([Places.of("enc.block.0.ln"), Places.of("enc.block.1.ln"), ...])` gives
 `enc.block.{0,1}.ln, ...`: a pattern reads as the shell reads braces, every combination of its
-sets (`encoder.block.{0,1}.layer.{0..2}.layer_norm` is six places), so `expand` of the
-compressed text gives back exactly the names given, never one more and never one less. Pure text.
+sets (`encoder.block.{0,1}.layer.{0..2}.layer_norm` is six places), so the names of the joined
+places are exactly the names given, never one more and never one less. `compress` and `expand`
+are the same as text (brace patterns a user wrote, or a test).
 """
 
 from __future__ import annotations
 
 import re
 
-from nnviz.diffing.blocks import span
+from nnviz.diffing.records import Pattern, Places, component_text
 
 _BRACES = re.compile(r"\{([^{}]*)\}")
 _MAX_PASSES = 8  # each pass can only merge; real paths settle in two or three
 
-Pattern = tuple[tuple[str, ...], ...]
-"""A path as its dot-separated components, each a tuple of alternatives."""
 
-
-def compress(names: list[str]) -> str:
-    """The names as comma-separated brace patterns, in the order the names first appear; a set
-    stands for a whole component (`{query,key,value}`) or for the number ending one name
-    (`encoder_layer_{0..11}`, `norm{1,2}`)."""
+def join(places: list[Places]) -> Places:
+    """Every place of `places` as few patterns as name them all, in the order the names first
+    appear; a set stands for a whole component (`{query,key,value}`) or for the number ending
+    one name (`encoder_layer_{0..11}`, `norm{1,2}`)."""
     patterns: list[Pattern] = []
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys(n for p in places for n in p.names()):
         patterns.append(tuple((part,) for part in name.split(".")))
     for _ in range(_MAX_PASSES):
         merged = False
@@ -33,7 +31,13 @@ def compress(names: list[str]) -> str:
             merged = merged or changed
         if not merged:
             break
-    return ", ".join(".".join(_component(alts) for alts in p) for p in patterns)
+    return Places(tuple(patterns))
+
+
+def compress(names: list[str]) -> str:
+    """The names as comma-separated brace patterns (`join` as text)."""
+    patterns = join([Places.of(n) for n in names]).patterns
+    return ", ".join(".".join(component_text(c) for c in p) for p in patterns)
 
 
 def _merge_at(patterns: list[Pattern], position: int) -> tuple[list[Pattern], bool]:
@@ -54,23 +58,8 @@ def _merge_at(patterns: list[Pattern], position: int) -> tuple[list[Pattern], bo
     return out, len(out) != len(patterns)
 
 
-_NUMBERED = re.compile(r"^(.*?)(0|[1-9]\d*)$")
-
-
-def _component(alts: tuple[str, ...]) -> str:
-    """One component's alternatives: `{0..11}`, `encoder_layer_{0,1}` (one name, numbered, as
-    the drawing titles sibling blocks), else `{query,key,value}`."""
-    if len(alts) == 1:
-        return alts[0]
-    numbered = [m for m in map(_NUMBERED.match, alts) if m is not None]
-    stems = {m.group(1) for m in numbered}
-    if len(numbered) == len(alts) and len(stems) == 1:
-        return numbered[0].group(1) + span(int(m.group(2)) for m in numbered)
-    return "{" + ",".join(alts) + "}"
-
-
 def expand(text: str) -> list[str]:
-    """Every name a `compress` text stands for (`a.{0..2}.b, c` -> a.0.b, a.1.b, a.2.b, c)."""
+    """Every name a brace-pattern text stands for (`a.{0..2}.b, c` -> a.0.b, a.1.b, a.2.b, c)."""
     out: list[str] = []
     for pattern in _split_top(text):
         names = [""]

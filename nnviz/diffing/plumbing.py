@@ -17,7 +17,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
-from nnviz.diffing.model import ABSENT, Change
+from nnviz.diffing.model import Change
+from nnviz.diffing.records import ABSENT
 from nnviz.graph import Graph, Node
 from nnviz.values import Value
 

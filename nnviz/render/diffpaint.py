@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnviz import transform
 from nnviz.diffing.blocks import within
-from nnviz.diffing.changelog import headline
-from nnviz.diffing.lines import describe
+from nnviz.diffing.changelog import describe_change, headline
 from nnviz.diffing.model import GraphDiff, NodeDiff
 from nnviz.diffing.palette import PALETTE
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
@@ -135,14 +134,14 @@ def _lines(e: NodeDiff, standing: str | None = None) -> tuple[str, ...]:
     if e.renamed_from is not None:
         lines.append(f"was {e.renamed_from or '(root)'}")
     changes = [(k, c) for k, c in e.changes.items() if not c.propagated]
-    lines += [describe(k, c.to_dict()) for k, c in changes[:_MAX_LINES]]
+    lines += [describe_change(k, c.to_dict()) for k, c in changes[:_MAX_LINES]]
     if len(changes) > _MAX_LINES:
         lines.append(f"… {len(changes) - _MAX_LINES} more changes")
     followers = [(k, c) for k, c in e.changes.items() if c.propagated]
     if followers and not changes:
         k, c = followers[0]
         cause = c.cause if standing is None or within(str(c.cause), standing) else "upstream"
-        lines.append(f"{describe(k, c.to_dict())} (follows {cause})")
+        lines.append(f"{describe_change(k, c.to_dict())} (follows {cause})")
     return tuple(lines)
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import graphviz
 
 from nnviz import transform
-from nnviz.diffing.changelog import totals
-from nnviz.diffing.lines import describe
+from nnviz.diffing.changelog import describe_change, totals
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
@@ -230,7 +229,7 @@ def _changes(diff: GraphDiff, once: Once, paint: Paint) -> list[dict[str, Any]]:
         if e.propagated or _inside_whole(e.scope, e.status, whole):
             continue  # a follower, or a part of a module added or removed as a whole
         lines = [f"was {e.renamed_from or '(root)'}"] if e.renamed_from is not None else []
-        lines += [describe(k, c.to_dict()) for k, c in e.changes.items() if not c.propagated]
+        lines += [describe_change(k, c.to_dict()) for k, c in e.changes.items() if not c.propagated]
         follows = sum(1 for f in diff if f.propagated and _causes(f) == {e.name})
         if follows:
             lines.append(f"{follows} downstream changes follow")

@@ -116,13 +116,11 @@ def test_markdown_of_a_huge_diff_is_folded() -> None:
 
 
 def test_terminal_colours_by_line_kind() -> None:
-    text = "~ a  X  p 1 → 2\n    ↳ b  output [1] → [2]\n+ c  Y\n- d  Z\n→ e renamed to f\n"
-    text += "1 changed\n"
-    assert renderings.coloured(text).splitlines() == [
-        "\x1b[33m~ a  X  p 1 → 2\x1b[0m",
-        "\x1b[2m    ↳ b  output [1] → [2]\x1b[0m",
-        "\x1b[32m+ c  Y\x1b[0m",
-        "\x1b[31m- d  Z\x1b[0m",
-        "\x1b[34m→ e renamed to f\x1b[0m",
-        "1 changed",
+    """Colours come from the records (what each line says), never from reading the text."""
+    result = nnviz.diff(traced("resnet18"), traced("resnet34"))
+    plain = result.to_text().splitlines()
+    assert result.to_text(colour=True).splitlines() == [
+        f"\x1b[32m{plain[0]}\x1b[0m",  # + added: green
+        f"\x1b[2m{plain[1]}\x1b[0m",  # ↳ folded: dim
+        plain[2],  # the totals as they are
     ]

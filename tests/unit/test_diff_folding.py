@@ -324,21 +324,34 @@ def test_a_buffer_read_follows_its_modules_move() -> None:
     assert "arg" not in text and "getitem" not in text, text
 
 
+def _lines(items: list) -> list[list[str]]:
+    from nnviz.diffing.changelog import item_lines
+
+    return [item_lines(item) for item in items]
+
+
 def test_one_swap_with_its_own_settings_at_every_place_is_one_line() -> None:
     """timm's BasicConv2d → ConvNormAct at 94 places, each with its own channels: one line; a
     setting every place shares keeps its value."""
     from nnviz.diffing.grouping import join_places
+    from nnviz.diffing.records import Entry, FieldChange, Inside, Places
 
-    swap = "ConvNormAct  class BasicConv2d → ConvNormAct"
+    def swap(place: str, channels: int, act: bool) -> Entry:
+        settings = (("in_channels", channels), ("out_channels", 32))
+        change = FieldChange("class", "m.BasicConv2d", "timm.ConvNormAct", None, settings)
+        inside = Inside(modules=(("+", "ReLU", (Places.of("act"),)),)) if act else None
+        return Entry("changed", Places.of(place), "ConvNormAct", (change,), inside=inside)
+
+    head = "ConvNormAct  class BasicConv2d → ConvNormAct"
     items = [
-        [f"~ stem  {swap} (in_channels=3, out_channels=32)"],
-        [f"~ mixed.branch1  {swap} (in_channels=32, out_channels=32)", "    ↳ inside: + act ReLU"],
-        [f"~ mixed.branch2  {swap} (in_channels=64, out_channels=32)", "    ↳ inside: + act ReLU"],
+        swap("stem", 3, False),
+        swap("mixed.branch1", 32, True),
+        swap("mixed.branch2", 64, True),
     ]
-    assert join_places(items) == [
-        [f"~ stem  {swap} (in_channels=3, out_channels=32)"],
+    assert _lines(join_places(items)) == [
+        [f"~ stem  {head} (in_channels=3, out_channels=32)"],
         [
-            f"~ mixed.branch{{1,2}}  {swap} (in_channels=…, out_channels=32) ×2",
+            f"~ mixed.branch{{1,2}}  {head} (in_channels=…, out_channels=32) ×2",
             "    ↳ inside: + act ReLU",
         ],
     ]
@@ -346,14 +359,18 @@ def test_one_swap_with_its_own_settings_at_every_place_is_one_line() -> None:
 
 def test_one_block_added_in_stages_of_several_widths_is_one_line() -> None:
     from nnviz.diffing.grouping import join_places
+    from nnviz.diffing.records import Entry, Places, Size
+
+    def added(place: str, cls: str, nodes: int, params: int) -> Entry:
+        return Entry("added", Places.of(place), cls, size=Size((nodes,), (params,)))
 
     items = [
-        ["+ stages.0.mlp  Mlp (3 nodes, 2.1K params)"],
-        ["+ stages.1.mlp  Mlp (3 nodes, 8.4K params)"],
-        ["+ stages.2.proj  Linear (1 node, 272 params)"],
-        ["+ stages.3.proj  Linear (1 node, 272 params)"],
+        added("stages.0.mlp", "Mlp", 3, 2112),
+        added("stages.1.mlp", "Mlp", 3, 8384),
+        added("stages.2.proj", "Linear", 1, 272),
+        added("stages.3.proj", "Linear", 1, 272),
     ]
-    assert join_places(items) == [
+    assert _lines(join_places(items)) == [
         ["+ stages.{0,1}.mlp  Mlp (3 nodes, 2.1K–8.4K params) ×2"],
         ["+ stages.{2,3}.proj  Linear (1 node, 272 params) ×2"],
     ]

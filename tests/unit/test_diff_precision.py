@@ -260,15 +260,16 @@ def test_one_change_in_every_block_is_one_line() -> None:
 
 
 def test_grouping_never_merges_different_values() -> None:
+    from nnviz.diffing.changelog import item_lines
     from nnviz.diffing.grouping import group_items, join_places
+    from nnviz.diffing.records import Entry, FieldChange, Places
 
-    items = [
-        ["~ blocks.0.drop  Dropout  p 0.1 → 0.2"],
-        ["~ blocks.1.drop  Dropout  p 0.1 → 0.3"],
-        ["~ blocks.2.drop  Dropout  p 0.1 → 0.2"],
-        ["~ head.drop  Dropout  p 0.1 → 0.2"],
-    ]
-    assert join_places(group_items(items)) == [
+    def drop(place: str, p: float) -> Entry:
+        return Entry("changed", Places.of(place), "Dropout", (FieldChange("hparams.p", 0.1, p),))
+
+    items = [drop("blocks.0.drop", 0.2), drop("blocks.1.drop", 0.3)]
+    items += [drop("blocks.2.drop", 0.2), drop("head.drop", 0.2)]
+    assert [item_lines(item) for item in join_places(group_items(list(items)))] == [
         ["~ blocks.{0,2}.drop, head.drop  Dropout  p 0.1 → 0.2 ×3"],
         ["~ blocks.1.drop  Dropout  p 0.1 → 0.3"],
     ]
