@@ -83,6 +83,28 @@ def _uncounted(func: Any) -> str | None:
     return name if name.startswith(_COMPUTING_PREFIXES) else None
 
 
+def _plan(func: Any) -> tuple[str, Any]:
+    """What to do with an op, worked out once per op: `("formula", f)` (its MACs are `f(...)`),
+    `("decompose", None)` (a composite without a formula: count its parts), `("uncounted",
+    name)` or `("zero", None)` (the rule)."""
+    packet = func._overloadpacket
+    if packet in flop_registry:
+        registered = flop_registry[packet]
+        return "formula", lambda *a, **k: int(registered(*a, **k)) // 2
+    if func in _EXTRA:
+        extra = _EXTRA[func]
+        return "formula", lambda *a, out_val=None, **k: int(extra(*a, **k))
+    if torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE):
+        return "decompose", None
+    name = _uncounted(func)
+    return ("uncounted", name) if name is not None else ("zero", None)
+
+
+_COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
+_PLANS: dict[Any, tuple[str, Any]] = {}
+"""`_plan` of every op seen so far."""
+
+
 class Counter(TorchDispatchMode):  # type: ignore[no-untyped-call,misc]
     """Sums the MACs of the ops run since the last `take()`; lists ops without a formula."""
 
@@ -95,21 +117,18 @@ class Counter(TorchDispatchMode):  # type: ignore[no-untyped-call,misc]
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
         kwargs = kwargs or {}
-        packet = func._overloadpacket
-        if packet not in flop_registry and func not in _EXTRA:
+        plan = _PLANS.get(func)
+        if plan is None:
+            plan = _PLANS[func] = _plan(func)
+        kind, what = plan
+        if kind == "decompose":  # its C++ composite kernel, whose parts come back here
             with self:
-                decomposed = func.decompose(*args, **kwargs)
-            if decomposed is not NotImplemented:
-                return decomposed
+                return func._op_dk(_COMPOSITE, *args, **kwargs)
         out = func(*args, **kwargs)
-        if packet in flop_registry:
-            self.macs += int(flop_registry[packet](*args, **kwargs, out_val=out)) // 2
-        elif func in _EXTRA:
-            self.macs += int(_EXTRA[func](*args, **kwargs))
-        else:
-            name = _uncounted(func)
-            if name is not None:
-                self.uncounted[name] = self.uncounted.get(name, 0) + 1
+        if kind == "formula":
+            self.macs += what(*args, **kwargs, out_val=out)
+        elif kind == "uncounted":
+            self.uncounted[what] = self.uncounted.get(what, 0) + 1
         return out
 
     def take(self) -> tuple[int, dict[str, int]]:
@@ -119,9 +138,17 @@ class Counter(TorchDispatchMode):  # type: ignore[no-untyped-call,misc]
         return taken
 
 
+ENABLED = True
+"""Whether traces count cost; bench/cost.py turns it off to measure what counting adds."""
+
+
 @contextlib.contextmanager
-def counting() -> Iterator[Counter]:
-    """A `Counter` active for the block, with the attention fast path off."""
+def counting() -> Iterator[Counter | None]:
+    """A `Counter` active for the block, with the attention fast path off (None when counting
+    is off)."""
+    if not ENABLED:
+        yield None
+        return
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:

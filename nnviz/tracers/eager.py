@@ -77,6 +77,7 @@ from nnviz.tracers.recorded import Attr, RecordedCall, Ref, is_traced, to_graph
 from nnviz.values import Value
 
 _COMPARISONS = set(traced.COMPARE.values())
+_OPS = ("module", "function", "method")
 
 
 class _CallRecorder:
@@ -431,7 +432,7 @@ def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _C
 
 
 def _record_counting(
-    model: nn.Module, bound: dict[str, Any], device: torch.device, counter: Counter
+    model: nn.Module, bound: dict[str, Any], device: torch.device, counter: Counter | None
 ) -> _CallRecorder:
     rec = _CallRecorder(model, counter)
     given = {}  # containers passed in, by identity, as the model sees them
@@ -467,7 +468,7 @@ def _record_counting(
             handle.remove()
     rec.add(RecordedCall("output", "output", slots=[("0", rec.mark(result))], spec=_spec(result)))
     for call in rec.calls:  # shape arithmetic on Python numbers: counted, and costs nothing
-        if call.cost is None and call.kind in ("module", "function", "method"):
+        if counter is not None and call.cost is None and call.kind in _OPS:
             call.cost = {"macs": 0}
     return rec
 
