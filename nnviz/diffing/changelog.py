@@ -233,6 +233,53 @@ def _item_lines(item: Item) -> list[Line]:
     return entry_lines(item)
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One item of a changelog as a list shows it (the HTML page): a status, a name, its
+    details one per line, the first place it names (to select), and why it is not drift."""
+
+    status: str
+    name: str
+    lines: tuple[str, ...]
+    place: str
+    info: str | None = None
+
+
+_STATUS = {"ops": "changed", "moved": "renamed", "follows": "changed"}
+
+
+def listing(log: Changelog) -> list[Listed]:
+    """Every item of the changelog, then its attribute-only entries (information): the same
+    entries, counted the same, as the text."""
+    out = [_listed(item) for item in log.items]
+    out += [_listed(e, "attribute") for e in log.info.attributes]
+    return out
+
+
+def _listed(item: Item, info: str | None = None) -> Listed:
+    if isinstance(item, Shift):
+        text, _ = _shift(item)
+        first = f"{item.new_parent}.{item.new_first}" if item.new_parent else str(item.new_first)
+        return Listed("renamed", text.removeprefix("→ "), (), first)
+    if isinstance(item, Orphans):
+        said = tuple(text.strip() for text, _ in _item_lines(item))
+        place = next((f.places.names()[0] for f in item.followers if isinstance(f, Entry)), "")
+        return Listed("changed", "(follows information)", said, place)
+    details = [f"was {item.was}"] if item.was is not None else []
+    details += [describe(c) for c in item.changes] if item.kind != "follows" else []
+    if item.kind in ("added", "removed") and item.size is not None:
+        details.append(_size(item.size).strip(" ()"))
+    if item.inside:
+        details.append(("ops " if item.kind == "ops" else "inside: ") + inside_text(item.inside))
+    for follower in item.followers:
+        lines = entry_lines(follower) if isinstance(follower, Entry) else [_folded(follower)]
+        details += [text.strip() for text, _ in lines]
+    name = f"{item.places}{_times(item)}"
+    return Listed(
+        _STATUS.get(item.kind, item.kind), name, tuple(details), item.places.names()[0], info
+    )
+
+
 # --- the changelog ------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import graphviz
 
 from nnviz import transform
-from nnviz.diffing.changelog import describe_change, totals
+from nnviz.diffing.changelog import changelog_of, listing, totals
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
@@ -69,7 +69,7 @@ def diff_view(diff: GraphDiff, style: Style, *, context: int) -> View:
     union, paint = once.graph, paint_for(diff, once)
     first = fold(union, diff, context)
     view = _view(union, style, paint, first, diff)
-    view["changes"] = _changes(diff, once, paint)
+    view["changes"] = _changes(diff, once)
     view["summary"] = totals(diff.to_dict())
     view["statuses"] = {status: list(colours) for status, colours in COLOURS.items()}
     return view
@@ -217,49 +217,18 @@ def _module_info(graph: Graph, path: str) -> dict[str, Any]:
     return info
 
 
-def _changes(diff: GraphDiff, once: Once, paint: Paint) -> list[dict[str, Any]]:
-    """The changelog: one link per root-cause entry (followers are listed under their cause);
-    the same change in blocks drawn once is one link (`blocks.{0..11}.attn.norm ×12`)."""
+def _changes(diff: GraphDiff, once: Once) -> list[dict[str, Any]]:
+    """The changelog's items (`nnviz.diffing.changelog.listing`: the same entries the text
+    lists), each linked to the node that stands for its first place in the drawing."""
     union = once.graph
+    paths = {e.name: e.path or e.scope for e in diff.entries}
     result: list[dict[str, Any]] = []
-    repeated: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
-    whole = {e.name: e.status for e in diff if e.status in ("added", "removed") and not e.flow}
-    whole.update({e.path: e.status for e in diff if e.status in ("added", "removed") and e.path})
-    for e in diff:
-        if e.propagated or _inside_whole(e.scope, e.status, whole):
-            continue  # a follower, or a part of a module added or removed as a whole
-        lines = [f"was {e.renamed_from or '(root)'}"] if e.renamed_from is not None else []
-        lines += [describe_change(k, c.to_dict()) for k, c in e.changes.items() if not c.propagated]
-        follows = sum(1 for f in diff if f.propagated and _causes(f) == {e.name})
-        if follows:
-            lines.append(f"{follows} downstream changes follow")
-        name = once.names.get(e.name) or once.standing(e.name)
-        target = name if name in union else once.standing(e.path or e.scope)
-        lines = [paint.shown(line) for line in lines]
-        change: dict[str, Any] = {"name": paint.shown(name), "status": e.status, "op": e.op}
-        change.update(lines=lines, target=target)
-        if not e.drifted:
-            change["info"] = e.info or "information"  # listed, but not drift
-        key = (change["name"], e.status, tuple(lines))
-        if key in repeated:
-            repeated[key]["count"] = repeated[key].get("count", 1) + 1
-            continue
-        repeated[key] = change
+    for listed in listing(changelog_of(diff.to_dict())):
+        name = once.names.get(listed.place) or once.standing(listed.place)
+        target = name if name in union else once.standing(paths.get(listed.place, ""))
+        change: dict[str, Any] = {"name": listed.name, "status": listed.status}
+        change.update(lines=list(listed.lines), target=target)
+        if listed.info is not None:
+            change["info"] = listed.info  # listed, but not drift
         result.append(change)
-    for change in result:
-        if "count" in change:
-            change["name"] += f" ×{change.pop('count')}"
     return result
-
-
-def _inside_whole(scope: str, status: str, whole: Mapping[str, str]) -> bool:
-    path: str | None = scope
-    while path:
-        if whole.get(path) == status:
-            return True
-        path = parent_path(path)
-    return False
-
-
-def _causes(entry: Any) -> set[str]:
-    return {c.cause for c in entry.changes.values() if c.cause is not None}
