@@ -162,6 +162,27 @@ def test_readme_workflow_is_a_valid_workflow(tmp_path: Path) -> None:
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+def test_readme_sharded_workflow_is_a_valid_workflow(tmp_path: Path) -> None:
+    """The matrix of shards and the merge job that needs them, as the README gives them."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("### Sharded suites")[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block, "the README's sharded workflow is missing"
+    path = tmp_path / "architecture.yml"
+    path.write_text(block[1], encoding="utf-8")
+    jobs = load(path)["jobs"]
+    shard = jobs["snapshots"]["steps"][-1]
+    assert shard["uses"].endswith("/nnviz@main") and shard["with"]["comment"] == "never"
+    assert shard["with"]["shard"] == "${{ matrix.group }}"
+    assert jobs["report"]["needs"] == "snapshots"
+    merge = next(s for s in jobs["report"]["steps"] if s.get("uses", "").endswith("/nnviz@main"))
+    download = next(s for s in jobs["report"]["steps"] if "download-artifact" in s.get("uses", ""))
+    assert download["with"]["path"] == merge["with"]["merge"]
+    schema = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path))
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    lint = run(tool("actionlint"), str(path), cwd=tmp_path)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
 def test_action_scripts_pass_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
