@@ -217,11 +217,24 @@ def _import_file(path: Path) -> Any:
     return module
 
 
+def torchvision_models() -> Any:
+    """`torchvision.models`; a torchvision that cannot load (a build that does not fit the
+    installed torch) is a `ModelBuildError` naming both and the fix."""
+    try:
+        import torchvision.models as tvm
+    except Exception as exc:
+        from nnviz.builds import explain
+
+        mismatched = explain(exc)
+        if mismatched is None:
+            raise
+        raise ModelBuildError(mismatched) from None
+    return tvm
+
+
 def torchvision_names() -> list[str]:
     """Every model name torchvision's registry knows, all families included."""
-    import torchvision.models as tvm
-
-    return sorted(tvm.list_models())
+    return sorted(torchvision_models().list_models())
 
 
 _REGISTERED = re.compile(
@@ -260,8 +273,7 @@ def _unknown_model(name: str, names: list[str]) -> None:
 
 def _torchvision_factory(name: str) -> tuple[Any, dict[str, Any]]:
     check_torchvision_name(name)
-    import torchvision.models as tvm
-
+    tvm = torchvision_models()
     names = torchvision_names()
     if name not in names:
         _unknown_model(name, names)
@@ -300,6 +312,11 @@ def _qualname(obj: Any) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    from nnviz.builds import explain
+
+    mismatched = explain(exc)  # mismatched torch and torchvision builds: name them and the fix
+    if mismatched is not None:
+        return mismatched
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 

@@ -26,6 +26,7 @@ class _DrawingGroup(click.Group):
     name) and holds the other subcommands; its help shows the drawing options too."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = _debug_first(args)
         global_opts = {"--help", "-h", "--version", "--debug"}
         first = next((a for a in args if a not in global_opts), None)
         if first is not None and first not in self.commands:
@@ -45,6 +46,15 @@ class _DrawingGroup(click.Group):
         with formatter.section("Drawing options (nnviz MODEL [OPTIONS])"):
             formatter.write_dl([r for r in rows if not r[0].startswith("-h,")])
         super().format_options(ctx, formatter)  # the global options, then the commands
+
+
+def _debug_first(args: list[str]) -> list[str]:
+    """`--debug` is the group's option, accepted anywhere before a `--`: `nnviz resnet18
+    --debug` and `nnviz diff a.json b.json --debug` mean `nnviz --debug ...`."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
 
 
 @click.group(cls=_DrawingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,7 +125,11 @@ class one_line_errors:
         elif isinstance(exc, KeyboardInterrupt):
             message = "interrupted"
         elif isinstance(exc, Exception):
-            message = f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)"
+            from nnviz.builds import explain
+
+            message = explain(exc) or (
+                f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)"
+            )
         else:
             return
         click.echo(f"nnviz: error: {' '.join(message.split())}", err=True)

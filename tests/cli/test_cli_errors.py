@@ -4,12 +4,14 @@ no file written; `--debug` adds the traceback and keeps exit code 2."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import run_nnviz, traced
+from support import REPO, run_nnviz, traced
 
 from nnviz import snapshot
 
@@ -165,6 +167,67 @@ def test_debug_shows_the_traceback_and_keeps_exit_2(folder: Path) -> None:
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert "nnviz.SnapshotError: corrupt.json: not valid JSON" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("nnviz: error: corrupt.json: not valid")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["diff", "corrupt.json", "good.json", "--debug"],
+        ["corrupt.json", "--debug", "-o", "x.svg"],
+        ["diff", "--debug", "corrupt.json", "good.json"],
+    ],
+)
+def test_debug_is_accepted_anywhere(folder: Path, args: list[str]) -> None:
+    result = run_nnviz(*args, cwd=folder)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.splitlines()[-1].startswith("nnviz: error: corrupt.json: not valid")
+
+
+def _mismatched_torchvision(folder: Path) -> dict[str, str]:
+    """An environment whose torchvision is a build for another torch: its metadata pins torch
+    2.0.1 and importing it fails as such a build does (its compiled operators do not register)."""
+    site = folder / "mismatched"
+    (site / "torchvision").mkdir(parents=True)
+    (site / "torchvision" / "__init__.py").write_text(
+        "raise RuntimeError('operator torchvision::nms does not exist')\n"
+    )
+    info = site / "torchvision-0.15.2.dist-info"
+    info.mkdir()
+    info.joinpath("METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torchvision\nVersion: 0.15.2\nRequires-Dist: torch==2.0.1\n"
+    )
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+
+
+def test_mismatched_torch_and_torchvision_are_named_with_the_fix(tmp_path: Path) -> None:
+    env = _mismatched_torchvision(tmp_path)
+    torch = importlib.metadata.version("torch")
+    pair = f"0.{int(torch.split('.')[1]) + 15}"
+    result = run_nnviz("resnet18", "-o", "r.svg", cwd=tmp_path, env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        f"nnviz: error: torchvision 0.15.2 is built for torch 2.0.1, but torch {torch} is "
+        "installed (operator torchvision::nms does not exist); install the torchvision made "
+        f"for it: pip install 'torchvision=={pair}.*'"
+    ), lines[0]
+    # the hint works: --debug after MODEL shows the traceback and the same line
+    debug = run_nnviz("resnet18", "-o", "r.svg", "--debug", cwd=tmp_path, env=env)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == lines[0]
+    assert not (tmp_path / "r.svg").exists()
+
+
+def test_a_user_model_importing_a_mismatched_torchvision_is_named_too(tmp_path: Path) -> None:
+    env = _mismatched_torchvision(tmp_path)
+    (tmp_path / "net.py").write_text("import torchvision\n\ndef make():\n    pass\n")
+    result = run_nnviz("net.py:make", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "nnviz: error: importing net.py failed: torchvision 0.15.2 is built for torch 2.0.1"
+    ), result.stderr
 
 
 def test_help_and_version_still_work(folder: Path) -> None:
