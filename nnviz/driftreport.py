@@ -144,25 +144,18 @@ class Run(_Strict):
         return {c.snapshot for c in self.checks}
 
 
-class Drift(_Strict):
-    """One snapshot whose stored architecture differs from the model's current one."""
+class NewSnapshot(_Strict):
+    """A test whose snapshot did not exist yet: its pending file creates it when accepted."""
 
     nodeid: str = Field(min_length=1, description="pytest node id of the test.")
     file: str = Field(min_length=1, description="Test file, relative to the rootdir.")
     line: int = Field(ge=1, description="1-based line of the nnviz_snapshot(...) call.")
     snapshot: str = Field(min_length=1, description="Stored snapshot, relative to the rootdir.")
-    digest: str | None = Field(
-        default=None,
-        pattern=r"^sha256:[0-9a-f]{64}$",
-        description="sha256 of the stored snapshot's bytes the model was compared with.",
-    )
     artifacts: dict[str, str] = Field(
         default_factory=dict,
         description='Files by kind ("new": the pending snapshot; "pdf", "svg": drawings), '
         "relative to the report's folder.",
     )
-    sources: list[SourceLine] = Field(default_factory=list)
-    diff: dict[str, JsonValue] = Field(description="The GraphDiff.to_dict() document.")
 
     @field_validator("snapshot")
     @classmethod
@@ -177,11 +170,6 @@ class Drift(_Strict):
                 raise ValueError(f"artifact kind {kind!r} is not a plain name")
             _inside(path, f"artifacts.{kind}")
         return value
-
-    @property
-    def changes(self) -> int:
-        """How many nodes differ: the order of importance when space is short."""
-        return change_count(self.diff)
 
     @property
     def test_name(self) -> str:
@@ -202,6 +190,23 @@ class Drift(_Strict):
         return [self.artifacts[k] for k in (*first, *rest)]
 
 
+class Drift(NewSnapshot):
+    """One snapshot whose stored architecture differs from the model's current one."""
+
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="sha256 of the stored snapshot's bytes the model was compared with.",
+    )
+    sources: list[SourceLine] = Field(default_factory=list)
+    diff: dict[str, JsonValue] = Field(description="The GraphDiff.to_dict() document.")
+
+    @property
+    def changes(self) -> int:
+        """How many nodes differ: the order of importance when space is short."""
+        return change_count(self.diff)
+
+
 class DriftReport(_Strict):
     """A whole drift report document, format version 3."""
 
@@ -212,6 +217,10 @@ class DriftReport(_Strict):
     )
     summary: Summary = Summary()
     drifts: list[Drift] = Field(default_factory=list)
+    new: list[NewSnapshot] = Field(
+        default_factory=list,
+        description="Snapshots that did not exist yet, each with the pending file that creates it.",
+    )
     unused: list[_Snapshot] = Field(default_factory=list, description="Unused snapshot files.")
     run: Run | None = Field(default=None, description="What the session ran (version 3).")
 
@@ -297,11 +306,17 @@ def text(report: DriftReport) -> str:
             out.append(f"  drawings: {', '.join(drift.drawings)}")
         if drift.pending:
             out.append(f"  pending: {drift.pending}")
+    for new in report.new:
+        out.append("")
+        out.append(f"NEW {new.file}:{new.line}  {new.nodeid}")
+        out.append(f"  snapshot: {new.snapshot} (does not exist yet)")
+        if new.pending:
+            out.append(f"  pending: {new.pending}")
     if report.unused:
         out.append("")
         out.append("unused snapshots:")
         out.extend(f"  {path}" for path in report.unused)
-    if report.drifts:
+    if report.drifts or any(new.pending for new in report.new):
         out.append("")
         out.append(
             "Review them with `nnviz review`, accept them all with `nnviz accept`, or run "

@@ -27,6 +27,7 @@ from nnviz.driftreport import (
     CheckStatus,
     Drift,
     DriftReport,
+    NewSnapshot,
     Outcome,
     Run,
     Summary,
@@ -71,6 +72,7 @@ def merge(shards: list[Shard]) -> DriftReport:
     tests = _tests(shards)
     checks = _checks(shards)
     drifts = _drifts(shards)
+    new = _new(shards)
     used = {snapshot for _, snapshot in checks}
     kept = {path for s in shards for path in s.run.kept}
     unknown = sorted({n for s in shards for n in s.run.deselected} - set(tests))
@@ -97,6 +99,7 @@ def merge(shards: list[Shard]) -> DriftReport:
         root=shards[0].report.root,
         summary=_summary(run, unclaimed or []),
         drifts=[drifts[key][1] for key in sorted(drifts)],
+        new=[new[key][1] for key in sorted(new)],
         unused=unclaimed or [],
         run=run,
     )
@@ -156,6 +159,15 @@ def _drifts(shards: list[Shard]) -> dict[tuple[str, str], tuple[Shard, Drift]]:
     return out
 
 
+def _new(shards: list[Shard]) -> dict[tuple[str, str], tuple[Shard, NewSnapshot]]:
+    """Every pending new snapshot once (shards that ran the same test wrote the same one)."""
+    out: dict[tuple[str, str], tuple[Shard, NewSnapshot]] = {}
+    for shard in shards:
+        for new in shard.report.new:
+            out.setdefault((new.nodeid, new.snapshot), (shard, new))
+    return out
+
+
 def _disagree(nodeid: str, before: str, now: str, shard: Shard) -> DriftReportError:
     return DriftReportError(
         f"cannot merge: shards disagree on {nodeid}: {before}, {now} in {_name(shard)} "
@@ -188,8 +200,10 @@ def write(shards: list[Shard], merged: DriftReport, out: str | os.PathLike[str])
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        sources = {(d.nodeid, d.snapshot): s for s in shards for d in s.report.drifts}
-        for drift in merged.drifts:
+        sources = {
+            (d.nodeid, d.snapshot): s for s in shards for d in [*s.report.drifts, *s.report.new]
+        }
+        for drift in [*merged.drifts, *merged.new]:
             _copy_files(sources[(drift.nodeid, drift.snapshot)].folder, drift, building)
         merged.save(building / REPORT_NAME)
         _swap(building, target)
@@ -203,7 +217,7 @@ def _replaceable(folder: Path) -> bool:
     return folder.is_dir() and (not any(folder.iterdir()) or (folder / REPORT_NAME).is_file())
 
 
-def _copy_files(source: Path, drift: Drift, building: Path) -> None:
+def _copy_files(source: Path, drift: NewSnapshot, building: Path) -> None:
     """Copy a drift's files that still exist (a pending file accepted since is gone); a path
     that leads out of its shard's folder (a symlink) is not followed."""
     base = source.resolve()

@@ -26,6 +26,7 @@ from nnviz.driftreport import (
     SNAPSHOT_DIR,
     Drift,
     DriftReport,
+    NewSnapshot,
     in_repository,
     report_path,
 )
@@ -53,13 +54,30 @@ def repository_root(start: Path) -> Path:
 class Pending:
     """One drift awaiting a decision."""
 
-    drift: Drift
+    drift: NewSnapshot
+    """The drift (or the new snapshot: no stored one yet) it comes from."""
     new: Path
     """The pending snapshot, `<test>.new.json` in the artifacts folder."""
     snapshot: Path
     """The stored snapshot it would replace."""
     drawing: Path | None
     """The diff drawing to open (`d`), when one was written."""
+    folder: Path | None = None
+    """The artifacts folder (the report's): folders under it left empty by a decision go."""
+
+    def drop(self) -> None:
+        """Remove the pending file, then the folders under the artifacts folder it leaves
+        empty."""
+        self.new.unlink(missing_ok=True)
+        if self.folder is None:
+            return
+        for parent in self.new.parents:
+            if parent == self.folder or not parent.is_relative_to(self.folder):
+                break
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
 
 
 def load_pending(target: str | os.PathLike[str], repository: Path | None = None) -> list[Pending]:
@@ -75,12 +93,12 @@ def load_pending(target: str | os.PathLike[str], repository: Path | None = None)
     base = repository_root(Path.cwd()) if repository is None else repository
     folder = path.parent
     out = []
-    for drift in report.drifts:
+    for drift in [*report.drifts, *report.new]:
         if drift.pending is None or not (folder / drift.pending).is_file():
             continue
         stored = base / in_repository(report.root, drift.snapshot)
         drawing = next((folder / d for d in drift.drawings if (folder / d).is_file()), None)
-        out.append(Pending(drift, folder / drift.pending, stored, drawing))
+        out.append(Pending(drift, folder / drift.pending, stored, drawing, folder))
     return out
 
 
@@ -106,7 +124,7 @@ def _names(nodeid: str, test_id: str) -> bool:
 def accept(change: Pending) -> str | None:
     """Write the pending snapshot over the stored one; `None`, or the one-line refusal."""
     stored = change.snapshot
-    expected = change.drift.digest
+    expected = change.drift.digest if isinstance(change.drift, Drift) else None
     if stored.is_file():
         if expected is None or digest(stored.read_bytes()) != expected:
             return (
@@ -120,7 +138,7 @@ def accept(change: Pending) -> str | None:
     except NNVizError as exc:
         return f"refused {change.drift.nodeid}: {exc}"
     snapshot.save(graph, stored)
-    change.new.unlink(missing_ok=True)
+    change.drop()
     return None
 
 
@@ -152,20 +170,33 @@ def delete_snapshots(paths: list[Path]) -> None:
 
 def reject(change: Pending) -> None:
     """Drop the pending snapshot; the stored one stays as it is."""
-    change.new.unlink(missing_ok=True)
+    change.drop()
 
 
 def describe(change: Pending, colour: bool = False) -> str:
     """The test, its files and the changelog (coloured for a terminal)."""
     drift = change.drift
-    lines = [
-        f"{drift.nodeid}  ({drift.file}:{drift.line})",
-        f"snapshot: {_shown(change.snapshot)}",
-        renderings.changelog(drift.diff, colour=colour).rstrip("\n"),
-    ]
+    lines = [f"{drift.nodeid}  ({drift.file}:{drift.line})"]
+    if isinstance(drift, Drift):
+        lines.append(f"snapshot: {_shown(change.snapshot)}")
+        lines.append(renderings.changelog(drift.diff, colour=colour).rstrip("\n"))
+    else:
+        lines.append(f"new snapshot: {_shown(change.snapshot)} (does not exist yet)")
+        lines.append(_new_summary(change.new))
     if change.drawing is not None:
         lines.append(f"drawing: {_shown(change.drawing)}")
     return "\n".join(lines)
+
+
+def _new_summary(path: Path) -> str:
+    """What a new snapshot holds, in one line: its model, modules, ops and parameters."""
+    try:
+        graph = snapshot.load(path)
+    except NNVizError as exc:
+        return f"unreadable: {exc}"
+    return f"+ {graph.name}: {len(graph.modules)} modules, {len(graph)} nodes, " + (
+        f"{graph.total_params:,} parameters"
+    )
 
 
 def _shown(path: Path) -> str:
@@ -200,6 +231,16 @@ def accept_all(pending: list[Pending], echo: Callable[[str], None]) -> Tally:
     tally = Tally()
     for change in pending:
         _accept_into(tally, change, echo, f"{change.drift.nodeid} ")
+    return tally
+
+
+def reject_all(pending: list[Pending], echo: Callable[[str], None]) -> Tally:
+    """Reject each change in turn: its pending snapshot goes, the stored one stays."""
+    tally = Tally()
+    for change in pending:
+        reject(change)
+        tally.rejected += 1
+        echo(f"rejected {change.drift.nodeid} (kept {_shown(change.snapshot)})")
     return tally
 
 

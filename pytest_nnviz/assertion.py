@@ -149,7 +149,10 @@ class NNVizSnapshot:
         snapshot = self._state.options.relative(check.snapshot)
         fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
         if check.status == "missing":
-            return f"nnviz: no snapshot {snapshot} yet\nCreate it with: {fix}"
+            lines = [f"nnviz: no snapshot {snapshot} yet", f"Create it with: {fix}"]
+            if PENDING in check.artifacts:
+                lines.append(f"or accept the pending one: nnviz accept {self._artifacts_shown()}")
+            return "\n".join(lines)
         if check.status == "failed":
             return (
                 f"nnviz: snapshot {snapshot} is unreadable: {check.problem}\nReplace it with: {fix}"

@@ -106,8 +106,16 @@ def perform_check(
     strict: bool = False,
 ) -> Check:
     """Compare, write when `update` allows, and write the drift's files beside `stem` on drift
-    (or clear the files of an earlier drift, which no longer describe the model)."""
+    (or clear the files of an earlier drift, which no longer describe the model); a missing
+    snapshot leaves its pending file (`<test>.new.json`), which `nnviz accept` stores."""
     check = compare(graph, snapshot, update=update, ignore=ignore, strict=strict)
+    if check.status == "missing":  # pending too, so `nnviz accept` creates it (as insta does)
+        clear_artifacts(stem)
+        try:
+            files = {PENDING: Path(nnviz.save(graph, _beside(stem, ARTIFACTS[PENDING])))}
+        except OSError as exc:
+            return dataclasses.replace(check, artifact_problems=(f"{type(exc).__name__}: {exc}",))
+        return dataclasses.replace(check, artifacts=files)
     if check.status != "drifted" or check.diff is None:
         clear_artifacts(stem)
         return check

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nnviz.driftreport import REPORT_NAME, Drift, DriftReport, Run, SourceLine, Summary
+from nnviz.driftreport import REPORT_NAME, Drift, DriftReport, NewSnapshot, Run, SourceLine, Summary
 from nnviz.review import delete_snapshots
 from pytest_nnviz import shard
 from pytest_nnviz.location import SNAPSHOT_DIR, SUFFIX, TestLocation, relative
@@ -78,7 +78,7 @@ def conclude(session: pytest.Session, state: SessionState) -> Conclusion | None:
     troubled = any(counts[k] for k in ("drifted", "missing", "failed", "unused"))
     if options.github and os.environ.get("GITHUB_ACTIONS") == "true" and troubled:
         conclusion.annotations = _github(report, options.rootdir)
-    if counts["drifted"]:
+    if counts["drifted"] or report.new:
         shown = relative(path, session.config.invocation_params.dir)
         folder = relative(options.artifacts_dir, session.config.invocation_params.dir)
         conclusion.lines.append(f"drift report: {shown} (read it with: nnviz report {shown})")
@@ -183,11 +183,19 @@ def build_report(state: SessionState, unused: list[Path], run: Run | None = None
         for r in sorted(state.results, key=lambda r: (r.nodeid, r.snapshot))
         if r.status == "drifted"
     ]
+    new = [
+        NewSnapshot(
+            nodeid=r.nodeid, file=r.file, line=r.line, snapshot=r.snapshot, artifacts=r.artifacts
+        )
+        for r in sorted(state.results, key=lambda r: (r.nodeid, r.snapshot))
+        if r.status == "missing" and r.artifacts
+    ]
     root = relative(options.rootdir, options.repository)
     return DriftReport(
         root="" if root == "." else root,
         summary=Summary(**count(state, unused), other_failures=len(others)),
         drifts=drifts,
+        new=new,
         unused=[options.relative(p) for p in unused],
         run=run,
     )

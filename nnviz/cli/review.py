@@ -218,6 +218,29 @@ def accept_command(
     ctx.exit(1 if tally.refused else 0)
 
 
+@cli.command("reject")
+@click.argument("target", required=False, metavar="[DIR|REPORT]")
+@click.argument("test_ids", nargs=-1, metavar="[TEST_ID]...")
+@click.pass_context
+def reject_command(ctx: click.Context, target: str | None, test_ids: tuple[str, ...]) -> None:
+    """Reject pending architecture changes: drop each drift's new snapshot, keep the stored one.
+
+    DIR is the artifacts folder (default .nnviz-artifacts) or its report.json; TEST_IDs (a node
+    id, or a test file) pick some; default all. The stored snapshots are never touched: the
+    tests keep failing until the model is fixed (or the change is accepted after a new run).
+    """
+    with one_line_errors(ctx):
+        from nnviz import review
+
+        folder, ids = _artifacts_and_ids(target, test_ids)
+        chosen = review.select(review.load_pending(folder), ids)
+        if not chosen:
+            click.echo("nnviz: no pending changes")
+            return
+        tally = review.reject_all(chosen, click.echo)
+        click.echo(tally.line())
+
+
 @cli.command("review")
 @click.argument("folder", required=False, metavar="[DIR]")
 @click.pass_context

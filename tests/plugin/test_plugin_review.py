@@ -155,6 +155,62 @@ def test_accept_from_a_copied_artifact_refuses_a_snapshot_edited_since(
     )
 
 
+def test_reject_drops_the_pending_changes_and_keeps_the_stored_snapshots(drifted: Path) -> None:
+    a, b = drifted / f"{SNAPS}/test_a.json", drifted / f"{SNAPS}/test_b.json"
+    old_a, old_b = a.read_bytes(), b.read_bytes()
+    result = run_nnviz("reject", "test_rv.py::test_b", cwd=drifted)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"rejected test_rv.py::test_b (kept {SNAPS}/test_b.json)",
+        "nnviz: 0 accepted, 1 rejected, 0 skipped, 0 refused",
+    ]
+    assert not (drifted / ".nnviz-artifacts/test_rv/test_b.new.json").exists()
+    assert (drifted / ".nnviz-artifacts/test_rv/test_a.new.json").is_file()
+    everything = run_nnviz("reject", cwd=drifted)
+    assert (
+        everything.stdout.splitlines()[-1] == "nnviz: 0 accepted, 1 rejected, 0 skipped, 0 refused"
+    )
+    assert a.read_bytes() == old_a and b.read_bytes() == old_b
+    assert run_nnviz("reject", cwd=drifted).stdout == "nnviz: no pending changes\n"
+
+
+def test_a_snapshot_missing_on_ci_is_pending_and_accept_creates_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_rv=TESTS)
+    monkeypatch.setenv("CI", "true")
+    result = run(pytester)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*nnviz: no snapshot __nnviz_snapshots__/test_rv/test_a.json yet",
+            "*or accept the pending one: nnviz accept .nnviz-artifacts",
+        ]
+    )
+    assert not (pytester.path / SNAPS).exists()  # CI writes no snapshot, only pending files
+    report = DriftReport.load(pytester.path / ".nnviz-artifacts/report.json")
+    assert report.summary.missing == 2 and report.drifts == []
+    assert [(n.nodeid, n.pending) for n in report.new] == [
+        ("test_rv.py::test_a", "test_rv/test_a.new.json"),
+        ("test_rv.py::test_b", "test_rv/test_b.new.json"),
+    ]
+    # As after `gh run download RUN -n nnviz-drift -D downloaded` on a developer's machine.
+    downloaded = pytester.path / "downloaded"
+    shutil.move(pytester.path / ".nnviz-artifacts", downloaded)
+    listing = run_nnviz("review", "downloaded", cwd=pytester.path)
+    assert "new snapshot: __nnviz_snapshots__/test_rv/test_a.json (does not exist yet)" in (
+        listing.stdout
+    )
+    assert "+ Sequential: 3 modules, 4 nodes, 40 parameters" in listing.stdout
+    accepted = run_nnviz("accept", "downloaded", cwd=pytester.path)
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.splitlines()[-1] == "nnviz: 2 accepted, 0 rejected, 0 skipped, 0 refused"
+    # the folders the pending files left empty are gone; the report stays
+    assert sorted(p.name for p in downloaded.rglob("*")) == ["report.json"]
+    monkeypatch.delenv("CI")
+    run(pytester).assert_outcomes(passed=2)
+
+
 def test_update_modes_and_ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_rv=TESTS)
     pytester.makeini("[pytest]\nnnviz_update = new\n")
