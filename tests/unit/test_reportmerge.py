@@ -10,7 +10,7 @@ import pytest
 from support import make_drift, make_report, run_nnviz
 
 from nnviz import reportmerge
-from nnviz.driftreport import Check, DriftReport, Run
+from nnviz.driftreport import Check, DriftReport, NewSnapshot, Run
 from nnviz.errors import DriftReportError
 
 SNAP = "tests/__nnviz_snapshots__/test_models/test_model_01.json"
@@ -96,3 +96,31 @@ def test_version_2_reports_are_read_but_not_merged(tmp_path: Path) -> None:
     assert report.version == 3 and report.run is None and len(report.drifts) == 1
     with pytest.raises(DriftReportError, match=r"no run record .* run this shard again"):
         reportmerge.load([tmp_path])
+
+
+def test_pending_new_snapshots_are_merged_with_their_files(tmp_path: Path) -> None:
+    new_snap = "tests/__nnviz_snapshots__/test_models/test_model_02.json"
+    new_node = "tests/test_models.py::test_model_02"
+    folders = []
+    for name in ("s1", "s2"):  # both shards ran the test whose snapshot is missing
+        folder = shard(tmp_path / name)
+        report = DriftReport.load(folder / "report.json")
+        pending = "tests/test_models/test_model_02.new.json"
+        new = NewSnapshot(
+            nodeid=new_node,
+            file="tests/test_models.py",
+            line=9,
+            snapshot=new_snap,
+            artifacts={"new": pending},
+        )
+        report.model_copy(update={"new": [new]}).save(folder / "report.json")
+        (folder / pending).write_text("{}", encoding="utf-8")
+        folders.append(folder)
+    out = tmp_path / "merged"
+    merged = reportmerge.merge(reportmerge.load(folders))
+    assert [n.nodeid for n in merged.new] == [new_node]
+    reportmerge.write(reportmerge.load(folders), merged, out)
+    assert (out / "tests/test_models/test_model_02.new.json").is_file()
+    assert [n.pending for n in DriftReport.load(out / "report.json").new] == [
+        "tests/test_models/test_model_02.new.json"
+    ]
