@@ -30,6 +30,7 @@ FLOORS = {
     "nnviz.review": 3,
     "nnviz.render": 3,
     "nnviz.models": 4,
+    "nnviz.builds": 4,
     "nnviz.tracers": 4,
     "nnviz": 5,
     "nnviz.cli": 5,
