@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 # and `diff` below: importing a subpackage sets it as an attribute of `nnviz`.
 import nnviz.tracers as _tracing
 from nnviz.errors import (
+    CheckpointError,
     DataTraceWarning,
     DriftReportError,
     InputSpecError,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "DataTraceWarning",
     "DriftReportError",
     "Edge",
@@ -72,6 +74,7 @@ __all__ = [
     "TracersDifferWarning",
     "diff",
     "draw",
+    "key_map",
     "load",
     "load_model",
     "save",
@@ -203,6 +206,19 @@ def diff(
             where = side if not isinstance(side, Graph) else graph.name
             warnings.warn(f"{where} {message}", NNVizWarning, stacklevel=2)
     return result
+
+
+def key_map(
+    old: Graph | str | Path, new: Graph | str | Path, *, inputs: Any = None
+) -> dict[str, str | None]:
+    """Old state-dict key -> new key for every tensor whose module was renamed or moved, and
+    -> None for an old key the new model no longer uses, so that an old checkpoint loads
+    strictly into the new model (README: *Old checkpoints*). Sides as for `diff`. Raises
+    `CheckpointError` when no map can mend the break (shapes changed, new keys without old
+    weights, or a side recorded before the state-dict contract), saying why."""
+    verdict = diff(old, new, inputs=inputs).checkpoint
+    assert verdict is not None  # every diff computes one
+    return verdict.key_map()
 
 
 def _older_format(graph: Graph, other: Graph, result: GraphDiff) -> str | None:

@@ -56,6 +56,11 @@ class PolicyError(NNVizError):
     """A `fail-on` policy (`nnviz report --fail-on`, the Action's input) that does not parse."""
 
 
+class CheckpointError(NNVizError):
+    """No key map can make old checkpoints load: shapes changed, new keys have no old weights,
+    or the verdict is unknown (an older snapshot)."""
+
+
 class NNVizWarning(UserWarning):
     """Base of nnviz's own warnings; each message is one line, which the CLI prints as
     `nnviz: warning: ...`."""

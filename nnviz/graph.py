@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 NodeKind = Literal["input", "output", "module", "function", "method"]
 NODE_KINDS: tuple[str, ...] = ("input", "output", "module", "function", "method")
+EXTRA_STATE = "_extra_state"
+"""The `state_dict()` key torch gives a module's `get_extra_state()` value."""
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -51,8 +53,16 @@ class Module:
     """The public module classes `cls` derives from, nearest first (`torch.nn.LayerNorm` for a
     library's own LayerNorm subclass); `nn.Module` and private classes are left out."""
     ties: Mapping[str, str] = field(default_factory=dict)
-    """Own parameters that are another's, by name: the qualified name they were first registered
-    under (`{"weight": "shared.weight"}` for an embedding tied to a shared one)."""
+    """Own parameters and persistent buffers that are another's, by name: the qualified name they
+    were first registered under (`{"weight": "shared.weight"}` for an embedding tied to a shared
+    one)."""
+    buffers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Shapes of this module's own persistent buffers (those `state_dict()` holds), by name."""
+    dtypes: Mapping[str, str] = field(default_factory=dict)
+    """The dtype (`float32`) of each own parameter and persistent buffer, by name."""
+    extra_state: bool = False
+    """Whether `state_dict()` holds this module's `_extra_state` (its class defines
+    `get_extra_state`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bases", tuple(self.bases))
@@ -61,6 +71,21 @@ class Module:
         object.__setattr__(
             self, "parameters", _frozen({k: tuple(v) for k, v in self.parameters.items()})
         )
+        object.__setattr__(self, "buffers", _frozen({k: tuple(v) for k, v in self.buffers.items()}))
+        object.__setattr__(self, "dtypes", _frozen(dict(self.dtypes)))
+
+    @property
+    def state_keys(self) -> dict[str, tuple[int, ...] | None]:
+        """This module's own `state_dict()` entries by local name: parameters, then persistent
+        buffers, each by name (as a snapshot stores them), with their shapes, then
+        `_extra_state` (no shape)."""
+        keys: dict[str, tuple[int, ...] | None] = {
+            **dict(sorted(self.parameters.items())),
+            **dict(sorted(self.buffers.items())),
+        }
+        if self.extra_state:
+            keys[EXTRA_STATE] = None
+        return keys
 
     @property
     def name(self) -> str:

@@ -29,8 +29,9 @@ READS = (1, 2, 3, 4)
 """Versions read: version 1 lacks what 2 added (module bases, inherited hyperparameters, input
 defaults); versions 1 and 2 record call arguments by position where 3 names them by the callee's
 parameters (`nnviz.tracers.binding`); version 4 adds each op's `cost` (compute and output bytes,
-`nnviz.costs`), which older documents lack (their cost is unknown). Older documents read as they
-are, with `meta[MIGRATED]` saying so."""
+`nnviz.costs`), which older documents lack (their cost is unknown), and the state-dict contract
+(persistent buffers, dtypes, `_extra_state`), without which the checkpoint verdict is unknown.
+Older documents read as they are, with `meta[MIGRATED]` saying so."""
 MIGRATED = "migrated_from"
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"snapshot-v{VERSION}.schema.json"
 
@@ -54,6 +55,12 @@ def _module_doc(m: Module) -> dict[str, Any]:
         doc["bases"] = list(m.bases)
     if m.ties:
         doc["ties"] = dict(m.ties)
+    if m.buffers:
+        doc["buffers"] = {k: list(v) for k, v in m.buffers.items()}
+    if m.dtypes:
+        doc["dtypes"] = dict(m.dtypes)
+    if m.extra_state:
+        doc["extra_state"] = True
     return doc
 
 
@@ -150,6 +157,9 @@ def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
                     {k: tuple(v) for k, v in m.parameters.items()},
                     tuple(m.bases),
                     m.ties,
+                    {k: tuple(v) for k, v in m.buffers.items()},
+                    m.dtypes,
+                    m.extra_state,
                 )
                 for m in snap.modules
             ],
@@ -164,7 +174,10 @@ def _cost(cost: Any) -> dict[str, Any] | None:
 
 
 _TOP = frozenset({"format", "version", "meta", "modules", "nodes", "edges"})
-_MODULE = frozenset({"path", "class", "params", "hparams", "parameters", "bases", "ties"})
+_MODULE = frozenset(
+    {"path", "class", "params", "hparams", "parameters", "bases", "ties", "buffers", "dtypes"}
+    | {"extra_state"}
+)
 _NODE = frozenset({"id", "kind", "op", "scope", "module", "args", "spec", "meta", "cost"})
 _EDGE = frozenset({"source", "target", "slots"})
 
@@ -214,6 +227,9 @@ def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
                 {k: tuple(v) for k, v in m.get("parameters", {}).items()},
                 tuple(m.get("bases", ())),
                 m.get("ties", {}),
+                {k: tuple(v) for k, v in m.get("buffers", {}).items()},
+                m.get("dtypes", {}),
+                m.get("extra_state", False),
             )
             for m in modules
         ],
@@ -234,15 +250,20 @@ def _plain_module(m: Any) -> bool:
         and _is(m.get("params", 0), int)
         and m.get("params", 0) >= 0
         and _is(m.get("hparams", {}), dict)
-        and _is(m.get("parameters", {}), dict)
-        and all(
-            _is(shape, list) and all(_is(d, int) for d in shape)
-            for shape in m.get("parameters", {}).values()
-        )
+        and all(_shapes(m.get(key, {})) for key in ("parameters", "buffers"))
         and _is(m.get("bases", []), list)
         and all(_is(base, str) for base in m.get("bases", []))
         and _is(m.get("ties", {}), dict)
         and all(_is(tie, str) for tie in m.get("ties", {}).values())
+        and _is(m.get("dtypes", {}), dict)
+        and all(_is(dtype, str) for dtype in m.get("dtypes", {}).values())
+        and _is(m.get("extra_state", False), bool)
+    )
+
+
+def _shapes(value: Any) -> bool:
+    return _is(value, dict) and all(
+        _is(shape, list) and all(_is(d, int) for d in shape) for shape in value.values()
     )
 
 

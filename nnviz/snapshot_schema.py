@@ -33,7 +33,19 @@ class ModuleV4(_Strict):
     )
     ties: dict[str, str] = Field(
         default_factory=dict,
-        description="Own parameters that are another's: the name each was first registered under.",
+        description="Own parameters and persistent buffers that are another's: the name each "
+        "was first registered under.",
+    )
+    buffers: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Shapes of the module's own persistent buffers (version 4).",
+    )
+    dtypes: dict[str, str] = Field(
+        default_factory=dict,
+        description="dtype of each own parameter and persistent buffer (version 4).",
+    )
+    extra_state: bool = Field(
+        False, description="Whether state_dict() holds the module's _extra_state (version 4)."
     )
 
 
@@ -78,7 +90,7 @@ class EdgeV4(_Strict):
 
 
 class SnapshotV4(_Strict):
-    """A whole snapshot document, format version 3 (versions 1 to 3 validate too)."""
+    """A whole snapshot document, format version 4 (versions 1 to 3 validate too)."""
 
     format: Literal["nnviz-graph"]
     version: Literal[1, 2, 3, 4]

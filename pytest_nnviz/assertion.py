@@ -160,9 +160,10 @@ class NNVizSnapshot:
         assert check.diff is not None
         text = check.diff.to_text().rstrip("\n").splitlines()
         summary = totals(check.diff.to_dict())
-        # the changes, then the totals line, then what is not drift (its headline only here)
+        # the changes, the totals line, the checkpoint verdict, what is not drift (its headline)
         at = text.index(summary) if summary in text else len(text)
-        changes, information = text[:at], text[at + 1 : at + 2]
+        changes = text[:at]
+        information = [ln for ln in text[at + 1 :] if ln.startswith(("checkpoint:", "not drift"))]
         if len(changes) > MAX_CHANGELOG_LINES - 1:
             cut = len(changes) - MAX_CHANGELOG_LINES + 2
             changes = [*changes[: MAX_CHANGELOG_LINES - 2], f"... {cut} more lines in report.json"]

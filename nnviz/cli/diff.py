@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from nnviz.cli.shell import (
     warnings_as_lines,
 )
 from nnviz.errors import NNVizWarning
+
+if TYPE_CHECKING:
+    from nnviz.diffing.model import GraphDiff
 
 
 @cli.command("diff")
@@ -76,6 +80,14 @@ from nnviz.errors import NNVizWarning
     help="List every change on its own line: parameter shapes and outputs that follow a "
     "hyperparameter, each op inside a swapped module, each shape that follows upstream.",
 )
+@click.option(
+    "--key-map",
+    "key_map",
+    type=click.Path(dir_okay=False),
+    help="Write the state-dict key map here as JSON (old key -> new key for every renamed or "
+    "moved tensor, null for a key no longer used) so old checkpoints load into NEW; not written, "
+    "with a warning saying why, when no map can mend the break, e.g. --key-map map.json.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
 @click.pass_context
 def diff_command(
@@ -89,6 +101,7 @@ def diff_command(
     inputs: str | None,
     strict: bool,
     verbose: bool,
+    key_map: str | None,
     quiet: bool,
 ) -> None:
     """Compare two architectures and print what changed; exit 0 if identical, 1 if not.
@@ -105,6 +118,8 @@ def diff_command(
                 progress(quiet, f"tracing {spec} ...")
         with warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
             result = nnviz.diff(old, new, ignore=ignore, strict=strict, inputs=inputs)
+        if key_map:
+            _write_key_map(result, key_map, quiet)
         if out:
             with graphviz_messages(quiet):
                 written = nnviz.draw(result, out, context=context)
@@ -121,3 +136,21 @@ def diff_command(
                 text = result.to_text(verbose, colour=colour)
                 click.echo(text, nl=False)
     ctx.exit(0 if result.identical else 1)
+
+
+def _write_key_map(result: GraphDiff, path: str, quiet: bool) -> None:
+    """The key map as JSON at `path` (atomic), or one warning line saying why none is written."""
+    import json
+
+    from nnviz.errors import CheckpointError
+    from nnviz.fs import atomic_write
+
+    assert result.checkpoint is not None  # every diff computes one
+    try:
+        mapping = result.checkpoint.key_map()
+    except CheckpointError as exc:
+        if not quiet:
+            click.echo(f"nnviz: warning: {exc}; {path} not written", err=True)
+        return
+    atomic_write(path, json.dumps(mapping, indent=1, ensure_ascii=False) + "\n")
+    progress(quiet, f"wrote {path} ({len(mapping)} keys)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nnviz.bookkeeping import scalar_nodes
+from nnviz.diffing import checkpoint
 from nnviz.diffing.document import Status, fold_root
 from nnviz.diffing.fields import (
     across_formats,
@@ -100,7 +101,8 @@ def diff(
     check_ignore(tuple(ignore), old, new)
     matching = match(old, new)
     entries, edges = build(old, new, matching, tuple(ignore))
-    return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict)
+    loads = checkpoint.verdict(old, new, matching.modules)
+    return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict, loads)
 
 
 def build(

@@ -318,9 +318,17 @@ def _info_lines(log: Changelog) -> list[Line]:
     return [(head, ""), *((line, " ") for line in shown)]
 
 
+def _checkpoint_lines(log: Changelog) -> list[Line]:
+    """The checkpoint verdict under the totals (every key with `verbose`)."""
+    if log.checkpoint is None:
+        return []
+    shown: list[str] = log.checkpoint.shown(log.identical, log.verbose)
+    return [(text, "" if i == 0 else " ") for i, text in enumerate(shown)]
+
+
 def _lines(log: Changelog) -> list[Line]:
     body = [line for item in log.items for line in _item_lines(item)]
-    return [*body, (_totals(log), ""), *_info_lines(log)]
+    return [*body, (_totals(log), ""), *_checkpoint_lines(log), *_info_lines(log)]
 
 
 def headline(doc: Doc) -> str:
@@ -363,7 +371,8 @@ def markdown(doc: Doc) -> str:
     log = changelog_of(doc)
     old, new = log.names
     heading = f"### nnviz diff: `{old}` → `{new}`"
-    info = [text.replace("```", "'''") for text, _ in _info_lines(log)]
+    after = [*_checkpoint_lines(log), *_info_lines(log)]
+    info = [text.replace("```", "'''") for text, _ in after]
     if log.identical:
         extra = "\n\n```diff\n" + "\n".join(info) + "\n```" if info else ""
         return f"{heading}\n\n{_identical(log).capitalize()}.{extra}\n"

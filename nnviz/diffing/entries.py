@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nnviz.diffing import checkpoint
 from nnviz.diffing.document import STATUSES, fold_root
 from nnviz.diffing.folding import (
     arrange_followers,
@@ -127,6 +128,8 @@ def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
         nodes=int(sides["new"].get("nodes", 0)),
         info=_info(doc),
         names=(str(sides["old"].get("name", "old")), str(sides["new"].get("name", "new"))),
+        checkpoint=checkpoint.of_document(doc),
+        verbose=verbose,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nnviz.diffing.changelog import changelog, markdown, totals
+from nnviz.diffing.checkpoint import Verdict
 from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
 from nnviz.diffing.matching import Matching
 from nnviz.diffing.records import ABSENT
@@ -140,6 +141,8 @@ class GraphDiff:
     ignore: tuple[str, ...] = ()
     strict: bool = False
     """Whether information (scalar plumbing, attribute-only changes) counts as drift."""
+    checkpoint: Verdict | None = None
+    """Whether the old side's checkpoints load into the new side (`nnviz.diffing.checkpoint`)."""
 
     @property
     def identical(self) -> bool:
@@ -194,6 +197,7 @@ class GraphDiff:
             "ignore": list(self.ignore),
             "nodes": [e.to_dict() for e in self.entries],
             "edges": [e.to_dict() for e in self.edges],
+            **({"checkpoint": self.checkpoint.to_dict()} if self.checkpoint else {}),
         }
 
     def to_text(self, verbose: bool = False, colour: bool = False) -> str:

@@ -297,6 +297,9 @@ class Changelog:
     names: tuple[str, str] = ("old", "new")
     cost: Any = None
     checkpoint: Any = None
+    """The `nnviz.diffing.checkpoint.Verdict`, when the document has one."""
+    verbose: bool = False
+    """Whether every change (and every checkpoint key) is listed."""
 
     @property
     def entries(self) -> list[Entry]:

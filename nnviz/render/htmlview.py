@@ -70,7 +70,8 @@ def diff_view(diff: GraphDiff, style: Style, *, context: int) -> View:
     first = fold(union, diff, context)
     view = _view(union, style, paint, first, diff)
     view["changes"] = _changes(diff, once)
-    view["summary"] = totals(diff.to_dict())
+    verdict = diff.checkpoint.shown(diff.identical) if diff.checkpoint else []
+    view["summary"] = " · ".join([totals(diff.to_dict()), *verdict])  # the header's one line
     view["statuses"] = {status: list(colours) for status, colours in COLOURS.items()}
     return view
 

@@ -210,12 +210,12 @@ def module_tree(model: nn.Module) -> list[Module]:
     A module registered under a second name is listed again under it, its parameters recorded as
     tied to the first name's (`ties`), exactly as a module of its own that ties its weights to
     another's is: the two ways of sharing an embedding compute the same and record the same.
+    Each record holds its part of the state-dict contract (`state_contract`), read from the
+    module tree alone: nothing is run, no memory is touched (modules on meta record the same).
     """
     tree = []
     recorded: dict[str, dict[str, dict[str, Value]]] = {}  # the configs each path keeps
-    first: dict[int, str] = {}  # each parameter's first name
-    for name, param in model.named_parameters(remove_duplicate=False):
-        first.setdefault(id(param), name)
+    first = first_names(model)
     for path, module in model.named_modules(remove_duplicate=False):
         above: dict[str, dict[str, Value]] = {}
         up = parent_path(path)
@@ -224,7 +224,6 @@ def module_tree(model: nn.Module) -> list[Module]:
                 above.setdefault(name, config)
             up = parent_path(up)
         own, recorded[path] = hparams(module, above)
-        own_params = list(module.named_parameters(recurse=False))
         tree.append(
             Module(
                 path=path,
@@ -232,15 +231,52 @@ def module_tree(model: nn.Module) -> list[Module]:
                 bases=bases(type(module)),
                 params=sum(p.numel() for p in module.parameters()),
                 hparams=own,
-                parameters={n: tuple(int(d) for d in p.shape) for n, p in own_params},
-                ties={
-                    n: first[id(p)]
-                    for n, p in own_params
-                    if first.get(id(p), scoped(path, n)) != scoped(path, n)
-                },
+                **state_contract(module, path, first),
             )
         )
     return tree
+
+
+def _state_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor, bool]]:
+    """A module's own `state_dict()` tensors as torch saves them: (name, tensor, is_parameter);
+    parameters and buffers that are None and non-persistent buffers are not saved."""
+    skip: set[str] = getattr(module, "_non_persistent_buffers_set", set())
+    for name, param in module.named_parameters(recurse=False):
+        yield name, param, True
+    for name, buf in module.named_buffers(recurse=False):
+        if name not in skip:
+            yield name, buf, False
+
+
+def first_names(model: nn.Module) -> dict[int, str]:
+    """The qualified name each state tensor was first registered under, by object id."""
+    first: dict[int, str] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for name, tensor, _ in _state_tensors(module):
+            first.setdefault(id(tensor), scoped(path, name))
+    return first
+
+
+def state_contract(module: nn.Module, path: str, first: dict[int, str]) -> dict[str, Any]:
+    """A module's own part of the state-dict contract, as `Module` fields: parameter and
+    persistent-buffer shapes, their dtypes, ties to a first name, `_extra_state`."""
+    parameters: dict[str, tuple[int, ...]] = {}
+    buffers: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, str] = {}
+    ties: dict[str, str] = {}
+    for name, tensor, is_param in _state_tensors(module):
+        (parameters if is_param else buffers)[name] = tuple(int(d) for d in tensor.shape)
+        dtypes[name] = str(tensor.dtype).removeprefix("torch.")
+        if first.get(id(tensor), scoped(path, name)) != scoped(path, name):
+            ties[name] = first[id(tensor)]
+    extra = getattr(type(module), "get_extra_state", None) is not nn.Module.get_extra_state
+    return {
+        "parameters": parameters,
+        "buffers": buffers,
+        "dtypes": dtypes,
+        "ties": ties,
+        "extra_state": extra,
+    }
 
 
 def versions() -> dict[str, str]:

@@ -23,7 +23,15 @@ from torch import nn
 
 from nnviz.errors import DataTraceWarning, TraceError
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
-from nnviz.tracers.conventions import IdAllocator, encode, hparams, scoped, versions
+from nnviz.tracers.conventions import (
+    IdAllocator,
+    encode,
+    first_names,
+    hparams,
+    scoped,
+    state_contract,
+    versions,
+)
 from nnviz.values import Value
 
 _SKIPPED = {"prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::TupleConstruct"}
@@ -209,6 +217,7 @@ def _class_name(module: nn.Module) -> str:
 
 def _module_tree(model: nn.Module) -> list[Module]:
     tree = []
+    first = first_names(model)
     for path, module in model.named_modules():
         cls = _class_name(module)
         qualified = f"torch.nn.{cls}" if hasattr(nn, cls) else cls
@@ -218,10 +227,7 @@ def _module_tree(model: nn.Module) -> list[Module]:
                 cls=qualified,
                 params=sum(p.numel() for p in module.parameters()),
                 hparams={} if isinstance(module, torch.jit.ScriptModule) else hparams(module)[0],
-                parameters={
-                    n: tuple(int(d) for d in p.shape)
-                    for n, p in module.named_parameters(recurse=False)
-                },
+                **state_contract(module, path, first),
             )
         )
     return tree

@@ -60,7 +60,8 @@ def test_different_snapshots_exit_1_with_the_changelog(snapshots: tuple[Path, Pa
     assert result.stdout == dedent("""\
         ~ fc  Linear  out_features 1000 → 10
         1 changed · params 11,689,512 → 11,181,642 (-507,870)
-        """)
+        checkpoint: breaks — 2 shape mismatches (fc.bias [1000] → [10], fc.weight [1000, 512] → [10, 512])
+        """)  # noqa: E501
 
 
 def test_json_format_is_the_documented_document(snapshots: tuple[Path, Path]) -> None:
@@ -127,6 +128,7 @@ def test_model_specs_are_traced(tmp_path: Path) -> None:
         ~ 0  Conv2d  kernel_size (3, 3) → (5, 5)
         ~ 1  GELU  class ReLU → GELU (approximate='none', no inplace)
         2 changed · params 314 → 698 (+384)
+        checkpoint: breaks — 1 shape mismatch (0.weight [8, 3, 3, 3] → [8, 3, 5, 5])
         """)
 
 

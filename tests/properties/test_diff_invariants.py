@@ -85,7 +85,9 @@ def _flat(blocks: int, prefix: str) -> Graph:
         p = f"{prefix}{i}"
         modules += [
             Module(p, "t.Block"),
-            Module(f"{p}.conv", "torch.nn.Conv2d", 9, {"k": 3}, {"w": (3,)}),
+            Module(
+                f"{p}.conv", "torch.nn.Conv2d", 9, {"k": 3}, {"w": (3,)}, dtypes={"w": "float32"}
+            ),
             Module(f"{p}.act", "torch.nn.ReLU"),
         ]
         nodes += [
@@ -110,6 +112,7 @@ def test_wrapping_thousands_of_identical_blocks_is_one_move_and_fast() -> None:
         "+ wrap  Sequential (6000 nodes, 0 params)\n"
         "→ 0 … 2999 moved to wrap.0 … wrap.2999 (3000 layers)\n"
         "1 added, 3000 renamed · params 0 → 0 (+0)\n"
+        "checkpoint: loads after renaming 3000 keys\n"
     )
 
 

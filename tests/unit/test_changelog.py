@@ -25,6 +25,8 @@ def test_changelog_needs_only_the_json_document() -> None:
         "+ layer{1,4}.2, layer2.{2,3}, layer3.{2..5}  BasicBlock (7 nodes, 74K–4.7M params) ×8",
         "    ↳ inputs rewired in 7 nodes (conv1 ×3, downsample.0 ×3, avgpool)",
         "8 added, 7 downstream · params 11,689,512 → 21,797,672 (+10,108,160)",
+        "checkpoint: breaks — 96 new keys left at initialisation (layer1.2.conv1.weight, "
+        "layer1.2.bn1.bias, layer1.2.bn1.weight, … 93 more)",
     ]
 
 
@@ -123,4 +125,5 @@ def test_terminal_colours_by_line_kind() -> None:
         f"\x1b[32m{plain[0]}\x1b[0m",  # + added: green
         f"\x1b[2m{plain[1]}\x1b[0m",  # ↳ folded: dim
         plain[2],  # the totals as they are
+        plain[3],  # and the checkpoint verdict
     ]

@@ -40,7 +40,8 @@ def test_conv_kernel_changed_in_one_block() -> None:
     assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
         ~ layer3.1.conv2  Conv2d  kernel_size (3, 3) → (5, 5); padding (1, 1) → (2, 2)
         1 changed · params 11,689,512 → 12,738,088 (+1,048,576)
-        """)
+        checkpoint: breaks — 1 shape mismatch (layer3.1.conv2.weight [256, 256, 3, 3] → [256, 256, 5, 5])
+        """)  # noqa: E501
 
 
 def test_conv_stride_changed() -> None:
@@ -51,6 +52,7 @@ def test_conv_stride_changed() -> None:
     assert text(traced("resnet18"), resnet18_with(edit)) == dedent("""\
         ~ layer2.0.conv1, layer2.0.downsample.0  Conv2d  stride (2, 2) → (1, 1) ×2
         2 changed · params 11,689,512 → 11,689,512 (+0)
+        checkpoint: old checkpoints load as they are
         """)
 
 
@@ -65,7 +67,8 @@ def test_block_narrowed() -> None:
         ~ layer3.1.bn1  BatchNorm2d  num_features 256 → 128
         ~ layer3.1.conv2  Conv2d  in_channels 256 → 128
         3 changed · params 11,689,512 → 11,099,432 (-590,080)
-        """)
+        checkpoint: breaks — 6 shape mismatches (layer3.1.conv1.weight [256, 256, 3, 3] → [128, 256, 3, 3], layer3.1.bn1.bias [256] → [128], layer3.1.bn1.weight [256] → [128], … 3 more)
+        """)  # noqa: E501
 
 
 def test_relu_replaced_by_gelu_in_one_place() -> None:
@@ -76,6 +79,7 @@ def test_relu_replaced_by_gelu_in_one_place() -> None:
     assert result.to_text() == dedent("""\
         ~ layer2.1.relu  GELU  class ReLU → GELU (approximate='none', no inplace)
         1 changed · params 11,689,512 → 11,689,512 (+0)
+        checkpoint: old checkpoints load as they are
         """)
     # the block calls its relu twice: the second call is the same module, not a second change
     assert [e.name for e in result] == ["layer2.1.relu"]
@@ -91,6 +95,7 @@ def test_dropout_inserted_before_the_head() -> None:
             ↳ fc.1  input input flatten → fc.0
         → fc moved to fc.1
         1 added, 1 renamed, 1 downstream · params 11,689,512 → 11,689,512 (+0)
+        checkpoint: loads after renaming 2 keys
         """)
     assert {e.name: e.status for e in result} == {
         "fc": "added",
@@ -112,6 +117,7 @@ def test_dropout_inserted_into_a_sequential_renumbers_the_rest() -> None:
             ↳ features.3  input input features.1 → features.2
         → features.2 … features.20 moved to features.3 … features.21 (19 layers)
         1 added, 19 renamed, 1 downstream · params 132,863,336 → 132,863,336 (+0)
+        checkpoint: loads after renaming 14 keys
         """)
 
 
@@ -124,7 +130,8 @@ def test_residual_block_deleted() -> None:
         - layer1.1  BasicBlock (7 nodes, 74K params)
             ↳ layer2.0.conv1, layer2.0.downsample.0  input input layer1.1.relu:1 → layer1.0.relu:1
         1 removed, 2 downstream · params 11,689,512 → 11,615,528 (-73,984)
-        """)
+        checkpoint: breaks — 12 keys no longer used (layer1.1.conv1.weight, layer1.1.bn1.bias, layer1.1.bn1.weight, … 9 more)
+        """)  # noqa: E501
     summary = result.summary
     assert (summary["removed"], summary["changed"], summary["propagated"]) == (8, 2, 2)
 
@@ -133,7 +140,8 @@ def test_num_classes_changed() -> None:
     assert text(traced("resnet18"), traced("resnet18", num_classes=10)) == dedent("""\
         ~ fc  Linear  out_features 1000 → 10
         1 changed · params 11,689,512 → 11,181,642 (-507,870)
-        """)
+        checkpoint: breaks — 2 shape mismatches (fc.bias [1000] → [10], fc.weight [1000, 512] → [10, 512])
+        """)  # noqa: E501
 
 
 def test_two_layers_of_a_sequential_swapped() -> None:
@@ -150,6 +158,7 @@ def test_two_layers_of_a_sequential_swapped() -> None:
             ↳ features.2  input input features.0 → features.1
             ↳ features.3  input input features.1 → features.2
         2 renamed, 3 downstream · params 132,863,336 → 132,863,336 (+0)
+        checkpoint: old checkpoints load as they are
         """)
 
 
@@ -189,6 +198,7 @@ def test_submodule_renamed(tmp_path: Path) -> None:
     assert result.to_text() == dedent("""\
         → head renamed to classifier
         1 renamed · params 554 → 554 (+0)
+        checkpoint: loads after renaming 4 keys
         """)
     assert {e.name: e.renamed_from for e in result} == {
         "classifier": "head",
@@ -204,7 +214,8 @@ def test_renamed_and_changed(tmp_path: Path) -> None:
         → head renamed to classifier
         ~ classifier.2  Linear  out_features 10 → 20
         1 changed, 1 renamed · params 554 → 724 (+170)
-        """)
+        checkpoint: breaks — 2 shape mismatches (classifier.2.bias [10] → [20], classifier.2.weight [10, 16] → [20, 16])
+        """)  # noqa: E501
 
 
 def test_functional_op_changed_in_forward(tmp_path: Path) -> None:
@@ -213,6 +224,7 @@ def test_functional_op_changed_in_forward(tmp_path: Path) -> None:
     assert result.to_text() == dedent("""\
         ~ sigmoid  torch.sigmoid  op torch.relu → torch.sigmoid
         1 changed · params 554 → 554 (+0)
+        checkpoint: old checkpoints load as they are
         """)
     (entry,) = result
     assert (entry.kind, entry.renamed_from, entry.path) == ("function", "relu", None)
@@ -261,7 +273,8 @@ def test_shapes_propagate_from_their_root_cause() -> None:
         ~ 0  Conv2d  out_channels 16 → 32
         ~ 2  Conv2d  in_channels 16 → 32
         2 changed, 1 downstream · params 1,608 → 3,208 (+1,600)
-        """)
+        checkpoint: breaks — 3 shape mismatches (0.bias [16] → [32], 0.weight [16, 3, 3, 3] → [32, 3, 3, 3], 2.weight [8, 16, 3, 3] → [8, 32, 3, 3])
+        """)  # noqa: E501
     assert nnviz.diff(old, new, ignore=["spec"]).summary["propagated"] == 0
 
 
@@ -279,7 +292,8 @@ def test_unrelated_removal_and_addition_are_not_a_move() -> None:
         + layer4.2  BasicBlock (7 nodes, 4.7M params)
             ↳ avgpool  input input layer4.1.relu:1 → layer4.2.relu:1
         1 added, 1 removed, 3 downstream · params 11,689,512 → 16,336,168 (+4,646,656)
-        """)
+        checkpoint: breaks — 12 new keys left at initialisation (layer4.2.conv1.weight, layer4.2.bn1.bias, layer4.2.bn1.weight, … 9 more), 12 keys no longer used (layer1.1.conv1.weight, layer1.1.bn1.bias, layer1.1.bn1.weight, … 9 more)
+        """)  # noqa: E501
 
 
 SPARE = """\
@@ -313,6 +327,7 @@ def test_a_module_that_is_never_called_still_counts(tmp_path: Path) -> None:
     assert text(old, new) == dedent("""\
         ~ spare  Dropout  p 0.1 → 0.2
         1 changed · params 224 → 224 (+0)
+        checkpoint: old checkpoints load as they are
         """)
 
 
@@ -322,6 +337,7 @@ def test_a_module_called_from_now_on(tmp_path: Path) -> None:
         ~ spare  Dropout  called False → True
             ↳ output  input 0 conv → spare
         1 changed, 1 downstream · params 224 → 224 (+0)
+        checkpoint: old checkpoints load as they are
         """)
 
 
@@ -338,6 +354,7 @@ def test_a_different_input_size_is_one_root_cause() -> None:
         ~ input:x  x  output [1, 3, 64, 64] → [1, 3, 32, 32]
             ↳ output shapes follow in 66 nodes (relu ×17, conv1 ×9, bn1 ×9, conv2 ×8, bn2 ×8, …)
         1 changed, 66 downstream · params 11,689,512 → 11,689,512 (+0)
+        checkpoint: old checkpoints load as they are
         """)
     causes = {c.cause for e in result for c in e.changes.values() if c.propagated}
     assert causes == {"input:x"}

@@ -71,7 +71,8 @@ def test_a_hidden_size_edit_is_one_line_per_class_and_change_naming_every_place(
         ~ enc.{0,1}.layer.{0,1}, mid  LayerNorm  normalized_shape (32,) → (64,) ×5
         ~ head  Linear  in_features 32 → 64
         7 changed · params 1,392 → 2,768 (+1,376)
-        """)
+        checkpoint: breaks — 13 shape mismatches (embed.bias [32] → [64], embed.weight [32, 16] → [64, 16], enc.0.layer.0.bias [32] → [64], … 10 more)
+        """)  # noqa: E501
 
 
 def test_verbose_lists_every_change() -> None:
@@ -131,6 +132,7 @@ def test_what_changed_inside_a_swapped_block_is_summed_up_under_its_class_line()
         ~ blocks.{0..2}  GatedDense  class Dense → GatedDense (same settings) ×3
             ↳ inside: − wi Linear; + wi_0, wi_1 Linear; act ReLU → NewGELU; +8 ops (mul ×4, add ×2, pow, tanh)
         3 changed, 3 downstream · params 3,216 → 4,848 (+1,632)
+        checkpoint: breaks — 12 new keys left at initialisation (blocks.0.wi_0.bias, blocks.0.wi_0.weight, blocks.0.wi_1.bias, … 9 more), 6 keys no longer used (blocks.0.wi.bias, blocks.0.wi.weight, blocks.1.wi.bias, … 3 more)
         """)  # noqa: E501
     names = {e.name for e in result if e.status == "added"}
     assert {"blocks.0.wi_1", "blocks.2.act.tanh"} <= names
@@ -228,6 +230,7 @@ def test_a_forward_rewritten_is_one_line_counting_its_ops() -> None:
     assert text == dedent("""\
         ~ 0, 1  Attention  ops +1 (scaled_dot_product_attention); −5 (matmul ×2, transpose, mul, softmax) ×2
         2 changed, 2 downstream · params 2,176 → 2,176 (+0)
+        checkpoint: old checkpoints load as they are
         """)  # noqa: E501
 
 
@@ -262,6 +265,7 @@ def test_a_layer_swapped_for_a_subclass_that_calls_its_functional_stays_paired()
             ↳ inside: + act ReLU
         ~ 2  Identity  class ReLU → Identity (no inplace)
         2 changed · params 240 → 240 (+0)
+        checkpoint: old checkpoints load as they are
         """)
 
 

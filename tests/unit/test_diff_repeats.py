@@ -212,7 +212,8 @@ def test_the_page_header_and_the_repr_show_the_totals_not_an_information_line() 
     text = result.to_text()
     totals = "3 added, 3 downstream · params 274 → 274 (+0)"
     assert totals in text.splitlines()
-    assert htmlview.diff_view(result, make_style(None), context=3)["summary"] == totals
+    header = f"{totals} · checkpoint: old checkpoints load as they are"
+    assert htmlview.diff_view(result, make_style(None), context=3)["summary"] == header
     assert repr(result) == f"<GraphDiff t → t: {totals}>"
 
 

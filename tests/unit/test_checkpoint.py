@@ -1,0 +1,246 @@
+"""The checkpoint verdict on small modules, each held to a real `load_state_dict(strict=True)`:
+a rename, a move into a Sequential, tied weights, persistent and non-persistent buffers,
+`_extra_state`, a shape change, a new layer; the key map; older snapshots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from support import run_nnviz
+from torch import nn
+
+import nnviz
+from nnviz.diffing.checkpoint import Verdict
+
+
+def strict_load(state: dict[str, Any], model: nn.Module) -> bool:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError:
+        return False
+    return True
+
+
+def verdict(old: nn.Module, new: nn.Module) -> Verdict:
+    """nnviz's verdict, checked against torch: a strict load succeeds exactly when it says
+    `loads`, and after the key map exactly when the verdict is mendable."""
+    result = nnviz.diff(nnviz.trace(old), nnviz.trace(new)).checkpoint
+    assert result is not None
+    state = old.state_dict()
+    assert strict_load(state, new) == (result.status == "loads")
+    if result.mendable:
+        key_map = result.key_map()
+        mapped = {key_map.get(k, k): v for k, v in state.items() if key_map.get(k, k) is not None}
+        assert strict_load(mapped, new)
+    else:
+        with pytest.raises(nnviz.CheckpointError):
+            result.key_map()
+    assert Verdict.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    return result
+
+
+class Net(nn.Module):
+    def __init__(self, out: int = 10) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU())
+        self.fc = nn.Linear(16, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+class Renamed(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = self.fc
+        del self.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class Moved(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Sequential(nn.Dropout(0.0), self.fc)
+        del self.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def test_the_same_model_loads_as_it_is() -> None:
+    result = verdict(Net(), Net())
+    assert result.line() == "checkpoint: old checkpoints load as they are"
+
+
+def test_a_renamed_layer_loads_after_renaming_and_computes_the_same() -> None:
+    old, new = Net().eval(), Renamed().eval()
+    result = verdict(old, new)
+    assert result.line() == "checkpoint: loads after renaming 2 keys"
+    assert result.key_map() == {"fc.bias": "head.bias", "fc.weight": "head.weight"}
+    state = {result.key_map().get(k, k): v for k, v in old.state_dict().items()}
+    new.load_state_dict(state)
+    x = torch.randn(4, 8)
+    assert torch.equal(old(x), new(x))
+
+
+def test_a_layer_moved_into_a_sequential_loads_after_renaming() -> None:
+    result = verdict(Net(), Moved())
+    assert result.key_map() == {"fc.bias": "head.1.bias", "fc.weight": "head.1.weight"}
+
+
+def test_a_shape_change_breaks_and_no_map_mends_it() -> None:
+    result = verdict(Net(), Net(out=12))
+    assert result.line() == (
+        "checkpoint: breaks — 2 shape mismatches (fc.bias [10] → [12], fc.weight [10, 16] → "
+        "[12, 16])"
+    )
+    assert "2 shape mismatches cannot be mended by renaming keys" in result.why_no_map()
+
+
+class Deeper(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(super().forward(x))
+
+
+def test_a_new_layer_leaves_its_keys_at_initialisation_and_a_removed_one_is_unused() -> None:
+    added = verdict(Net(), Deeper())
+    assert added.line() == (
+        "checkpoint: breaks — 2 new keys left at initialisation (norm.bias, norm.weight)"
+    )
+    removed = verdict(Deeper(), Net())  # mendable: the map drops what has no place
+    assert removed.line() == "checkpoint: breaks — 2 keys no longer used (norm.bias, norm.weight)"
+    assert removed.key_map() == {"norm.bias": None, "norm.weight": None}
+
+
+class Buffered(Net):
+    def __init__(self, persistent: bool) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(10), persistent=persistent)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.scale
+
+
+def test_a_persistent_buffer_is_a_key_and_a_non_persistent_one_is_not() -> None:
+    graph = nnviz.trace(Buffered(persistent=True))
+    assert dict(graph.modules[""].buffers) == {"scale": (10,)}
+    assert dict(graph.modules["body.1"].buffers)["num_batches_tracked"] == ()
+    assert graph.modules["body.1"].dtypes["num_batches_tracked"] == "int64"
+    assert not nnviz.trace(Buffered(persistent=False)).modules[""].buffers
+    assert verdict(Net(), Buffered(persistent=False)).status == "loads"
+    assert verdict(Net(), Buffered(persistent=True)).line() == (
+        "checkpoint: breaks — 1 new key left at initialisation (scale)"
+    )
+    assert verdict(Buffered(persistent=True), Buffered(persistent=False)).line() == (
+        "checkpoint: breaks — 1 key no longer used (scale)"
+    )
+
+
+class Tied(nn.Module):
+    def __init__(self, head: bool, tie: bool) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        if head:
+            self.head = nn.Linear(8, 20, bias=False)
+            if tie:
+                self.head.weight = self.embed.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        return self.head(h) if hasattr(self, "head") else h
+
+
+def test_tied_weights_are_keys_of_their_own_that_say_what_they_share() -> None:
+    graph = nnviz.trace(Tied(head=True, tie=True))
+    assert dict(graph.modules["head"].ties) == {"weight": "embed.weight"}
+    assert verdict(Tied(head=True, tie=False), Tied(head=True, tie=True)).status == "loads"
+    added = verdict(Tied(head=False, tie=False), Tied(head=True, tie=True))
+    assert added.line() == (
+        "checkpoint: breaks — 1 new key left at initialisation (head.weight, tied to embed.weight)"
+    )
+
+
+class Extra(nn.Linear):
+    def get_extra_state(self) -> Any:
+        return {"fp8": 1}
+
+    def set_extra_state(self, state: Any) -> None:
+        self.fp8 = state
+
+
+class WithExtra(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = Extra(16, 10)
+
+
+def test_extra_state_is_a_key_without_a_shape() -> None:
+    graph = nnviz.trace(WithExtra())
+    assert graph.modules["fc"].state_keys["_extra_state"] is None
+    assert verdict(Net(), WithExtra()).line() == (
+        "checkpoint: breaks — 1 new key left at initialisation (fc._extra_state)"
+    )
+    assert verdict(WithExtra(), WithExtra()).status == "loads"
+
+
+def test_a_module_never_called_holds_keys_too() -> None:
+    class Spare(Net):
+        def __init__(self) -> None:
+            super().__init__()
+            self.spare = nn.Linear(2, 2)
+
+    assert verdict(Net(), Spare()).line() == (
+        "checkpoint: breaks — 2 new keys left at initialisation (spare.bias, spare.weight)"
+    )
+
+
+def _older(graph: nnviz.Graph, path: Path) -> Path:
+    """`graph` as a format-3 snapshot (no buffers, dtypes or _extra_state)."""
+    doc = json.loads(nnviz.snapshot.dumps(graph))
+    doc["version"] = 3
+    for module in doc["modules"]:
+        for key in ("buffers", "dtypes", "extra_state"):
+            module.pop(key, None)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_an_older_snapshot_makes_the_verdict_unknown_in_one_line(tmp_path: Path) -> None:
+    old = _older(nnviz.trace(Net()), tmp_path / "old.json")
+    result = nnviz.diff(old, nnviz.trace(Net(out=12)))
+    text = result.to_text().splitlines()
+    assert text[-1] == (
+        "checkpoint: unknown — the old side is a format-3 snapshot, which records no state-dict "
+        "keys; re-record it (nnviz MODEL -o FILE.json, or pytest --nnviz-update)"
+    )
+    assert result.to_dict()["checkpoint"]["verdict"] == "unknown"
+    with pytest.raises(nnviz.CheckpointError, match="unknown"):
+        nnviz.key_map(old, nnviz.trace(Net()))
+
+
+def test_the_cli_writes_the_key_map_or_says_why_not(tmp_path: Path) -> None:
+    for name, model in (("old", Net()), ("moved", Moved()), ("wider", Net(out=12))):
+        nnviz.save(nnviz.trace(model), tmp_path / f"{name}.json")
+    run = run_nnviz("diff", "old.json", "moved.json", "--key-map", "map.json", cwd=tmp_path)
+    assert run.returncode == 1 and "checkpoint: loads after renaming 2 keys" in run.stdout
+    written = json.loads((tmp_path / "map.json").read_text())
+    assert written == {"fc.bias": "head.1.bias", "fc.weight": "head.1.weight"}
+    run = run_nnviz("diff", "old.json", "wider.json", "--key-map", "no.json", cwd=tmp_path)
+    assert run.returncode == 1 and not (tmp_path / "no.json").exists()
+    assert run.stderr.strip() == (
+        "nnviz: warning: no key map: 2 shape mismatches cannot be mended by renaming keys; "
+        "no.json not written"
+    )
+    run = run_nnviz("diff", "old.json", "wider.json", "-v", "-f", "json", cwd=tmp_path)
+    doc = json.loads(run.stdout)["checkpoint"]
+    assert doc["verdict"] == "breaks" and not doc["mendable"] and len(doc["mismatched"]) == 2
