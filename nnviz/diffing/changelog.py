@@ -174,7 +174,7 @@ def entry_lines(entry: Entry) -> list[Line]:
         out.append((f"→ {entry.was} {verb} {name}", "→"))
     if entry.kind in ("added", "removed"):
         symbol = SYMBOL[entry.kind]
-        out.append((f"{symbol} {head}{_size(entry.size)}{_times(entry)}", symbol))
+        out.append((f"{symbol} {head}{_size(entry.size)}{_times(entry)}{_cost(entry)}", symbol))
     elif entry.kind == "ops":
         ops = inside_text(entry.inside or Inside(), ops_line=True)
         out.append((f"~ {head}  ops {ops}{_times(entry)}", "~"))
@@ -182,12 +182,18 @@ def entry_lines(entry: Entry) -> list[Line]:
         out.append((f"{_FOLLOWER}{name}  {describe(entry.changes[0])}", " "))
     elif entry.changes:
         changes = "; ".join(describe(c) for c in entry.changes)
-        out.append((f"~ {head}  {changes}{_times(entry)}", "~"))
+        out.append((f"~ {head}  {changes}{_times(entry)}{_cost(entry)}", "~"))
     if entry.inside and entry.kind != "ops":
         out.append((f"{_FOLLOWER}inside: {inside_text(entry.inside)}", " "))
     for follower in entry.followers:
         out += entry_lines(follower) if isinstance(follower, Entry) else [_folded(follower)]
     return out
+
+
+def _cost(entry: Entry) -> str:
+    """What an entry's own cost did (`nnviz.diffing.cost.EntryCost.line`), after its change."""
+    moved = entry.cost.line() if entry.cost is not None else ""
+    return f" · {moved}" if moved else ""
 
 
 def change_line(entry: Entry) -> str | None:
@@ -296,11 +302,23 @@ def _params(log: Changelog) -> str:
 
 
 def _identical(log: Changelog) -> str:
-    return f"identical: no architecture changes ({log.nodes} nodes, {log.params[1]:,} params)"
+    line = f"identical: no architecture changes ({log.nodes} nodes, {log.params[1]:,} params)"
+    if log.cost is not None and log.cost.moved:  # an input size: the same network, other cost
+        line += f" · {log.cost.line()}"
+    return line
 
 
 def _totals(log: Changelog) -> str:
-    return _identical(log) if log.identical else f"{_counts(log)} · {_params(log)}"
+    if log.identical:
+        return _identical(log)
+    compute = log.cost.line() if log.cost is not None else ""
+    return f"{_counts(log)} · {_params(log)}" + (f" · {compute}" if compute else "")
+
+
+def _cost_lines(log: Changelog) -> list[Line]:
+    """The one line saying a side's cost is unknown, and how to get it."""
+    unknown = log.cost.unknown_line() if log.cost is not None else ""
+    return [(unknown, "")] if unknown else []
 
 
 def _info_lines(log: Changelog) -> list[Line]:
@@ -328,7 +346,13 @@ def _checkpoint_lines(log: Changelog) -> list[Line]:
 
 def _lines(log: Changelog) -> list[Line]:
     body = [line for item in log.items for line in _item_lines(item)]
-    return [*body, (_totals(log), ""), *_checkpoint_lines(log), *_info_lines(log)]
+    return [
+        *body,
+        (_totals(log), ""),
+        *_cost_lines(log),
+        *_checkpoint_lines(log),
+        *_info_lines(log),
+    ]
 
 
 def headline(doc: Doc) -> str:
@@ -381,6 +405,8 @@ def markdown(doc: Doc) -> str:
     table.append(f"| downstream | {log.propagated} |")
     p_old, p_new = log.params
     table.append(f"| parameters | {p_old:,} → {p_new:,} ({p_new - p_old:+,}) |")
+    if log.cost is not None and log.cost.known:
+        table += [f"| {row} |" for row in log.cost.rows()]
     lines = [text for item in log.items for text in item_lines(item)]
     body, size = [], 0
     for i, line in enumerate(lines):
@@ -390,6 +416,7 @@ def markdown(doc: Doc) -> str:
             break
         body.append(line.replace("```", "'''"))
     body.append(_totals(log))
+    body.extend(text for text, _ in _cost_lines(log))
     body.extend(info)
     parts = [heading, "\n".join(table), "```diff\n" + "\n".join(body) + "\n```"]
     picture, boxes = mermaid(doc), 100

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nnviz.diffing import checkpoint
+from nnviz.diffing.cost import CostDiff, EntryCost
 from nnviz.diffing.document import STATUSES, fold_root
 from nnviz.diffing.folding import (
     arrange_followers,
@@ -130,6 +131,7 @@ def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
         names=(str(sides["old"].get("name", "old")), str(sides["new"].get("name", "new"))),
         checkpoint=checkpoint.of_document(doc),
         verbose=verbose,
+        cost=CostDiff.from_dict(doc.get("cost")),
     )
 
 
@@ -251,7 +253,7 @@ def _own(
         size = None
         if e["kind"] == "module" and name in index.counts:
             size = Size((index.counts[name],), (int(e.get("params") or 0),))
-        return [Entry(status, places, head, size=size)]
+        return [Entry(status, places, head, size=size, cost=EntryCost.from_dict(e.get("cost")))]
     renamed = (
         e.get("renamed_from") is not None
         and "op" not in roots
@@ -276,9 +278,10 @@ def _own(
         return [rename] if rename else []
     ordered = sorted(roots.items(), key=lambda kc: _RANK.get(kc[0].partition(".")[0], 5))
     changes = tuple(field_change(k, c) for k, c in ordered)
+    cost = EntryCost.from_dict(e.get("cost"))
     if rename is not None:  # one entry: the rename, then its changes
-        return [_with(rename, kind="changed", changes=changes)]
-    return [Entry("changed", places, head, changes)]
+        return [_with(rename, kind="changed", changes=changes, cost=cost)]
+    return [Entry("changed", places, head, changes, cost=cost)]
 
 
 # one entry's changes in the order a reader follows them: what it is, its settings, then what

@@ -16,6 +16,7 @@ from typing import Any
 
 from nnviz.diffing.changelog import changelog, markdown, totals
 from nnviz.diffing.checkpoint import Verdict
+from nnviz.diffing.cost import CostDiff, EntryCosts
 from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
 from nnviz.diffing.matching import Matching
 from nnviz.diffing.records import ABSENT
@@ -184,6 +185,11 @@ class GraphDiff:
         counts["params"] = {"old": old_p, "new": new_p, "delta": new_p - old_p}
         return counts
 
+    @property
+    def cost(self) -> CostDiff:
+        """Both sides' compute and activation totals (`nnviz.diffing.cost`)."""
+        return CostDiff.of(self.old, self.new)
+
     def to_dict(self) -> dict[str, Any]:
         """The `nnviz-diff` document (see docs/diff-format.md)."""
         return {
@@ -195,10 +201,28 @@ class GraphDiff:
             "old": _side(self.old),
             "new": _side(self.new),
             "ignore": list(self.ignore),
-            "nodes": [e.to_dict() for e in self.entries],
+            "cost": self.cost.to_dict(),
+            "nodes": self._entry_docs(),
             "edges": [e.to_dict() for e in self.edges],
             **({"checkpoint": self.checkpoint.to_dict()} if self.checkpoint else {}),
         }
+
+    def _entry_docs(self) -> list[dict[str, Value]]:
+        """Each entry's document, with its own cost where it moved."""
+        costs = EntryCosts(self.old, self.new)
+        docs = []
+        for e in self.entries:
+            doc = e.to_dict()
+            if e.status != "unchanged" and costs.known:
+                old = e.old_name if e.status != "added" else None
+                new = e.name if e.status != "removed" else None
+                if e.path is not None and e.kind == "module":
+                    old, new = _module_of(self.old, old), _module_of(self.new, new)
+                moved = costs.of(old, new)
+                if moved is not None:
+                    doc["cost"] = moved.to_dict()
+            docs.append(doc)
+        return docs
 
     def to_text(self, verbose: bool = False, colour: bool = False) -> str:
         """The review changelog (`nnviz.diffing.changelog.changelog` of `to_dict()`): each real
@@ -224,6 +248,15 @@ class GraphDiff:
         from nnviz.render.output import notebook_html  # lazy: rendering sits two floors up
 
         return notebook_html(self)
+
+
+def _module_of(graph: Graph, name: str | None) -> str | None:
+    """The module path of an entry named `name` (a module call's node id, or a module path)."""
+    if name is None:
+        return None
+    if name in graph and graph.node(name).module is not None:
+        return graph.node(name).module
+    return name
 
 
 def _side(graph: Graph) -> dict[str, Any]:

@@ -270,11 +270,14 @@ def test_shapes_propagate_from_their_root_cause() -> None:
     assert result.entry("1").changes["spec"].cause == "0"
     assert not result.entry("0").changes["spec"].propagated
     assert result.to_text() == dedent("""\
-        ~ 0  Conv2d  out_channels 16 → 32
-        ~ 2  Conv2d  in_channels 16 → 32
-        2 changed, 1 downstream · params 1,608 → 3,208 (+1,600)
+        ~ 0  Conv2d  out_channels 16 → 32 · +389 KMACs, +56.2 KiB activations
+        ~ 2  Conv2d  in_channels 16 → 32 · +903 KMACs
+        2 changed, 1 downstream · params 1,608 → 3,208 (+1,600) · compute 1.29 MMACs → 2.58 MMACs (+100.0%) · activations 137 KiB → 250 KiB (+82.1%)
         checkpoint: breaks — 3 shape mismatches (0.bias [16] → [32], 0.weight [16, 3, 3, 3] → [32, 3, 3, 3], 2.weight [8, 16, 3, 3] → [8, 32, 3, 3])
         """)  # noqa: E501
+    # the conv's own MACs, by hand: 16 filters × 3 channels × 3×3 × 30×30 outputs = 388,800
+    entries = {e["name"]: e for e in result.to_dict()["nodes"]}
+    assert entries["0"]["cost"]["macs"] == {"old": 388_800, "new": 777_600}
     assert nnviz.diff(old, new, ignore=["spec"]).summary["propagated"] == 0
 
 
@@ -353,9 +356,9 @@ def test_a_different_input_size_is_one_root_cause() -> None:
     assert result.to_text() == dedent("""\
         ~ input:x  x  output [1, 3, 64, 64] → [1, 3, 32, 32]
             ↳ output shapes follow in 66 nodes (relu ×17, conv1 ×9, bn1 ×9, conv2 ×8, bn2 ×8, …)
-        1 changed, 66 downstream · params 11,689,512 → 11,689,512 (+0)
+        1 changed, 66 downstream · params 11,689,512 → 11,689,512 (+0) · compute 149 MMACs → 37.5 MMACs (-74.7%) · activations 2.57 MiB → 662 KiB (-74.8%)
         checkpoint: old checkpoints load as they are
-        """)
+        """)  # noqa: E501
     causes = {c.cause for e in result for c in e.changes.values() if c.propagated}
     assert causes == {"input:x"}
 

@@ -1,0 +1,99 @@
+"""Cost in the snapshot: MACs from torch's formulas, output bytes, ops without a formula listed,
+both tracers alike, older snapshots unknown in one line (nnviz/costs.py, nnviz/tracers/cost.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import nnviz
+from nnviz import costs, snapshot
+
+
+class Small(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.head = nn.Linear(8 * 30 * 30, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        return self.head(y.flatten(1))
+
+
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_macs_by_hand_and_output_bytes_by_dtype(tracer: str) -> None:
+    graph = nnviz.trace(Small(), inputs="image32", tracer=tracer)
+    conv, head = graph.node("conv").cost, graph.node("head").cost
+    assert conv is not None and head is not None
+    assert conv["macs"] == 8 * 3 * 3 * 3 * 30 * 30  # filters × channels × kernel × outputs
+    assert head["macs"] == 8 * 30 * 30 * 10
+    assert conv["out_bytes"] == 8 * 30 * 30 * 4  # float32
+    assert graph.node("flatten").cost == {"macs": 0, "out_bytes": 0}  # a view: no new memory
+    assert graph.node("relu").cost == {"macs": 0, "out_bytes": 8 * 30 * 30 * 4}  # the rule
+    half = nnviz.trace(Small().half(), inputs="image32:float16", tracer=tracer)
+    assert half.node("conv").cost == {**conv, "out_bytes": conv["out_bytes"] // 2}
+    total = costs.total(graph)
+    assert total.macs == conv["macs"] + head["macs"] and total.flops == 2 * total.macs
+    assert costs.per_module(graph)[""] == total
+
+
+def test_both_tracers_give_the_same_costs() -> None:
+    import torchvision
+
+    model = torchvision.models.mobilenet_v3_small()
+    fx = nnviz.trace(model, inputs="image64", tracer="fx")
+    eager = nnviz.trace(model, inputs="image64", tracer="eager")
+    assert {n.id: n.cost for n in fx.nodes} == {n.id: n.cost for n in eager.nodes}
+
+
+@torch.library.custom_op("nnviz_test::my_op", mutates_args=())
+def my_op(x: torch.Tensor) -> torch.Tensor:
+    return x.clone()
+
+
+@my_op.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class Custom(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(3):
+            x = my_op(x)
+        return x
+
+
+def test_an_op_without_a_formula_is_listed_never_silently_zero() -> None:
+    total = costs.total(nnviz.trace(Custom(), inputs="tensor4x4", tracer="eager"))
+    assert total.uncounted == {"nnviz_test.my_op": 3}
+    assert costs.summary(total).endswith("not counted: 3 ops (nnviz_test.my_op ×3)")
+
+
+def test_an_older_snapshot_loads_and_diffs_with_cost_unknown_in_one_line() -> None:
+    new = nnviz.trace(Small(), inputs="image32")
+    doc = json.loads(snapshot.dumps(new))
+    for node in doc["nodes"]:
+        node.pop("cost", None)
+    old = snapshot.loads(json.dumps({**doc, "version": 3}))
+    assert not costs.total(old).known
+    text = nnviz.diff(old, new).to_text()
+    unknown = [line for line in text.splitlines() if line.startswith("cost unknown")]
+    assert unknown == [
+        "cost unknown on the old side (format 3): re-record it with example inputs "
+        "(nnviz MODEL -i ... -o model.json, or nnviz_snapshot(model, inputs=...) and "
+        "pytest --nnviz-update)"
+    ]
+
+
+def test_a_cost_move_without_a_structure_change_is_reported() -> None:
+    old = nnviz.trace(Small(), inputs="image32")
+    # as a snapshot recorded where the conv counted twice the MACs (the same network)
+    new = snapshot.loads(snapshot.dumps(old).replace('"macs":194400,', '"macs":388800,'))
+    diff = nnviz.diff(old, new)
+    assert diff.identical
+    assert "compute 266 KMACs → 461 KMACs (+73.0%)" in diff.to_text()
+    assert diff.to_dict()["cost"]["new"]["macs"] == 388_800 + 72_000
