@@ -286,6 +286,60 @@ def _listed(item: Item, info: str | None = None) -> Listed:
     )
 
 
+def to_json(log: Changelog) -> dict[str, Any]:
+    """The records as JSON, for the document's `changelog` key (docs/diff-format.md): the
+    totals, then each item with its places (`pattern` as shown, `places` every one), kind,
+    title, field changes (old and new values, absent sides left out), size, inside, rename,
+    count and followers."""
+    totals = dict(log.counts) | {"downstream": log.propagated}
+    return {
+        "totals": totals,
+        "items": [_json_item(item) for item in log.items],
+        "info": {
+            "counts": dict(log.info.counts),
+            "attributes": [_json_item(e) for e in log.info.attributes],
+        },
+    }
+
+
+def _json_item(item: Item | Folded) -> dict[str, Any]:
+    if isinstance(item, Shift):
+        return {"kind": "shift", **{k: getattr(item, k) for k in _SHIFT_FIELDS}}
+    if isinstance(item, Orphans):
+        return {"kind": "orphans", "followers": [_json_item(f) for f in item.followers]}
+    if isinstance(item, Folded):
+        return {"kind": "folded", "what": item.what, "nodes": item.nodes, "ops": dict(item.ops)}
+    out: dict[str, Any] = {"kind": item.kind, **_json_places(item.places), "title": item.title}
+    out["changes"] = [_json_change(c) for c in item.changes]
+    if item.size is not None:
+        out["size"] = {"nodes": list(item.size.nodes), "params": list(item.size.params)}
+    if item.inside:
+        out["inside"] = inside_text(item.inside)
+    if item.was is not None:
+        out["was"] = _json_places(item.was)["pattern"]
+    out["count"] = item.count
+    out["followers"] = [_json_item(f) for f in item.followers]
+    return out
+
+
+_SHIFT_FIELDS = ("old_parent", "new_parent", "old_first", "old_last", "new_first", "new_last")
+
+
+def _json_places(places: Places) -> dict[str, Any]:
+    return {"pattern": str(places), "places": places.names()}
+
+
+def _json_change(change: FieldChange) -> dict[str, Any]:
+    out: dict[str, Any] = {"field": change.key}
+    for side, value in (("old", change.old), ("new", change.new)):
+        if value is not ABSENT:
+            out[side] = str(value) if isinstance(value, Places) else value
+    note = _note(change)
+    if note:
+        out["note"] = note
+    return out
+
+
 # --- the changelog ------------------------------------------------------------------------------
 
 

@@ -118,7 +118,8 @@ def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
     """The changelog of a (read) diff document: its items, totals and information."""
     sides = {side: doc.get(side, {}) for side in ("old", "new")}
     p = doc.get("summary", {}).get("params") or {s: sides[s].get("params", 0) for s in sides}
-    items, counts, propagated = _items(doc, verbose) if not doc.get("identical") else ([], {}, 0)
+    nothing: tuple[list[Item], dict[str, int], int] = ([], dict.fromkeys(_SYMBOL_STATUS, 0), 0)
+    items, counts, propagated = nothing if doc.get("identical") else _items(doc, verbose)
     return Changelog(
         identical=bool(doc.get("identical")),
         strict=bool(doc.get("strict")),

@@ -14,12 +14,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nnviz.diffing.changelog import changelog, markdown, totals
+from nnviz.diffing.changelog import changelog, changelog_of, markdown, to_json, totals
 from nnviz.diffing.checkpoint import Verdict
 from nnviz.diffing.cost import CostDiff, EntryCosts
 from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
 from nnviz.diffing.matching import Matching
-from nnviz.diffing.records import ABSENT
+from nnviz.diffing.records import ABSENT, Changelog
 from nnviz.graph import Graph
 from nnviz.values import Value
 
@@ -191,7 +191,15 @@ class GraphDiff:
         return CostDiff.of(self.old, self.new)
 
     def to_dict(self) -> dict[str, Any]:
-        """The `nnviz-diff` document (see docs/diff-format.md)."""
+        """The `nnviz-diff` document (see docs/diff-format.md), with its changelog's records."""
+        doc = self._document()
+        return doc | {"changelog": to_json(changelog_of(doc))}
+
+    def changelog(self, verbose: bool = False) -> Changelog:
+        """The changelog's records (`nnviz.diffing.records`), which every rendering renders."""
+        return changelog_of(self._document(), verbose)
+
+    def _document(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -228,15 +236,15 @@ class GraphDiff:
         """The review changelog (`nnviz.diffing.changelog.changelog` of `to_dict()`): each real
         change once, its consequences folded under it; `verbose` lists every change; `colour`
         adds ANSI colours for a terminal."""
-        return changelog(self.to_dict(), verbose, colour)
+        return changelog(self._document(), verbose, colour)
 
     def to_markdown(self) -> str:
         """Summary table, changelog and Mermaid flowchart (`nnviz.diffing.changelog.markdown`)."""
-        return markdown(self.to_dict())
+        return markdown(self._document())
 
     def __repr__(self) -> str:
         """One line: the two sides and the changelog's totals (`to_text()` has the changelog)."""
-        return f"<GraphDiff {self.old.name} → {self.new.name}: {totals(self.to_dict())}>"
+        return f"<GraphDiff {self.old.name} → {self.new.name}: {totals(self._document())}>"
 
     def _repr_markdown_(self) -> str:
         """The changelog, for a notebook where the interactive page is too large to inline."""

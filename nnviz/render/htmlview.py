@@ -20,7 +20,7 @@ from typing import Any
 import graphviz
 
 from nnviz import transform
-from nnviz.diffing.changelog import changelog_of, listing, totals
+from nnviz.diffing.changelog import listing, totals
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
 from nnviz.render import labels
@@ -224,7 +224,7 @@ def _changes(diff: GraphDiff, once: Once) -> list[dict[str, Any]]:
     union = once.graph
     paths = {e.name: e.path or e.scope for e in diff.entries}
     result: list[dict[str, Any]] = []
-    for listed in listing(changelog_of(diff.to_dict())):
+    for listed in listing(diff.changelog()):
         name = once.names.get(listed.place) or once.standing(listed.place)
         target = name if name in union else once.standing(paths.get(listed.place, ""))
         change: dict[str, Any] = {"name": listed.name, "status": listed.status}
