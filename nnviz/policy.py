@@ -3,17 +3,21 @@
 A policy is a comma-separated list of terms; a drift fails the job when any term matches it:
 `any` (every drift), `changed`, `added`, `removed`, `renamed` (a drift with at least one entry
 of that status), `params>5%` (the parameter count moves by more than 5 % of the old count) or
-`params>1000` (by more than 1,000 parameters). `none` lets no drift fail the job. Works on the
-diff documents of a drift report alone (no torch).
+`params>1000` (by more than 1,000 parameters), `checkpoint` (old checkpoints stop loading even
+with the key map: shapes changed or new keys have no old weights; an unknown verdict fails too,
+since what was asked cannot be checked). `none` lets no drift fail the job. Works on the diff
+documents of a drift report alone (no torch).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from nnviz.diffing.checkpoint import of_document
 from nnviz.driftreport import Drift, DriftReport, params_delta, plural, status_counts
-from nnviz.errors import PolicyError
+from nnviz.errors import NNVizError, PolicyError
 
 DEFAULT_WARN_PARAMS = 0.10
 """The page warns (⚠️) about a parameter-count change above 10 %."""
@@ -31,6 +35,8 @@ class Policy:
     """Fail above this fraction of the old parameter count."""
     params_count: int | None = None
     """Fail above this many parameters, up or down."""
+    checkpoint: bool = False
+    """Fail when old checkpoints no longer load even through the key map (or cannot be told)."""
 
     @classmethod
     def parse(cls, text: str) -> Policy:
@@ -38,11 +44,13 @@ class Policy:
         terms = [t.strip() for t in text.split(",") if t.strip()]
         if not terms:
             raise PolicyError("empty fail-on policy (use any, none, or e.g. removed,params>5%)")
-        statuses, every, share, count = set(), False, None, None
+        statuses, every, share, count, checkpoint = set(), False, None, None, False
         for term in terms:
             match = _PARAMS.fullmatch(term.replace(" ", ""))
             if term == "any":
                 every = True
+            elif term == "checkpoint":
+                checkpoint = True
             elif term == "none":
                 continue
             elif term in STATUSES:
@@ -54,15 +62,21 @@ class Policy:
             else:
                 raise PolicyError(
                     f"unknown fail-on term {term!r} (use any, none, {', '.join(STATUSES)}, "
-                    "params>N% or params>N)"
+                    "params>N%, params>N or checkpoint)"
                 )
-        return cls(frozenset(statuses), every, share, count)
+        return cls(frozenset(statuses), every, share, count, checkpoint)
 
     def reasons(self, drift: Drift) -> list[str]:
         """Why `drift` fails under this policy (empty: it does not)."""
-        counts = status_counts(drift.diff)
+        return self.diff_reasons(drift.diff)
+
+    def diff_reasons(self, diff: dict[str, Any]) -> list[str]:
+        """Why a diff document fails under this policy (empty: it does not)."""
+        counts = status_counts(diff)
         out = [f"{counts[s]} {s}" for s in STATUSES if s in self.statuses and counts[s]]
-        old, new = params_delta(drift.diff)
+        if self.checkpoint:
+            out += checkpoint_reasons(diff)
+        old, new = params_delta(diff)
         delta = abs(new - old)
         if self.params_share is not None and old and delta / old > self.params_share:
             out.append(f"params {(new - old) / old:+.1%} (limit {self.params_share:.0%})")
@@ -71,6 +85,22 @@ class Policy:
         if self.every and not out:
             out.append("drifted")
         return out
+
+
+def checkpoint_reasons(diff: dict[str, Any]) -> list[str]:
+    """Why old checkpoints stop loading even with the key map, per a diff document's verdict;
+    an unknown (or absent) verdict is a reason too: the policy asked for what cannot be told."""
+    try:
+        loads = of_document(diff)
+    except NNVizError as exc:
+        return [str(exc)]
+    if loads is None:
+        return ["checkpoint verdict unknown (a diff from an nnviz without it): re-run the diff"]
+    if loads.status == "unknown":
+        return [f"checkpoint verdict unknown: {loads.reason}"]
+    if not loads.mendable:
+        return [f"old checkpoints break: {loads.why_no_map()}"]
+    return []
 
 
 def verdict(report: DriftReport, policy: Policy) -> list[str]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nnviz.diffing.checkpoint import recorded
 from nnviz.errors import DataTraceWarning, NNVizError
 from nnviz.graph import Graph
 from pytest_nnviz.engine import build_graph
@@ -49,6 +50,7 @@ def asked(
     tracer: str | None,
     ini_inputs: str | None = None,
     ini_tracer: str = AUTO,
+    checkpoint: bool = False,
 ) -> tuple[Ask, ...]:
     """The asks of one call: its own arguments first, the ini options where it gave none."""
     asks = []
@@ -60,6 +62,8 @@ def asked(
         asks.append(Ask("tracer", tracer, f"tracer={tracer!r}"))
     elif tracer is None and ini_tracer != AUTO:
         asks.append(Ask("tracer", ini_tracer, f"nnviz_tracer = {ini_tracer} (ini)"))
+    if checkpoint:
+        asks.append(Ask("checkpoint", True, "fail_on with checkpoint"))
     return tuple(asks)
 
 
@@ -112,6 +116,11 @@ def _shapes(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
     return f"{name} was not traced with data, so the snapshot would have no shapes"
 
 
+def _checkpoint(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
+    why = recorded(graph)
+    return None if why is None else f"the graph {why}"
+
+
 def _tracer(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
     made_by = graph.meta.get("tracer")
     if made_by == ask.value:
@@ -119,5 +128,5 @@ def _tracer(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
     return f"the graph was made by the {made_by or 'unknown'} tracer"
 
 
-CHECKS: Mapping[str, Check] = {"shapes": _shapes, "tracer": _tracer}
+CHECKS: Mapping[str, Check] = {"shapes": _shapes, "tracer": _tracer, "checkpoint": _checkpoint}
 """Every kind of ask and its check."""

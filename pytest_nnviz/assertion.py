@@ -20,6 +20,7 @@ from nnviz.diffing.changelog import totals
 from nnviz.driftreport import PENDING
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph
+from nnviz.policy import Policy, checkpoint_reasons
 from pytest_nnviz.asks import asked, trace_as_asked
 from pytest_nnviz.engine import Check, artifact_stem, perform_check
 from pytest_nnviz.location import locate, relative
@@ -52,6 +53,7 @@ class NNVizSnapshot:
         ignore: tuple[str, ...] | list[str] = (),
         tracer: str | None = None,
         memory_limit: int | str | None = None,
+        fail_on: str | None = None,
     ) -> GraphDiff:
         """Trace `model` and compare it with this call's snapshot.
 
@@ -62,7 +64,11 @@ class NNVizSnapshot:
         `nnviz_ignore` ini option); `tracer`: `fx` or `eager` to insist on one (default: the
         `nnviz_tracer` ini option, `auto`). Without `inputs` the `nnviz_inputs` ini option
         applies. `memory_limit`: the most a CPU copy of a meta model may allocate when it cannot
-        run on meta (`8GB`; default: the memory available). What was asked (shapes, a tracer) is
+        run on meta (`8GB`; default: the memory available). `fail_on`: which drifts fail the
+        test, as the Action's `fail-on` (default: the `nnviz_fail_on` ini option, `any`);
+        `"checkpoint"` fails only when old checkpoints stop loading even with the key map (a
+        rename passes, and stays in report.json for review), and also when the architecture
+        is the same but the state-dict keys are not. What was asked (shapes, a tracer) is
         recorded or the test fails with one line and nothing is written (`pytest_nnviz.asks`),
         as when the model cannot be traced. Returns the `GraphDiff` from the stored snapshot
         (falsy: identical).
@@ -71,8 +77,16 @@ class NNVizSnapshot:
         line = self._call_line()
         snapshot = self._claim(name)
         options = self._state.options
+        try:
+            policy = Policy.parse(fail_on if fail_on is not None else options.fail_on)
+        except NNVizError as exc:
+            pytest.fail(f"nnviz: {exc}", pytrace=False)
         asks = asked(
-            inputs=inputs, tracer=tracer, ini_inputs=options.inputs, ini_tracer=options.tracer
+            inputs=inputs,
+            tracer=tracer,
+            ini_inputs=options.inputs,
+            ini_tracer=options.tracer,
+            checkpoint=policy.checkpoint,
         )
         graph, unmet = trace_as_asked(model, asks, depth, memory_limit)
         if graph is None or unmet:
@@ -86,8 +100,18 @@ class NNVizSnapshot:
         except NNVizError as exc:  # an unknown ignore field: the user's line, not a traceback
             pytest.fail(f"nnviz: {exc}", pytrace=False)
         self._state.results.append(self._result(check, line, model))
+        if check.status == "drifted" and check.diff is not None:
+            if policy.diff_reasons(check.diff.to_dict()):
+                pytest.fail(self._message(check))
+            return check.diff  # the policy lets it pass; report.json keeps it for review
         if not check.ok:
             pytest.fail(self._message(check))
+        if policy.checkpoint and check.status == "passed" and check.diff is not None:
+            reasons = checkpoint_reasons(check.diff.to_dict())
+            if reasons:
+                fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
+                where = self._state.options.relative(check.snapshot)
+                pytest.fail(f"nnviz: {where}: {'; '.join(reasons)}\nRe-record it with: {fix}")
         if check.status == "passed" and check.diff is not None:
             return check.diff
         # Written just now: the stored snapshot is the current graph.

@@ -153,7 +153,8 @@ def compare(
         return Check("failed", snapshot, graph, digest=stored_digest, problem=str(exc))
     diff = nnviz.diff(stored, graph, ignore=ignore, strict=strict)
     older = stored.meta.get(MIGRATED) is not None  # `--nnviz-update` re-records an old format
-    if diff.identical and not (older and update == "all"):
+    keys = diff.checkpoint is not None and diff.checkpoint.status != "loads"  # and changed keys
+    if diff.identical and not ((older or keys) and update == "all"):
         return Check("passed", snapshot, graph, diff, stored_digest)
     if update == "all":
         nnviz.save(graph, snapshot)

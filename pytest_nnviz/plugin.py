@@ -96,6 +96,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="auto",
     )
     parser.addini(
+        "nnviz_fail_on",
+        "Which drifts fail their test, as the Action's fail-on: any (default), or terms such as "
+        "checkpoint (only when old checkpoints stop loading even with the key map: renames "
+        "pass), removed, params>5%; a drift that passes stays in report.json for review.",
+        default="any",
+    )
+    parser.addini(
         "nnviz_artifacts",
         "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
         default=".nnviz-artifacts",
@@ -132,6 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
         strict=bool(config.getini("nnviz_strict")),
         inputs=str(config.getini("nnviz_inputs")).strip() or None,
         tracer=_tracer(config),
+        fail_on=str(config.getini("nnviz_fail_on")).strip() or "any",
         warn_unused=bool(config.getoption("nnviz_warn_unused")),
         shard=bool(config.getoption("nnviz_shard") or config.getoption("splits", None)),
         github=not config.getoption("nnviz_no_github"),

@@ -67,6 +67,9 @@ class Options:
     """Example inputs for every call that gives none (ini `nnviz_inputs`): shapes are asked."""
     tracer: str = "auto"
     """The tracer every call insists on unless it names one (ini `nnviz_tracer`)."""
+    fail_on: str = "any"
+    """Which drifts fail their test unless a call names its own (ini `nnviz_fail_on`): a
+    `nnviz.policy` policy, as the Action's `fail-on`."""
     warn_unused: bool = False
     shard: bool = False
     """One shard of a split suite (`--nnviz-shard`, or pytest-split's `--splits`): unused

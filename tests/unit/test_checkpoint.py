@@ -15,6 +15,7 @@ from torch import nn
 
 import nnviz
 from nnviz.diffing.checkpoint import Verdict
+from nnviz.policy import Policy
 
 
 def strict_load(state: dict[str, Any], model: nn.Module) -> bool:
@@ -244,3 +245,16 @@ def test_the_cli_writes_the_key_map_or_says_why_not(tmp_path: Path) -> None:
     run = run_nnviz("diff", "old.json", "wider.json", "-v", "-f", "json", cwd=tmp_path)
     doc = json.loads(run.stdout)["checkpoint"]
     assert doc["verdict"] == "breaks" and not doc["mendable"] and len(doc["mismatched"]) == 2
+
+
+def test_the_checkpoint_policy_fails_only_what_no_map_mends() -> None:
+    policy = Policy.parse("checkpoint")
+    renamed = nnviz.diff(nnviz.trace(Net()), nnviz.trace(Moved())).to_dict()
+    wider = nnviz.diff(nnviz.trace(Net()), nnviz.trace(Net(out=12))).to_dict()
+    assert policy.diff_reasons(renamed) == []
+    assert policy.diff_reasons(wider) == [
+        "old checkpoints break: 2 shape mismatches cannot be mended by renaming keys"
+    ]
+    assert Policy.parse("any").diff_reasons(renamed) == ["drifted"]
+    unknown = {**renamed, "checkpoint": {"verdict": "unknown", "reason": "why"}}
+    assert policy.diff_reasons(unknown) == ["checkpoint verdict unknown: why"]
