@@ -84,7 +84,9 @@ def test_three_shards_merge_into_the_whole_run(pytester: pytest.Pytester, suite:
     assert (whole.summary.passed, whole.summary.drifted, whole.summary.missing) == (3, 1, 1)
     # Three shards, each its own way: a -k shard, a deselecting shard, a path shard.
     session(pytester, "s1", "tests/test_a.py", "--nnviz-shard", "-k", "one or two")
-    s2 = session(pytester, "s2", "tests/test_a.py", "--deselect", "tests/test_a.py::test_one")
+    # (this one under pytest-xdist: the workers' deselections reach the controller's record)
+    deselect = ("--deselect", "tests/test_a.py::test_one")
+    s2 = session(pytester, "s2", "tests/test_a.py", *deselect, "-n", "2")
     session(pytester, "s3", "tests/test_b.py", "--nnviz-shard")
     # The overlapping test (test_two, in s1 and s2) agrees; no shard decides alone.
     assert s2.unused == [] and s2.run is not None and GONE in (s2.run.unclaimed or [])
@@ -101,6 +103,9 @@ def test_three_shards_merge_into_the_whole_run(pytester: pytest.Pytester, suite:
     pending = merged.drifts[0].pending
     assert pending and (suite / "merged" / pending).is_file()
     assert run_nnviz("review", "merged", cwd=suite).returncode == 0
+    accepted = run_nnviz("accept", "merged", cwd=suite)
+    assert accepted.returncode == 0 and "nnviz: 1 accepted" in accepted.stdout
+    assert run(pytester, "tests/test_a.py", "-k", "two").ret == pytest.ExitCode.OK
 
 
 def test_a_keyword_shard_alone_judges_no_file(pytester: pytest.Pytester, suite: Path) -> None:
