@@ -106,6 +106,7 @@ def trace(
     inputs: Any = None,
     tracer: str = "auto",
     memory_limit: int | str | None = None,
+    exportable: bool = False,
 ) -> Graph:
     """Trace a module, or the model a spec names, into its full `Graph`.
 
@@ -118,7 +119,11 @@ def trace(
 
     `tracer`: `"auto"` (torch.fx; when fx fails, the eager tracer runs the model on `inputs`, or
     for a torchvision model on its family's example input, see `nnviz.tracers.examples`), `"fx"`,
-    or `"eager"` (records a real forward pass; needs `inputs`). `graph.meta["tracer"]` says which.
+    `"eager"` (records a real forward pass; needs `inputs`) or `"export"` (`torch.export` on
+    `inputs`; a size named in them, `"tensorBx3x224x224"`, stays a symbol). `graph.meta["tracer"]`
+    says which. `exportable=True` records in `graph.meta["export"]` whether `torch.export`
+    succeeds on `inputs` (and if not, the first reason and its `file.py:line`), whatever tracer
+    made the graph: the diff then guards it.
 
     A model on the meta device that cannot run there is run again on a CPU copy, unless that
     copy would allocate more than `memory_limit` (bytes, or `"8GB"`, `"512MiB"`; default: the
@@ -164,6 +169,7 @@ def trace(
             rebuild=rebuild,
             tracer=tracer,
             example=example,
+            exportable=exportable,
         )
 
 

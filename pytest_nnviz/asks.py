@@ -32,7 +32,7 @@ class Ask:
     """One thing a snapshot call asked to record or compare."""
 
     kind: str
-    """Its check in `CHECKS` (`shapes`, `tracer`)."""
+    """Its check in `CHECKS` (`shapes`, `tracer`, `export`)."""
     value: Any
     """What was asked: the inputs, the tracer's name."""
     given: str
@@ -51,6 +51,8 @@ def asked(
     ini_inputs: str | None = None,
     ini_tracer: str = AUTO,
     checkpoint: bool = False,
+    exportable: bool | None = None,
+    ini_exportable: bool = False,
 ) -> tuple[Ask, ...]:
     """The asks of one call: its own arguments first, the ini options where it gave none."""
     asks = []
@@ -64,6 +66,10 @@ def asked(
         asks.append(Ask("tracer", ini_tracer, f"nnviz_tracer = {ini_tracer} (ini)"))
     if checkpoint:
         asks.append(Ask("checkpoint", True, "fail_on with checkpoint"))
+    if exportable:
+        asks.append(Ask("export", True, "exportable=True"))
+    elif exportable is None and ini_exportable:
+        asks.append(Ask("export", True, "nnviz_exportable = true (ini)"))
     return tuple(asks)
 
 
@@ -89,6 +95,7 @@ def trace_as_asked(
                 depth=depth,
                 tracer=tracer,
                 memory_limit=memory_limit,
+                exportable=bool(values.get("export")),
             )
         except NNVizError as exc:  # a tracer that cannot trace, an input that does not parse
             return None, [f"nnviz: {exc}; nothing was written"]
@@ -128,5 +135,16 @@ def _tracer(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
     return f"the graph was made by the {made_by or 'unknown'} tracer"
 
 
-CHECKS: Mapping[str, Check] = {"shapes": _shapes, "tracer": _tracer, "checkpoint": _checkpoint}
+def _export(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
+    if isinstance(graph.meta.get("export"), dict):
+        return None
+    return "the graph records no exportability (a Graph given as is: trace it with exportable=True)"
+
+
+CHECKS: Mapping[str, Check] = {
+    "shapes": _shapes,
+    "tracer": _tracer,
+    "checkpoint": _checkpoint,
+    "export": _export,
+}
 """Every kind of ask and its check."""

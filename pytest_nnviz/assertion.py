@@ -54,6 +54,7 @@ class NNVizSnapshot:
         tracer: str | None = None,
         memory_limit: int | str | None = None,
         fail_on: str | None = None,
+        exportable: bool | None = None,
     ) -> GraphDiff:
         """Trace `model` and compare it with this call's snapshot.
 
@@ -68,8 +69,11 @@ class NNVizSnapshot:
         test, as the Action's `fail-on` (default: the `nnviz_fail_on` ini option, `any`);
         `"checkpoint"` fails only when old checkpoints stop loading even with the key map (a
         rename passes, and stays in report.json for review), and also when the architecture
-        is the same but the state-dict keys are not. What was asked (shapes, a tracer) is
-        recorded or the test fails with one line and nothing is written (`pytest_nnviz.asks`),
+        is the same but the state-dict keys are not. `exportable`: record whether
+        `torch.export` succeeds on the inputs (default: the `nnviz_exportable` ini option); a
+        model that stops exporting then drifts, with the reason and its `file:line`. What was
+        asked (shapes, a tracer, exportability) is recorded or the test fails with one line and
+        nothing is written (`pytest_nnviz.asks`),
         as when the model cannot be traced. Returns the `GraphDiff` from the stored snapshot
         (falsy: identical).
         """
@@ -87,6 +91,8 @@ class NNVizSnapshot:
             ini_inputs=options.inputs,
             ini_tracer=options.tracer,
             checkpoint=policy.checkpoint,
+            exportable=exportable,
+            ini_exportable=options.exportable,
         )
         graph, unmet = trace_as_asked(model, asks, depth, memory_limit)
         if graph is None or unmet:
@@ -99,6 +105,14 @@ class NNVizSnapshot:
             )
         except NNVizError as exc:  # an unknown ignore field: the user's line, not a traceback
             pytest.fail(f"nnviz: {exc}", pytrace=False)
+        exporting = any(a.kind == "export" for a in asks)
+        if exporting and check.status == "passed" and _unrecorded_export(check.diff):
+            pytest.fail(
+                f"nnviz: {self._state.options.relative(check.snapshot)} records no exportability, "
+                f"so it cannot guard it; record it: pytest --nnviz-update "
+                f"{shlex.quote(self._rerun_id())}",
+                pytrace=False,
+            )
         self._state.results.append(self._result(check, line, model))
         if check.status == "drifted" and check.diff is not None:
             if policy.diff_reasons(check.diff.to_dict()):
@@ -217,3 +231,9 @@ class NNVizSnapshot:
 
     def _artifacts_shown(self) -> str:
         return shlex.quote(self._shown(self._state.options.artifacts_dir))
+
+
+def _unrecorded_export(diff: GraphDiff | None) -> bool:
+    """Whether the stored side of a comparison lacks the exportability the call asked for."""
+    change = None if diff is None else diff.export
+    return change is not None and change.old is None

@@ -81,6 +81,7 @@ def build_graph(
     depth: int | None = None,
     tracer: str = "auto",
     memory_limit: Any = None,
+    exportable: bool = False,
 ) -> Graph:
     """The graph to snapshot: `model` traced (a `Graph` is taken as is), collapsed to `depth`."""
     if isinstance(model, Graph):
@@ -88,6 +89,8 @@ def build_graph(
     else:
         # Only pass `inputs` when given, so a plain structural trace needs no input support.
         options: dict[str, Any] = {} if inputs is None else {"inputs": inputs}
+        if exportable:
+            options["exportable"] = True
         graph = nnviz.trace(model, tracer=tracer, memory_limit=memory_limit, **options)
     if depth is not None:
         from nnviz.transform import collapse_depth
@@ -152,7 +155,11 @@ def compare(
             return Check("written", snapshot, graph)
         return Check("failed", snapshot, graph, digest=stored_digest, problem=str(exc))
     diff = nnviz.diff(stored, graph, ignore=ignore, strict=strict)
-    older = stored.meta.get(MIGRATED) is not None  # `--nnviz-update` re-records an old format
+    # `--nnviz-update` re-records an old format, and a snapshot without a record now made
+    # (exportability asked for after the snapshot was stored)
+    older = stored.meta.get(MIGRATED) is not None or (
+        diff.export is not None and diff.export.old is None
+    )
     keys = diff.checkpoint is not None and diff.checkpoint.status != "loads"  # and changed keys
     if diff.identical and not ((older or keys) and update == "all"):
         return Check("passed", snapshot, graph, diff, stored_digest)

@@ -92,7 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "nnviz_tracer",
         "The tracer every nnviz_snapshot call insists on unless it passes tracer=: auto "
-        "(default), fx or eager; a model that tracer cannot trace fails its test.",
+        "(default), fx, eager or export; a model that tracer cannot trace fails its test.",
         default="auto",
     )
     parser.addini(
@@ -101,6 +101,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "checkpoint (only when old checkpoints stop loading even with the key map: renames "
         "pass), removed, params>5%; a drift that passes stays in report.json for review.",
         default="any",
+    )
+    parser.addini(
+        "nnviz_exportable",
+        "Record in every snapshot whether torch.export succeeds on the example inputs (and if "
+        "not, the first reason and its file:line), unless a call passes exportable=: a PR that "
+        "makes the model no longer exportable then drifts.",
+        type="bool",
+        default=False,
     )
     parser.addini(
         "nnviz_artifacts",
@@ -140,6 +148,7 @@ def pytest_configure(config: pytest.Config) -> None:
         inputs=str(config.getini("nnviz_inputs")).strip() or None,
         tracer=_tracer(config),
         fail_on=str(config.getini("nnviz_fail_on")).strip() or "any",
+        exportable=bool(config.getini("nnviz_exportable")),
         warn_unused=bool(config.getoption("nnviz_warn_unused")),
         shard=bool(config.getoption("nnviz_shard") or config.getoption("splits", None)),
         github=not config.getoption("nnviz_no_github"),

@@ -70,6 +70,8 @@ class Options:
     fail_on: str = "any"
     """Which drifts fail their test unless a call names its own (ini `nnviz_fail_on`): a
     `nnviz.policy` policy, as the Action's `fail-on`."""
+    exportable: bool = False
+    """Whether every call records exportability unless it says (ini `nnviz_exportable`)."""
     warn_unused: bool = False
     shard: bool = False
     """One shard of a split suite (`--nnviz-shard`, or pytest-split's `--splits`): unused

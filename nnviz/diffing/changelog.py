@@ -20,10 +20,12 @@ here reads text back: every line is made from records.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from nnviz.diffing import document, entries
+from nnviz.diffing.exportability import ExportChange
 from nnviz.diffing.blocks import chart
 from nnviz.diffing.entries import Index, field_change, title
 from nnviz.diffing.palette import PALETTE
@@ -347,6 +349,8 @@ def _counts(log: Changelog) -> str:
     parts = [f"{n} {status}" for status, n in log.counts if n]
     if log.propagated:
         parts.append(f"{log.propagated} downstream")
+    if log.export is not None and log.export.drifted:
+        parts.append("exportability changed")
     return ", ".join(parts)
 
 
@@ -377,9 +381,11 @@ def _cost_lines(log: Changelog) -> list[Line]:
 
 def _info_lines(log: Changelog) -> list[Line]:
     """Differences that are not drift, apart: a count per kind, then the attribute-only
-    changes themselves (scalar plumbing is only counted)."""
+    changes themselves (scalar plumbing is only counted); exportability's line first, drift or
+    not."""
+    exported: list[Line] = [] if log.export is None else [(log.export.line(), "")]
     if not log.info.counts:
-        return []
+        return exported
     parts = [
         f"{n} {_INFO_NAMES.get(kind, kind)}{'s' if n != 1 else ''}" for kind, n in log.info.counts
     ]
@@ -387,7 +393,7 @@ def _info_lines(log: Changelog) -> list[Line]:
     if len(shown) > _MAX_INFO_LINES:
         shown = [*shown[: _MAX_INFO_LINES - 1], f"  … and {len(shown) - _MAX_INFO_LINES + 1} more"]
     head = "not drift (counted with --strict): " + ", ".join(parts)
-    return [(head, ""), *((line, " ") for line in shown)]
+    return [*exported, (head, ""), *((line, " ") for line in shown)]
 
 
 def _checkpoint_lines(log: Changelog) -> list[Line]:
@@ -427,7 +433,9 @@ _ANSI = {"+": "32", "-": "31", "~": "33", "→": "34", " ": "2"}
 
 def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
     """The records of a diff document (read: format, version and entries checked)."""
-    return entries.changelog_of(document.read(doc), verbose)
+    doc = document.read(doc)
+    log = entries.changelog_of(doc, verbose)
+    return dataclasses.replace(log, export=ExportChange.from_dict(doc.get("export")))
 
 
 def changelog(doc: Doc, verbose: bool = False, colour: bool = False) -> str:

@@ -18,6 +18,7 @@ from nnviz.diffing.changelog import changelog, changelog_of, markdown, to_json, 
 from nnviz.diffing.checkpoint import Verdict
 from nnviz.diffing.cost import CostDiff, EntryCosts
 from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
+from nnviz.diffing.exportability import ExportChange, compare
 from nnviz.diffing.matching import Matching
 from nnviz.diffing.records import ABSENT, Changelog
 from nnviz.graph import Graph
@@ -149,9 +150,17 @@ class GraphDiff:
     def identical(self) -> bool:
         """True when nothing drifted: no entry changed, or (unless `strict`) every difference is
         information only (scalar plumbing, a container attribute that changes nothing below)."""
+        if self.export is not None and self.export.drifted:
+            return False
         if self.strict:
             return all(e.status == "unchanged" for e in self.entries)
         return not any(e.drifted for e in self.entries)
+
+    @property
+    def export(self) -> ExportChange | None:
+        """Exportability on both sides (`nnviz.diffing.exportability`); None when neither side
+        recorded it."""
+        return compare(self.old, self.new)
 
     def __bool__(self) -> bool:
         """True when the architectures differ."""
@@ -213,6 +222,7 @@ class GraphDiff:
             "nodes": self._entry_docs(),
             "edges": [e.to_dict() for e in self.edges],
             **({"checkpoint": self.checkpoint.to_dict()} if self.checkpoint else {}),
+            **({"export": self.export.to_dict()} if self.export is not None else {}),
         }
 
     def _entry_docs(self) -> list[dict[str, Value]]:

@@ -283,7 +283,8 @@ class Changelog:
 
     `counts` are the changelog's totals per status (entries, as the text counts them),
     `propagated` the entries that only follow another change; `params` (old, new).
-    `cost` and `checkpoint` hold the diff's graph-level facts of those kinds, when known."""
+    `cost` and `checkpoint` hold the diff's graph-level facts of those kinds, when known;
+    `export` exportability on both sides (`nnviz.diffing.exportability.ExportChange`)."""
 
     identical: bool
     strict: bool
@@ -300,6 +301,7 @@ class Changelog:
     """The `nnviz.diffing.checkpoint.Verdict`, when the document has one."""
     verbose: bool = False
     """Whether every change (and every checkpoint key) is listed."""
+    export: Any = None
 
     @property
     def entries(self) -> list[Entry]:

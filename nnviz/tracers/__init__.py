@@ -50,6 +50,7 @@ def trace(
     rebuild: Callable[[], nn.Module] | None = None,
     tracer: str = "auto",
     example: Any = None,
+    exportable: bool = False,
 ) -> Graph:
     """Trace `model` into a graph of its full architecture (see `nnviz.tracers.fx`).
 
@@ -59,18 +60,31 @@ def trace(
 
     `tracer` is `auto` (fx; when fx fails, the eager tracer on `inputs` or else on `example`,
     with a `TracerWarning`), `fx` or `eager` (needs an input); `meta["tracer"]` records which
-    one made the graph.
+    one made the graph. `exportable` records in `meta["export"]` whether `torch.export`
+    succeeds on `inputs` and, when not, the first reason and its `file.py:line`
+    (`nnviz.tracers.export.exportability`); the graph comes from `tracer` either way.
 
     The model is traced in eval mode and is left exactly as it was given: attributes a forward
     assigns, fx's tensor constants and the training flags are all put back
     (`nnviz.tracers.pristine.preserved`).
     """
+    from nnviz.errors import TraceError
     from nnviz.tracers.defaults import leave_out
     from nnviz.tracers.pristine import preserved
 
+    if exportable and inputs is None:
+        raise TraceError(f"whether {name} exports is found by exporting it: {EXAMPLE_INPUT_ADVICE}")
     with preserved(model):
         model.eval()
-        return leave_out(_trace_in_eval_mode(model, name, inputs, rebuild, tracer, example))
+        graph = leave_out(_trace_in_eval_mode(model, name, inputs, rebuild, tracer, example))
+    if exportable and "export" not in graph.meta:
+        from nnviz.tracers.export import exportability
+        from nnviz.tracers.inputs import from_object
+
+        with preserved(model):
+            record = exportability(model, name, from_object(inputs))
+        graph = graph.replace(meta={**graph.meta, "export": record.to_dict()})
+    return graph
 
 
 def _trace_in_eval_mode(

@@ -136,4 +136,6 @@ def test_an_unknown_ini_tracer_is_a_usage_error(pytester: pytest.Pytester) -> No
     pytester.makepyfile(test_asks="def test_x(nnviz_snapshot):\n    pass\n")
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*nnviz: unknown nnviz_tracer 'jit' (use auto, fx, eager)"])
+    result.stderr.fnmatch_lines(
+        ["*nnviz: unknown nnviz_tracer 'jit' (use auto, fx, eager, export)"]
+    )

@@ -1,0 +1,104 @@
+"""Exportability as a guarded property: `nnviz_snapshot(model, inputs=..., exportable=True)`
+(or the `nnviz_exportable` ini option) records whether torch.export succeeds, and a model that
+stops exporting fails its snapshot test with the reason and its file:line."""
+
+from __future__ import annotations
+
+import pytest
+import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
+from support import run
+
+import nnviz
+import nnviz.tracers.export  # torch.export with it, imported once for the same reason
+
+MODEL = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.proj(x)
+{branch}
+        return y.relu()
+"""
+
+BRANCH = """\
+        if y.sum() > 0:
+            y = -y"""
+
+TESTS = """
+from model import Net
+
+
+def test_net(nnviz_snapshot):
+    nnviz_snapshot(Net(), inputs="tensor2x4"{ask})
+"""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _exported_once() -> None:
+    """torch.export imports torch modules lazily, and one of them registers an operator
+    library: imported inside a pytester run, it would be imported again by the next run."""
+    from torch import nn
+
+    nnviz.trace(nn.Linear(2, 2), inputs="tensor2x2", tracer="export")
+
+
+def _write(pytester: pytest.Pytester, branch: str = "", ask: str = ", exportable=True") -> None:
+    pytester.makepyfile(model=MODEL.format(branch=branch), test_net=TESTS.format(ask=ask))
+
+
+def test_a_data_dependent_if_fails_the_snapshot_test_at_its_line(
+    pytester: pytest.Pytester,
+) -> None:
+    _write(pytester)
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)
+    snapshot = pytester.path / "__nnviz_snapshots__/test_net/test_net.json"
+    assert nnviz.load(snapshot).meta["export"] == {"ok": True}
+    assert run(pytester).ret == 0
+
+    _write(pytester, BRANCH)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    line = MODEL.format(branch=BRANCH).strip().splitlines().index("        if y.sum() > 0:") + 1
+    result.stdout.fnmatch_lines(
+        [f"*export: ok → fails at model.py:{line} (data-dependent branch on *)*"]
+    )
+
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)  # accepted: it fails, and says so
+    _write(pytester)
+    result = run(pytester)  # exportable again: a change the snapshot must take too
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*export: fails at model.py:{line} (*) → ok*"])
+
+
+def test_the_ini_option_asks_and_a_snapshot_without_the_record_fails(
+    pytester: pytest.Pytester,
+) -> None:
+    _write(pytester, ask="")
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)  # recorded without exportability
+    pytester.makeini("[pytest]\nnnviz_exportable = true\n")
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*records no exportability, so it cannot guard it*"])
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)
+    assert run(pytester).ret == 0
+
+
+def test_exportability_needs_an_input(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_plain="""
+        from torch import nn
+
+        def test_plain(nnviz_snapshot):
+            nnviz_snapshot(nn.Linear(2, 2), exportable=True)
+        """
+    )
+    result = run(pytester, "--nnviz-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*found by exporting it: pass an example input*"])
