@@ -19,15 +19,15 @@ here reads text back: every line is made from records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from nnviz.diffing import document, entries
-from nnviz.diffing.exportability import ExportChange
 from nnviz.diffing.blocks import chart
 from nnviz.diffing.entries import Index, field_change, title
+from nnviz.diffing.exportability import ExportChange
 from nnviz.diffing.palette import PALETTE
 from nnviz.diffing.records import (
     ABSENT,
