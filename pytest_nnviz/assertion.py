@@ -198,10 +198,12 @@ class NNVizSnapshot:
         assert check.diff is not None
         text = check.diff.to_text().rstrip("\n").splitlines()
         summary = totals(check.diff.to_dict())
-        # the changes, the totals line, the checkpoint verdict, what is not drift (its headline)
+        # the changes, the totals line, the checkpoint verdict, exportability, what is not drift
         at = text.index(summary) if summary in text else len(text)
         changes = text[:at]
-        information = [ln for ln in text[at + 1 :] if ln.startswith(("checkpoint:", "not drift"))]
+        information = [
+            ln for ln in text[at + 1 :] if ln.startswith(("checkpoint:", "export:", "not drift"))
+        ]
         if len(changes) > MAX_CHANGELOG_LINES - 1:
             cut = len(changes) - MAX_CHANGELOG_LINES + 2
             changes = [*changes[: MAX_CHANGELOG_LINES - 2], f"... {cut} more lines in report.json"]
