@@ -30,6 +30,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, fi
 from nnviz import untrusted
 from nnviz.diffing import changelog as renderings
 from nnviz.diffing import document
+from nnviz.diffing.records import Changelog
 from nnviz.errors import DriftReportError
 from nnviz.fs import atomic_write
 
@@ -201,10 +202,25 @@ class Drift(NewSnapshot):
     sources: list[SourceLine] = Field(default_factory=list)
     diff: dict[str, JsonValue] = Field(description="The GraphDiff.to_dict() document.")
 
+    def changelog(self) -> Changelog:
+        """The records of this drift's changelog (what every presentation of it renders)."""
+        return renderings.changelog_of(self.diff)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Changed, added, removed and renamed entries, as the changelog's totals count them
+        (`changed` leaves out what only follows another change: the totals' `downstream`)."""
+        return dict(self.changelog().counts)
+
     @property
     def changes(self) -> int:
-        """How many nodes differ: the order of importance when space is short."""
-        return change_count(self.diff)
+        """How many changes the changelog counts: the order of importance when space is short."""
+        return sum(self.counts.values())
+
+    @property
+    def params(self) -> tuple[int, int]:
+        """The parameter counts `(old, new)`."""
+        return self.changelog().params
 
 
 class DriftReport(_Strict):
@@ -336,34 +352,3 @@ def _counts(report: DriftReport) -> str:
 def plural(count: int, noun: str) -> str:
     """`1 drift`, `2 drifts`."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-# --- the diff document ----------------------------------------------------------------------
-
-
-def change_count(doc: dict[str, Any]) -> int:
-    """How many nodes of a diff document were added, removed, changed or renamed."""
-    return sum(1 for node in doc.get("nodes", ()) if node.get("status") != "unchanged")
-
-
-def status_counts(doc: dict[str, Any]) -> dict[str, int]:
-    """Changed, added, removed and renamed counts of a diff document's summary; `changed`
-    leaves out the entries that only follow another change (the changelog's "downstream")."""
-    summary = doc.get("summary")
-    summary = summary if isinstance(summary, dict) else {}
-    counts = {}
-    for status in ("changed", "added", "removed", "renamed", "propagated"):
-        value = summary.get(status, 0)
-        counts[status] = value if isinstance(value, int) and not isinstance(value, bool) else 0
-    counts["changed"] = max(0, counts["changed"] - counts.pop("propagated"))
-    return counts
-
-
-def params_delta(doc: dict[str, Any]) -> tuple[int, int]:
-    """The diff's parameter counts `(old, new)` (0 when the document has none)."""
-    summary = doc.get("summary")
-    params = summary.get("params") if isinstance(summary, dict) else None
-    params = params if isinstance(params, dict) else {}
-    old, new = params.get("old", 0), params.get("new", 0)
-    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (old, new))
-    return (old, new) if ok else (0, 0)

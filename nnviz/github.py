@@ -27,9 +27,7 @@ from nnviz.driftreport import (
     Drift,
     DriftReport,
     changelog,
-    params_delta,
     plural,
-    status_counts,
 )
 from nnviz.policy import DEFAULT_WARN_PARAMS, warnings
 
@@ -170,7 +168,7 @@ def _annotation_message(drift: Drift) -> str:
     text = "\n".join(lines)
     if len(text) > _ANNOTATION_CHARS:
         text = text[:_ANNOTATION_CHARS] + "\n… (cut; see the job summary)"
-    changed = plural(drift.changes, "changed node")
+    changed = plural(drift.changes, "change")
     head = f"{drift.snapshot} no longer matches the model ({changed})."
     accept = f"{UPDATE_COMMAND} {shlex.quote(drift.nodeid)}"
     tail = f"If the change is intended, run `{accept}` (or `nnviz accept`) and commit the snapshot."
@@ -267,7 +265,7 @@ def _table(ranked: list[Drift], source_url: str | None, root: str, limit: int) -
         if _size(out) > limit // 3:  # thousands of drifts: keep room for the details
             out.append(f"| … {len(ranked) - i} more: see `report.json` | | | | | | |")
             break
-        counts = status_counts(drift.diff)
+        counts = drift.counts
         model = str(_side(drift, "new").get("name") or _side(drift, "old").get("name") or "?")
         cells = [
             _link(_code(drift.test_name, cell=True), drift.file, drift.line, source_url, root),
@@ -285,7 +283,7 @@ def _side(drift: Drift, side: str) -> Mapping[str, object]:
 
 
 def _params(drift: Drift) -> str:
-    old, new = params_delta(drift.diff)
+    old, new = drift.params
     if old == new:
         return "±0"
     share = f" ({(new - old) / old:+.1%})" if old else ""
@@ -341,7 +339,7 @@ def _unused(unused: list[str], limit: int) -> list[str]:
 def _drift_section(
     index: int, drift: Drift, source_url: str | None, root: str, open_: bool
 ) -> list[str]:
-    summary = f"{index}. {drift.test_name}: {plural(drift.changes, 'changed node')}"
+    summary = f"{index}. {drift.test_name}: {plural(drift.changes, 'change')}"
     lines = [f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>", ""]
     where = _link(
         _code(f"{annotation_path(drift.file, root)}:{drift.line}"),

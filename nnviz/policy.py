@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from nnviz.diffing.changelog import changelog_of
 from nnviz.diffing.checkpoint import of_document
-from nnviz.driftreport import Drift, DriftReport, params_delta, plural, status_counts
+from nnviz.driftreport import Drift, DriftReport, plural
 from nnviz.errors import NNVizError, PolicyError
 
 DEFAULT_WARN_PARAMS = 0.10
@@ -72,11 +73,12 @@ class Policy:
 
     def diff_reasons(self, diff: dict[str, Any]) -> list[str]:
         """Why a diff document fails under this policy (empty: it does not)."""
-        counts = status_counts(diff)
+        log = changelog_of(diff)
+        counts = dict(log.counts)
         out = [f"{counts[s]} {s}" for s in STATUSES if s in self.statuses and counts[s]]
         if self.checkpoint:
             out += checkpoint_reasons(diff)
-        old, new = params_delta(diff)
+        old, new = log.params
         delta = abs(new - old)
         if self.params_share is not None and old and delta / old > self.params_share:
             out.append(f"params {(new - old) / old:+.1%} (limit {self.params_share:.0%})")
@@ -135,7 +137,7 @@ def warnings(drift: Drift, share: float = DEFAULT_WARN_PARAMS) -> list[str]:
     if removed:
         shown = ", ".join(removed[:5]) + (", …" if len(removed) > 5 else "")
         out.append(f"removes {plural(len(removed), 'module')}: {shown}")
-    old, new = params_delta(drift.diff)
+    old, new = drift.params
     if old and abs(new - old) / old > share:
         out.append(
             f"moves the parameter count by {(new - old) / old:+.1%} ({old:,} → {new:,}; "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import nnviz
-from nnviz.diffing.changelog import totals
+from nnviz.diffing.changelog import parts
 from nnviz.driftreport import PENDING
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph
@@ -196,14 +196,10 @@ class NNVizSnapshot:
                 f"nnviz: snapshot {snapshot} is unreadable: {check.problem}\nReplace it with: {fix}"
             )
         assert check.diff is not None
-        text = check.diff.to_text().rstrip("\n").splitlines()
-        summary = totals(check.diff.to_dict())
+        said = parts(check.diff.to_dict())
         # the changes, the totals line, the checkpoint verdict, exportability, what is not drift
-        at = text.index(summary) if summary in text else len(text)
-        changes = text[:at]
-        information = [
-            ln for ln in text[at + 1 :] if ln.startswith(("checkpoint:", "export:", "not drift"))
-        ]
+        changes, summary = list(said.body), said.totals
+        information = [*said.checkpoint[:1], *said.export[:1], *said.info[:1]]
         if len(changes) > MAX_CHANGELOG_LINES - 1:
             cut = len(changes) - MAX_CHANGELOG_LINES + 2
             changes = [*changes[: MAX_CHANGELOG_LINES - 2], f"... {cut} more lines in report.json"]

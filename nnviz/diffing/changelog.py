@@ -381,11 +381,9 @@ def _cost_lines(log: Changelog) -> list[Line]:
 
 def _info_lines(log: Changelog) -> list[Line]:
     """Differences that are not drift, apart: a count per kind, then the attribute-only
-    changes themselves (scalar plumbing is only counted); exportability's line first, drift or
-    not."""
-    exported: list[Line] = [] if log.export is None else [(log.export.line(), "")]
+    changes themselves (scalar plumbing is only counted)."""
     if not log.info.counts:
-        return exported
+        return []
     parts = [
         f"{n} {_INFO_NAMES.get(kind, kind)}{'s' if n != 1 else ''}" for kind, n in log.info.counts
     ]
@@ -393,7 +391,12 @@ def _info_lines(log: Changelog) -> list[Line]:
     if len(shown) > _MAX_INFO_LINES:
         shown = [*shown[: _MAX_INFO_LINES - 1], f"  … and {len(shown) - _MAX_INFO_LINES + 1} more"]
     head = "not drift (counted with --strict): " + ", ".join(parts)
-    return [*exported, (head, ""), *((line, " ") for line in shown)]
+    return [(head, ""), *((line, " ") for line in shown)]
+
+
+def _export_lines(log: Changelog) -> list[Line]:
+    """Exportability's line, drift or not (first among the lines of information)."""
+    return [] if log.export is None else [(log.export.line(), "")]
 
 
 def _checkpoint_lines(log: Changelog) -> list[Line]:
@@ -411,8 +414,38 @@ def _lines(log: Changelog) -> list[Line]:
         (_totals(log), ""),
         *_cost_lines(log),
         *_checkpoint_lines(log),
+        *_export_lines(log),
         *_info_lines(log),
     ]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The changelog's text in its parts, for a reader that lays them out itself (a failing
+    test's message): the entries' lines, the totals line, and the lines under it."""
+
+    body: tuple[str, ...]
+    totals: str
+    cost: tuple[str, ...]
+    checkpoint: tuple[str, ...]
+    """The verdict's line first, then (verbose) its keys."""
+    export: tuple[str, ...]
+    info: tuple[str, ...]
+    """The `not drift` line first, then the attribute-only entries."""
+
+
+def parts(doc: Doc, verbose: bool = False) -> Parts:
+    """`changelog(doc, verbose)` in its parts."""
+    log = changelog_of(doc, verbose)
+
+    def texts(lines: list[Line]) -> tuple[str, ...]:
+        return tuple(text for text, _ in lines)
+
+    body = texts([line for item in log.items for line in _item_lines(item)])
+    checkpoint, export = texts(_checkpoint_lines(log)), texts(_export_lines(log))
+    return Parts(
+        body, _totals(log), texts(_cost_lines(log)), checkpoint, export, texts(_info_lines(log))
+    )
 
 
 def headline(doc: Doc) -> str:
@@ -457,7 +490,7 @@ def markdown(doc: Doc) -> str:
     log = changelog_of(doc)
     old, new = log.names
     heading = f"### nnviz diff: `{old}` → `{new}`"
-    after = [*_checkpoint_lines(log), *_info_lines(log)]
+    after = [*_checkpoint_lines(log), *_export_lines(log), *_info_lines(log)]
     info = [text.replace("```", "'''") for text, _ in after]
     if log.identical:
         extra = "\n\n```diff\n" + "\n".join(info) + "\n```" if info else ""

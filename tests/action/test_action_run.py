@@ -307,7 +307,7 @@ def test_the_pull_request_comment_is_a_reviewers_page(demo_run: SimulatedRunner)
         "gh run download 4242 -n nnviz-drift -D .nnviz-artifacts && nnviz accept .nnviz-artifacts"
     ) in body
     assert "(snapshots under `examples/ci-demo/`)" in body
-    assert "<details open><summary>1. test_tinynet_architecture: 1 changed node</summary>" in body
+    assert "<details open><summary>1. test_tinynet_architecture: 1 change</summary>" in body
     model_link = f"https://github.com/octo/models/blob/0123abc/{MODEL_FILE}#L"
     assert f"Model code: [`{MODEL_FILE}:" in body and model_link in body
     assert "```mermaid\nflowchart" in body and "</details>" in body

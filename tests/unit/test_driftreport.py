@@ -17,6 +17,7 @@ from support import DEMO_SNAPSHOT, diff_doc, make_drift, make_report
 
 import nnviz
 from nnviz import github
+from nnviz.diffing import changelog as renderings
 from nnviz.diffing.build import diff as graph_diff
 from nnviz.driftreport import DriftReport, DriftReportError, text
 from nnviz.github import (
@@ -296,7 +297,7 @@ def test_markdown_survives_backticks_and_pipes_in_names() -> None:
     md = page(make_report([drift]))
     # A longer run of backticks around it, and the pipe escaped so the table keeps its columns.
     assert "| ``test[`a\\|b`]`` |" in md
-    assert "<summary>1. test[`a|b`]: 1 changed node</summary>" in md
+    assert "<summary>1. test[`a|b`]: 1 change</summary>" in md
 
 
 def test_text_report() -> None:
@@ -330,3 +331,15 @@ def test_page_says_which_file_to_open_for_the_interactive_diff() -> None:
     assert f"and open `{html}` (each test's files are named below)" in md
     assert "a `.diff.html` opens in any browser, offline" in md
     assert f"In the artifact: `{html}`, `tests/test_models/test_model_01.diff.pdf`." in md
+
+
+def test_the_page_counts_what_the_changelog_counts() -> None:
+    """The table row and the summary line read the changelog's records: two changed convs with
+    the same edit are one line `×2` but two changed entries, as the text's totals say."""
+    drift = make_drift(1, changed=2)
+    log = drift.changelog()
+    assert drift.counts == dict(log.counts) and drift.changes == 2
+    totals = renderings.totals(drift.diff)
+    assert totals.startswith("2 changed")
+    md = page(make_report([drift]))
+    assert "| 2 | 0 | 0 | 0 |" in md and "1. test_model_01: 2 changes</summary>" in md
