@@ -2,7 +2,8 @@
 
 For models torch.fx cannot trace (data-dependent control flow, detection models, HF models), the
 model is run once on example inputs — on `meta` tensors when it lives on the meta device, else
-(or when meta cannot run it) on the CPU — in eval mode under `torch.no_grad()`, and every call is
+(or when meta cannot run it) on the CPU — in eval mode under `torch.no_grad()` (with autograd
+enabled for a forward that calls `torch.autograd.grad`, which needs it), and every call is
 recorded:
 
 - module forward pre/post hooks give the hierarchy: a non-leaf module opens a scope, a leaf
@@ -426,13 +427,19 @@ def _var_keyword(forward: Callable[..., Any]) -> str | None:
     return None
 
 
-def _record(model: nn.Module, bound: dict[str, Any], device: torch.device) -> _CallRecorder:
+def _record(
+    model: nn.Module, bound: dict[str, Any], device: torch.device, grad: bool = False
+) -> _CallRecorder:
     with counting() as counter:
-        return _record_counting(model, bound, device, counter)
+        return _record_counting(model, bound, device, counter, grad)
 
 
 def _record_counting(
-    model: nn.Module, bound: dict[str, Any], device: torch.device, counter: Counter | None
+    model: nn.Module,
+    bound: dict[str, Any],
+    device: torch.device,
+    counter: Counter | None,
+    grad: bool = False,
 ) -> _CallRecorder:
     rec = _CallRecorder(model, counter)
     given = {}  # containers passed in, by identity, as the model sees them
@@ -460,7 +467,8 @@ def _record_counting(
         )
     traced._recording.append(rec)
     try:
-        with torch.no_grad(), torch.device(device), patched(), _Mode(rec), preserved(model):
+        autograd = torch.enable_grad() if grad else torch.no_grad()
+        with autograd, torch.device(device), patched(), _Mode(rec), preserved(model):
             result = model(*args, **kwargs)
     finally:
         traced._recording.pop()
@@ -471,6 +479,24 @@ def _record_counting(
         if counter is not None and call.cost is None and call.kind in _OPS:
             call.cost = {"macs": 0}
     return rec
+
+
+_NEEDS_GRAD = ("does not require grad", "does not have a grad_fn", "differentiated Tensors")
+"""What autograd says when a forward differentiates (`torch.autograd.grad` inside `forward`:
+gradient penalties, physics-informed nets, meta-learning inner loops) under `no_grad`."""
+
+
+def _record_with_grad_if_needed(
+    model: nn.Module, bound: dict[str, Any], device: torch.device
+) -> _CallRecorder:
+    """Record under `no_grad`; a forward that differentiates is recorded again with autograd
+    enabled, which it needs (its `torch.autograd.grad` call is recorded as one op)."""
+    try:
+        return _record(model, bound, device)
+    except RuntimeError as exc:
+        if not any(words in str(exc) for words in _NEEDS_GRAD):
+            raise
+    return _record(model, bound, device, grad=True)
 
 
 def trace_eager(
@@ -493,7 +519,7 @@ def trace_eager(
         torch.manual_seed(0)
         bound = inputs.bind(model.forward, device)
         try:
-            rec = _record(model, bound, device)
+            rec = _record_with_grad_if_needed(model, bound, device)
         except Exception as first:
             if device.type != "meta":
                 raise _failed(name, first, None) from None
@@ -502,7 +528,7 @@ def trace_eager(
                 torch.manual_seed(0)
                 model = (rebuild() if rebuild is not None else cpu_copy(model)).eval()
                 bound = inputs.bind(model.forward, "cpu")
-                rec = _record(model, bound, torch.device("cpu"))
+                rec = _record_with_grad_if_needed(model, bound, torch.device("cpu"))
             except Exception as second:
                 raise _failed(name, second, first) from None
     meta = {

@@ -1,6 +1,7 @@
 """Shape propagation: run a traced fx graph on example inputs and record what flows on each edge.
 
-The model runs in eval mode under `torch.no_grad()`, node by node (`torch.fx.Interpreter`), on
+The model runs in eval mode under `torch.no_grad()` (autograd enabled when forward() calls
+`torch.autograd.grad` itself), node by node (`torch.fx.Interpreter`), on
 `meta` tensors when the model lives on the meta device — no memory, no arithmetic; ops whose
 meta kernel is stricter than their CPU one run through `nnviz.tracers.lenient`. When a model
 cannot run on meta (data-dependent shapes, `.item()`), it is materialised on the CPU and run
@@ -171,9 +172,20 @@ def _run(
         torch.device("meta") if device_of(model).type == "meta" else contextlib.nullcontext()
     )
     # forward() may assign attributes
-    with torch.no_grad(), placement, preserved(model), counting() as recorder.counter:
+    autograd = torch.enable_grad() if _differentiates(traced) else torch.no_grad()
+    with autograd, placement, preserved(model), counting() as recorder.counter:
         recorder.run(*values)
     return recorder.specs, recorder.costs
+
+
+def _differentiates(traced: FxTrace) -> bool:
+    """Whether forward() calls autograd itself (a gradient penalty, a physics-informed loss):
+    it then runs with autograd enabled, which it needs."""
+    return any(
+        (n.op == "call_function" and n.target in (torch.autograd.grad, torch.autograd.backward))
+        or (n.op == "call_method" and n.target == "backward")
+        for n in traced.fx_graph.nodes
+    )
 
 
 def _mutable(value: Any) -> Any:
