@@ -3,8 +3,8 @@
 Registered through the `pytest11` entry point `nnviz`. Every hook is one line into the modules
 that do the work: `location` (test → snapshot file), `engine` (compare → write → draw),
 `assertion` (the fixture's value), `sources` (model code lines of changed modules), `session`
-(options, records, xdist merge) and `report` (end of session: unused files, counts, report.json,
-GitHub Actions output).
+(options, records, xdist merge), `report` (end of session: unused files, counts, report.json,
+GitHub Actions output) and `shard` (the run record `nnviz report merge` decides from).
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def test_three_shards_merge_into_the_whole_run(pytester: pytest.Pytester, suite:
     assert pending and (suite / "merged" / pending).is_file()
     assert run_nnviz("review", "merged", cwd=suite).returncode == 0
     accepted = run_nnviz("accept", "merged", cwd=suite)
-    assert accepted.returncode == 0 and "nnviz: 1 accepted" in accepted.stdout
+    assert accepted.returncode == 0 and "nnviz: 2 accepted" in accepted.stdout  # drift + new
     assert run(pytester, "tests/test_a.py", "-k", "two").ret == pytest.ExitCode.OK
 
 
