@@ -21,7 +21,7 @@ from typing import Any
 from nnviz import untrusted
 from nnviz.errors import SnapshotError
 from nnviz.fs import atomic_write
-from nnviz.graph import NODE_KINDS, Edge, Graph, Module, Node
+from nnviz.graph import NODE_KINDS, Edge, Graph, Module, Node, assemble, gc_paused
 
 FORMAT = "nnviz-graph"
 VERSION = 4
@@ -122,14 +122,15 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
     The text is untrusted: it is read within the limits of `nnviz.untrusted` (size, nesting,
     string length, strict UTF-8) and nothing named in it is ever imported or executed.
     """
-    doc = untrusted.document(
-        text, source, SnapshotError, format=FORMAT, noun="graph snapshot", reads=READS
-    )
-    try:
-        graph = _plain_graph(doc)
-    except ValueError as exc:
-        raise SnapshotError(f"{source}: {exc}") from None
-    return graph if graph is not None else _validated_graph(doc, source)
+    with gc_paused():
+        doc = untrusted.document(
+            text, source, SnapshotError, format=FORMAT, noun="graph snapshot", reads=READS
+        )
+        try:
+            graph = _plain_graph(doc)
+        except ValueError as exc:
+            raise SnapshotError(f"{source}: {exc}") from None
+        return graph if graph is not None else _validated_graph(doc, source)
 
 
 def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
@@ -204,32 +205,44 @@ def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
         return None
     return Graph(
         nodes=[
-            Node(
-                n["id"],
-                n["kind"],
-                n["op"],
-                n.get("scope", ""),
-                n.get("module"),
-                n.get("args"),
-                n.get("spec"),
-                n.get("meta"),
-                n.get("cost"),
+            assemble(
+                Node,
+                {
+                    "id": n["id"],
+                    "kind": n["kind"],
+                    "op": n["op"],
+                    "scope": n.get("scope", ""),
+                    "module": n.get("module"),
+                    "args": n.get("args", {}),
+                    "spec": n.get("spec"),
+                    "meta": n.get("meta", {}),
+                    "cost": n.get("cost"),
+                },
             )
             for n in nodes
         ],
-        edges=[Edge(e["source"], e["target"], tuple(e.get("slots", ()))) for e in edges],
+        edges=[
+            assemble(
+                Edge,
+                {"source": e["source"], "target": e["target"], "slots": tuple(e.get("slots", ()))},
+            )
+            for e in edges
+        ],
         modules=[
-            Module(
-                m["path"],
-                m["class"],
-                m.get("params", 0),
-                m.get("hparams", {}),
-                {k: tuple(v) for k, v in m.get("parameters", {}).items()},
-                tuple(m.get("bases", ())),
-                m.get("ties", {}),
-                {k: tuple(v) for k, v in m.get("buffers", {}).items()},
-                m.get("dtypes", {}),
-                m.get("extra_state", False),
+            assemble(
+                Module,
+                {
+                    "path": m["path"],
+                    "cls": m["class"],
+                    "params": m.get("params", 0),
+                    "hparams": m.get("hparams", {}),
+                    "parameters": {k: tuple(v) for k, v in m.get("parameters", {}).items()},
+                    "bases": tuple(m.get("bases", ())),
+                    "ties": m.get("ties", {}),
+                    "buffers": {k: tuple(v) for k, v in m.get("buffers", {}).items()},
+                    "dtypes": m.get("dtypes", {}),
+                    "extra_state": m.get("extra_state", False),
+                },
             )
             for m in modules
         ],
@@ -268,18 +281,19 @@ def _shapes(value: Any) -> bool:
 
 
 def _plain_node(n: Any) -> bool:
+    if type(n) is not dict or not n.keys() <= _NODE:
+        return False
+    module, cost = n.get("module"), n.get("cost")
     return (
-        _is(n, dict)
-        and n.keys() <= _NODE
-        and _is(n.get("id"), str)
+        type(n.get("id")) is str
         and n["id"] != ""
         and n.get("kind") in NODE_KINDS
-        and _is(n.get("op"), str)
-        and _is(n.get("scope", ""), str)
-        and (n.get("module") is None or _is(n["module"], str))
-        and _is(n.get("args", {}), dict)
-        and _is(n.get("meta", {}), dict)
-        and (n.get("cost") is None or _plain_cost(n["cost"]))
+        and type(n.get("op")) is str
+        and type(n.get("scope", "")) is str
+        and (module is None or type(module) is str)
+        and type(n.get("args", {})) is dict
+        and type(n.get("meta", {})) is dict
+        and (cost is None or _plain_cost(cost))
     )
 
 
@@ -296,13 +310,14 @@ def _plain_cost(cost: Any) -> bool:
 
 
 def _plain_edge(e: Any) -> bool:
+    if type(e) is not dict or not e.keys() <= _EDGE:
+        return False
+    slots = e.get("slots", [])
     return (
-        _is(e, dict)
-        and e.keys() <= _EDGE
-        and _is(e.get("source"), str)
-        and _is(e.get("target"), str)
-        and _is(e.get("slots", []), list)
-        and all(_is(slot, str) for slot in e.get("slots", []))
+        type(e.get("source")) is str
+        and type(e.get("target")) is str
+        and type(slots) is list
+        and all(type(slot) is str for slot in slots)
     )
 
 

@@ -174,20 +174,24 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def _check_shape(doc: Any, source: str, error: type[NNVizError]) -> None:
-    """Depth and string length, level by level (no recursion, however deep the document)."""
+    """Depth and string length, level by level (no recursion, however deep the document).
+    `doc` is what `json.loads` returns, so exact types decide (a third faster on the millions
+    of values of a 100,000-node snapshot)."""
     level = [doc]
     depth = 0
     while level:
         depth += 1
         below: list[Any] = []
+        extend = below.extend
         for value in level:
-            if isinstance(value, (dict, list)):
+            kind = type(value)
+            if kind is dict or kind is list:
                 if depth > MAX_DEPTH:
                     raise error(_too_deep(source))
-                below.extend(value)  # an object's keys are strings: checked one level down
-                if isinstance(value, dict):
-                    below.extend(value.values())
-            elif isinstance(value, str) and len(value) > MAX_STRING:
+                extend(value)  # an object's keys are strings: checked one level down
+                if kind is dict:
+                    extend(value.values())
+            elif kind is str and len(value) > MAX_STRING:
                 raise error(
                     f"{source}: holds a string of {len(value):,} characters (the limit is "
                     f"{MAX_STRING:,}); it is not a document nnviz wrote"

@@ -17,6 +17,7 @@ from nnviz.cli.shell import (
     warnings_as_lines,
 )
 from nnviz.errors import NNVizWarning
+from nnviz.graph import gc_paused
 
 if TYPE_CHECKING:
     from nnviz.diffing.model import GraphDiff
@@ -110,7 +111,7 @@ def diff_command(
     path/file.py:callable). Weights, train/eval mode and source locations never count.
     Example: `nnviz diff main.json branch.json -o diff.pdf`. Errors exit 2.
     """
-    with one_line_errors(ctx):
+    with one_line_errors(ctx), gc_paused():  # a short process: no cycle collection needed
         import nnviz
 
         for spec in (old, new):

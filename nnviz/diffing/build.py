@@ -36,7 +36,16 @@ from nnviz.diffing.plumbing import (
     slot_values,
 )
 from nnviz.diffing.records import ABSENT
-from nnviz.graph import Edge, Graph, Module, Node, parent_path, path_depth
+from nnviz.graph import (
+    Edge,
+    Graph,
+    Module,
+    Node,
+    assemble,
+    gc_paused,
+    parent_path,
+    path_depth,
+)
 
 _FLOW_LAST = 10_000
 
@@ -98,11 +107,12 @@ def diff(
     `inputs`, `hparams`) or one of its keys (`hparams.eps`, or just `eps`). With `strict`,
     information-only differences (scalar plumbing, attribute-only changes) count as drift.
     An `ignore` name that can match no change raises `NNVizError`."""
-    check_ignore(tuple(ignore), old, new)
-    matching = match(old, new)
-    entries, edges = build(old, new, matching, tuple(ignore))
-    loads = checkpoint.verdict(old, new, matching.modules)
-    return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict, loads)
+    with gc_paused():
+        check_ignore(tuple(ignore), old, new)
+        matching = match(old, new)
+        entries, edges = build(old, new, matching, tuple(ignore))
+        loads = checkpoint.verdict(old, new, matching.modules)
+        return GraphDiff(old, new, entries, edges, matching, tuple(ignore), strict, loads)
 
 
 def build(
@@ -524,23 +534,25 @@ def _freeze(e: _Entry) -> NodeDiff:
     renamed = (
         e.old_name if e.old_name is not None and e.new_name not in (None, e.old_name) else None
     )
-    info = e.info if e.status != "unchanged" else None
+    status = e.status
+    info = e.info if status != "unchanged" else None
     if info is None and e.changes and all(c.info is not None for c in e.changes.values()):
         info = next(c.info for c in e.changes.values())
-    return NodeDiff(
-        name=e.name,
-        kind=kind,
-        path=e.path if kind == "module" else None,
-        scope=e.scope,
-        status=e.status,
-        changes=dict(e.changes),
-        renamed_from=renamed,
-        op=op,
-        params=module.params if module is not None else None,
-        flow=node is not None,
-        old_name=e.old_name,
-        info=info,
-    )
+    values = {
+        "name": e.name,
+        "kind": kind,
+        "path": e.path if kind == "module" else None,
+        "scope": e.scope,
+        "status": status,
+        "changes": dict(e.changes),
+        "renamed_from": renamed,
+        "op": op,
+        "params": module.params if module is not None else None,
+        "flow": node is not None,
+        "old_name": e.old_name,
+        "info": info,
+    }
+    return assemble(NodeDiff, values, freeze=False)  # one per union entry: 24,000 on huge.py
 
 
 def _edges(
@@ -555,8 +567,12 @@ def _edges(
         status: Status = (
             "added" if before is None else ("unchanged" if before == edge.slots else "changed")
         )
-        out.append(EdgeDiff(edge.source, edge.target, status))
-    out.extend(EdgeDiff(s, t, "removed") for (s, t) in seen)
+        out.append(
+            assemble(EdgeDiff, {"source": edge.source, "target": edge.target, "status": status})
+        )
+    out.extend(
+        assemble(EdgeDiff, {"source": s, "target": t, "status": "removed"}) for (s, t) in seen
+    )
     return tuple(out)
 
 
