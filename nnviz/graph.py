@@ -52,24 +52,28 @@ def gc_paused() -> Iterator[None]:
 
 
 _Record = TypeVar("_Record")
+NODE_FROZEN = ("args", "meta", "cost")
+"""The mappings `Node.__post_init__` makes read-only (`spec` stays a plain value)."""
+MODULE_FROZEN = ("hparams", "parameters", "ties", "buffers", "dtypes")
+"""The mappings `Module.__post_init__` makes read-only."""
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
-def assemble(cls: type[_Record], values: dict[str, Any], freeze: bool = True) -> _Record:
+def assemble(cls: type[_Record], values: dict[str, Any], frozen: tuple[str, ...] = ()) -> _Record:
     """A frozen dataclass (`Node`, `Edge`, `Module`, the diff's records) from `values` already
-    in their final form: every field given, mappings fresh dicts nobody else holds (made
-    read-only when `freeze`), sequences tuples. Loading or diffing a large graph makes one per
-    record; this skips `__init__`'s per-field `object.__setattr__` and `__post_init__`'s copies
-    (half the cost), and is equal to `cls(**values)`."""
+    in their final form: every field given, sequences tuples, and the mappings `__post_init__`
+    makes read-only (`frozen`, e.g. `NODE_FROZEN`) fresh dicts nobody else holds. Loading or
+    diffing a large graph makes one per record; this skips `__init__`'s per-field
+    `object.__setattr__` and `__post_init__`'s copies (half the cost), and is equal to
+    `cls(**values)`."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
     if values.keys() != names:  # a field added since: the ordinary constructor fills it in
         return cls(**values)
-    if freeze:
-        for key, value in values.items():
-            if type(value) is dict:
-                values[key] = MappingProxyType(value)
+    for key in frozen:
+        if type(values[key]) is dict:
+            values[key] = MappingProxyType(values[key])
     record = object.__new__(cls)
     record.__dict__.update(values)
     return record

@@ -21,7 +21,17 @@ from typing import Any
 from nnviz import untrusted
 from nnviz.errors import SnapshotError
 from nnviz.fs import atomic_write
-from nnviz.graph import NODE_KINDS, Edge, Graph, Module, Node, assemble, gc_paused
+from nnviz.graph import (
+    MODULE_FROZEN,
+    NODE_FROZEN,
+    NODE_KINDS,
+    Edge,
+    Graph,
+    Module,
+    Node,
+    assemble,
+    gc_paused,
+)
 
 FORMAT = "nnviz-graph"
 VERSION = 4
@@ -218,6 +228,7 @@ def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
                     "meta": n.get("meta", {}),
                     "cost": n.get("cost"),
                 },
+                NODE_FROZEN,
             )
             for n in nodes
         ],
@@ -243,6 +254,7 @@ def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
                     "dtypes": m.get("dtypes", {}),
                     "extra_state": m.get("extra_state", False),
                 },
+                MODULE_FROZEN,
             )
             for m in modules
         ],

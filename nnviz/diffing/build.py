@@ -552,7 +552,7 @@ def _freeze(e: _Entry) -> NodeDiff:
         "old_name": e.old_name,
         "info": info,
     }
-    return assemble(NodeDiff, values, freeze=False)  # one per union entry: 24,000 on huge.py
+    return assemble(NodeDiff, values)  # one per union entry: 24,000 on huge.py
 
 
 def _edges(

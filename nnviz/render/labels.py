@@ -14,6 +14,7 @@ import html
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from nnviz.experts import summary
 from nnviz.graph import Graph, Module, Node
 from nnviz.render.style import Style
 from nnviz.values import Value, format_tensor, format_value, is_tensor_spec
@@ -144,7 +145,7 @@ def node_label(
     module = graph.module_of(node)
     rows = [_row(_head(node, module, style, badge, small))]
     name = shown(display_name(node)) + (f" {mark}" if mark else "")
-    rows += _facts(node, module, style, total, small, name)
+    rows += _facts(graph, node, module, style, total, small, name)
     if style.show_node_arguments:
         rows += _arguments(graph, node, style, small, shown)
     if node.kind == "output" and style.show_specs and _is_nested(node.spec):
@@ -172,7 +173,13 @@ def _head(node: Node, module: Module | None, style: Style, badge: str | None, sm
 
 
 def _facts(
-    node: Node, module: Module | None, style: Style, total: int, small: int, name: str
+    graph: Graph,
+    node: Node,
+    module: Module | None,
+    style: Style,
+    total: int,
+    small: int,
+    name: str,
 ) -> list[str]:
     """The small rows under the title: where an input comes from, a collapsed module's op count
     and summary, or the node's name and parameters."""
@@ -192,6 +199,9 @@ def _facts(
         rows.append(_row(_font(text(facts), small, color="#303030")))
         if node.meta.get("summary"):
             rows.append(_row(_font(text(node.meta["summary"]), small, color="#303030")))
+        moe = summary(graph, str(node.module)) if node.kind == "module" and node.module else None
+        if moe:
+            rows.append(_row(_font(text(moe, limit=2 * MAX_TEXT), small, EXPERTS_COLOR, True)))
         if node.meta.get("skips"):
             rows.append(_row(_font(text(skips_text(node.meta["skips"])), small, SKIP_COLOR, True)))
         return rows
@@ -255,6 +265,8 @@ def graph_label(title: str, subtitle: str, style: Style, legend: Iterable[str] =
 
 
 SKIP_COLOR = "#1d5fa0"
+EXPERTS_COLOR = "#7a3e00"
+"""Colour of the mixture-of-experts line on a collapsed block (`experts ×256 · router`)."""
 """Colour of the residual mark on a collapsed block."""
 
 

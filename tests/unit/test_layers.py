@@ -23,6 +23,7 @@ FLOORS = {
     "nnviz.transform": 2,
     "nnviz.costs": 2,
     "nnviz.bookkeeping": 2,
+    "nnviz.experts": 2,
     "nnviz.diffing": 2,
     "nnviz.driftreport": 3,
     "nnviz.policy": 3,
