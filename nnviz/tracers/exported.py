@@ -372,14 +372,18 @@ def _slots(
     main = [n for n in call.nodes if n.target is not operator.getitem] or call.nodes
     first = main[0]
     aten = getattr(first.target, "__name__", "").split(".")[0]
+    name = call.op.split(".")[-1]
+    in_place = aten == f"{name}_"  # `F.relu(x, inplace=True)` runs `relu_`
     same = (
         len(main) == 1
         and call.module is None
-        and (call.op.split(".")[-1] == aten or first.target is operator.getitem)
+        and (name == aten or in_place or first.target is operator.getitem)
     )
     if same:
         args = list(first.args)[: _positional_count(call.target)]
         slots = [(str(i), a) for i, a in enumerate(args)] + list(first.kwargs.items())
+        if in_place and "inplace" in _parameters(call.target):
+            slots.append(("inplace", True))
         return [(k, _mark(v, made, lowering)) for k, v in slots]
     outside: list[fx.Node] = []
     for node in call.nodes:
@@ -392,6 +396,13 @@ def _slots(
                 if arg in lowering.attrs and arg not in outside:
                     outside.append(arg)
     return [(str(i), _mark(a, made, lowering)) for i, a in enumerate(outside)]
+
+
+def _parameters(target: Any) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(target).parameters)
+    except (TypeError, ValueError):
+        return ()
 
 
 def _positional_count(target: Any) -> int | None:

@@ -40,6 +40,7 @@ class Block(nn.Module):
         a, b = y.split(8, dim=-1)
         y = torch.cat([b, a], -1) + x
         y += x
+        y = F.relu(y, inplace=True)  # ATen's relu_: fx's F.relu with inplace=True
         return F.gelu(torch.flatten(y, 1)).softmax(-1)
 
 
