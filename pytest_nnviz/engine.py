@@ -1,7 +1,8 @@
 """The snapshot engine: compare → write when the update mode allows → draw on drift, in one call.
 
-Ordinary library code on nnviz's public API (`trace`, `load`, `save`, `diff`, `draw`); no
-pytest here (as pytest-regressions' `perform_regression_check`). An unchanged architecture is
+Ordinary library code on nnviz's public API (`trace`, `load`, `save`, `diff`, `draw`) and a few
+of its modules (`snapshot.loads` for the stored bytes, `review.digest`, `transform.collapse_depth`
+for the drawing's depth); no pytest here (as pytest-regressions' `perform_regression_check`). An unchanged architecture is
 compared without rendering anything: the only work on top of tracing is reading the stored JSON
 and one structural diff.
 

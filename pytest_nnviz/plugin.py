@@ -1,10 +1,11 @@
 """The pytest plugin's surface: options, the `nnviz_snapshot` fixture and the session hooks.
 
-Registered through the `pytest11` entry point `nnviz`. Every hook is one line into the modules
-that do the work: `location` (test → snapshot file), `engine` (compare → write → draw),
-`assertion` (the fixture's value), `sources` (model code lines of changed modules), `session`
-(options, records, xdist merge), `report` (end of session: unused files, counts, report.json,
-GitHub Actions output) and `shard` (the run record `nnviz report merge` decides from).
+Registered through the `pytest11` entry point `nnviz`. The hooks only wire: options are declared
+and read here, and every hook hands its work to the modules that do it: `location` (test →
+snapshot file), `engine` (compare → write → draw), `assertion` (the fixture's value), `sources`
+(model code lines of changed modules), `session` (options, records, xdist merge), `report` (end
+of session: unused files, counts, report.json, GitHub Actions output) and `shard` (the run record
+`nnviz report merge` decides from).
 """
 
 from __future__ import annotations
