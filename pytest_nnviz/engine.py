@@ -2,9 +2,9 @@
 
 Ordinary library code on nnviz's public API (`trace`, `load`, `save`, `diff`, `draw`) and a few
 of its modules (`snapshot.loads` for the stored bytes, `review.digest`, `transform.collapse_depth`
-for the drawing's depth); no pytest here (as pytest-regressions' `perform_regression_check`). An unchanged architecture is
-compared without rendering anything: the only work on top of tracing is reading the stored JSON
-and one structural diff.
+for the drawing's depth); no pytest here (as pytest-regressions' `perform_regression_check`).
+An unchanged architecture is compared without rendering anything: the only work on top of
+tracing is reading the stored JSON and one structural diff.
 
 For a drifted snapshot `<folder>/__nnviz_snapshots__/<module>/<test>.json` the artifacts go to
 `<artifacts dir>/<folder>/<module>/<test>` + `.new.json` (the pending snapshot: what `nnviz

@@ -27,8 +27,8 @@ What it does so that both graphs are the same (tests/unit/test_research_models.p
 - Tensor methods written in Python (`norm`, `split`, `unflatten`) are recorded as written, not
   with the defaults torch fills in before `__torch_function__` (`nnviz.tracers.patching`);
 - a `device` read from a tensor is an edge from its `getattr`, and recorded as the model's device
-  (`conventions.MODEL_DEVICE`), never as meta or the CPU of a fallback; a tensor made without an input
-  is recorded by what it is (`tensor[4, 4]`), as in fx, not by a counter;
+  (`conventions.MODEL_DEVICE`), never as meta or the CPU of a fallback; a tensor made without an
+  input is recorded by what it is (`tensor[4, 4]`), as in fx, not by a counter;
 - the model is run inside `pristine.preserved`: attributes forward() assigns are put back.
 
 Where a real run cannot see what fx sees, by principle:

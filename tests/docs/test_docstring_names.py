@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import importlib
 import importlib.util
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -44,15 +45,16 @@ def _docstrings(tree: ast.AST) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    found.append((body[0].lineno, body[0].value.value))
+            first = body[0] if body else None
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.append((value.lineno, value.value))
         # attribute docstrings: a string right after an assignment in a class or module body
         for field in ("body",):
             stmts = getattr(node, field, None)
             if not isinstance(stmts, list):
                 continue
-            for before, after in zip(stmts, stmts[1:], strict=False):
+            for before, after in itertools.pairwise(stmts):
                 if (
                     isinstance(before, ast.Assign | ast.AnnAssign)
                     and isinstance(after, ast.Expr)
