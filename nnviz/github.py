@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from nnviz.costs import macs_text
 from nnviz.diffing import changelog as renderings
+from nnviz.diffing.cost import CostDiff
 from nnviz.diffing.records import Entry
 from nnviz.driftreport import (
     Drift,
@@ -258,12 +260,12 @@ def _table(ranked: list[Drift], source_url: str | None, root: str, limit: int) -
     if not ranked:
         return []
     out = [
-        "| test | model | changed | added | removed | renamed | params |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| test | model | changed | added | removed | renamed | params | compute (MACs) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for i, drift in enumerate(ranked):
         if _size(out) > limit // 3:  # thousands of drifts: keep room for the details
-            out.append(f"| … {len(ranked) - i} more: see `report.json` | | | | | | |")
+            out.append(f"| … {len(ranked) - i} more: see `report.json` | | | | | | | |")
             break
         counts = drift.counts
         model = str(_side(drift, "new").get("name") or _side(drift, "old").get("name") or "?")
@@ -272,6 +274,7 @@ def _table(ranked: list[Drift], source_url: str | None, root: str, limit: int) -
             _code(model, cell=True),
             *(str(counts[s]) for s in ("changed", "added", "removed", "renamed")),
             _params(drift),
+            _compute(drift),
         ]
         out.append("| " + " | ".join(cells) + " |")
     return [*out, ""]
@@ -288,6 +291,18 @@ def _params(drift: Drift) -> str:
         return "±0"
     share = f" ({(new - old) / old:+.1%})" if old else ""
     return f"{new - old:+,}{share}"
+
+
+def _compute(drift: Drift) -> str:
+    """`+206 MMACs (+11.3%)`, `±0`, or `unknown` (traced without inputs, older snapshot)."""
+    cost = CostDiff.from_dict(drift.diff.get("cost"))
+    if cost is None or not cost.known:
+        return "unknown"
+    old, new = cost.old.macs, cost.new.macs
+    if old == new:
+        return "±0"
+    share = f" ({(new - old) / old:+.1%})" if old else ""
+    return f"{'+' if new > old else '-'}{macs_text(abs(new - old))}{share}"
 
 
 def _counts_line(report: DriftReport) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nnviz import costs
 from nnviz.diffing.checkpoint import recorded
 from nnviz.errors import DataTraceWarning, NNVizError
 from nnviz.graph import Graph
@@ -53,9 +54,13 @@ def asked(
     checkpoint: bool = False,
     exportable: bool | None = None,
     ini_exportable: bool = False,
+    cost: str | None = None,
 ) -> tuple[Ask, ...]:
-    """The asks of one call: its own arguments first, the ini options where it gave none."""
+    """The asks of one call: its own arguments first, the ini options where it gave none;
+    `cost` says how the cost was asked for (`max_macs=4e9`, `fail_on='macs>+5%'`)."""
     asks = []
+    if cost is not None:
+        asks.append(Ask("cost", None, cost))
     if inputs is not None:
         asks.append(Ask("shapes", inputs, f"inputs={_shown(inputs)}"))
     elif ini_inputs:
@@ -141,10 +146,20 @@ def _export(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
     return "the graph records no exportability (a Graph given as is: trace it with exportable=True)"
 
 
+def _cost(ask: Ask, graph: Graph, raised: Sequence[Warning]) -> str | None:
+    if costs.total(graph).known:
+        return None
+    if not graph.traced_with_data:
+        shapes = _shapes(ask, graph, raised)
+        return f"its cost needs example inputs ({shapes})"
+    return f"the {graph.meta.get('tracer', 'unknown')} tracer records no cost"
+
+
 CHECKS: Mapping[str, Check] = {
     "shapes": _shapes,
     "tracer": _tracer,
     "checkpoint": _checkpoint,
     "export": _export,
+    "cost": _cost,
 }
 """Every kind of ask and its check."""

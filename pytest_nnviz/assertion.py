@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import nnviz
+from nnviz import costs
 from nnviz.diffing.changelog import parts
 from nnviz.driftreport import PENDING
 from nnviz.errors import NNVizError
@@ -55,6 +56,7 @@ class NNVizSnapshot:
         memory_limit: int | str | None = None,
         fail_on: str | None = None,
         exportable: bool | None = None,
+        max_macs: float | None = None,
     ) -> GraphDiff:
         """Trace `model` and compare it with this call's snapshot.
 
@@ -74,7 +76,10 @@ class NNVizSnapshot:
         model that stops exporting then drifts, with the reason and its `file:line`. What was
         asked (shapes, a tracer, exportability) is recorded or the test fails with one line and
         nothing is written (`pytest_nnviz.asks`),
-        as when the model cannot be traced. Returns the `GraphDiff` from the stored snapshot
+        as when the model cannot be traced. `fail_on` takes cost terms too (`macs>+5%`,
+        `activations>+10%`), and `max_macs` is a compute budget in multiply-accumulates (`4.2e9`)
+        the model must stay within (the figure in the message); both need the cost, so inputs
+        (else the test fails in one line). Returns the `GraphDiff` from the stored snapshot
         (falsy: identical).
         """
         __tracebackhide__ = True
@@ -85,6 +90,7 @@ class NNVizSnapshot:
             policy = Policy.parse(fail_on if fail_on is not None else options.fail_on)
         except NNVizError as exc:
             pytest.fail(f"nnviz: {exc}", pytrace=False)
+        cost_asked = _cost_asked(fail_on, options.fail_on, policy, max_macs)
         asks = asked(
             inputs=inputs,
             tracer=tracer,
@@ -93,10 +99,13 @@ class NNVizSnapshot:
             checkpoint=policy.checkpoint,
             exportable=exportable,
             ini_exportable=options.exportable,
+            cost=cost_asked,
         )
         graph, unmet = trace_as_asked(model, asks, depth, memory_limit)
         if graph is None or unmet:
             pytest.fail("\n".join(unmet), pytrace=False)
+        if max_macs is not None:
+            _budget(graph, max_macs)
         stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
         rules = (*options.ignore, *ignore)
         try:
@@ -115,8 +124,9 @@ class NNVizSnapshot:
             )
         self._state.results.append(self._result(check, line, model))
         if check.status == "drifted" and check.diff is not None:
-            if policy.diff_reasons(check.diff.to_dict()):
-                pytest.fail(self._message(check))
+            reasons = policy.diff_reasons(check.diff.to_dict())
+            if reasons:
+                pytest.fail(self._message(check, reasons))
             return check.diff  # the policy lets it pass; report.json keeps it for review
         if not check.ok:
             pytest.fail(self._message(check))
@@ -183,7 +193,7 @@ class NNVizSnapshot:
             diff=check.diff.to_dict() if drifted and check.diff is not None else None,
         )
 
-    def _message(self, check: Check) -> str:
+    def _message(self, check: Check, reasons: list[str] | None = None) -> str:
         snapshot = self._state.options.relative(check.snapshot)
         fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
         if check.status == "missing":
@@ -204,6 +214,8 @@ class NNVizSnapshot:
             cut = len(changes) - MAX_CHANGELOG_LINES + 2
             changes = [*changes[: MAX_CHANGELOG_LINES - 2], f"... {cut} more lines in report.json"]
         lines = [f"nnviz: the architecture drifted from {snapshot}", *changes, summary]
+        if reasons:
+            lines.append(f"fails the policy: {', '.join(reasons)}")
         lines += information
         drawing = check.artifacts.get("pdf") or check.artifacts.get("svg")
         if drawing:
@@ -235,3 +247,31 @@ def _unrecorded_export(diff: GraphDiff | None) -> bool:
     """Whether the stored side of a comparison lacks the exportability the call asked for."""
     change = None if diff is None else diff.export
     return change is not None and change.old is None
+
+
+def _cost_asked(
+    fail_on: str | None, ini: str, policy: Policy, max_macs: float | None
+) -> str | None:
+    """How the call asked for the cost, if it did (`max_macs=4e+09`, `fail_on='macs>+5%'`)."""
+    __tracebackhide__ = True
+    if max_macs is not None:
+        if isinstance(max_macs, bool) or not isinstance(max_macs, (int, float)) or max_macs < 0:
+            pytest.fail(f"nnviz: max_macs={max_macs!r} is not a number of MACs", pytrace=False)
+        return f"max_macs={max_macs:g}"
+    if not policy.asks_cost:
+        return None
+    return f"fail_on={fail_on!r}" if fail_on is not None else f"nnviz_fail_on = {ini} (ini)"
+
+
+def _budget(graph: Graph, max_macs: float) -> None:
+    """Fail when the traced model needs more MACs than `max_macs`, with the figures."""
+    __tracebackhide__ = True
+    total = costs.total(graph)
+    if total.macs > max_macs:
+        over = total.macs / max_macs - 1 if max_macs else float("inf")
+        pytest.fail(
+            f"nnviz: {graph.name} needs {costs.macs_text(total.macs)} ({total.macs:,} MACs), "
+            f"over its budget max_macs={max_macs:g} ({costs.macs_text(int(max_macs))}) by "
+            f"{over:.1%}",
+            pytrace=False,
+        )

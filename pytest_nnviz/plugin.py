@@ -100,7 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "nnviz_fail_on",
         "Which drifts fail their test, as the Action's fail-on: any (default), or terms such as "
         "checkpoint (only when old checkpoints stop loading even with the key map: renames "
-        "pass), removed, params>5%; a drift that passes stays in report.json for review.",
+        "pass), macs>+5%, activations>+10% (a cost term needs inputs), removed, params>5%; a "
+        "drift that passes stays in report.json for review.",
         default="any",
     )
     parser.addini(

@@ -122,7 +122,7 @@ class CostDiff:
         return {"unit": "MACs", "old": self.old.to_dict(), "new": self.new.to_dict()}
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any] | None) -> CostDiff | None:
+    def from_dict(cls, doc: Any) -> CostDiff | None:
         if not isinstance(doc, Mapping):
             return None
         return cls(Side.from_dict(doc.get("old") or {}), Side.from_dict(doc.get("new") or {}))

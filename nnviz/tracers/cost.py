@@ -108,6 +108,13 @@ _PLANS: dict[Any, tuple[str, Any]] = {}
 class Counter(TorchDispatchMode):  # type: ignore[no-untyped-call,misc]
     """Sums the MACs of the ops run since the last `take()`; lists ops without a formula."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ to keep torch.compile out of it, which
+        # imports torch._dynamo (some 300 modules, a second or more) on the first op; a trace
+        # never runs under torch.compile.
+        return False
+
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.macs = 0
