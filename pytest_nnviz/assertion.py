@@ -214,9 +214,9 @@ class NNVizSnapshot:
             cut = len(changes) - MAX_CHANGELOG_LINES + 2
             changes = [*changes[: MAX_CHANGELOG_LINES - 2], f"... {cut} more lines in report.json"]
         lines = [f"nnviz: the architecture drifted from {snapshot}", *changes, summary]
-        if reasons:
-            lines.append(f"fails the policy: {', '.join(reasons)}")
         lines += information
+        if reasons and reasons != ["drifted"]:  # a policy other than `any` said why
+            lines.append(f"fails the policy: {', '.join(reasons)}")
         drawing = check.artifacts.get("pdf") or check.artifacts.get("svg")
         if drawing:
             lines.append(f"Diff drawing: {self._shown(drawing)}")
