@@ -277,6 +277,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="Only the first N models (spread by family).")
     parser.add_argument("--json", help="Write the figures here.")
     parser.add_argument("--keep", help="Build the project in this folder and keep it.")
+    parser.add_argument(
+        "--reuse", action="store_true", help="With --keep: the folder is already recorded."
+    )
+    parser.add_argument(
+        "--whole-workers",
+        type=int,
+        default=1,
+        help="pytest-xdist workers for the whole run (2: one 2-core machine as CI runs it).",
+    )
     args = parser.parse_args(argv)
     models = names()
     if args.limit:
@@ -285,20 +294,25 @@ def main(argv: list[str] | None = None) -> int:
         if name not in models:
             models.append(name)
     folder = Path(args.keep or tempfile.mkdtemp(prefix="nnviz-shards-"))
-    make_project(folder, models)
     env_note = f"{len(models)} models, {SHARDS} shards, {os.cpu_count()} cores"
     print(f"nnviz shard bench: {env_note} in {folder}", flush=True)
-    record, _ = timed(pytest_cmd("--nnviz-update", "-n", "2"), folder)
-    planted = plant(folder, models)
-    print(f"recorded in {record:.0f} s; planted {planted}", flush=True)
-    whole, status = timed(pytest_cmd("tests", "--nnviz-artifacts", "whole"), folder)
-    print(f"whole: {whole:.1f} s (exit {status})", flush=True)
+    record = 0.0
+    if args.reuse and (folder / "tests").is_dir():
+        print("reusing the recorded and planted project", flush=True)
+    else:
+        make_project(folder, models)
+        record, _ = timed(pytest_cmd("--nnviz-update", "-n", "2"), folder)
+        planted = plant(folder, models)
+        print(f"recorded in {record:.0f} s; planted {planted}", flush=True)
+    workers = ["-n", str(args.whole_workers)] if args.whole_workers > 1 else []
+    whole, status = timed(pytest_cmd("tests", "--nnviz-artifacts", "whole", *workers), folder)
+    print(f"whole (xdist workers: {args.whole_workers}): {whole:.1f} s (exit {status})", flush=True)
     wall, walls = run_shards(folder)
     print(f"4 shards at once: {wall:.1f} s (each {', '.join(f'{w:.0f}' for w in walls)})")
     outs = [f"s{i}" for i in range(SHARDS)]
     cmd = [sys.executable, "-m", "nnviz", "report", "merge", *outs, "-o", "merged"]
     merge, status = timed(cmd, folder)
-    figures = _figures(folder, models, record, whole, wall, walls, merge)
+    figures = _figures(folder, models, record, whole, wall, walls, merge, args.whole_workers)
     figures["merge_200_seconds"] = merge_many(folder, 200)
     print(json.dumps(figures, indent=2))
     if args.json:
@@ -316,6 +330,7 @@ def _figures(
     wall: float,
     walls: list[float],
     merge: float,
+    whole_workers: int,
 ) -> dict[str, Any]:
     from nnviz.driftreport import DriftReport
 
@@ -330,6 +345,7 @@ def _figures(
         "shards": SHARDS,
         "record_seconds_xdist2": round(record, 1),
         "whole_seconds": round(whole, 1),
+        "whole_xdist_workers": whole_workers,
         "shards_wall_seconds": round(wall, 1),
         "shard_seconds": [round(w, 1) for w in walls],
         "speedup_whole_over_shards": round(whole / wall, 2),
