@@ -93,8 +93,8 @@ def _label(key: str) -> str:
     field, _, rest = key.partition(".")
     if field in ("hparams", "parameters"):
         return rest
-    if field == "inputs":  # `input 0` (a position), `input other`, `input input` (the slot)
-        return f"input {rest}"
+    if field == "inputs":  # `input 0` (a position), `input other` (a slot), `input` (the
+        return "input" if rest == "input" else f"input {rest}"  # slot named input)
     if field == "args":
         return f"arg {rest}"
     return "output" if key == "spec" else key

@@ -223,6 +223,10 @@ def _followers(
             if not change.get("propagated") or (hide and change.get("info")):
                 continue
             cause = str(change.get("cause", ""))
+            if cause == e["name"] and key.startswith("inputs.") and not _has_line(e, index):
+                # rewired by no change of its own (a swap or a move upstream): it follows what
+                # it reads now, so it folds under that entry's line rather than on its own
+                cause = str(change.get("new") or cause)
             owner = owners.get(cause)
             if _caller(e, scopes) or (owner is not None and owner == owners.get(e["name"])):
                 continue  # a consequence inside a module whose line sums up what changed
@@ -234,6 +238,14 @@ def _followers(
             follower = Entry("follows", Places.of(e["name"]), changes=(field_change(key, change),))
             out.setdefault(owner or cause, []).append(follower)
     return out
+
+
+def _has_line(e: Mapping[str, Any], index: Index) -> bool:
+    """Whether an entry has a line of its own: a change that is not a consequence, or a
+    rename its ancestor's does not imply."""
+    if e.get("renamed_from") is not None and not index.implied_rename(e):
+        return True
+    return any(not c.get("propagated") for c in e.get("changes", {}).values())
 
 
 def _caller(e: Mapping[str, Any], scopes: set[str]) -> bool:
@@ -354,12 +366,14 @@ def _info(doc: Doc) -> Info:
     shown: list[Entry | Orphans] = []
     for e in doc.get("nodes", ()):
         kinds = [e["info"]] if e.get("info") else []
+        settings: list[FieldChange] = []
         for key, change in e.get("changes", {}).items():
             if change.get("info"):
                 kinds.append(change["info"])
                 if change["info"] == "attribute":
-                    one = (field_change(key, change),)
-                    shown.append(Entry("changed", Places.of(e["name"]), title(e), one))
+                    settings.append(field_change(key, change))
+        if settings:  # one entry per module, as counted: all its attribute changes on it
+            shown.append(Entry("changed", Places.of(e["name"]), title(e), tuple(settings)))
         for kind in dict.fromkeys(kinds):
             counts[kind] = counts.get(kind, 0) + 1
     if not counts or doc.get("strict"):

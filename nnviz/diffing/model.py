@@ -10,6 +10,7 @@ markdown renderings are built from that document by `nnviz.diffing.changelog`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from nnviz.diffing.changelog import changelog, changelog_of, markdown, to_json, totals
 from nnviz.diffing.checkpoint import Verdict
 from nnviz.diffing.cost import CostDiff, EntryCosts
-from nnviz.diffing.document import FORMAT, STATUSES, VERSION, Status
+from nnviz.diffing.document import FORMAT, VERSION, Status
 from nnviz.diffing.exportability import ExportChange, compare
 from nnviz.diffing.matching import Matching
 from nnviz.diffing.records import ABSENT, Changelog
@@ -176,23 +177,26 @@ class GraphDiff:
                 return e
         raise KeyError(name)
 
-    @property
+    @functools.cached_property
     def summary(self) -> dict[str, Any]:
-        """Counts per status, `propagated` (changed entries that only follow another change),
-        node counts and parameters before/after/delta."""
-        counts: dict[str, Any] = dict.fromkeys(STATUSES, 0)
-        for e in self.entries:
-            counts[e.status] += 1
-        counts["propagated"] = sum(1 for e in self.entries if e.propagated)
+        """The changelog's counts (`Changelog.tally`: entries per status as its totals line
+        counts them, `propagated` the changes that only follow another), the information
+        counts per kind, node counts and parameters before/after/delta: the numbers every
+        rendering of the diff shows."""
+        return {**self.changelog().tally, **self._facts()}
+
+    def _facts(self) -> dict[str, Any]:
+        """The summary's counts that need no changelog: information, nodes, parameters."""
         info: dict[str, int] = {}
         for e in self.entries:
             for kind in _info_kinds(e):
                 info[kind] = info.get(kind, 0) + 1
-        counts["info"] = info
-        counts["nodes"] = {"old": len(self.old), "new": len(self.new)}
         old_p, new_p = self.old.total_params, self.new.total_params
-        counts["params"] = {"old": old_p, "new": new_p, "delta": new_p - old_p}
-        return counts
+        return {
+            "info": info,
+            "nodes": {"old": len(self.old), "new": len(self.new)},
+            "params": {"old": old_p, "new": new_p, "delta": new_p - old_p},
+        }
 
     @property
     def cost(self) -> CostDiff:
@@ -202,7 +206,9 @@ class GraphDiff:
     def to_dict(self) -> dict[str, Any]:
         """The `nnviz-diff` document (see docs/diff-format.md), with its changelog's records."""
         doc = self._document()
-        return doc | {"changelog": to_json(changelog_of(doc))}
+        log = changelog_of(doc)
+        doc["summary"] = {**log.tally, **doc["summary"]}  # the counts its renderings show
+        return doc | {"changelog": to_json(log)}
 
     def changelog(self, verbose: bool = False) -> Changelog:
         """The changelog's records (`nnviz.diffing.records`), which every rendering renders."""
@@ -214,7 +220,7 @@ class GraphDiff:
             "version": VERSION,
             "identical": self.identical,
             "strict": self.strict,
-            "summary": self.summary,
+            "summary": self._facts(),
             "old": _side(self.old),
             "new": _side(self.new),
             "ignore": list(self.ignore),

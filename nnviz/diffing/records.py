@@ -277,6 +277,10 @@ class Info:
     attributes: tuple[Entry, ...] = ()
 
 
+TALLIED = ("changed", "added", "removed", "renamed")
+"""The statuses the changelog counts entries of, in the order its totals name them."""
+
+
 @dataclass(frozen=True)
 class Changelog:
     """Everything a rendering of one diff says.
@@ -302,6 +306,13 @@ class Changelog:
     verbose: bool = False
     """Whether every change (and every checkpoint key) is listed."""
     export: Any = None
+
+    @property
+    def tally(self) -> dict[str, int]:
+        """The counts every rendering of the diff shows (the text's totals line, the JSON
+        summary, the markdown and PR tables, the policy): entries per status, then
+        `propagated`, the changes that only follow another (`downstream`)."""
+        return {**dict.fromkeys(TALLIED, 0), **dict(self.counts), "propagated": self.propagated}
 
     @property
     def entries(self) -> list[Entry]:

@@ -180,9 +180,8 @@ def _with_piece_paints(
             ]  # information inside folds like the unchanged, as in the PDF
             if inside and node.id not in paint.nodes:
                 fill, border = COLOURS["changed"]
-                extra[node.id] = NodePaint(
-                    fill=fill, border=border, penwidth=2.0, badge=f"{len(inside)} changes inside"
-                )
+                badge = f"{len(inside)} change{'s' if len(inside) != 1 else ''} inside"
+                extra[node.id] = NodePaint(fill=fill, border=border, penwidth=2.0, badge=badge)
     return Paint({**paint.nodes, **extra}, paint.edges, paint.subtitle, paint.dim, paint.repeats)
 
 

@@ -297,7 +297,7 @@ def legend_lines(graph: Graph, style: Style) -> list[str]:
             (module := graph.module_of(node)) is not None and module.params for node in graph.nodes
         )
     ):
-        lines.append("params n (x%): the module's parameters and their share of the drawing's")
+        lines.append("params n (x%): the module's parameters, x% of all parameters drawn")
     if any(node.meta.get("skips") for node in graph.nodes):
         lines.append("↻ residual: the collapsed block adds its input back (a skip connection)")
     return lines

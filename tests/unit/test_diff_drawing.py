@@ -82,7 +82,7 @@ def test_statuses_are_painted(tmp_path: Path) -> None:
     assert "layer1.0.conv1" not in paint.nodes and paint.dim
     rewired = paint.nodes["layer2.0.conv1"]  # its input moved because layer1.1 went away
     assert (rewired.badge, rewired.fill) == ("follows", diffpaint.FOLLOWER_FILL)
-    assert rewired.lines == ("input input layer1.1.relu:1 → layer1.0.relu:1 (follows layer1.1)",)
+    assert rewired.lines == ("input layer1.1.relu:1 → layer1.0.relu:1 (follows layer1.1)",)
     dot = nnviz.draw(result, tmp_path / "d.dot", context=1).read_text()
     assert 'style="rounded,filled,dashed"' in dot
     assert "[removed]" in dot and "[added]" in dot

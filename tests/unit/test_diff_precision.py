@@ -339,10 +339,10 @@ def test_a_swap_folds_the_rewired_inputs_under_the_moves() -> None:
     result = nnviz.diff(trace(old), trace(new))
     assert result.to_text() == dedent("""\
         → 2 moved to 1
-            ↳ 1  input input 2 → 0
+            ↳ 1  input 2 → 0
         → 1 moved to 2
-            ↳ 2  input input 0 → 1
-            ↳ 3  input input 1 → 2
+            ↳ 2  input 0 → 1
+            ↳ 3  input 1 → 2
         2 renamed, 3 downstream · params 40 → 40 (+0)
         checkpoint: old checkpoints load as they are
         """)
