@@ -52,6 +52,8 @@ _MAX_MERMAID_CHARS = 25_000  # with the changelog's cap, a PR comment stays unde
 _MAX_KINDS = 5
 _MAX_INFO_LINES = 10
 _FOLLOWER = "    ↳ "
+ORPHANS = "(downstream of no entry above: a reordering, or information)"
+"""The heading of the consequences whose cause has no line of its own (counted `downstream`)."""
 SYMBOL = {"changed": "~", "added": "+", "removed": "-", "renamed": "→", "moved": "→", "ops": "~"}
 _INFO_NAMES = {
     "attribute": "attribute-only change",
@@ -232,11 +234,14 @@ def item_lines(item: Item) -> list[str]:
 def _item_lines(item: Item) -> list[Line]:
     if isinstance(item, Shift):
         return [_shift(item)]
-    if isinstance(item, Orphans):
+    if isinstance(item, Orphans):  # under a heading of their own, not the entry above them
         return [
-            line
-            for f in item.followers
-            for line in (entry_lines(f) if isinstance(f, Entry) else [_folded(f)])
+            (ORPHANS, " "),
+            *(
+                line
+                for f in item.followers
+                for line in (entry_lines(f) if isinstance(f, Entry) else [_folded(f)])
+            ),
         ]
     return entry_lines(item)
 
@@ -270,9 +275,9 @@ def _listed(item: Item, info: str | None = None) -> Listed:
         first = f"{item.new_parent}.{item.new_first}" if item.new_parent else str(item.new_first)
         return Listed("renamed", text.removeprefix("→ "), (), first)
     if isinstance(item, Orphans):
-        said = tuple(text.strip() for text, _ in _item_lines(item))
+        said = tuple(text.strip() for text, _ in _item_lines(item)[1:])
         place = next((f.places.names()[0] for f in item.followers if isinstance(f, Entry)), "")
-        return Listed("changed", "(follows information)", said, place)
+        return Listed("downstream", ORPHANS, said, place)
     details = [f"was {item.was}"] if item.was is not None else []
     details += [describe(c) for c in item.changes] if item.kind != "follows" else []
     if item.kind in ("added", "removed") and item.size is not None:
