@@ -126,8 +126,9 @@ def build(
     _rename_collisions(entries, by_name, node_name_old)
     specs = old.traced_with_data and new.traced_with_data
     old_edges, new_edges = old.edges, new.edges
-    old_inputs, new_inputs = _inputs(old_edges, node_name_old), _inputs(new_edges, None)
-    plumbing = _Plumbing(old, new, _inputs(old_edges, None), new_inputs)
+    raw_old, new_inputs = m.inputs or (_inputs(old_edges, None), _inputs(new_edges, None))
+    old_inputs = _inputs(old_edges, node_name_old)
+    plumbing = _Plumbing(old, new, raw_old, new_inputs)
     formats_differ = positional_format(old) != positional_format(new)
     for e in entries:
         if e.old_module is not None and e.new_module is not None:

@@ -45,6 +45,9 @@ class Matching:
     nodes: dict[str, str] = field(default_factory=dict)
     modules_back: dict[str, str] = field(default_factory=dict)
     nodes_back: dict[str, str] = field(default_factory=dict)
+    inputs: tuple[dict[str, dict[str, str]], ...] = field(default=(), compare=False, repr=False)
+    """The index `match` built of both graphs (old, new): which source feeds each argument slot
+    of every node; `build` reuses it (empty for a matching made otherwise)."""
 
     def pair_modules(self, old: str, new: str) -> bool:
         if old in self.modules or new in self.modules_back:
@@ -198,6 +201,7 @@ def match(old: Graph, new: Graph) -> Matching:
             m.pair_nodes(node.id, node.id)
     # 5. by position in the data flow
     _match_by_inputs(m, a, b)
+    m.inputs = (a.inputs, b.inputs)
     return m
 
 
