@@ -49,9 +49,9 @@ VERDICTS = ("loads", "renames", "breaks (map mends)", "breaks", "unknown")
 def worker(out: Path, models: list[str]) -> int:
     """Save each model's state dict, input, output and nnviz snapshot under `out`."""
     import torch
+    from groundtruth import build
 
     import nnviz
-    from groundtruth import build
 
     warnings.simplefilter("ignore")
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,6 @@ def truth(model: str, old: Path, key_map: dict[str, str | None] | None) -> dict[
     """What torch does with the old side's checkpoint in the new side's model (installed
     releases): strict as it is, strict after `key_map`; the output on the old input."""
     import torch
-
     from groundtruth import build
 
     state = torch.load(old / f"{model.partition('>')[0]}.pt", weights_only=True)
@@ -305,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(nnviz_dir))
     sides, pairs = sides_and_pairs(args)
     folders = run_workers(args, sides, nnviz_dir)
-    rows = [measure(name, folders[side], folders[(library(old), CURRENT)], old, new)
-            for name, side, old, new in pairs]
+    rows = [
+        measure(name, folders[side], folders[(library(old), CURRENT)], old, new)
+        for name, side, old, new in pairs
+    ]
     text = "## Confusion\n\n" + confusion(rows) + "\n## Pairs\n\n" + table(rows)
     print(text)
     if args.out:
