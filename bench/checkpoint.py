@@ -43,13 +43,99 @@ TRUTHS = ("as it is", "after the key map", "neither")
 VERDICTS = ("loads", "renames", "breaks (map mends)", "breaks", "unknown")
 
 
+# --- refactors: one model, edited the way people refactor (same weights, other keys) ----------
+
+
+def _wrap(net: Any) -> Any:
+    """The whole model inside a wrapper (`backbone.`): every key renamed."""
+    from torch import nn
+
+    class Wrapper(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.backbone = inner
+
+        def forward(self, x: Any) -> Any:
+            return self.backbone(x)
+
+    return Wrapper(net)
+
+
+def _wrap_ids(net: Any) -> Any:
+    """`_wrap` for a transformers model called with `input_ids`."""
+    from torch import nn
+
+    class IdsWrapper(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.backbone = inner
+
+        def forward(self, input_ids: Any) -> Any:
+            return self.backbone(input_ids=input_ids)
+
+    return IdsWrapper(net)
+
+
+def _into_sequential(net: Any, name: str) -> Any:
+    """Submodule `name` moved into a Sequential behind an Identity (`fc` -> `fc.1`)."""
+    from torch import nn
+
+    parent, _, last = name.rpartition(".")
+    holder = net.get_submodule(parent) if parent else net
+    setattr(holder, last, nn.Sequential(nn.Identity(), getattr(holder, last)))
+    return net
+
+
+def _without(net: Any, name: str) -> Any:
+    """Submodule `name` replaced by an Identity: its keys are no longer used."""
+    from torch import nn
+
+    setattr(net, name, nn.Identity())
+    return net
+
+
+def _persistent(net: Any, module: str, buffer: str) -> Any:
+    """A non-persistent buffer made persistent: a new key old checkpoints lack."""
+    net.get_submodule(module)._non_persistent_buffers_set.discard(buffer)
+    return net
+
+
+REFACTORS: dict[str, dict[str, Any]] = {
+    "resnet50": {
+        "wrapped": _wrap,
+        "fc-into-sequential": lambda n: _into_sequential(n, "fc"),
+        "fc-removed": lambda n: _without(n, "fc"),
+    },
+    "vit_base_patch16_224": {
+        "wrapped": _wrap,
+        "head-into-sequential": lambda n: _into_sequential(n, "head"),
+    },
+    "bert": {
+        "wrapped": _wrap_ids,
+        "pooler-dense-into-sequential": lambda n: _into_sequential(n, "pooler.dense"),
+    },
+    "llama": {
+        "norm-into-sequential": lambda n: _into_sequential(n, "norm"),
+        "inv-freq-persistent": lambda n: _persistent(n, "rotary_emb", "inv_freq"),
+    },
+}
+
+
+def build_side(model: str) -> tuple[Any, dict[str, Any]]:
+    """A model of the catalogue (`groundtruth.build`), or one refactored (`resnet50~wrapped`)."""
+    from groundtruth import build
+
+    base, _, refactor = model.partition("~")
+    net, inputs = build(base)
+    return (REFACTORS[base][refactor](net).eval() if refactor else net), inputs
+
+
 # --- worker: one release, in its own process -------------------------------------------------
 
 
 def worker(out: Path, models: list[str]) -> int:
     """Save each model's state dict, input, output and nnviz snapshot under `out`."""
     import torch
-    from groundtruth import build
 
     import nnviz
 
@@ -57,12 +143,12 @@ def worker(out: Path, models: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for model in models:
         try:
-            net, inputs = build(model)
+            net, inputs = build_side(model)
             torch.save(net.state_dict(), out / f"{model}.pt")
             torch.save(inputs, out / f"{model}.in.pt")
             with torch.no_grad():
                 torch.save(first_tensor(net(**inputs)), out / f"{model}.out.pt")
-            given = inputs if library(model) != "timm" else None  # as bench/upgrades.py
+            given = inputs if library(model.partition("~")[0]) != "timm" else None
             graph = nnviz.trace(net, name=model.partition("+")[0], inputs=given)
             nnviz.save(graph, out / f"{model}.json")
             print(f"done {model}", flush=True)
@@ -106,8 +192,8 @@ def truth(model: str, old: Path, key_map: dict[str, str | None] | None) -> dict[
     """What torch does with the old side's checkpoint in the new side's model (installed
     releases): strict as it is, strict after `key_map`; the output on the old input."""
     import torch
-    from groundtruth import build
 
+    build = build_side
     state = torch.load(old / f"{model.partition('>')[0]}.pt", weights_only=True)
     found: dict[str, Any] = {}
     net, _ = build(model.partition(">")[-1])
@@ -200,6 +286,11 @@ def sides_and_pairs(
             for edit in HF[model].edits:
                 sides[(lib, CURRENT)].append(f"{model}+{edit}")
                 pairs.append((f"{model} edit: {edit}", (lib, CURRENT), model, f"{model}+{edit}"))
+        for refactor in REFACTORS.get(model, {}) if args.refactors else ():
+            sides[(lib, CURRENT)].append(f"{model}~{refactor}")
+            pairs.append(
+                (f"{model} refactor: {refactor}", (lib, CURRENT), model, f"{model}~{refactor}")
+            )
     return sides, pairs
 
 
@@ -286,18 +377,23 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--set", choices=[*SETS, "all"], default="tuned")
+    parser.add_argument("--set", choices=[*SETS, "all", "refactors"], default="tuned")
     parser.add_argument("--models", help="comma-separated model names (instead of the set's)")
     parser.add_argument("--versions", nargs="+", help="older releases, lib==X")
     parser.add_argument("--nnviz", default=str(HERE.parent), help="PYTHONPATH dir of the nnviz")
     parser.add_argument("--cache", default=os.environ.get("NNVIZ_BENCH_CACHE", "/work/cache"))
+    parser.add_argument(
+        "--refactors", action="store_true", help="also the refactors of REFACTORS (renames, moves)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes at once")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
     args, rest = parser.parse_known_args(argv)
     if args.worker:
         return worker(Path(args.worker), rest)
-    names = list(SETS) if args.set == "all" else [args.set]
+    names = list(SETS) if args.set in ("all", "refactors") else [args.set]
     models = args.models.split(",") if args.models else [m for n in names for m in SETS[n].models]
+    if args.set == "refactors":
+        models, args.versions, args.refactors = list(REFACTORS), ["none==0"], True
     versions = args.versions or list(dict.fromkeys(v for n in names for v in SETS[n].versions))
     args.models, args.versions = list(dict.fromkeys(models)), versions
     nnviz_dir = Path(args.nnviz).resolve()

@@ -250,6 +250,8 @@ def verdict(old: Graph, new: Graph, modules: Mapping[str, str]) -> Verdict:
         if key not in pairs and key in after and key not in taken:
             pairs[key] = key
             taken.add(key)
+    pairs |= _leftovers(old, new, [k for k in before if k not in pairs], set(after) - taken)
+    taken = set(pairs.values())
     found = [Pair(o, n, before[o].shape, after[n].shape) for o, n in pairs.items()]
     renamed = tuple(p for p in found if p.old_shape == p.new_shape and p.old != p.new)
     mismatched = tuple(p for p in found if p.old_shape != p.new_shape)
@@ -285,6 +287,27 @@ def _pairs(
             if len(olds) == len(news) == 1 and shape is not None:
                 pairs[_scoped(path, olds[0])] = _scoped(target, news[0])
     return {o: n for o, n in pairs.items() if n in after}
+
+
+def _leftovers(old: Graph, new: Graph, olds: list[str], news: set[str]) -> dict[str, str]:
+    """Keys still unpaired, paired when one old and one new key alone share their local name,
+    shape and module class: a module the matching could not place (a LayerNorm like every
+    block's, moved under a wrapper or into a Sequential) still holds the same tensor."""
+    groups: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
+    for side, graph, keys in ((0, old, olds), (1, new, sorted(news))):
+        owners = _owners(graph)
+        for key in keys:
+            groups.setdefault(owners[key], ([], []))[side].append(key)
+    return {a[0]: b[0] for a, b in groups.values() if len(a) == len(b) == 1}
+
+
+def _owners(graph: Graph) -> dict[str, tuple[Any, ...]]:
+    """Each key's (local name, shape, module class name)."""
+    return {
+        _scoped(path, name): (name, shape, module.class_name)
+        for path, module in graph.modules.items()
+        for name, shape in module.state_keys.items()
+    }
 
 
 def _scoped(path: str, name: str) -> str:

@@ -258,3 +258,40 @@ def test_the_checkpoint_policy_fails_only_what_no_map_mends() -> None:
     assert Policy.parse("any").diff_reasons(renamed) == ["drifted"]
     unknown = {**renamed, "checkpoint": {"verdict": "unknown", "reason": "why"}}
     assert policy.diff_reasons(unknown) == ["checkpoint verdict unknown: why"]
+
+
+class Stack(nn.Module):
+    """A token, blocks with a LayerNorm each, and a final LayerNorm like theirs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.zeros(1, 8))
+        self.blocks = nn.Sequential(
+            *(nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8)) for _ in "ab")
+        )
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.blocks(x + self.token))
+
+
+class Wrapped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = Stack()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+
+def test_keys_the_matching_cannot_place_pair_by_name_shape_and_class() -> None:
+    wrapped = verdict(Stack(), Wrapped())  # the root's own token and a norm like every block's
+    assert wrapped.line() == "checkpoint: loads after renaming 11 keys"
+    assert wrapped.key_map()["token"] == "backbone.token"
+    assert wrapped.key_map()["norm.weight"] == "backbone.norm.weight"
+    moved = Stack()
+    moved.norm = nn.Sequential(nn.Identity(), moved.norm)
+    assert verdict(Stack(), moved).key_map() == {
+        "norm.bias": "norm.1.bias",
+        "norm.weight": "norm.1.weight",
+    }
