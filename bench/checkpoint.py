@@ -198,6 +198,7 @@ def truth(model: str, old: Path, key_map: dict[str, str | None] | None) -> dict[
     found: dict[str, Any] = {}
     net, _ = build(model.partition(">")[-1])
     found["as_is"], found["as_is_error"] = load(state, net)
+    found["any_map_could"] = _renamable(state, net.state_dict())
     if key_map is not None:
         mapped = {key_map.get(k, k): v for k, v in state.items() if key_map.get(k, k) is not None}
         net, _ = build(model.partition(">")[-1])
@@ -218,6 +219,17 @@ def truth(model: str, old: Path, key_map: dict[str, str | None] | None) -> dict[
         found["same_output"] = bool(same_shape and torch.allclose(got, expected, atol=1e-5))
         found["max_abs_diff"] = float((got - expected).abs().max()) if same_shape else None
     return found
+
+
+def _renamable(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether some renaming (dropping old keys allowed) could make a strict load succeed at
+    all: every new tensor's shape has an old tensor of that shape to spare. An upper bound
+    (shapes alone), computed without nnviz."""
+    from collections import Counter
+
+    spare = Counter(tuple(getattr(v, "shape", ())) for v in old.values())
+    need = Counter(tuple(getattr(v, "shape", ())) for v in new.values())
+    return all(spare[shape] >= n for shape, n in need.items())
 
 
 # --- nnviz's side ------------------------------------------------------------------------------
@@ -355,6 +367,13 @@ def confusion(rows: list[dict[str, Any]]) -> str:
         out.append(f"| {v} | {' | '.join(cells)} |")
     agree = sum(1 for r in done if r["agrees"])
     out.append(f"\nAgreement: {agree} of {len(done)} pairs.")
+    broken = [r for r in done if r["verdict"] == "breaks"]
+    could = [r["pair"] for r in broken if r.get("any_map_could")]
+    out.append(
+        f"Of {len(broken)} `breaks` no map mends, {len(broken) - len(could)} have new tensors no "
+        f"old tensor of their shape could fill (no renaming could mend them)"
+        + (f"; shapes alone would allow one for: {', '.join(could)}." if could else ".")
+    )
     return "\n".join(out) + "\n"
 
 
