@@ -226,10 +226,23 @@ def _where(exc: BaseException) -> str:
             path = os.path.abspath(frame.filename)
             if frame.filename.startswith("<") or path.startswith((_TORCH_DIR, _NNVIZ_DIR)):
                 continue
-            if "site-packages" in path and "/torch" in path:
-                continue
             found = f"{os.path.basename(path)}:{frame.lineno}"
         current = current.__cause__ or current.__context__
+    return found or _where_told(exc)
+
+
+_TOLD = re.compile(r'File "([^"]+)", line (\d+)|(?:# File: |Caused by: \()(\S+?):(\d+) in ')
+
+
+def _where_told(exc: BaseException) -> str:
+    """The last user line torch names in its message, or in the partial graph it keeps (the
+    `# File: ...` comment of the ops traced last), when the traceback has none."""
+    text = f"{getattr(exc, 'partial_fx_graph', '') or ''}\n{exc}"  # the message's lines last
+    found = ""
+    for match in _TOLD.finditer(text):
+        path, line = (match[1], match[2]) if match[1] else (match[3], match[4])
+        if not os.path.abspath(path).startswith((_TORCH_DIR, _NNVIZ_DIR)):
+            found = f"{os.path.basename(path)}:{line}"
     return found
 
 
