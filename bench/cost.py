@@ -90,12 +90,7 @@ def torchvision_entries() -> list[tuple[str, str, Any, Any]]:
     for name in torchvision.models.list_models(module=torchvision.models):
         weights = torchvision.models.get_model_weights(name).DEFAULT
         side = weights.transforms().crop_size[0]
-        published = weights.meta.get("_ops")
-
-        def build(name: str = name) -> Any:
-            return torchvision.models.get_model(name, weights=None)
-
-        out.append((name, f"image{side}", build, published))
+        out.append((name, f"image{side}", (name, None), weights.meta.get("_ops")))
     return out
 
 
@@ -104,20 +99,18 @@ def timm_entries() -> list[tuple[str, str, Any, Any]]:
 
     out = []
     for name in (*zoo.TIMM, *MORE_TIMM):
-
-        def build(name: str = name) -> Any:
-            import timm
-
-            return timm.create_model(name, pretrained=False)
-
-        out.append((name, "default", build, None))
+        spec = ("timm:create_model", {"model_name": name, "pretrained": False})
+        out.append((name, "default", spec, None))
     return out
 
 
 def transformers_entries() -> list[tuple[str, str, Any, Any]]:
     import zoo
 
-    return [(name, text, getattr(zoo, name), None) for name, text in zoo.TRANSFORMERS.items()]
+    return [
+        (name, text, (f"{HERE.parent / 'zoo.py'}:{name}", None), None)
+        for name, text in zoo.TRANSFORMERS.items()
+    ]
 
 
 FAMILIES = {
@@ -127,39 +120,45 @@ FAMILIES = {
 }
 
 
-def measure(family: str, name: str, text: str, build: Any, published: Any) -> Row:
+def measure(family: str, name: str, text: str, spec: Any, published: Any) -> Row:
+    """One model's row; a model that cannot be built or traced gets its error instead."""
+    row = Row(family, name, text, published=published)
+    try:
+        return _measure(row, spec)
+    except Exception as exc:
+        row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+        return row
+
+
+def _measure(row: Row, spec: Any) -> Row:
     import torch
 
     import nnviz
-    from nnviz import costs
+    from nnviz import costs, models
     from nnviz.tracers import cost as counting
     from nnviz.tracers.inputs import from_object
 
-    row = Row(family, name, text, published=published)
-    with torch.device("meta"):
-        model = build().eval()
+    name, text = row.model, row.inputs
+    model = models.build(models.parse_spec(spec[0]), spec[1])  # on meta, as `nnviz MODEL` does
     if text == "default":
         cfg = getattr(model, "pretrained_cfg", {}) or {}
         size = cfg.get("input_size", (3, 224, 224))
         text = row.inputs = f"tensor1x{size[0]}x{size[1]}x{size[2]}"
     times: dict[bool, list[float]] = {True: [], False: []}
     graph = None
-    try:
-        for enabled in (True, False, True, False):
+    try:  # a first, unmeasured trace warms up (imports, caches); then off and on, twice
+        for enabled in (True, False, True, False, True):
             counting.ENABLED = enabled
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 traced = nnviz.trace(model, name=name, inputs=text)
-            times[enabled].append(time.perf_counter() - start)
-            if enabled:
+            if graph is None:
                 graph = traced
-    except Exception as exc:
-        row.error = f"nnviz: {type(exc).__name__}: {str(exc)[:120]}"
-        return row
+            else:
+                times[enabled].append(time.perf_counter() - start)
     finally:
         counting.ENABLED = True
-    assert graph is not None
     row.trace_on, row.trace_off = min(times[True]), min(times[False])
     total = costs.total(graph)
     if total.known:
