@@ -205,6 +205,8 @@ def per_module(graph: Graph) -> dict[str, Cost]:
 def _scaled(n: float, units: tuple[tuple[float, str], ...]) -> str:
     for scale, suffix in units:
         if abs(n) >= scale:
+            if scale == 1:
+                return f"{n:.0f} {suffix}"
             value = n / scale
             digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
             return f"{value:.{digits}f} {suffix}"

@@ -18,7 +18,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from nnviz import bookkeeping
+from nnviz import bookkeeping, costs
 from nnviz.errors import SelectionError
 from nnviz.graph import Edge, Graph, Node, is_within, parent_path, path_depth
 from nnviz.values import Value
@@ -242,7 +242,7 @@ def _block_run(node_id: str, run: list[Node]) -> Node:
     count = sum(ops_in(n) for n in run)
     summary = f"{run[0].id} … {run[-1].id} · {len(run)} × {run[0].title}"
     meta = {"collapsed": count, "summary": summary, "blocks": len(run)}
-    return Node(node_id, "function", run[0].op, scope=run[0].scope, meta=meta)
+    return Node(node_id, "function", run[0].op, scope=run[0].scope, meta=meta, cost=_summed(run))
 
 
 def _run_node(node_id: str, run: list[Node]) -> Node:
@@ -254,7 +254,12 @@ def _run_node(node_id: str, run: list[Node]) -> Node:
     if len(common) > 4:
         summary += " · …"
     meta = {"collapsed": sum(tally.values()), "summary": summary}
-    return Node(node_id, "function", "ops", scope=run[0].scope, meta=meta)
+    return Node(node_id, "function", "ops", scope=run[0].scope, meta=meta, cost=_summed(run))
+
+
+def _summed(nodes: list[Node]) -> dict[str, Any] | None:
+    """The cost of nodes drawn as one (None when none has one)."""
+    return costs.node_cost_dict(costs.add(n.cost for n in nodes))
 
 
 def _collapse(graph: Graph, place: Placement) -> Graph:
@@ -398,6 +403,7 @@ def collapsed_node(graph: Graph, node_id: str, target: str, members: list[Node])
         scope=parent_path(target) or "",
         module=target,
         meta=meta,
+        cost=_summed(members),
     )
 
 

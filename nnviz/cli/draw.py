@@ -25,8 +25,9 @@ from nnviz.tracers import TRACERS
     "-o",
     "--out",
     type=click.Path(dir_okay=False),
-    help="Output file; its extension picks the format (.pdf .svg .png .dot .gv .json, or .html: "
-    "one interactive page that works offline). Defaults to MODEL.pdf in the current folder.",
+    help="Output file; its extension picks the format (.pdf .svg .png .dot .gv .json, .html: "
+    "one interactive page that works offline, or .txt: a table of modules with output shape, "
+    "params, MACs and activations; - prints that table). Defaults to MODEL.pdf here.",
 )
 @click.option(
     "-j",
@@ -139,14 +140,21 @@ def draw_command(
         # Everything checkable is checked before torch is imported (seconds) and the model traced.
         spec = models.parse_spec(model)
         args = models.parse_arguments(arguments)
-        target = Path(out) if out else Path(_default_name(spec.title(args), layer) + ".pdf")
+        to_stdout = out == "-"
+        target = (
+            Path(out) if out and not to_stdout else Path(_default_name(spec.title(args), layer))
+        )
+        target = target.with_suffix(".txt") if to_stdout else target
+        if not out:
+            target = target.with_suffix(".pdf")
         graphviz_engine.format_of(target)
         style = parse_style(styles)
         if inputs is not None:
             parse_inputs(inputs)
         parse_size(memory_limit)
         for path in (target, target.with_suffix(SNAPSHOT_SUFFIX)) if dump_json else (target,):
-            check_writable(path)
+            if not (to_stdout and path == target):
+                check_writable(path)
         if spec.kind == "torchvision":
             models.check_torchvision_name(spec.target)
         progress(quiet, f"tracing {model} ...")
@@ -157,6 +165,12 @@ def draw_command(
                 )
             except ModelBuildError as exc:
                 raise ModelBuildError(f"{exc}{models.read_as_strings(arguments)}") from None
+        if to_stdout:
+            from nnviz import transform
+            from nnviz.render.table import summary
+
+            click.echo(summary(transform.select(graph, layer) if layer else graph, depth), nl=False)
+            return
         if target.suffix.lower() != SNAPSHOT_SUFFIX:
             progress(quiet, f"laying out {len(graph)} nodes ...")
         # Snapshots hold the full graph (or the -l selection): -d and -c only shape the picture.

@@ -16,7 +16,7 @@ from typing import Any
 
 import graphviz
 
-from nnviz import transform
+from nnviz import costs, transform
 from nnviz.bookkeeping import folded_edge
 from nnviz.graph import Graph, Node, parent_path
 from nnviz.render import labels
@@ -222,6 +222,11 @@ def _subtitle(graph: Graph, paint: Paint) -> str:
     root = graph.modules.get(str(graph.meta.get("layer") or ""))
     parts = [root.class_name] if root is not None else []
     parts.append(f"{total_params(graph):,} params")
+    cost = costs.total(graph)
+    if cost.known:
+        parts.append(
+            f"{costs.macs_text(cost.macs)} · activations {costs.bytes_text(cost.out_bytes)}"
+        )
     if paint.subtitle:
         parts.append(paint.subtitle)
     return " · ".join(parts)
@@ -249,6 +254,7 @@ class _Builder:
         children: dict[str | None, list[str]],
     ) -> None:
         self.graph, self.style, self.paint, self.total = graph, style, paint, total
+        self.total_macs = costs.total(graph).macs
         self.names, self.members, self.children = names, members, children
         self.cluster_index = 0
         self.relays: dict[str | None, list[tuple[str, str]]] = {}
@@ -317,6 +323,7 @@ class _Builder:
             badge=painted.badge if painted else None,
             shown=self.paint.shown,
             mark=f"×{repeat.count}" if repeat is not None else "",
+            total_macs=self.total_macs,
         )
         attrs: dict[str, str] = {"label": label, "id": plain(node.id)}
         if node.kind in ("input", "output"):

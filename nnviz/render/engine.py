@@ -41,9 +41,11 @@ FORMATS: dict[str, str] = {
     ".gv": "dot",
     ".json": "json",
     ".html": "html",
+    ".txt": "text",
 }
 """Output extensions and the format each one means (`.json` is a snapshot, not a drawing;
-`.html` the interactive page, see `nnviz.render.html`)."""
+`.html` the interactive page, see `nnviz.render.html`; `.txt` the summary table,
+`nnviz.render.table`)."""
 GRAPHVIZ_FORMATS = ("pdf", "svg", "png", "dot")
 
 _NOISE = (

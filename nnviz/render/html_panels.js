@@ -45,6 +45,8 @@ function showDetails(item) {
       pairs.push([slots ? `${slots} from ${src}` : `from ${src}`, spec]);
     }
     pairs.push(["output", n.info.output]);
+    pairs.push(["compute", n.info.cost], ["activations", n.info.activations]);
+    pairs.push(["not counted", n.info.uncounted]);
     box.append(facts(pairs));
   } else {
     const m = mods[item.module];

@@ -19,7 +19,7 @@ from typing import Any
 
 import graphviz
 
-from nnviz import transform
+from nnviz import costs, transform
 from nnviz.diffing.changelog import listing, totals
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
@@ -195,6 +195,15 @@ def _node_info(graph: Graph, node: Node) -> dict[str, Any]:
         info["args"] = [[k, format_value(v)] for k, v in node.args.items()]
     if node.spec is not None:
         info["output"] = format_value(node.spec)
+    if node.cost is not None:
+        macs, out = int(node.cost.get("macs", 0)), int(node.cost.get("out_bytes", 0))
+        info["cost"] = (
+            f"{costs.macs_text(macs)} ({costs.macs_text(2 * macs).replace('MACs', 'FLOPs')})"
+        )
+        info["activations"] = costs.bytes_text(out)
+        missing = costs.uncounted_text(dict(node.cost.get("uncounted") or {}))
+        if missing:
+            info["uncounted"] = missing
     inputs = [  # the source, what flows, and the parameters it feeds (`input`, `size.0`)
         [source, format_value(spec), ", ".join(graph.edge(source, node.id).slots)]
         for source in graph.predecessors(node.id)

@@ -14,6 +14,7 @@ import html
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from nnviz import costs
 from nnviz.experts import summary
 from nnviz.graph import Graph, Module, Node
 from nnviz.render.style import Style
@@ -137,15 +138,17 @@ def node_label(
     badge: str | None = None,
     shown: Callable[[str], str] = str,
     mark: str = "",
+    total_macs: int = 0,
 ) -> str:
-    """The HTML-like label of an op, module, collapsed module, input or output node; `shown`
+    """The HTML-like label of an op, module, collapsed module, input or output node (with its
+    compute and share of `total_macs`, the drawing's, when it has any); `shown`
     rewrites the names in its name line, arguments and extra lines (a block drawn for several
     reads `blocks.{0..11}.attn`), `mark` follows its name (`×12`)."""
     small = small_size(style)
     module = graph.module_of(node)
     rows = [_row(_head(node, module, style, badge, small))]
     name = shown(display_name(node)) + (f" {mark}" if mark else "")
-    rows += _facts(graph, node, module, style, total, small, name)
+    rows += _facts(graph, node, module, style, (total, total_macs), small, name)
     if style.show_node_arguments:
         rows += _arguments(graph, node, style, small, shown)
     if node.kind == "output" and style.show_specs and _is_nested(node.spec):
@@ -177,17 +180,25 @@ def _facts(
     node: Node,
     module: Module | None,
     style: Style,
-    total: int,
+    totals: tuple[int, int],
     small: int,
     name: str,
 ) -> list[str]:
     """The small rows under the title: where an input comes from, a collapsed module's op count
-    and summary, or the node's name and parameters."""
+    and summary, or the node's name, parameters and compute (`totals`: the drawing's parameters
+    and MACs, for the shares)."""
+    total, total_macs = totals
     params = (
         params_text(module.params, total)
         if style.show_node_params and module is not None and module.params
         else None
     )
+    macs = int(node.cost.get("macs", 0)) if node.cost is not None else 0
+    if style.show_node_cost and macs:
+        compute = costs.macs_text(macs)
+        if total_macs:
+            compute += f" ({costs.share(macs, total_macs)})"
+        params = f"{params} · {compute}" if params else compute
     collapsed = node.meta.get("collapsed")
     if node.kind == "input":
         source = node.meta.get("source")
@@ -298,6 +309,10 @@ def legend_lines(graph: Graph, style: Style) -> list[str]:
         )
     ):
         lines.append("params n (x%): the module's parameters, x% of all parameters drawn")
+    if style.show_node_cost and any(n.cost and n.cost.get("macs") for n in graph.nodes):
+        lines.append(
+            "n GMACs (x%): the node's multiply-accumulates (FLOPs = 2 × MACs), x% of all drawn"
+        )
     if any(node.meta.get("skips") for node in graph.nodes):
         lines.append("↻ residual: the collapsed block adds its input back (a skip connection)")
     return lines

@@ -1,7 +1,8 @@
 """From a Graph (or a GraphDiff, `draw_diff`) to a file: select, collapse, build DOT, run
 Graphviz, write atomically.
 
-The format follows the extension (`.pdf .svg .png .dot .gv .json .html`). A `.json` output is the
+The format follows the extension (`.pdf .svg .png .dot .gv .json .html .txt`; `.txt` is the
+summary table of `nnviz.render.table`). A `.json` output is the
 snapshot of the graph as selected by `layer` but never collapsed: depth and collapsing change
 the picture, never what is stored, so any two snapshots of a model stay comparable.
 """
@@ -44,6 +45,10 @@ def draw_graph(
     selected = transform.select(graph, layer) if layer else graph
     if fmt == "json":
         return snapshot.save(selected, path)
+    if fmt == "text":
+        from nnviz.render.table import summary
+
+        return atomic_write(path, summary(selected, depth))
     if fmt == "html":
         # lazy, like the diff's modules: a drawing from a snapshot starts without them
         from nnviz.render import html, htmlview

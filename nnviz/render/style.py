@@ -110,6 +110,9 @@ class Style:
     show_specs: bool = _key(True, "Label edges with tensor shapes when traced.")
     show_node_name: bool = _key(True, "Show each node's qualified name.")
     show_node_params: bool = _key(True, "Show each node's parameter count.")
+    show_node_cost: bool = _key(
+        True, "Show each node's compute (MACs) and its share, when traced with inputs."
+    )
     show_node_arguments: bool = _key(True, "Show each node's arguments.")
     show_node_source: bool = _key(True, "Show each node's source (torch.nn.Conv2d).")
     show_clusters: bool = _key(True, "Draw modules as nested shaded clusters.")

@@ -11,6 +11,7 @@ from torch import nn
 
 import nnviz
 from nnviz import costs, snapshot
+from nnviz.render.style import make_style
 
 
 class Small(nn.Module):
@@ -97,3 +98,28 @@ def test_a_cost_move_without_a_structure_change_is_reported() -> None:
     assert diff.identical
     assert "compute 266 KMACs → 461 KMACs (+73.0%)" in diff.to_text()
     assert diff.to_dict()["cost"]["new"]["macs"] == 388_800 + 72_000
+
+
+def test_the_drawing_labels_compute_and_its_share_and_a_style_key_turns_it_off() -> None:
+    from nnviz.render.dot import shown_graph, to_dot
+
+    graph = nnviz.trace(Small(), inputs="image32")
+    dot = to_dot(shown_graph(graph, make_style(None), depth=1), make_style(None))
+    assert "params 224 (0.3%) · 194 KMACs (73%)" in dot  # 194,400 of 266,400 MACs
+    assert "266 KMACs · activations" in dot  # the title's totals
+    off = make_style({"show_node_cost": False})
+    assert "KMACs (" not in to_dot(shown_graph(graph, off, depth=1), off)
+    # a collapsed module carries the sum of what it ran
+    nested = nnviz.trace(nn.Sequential(Small()), inputs="image32")
+    collapsed = shown_graph(nested, make_style(None), depth=1)
+    assert costs.total(collapsed).macs == costs.total(nested).macs == 266_400
+
+
+def test_the_text_table_has_a_row_per_module_with_shape_params_macs_and_activations() -> None:
+    from nnviz.render.table import summary
+
+    text = summary(nnviz.trace(Small(), inputs="image32"), depth=1)
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[4:6]}
+    assert rows["conv"][2:] == ["[1,", "8,", "30,", "30]", "224", "194", "KMACs", "28.1", "KiB"]
+    assert rows["head"][2:] == ["[1,", "10]", "72,010", "72.0", "KMACs", "40", "B"]
+    assert "Total MACs: 266,400 (266 KMACs; FLOPs = 2 × MACs)" in text
