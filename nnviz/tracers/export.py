@@ -104,13 +104,38 @@ def _export(model: nn.Module, name: str, inputs: InputSpec) -> tuple[Any, dict[s
     args, kwargs = _call_arguments(model.forward, bound)
     dynamic = _dynamic_shapes(model, bound, names)
     try:
-        with preserved(model), _quiet(), torch.no_grad():
+        with preserved(model), _quiet(), torch.no_grad(), _leaves_seen(model):
             program = torch.export.export(
                 model, tuple(args), kwargs, dynamic_shapes=dynamic, strict=False
             )
     except Exception as exc:
         raise ExportFailure(name, _why(exc)) from exc
     return program, bound, names
+
+
+@contextlib.contextmanager
+def _leaves_seen(model: nn.Module) -> Iterator[None]:
+    """Every call of a leaf module ends with an ATen `alias` of its output, made inside it: a
+    module that computes nothing (`nn.Identity`, dropout in eval) would otherwise leave no node
+    with its `nn_module_stack`, and vanish from the graph fx and eager record it in. The alias
+    is folded into the module's node (`nnviz.tracers.exported`)."""
+    from torch.utils._pytree import tree_map
+
+    from nnviz.tracers.fx import is_leaf
+
+    def alias(value: Any) -> Any:
+        return torch.ops.aten.alias.default(value) if isinstance(value, torch.Tensor) else value
+
+    handles = [
+        module.register_forward_hook(lambda m, a, out: tree_map(alias, out))
+        for path, module in model.named_modules()
+        if path and is_leaf(module, path)
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _costs(program: Any, bound: Mapping[str, Any]) -> dict[fx.Node, tuple[int, dict[str, int]]]:
