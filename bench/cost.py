@@ -14,8 +14,8 @@ prints nnviz's total MACs (`nnviz.trace(..., inputs=...)` on the meta device, th
   (`pip install --no-deps --target /work/cache/cost-benchdeps ptflops==0.7.5`; the column is
   empty without it).
 
-and the trace time with counting on against off (`nnviz.tracers.cost.ENABLED`), best of two,
-measured in the same run. Differences beyond 1 % are explained in bench/README.md.
+and the trace time with counting on against off (`nnviz.tracers.cost.ENABLED`), measured in
+the same run after a warm-up trace. Differences beyond 1 % are explained in bench/README.md.
 
     nice -n 10 python bench/cost.py                      # everything (~15 min on 2 cores)
     python bench/cost.py --only resnet50,vit_b_16 --family torchvision
@@ -114,9 +114,9 @@ def transformers_entries() -> list[tuple[str, str, Any, Any]]:
 
 
 FAMILIES = {
-    "torchvision": torchvision_entries,
     "timm": timm_entries,
     "transformers": transformers_entries,
+    "torchvision": torchvision_entries,
 }
 
 
@@ -146,8 +146,8 @@ def _measure(row: Row, spec: Any) -> Row:
         text = row.inputs = f"tensor1x{size[0]}x{size[1]}x{size[2]}"
     times: dict[bool, list[float]] = {True: [], False: []}
     graph = None
-    try:  # a first, unmeasured trace warms up (imports, caches); then off and on, twice
-        for enabled in (True, False, True, False, True):
+    try:  # a first, unmeasured trace warms up (imports, caches); then off and on
+        for enabled in (True, False, True):
             counting.ENABLED = enabled
             start = time.perf_counter()
             with warnings.catch_warnings():
@@ -264,13 +264,16 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             gc.collect()
-    text = markdown(rows)
-    print(text)
+            _write(rows, options)  # after every model: a long run that is cut keeps its rows
+    print(markdown(rows))
+    return 0
+
+
+def _write(rows: list[Row], options: argparse.Namespace) -> None:
     if options.markdown:
-        options.markdown.write_text(text, encoding="utf-8")
+        options.markdown.write_text(markdown(rows), encoding="utf-8")
     if options.json:
         options.json.write_text(json.dumps([asdict(r) for r in rows], indent=1), encoding="utf-8")
-    return 0
 
 
 if __name__ == "__main__":
