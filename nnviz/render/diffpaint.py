@@ -14,6 +14,7 @@ imports torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nnviz import transform
@@ -150,21 +151,31 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     (information such as scalar plumbing is a change only in a strict diff, as in the text)."""
     if context < 0:
         return graph
-    changed = {e.name for e in diff.entries if e.flow and counts(diff, e)}
+    # an added or removed module is one node, as it is one line of the changelog (its size on
+    # it); what it holds is all new or all gone (drawn, it made resnet18 -> 34 15,128 px tall).
+    # A consequence (a shape, a rewired input) opens nothing: the context of its cause shows it.
+    whole = _whole(diff, graph)
+    inner = {n.id for n in graph.nodes if _home(transform.owner(n), whole) in whole}
+    changed = {e.name for e in diff.entries if e.flow and counts(diff, e) and not e.propagated}
     changed &= {n.id for n in graph.nodes}  # not those of blocks drawn once for several
-    kept = set(changed)
-    frontier = list(changed)
+    reached = set(changed | inner)  # hops are counted from the edge of an added module
+    frontier = list(reached)
     undirected = graph.nx.to_undirected(as_view=True)
     for _ in range(context):
-        frontier = [m for f in frontier for m in undirected.neighbors(f) if m not in kept]
-        kept.update(frontier)
+        frontier = [m for f in frontier for m in undirected.neighbors(f) if m not in reached]
+        reached.update(frontier)
+    kept = reached - inner
     # a changed module with no changed op inside (a class swap, same settings) is drawn: its
     # parent is kept open, itself one painted node never merged into a run of unchanged blocks
     modules = {e.name for e in diff.entries if not e.flow and counts(diff, e)}
     modules &= set(graph.modules)
+    modules = {p for p in modules if _home(p, whole) == p}
     busy: set[str] = {""}  # the model itself is never folded into one node
-    starts = [transform.owner(graph.node(node_id)) for node_id in kept]
-    for start in [*starts, *(parent_path(p) for p in modules)]:
+    # only a change opens the modules around it; the context shows as the neighbouring
+    # modules, each one node never merged into a run (an unchanged block beside an added one
+    # is one node, not its insides: each opened block drew a dozen detailed boxes)
+    starts = [transform.owner(graph.node(node_id)) for node_id in changed - inner]
+    for start in [*starts, *(parent_path(p) for p in modules | whole)]:
         path = start
         while path is not None and path not in busy:
             busy.add(path)
@@ -172,7 +183,51 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     kept |= modules
     prefixes = [p for p in graph.modules if p and p not in busy and (parent_path(p) or "") in busy]
     folded = transform.collapse_prefixes(graph, prefixes) if prefixes else graph
+    kept |= {
+        _home(transform.owner(graph.node(n)), set(prefixes)) or n for n in kept & set(graph.nx)
+    }
     return _merge_runs(folded, set(prefixes), kept)
+
+
+def carry(paint: Paint, before: Graph, after: Graph) -> Paint:
+    """`paint` with the edges of folded nodes moved onto the node they were folded into (a
+    new edge into an added block stays green when the block is one node); an edge inside one
+    folded node is dropped, and the first paint of several edges that become one wins."""
+    shown = {n.id for n in after.nodes}
+    folded = sorted(
+        (str(n.module), n.id) for n in after.nodes if n.kind == "module" and n.meta.get("collapsed")
+    )
+
+    def home(name: str) -> str:
+        if name in shown or name not in before:
+            return name
+        path = transform.owner(before.node(name)) or ""
+        return next((i for m, i in reversed(folded) if path == m or path.startswith(m + ".")), name)
+
+    edges: dict[tuple[str, str], EdgePaint] = {}
+    for (source, target), edge in paint.edges.items():
+        ends = home(source), home(target)
+        if ends[0] != ends[1]:
+            edges.setdefault(ends, edge)
+    return replace(paint, edges=edges)
+
+
+def _whole(diff: GraphDiff, graph: Graph) -> set[str]:
+    """The outermost added or removed modules of the drawing (each drawn as one node)."""
+    paths = {
+        e.name
+        for e in diff.entries
+        if not e.flow and e.status in ("added", "removed") and counts(diff, e) and e.name
+    }
+    paths &= set(graph.modules)
+    return {p for p in paths if not any(within(p, q) and p != q for q in paths)}
+
+
+def _home(path: str | None, whole: set[str]) -> str | None:
+    """The added or removed module `path` lies in (itself included), else `path`."""
+    if path is None:
+        return None
+    return next((w for w in whole if path == w or path.startswith(w + ".")), path)
 
 
 def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:

@@ -18,6 +18,7 @@ import graphviz
 
 from nnviz import costs, transform
 from nnviz.bookkeeping import folded_edge
+from nnviz.diffing.palette import PALETTE
 from nnviz.graph import Graph, Node, parent_path
 from nnviz.render import labels
 from nnviz.render.buses import Bus, common_cluster, edge_span, plan_buses, ranks
@@ -120,11 +121,17 @@ def _canvas(graph: Graph, style: Style, paint: Paint) -> graphviz.Digraph:
         id="graph",
     )
     legend = labels.legend_lines(graph, style) if style.legend else []
+    keys = diff_keys(paint) if style.legend else []
+    badges = {p.badge or "" for p in paint.nodes.values()} if style.legend else set()
+    if any(b.endswith("not drift") for b in badges):
+        legend.insert(0, INFO_LEGEND)
+    if "follows" in badges:
+        legend.insert(0, FOLLOWS_LEGEND)
     if style.legend and paint.repeats:
         legend.append(REPEAT_LEGEND)
-    if style.show_title or legend:
+    if style.show_title or legend or keys:
         title, subtitle = (_title(graph), _subtitle(graph, paint)) if style.show_title else ("", "")
-        dot.attr("graph", label=labels.graph_label(title, subtitle, style, legend))
+        dot.attr("graph", label=labels.graph_label(title, subtitle, style, legend, keys))
     dot.attr(
         "node",
         shape="box",
@@ -216,6 +223,27 @@ def _register(graph: Graph, path: str | None, children: dict[str | None, list[st
 def _title(graph: Graph) -> str:
     layer = graph.meta.get("layer")
     return f"{graph.name} · {layer}" if layer else graph.name
+
+
+FOLLOWS_LEGEND = "[follows]: changed only by a change upstream (a shape, an input), drawn light"
+INFO_LEGEND = "[…, not drift]: information only (counted with --strict), drawn light"
+
+
+def diff_keys(paint: Paint) -> list[tuple[str, str]]:
+    """The colour keys of a diff drawing: each status its nodes or edges are painted in, then
+    the grey of unchanged context; none for a drawing of one model."""
+    if not paint.dim:
+        return []
+    used = {PALETTE[s].line for s in PALETTE} & (
+        {p.border for p in paint.nodes.values()} | {e.color for e in paint.edges.values()}
+    )
+    words = {"removed": "removed (dashed)", "renamed": "renamed (was …)"}
+    keys = [
+        (c.line, words.get(status, status))
+        for status, c in PALETTE.items()
+        if status != "unchanged" and c.line in used
+    ]
+    return [*keys, (PALETTE["unchanged"].line, "unchanged context (grey)")]
 
 
 def _subtitle(graph: Graph, paint: Paint) -> str:

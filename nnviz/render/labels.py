@@ -265,11 +265,21 @@ def cluster_label(path: str, cls_name: str, style: Style, extra: Sequence[str] =
     return _table(rows)
 
 
-def graph_label(title: str, subtitle: str, style: Style, legend: Iterable[str] = ()) -> str:
-    """The title block: model name, then a smaller line of facts, then the legend lines."""
+def graph_label(
+    title: str,
+    subtitle: str,
+    style: Style,
+    legend: Iterable[str] = (),
+    keys: Iterable[tuple[str, str]] = (),
+) -> str:
+    """The title block: model name, then a smaller line of facts, then one line of coloured
+    keys (`keys`: colour and what it means, e.g. a diff's statuses), then the legend lines."""
     rows = [_row(_font(text(title), style.graph_title_font_size, bold=True))] if title else []
     if subtitle:
         rows.append(_row(_font(text(subtitle), style.cluster_title_font_size)))
+    swatches = [f"{_font('■', small_size(style), colour)} {text(what)}" for colour, what in keys]
+    if swatches:
+        rows.append(_row(_font("   ".join(swatches), small_size(style), "#303030")))
     for line in legend:
         rows.append(_row(_font(text(line, limit=2 * MAX_TEXT), small_size(style), "#303030")))
     return _table(rows)

@@ -78,7 +78,7 @@ def draw_diff(
     """
     from nnviz.diffing.model import GraphDiff
     from nnviz.render import html, htmlview
-    from nnviz.render.diffpaint import fold, paint_for, union_graph
+    from nnviz.render.diffpaint import carry, fold, paint_for, union_graph
     from nnviz.render.repeats import draw_once
 
     if not isinstance(diff, GraphDiff):
@@ -94,7 +94,8 @@ def draw_diff(
         return html.write(htmlview.diff_view(diff, style, context=context), path)
     once = draw_once(union_graph(diff), diff)
     shown = fold(once.graph, diff, context)
-    result = render(to_dot(shown, style, paint_for(diff, once)), path, engine, dpi=style.dpi)
+    paint = carry(paint_for(diff, once), once.graph, shown)
+    result = render(to_dot(shown, style, paint), path, engine, dpi=style.dpi)
     assert isinstance(result, Path)
     return result
 

@@ -11,7 +11,11 @@ from support import traced
 from torch import nn
 
 import nnviz
+from nnviz.diffing.palette import PALETTE
 from nnviz.render import diffpaint
+from nnviz.render.dot import to_dot
+from nnviz.render.repeats import draw_once
+from nnviz.render.style import make_style
 
 
 def _one_conv_changed() -> nnviz.GraphDiff:
@@ -41,17 +45,59 @@ def test_context_minus_one_draws_everything() -> None:
     assert len(diffpaint.fold(union, result, -1)) == len(union) == len(traced("resnet152"))
 
 
-def test_context_keeps_neighbours_expanded() -> None:
+class _Block(nn.Module):
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.fc, self.act, self.out = nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.fc(x)))
+
+
+def test_context_keeps_neighbours_as_one_node_each() -> None:
     def chain(width: int) -> nn.Module:
-        blocks = [nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(12)]
-        blocks[6][0] = nn.Linear(8, width)
-        return nn.Sequential(*blocks)
+        return nn.Sequential(*(_Block(width if i == 6 else 8) for i in range(12)))
 
     old, new = nnviz.trace(chain(8), name="c"), nnviz.trace(chain(9), name="c")
     result = nnviz.diff(old, new)
-    sizes = [len(diffpaint.fold(diffpaint.union_graph(result), result, k)) for k in (0, 1, 3)]
-    # 12 blocks of 2 ops + input + output; every block expanded by the context adds one node
-    assert sizes == [11 + 2 + 2, 10 + 2 * 2 + 2, 8 + 4 * 2 + 2]
+    shown = [
+        [n.id for n in diffpaint.fold(diffpaint.union_graph(result), result, k).nodes]
+        for k in (0, 1)
+    ]
+    # only the change opens its block; the unchanged ones fold into runs, except the blocks
+    # within the context, each drawn as one node (never opened: that drew resnet18 -> 34
+    # 15,128 px tall)
+    assert shown[0] == ["input:input", "0 … 5", "6.fc", "6.act", "6.out", "7 … 11", "output"]
+    assert shown[1] == [
+        "input:input",
+        "0 … 4",
+        "5",
+        "6.fc",
+        "6.act",
+        "6.out",
+        "7",
+        "8 … 11",
+        "output",
+    ]
+
+
+def test_an_added_block_is_one_node_with_its_new_edges_painted() -> None:
+    old, new = traced("resnet18"), traced("resnet34")
+    result = nnviz.diff(old, new)
+    once = draw_once(diffpaint.union_graph(result), result)
+    shown = diffpaint.fold(once.graph, result, 1)
+    ids = {n.id for n in shown.nodes}
+    assert {"layer1.2", "layer4.2"} <= ids  # each added block one node, as one changelog line
+    assert not any(i.startswith("layer1.2.") for i in ids)
+    assert {"layer1.0", "layer1.1", "layer2.0"} <= ids  # its neighbours: one node each
+    paint = diffpaint.carry(diffpaint.paint_for(result, once), once.graph, shown)
+    assert paint.nodes["layer1.2"].badge == "added"
+    colours = {paint.edges[e].color for e in paint.edges if "layer1.2" in e}
+    assert colours == {PALETTE["added"].line}  # the edges into and out of it: added
+    assert paint.edges[("layer1.1", "layer2.0")].line == "dashed"  # the skip that went away
+    dot = to_dot(shown, make_style(None), paint)
+    for key in ("added", "removed (dashed)", "unchanged context (grey)", "[follows]: changed"):
+        assert key in dot  # the colour keys and the mark, in the drawing's legend
 
 
 def test_a_long_flat_sequential_folds_beyond_the_context() -> None:
