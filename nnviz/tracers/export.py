@@ -12,6 +12,7 @@ a meta model), turned into the same `Graph` the fx and eager tracers build
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -102,7 +103,13 @@ def _export(model: nn.Module, name: str, inputs: InputSpec) -> tuple[Any, dict[s
         bound = inputs.bind(model.forward, device)
     names = inputs.dims(model.forward)
     args, kwargs = _call_arguments(model.forward, bound)
-    dynamic = _dynamic_shapes(model, bound, names)
+    positional = [
+        n
+        for n, p in inspect.signature(model.forward).parameters.items()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    passed = [*positional[: len(args)], *kwargs]  # defaults left out are not export's inputs
+    dynamic = _dynamic_shapes(model, {n: bound[n] for n in passed if n in bound}, names)
     try:
         with preserved(model), _quiet(), torch.no_grad(), _leaves_seen(model):
             program = torch.export.export(

@@ -140,3 +140,20 @@ def test_named_sizes_parse_by_argument() -> None:
     assert spec.symbolic
     assert spec.bind(forward)["x"].shape == (8, 3, 2)  # SEQ's example size is 2
     assert not parse_inputs("tensor2x3").symbolic
+
+
+class Optional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.proj(x)
+        return y if mask is None else y * mask
+
+
+def test_a_named_size_beside_arguments_left_at_their_defaults() -> None:
+    graph = trace(Optional(), inputs="tensorBxSEQx4", tracer="export")
+    shape = {"$tensor": {"shape": ["B", "SEQ", 4], "dtype": "float32"}}
+    assert graph.node("output").spec == shape
+    assert graph.node("input:mask").args == {"default": None}
