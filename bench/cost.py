@@ -120,17 +120,19 @@ FAMILIES = {
 }
 
 
-def measure(family: str, name: str, text: str, spec: Any, published: Any) -> Row:
+def measure(
+    family: str, name: str, text: str, spec: Any, published: Any, timing: bool = True
+) -> Row:
     """One model's row; a model that cannot be built or traced gets its error instead."""
     row = Row(family, name, text, published=published)
     try:
-        return _measure(row, spec)
+        return _measure(row, spec, timing)
     except Exception as exc:
         row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
         return row
 
 
-def _measure(row: Row, spec: Any) -> Row:
+def _measure(row: Row, spec: Any, timing: bool) -> Row:
     import torch
 
     import nnviz
@@ -147,7 +149,7 @@ def _measure(row: Row, spec: Any) -> Row:
     times: dict[bool, list[float]] = {True: [], False: []}
     graph = None
     try:  # a first, unmeasured trace warms up (imports, caches); then off and on
-        for enabled in (True, False, True):
+        for enabled in (True, False, True) if timing else (True,):
             counting.ENABLED = enabled
             start = time.perf_counter()
             with warnings.catch_warnings():
@@ -159,7 +161,8 @@ def _measure(row: Row, spec: Any) -> Row:
                 times[enabled].append(time.perf_counter() - start)
     finally:
         counting.ENABLED = True
-    row.trace_on, row.trace_off = min(times[True]), min(times[False])
+    if timing:
+        row.trace_on, row.trace_off = min(times[True]), min(times[False])
     total = costs.total(graph)
     if total.known:
         row.nnviz = total.macs / 1e9
@@ -246,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated model names")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--no-timing", action="store_true", help="one trace per model, no on/off timing"
+    )
     options = parser.parse_args(argv)
     only = set(options.only.split(",")) if options.only else None
     rows = []
@@ -253,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, text, build, published in FAMILIES[family]():
             if only and name not in only:
                 continue
-            row = measure(family, name, text, build, published)
+            row = measure(family, name, text, build, published, not options.no_timing)
             rows.append(row)
             worst = row.worst()
             print(

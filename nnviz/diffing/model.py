@@ -233,11 +233,12 @@ class GraphDiff:
 
     def _entry_docs(self) -> list[dict[str, Value]]:
         """Each entry's document, with its own cost where it moved."""
-        costs = EntryCosts(self.old, self.new)
+        changed = any(e.status != "unchanged" for e in self.entries)
+        costs = EntryCosts(self.old, self.new) if changed else None  # module sums: only if used
         docs = []
         for e in self.entries:
             doc = e.to_dict()
-            if e.status != "unchanged" and costs.known:
+            if e.status != "unchanged" and costs is not None and costs.known:
                 old = e.old_name if e.status != "added" else None
                 new = e.name if e.status != "removed" else None
                 if e.path is not None and e.kind == "module":
