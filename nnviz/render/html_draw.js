@@ -127,6 +127,7 @@ function render(focus) {
   $("status").textContent = `${count} nodes · ${Math.round(ms)} ms`;
   document.body.dataset.renders = String(timings.renders);
   saveHash();
+  syncDepth();
 }
 
 function setBox(b) {

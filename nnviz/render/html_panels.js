@@ -217,9 +217,11 @@ function wire() {
   });
   const depth = $("depth");
   const deepest = Math.max(1, ...mods.map((m) => m.depth + 1));
+  depth.append(new Option("custom", ""));
   for (let d = 1; d <= deepest; d++) depth.append(new Option(d === deepest ? `${d} (all)` : String(d), d));
-  depth.value = "";
+  syncDepth();
   depth.addEventListener("change", () => {
+    if (!depth.value) return;
     const d = Number(depth.value);
     state.expanded = new Set([...mods.keys()].filter((k) => mods[k].depth < d));
     render(null);
@@ -256,3 +258,20 @@ main().catch((error) => {
   $("status").textContent = "failed to start";
   console.error("nnviz:", error);
 });
+
+// The Depth selector shows the depth the drawing is opened to, or "custom" once modules were
+// opened or closed one by one (called after every render).
+function syncDepth() {
+  const depth = $("depth");
+  if (!depth || !depth.options.length) return;
+  let value = "";
+  for (const option of depth.options) {
+    const d = Number(option.value);
+    const open = [...mods.keys()].filter((k) => mods[k].depth < d);
+    if (d && open.length === state.expanded.size && open.every((k) => state.expanded.has(k))) {
+      value = option.value;
+      break;
+    }
+  }
+  depth.value = value;
+}

@@ -147,3 +147,18 @@ def test_a_shared_module_called_twice_collapses_into_two_nodes_as_in_the_pdf(
     assert sorted(drawn) == sorted(n.id for n in first.nodes)
     assert {"block", "block:1"} <= set(drawn)
     assert opened.page.locator("#canvas g.edge").count() == len(first.edges)
+
+
+def test_the_depth_selector_shows_the_depth_drawn(browser: Any, page_file: Path) -> None:
+    opened = chromium.open_page(browser, page_file)
+    depth = opened.page.locator("#depth")
+    assert depth.input_value() == "2"  # the page opens at the PDF's depth, and says so
+    drawn = opened.renders()
+    opened.page.locator('g.node[id="layer1.0"]').click()  # one module opened by hand
+    opened.wait_render(drawn)
+    assert depth.input_value() == ""
+    assert depth.locator("option:checked").inner_text() == "custom"
+    drawn = opened.renders()
+    depth.select_option("1")
+    opened.wait_render(drawn)
+    assert depth.input_value() == "1" and opened.errors == []

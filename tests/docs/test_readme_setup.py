@@ -54,10 +54,13 @@ def test_never_points_at_the_pypi_name_we_do_not_publish() -> None:
     assert PYPROJECT["project"]["scripts"] == {"nnviz": "nnviz.cli:main"}
     for block in re.findall(r"```\w*\n(.*?)```", README, flags=re.DOTALL):
         assert not re.search(r"pip3? install (-U )?nnviz\b(?!-)", block), block
-    # The CPU-only torch, in the words of PyTorch's install guide.
-    assert "pip3 install torch torchvision --index-url https://download.pytorch.org/whl/cpu" in (
-        README
-    )
+    # The CPU-only torch, in the words of PyTorch's install guide, before nnviz's install (a
+    # CPU build installed after the default one would not replace its CUDA libraries), and no
+    # placeholder a newcomer cannot resolve.
+    quick = README.split("## Quick start")[1].split("\n## ")[0]
+    cpu = "pip3 install torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+    assert cpu in quick and quick.index(cpu) < quick.index("pip install -e . && nnviz")
+    assert "OWNER" not in quick
 
 
 def test_the_repository_ignores_what_the_readme_commands_write() -> None:
