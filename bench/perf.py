@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "perf-record.jsonl"
@@ -103,14 +102,16 @@ def figures(files: dict[str, Path], folder: Path, big: bool) -> dict[str, list[s
     return steps
 
 
-def previous(record: Path, here: str) -> dict[str, Any] | None:
-    """The last run recorded for this machine."""
-    last = None
+def previous(record: Path, here: str) -> dict[str, tuple[float, str]]:
+    """Per figure, its value in the last run recorded for this machine that measured it, and
+    that run's commit (a `--quick` run leaves the 100k figure's previous value as it was)."""
+    last: dict[str, tuple[float, str]] = {}
     if record.exists():
         for line in record.read_text().splitlines():
             run = json.loads(line)
             if run.get("machine") == here:
-                last = run
+                for name, cpu in run["figures"].items():
+                    last[name] = (cpu, run["commit"])
     return last
 
 
@@ -145,15 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         "figures": measured,
     }
     print(f"{run['commit']} on {here}, load average {load[0]}–{load[3]} (1 min, before–after)")
-    if before is not None:
-        print(f"previous run: {before['commit']} at {before['when']}, load {before['load'][0]}")
     print()
-    print("| figure | CPU s | previous | ratio |")
+    print("| figure | CPU s | previous (commit) | ratio |")
     print("|---|---:|---:|---:|")
     for name, cpu in measured.items():
-        old = (before or {}).get("figures", {}).get(name)
+        old, where = before.get(name, (0.0, ""))
         ratio = f"{cpu / old:.2f}×" if old else "—"
-        shown = f"{old:.3f}" if old else "—"
+        shown = f"{old:.3f} ({where})" if old else "—"
         print(f"| {name} | {cpu:.3f} | {shown} | {ratio} |")
     if not options.dry_run:
         with options.record.open("a") as out:
