@@ -139,3 +139,35 @@ def test_an_unknown_ini_tracer_is_a_usage_error(pytester: pytest.Pytester) -> No
     result.stderr.fnmatch_lines(
         ["*nnviz: unknown nnviz_tracer 'jit' (use auto, fx, eager, export)"]
     )
+
+
+def test_asked_exportability_and_checkpoint_contract_fail_when_a_graph_lacks_them(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        models=MODEL,
+        test_asks="import dataclasses\n"
+        "import nnviz\n"
+        "from models import Net\n\n"
+        "def test_export(nnviz_snapshot):\n"
+        "    nnviz_snapshot(nnviz.trace(Net()), exportable=True)\n\n"
+        "def test_checkpoint(nnviz_snapshot):\n"
+        "    graph = nnviz.trace(Net())  # as if built by hand: no state-dict keys recorded\n"
+        "    modules = [dataclasses.replace(m, dtypes={}) for m in graph.modules.values()]\n"
+        "    nnviz_snapshot(graph.replace(modules=modules), fail_on='checkpoint')\n",
+    )
+    result = run(pytester, "--nnviz-update")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*nnviz: exportable=True cannot be honoured: the graph records no exportability*"
+            "nothing was written",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*nnviz: fail_on with checkpoint cannot be honoured: the graph was recorded without "
+            "its state-dict keys; nothing was written"
+        ]
+    )
+    assert _written(pytester) == []
