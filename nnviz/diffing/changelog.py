@@ -91,15 +91,17 @@ def counted(kinds: tuple[tuple[str, int], ...] | Mapping[str, int]) -> str:
 # --- one change, one entry ----------------------------------------------------------------------
 
 
-def _label(key: str) -> str:
-    field, _, rest = key.partition(".")
+def _label(change: FieldChange) -> str:
+    key = change.key
+    field = change.field
+    rest = str(change.slot) if change.slot is not None else key.partition(".")[2]
     if field in ("hparams", "parameters"):
         return rest
     if field == "inputs":  # `input 0` (a position), `input other` (a slot), `input` (the
         return "input" if rest == "input" else f"input {rest}"  # slot named input)
     if field == "args":
         return f"arg {rest}"
-    return "output" if key == "spec" else key
+    return "output" if key == "spec" else f"{field}.{rest}" if rest else key
 
 
 def _value(change: FieldChange, value: Any, name: Callable[[str], str]) -> str:
@@ -109,7 +111,7 @@ def _value(change: FieldChange, value: Any, name: Callable[[str], str]) -> str:
         return name(value.single) if value.single is not None else str(value)
     if change.key == "class":
         return str(value).rsplit(".", 1)[-1]
-    if change.key.startswith("inputs.") or change.key in ("op", "kind"):
+    if change.field == "inputs" or change.key in ("op", "kind"):
         return str(value)
     return format_value(value)
 
@@ -122,7 +124,7 @@ def describe(change: FieldChange, name: Callable[[str], str] = str) -> str:
     if change.key == "class" and old == new:
         old, new = str(change.old), str(change.new)
     note = _note(change)
-    return f"{_label(change.key)} {old} → {new}{f' ({note})' if note else ''}"
+    return f"{_label(change)} {old} → {new}{f' ({note})' if note else ''}"
 
 
 def describe_change(key: str, change: Mapping[str, Any]) -> str:
@@ -337,7 +339,8 @@ def _json_places(places: Places) -> dict[str, Any]:
 
 
 def _json_change(change: FieldChange) -> dict[str, Any]:
-    out: dict[str, Any] = {"field": change.key}
+    key = f"{change.field}.{change.slot}" if change.slot is not None else change.key
+    out: dict[str, Any] = {"field": key}
     for side, value in (("old", change.old), ("new", change.new)):
         if value is not ABSENT:
             out[side] = str(value) if isinstance(value, Places) else value

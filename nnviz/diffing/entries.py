@@ -49,16 +49,29 @@ def title(entry: Mapping[str, Any]) -> str:
 
 
 def field_change(key: str, change: Mapping[str, Any]) -> FieldChange:
-    """One change of the document as a record (an input's values as the places they name)."""
+    """One change of the document as a record: the key's slot, an input's values (the nodes it
+    reads) and a buffer or parameter read (`{"$attr": path}`) as the places they name."""
     old, new = change.get("old", ABSENT), change.get("new", ABSENT)
     if key.startswith("inputs."):
         old = Places.of(str(old)) if old is not ABSENT else old
         new = Places.of(str(new)) if new is not ABSENT else new
+    else:
+        old, new = _attr(old), _attr(new)
+    _, dot, rest = key.partition(".")
+    slot = Places.of(rest) if dot else None
     settings = change.get("settings")
     if key == "class" and isinstance(settings, list):
         pairs = tuple((str(s[0]), s[1] if len(s) > 1 else ABSENT) for s in settings)
-        return FieldChange(key, old, new, change.get("relation"), pairs)
-    return FieldChange(key, old, new, change.get("note"))
+        return FieldChange(key, old, new, change.get("relation"), pairs, slot)
+    return FieldChange(key, old, new, change.get("note"), None, slot)
+
+
+def _attr(value: Any) -> Any:
+    """A read of a module's buffer or parameter (`{"$attr": "blocks.3.attn.index"}`) as the
+    place it reads; any other value as it is."""
+    if isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("$attr"), str):
+        return Places.of(value["$attr"])
+    return value
 
 
 class Index:

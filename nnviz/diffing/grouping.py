@@ -29,9 +29,14 @@ def _blanked(entry: Entry, numbers: list[int]) -> tuple[Entry, int]:
     `numbers` (its own places' first), and how many blanks its own places have."""
     places = entry.places.blanked(numbers)
     own = len(numbers)
-    changes = tuple(c.map_places(lambda p: p.blanked(numbers)) for c in entry.changes)
+    changes = tuple(_unkeyed(c).map_places(lambda p: p.blanked(numbers)) for c in entry.changes)
     inside = _map_inside(entry.inside, lambda p: p.blanked(numbers))
     return replace(entry, places=places, changes=changes, inside=inside, followers=()), own
+
+
+def _unkeyed(change: FieldChange) -> FieldChange:
+    """The change named by its field and slot only (the slot's numbers are blanked apart)."""
+    return replace(change, key=change.field) if change.slot is not None else change
 
 
 def _filled(template: Entry, columns: list[tuple[int, ...]]) -> Entry:
@@ -139,7 +144,7 @@ def _key(entry: Entry) -> str:
     """What an entry says after its places: an added module's parameter count left out, a
     swapped class's own settings without their values."""
     size = entry.size and Size(entry.size.nodes, ())
-    changes = _settings_blank(entry.changes)
+    changes = _settings_blank(tuple(_unkeyed(c) for c in entry.changes))
     return repr(
         replace(entry, places=Places(()), size=size, changes=changes, followers=(), count=1)
     )

@@ -155,7 +155,8 @@ def component_text(alts: Component) -> str:
 class FieldChange:
     """One field of an entry: `key` as in the diff document (`hparams.kernel_size`, `inputs.0`,
     `spec`, `class`), its `old` and `new` values (`ABSENT` where a side lacks the field; an
-    input's values are the `Places` of the node it reads)."""
+    input's values are the `Places` of the node it reads, a buffer or parameter read's the
+    `Places` of that tensor)."""
 
     key: str
     old: Value | Places
@@ -165,6 +166,9 @@ class FieldChange:
     settings: tuple[tuple[str, Value], ...] | None = None
     """A class change's settings only one of the two classes has (`in_channels=3`; `ABSENT`
     as the value: `no bias`), when the document records them apart from `note`."""
+    slot: Places | None = None
+    """What the key names within its field (`kernel_size`, an argument slot `shape.2`, an
+    input slot `tensors.0`), as a place: slots numbered alike group like places."""
 
     @property
     def field(self) -> str:
@@ -172,9 +176,11 @@ class FieldChange:
         return self.key.partition(".")[0]
 
     def map_places(self, f: Callable[[Places], Places]) -> FieldChange:
+        """The change with `f` applied to its slot and to every value that names places."""
+        slot = f(self.slot) if self.slot is not None else None
         old = f(self.old) if isinstance(self.old, Places) else self.old
         new = f(self.new) if isinstance(self.new, Places) else self.new
-        return FieldChange(self.key, old, new, self.note, self.settings)
+        return FieldChange(self.key, old, new, self.note, self.settings, slot)
 
 
 @dataclass(frozen=True)
