@@ -31,7 +31,7 @@ from nnviz.graph import Graph
 from nnviz.tracers.conventions import MODEL_DEVICE, encode, spec_of, versions
 from nnviz.tracers.cost import counting, priced
 from nnviz.tracers.eager import _call_arguments
-from nnviz.tracers.exported import Lowering, to_graph
+from nnviz.tracers.exported import Arg, LeafArguments, Lowering, to_graph
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.pristine import preserved
 from nnviz.values import Value
@@ -66,9 +66,11 @@ class ExportFailure(TraceError):
 
 def trace_export(model: nn.Module, name: str, inputs: InputSpec) -> Graph:
     """Export `model` on `inputs` and record its graph (see the module docstring)."""
-    program, bound, names = _export(model, name, inputs)
+    program, bound, names, (arguments, returns) = _export(model, name, inputs)
     symbols = _symbols(program, names)
     lowering = _lowering(program, symbols)
+    lowering.arguments.update(arguments)
+    lowering.returns.update(returns)
     placeholders = _user_inputs(program, bound)
     given = _fake_bound(bound, placeholders, names)
     meta: dict[str, Value] = {
@@ -93,7 +95,9 @@ def exportability(model: nn.Module, name: str, inputs: InputSpec) -> Exportabili
     return Exportability(True)
 
 
-def _export(model: nn.Module, name: str, inputs: InputSpec) -> tuple[Any, dict[str, Any], Any]:
+def _export(
+    model: nn.Module, name: str, inputs: InputSpec
+) -> tuple[Any, dict[str, Any], Any, tuple[LeafArguments, dict[int, list[Any]]]]:
     from nnviz.tracers.conventions import device_of
 
     model.eval()
@@ -110,22 +114,28 @@ def _export(model: nn.Module, name: str, inputs: InputSpec) -> tuple[Any, dict[s
     ]
     passed = [*positional[: len(args)], *kwargs]  # defaults left out are not export's inputs
     dynamic = _dynamic_shapes(model, {n: bound[n] for n in passed if n in bound}, names)
+    arguments: LeafArguments = {}
+    returns: dict[int, list[Any]] = {}
     try:
-        with preserved(model), _quiet(), torch.no_grad(), _leaves_seen(model):
+        with preserved(model), _quiet(), torch.no_grad(), _leaves_seen(model, arguments, returns):
             program = torch.export.export(
                 model, tuple(args), kwargs, dynamic_shapes=dynamic, strict=False
             )
     except Exception as exc:
         raise ExportFailure(name, _why(exc)) from exc
-    return program, bound, names
+    return program, bound, names, (arguments, returns)
 
 
 @contextlib.contextmanager
-def _leaves_seen(model: nn.Module) -> Iterator[None]:
-    """Every call of a leaf module ends with an ATen `alias` of its output, made inside it: a
-    module that computes nothing (`nn.Identity`, dropout in eval) would otherwise leave no node
-    with its `nn_module_stack`, and vanish from the graph fx and eager record it in. The alias
-    is folded into the module's node (`nnviz.tracers.exported`)."""
+def _leaves_seen(
+    model: nn.Module, arguments: LeafArguments, returns: dict[int, list[Any]]
+) -> Iterator[None]:
+    """Every call of a leaf module starts with an ATen `alias` of each distinct tensor argument
+    and ends with one of its output, all made inside it: the aliases tell which traced value
+    fills which argument (`arguments`, per module in call order: `Arg(i)` for the i-th distinct
+    tensor, else the constant), and a module that computes nothing (`nn.Identity`, dropout in
+    eval) still leaves a node with its `nn_module_stack`. One alias per tensor keeps `q is k`
+    tests true. The aliases are folded into the module's node (`nnviz.tracers.exported`)."""
     from torch.utils._pytree import tree_map
 
     from nnviz.tracers.fx import is_leaf
@@ -133,11 +143,36 @@ def _leaves_seen(model: nn.Module) -> Iterator[None]:
     def alias(value: Any) -> Any:
         return torch.ops.aten.alias.default(value) if isinstance(value, torch.Tensor) else value
 
-    handles = [
-        module.register_forward_hook(lambda m, a, out: tree_map(alias, out))
-        for path, module in model.named_modules()
-        if path and is_leaf(module, path)
-    ]
+    def before(module: nn.Module, args: Any, kwargs: Any) -> Any:
+        made: dict[int, Any] = {}
+        slots: list[tuple[str, Any]] = []
+
+        def mark(slot: str, value: Any) -> Any:
+            if not isinstance(value, torch.Tensor):
+                slots.append((slot, value))
+                return value
+            if id(value) not in made:
+                made[id(value)] = (len(made), alias(value))
+            slots.append((slot, Arg(made[id(value)][0])))
+            return made[id(value)][1]
+
+        new_args = tuple(mark(str(i), a) for i, a in enumerate(args))
+        new_kwargs = {k: mark(k, v) for k, v in kwargs.items()}
+        arguments.setdefault(id(module), []).append(slots)
+        return new_args, new_kwargs
+
+    def after(module: nn.Module, args: Any, out: Any) -> Any:
+        shape = None
+        if isinstance(out, tuple) and not hasattr(out, "_fields"):
+            shape = [Arg if isinstance(e, torch.Tensor) else e for e in out]
+        returns.setdefault(id(module), []).append(shape)
+        return tree_map(alias, out)
+
+    handles = []
+    for path, module in model.named_modules():
+        if path and is_leaf(module, path):
+            handles.append(module.register_forward_pre_hook(before, with_kwargs=True))
+            handles.append(module.register_forward_hook(after))
     try:
         yield
     finally:
@@ -338,7 +373,7 @@ def _lowering(program: Any, symbols: Mapping[Any, str]) -> Lowering:
             return MODEL_DEVICE
         return spec_of(value)
 
-    return Lowering(attrs, params, spec, {})
+    return Lowering(attrs, params, spec, {}, {}, {})
 
 
 def _symbol(name: str) -> Any:

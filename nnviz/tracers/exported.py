@@ -85,6 +85,8 @@ class _Call:
     module: str | None
     nodes: list[fx.Node] = field(default_factory=list)
     target: Any = None
+    index: int = 0
+    """For a module call: which call of that module (0 for the first)."""
 
 
 def op_of(torch_fn: tuple[str, str] | None, node: fx.Node) -> tuple[str, str, Any]:
@@ -138,6 +140,8 @@ def calls_of(program: Any, model: nn.Module, traced: set[fx.Node]) -> list[_Call
         call = by_key.get(key)
         if call is None:
             call = by_key[key] = _new_call(model, scope, leaf, torch_fn, node)
+            if leaf is not None:
+                call.index = sum(c.target is call.target for c in calls)
             calls.append(call)
         call.nodes.append(node)
     return calls
@@ -189,6 +193,22 @@ class Lowering:
     """A node's `meta["val"]` as a spec (symbolic sizes by their declared names)."""
     costs: dict[fx.Node, tuple[int, dict[str, int]]]
     """Each ATen node's MACs and uncounted ops (empty: cost unknown)."""
+    arguments: LeafArguments
+    """Each leaf module's calls' arguments as the forward pre-hook saw them (by module id)."""
+    returns: dict[int, list[list[Any] | None]]
+    """Each leaf module's calls' tuple outputs (a tensor element as the class `Arg`, others as
+    they are), None for a call that returned something else (by module id, in call order)."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    """The i-th distinct tensor a leaf module call was given (its i-th leading `alias`)."""
+
+    index: int
+
+
+LeafArguments = dict[int, list[list[tuple[str, Any]]]]
+"""Per leaf module (by `id`), per call in order: its argument slots, tensors as `Arg`."""
 
 
 def to_graph(
@@ -308,6 +328,11 @@ def _add_call(
     last = outputs[0] if single and outputs else call.nodes[-1]
     spec = lowering.spec(last.meta.get("val")) if single else {
         "$tuple": [lowering.spec(n.meta.get("val")) for n in outputs]}  # fmt: skip
+    returned = _leaf_outputs(call, lowering)
+    if returned is not None:  # a module returning a tuple: fx unpacks it with `getitem`s
+        positions, elements = returned
+        outputs, single = [n for n in positions if n in outputs], False
+        spec = {"$tuple": [lowering.spec(e) for e in elements]}
     cost = None
     if lowering.costs:
         macs, uncounted = 0, dict[str, int]()
@@ -320,9 +345,10 @@ def _add_call(
     node = Node(node_id, kind, call.op, call.scope, call.module, constants, spec)  # type: ignore[arg-type]
     nodes.append(dataclasses.replace(node, cost=cost))
     for index, out in enumerate(outputs):
-        made[out] = (node_id, None if single else str(_index(out, index)))
+        at = returned[0][out] if returned is not None else _index(out, index)
+        made[out] = (node_id, None if single else str(at))
     if not single:  # unpacked where the call is made, in order, as fx records `a, b = f(x)`
-        for out in sorted(outputs, key=lambda n: _index(n, outputs.index(n))):
+        for out in sorted(outputs, key=lambda n: int(made[n][1] or 0)):
             _source(out, made, allocate, nodes, edges, lowering)
 
 
@@ -385,6 +411,9 @@ def _slots(
         if in_place and "inplace" in _parameters(call.target):
             slots.append(("inplace", True))
         return [(k, _mark(v, made, lowering)) for k, v in slots]
+    given = _leaf_slots(call, inside, made, lowering)
+    if given is not None:
+        return given
     outside: list[fx.Node] = []
     for node in call.nodes:
         for arg in _args(node):
@@ -396,6 +425,57 @@ def _slots(
                 if arg in lowering.attrs and arg not in outside:
                     outside.append(arg)
     return [(str(i), _mark(a, made, lowering)) for i, a in enumerate(outside)]
+
+
+def _leaf_outputs(call: _Call, lowering: Lowering) -> tuple[dict[fx.Node, int], list[Any]] | None:
+    """For a module call that returned a tuple (`nn.MultiheadAttention`, `nn.LSTM`): the
+    trailing `alias` node of each tensor element by its position, and every element's value
+    (its alias node, or the constant such as `None`); None for any other call."""
+    records = lowering.returns.get(id(call.target), []) if call.module is not None else []
+    if call.index >= len(records) or records[call.index] is None:
+        return None
+    elements = records[call.index]
+    assert elements is not None
+    tensors = [i for i, e in enumerate(elements) if e is Arg]
+    aliases = [n for n in call.nodes if n.target is torch.ops.aten.alias.default]
+    if len(aliases) < len(tensors):
+        return None
+    trailing = aliases[len(aliases) - len(tensors) :]
+    positions = dict(zip(trailing, tensors, strict=True))
+    values: list[Any] = list(elements)
+    for node, at in positions.items():
+        values[at] = node
+    return positions, values
+
+
+def _leaf_slots(
+    call: _Call,
+    inside: set[fx.Node],
+    made: Mapping[fx.Node, tuple[str, str | None]],
+    lowering: Lowering,
+) -> list[tuple[str, Any]] | None:
+    """A module call's arguments as its forward pre-hook saw them: each tensor is the value its
+    leading `alias` reads; None when the record does not fit the call."""
+    if call.module is None:
+        return None
+    records = lowering.arguments.get(id(call.target), [])
+    if call.index >= len(records):
+        return None
+    aliases = [
+        n.args[0]
+        for n in call.nodes
+        if n.target is torch.ops.aten.alias.default
+        and isinstance(n.args[0], fx.Node)
+        and n.args[0] not in inside
+    ]
+    slots = []
+    for slot, value in records[call.index]:
+        if isinstance(value, Arg):
+            if value.index >= len(aliases):
+                return None
+            value = aliases[value.index]
+        slots.append((slot, _mark(value, made, lowering)))
+    return slots
 
 
 def _parameters(target: Any) -> tuple[str, ...]:
