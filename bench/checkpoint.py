@@ -149,7 +149,10 @@ def worker(out: Path, models: list[str]) -> int:
             with torch.no_grad():
                 torch.save(first_tensor(net(**inputs)), out / f"{model}.out.pt")
             given = inputs if library(model.partition("~")[0]) != "timm" else None
-            graph = nnviz.trace(net, name=model.partition("+")[0], inputs=given)
+            try:
+                graph = nnviz.trace(net, name=model.partition("+")[0], inputs=given)
+            except nnviz.NNVizError:  # fx cannot trace it without data: run it on the input
+                graph = nnviz.trace(net, name=model.partition("+")[0], inputs=inputs)
             nnviz.save(graph, out / f"{model}.json")
             print(f"done {model}", flush=True)
         except Exception as error:  # one model failing must not hide the others
@@ -311,7 +314,7 @@ def run_workers(args: argparse.Namespace, sides: dict, nnviz_dir: Path) -> dict:
     from upgrades import install, nnviz_hash
 
     cache = Path(args.cache)
-    base = cache / "checkpoint" / nnviz_hash(nnviz_dir)
+    base = cache / "checkpoint" / (args.reuse or nnviz_hash(nnviz_dir))
     folders, jobs = {}, []
     for (lib, version), models in sides.items():
         libdir = None if version == CURRENT else install(cache, lib, version)
@@ -403,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=os.environ.get("NNVIZ_BENCH_CACHE", "/work/cache"))
     parser.add_argument(
         "--refactors", action="store_true", help="also the refactors of REFACTORS (renames, moves)"
+    )
+    parser.add_argument(
+        "--reuse", metavar="HASH", help="the sides saved under this nnviz hash (not the tree's)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes at once")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
