@@ -14,10 +14,12 @@ prints nnviz's total MACs (`nnviz.trace(..., inputs=...)` on the meta device, th
   (`pip install --no-deps --target /work/cache/cost-benchdeps ptflops==0.7.5`; the column is
   empty without it).
 
-and the trace time with counting on against off (`nnviz.tracers.cost.ENABLED`), measured in
-the same run after a warm-up trace. Differences beyond 1 % are explained in bench/README.md.
+and the trace time (CPU time of the process, robust on a shared machine) with counting on
+against off (`nnviz.tracers.cost.ENABLED`), in the same run after a warm-up trace, best of
+`--pairs` alternating pairs. Differences beyond 1 % are explained in bench/README.md.
 
-    nice -n 10 python bench/cost.py                      # everything (~15 min on 2 cores)
+    nice -n 10 python bench/cost.py                      # everything (~40 min on 2 busy cores)
+    python bench/cost.py --family torchvision --pairs 0  # the figures alone
     python bench/cost.py --only resnet50,vit_b_16 --family torchvision
     python bench/cost.py --markdown bench/cost-results.md --json /tmp/cost.json
 """
@@ -90,7 +92,9 @@ def torchvision_entries() -> list[tuple[str, str, Any, Any]]:
     for name in torchvision.models.list_models(module=torchvision.models):
         weights = torchvision.models.get_model_weights(name).DEFAULT
         side = weights.transforms().crop_size[0]
-        out.append((name, f"image{side}", (name, None), weights.meta.get("_ops")))
+        # a ViT is built for one image size: its weights' figures are at theirs (vit_h_14: 518)
+        args = {"image_size": side} if name.startswith("vit_") and side != 224 else None
+        out.append((name, f"image{side}", (name, args), weights.meta.get("_ops")))
     return out
 
 
@@ -120,19 +124,17 @@ FAMILIES = {
 }
 
 
-def measure(
-    family: str, name: str, text: str, spec: Any, published: Any, timing: bool = True
-) -> Row:
+def measure(family: str, name: str, text: str, spec: Any, published: Any, pairs: int = 1) -> Row:
     """One model's row; a model that cannot be built or traced gets its error instead."""
     row = Row(family, name, text, published=published)
     try:
-        return _measure(row, spec, timing)
+        return _measure(row, spec, pairs)
     except Exception as exc:
         row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
         return row
 
 
-def _measure(row: Row, spec: Any, timing: bool) -> Row:
+def _measure(row: Row, spec: Any, pairs: int) -> Row:
     import torch
 
     import nnviz
@@ -149,19 +151,19 @@ def _measure(row: Row, spec: Any, timing: bool) -> Row:
     times: dict[bool, list[float]] = {True: [], False: []}
     graph = None
     try:  # a first, unmeasured trace warms up (imports, caches); then off and on
-        for enabled in (True, False, True) if timing else (True,):
+        for enabled in (True, *(False, True) * pairs):
             counting.ENABLED = enabled
-            start = time.perf_counter()
+            start = time.process_time()  # CPU time: robust on a machine shared by many
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 traced = nnviz.trace(model, name=name, inputs=text)
             if graph is None:
                 graph = traced
             else:
-                times[enabled].append(time.perf_counter() - start)
+                times[enabled].append(time.process_time() - start)
     finally:
         counting.ENABLED = True
-    if timing:
+    if pairs:
         row.trace_on, row.trace_off = min(times[True]), min(times[False])
     total = costs.total(graph)
     if total.known:
@@ -250,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--json", type=Path)
     parser.add_argument(
-        "--no-timing", action="store_true", help="one trace per model, no on/off timing"
+        "--pairs",
+        type=int,
+        default=1,
+        help="timed trace pairs (counting off, then on) per model, best of each; 0: no timing",
     )
     options = parser.parse_args(argv)
     only = set(options.only.split(",")) if options.only else None
@@ -259,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, text, build, published in FAMILIES[family]():
             if only and name not in only:
                 continue
-            row = measure(family, name, text, build, published, not options.no_timing)
+            row = measure(family, name, text, build, published, options.pairs)
             rows.append(row)
             worst = row.worst()
             print(
