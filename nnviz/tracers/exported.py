@@ -406,8 +406,10 @@ def _slots(
         and (name == aten or in_place or first.target is operator.getitem)
     )
     if same:
-        args = list(first.args)[: _positional_count(call.target)]
-        slots = [(str(i), a) for i, a in enumerate(args)] + list(first.kwargs.items())
+        slots = _by_name(first, call.target)
+        if slots is None:
+            args = list(first.args)[: _positional_count(call.target)]
+            slots = [(str(i), a) for i, a in enumerate(args)] + list(first.kwargs.items())
         if in_place and "inplace" in _parameters(call.target):
             slots.append(("inplace", True))
         return [(k, _mark(v, made, lowering)) for k, v in slots]
@@ -476,6 +478,32 @@ def _leaf_slots(
             value = aliases[value.index]
         slots.append((slot, _mark(value, made, lowering)))
     return slots
+
+
+def _by_name(node: fx.Node, target: Any) -> list[tuple[str, Any]] | None:
+    """The ATen node's arguments by the Python function's parameter names, matched by name
+    (ATen's `batch_norm(input, weight, bias, running_mean, ...)` is `F.batch_norm(input,
+    running_mean, running_var, weight, ...)` in another order); ATen-only arguments
+    (`cudnn_enabled`) left out. None unless `target` is a Python function and every argument
+    given finds its parameter."""
+    schema = getattr(node.target, "_schema", None)
+    params = _parameters(target) if inspect.isfunction(target) else ()
+    if schema is None or not params:
+        return None
+    names = [a.name for a in schema.arguments]
+    given = list(zip(names, node.args, strict=False)) + list(node.kwargs.items())
+    slots = []
+    for name, value in given:
+        name = params[0] if name == "self" else name
+        if name in params:
+            slots.append((name, value))
+        elif name not in _ATEN_ONLY:
+            return None
+    return slots
+
+
+_ATEN_ONLY = frozenset({"cudnn_enabled", "cudnn_enable"})
+"""ATen arguments a Python function fills in itself (from `torch.backends`)."""
 
 
 def _parameters(target: Any) -> tuple[str, ...]:
