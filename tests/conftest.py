@@ -1,16 +1,45 @@
-"""Shared fixtures: traced torchvision models are cached per session (tracing is the slow part)."""
+"""Shared fixtures: traced torchvision models are cached per session (tracing is the slow part).
+
+`torch.fx` is imported once here, before any test: pytester's in-process runs (`support.run`)
+must not import torch again. The heavy tests (`HEAVY`: determinism across processes, the zoo,
+the research models, the browser, the Action's end-to-end runs) carry the `heavy` marker, so
+`pytest -m "not heavy"` is the fast local loop; plain `pytest` runs everything.
+"""
 
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch.fx  # noqa: F401  (once for the whole session: see above)
 from hypothesis import settings
 from support import traced
 
 from nnviz.graph import Graph
+
+HEAVY = (
+    "unit/test_trace_determinism.py",
+    "unit/test_zoo.py",
+    "unit/test_research_models.py",
+    "browser/",
+    "action/test_action_run.py",
+    "action/test_action_shards.py",
+    "cli/test_cli_core.py::test_snapshots_are_byte_identical_across_hash_seeds_and_round_trips",
+)
+"""Tests (files, folders, or one test) that trace many models or run whole pytest sessions,
+browsers or subprocess pipelines: minutes each on 2 cores."""
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = Path(str(item.path)).resolve().relative_to(_TESTS.resolve()).as_posix()
+        test = f"{where}::{item.name.partition('[')[0]}"
+        if any(test.startswith(h) if h.endswith("/") else h in (where, test) for h in HEAVY):
+            item.add_marker(pytest.mark.heavy)
 
 
 @pytest.fixture(scope="session")

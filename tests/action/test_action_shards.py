@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch.fx  # noqa: F401  (torch once in this process: the suite's snapshots are traced here)
 from support import run_nnviz
 from test_action_run import PR_EVENT, SimulatedRunner, fake_gh
 from torch import nn

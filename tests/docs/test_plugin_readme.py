@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 import torchvision  # noqa: F401  (likewise)
 from support import run
 

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
-from support import NET
+from support import NET, run
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -33,11 +32,11 @@ def test_the_own_model_layout_runs_as_shown(pytester: pytest.Pytester) -> None:
     tests = pytester.mkdir("tests")
     (tests / "test_architecture.py").write_text(test[1])
     try:
-        args = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
-        result = pytester.runpytest_inprocess(*args, "--nnviz-update")
+        args = ("-p", "no:cacheprovider")
+        result = run(pytester, *args, "--nnviz-update")
         result.assert_outcomes(passed=1)
         snapshots = tests / "__nnviz_snapshots__" / "test_architecture"
         assert [p.name for p in snapshots.iterdir()] == ["test_net_architecture.json"]
-        pytester.runpytest_inprocess(*args).assert_outcomes(passed=1)
+        run(pytester, *args).assert_outcomes(passed=1)
     finally:
         sys.modules.pop(model_file[1], None)

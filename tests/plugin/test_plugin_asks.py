@@ -4,7 +4,6 @@ honoured fails with one line naming the input and where the model failed, and wr
 from __future__ import annotations
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 from support import run
 
 import nnviz

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 from support import run
 
 TESTS = """

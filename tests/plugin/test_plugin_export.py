@@ -5,7 +5,6 @@ stops exporting fails its snapshot test with the reason and its file:line."""
 from __future__ import annotations
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 from support import run
 
 import nnviz

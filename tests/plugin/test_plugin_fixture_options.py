@@ -4,7 +4,6 @@ snapshot; the call returns the `GraphDiff` (falsy when identical)."""
 from __future__ import annotations
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 from support import run
 
 import nnviz

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
 from support import run
 from torch import nn
 

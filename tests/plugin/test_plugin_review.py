@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch.fx  # noqa: F401  (imported once here: pytester's in-process runs must not re-import torch)
-from support import run_nnviz
+from support import run, run_nnviz
 
 import nnviz
 from nnviz.driftreport import DriftReport
@@ -32,10 +31,6 @@ def test_b(nnviz_snapshot):
 """
 DRIFTED = TESTS.replace("nn.Linear(4, 8)", "nn.Linear(4, 16)").replace("nn.Tanh()", "nn.ReLU()")
 SNAPS = "__nnviz_snapshots__/test_rv"
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from collections import OrderedDict
 from typing import Any
 
 import pytest
-import torch.fx  # noqa: F401  (imported once: the traces below must not re-import torch)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import traced
