@@ -153,3 +153,23 @@ def test_remove_unused_from_the_merged_folder(pytester: pytest.Pytester, suite: 
     result = run_nnviz("accept", "merged", "--remove-unused", cwd=suite)
     assert f"removed unused {GONE}" in result.stdout
     assert not (suite / GONE).exists() and (suite / SNAPS / STORED[0]).is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["tests/test_a.py::test_one"], "test ids given (tests/test_a.py::test_one)"),
+        (["--lf"], "--lf (tests that passed last time were not collected)"),
+    ],
+    ids=["test-ids", "last-failed"],
+)
+def test_a_blind_shard_leaves_the_question_open(
+    pytester: pytest.Pytester, suite: Path, args: list[str], reason: str
+) -> None:
+    """Test ids or --lf leave tests uncollected, not deselected: no merge may judge from them."""
+    session(pytester, "s1", "tests", "-k", "test_b", "--nnviz-shard")
+    blind = session(pytester, "s2", *args, "--nnviz-shard")
+    assert blind.run and blind.run.unclaimed is None and reason in blind.run.partial
+    merged = merge(suite, "merged", "s1", "s2")
+    assert merged.unused == [] and merged.run and merged.run.unclaimed is None
+    assert f"s2: {reason}" in merged.run.partial
