@@ -28,6 +28,7 @@ from nnviz.diffing.records import Entry
 from nnviz.driftreport import (
     Drift,
     DriftReport,
+    NewSnapshot,
     changelog,
     plural,
 )
@@ -202,7 +203,7 @@ def comment(
 ) -> str:
     """The sticky PR comment: the marker line, then `page` (or, with no drift, a note that the
     architecture matches every snapshot again, so an earlier comment does not go stale)."""
-    if not report.drifts:
+    if not report.drifts and not any(n.pending for n in report.new):
         sha = os.environ.get("GITHUB_SHA", "")[:7]
         at = f" at `{sha}`" if sha else ""
         return (
@@ -237,8 +238,16 @@ def page(
     head += [*(f"{a}  " for a in alarms[:20]), ""] if alarms else []
     head += _table(ranked, source_url, root, limit)
     head += [_counts_line(report), ""]
-    if ranked:
-        head += _where_and_how(ranked, how, report.root)
+    new = [n for n in report.new if n.pending]
+    if new:
+        named = ", ".join(_code(n.test_name) for n in new[:20]) + (" …" if len(new) > 20 else "")
+        head += [
+            f"**{plural(len(new), 'new snapshot')} pending** (no stored one yet: accepting "
+            f"creates it): {named}.",
+            "",
+        ]
+    if ranked or new:
+        head += _where_and_how([*ranked, *new], how, report.root)
     tail = _unused(report.unused, limit)
     budget = limit - _size(head) - _size(tail) - 300
     body: list[str] = []
@@ -312,7 +321,7 @@ def _counts_line(report: DriftReport) -> str:
     return "Snapshots: " + " · ".join(parts) + "."
 
 
-def _where_and_how(ranked: list[Drift], how: Presentation, root: str) -> list[str]:
+def _where_and_how(ranked: list[NewSnapshot], how: Presentation, root: str) -> list[str]:
     first = ranked[0].drawings[0] if ranked[0].drawings else None
     artifact_url, name, run_id = how.artifact_url, how.artifact_name, how.run_id
     out = []

@@ -189,6 +189,13 @@ def test_a_snapshot_missing_on_ci_is_pending_and_accept_creates_it(
         ("test_rv.py::test_a", "test_rv/test_a.new.json"),
         ("test_rv.py::test_b", "test_rv/test_b.new.json"),
     ]
+    # The PR comment says they are pending and how to accept them (not "no drift any more").
+    comment = run_nnviz("report", ".nnviz-artifacts", "--format", "comment", cwd=pytester.path)
+    assert "no architecture drift any more" not in comment.stdout
+    assert "**2 new snapshots pending** (no stored one yet: accepting creates it): " in (
+        comment.stdout
+    )
+    assert "nnviz accept .nnviz-artifacts" in comment.stdout
     # As after `gh run download RUN -n nnviz-drift -D downloaded` on a developer's machine.
     downloaded = pytester.path / "downloaded"
     shutil.move(pytester.path / ".nnviz-artifacts", downloaded)
