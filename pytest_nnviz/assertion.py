@@ -136,6 +136,8 @@ class NNVizSnapshot:
                 fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
                 where = self._state.options.relative(check.snapshot)
                 pytest.fail(f"nnviz: {where}: {'; '.join(reasons)}\nRe-record it with: {fix}")
+        if policy.asks_cost and check.status == "passed" and check.diff is not None:
+            self._cost_known(check)  # the same architecture, but a cost term cannot compare
         if check.status == "passed" and check.diff is not None:
             return check.diff
         # Written just now: the stored snapshot is the current graph.
@@ -229,6 +231,16 @@ class NNVizSnapshot:
             lines.append(f"Review it with: nnviz review {self._artifacts_shown()}")
         lines.append(f"Accept the change with: {fix}")
         return "\n".join(lines)
+
+    def _cost_known(self, check: Check) -> None:
+        """Fail when a policy's cost term cannot compare with the stored snapshot (one line)."""
+        __tracebackhide__ = True
+        assert check.diff is not None
+        unknown = check.diff.cost.unknown_line()
+        if unknown:
+            fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
+            where = self._state.options.relative(check.snapshot)
+            pytest.fail(f"nnviz: {where}: {unknown.split(':')[0]}\nRe-record it with: {fix}")
 
     def _rerun_id(self) -> str:
         """The node id as the user's shell sees it (relative to where pytest was started)."""

@@ -96,3 +96,18 @@ def test_a_cost_asked_for_without_inputs_fails_in_one_line(pytester: pytest.Pyte
         ["*nnviz: fail_on='macs>+5%' cannot be honoured: its cost needs example inputs*"]
     )
     assert not list(pytester.path.rglob("__nnviz_snapshots__/**/*.json"))
+
+
+def test_a_cost_term_against_a_snapshot_without_cost_fails_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(models=MODEL, test_budgeted=_test("macs>+5%"))
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)
+    [stored] = pytester.path.rglob("__nnviz_snapshots__/**/*.json")
+    doc = json.loads(stored.read_text())
+    for node in doc["nodes"]:
+        node.pop("cost", None)
+    stored.write_text(json.dumps({**doc, "version": 3}))  # as an older nnviz wrote it
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*: cost unknown on the old side (format 3)", "*Re-record it*"])
