@@ -76,11 +76,14 @@ def available() -> int | None:
 
 
 def state_bytes(model: nn.Module) -> int:
-    """Bytes of the model's parameters and buffers on a real device (shared tensors once)."""
+    """Bytes of the model's parameters and buffers on a real device (shared tensors once;
+    uninitialised lazy ones left out, so a lazy model's figure is a lower bound)."""
+    from torch.nn.parameter import is_lazy
+
     seen: set[int] = set()
     total = 0
     for tensor in (*model.parameters(), *model.buffers()):
-        if id(tensor) not in seen:
+        if id(tensor) not in seen and not is_lazy(tensor):  # a lazy one's size is not known yet
             seen.add(id(tensor))
             total += tensor.numel() * tensor.element_size()
     return total

@@ -54,6 +54,9 @@ def initialised(
     except Exception as first:
         if rebuild is None or device.type != "meta":
             raise _uninitialisable(name, first) from None
+        from nnviz.tracers import budget
+
+        budget.check(name, model, inputs.bind(model.forward, device), budget.failed_op(first))
         try:
             ready = run(rebuild(), "cpu")
         except Exception as second:

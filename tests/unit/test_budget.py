@@ -139,3 +139,30 @@ def test_grouped_mm_runs_on_meta_in_float32():
         torch._grouped_mm(x, w, offs=offsets)
     out = lenient.call(torch._grouped_mm, (x, w), {"offs": offsets})
     assert out.shape == (16, 32) and out.dtype == torch.float32 and out.device.type == "meta"
+
+
+def test_initialising_lazy_modules_on_a_cpu_build_is_refused_too(tmp_path):
+    (tmp_path / "lazy_net.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.big = nn.Linear(4096, 4096)
+                    self.lazy = nn.LazyLinear(8)
+
+                def forward(self, x):
+                    return self.lazy(self.big(x) * x.sum().item())
+            """
+        )
+    )
+    from support import run_nnviz
+
+    args = ("lazy_net.py:Net", "-i", "tensor1x4096", "--memory-limit", "10MB", "-o", "n.json")
+    done = run_nnviz(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "Tensor.item()" in line and "67.1 MB" in line and "memory limit of 10.0 MB" in line
+    assert not (tmp_path / "n.json").exists()
