@@ -290,15 +290,28 @@ def _pairs(
 
 
 def _leftovers(old: Graph, new: Graph, olds: list[str], news: set[str]) -> dict[str, str]:
-    """Keys still unpaired, paired when one old and one new key alone share their local name,
-    shape and module class: a module the matching could not place (a LayerNorm like every
-    block's, moved under a wrapper or into a Sequential) still holds the same tensor."""
-    groups: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
-    for side, graph, keys in ((0, old, olds), (1, new, sorted(news))):
-        owners = _owners(graph)
-        for key in keys:
-            groups.setdefault(owners[key], ([], []))[side].append(key)
-    return {a[0]: b[0] for a, b in groups.values() if len(a) == len(b) == 1}
+    """Keys still unpaired, paired when as many old as new keys share their local name, shape
+    and module class, in module order: a module the matching could not place (a LayerNorm like
+    every block's, moved under a wrapper or into a Sequential; transformers 5's ViT attention,
+    `query`/`key`/`value` renamed `q_proj`/`k_proj`/`v_proj`) still holds the same tensor. What
+    is left then pairs the same way by local name and shape alone (a table moved into a module
+    of its own: Swin's `relative_position_bias_table`)."""
+    owners = _owners(old), _owners(new)
+    left = olds, [k for k in owners[1] if k in news]
+    pairs: dict[str, str] = {}
+    for width in (3, 2):  # (name, shape, class), then (name, shape)
+        groups: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
+        for side, keys in enumerate(left):
+            for key in keys:
+                groups.setdefault(owners[side][key][:width], ([], []))[side].append(key)
+        for a, b in groups.values():
+            if len(a) == len(b):
+                pairs.update(zip(a, b, strict=True))
+        left = (
+            [k for k in left[0] if k not in pairs],
+            [k for k in left[1] if k not in pairs.values()],
+        )
+    return pairs
 
 
 def _owners(graph: Graph) -> dict[str, tuple[Any, ...]]:

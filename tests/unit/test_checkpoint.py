@@ -295,3 +295,30 @@ def test_keys_the_matching_cannot_place_pair_by_name_shape_and_class() -> None:
         "norm.bias": "norm.1.bias",
         "norm.weight": "norm.1.weight",
     }
+
+
+class Renamed2(nn.Module):
+    """Net's layers under other names and another nesting (transformers 5's ViT: `query` ->
+    `q_proj`), which the matching does not pair: same-class, same-shape keys pair in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleDict({"a": nn.Linear(8, 8), "b": nn.Linear(8, 8)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers["b"](self.layers["a"](x))
+
+
+class Named2(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.query, self.key = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.key(self.query(x))
+
+
+def test_same_class_keys_the_matching_leaves_pair_in_module_order() -> None:
+    result = verdict(Named2(), Renamed2())
+    assert result.key_map()["query.weight"] == "layers.a.weight"
+    assert result.key_map()["key.weight"] == "layers.b.weight"
