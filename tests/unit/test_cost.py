@@ -123,3 +123,13 @@ def test_the_text_table_has_a_row_per_module_with_shape_params_macs_and_activati
     assert rows["conv"][2:] == ["[1,", "8,", "30,", "30]", "224", "194", "KMACs", "28.1", "KiB"]
     assert rows["head"][2:] == ["[1,", "10]", "72,010", "72.0", "KMACs", "40", "B"]
     assert "Total MACs: 266,400 (266 KMACs; FLOPs = 2 × MACs)" in text
+
+
+def test_the_table_prints_from_a_snapshot(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from support import run_nnviz
+
+    path = snapshot.save(nnviz.trace(Small(), inputs="image32"), tmp_path / "small.json")
+    done = run_nnviz(str(path), "-d", "1", "-o", "-")
+    assert done.returncode == 0, done.stderr
+    assert "conv (Conv2d)   [1, 8, 30, 30]     224   194 KMACs     28.1 KiB" in done.stdout
+    assert done.stdout.endswith("Inputs: x=[1, 3, 32, 32]\n")
