@@ -96,6 +96,7 @@ VIEWS = frozenset(
         "dim",
         "numel",
         "Identity",
+        "Sequential",  # a leaf Sequential is an empty one: it returns its input
         "Flatten",
         "Unflatten",
         "Dropout",

@@ -162,5 +162,5 @@ def test_a_clean_report_passes_the_policy(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr == (
         "nnviz: error: unknown fail-on term 'params>x' (use any, none, changed, added, removed, "
-        "renamed, params>N% or params>N)\n"
+        "renamed, params>N%, params>N, checkpoint, macs>+N% or activations>+N%)\n"
     )

@@ -37,7 +37,7 @@ def test_a_call_whose_argument_and_output_changed_is_one_line() -> None:
     assert text.splitlines()[1:3] == [
         "~ view, view:1, view:2  view  arg size (1, 4, 2, 8) → (1, 4, 4, 4); "
         "output [1, 4, 2, 8] → [1, 4, 4, 4] ×3",
-        "4 changed, 6 downstream · params 0 → 0 (+0)",
+        "4 changed, 6 downstream · params 0 → 0 (+0) · compute 0 MACs · activations 512 B",
     ]
 
 
@@ -67,10 +67,10 @@ def test_a_hidden_size_edit_is_one_line_per_class_and_change_naming_every_place(
     changes group across all places by class and change; every place is named, with sets at
     several index positions read as every combination."""
     assert nnviz.diff(trace(Widths(32)), trace(Widths(64))).to_text() == dedent("""\
-        ~ embed  Linear  out_features 32 → 64
-        ~ enc.{0,1}.layer.{0,1}, mid  LayerNorm  normalized_shape (32,) → (64,) ×5
-        ~ head  Linear  in_features 32 → 64
-        7 changed · params 1,392 → 2,768 (+1,376)
+        ~ embed  Linear  out_features 32 → 64 · +2.05 KMACs, +512 B activations
+        ~ enc.{0,1}.layer.{0,1}, mid  LayerNorm  normalized_shape (32,) → (64,) ×5 · +512 B activations
+        ~ head  Linear  in_features 32 → 64 · +2.05 KMACs
+        7 changed · params 1,392 → 2,768 (+1,376) · compute 4.10 KMACs → 8.19 KMACs (+100.0%) · activations 3.25 KiB → 6.25 KiB (+92.3%)
         checkpoint: breaks — 13 shape mismatches (embed.bias [32] → [64], embed.weight [32, 16] → [64, 16], enc.0.layer.0.bias [32] → [64], … 10 more)
         """)  # noqa: E501
 
@@ -129,9 +129,9 @@ def test_what_changed_inside_a_swapped_block_is_summed_up_under_its_class_line()
     the document, and `verbose` lists every entry."""
     result = nnviz.diff(trace(Blocks(Dense)), trace(Blocks(GatedDense)))
     assert result.to_text() == dedent("""\
-        ~ blocks.{0..2}  GatedDense  class Dense → GatedDense (same settings) ×3
+        ~ blocks.{0..2}  GatedDense  class Dense → GatedDense (same settings) ×3 · +2.05 KMACs, +4.50 KiB activations
             ↳ inside: − wi Linear; + wi_0, wi_1 Linear; act ReLU → NewGELU; +8 ops (mul ×4, add ×2, pow, tanh)
-        3 changed, 3 downstream · params 3,216 → 4,848 (+1,632)
+        3 changed, 3 downstream · params 3,216 → 4,848 (+1,632) · compute 12.3 KMACs → 18.4 KMACs (+50.0%) · activations 3.75 KiB → 17.2 KiB (+360.0%)
         checkpoint: breaks — 12 new keys left at initialisation (blocks.0.wi_0.bias, blocks.0.wi_0.weight, blocks.0.wi_1.bias, … 9 more), 6 keys no longer used (blocks.0.wi.bias, blocks.0.wi.weight, blocks.1.wi.bias, … 3 more)
         """)  # noqa: E501
     names = {e.name for e in result if e.status == "added"}
@@ -153,7 +153,7 @@ def test_an_activation_swapped_for_a_leaf_counts_the_ops_it_no_longer_calls() ->
 
     text = nnviz.diff(trace(Mlp(NewGELU())), trace(Mlp(nn.ReLU()))).to_text()
     assert text.splitlines()[:2] == [
-        "~ act  ReLU  class NewGELU → ReLU (inplace=False)",
+        "~ act  ReLU  class NewGELU → ReLU (inplace=False) · -1.75 KiB activations",
         "    ↳ inside: −7 ops (mul ×3, add ×2, pow, tanh)",
     ]
 
@@ -175,12 +175,12 @@ class Chain(nn.Module):
 def test_shapes_that_follow_are_lines_while_one_line_says_them_and_counted_beyond() -> None:
     short = nnviz.diff(trace(Chain(8, False)), trace(Chain(12, False))).to_text()
     assert short.splitlines()[:2] == [
-        "~ first  Linear  out_features 8 → 12",
+        "~ first  Linear  out_features 8 → 12 · +256 MACs, +64 B activations",
         "    ↳ flatten, output  output [1, 32] → [1, 48]",  # act's [1, 4, 12] restates 8 → 12
     ]
     long = nnviz.diff(trace(Chain(8, True)), trace(Chain(12, True))).to_text()
     assert long.splitlines()[:2] == [
-        "~ first  Linear  out_features 8 → 12",
+        "~ first  Linear  out_features 8 → 12 · +256 MACs, +64 B activations",
         "    ↳ output shapes follow in 4 nodes (flatten, reshape, sum, output)",
     ]
     assert "5 downstream" in long
@@ -229,7 +229,7 @@ def test_a_forward_rewritten_is_one_line_counting_its_ops() -> None:
     text = nnviz.diff(trace(attention(False)), trace(attention(True))).to_text()
     assert text == dedent("""\
         ~ 0, 1  Attention  ops +1 (scaled_dot_product_attention); −5 (matmul ×2, transpose, mul, softmax) ×2
-        2 changed, 2 downstream · params 2,176 → 2,176 (+0)
+        2 changed, 2 downstream · params 2,176 → 2,176 (+0) · compute 9.22 KMACs → 8.19 KMACs (-11.1%) · activations 2.88 KiB → 2.50 KiB (-13.0%)
         checkpoint: old checkpoints load as they are
         """)  # noqa: E501
 
@@ -261,12 +261,12 @@ def test_a_layer_swapped_for_a_subclass_that_calls_its_functional_stays_paired()
     the module's output (now made by its act): no rewiring line."""
     text = nnviz.diff(trace(conv_bn(False), "image16"), trace(conv_bn(True), "image16")).to_text()
     assert text == dedent("""\
-        ~ 1  BatchNormAct  class BatchNorm2d → BatchNormAct (a subclass; same settings)
+        ~ 1  BatchNormAct  class BatchNorm2d → BatchNormAct (a subclass; same settings) · +6.12 KiB activations
             ↳ inside: + act ReLU
-        ~ 2  Identity  class ReLU → Identity (no inplace)
-        2 changed · params 240 → 240 (+0)
+        ~ 2  Identity  class ReLU → Identity (no inplace) · -6.12 KiB activations
+        2 changed · params 240 → 240 (+0) · compute 42.3 KMACs · activations 18.4 KiB
         checkpoint: old checkpoints load as they are
-        """)
+        """)  # noqa: E501
 
 
 class Twice(nn.Module):

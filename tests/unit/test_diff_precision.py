@@ -203,7 +203,7 @@ def test_a_swap_to_a_subclass_with_the_same_settings_is_one_line() -> None:
     new = trace(Normed(LayerNorm(8)), "tensor2x8")
     assert text(old, new) == dedent("""\
         ~ norm  LayerNorm  class torch.nn.LayerNorm → test_diff_precision.LayerNorm (a subclass; same settings)
-        1 changed · params 88 → 88 (+0)
+        1 changed · params 88 → 88 (+0) · compute 128 MACs · activations 128 B
         checkpoint: old checkpoints load as they are
         """)  # noqa: E501
 
@@ -506,7 +506,7 @@ def test_an_empty_sequential_is_called_like_the_identity_that_replaces_it() -> N
         report = text(old, new)
         assert report.splitlines()[:2] == [
             "~ 1  Identity  class Sequential → Identity (same settings)",
-            "1 changed · params 72 → 72 (+0)",
+            "1 changed · params 72 → 72 (+0) · compute 128 MACs · activations 64 B",
         ]
 
 

@@ -210,7 +210,7 @@ def test_blocks_named_with_a_number_at_the_end_are_siblings(tmp_path: Path) -> N
 def test_the_page_header_and_the_repr_show_the_totals_not_an_information_line() -> None:
     result = _diff([nn.Dropout(0.1) for _ in range(3)])
     text = result.to_text()
-    totals = "3 added, 3 downstream · params 274 → 274 (+0)"
+    totals = "3 added, 3 downstream · params 274 → 274 (+0) · compute 240 MACs · activations 328 B"
     assert totals in text.splitlines()
     header = f"{totals} · checkpoint: old checkpoints load as they are"
     assert htmlview.diff_view(result, make_style(None), context=3)["summary"] == header
@@ -256,10 +256,14 @@ def test_information_is_painted_light_and_only_a_strict_drawing_opens_around_it(
 def test_blocks_added_in_a_row_are_one_block_fed_by_the_last_old_one(tmp_path: Path) -> None:
     old, new = (nnviz.trace(Tower([None] * n), name="t", inputs="tensor1x4") for n in (3, 6))
     result = nnviz.diff(old, new)
-    assert result.to_text().startswith("+ blocks.{3..5}  Block (3 nodes, 72 params) ×3\n")
+    assert result.to_text().startswith(
+        "+ blocks.{3..5}  Block (3 nodes, 72 params) ×3 · +64 MACs, +96 B activations\n"
+    )
     dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
-    assert _clusters(dot)["blocks.3"].startswith("blocks.{3..5} ×3")
-    assert {("blocks.2.add", "blocks.3.fc"), ("blocks.3.add", "head")} <= _edges(dot)
+    # an added module is drawn as one node, the run of added blocks as one: blocks.{3..5} ×3
+    node = next(line for line in dot.splitlines() if 'id="blocks.3"' in line)
+    assert "blocks.{3..5} ×3" in node and "[added]" in node
+    assert {("blocks.2", "blocks.3"), ("blocks.3", "head")} <= _edges(dot)
 
 
 def test_a_shape_that_follows_the_block_before_is_the_same_change_in_every_block(
