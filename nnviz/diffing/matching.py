@@ -1,24 +1,32 @@
 """Which module and node of an old graph is which of a new one: the first half of a diff.
 
-`match(old, new)` pairs module paths and node ids in five passes, each linear in the graph size
-(times the module depth), so that a renamed or moved module is found as one, not as an unrelated
-removal plus addition:
+`match(old, new)` pairs module paths and node ids by running `PASSES` in order, each linear in
+the graph size (times the module depth), so that a renamed or moved module is found as one, not
+as an unrelated removal plus addition:
 
-1. by id: the same module path with the same class, the same node id with the same op;
-2. top-down by structure: a still unmatched module subtree whose structural digest (classes,
+1. by id: the same module path with the same class, the same node id with the same op (not a
+   function or method call: its id is a counter in its scope);
+2. subtrees by structure: a still unmatched module subtree whose structural digest (classes,
    hyperparameters, parameter shapes, and the ops and wiring inside, but no names) equals one of
    the other side's is the same subtree, renamed or moved; its descendants pair up in order.
    Leaves are generic (one ReLU is like any other), so a leaf pairs this way only among the
    siblings of its counterpart, or when it has parameters and its digest is unique on both sides;
-3. by path: what is left at the same path (or node id) is the same thing, changed;
-4. bottom-up (as GumTree does for syntax trees): an unmatched container is the old container
-   of the same class holding most of its already-matched descendants (unmatched ones with a
-   same-class twin at the same relative path count too), if the share is over half; then its
-   descendants pair up by relative name;
-5. by position: an unmatched function or method call fed by exactly the counterparts of another's
-   inputs, in the same scope, is that call with a different op (`torch.relu` -> `torch.sigmoid`).
+3. modules by path: what module is left at the same path is the same module, changed;
+4. containers bottom-up: as GumTree does for syntax trees, an unmatched container is the old
+   container of the same class holding most of its already-matched descendants (unmatched ones
+   with a same-class twin at the same relative path count too), if the share is over half; then
+   its descendants pair up by relative name;
+5. calls of matched modules: a matched module's calls pair in order;
+6. inlined calls: a module call on one side and the ops of its scope on the other (the class
+   changed, so one side traces through it), both ways;
+7. calls by op and producers: within paired scopes, calls aligned by op and matched inputs;
+8. leftover calls by op: what is left in a paired scope, by op in order;
+9. other nodes by id: inputs, outputs and module calls left at the same id, unless their module
+   was paired elsewhere;
+10. calls by position: an unmatched function or method call fed by exactly the counterparts of
+    another's inputs, in the same scope, is that call with a different op (`torch.relu` ->
+    `torch.sigmoid`).
 
-Calls of matched modules and calls inside the scope of a renamed module follow their module.
 Everything is deterministic: candidates are always visited in graph order.
 """
 
@@ -27,7 +35,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from nnviz.bookkeeping import scalar_nodes
@@ -159,12 +167,18 @@ def _canonical(value: object) -> str:
 
 
 def match(old: Graph, new: Graph) -> Matching:
-    """Pair up the modules and nodes of `old` and `new` (see the module docstring)."""
+    """Pair up the modules and nodes of `old` and `new`: each of `PASSES` in turn (see the
+    module docstring)."""
     m = Matching()
     a, b = _Side(old), _Side(new)
-    # 1. by id, where the class or op agrees
-    for path, module in old.modules.items():
-        other = new.modules.get(path)
+    for one in PASSES:
+        one.run(m, a, b)
+    return m
+
+
+def _by_id(m: Matching, a: _Side, b: _Side) -> None:
+    for path, module in a.graph.modules.items():
+        other = b.graph.modules.get(path)
         if other is not None and other.cls == module.cls:
             m.pair_modules(path, path)
     for node in a.nodes:
@@ -172,21 +186,20 @@ def match(old: Graph, new: Graph) -> Matching:
         same = twin is not None and same_op(node, twin) and node.kind not in _FLOW_OPS
         if same and (node.kind != "module" or node.module in m.modules):
             m.pair_nodes(node.id, node.id)
-    # 2. top-down by structural digest
-    _match_subtrees(m, a, b)
-    # 3. modules by path, whatever the class
-    for path in old.modules:
-        if path not in m.modules and path in new.modules and path not in m.modules_back:
+
+
+def _modules_by_path(m: Matching, a: _Side, b: _Side) -> None:
+    for path in a.graph.modules:
+        if path not in m.modules and path in b.graph.modules and path not in m.modules_back:
             m.pair_modules(path, path)
-    # 4. bottom-up containers by the share of matched descendants
-    _match_containers(m, a, b)
-    _follow_modules(m, a, b)
+
+
+def _inlined(m: Matching, a: _Side, b: _Side) -> None:
     _pair_inlined(m, a, b)
     _pair_inlined(_Mirror(m), b, a)
-    # calls within paired scopes: by op and matched producers, then by op in order
-    _align_calls(m, a, b)
-    _align_leftovers(m, a, b)
-    # 3. (continued) inputs, outputs and module calls by id, unless paired otherwise
+
+
+def _nodes_by_id(m: Matching, a: _Side, b: _Side) -> None:
     for node in a.nodes:
         if node.id in m.nodes or node.id not in b.by_id or node.id in m.nodes_back:
             continue
@@ -199,10 +212,6 @@ def match(old: Graph, new: Graph) -> Matching:
         paired_elsewhere = node.module in m.modules and m.modules[node.module] != twin.module
         if not (node.module is not None and paired_elsewhere):
             m.pair_nodes(node.id, node.id)
-    # 5. by position in the data flow
-    _match_by_inputs(m, a, b)
-    m.inputs = (a.inputs, b.inputs)
-    return m
 
 
 class _Pool:
@@ -517,3 +526,26 @@ def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:
             ):
                 m.pair_nodes(cand, node.id)
                 break
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass of `match`: its name (as the module docstring lists it) and what it runs."""
+
+    name: str
+    run: Callable[[Matching, _Side, _Side], None]
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("by id", _by_id),
+    Pass("subtrees by structure", _match_subtrees),
+    Pass("modules by path", _modules_by_path),
+    Pass("containers bottom-up", _match_containers),
+    Pass("calls of matched modules", _follow_modules),
+    Pass("inlined calls", _inlined),
+    Pass("calls by op and producers", _align_calls),
+    Pass("leftover calls by op", _align_leftovers),
+    Pass("other nodes by id", _nodes_by_id),
+    Pass("calls by position", _match_by_inputs),
+)
+"""The passes of `match`, in order; the module docstring lists the same names (a test checks)."""
