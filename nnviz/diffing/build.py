@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing import checkpoint
 from nnviz.diffing.document import Status, fold_root
 from nnviz.diffing.fields import (
@@ -27,14 +26,7 @@ from nnviz.diffing.fields import (
 from nnviz.diffing.matching import Matching, match
 from nnviz.diffing.model import Change, EdgeDiff, GraphDiff, NodeDiff
 from nnviz.diffing.ops import same_inputs
-from nnviz.diffing.plumbing import (
-    classify_slots,
-    counted_dims,
-    inferred_sizes,
-    input_rank,
-    is_optional_input,
-    slot_values,
-)
+from nnviz.diffing.plumbing import Plumbing
 from nnviz.diffing.records import ABSENT
 from nnviz.graph import (
     Edge,
@@ -128,7 +120,7 @@ def build(
     old_edges, new_edges = old.edges, new.edges
     raw_old, new_inputs = m.inputs or (_inputs(old_edges, None), _inputs(new_edges, None))
     old_inputs = _inputs(old_edges, node_name_old)
-    plumbing = _Plumbing(old, new, raw_old, new_inputs)
+    plumbing = Plumbing(old, new, raw_old, new_inputs)
     formats_differ = positional_format(old) != positional_format(new)
     for e in entries:
         if e.old_module is not None and e.new_module is not None:
@@ -251,47 +243,6 @@ def _inputs(edges: list[Edge], rename: dict[str, str] | None) -> dict[str, dict[
         for slot in edge.slots:
             slots[slot] = src
     return out
-
-
-class _Plumbing:
-    """Marks scalar plumbing (see `nnviz.diffing.plumbing`): a scalar call's differences are
-    information; a tensor op compares the scalar slots by value."""
-
-    def __init__(
-        self,
-        old: Graph,
-        new: Graph,
-        old_inputs: dict[str, dict[str, str]],
-        new_inputs: dict[str, dict[str, str]],
-    ) -> None:
-        self.old, self.new = old, new
-        self.old_inputs, self.new_inputs = old_inputs, new_inputs
-        self.old_scalars, self.new_scalars = scalar_nodes(old), scalar_nodes(new)
-
-    def classify(self, e: _Entry) -> None:
-        a, b = e.old_node, e.new_node
-        scalar_a = a is not None and a.id in self.old_scalars
-        scalar_b = b is not None and b.id in self.new_scalars
-        if (a is None) != (b is None) and is_optional_input(a or b):  # type: ignore[arg-type]
-            e.info = "input"
-        elif (a is None or scalar_a) and (b is None or scalar_b) and (scalar_a or scalar_b):
-            e.info = "plumbing"
-            for key, change in e.changes.items():
-                e.changes[key] = replace(change, info="plumbing")
-        elif a is not None and b is not None and not scalar_a and not scalar_b and e.changes:
-            classify_slots(
-                e.changes,
-                slot_values(a, self.old_inputs.get(a.id, {}), self.old, self.old_scalars),
-                slot_values(b, self.new_inputs.get(b.id, {}), self.new, self.new_scalars),
-            )
-            if "spec" not in e.changes and a.op == b.op and a.spec is not None:
-                inferred_sizes(e.changes, a.op, a.spec)
-            if a.op == b.op:
-                ranks = (
-                    input_rank(a, self.old_inputs.get(a.id, {}), self.old),
-                    input_rank(b, self.new_inputs.get(b.id, {}), self.new),
-                )
-                counted_dims(e.changes, a.op, ranks)
 
 
 def _fold_inlining(entries: list[_Entry], by_name: dict[str, _Entry]) -> None:

@@ -15,14 +15,66 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, Protocol
 
+from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.model import Change
 from nnviz.diffing.records import ABSENT
 from nnviz.graph import Graph, Node
 from nnviz.values import Value
 
 SlotKind = Literal["tensor", "scalar", "optional", "constant"]
+
+
+class UnionEntry(Protocol):
+    """What `Plumbing.classify` reads and marks of an entry of the union graph being built."""
+
+    old_node: Node | None
+    new_node: Node | None
+    changes: dict[str, Change]
+    info: str | None
+
+
+class Plumbing:
+    """Marks scalar plumbing (see `nnviz.diffing.plumbing`): a scalar call's differences are
+    information; a tensor op compares the scalar slots by value."""
+
+    def __init__(
+        self,
+        old: Graph,
+        new: Graph,
+        old_inputs: dict[str, dict[str, str]],
+        new_inputs: dict[str, dict[str, str]],
+    ) -> None:
+        self.old, self.new = old, new
+        self.old_inputs, self.new_inputs = old_inputs, new_inputs
+        self.old_scalars, self.new_scalars = scalar_nodes(old), scalar_nodes(new)
+
+    def classify(self, e: UnionEntry) -> None:
+        """Mark `e` (an entry of the union graph being built) as plumbing or its slots."""
+        a, b = e.old_node, e.new_node
+        scalar_a = a is not None and a.id in self.old_scalars
+        scalar_b = b is not None and b.id in self.new_scalars
+        if (a is None) != (b is None) and is_optional_input(a or b):  # type: ignore[arg-type]
+            e.info = "input"
+        elif (a is None or scalar_a) and (b is None or scalar_b) and (scalar_a or scalar_b):
+            e.info = "plumbing"
+            for key, change in e.changes.items():
+                e.changes[key] = dataclasses.replace(change, info="plumbing")
+        elif a is not None and b is not None and not scalar_a and not scalar_b and e.changes:
+            classify_slots(
+                e.changes,
+                slot_values(a, self.old_inputs.get(a.id, {}), self.old, self.old_scalars),
+                slot_values(b, self.new_inputs.get(b.id, {}), self.new, self.new_scalars),
+            )
+            if "spec" not in e.changes and a.op == b.op and a.spec is not None:
+                inferred_sizes(e.changes, a.op, a.spec)
+            if a.op == b.op:
+                ranks = (
+                    input_rank(a, self.old_inputs.get(a.id, {}), self.old),
+                    input_rank(b, self.new_inputs.get(b.id, {}), self.new),
+                )
+                counted_dims(e.changes, a.op, ranks)
 
 
 def slot_values(
