@@ -302,8 +302,9 @@ def _leftovers(old: Graph, new: Graph, olds: list[str], news: set[str]) -> dict[
     for width in (3, 2):  # (name, shape, class), then (name, shape)
         groups: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
         for side, keys in enumerate(left):
-            for key in keys:
-                groups.setdefault(owners[side][key][:width], ([], []))[side].append(key)
+            for key in keys:  # a scalar (num_batches_tracked) says nothing about identity
+                if owners[side][key][1]:
+                    groups.setdefault(owners[side][key][:width], ([], []))[side].append(key)
         for a, b in groups.values():
             if len(a) == len(b):
                 pairs.update(zip(a, b, strict=True))
