@@ -77,7 +77,7 @@ CASES: dict[str, tuple[list[str], str]] = {
         "cannot write afile/out.pdf: a file is in the way of its folder",
     ),
     "output_is_a_folder": (["good.json", "-o", "folder.json"], "'folder.json' is a directory"),
-    "unknown_extension": (["good.json", "-o", "r.txt"], "unknown output format '.txt'"),
+    "unknown_extension": (["good.json", "-o", "r.xyz"], "unknown output format '.xyz'"),
     "unreadable_snapshot": (["folder.json"], "folder.json: cannot read (Is a directory)"),
     "missing_snapshot": (["missing.json"], "missing.json: cannot read (No such file"),
     "corrupt_snapshot": (["corrupt.json"], "corrupt.json: not valid JSON"),

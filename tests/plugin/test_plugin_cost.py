@@ -72,7 +72,7 @@ def test_ten_percent_more_compute_fails_under_macs_5_and_a_rename_passes(
 def test_a_budget_fails_with_the_figure(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         models=MODEL,
-        test_budget="from models import Net\n\n"
+        test_max_macs="from models import Net\n\n"
         "def test_net(nnviz_snapshot):\n"
         "    nnviz_snapshot(Net(), inputs='image32', max_macs=200_000)\n",
     )
