@@ -393,14 +393,14 @@ class Graph:
 
     def _repr_svg_(self) -> str:
         """Inline display in Jupyter: the drawing at the default depth (2), as SVG."""
-        from nnviz.render.output import svg  # lazy: the graph floor never needs graphviz
+        from nnviz.render.notebook import svg  # lazy: the graph floor never needs graphviz
 
         return svg(self)
 
     def _repr_html_(self) -> str | None:
         """Inline display in Jupyter: the interactive page (expand, search, details) in a
         sandboxed frame; None for a graph too large to inline, which then shows as SVG."""
-        from nnviz.render.output import notebook_html  # lazy, like _repr_svg_
+        from nnviz.render.notebook import notebook_html  # lazy, like _repr_svg_
 
         return notebook_html(self)
 

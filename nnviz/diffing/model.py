@@ -270,7 +270,7 @@ class GraphDiff:
     def _repr_html_(self) -> str | None:
         """Inline display in Jupyter: the interactive diff page (changelog links, statuses,
         folding) in a sandboxed frame; None when too large to inline."""
-        from nnviz.render.output import notebook_html  # lazy: rendering sits two floors up
+        from nnviz.render.notebook import notebook_html  # lazy: rendering sits two floors up
 
         return notebook_html(self)
 

@@ -98,30 +98,3 @@ def draw_diff(
     result = render(to_dot(shown, style, paint), path, engine, dpi=style.dpi)
     assert isinstance(result, Path)
     return result
-
-
-INLINE_LIMIT = 4_000_000
-"""Largest interactive page (characters) Jupyter shows inline; a bigger one (a graph of several
-thousand ops) would make the notebook sluggish to open and save, so it shows the SVG instead."""
-
-
-def notebook_html(obj: Graph | GraphDiff) -> str | None:
-    """The interactive page of a Graph (default depth) or a GraphDiff (default context) in a
-    sandboxed frame for Jupyter; None when larger than `INLINE_LIMIT`."""
-    from nnviz.render import html, htmlview
-
-    style = make_style(None)
-    if isinstance(obj, Graph):
-        view = htmlview.model_view(obj, style, depth=2)
-    else:
-        view = htmlview.diff_view(obj, style, context=3)
-    page = html.page(view)
-    return html.frame(page) if len(page) <= INLINE_LIMIT else None
-
-
-def svg(graph: Graph, style: StyleLike = None, *, depth: int = 2, engine: str | None = None) -> str:
-    """The SVG text of `graph` collapsed to `depth` (what Jupyter shows inline)."""
-    style = make_style(style)
-    data = render(to_dot(shown_graph(graph, style, depth=depth), style), "svg", engine)
-    assert isinstance(data, bytes)
-    return data.decode("utf-8")

@@ -94,9 +94,9 @@ def test_jupyter_shows_the_page_in_a_frame_and_large_graphs_as_svg(
     frame = page.frame_locator("iframe")
     frame.locator("body[data-renders]").wait_for(timeout=chromium.TIMEOUT_MS)
     assert frame.locator("#canvas g.node").count() == 17 and errors == []
-    from nnviz.render import output
+    from nnviz.render import notebook
 
-    monkeypatch.setattr(output, "INLINE_LIMIT", 1000)
+    monkeypatch.setattr(notebook, "INLINE_LIMIT", 1000)
     bundle = resnet18._repr_mimebundle_()
     assert "text/html" not in bundle and bundle["image/svg+xml"].lstrip().startswith("<?xml")
 

@@ -41,8 +41,8 @@ FLOORS = {
 # The sanctioned upward imports, each lazy inside one method: Jupyter display (Graph._repr_svg_,
 # Graph._repr_html_, GraphDiff._repr_html_) draws the value.
 ALLOWED_UPWARD = {
-    ("nnviz.graph", "nnviz.render.output"),
-    ("nnviz.diffing.model", "nnviz.render.output"),
+    ("nnviz.graph", "nnviz.render.notebook"),
+    ("nnviz.diffing.model", "nnviz.render.notebook"),
 }
 
 
