@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 
 class Recording(Protocol):
@@ -135,38 +135,38 @@ def _with_ops(cls: type, base: type) -> type:
     return cls
 
 
-class TracedInt(int, Traced):
+class _TracedNumber(Traced):
+    """A number produced by a recorded call, behaving as its `BASE` (int or float) does, with
+    every arithmetic and comparison operator recorded (`_with_ops`)."""
+
+    BASE: ClassVar[Any]  # int or float (Any: mypy cannot type a base chosen per subclass)
+
+    def __new__(cls, value: Any, ref: Any) -> Any:
+        obj = cls.BASE.__new__(cls, value)
+        obj.ref = ref
+        return obj
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _with_ops(cls, cls.BASE)
+
+    def plain_value(self) -> Any:
+        return self.BASE(self)
+
+    def __repr__(self) -> str:
+        return str(self.BASE.__repr__(self))
+
+
+class TracedInt(_TracedNumber, int):
     """An `int` produced by a recorded call (`x.size(0)`, `h // p`)."""
 
-    def __new__(cls, value: int, ref: Any) -> TracedInt:
-        obj = super().__new__(cls, value)
-        obj.ref = ref
-        return obj
-
-    def plain_value(self) -> int:
-        return int(self)
-
-    def __repr__(self) -> str:
-        return int.__repr__(self)
+    BASE = int
 
 
-class TracedFloat(float, Traced):
+class TracedFloat(_TracedNumber, float):
     """A `float` produced by a recorded call (`h / 2`)."""
 
-    def __new__(cls, value: float, ref: Any) -> TracedFloat:
-        obj = super().__new__(cls, value)
-        obj.ref = ref
-        return obj
-
-    def plain_value(self) -> float:
-        return float(self)
-
-    def __repr__(self) -> str:
-        return float.__repr__(self)
-
-
-_with_ops(TracedInt, int)
-_with_ops(TracedFloat, float)
+    BASE = float
 
 
 class TracedTuple(tuple, Traced):  # type: ignore[type-arg]
