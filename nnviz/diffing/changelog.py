@@ -19,7 +19,6 @@ here reads text back: every line is made from records.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,6 @@ from typing import Any
 from nnviz.diffing import document, entries
 from nnviz.diffing.blocks import chart
 from nnviz.diffing.entries import Index, field_change, title
-from nnviz.diffing.exportability import ExportChange
 from nnviz.diffing.palette import PALETTE
 from nnviz.diffing.records import (
     ABSENT,
@@ -474,9 +472,7 @@ _ANSI = {"+": "32", "-": "31", "~": "33", "→": "34", " ": "2"}
 
 def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
     """The records of a diff document (read: format, version and entries checked)."""
-    doc = document.read(doc)
-    log = entries.changelog_of(doc, verbose)
-    return dataclasses.replace(log, export=ExportChange.from_dict(doc.get("export")))
+    return entries.changelog_of(document.read(doc), verbose)
 
 
 def changelog(doc: Doc, verbose: bool = False, colour: bool = False) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from nnviz.diffing import checkpoint
 from nnviz.diffing.cost import CostDiff, EntryCost
 from nnviz.diffing.document import STATUSES, fold_root
+from nnviz.diffing.exportability import ExportChange
 from nnviz.diffing.folding import (
     arrange_followers,
     inside_summary,
@@ -146,6 +147,7 @@ def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
         checkpoint=checkpoint.of_document(doc),
         verbose=verbose,
         cost=CostDiff.from_dict(doc.get("cost")),
+        export=ExportChange.from_dict(doc.get("export")),
     )
 
 

@@ -205,16 +205,25 @@ class GraphDiff:
 
     def to_dict(self) -> dict[str, Any]:
         """The `nnviz-diff` document (see docs/diff-format.md), with its changelog's records."""
-        doc = self._document()
-        log = changelog_of(doc)
+        log = self.changelog()
+        doc = dict(self._document())
         doc["summary"] = {**log.tally, **doc["summary"]}  # the counts its renderings show
         return doc | {"changelog": to_json(log)}
 
     def changelog(self, verbose: bool = False) -> Changelog:
         """The changelog's records (`nnviz.diffing.records`), which every rendering renders."""
-        return changelog_of(self._document(), verbose)
+        return self._changelog if not verbose else changelog_of(self._document(), verbose)
+
+    @functools.cached_property
+    def _changelog(self) -> Changelog:
+        return changelog_of(self._document())
 
     def _document(self) -> dict[str, Any]:
+        """The document without its changelog, built once (renderings read it, never change it)."""
+        return self._doc
+
+    @functools.cached_property
+    def _doc(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "version": VERSION,
