@@ -123,6 +123,8 @@ class Module:
         """This module's own `state_dict()` entries by local name: parameters, then persistent
         buffers, each by name (as a snapshot stores them), with their shapes, then
         `_extra_state` (no shape)."""
+        if not (self.parameters or self.buffers or self.extra_state):
+            return {}  # most modules of a large model (containers, activations): no sort, no copy
         keys: dict[str, tuple[int, ...] | None] = {
             **dict(sorted(self.parameters.items())),
             **dict(sorted(self.buffers.items())),

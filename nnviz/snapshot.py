@@ -16,22 +16,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from nnviz import untrusted
 from nnviz.errors import SnapshotError
 from nnviz.fs import atomic_write
-from nnviz.graph import (
-    MODULE_FROZEN,
-    NODE_FROZEN,
-    NODE_KINDS,
-    Edge,
-    Graph,
-    Module,
-    Node,
-    assemble,
-    gc_paused,
-)
+from nnviz.graph import NODE_KINDS, Edge, Graph, Module, Node, gc_paused
 
 FORMAT = "nnviz-graph"
 VERSION = 4
@@ -201,136 +192,152 @@ def _plain_graph(doc: Mapping[str, Any]) -> Graph | None:
     meta, sections = doc.get("meta", {}), [doc.get(k) for k in ("modules", "nodes", "edges")]
     if not doc.keys() <= _TOP or not isinstance(meta, dict):
         return None
-    if not all(isinstance(section, list) for section in sections):
+    if not all(type(section) is list for section in sections):
         return None
     if doc.get("version") != VERSION:
         return None  # older versions are marked as migrated by the schema path
-    modules, nodes, edges = sections
-    assert isinstance(modules, list) and isinstance(nodes, list) and isinstance(edges, list)
+    modules, nodes, edges = (
+        _records(section, make) for section, make in zip(sections, _MAKERS, strict=True)
+    )
+    if modules is None or nodes is None or edges is None:
+        return None
+    return Graph(nodes=nodes, edges=edges, modules=modules, meta=meta)
+
+
+# Each maker checks one record of a document (exact JSON types, as `json.loads` returns them) and
+# builds it in the same pass, or returns None. Records are made as `assemble` makes them (no
+# `__init__`, no `__post_init__` copies: the JSON's own dicts become the read-only mappings, which
+# nobody else holds), absent or empty mappings sharing one empty read-only mapping: two thirds of
+# building a 100,000-node graph. `tests/unit/test_snapshot.py` holds them equal to the constructors.
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_NONE: dict[str, Any] = {}  # the default of an absent mapping (read, never written)
+_NO_LIST: list[str] = []
+
+
+def _records(items: Any, make: Any) -> list[Any] | None:
+    out = []
+    for item in items:
+        record = make(item)
+        if record is None:
+            return None
+        out.append(record)
+    return out
+
+
+def _module(m: Any, new: Any = object.__new__, frozen: Any = MappingProxyType) -> Module | None:
+    if type(m) is not dict or not m.keys() <= _MODULE:
+        return None
+    get = m.get
+    path, cls, params, bases = get("path"), get("class"), get("params", 0), get("bases", _NO_LIST)
+    hparams, ties, dtypes = get("hparams", _NONE), get("ties", _NONE), get("dtypes", _NONE)
+    parameters, buffers = get("parameters", _NONE), get("buffers", _NONE)
+    extra_state = get("extra_state", False)
     if not (
-        all(_plain_module(m) for m in modules)
-        and all(_plain_node(n) for n in nodes)
-        and all(_plain_edge(e) for e in edges)
+        type(path) is str
+        and type(cls) is str
+        and type(params) is int
+        and params >= 0
+        and type(hparams) is dict
+        and type(extra_state) is bool
     ):
         return None
-    return Graph(
-        nodes=[
-            assemble(
-                Node,
-                {
-                    "id": n["id"],
-                    "kind": n["kind"],
-                    "op": n["op"],
-                    "scope": n.get("scope", ""),
-                    "module": n.get("module"),
-                    "args": n.get("args", {}),
-                    "spec": n.get("spec"),
-                    "meta": n.get("meta", {}),
-                    "cost": n.get("cost"),
-                },
-                NODE_FROZEN,
-            )
-            for n in nodes
-        ],
-        edges=[
-            assemble(
-                Edge,
-                {"source": e["source"], "target": e["target"], "slots": tuple(e.get("slots", ()))},
-            )
-            for e in edges
-        ],
-        modules=[
-            assemble(
-                Module,
-                {
-                    "path": m["path"],
-                    "cls": m["class"],
-                    "params": m.get("params", 0),
-                    "hparams": m.get("hparams", {}),
-                    "parameters": {k: tuple(v) for k, v in m.get("parameters", {}).items()},
-                    "bases": tuple(m.get("bases", ())),
-                    "ties": m.get("ties", {}),
-                    "buffers": {k: tuple(v) for k, v in m.get("buffers", {}).items()},
-                    "dtypes": m.get("dtypes", {}),
-                    "extra_state": m.get("extra_state", False),
-                },
-                MODULE_FROZEN,
-            )
-            for m in modules
-        ],
-        meta=meta,
+    # the mappings most modules lack (activations, containers), checked only when present
+    if not (
+        (parameters is _NONE or _shapes(parameters))
+        and (buffers is _NONE or _shapes(buffers))
+        and (bases is _NO_LIST or (type(bases) is list and all(type(b) is str for b in bases)))
+        and (ties is _NONE or _strings(ties))
+        and (dtypes is _NONE or _strings(dtypes))
+    ):
+        return None
+    record: Module = new(Module)
+    record.__dict__.update(
+        path=path,
+        cls=cls,
+        params=params,
+        hparams=frozen(hparams) if hparams else _EMPTY,
+        parameters=frozen({k: tuple(v) for k, v in parameters.items()}) if parameters else _EMPTY,
+        bases=tuple(bases),
+        ties=frozen(ties) if ties else _EMPTY,
+        buffers=frozen({k: tuple(v) for k, v in buffers.items()}) if buffers else _EMPTY,
+        dtypes=frozen(dtypes) if dtypes else _EMPTY,
+        extra_state=extra_state,
     )
-
-
-def _is(value: Any, kind: type) -> bool:
-    return type(value) is kind
-
-
-def _plain_module(m: Any) -> bool:
-    return (
-        _is(m, dict)
-        and m.keys() <= _MODULE
-        and _is(m.get("path"), str)
-        and _is(m.get("class"), str)
-        and _is(m.get("params", 0), int)
-        and m.get("params", 0) >= 0
-        and _is(m.get("hparams", {}), dict)
-        and all(_shapes(m.get(key, {})) for key in ("parameters", "buffers"))
-        and _is(m.get("bases", []), list)
-        and all(_is(base, str) for base in m.get("bases", []))
-        and _is(m.get("ties", {}), dict)
-        and all(_is(tie, str) for tie in m.get("ties", {}).values())
-        and _is(m.get("dtypes", {}), dict)
-        and all(_is(dtype, str) for dtype in m.get("dtypes", {}).values())
-        and _is(m.get("extra_state", False), bool)
-    )
+    return record
 
 
 def _shapes(value: Any) -> bool:
-    return _is(value, dict) and all(
-        _is(shape, list) and all(_is(d, int) for d in shape) for shape in value.values()
+    return type(value) is dict and all(
+        type(shape) is list and all(type(d) is int for d in shape) for shape in value.values()
     )
 
 
-def _plain_node(n: Any) -> bool:
+def _strings(value: Any) -> bool:
+    return type(value) is dict and all(type(v) is str for v in value.values())
+
+
+def _node(n: Any, new: Any = object.__new__, frozen: Any = MappingProxyType) -> Node | None:
     if type(n) is not dict or not n.keys() <= _NODE:
-        return False
-    module, cost = n.get("module"), n.get("cost")
-    return (
-        type(n.get("id")) is str
-        and n["id"] != ""
-        and n.get("kind") in NODE_KINDS
-        and type(n.get("op")) is str
-        and type(n.get("scope", "")) is str
+        return None
+    get = n.get
+    node_id, kind, op, scope = get("id"), get("kind"), get("op"), get("scope", "")
+    module, args, meta, cost = get("module"), get("args", _NONE), get("meta", _NONE), get("cost")
+    if not (
+        type(node_id) is str
+        and node_id != ""
+        and kind in NODE_KINDS
+        and type(op) is str
+        and type(scope) is str
         and (module is None or type(module) is str)
-        and type(n.get("args", {})) is dict
-        and type(n.get("meta", {})) is dict
+        and type(args) is dict
+        and type(meta) is dict
         and (cost is None or _plain_cost(cost))
+    ):
+        return None
+    record: Node = new(Node)
+    record.__dict__.update(
+        id=node_id,
+        kind=kind,
+        op=op,
+        scope=scope,
+        module=module,
+        args=frozen(args) if args else _EMPTY,
+        spec=get("spec"),
+        meta=frozen(meta) if meta else _EMPTY,
+        cost=None if cost is None else frozen(cost),
     )
+    return record
 
 
 def _plain_cost(cost: Any) -> bool:
-    if not _is(cost, dict):
+    if type(cost) is not dict:
         return False
-    uncounted = cost.get("uncounted", {})
+    uncounted = cost.get("uncounted", _NONE)
     return (
         cost.keys() <= {"macs", "out_bytes", "uncounted"}
-        and all(_is(cost.get(k, 0), int) and cost.get(k, 0) >= 0 for k in ("macs", "out_bytes"))
-        and _is(uncounted, dict)
-        and all(_is(n, int) and n > 0 for n in uncounted.values())
+        and all(type(n := cost.get(k, 0)) is int and n >= 0 for k in ("macs", "out_bytes"))
+        and type(uncounted) is dict
+        and all(type(n) is int and n > 0 for n in uncounted.values())
     )
 
 
-def _plain_edge(e: Any) -> bool:
+def _edge(e: Any, new: Any = object.__new__) -> Edge | None:
     if type(e) is not dict or not e.keys() <= _EDGE:
-        return False
-    slots = e.get("slots", [])
-    return (
-        type(e.get("source")) is str
-        and type(e.get("target")) is str
+        return None
+    source, target, slots = e.get("source"), e.get("target"), e.get("slots", _NO_LIST)
+    if not (
+        type(source) is str
+        and type(target) is str
         and type(slots) is list
         and all(type(slot) is str for slot in slots)
-    )
+    ):
+        return None
+    record: Edge = new(Edge)
+    record.__dict__.update(source=source, target=target, slots=tuple(slots))
+    return record
+
+
+_MAKERS = (_module, _node, _edge)
 
 
 def load(path: str | os.PathLike[str]) -> Graph:

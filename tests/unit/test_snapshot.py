@@ -130,6 +130,59 @@ def test_damaged_documents_fail_with_a_snapshot_error_only(
         assert snapshot.loads(snapshot.dumps(graph)) == graph
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    section=st.sampled_from(["modules", "nodes", "edges"]),
+    key=st.sampled_from(["id", "kind", "op", "scope", "module", "args", "meta", "path", "class"])
+    | st.sampled_from(["params", "hparams", "parameters", "bases", "ties", "buffers", "dtypes"])
+    | st.sampled_from(["extra_state", "source", "target", "slots"]),
+    junk=_json,
+)
+def test_the_fast_reader_accepts_only_what_the_schema_accepts(
+    small_doc: dict, section: str, key: str, junk: object
+) -> None:
+    """`_plain_graph` (no pydantic) gives the schema's graph, or None to let the schema decide."""
+    doc = json.loads(json.dumps(small_doc))
+    doc[section][-1][key] = junk
+    try:
+        fast = snapshot._plain_graph(doc)
+    except ValueError:  # a graph that cannot be (an edge to no node): both refuse it
+        with pytest.raises(SnapshotError):
+            snapshot._validated_graph(doc, "snapshot")
+        return
+    if fast is not None:
+        assert fast == snapshot._validated_graph(doc, "snapshot")
+
+
+def test_the_fast_reader_makes_the_constructors_records(tmp_path: Path) -> None:
+    """Every field of a loaded record is set (none left to a class default), equal to what the
+    constructor makes, and read-only where the constructor makes it so."""
+    cost = {"macs": 4, "out_bytes": 16, "uncounted": {"my_op": 2}}
+    full = Module(
+        "fc", "x.Linear", 6, {"in_features": 2}, {"weight": (3, 2)}, ("torch.nn.Linear",),
+        {"bias": "other.bias"}, {"running": (3,)}, {"weight": "float32"}, True,
+    )  # fmt: skip
+    g = Graph(
+        [
+            Node("input:x", "input", "x"),
+            Node("fc", "module", "x.Linear", "", "fc", {"0": 1}, {"$tuple": [2]}, {"a": 1}, cost),
+        ],
+        [Edge("input:x", "fc", ("0",))],
+        [Module("", "m.M", 6), full],
+        {"name": "full"},
+    )
+    loaded = snapshot.loads(snapshot.dumps(g))
+    pairs = [
+        *zip(g.nodes, loaded.nodes, strict=True),
+        *zip(g.modules.values(), loaded.modules.values(), strict=True),
+    ]
+    for made, read in pairs:
+        assert vars(read).keys() == vars(made).keys()
+        assert read == made
+        for name, value in vars(read).items():
+            assert type(value) is type(vars(made)[name]), name
+
+
 @pytest.fixture(scope="module")
 def small_doc() -> dict:
     g = Graph(
