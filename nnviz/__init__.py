@@ -132,19 +132,14 @@ def trace(
     import functools
     from pathlib import Path
 
-    from nnviz import models
-    from nnviz.tracers.budget import limited, parse_size
-    from nnviz.tracers.inputs import from_object
+    from nnviz import models, preflight
+    from nnviz.tracers.budget import limited
 
-    limit = parse_size(memory_limit)  # a malformed limit fails before anything is built
-
-    parsed = None if inputs is None else from_object(inputs)
-    label = name or (
-        models.parse_spec(str(model)).name
-        if isinstance(model, (str, Path))
-        else type(model).__name__
+    # Every malformed argument fails here, before torch is imported or anything built.
+    checked = preflight.check(
+        model, inputs=inputs, memory_limit=memory_limit, tracer=tracer, name=name
     )
-    _tracing.check_tracer(tracer, label, parsed is not None)  # before anything heavy is built
+    parsed = checked.inputs
     rebuild: Callable[[], nn.Module] | None = None
     example = None
     if isinstance(model, (str, Path)):
@@ -161,7 +156,7 @@ def trace(
 
             example = example_input(spec.target)
 
-    with limited(limit):
+    with limited(checked.memory_limit):
         return _tracing.trace(
             model,
             name or type(model).__name__,
@@ -193,8 +188,12 @@ def diff(
     """
     import warnings
 
+    from nnviz import preflight
     from nnviz.diffing.build import diff as graph_diff
 
+    for side in (old, new):  # both sides checked before either is traced
+        if not isinstance(side, Graph):
+            preflight.check(side, inputs=inputs)
     graphs = [_graph(side, inputs) for side in (old, new)]
     result = graph_diff(graphs[0], graphs[1], ignore=tuple(ignore), strict=strict)
     tracers = [g.meta.get("tracer") for g in graphs]
@@ -271,36 +270,82 @@ def draw(
     obj: Any,
     path: str | Path,
     *,
-    depth: int = 2,
+    depth: int | None = None,
     collapse: tuple[str, ...] | list[str] = (),
     layer: str | None = None,
     style: Any = None,
     engine: str | None = None,
-    context: int = 3,
+    context: int | None = None,
 ) -> Path:
     """Draw a Graph, a GraphDiff, an nn.Module or a MODEL spec to `path`; return the path.
 
-    The extension picks the format: `.pdf .svg .png .dot .gv` (a drawing) or `.json` (the
-    snapshot of the graph, selected by `layer` but never collapsed). `layer` keeps one submodule,
-    `depth` collapses modules nested deeper (-1: fully expanded), `collapse` collapses the named
-    modules; `style` is a `nnviz.render.Style` or a dict of its keys; `engine` is `"embedded"`
-    (the Graphviz bundled with pygraphviz, the default) or `"system"` (`dot` on PATH). For a
-    GraphDiff, `context` is how many unchanged hops around each change stay visible.
-    """
-    import sys
-    from pathlib import Path
+    The extension picks the format: `.pdf .svg .png .dot .gv` (a drawing), `.html` (the
+    interactive page), `.txt` (a graph's table of modules) or `.json` (a graph's snapshot,
+    selected by `layer` but never collapsed; a diff's document). `style` is a
+    `nnviz.render.Style` or a dict of its keys; `engine` is `"embedded"` (the Graphviz bundled
+    with pygraphviz, the default) or `"system"` (`dot` on PATH).
 
+    For a graph, `layer` keeps one submodule, `depth` collapses modules nested deeper (default
+    2; -1: fully expanded), `collapse` collapses the named modules. For a GraphDiff, `context`
+    is how many unchanged hops around each change stay visible (default 3); the folding around
+    the changes decides what is expanded, so `depth`, `collapse` and `layer` are refused with a
+    `RenderError` rather than ignored, as `context` is for a graph.
+
+    The output path, the style and a MODEL spec are checked before anything is traced or drawn
+    (`nnviz.preflight`): a bad one raises its `NNVizError` at once and writes nothing.
+    """
+    import os
+
+    from nnviz import preflight
     from nnviz.render.output import draw_diff, draw_graph
 
-    if isinstance(obj, Graph):
-        graph = obj
-    elif isinstance(obj, (str, Path)) or _is_module(obj, sys.modules.get("torch")):
-        graph = trace(obj)
-    else:
-        return draw_diff(obj, path, context=context, style=style, engine=engine)
-    return draw_graph(
-        graph, path, depth=depth, collapse=collapse, layer=layer, style=style, engine=engine
+    is_spec = isinstance(obj, (str, os.PathLike))
+    is_graph = _is_graph(obj, is_spec, depth=depth, collapse=collapse, layer=layer, context=context)
+    checked = preflight.check(
+        obj if is_spec else None,
+        outputs=[path],
+        style=style,
+        depth=depth if is_graph else None,
+        diff=not is_graph,
     )
+    if not is_graph:
+        context = 3 if context is None else context
+        return draw_diff(obj, path, context=context, style=checked.style, engine=engine)
+    return draw_graph(
+        obj if isinstance(obj, Graph) else trace(obj),
+        path,
+        depth=2 if depth is None else depth,
+        collapse=collapse,
+        layer=layer,
+        style=checked.style,
+        engine=engine,
+    )
+
+
+def _is_graph(obj: Any, is_spec: bool, **given: Any) -> bool:
+    """Whether `draw` draws `obj` as a graph (a Graph, a module, a spec) or as a GraphDiff; a
+    `RenderError` for anything else, and for a keyword given that its drawing cannot honour."""
+    import sys
+
+    is_graph = isinstance(obj, Graph) or is_spec or _is_module(obj, sys.modules.get("torch"))
+    diffing = sys.modules.get("nnviz.diffing.model")  # not loaded: obj is no GraphDiff
+    if not is_graph and (diffing is None or not isinstance(obj, diffing.GraphDiff)):
+        raise RenderError(
+            f"cannot draw a {type(obj).__name__}: give a Graph, a GraphDiff, an nn.Module or "
+            "a MODEL spec"
+        )
+    if is_graph:
+        named = ["context"] if given["context"] is not None else []
+        reason = "context applies to a diff drawing only (the unchanged hops kept around changes)"
+    else:
+        named = [key for key in ("depth", "collapse", "layer") if given[key] not in (None, (), [])]
+        reason = (
+            "depth, collapse and layer shape a graph drawing; a diff drawing folds what the "
+            "changes leave untouched (context= sets how many unchanged hops stay)"
+        )
+    if named:
+        raise RenderError(f"cannot draw a {type(obj).__name__} with {', '.join(named)}: {reason}")
+    return is_graph
 
 
 def _is_module(obj: Any, torch: Any) -> bool:

@@ -36,7 +36,8 @@ class StyleError(NNVizError):
 
 
 class RenderError(NNVizError):
-    """Graphviz failed, or the output format is unknown."""
+    """Graphviz failed, the output format is unknown, or `nnviz.draw` was given a keyword the
+    drawing cannot honour (`depth` for a diff, `context` for a graph)."""
 
 
 class SelectionError(NNVizError):

@@ -116,6 +116,12 @@ def _unique(items: Iterable[str]) -> list[str]:
 # --- collapse --------------------------------------------------------------------------------
 
 
+def check_depth(depth: int) -> None:
+    """`SelectionError` unless `depth` is -1 (fully expanded) or 1 or more."""
+    if depth != -1 and depth < 1:
+        raise SelectionError(f"depth {depth}: use -1 (fully expanded) or a depth of 1 or more")
+
+
 def collapse_depth(graph: Graph, depth: int) -> Graph:
     """Collapse every module nested deeper than `depth` levels (counted from the drawn root:
     the model, or the layer `select` kept) into one node per module at that depth.
@@ -123,10 +129,9 @@ def collapse_depth(graph: Graph, depth: int) -> Graph:
     `-1` keeps everything expanded. Function calls count one level below their module, so with
     depth 2 resnet18 shows `layer1.0` as a node inside the `layer1` cluster.
     """
+    check_depth(depth)
     if depth == -1:
         return graph
-    if depth < 1:
-        raise SelectionError(f"depth {depth}: use -1 (fully expanded) or a depth of 1 or more")
     base = path_depth(str(graph.meta.get("layer") or ""))
     limit = base + depth
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from nnviz.cli import options
 from nnviz.cli.shell import (
     SNAPSHOT_SUFFIX,
     cli,
@@ -26,14 +27,11 @@ if TYPE_CHECKING:
 @cli.command("diff")
 @click.argument("old")
 @click.argument("new")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(dir_okay=False),
-    help="Also draw the highlighted union graph here (.pdf .svg .png .dot .gv): added green, "
+@options.out(
+    "Also draw the highlighted union graph here (.pdf .svg .png .dot .gv): added green, "
     "removed red and dashed, changed orange, renamed blue, unchanged grey, e.g. -o diff.pdf; "
     "-o diff.html writes the interactive page (changelog links, expand, search); "
-    "a .json path gets the diff document instead.",
+    "a .json path gets the diff document instead."
 )
 @click.option(
     "-f",
@@ -60,14 +58,7 @@ if TYPE_CHECKING:
     help="Do not count changes of this field: spec, inputs, args, hparams, parameters, class, "
     "op, or one key such as hparams.eps (or just eps). Repeatable, e.g. --ignore spec.",
 )
-@click.option(
-    "-i",
-    "--input",
-    "inputs",
-    metavar="INPUT",
-    help="Trace MODEL arguments with this input (as for drawing) so that shapes are compared "
-    "too, e.g. -i default. Snapshots keep what they were traced with.",
-)
+@options.inputs
 @click.option(
     "--strict",
     is_flag=True,
@@ -89,7 +80,8 @@ if TYPE_CHECKING:
     "moved tensor, null for a key no longer used) so old checkpoints load into NEW; not written, "
     "with a warning saying why, when no map can mend the break, e.g. --key-map map.json.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
+@options.drawing
+@options.quiet
 @click.pass_context
 def diff_command(
     ctx: click.Context,
@@ -103,6 +95,8 @@ def diff_command(
     strict: bool,
     verbose: bool,
     key_map: str | None,
+    styles: tuple[str, ...],
+    engine: str | None,
     quiet: bool,
 ) -> None:
     """Compare two architectures and print what changed; exit 0 if identical, 1 if not.
@@ -113,7 +107,15 @@ def diff_command(
     """
     with one_line_errors(ctx), gc_paused():  # a short process: no cycle collection needed
         import nnviz
+        from nnviz import preflight
+        from nnviz.fs import check_writable
+        from nnviz.render.style import parse_style
 
+        style = parse_style(styles)  # everything checkable is checked before anything is traced
+        if out:
+            preflight.output(out, diff=True)
+        if key_map:
+            check_writable(key_map)
         for spec in (old, new):
             if not spec.endswith(SNAPSHOT_SUFFIX):
                 progress(quiet, f"tracing {spec} ...")
@@ -123,7 +125,7 @@ def diff_command(
             _write_key_map(result, key_map, quiet)
         if out:
             with graphviz_messages(quiet):
-                written = nnviz.draw(result, out, context=context)
+                written = nnviz.draw(result, out, context=context, style=style, engine=engine)
             progress(quiet, f"wrote {written}")
         if not quiet:
             if output_format == "json":

@@ -1,12 +1,18 @@
-"""`nnviz MODEL` / `nnviz draw MODEL`: load, trace and draw a model (or a snapshot)."""
+"""`nnviz MODEL` / `nnviz draw MODEL`: load, trace and draw a model (or a snapshot).
+
+The command only parses: `nnviz.preflight` checks every argument before torch is imported,
+`nnviz.trace` traces, `nnviz.draw` writes the drawing and the `-j` snapshot.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from nnviz.cli import options
 from nnviz.cli.shell import (
     SNAPSHOT_SUFFIX,
     cli,
@@ -16,20 +22,19 @@ from nnviz.cli.shell import (
     warnings_as_lines,
 )
 from nnviz.errors import ModelBuildError, NNVizWarning
-from nnviz.fs import check_writable
 from nnviz.graph import gc_paused
 from nnviz.tracers import TRACERS
+
+if TYPE_CHECKING:
+    from nnviz.graph import Graph
 
 
 @cli.command("draw")
 @click.argument("model")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(dir_okay=False),
-    help="Output file; its extension picks the format (.pdf .svg .png .dot .gv .json, .html: "
+@options.out(
+    "Output file; its extension picks the format (.pdf .svg .png .dot .gv .json, .html: "
     "one interactive page that works offline, or .txt: a table of modules with output shape, "
-    "params, MACs and activations; - prints that table). Defaults to MODEL.pdf here.",
+    "params, MACs and activations; - prints that table). Defaults to MODEL.pdf here."
 )
 @click.option(
     "-j",
@@ -47,15 +52,7 @@ from nnviz.tracers import TRACERS
     metavar="KEY=VALUE",
     help="Constructor argument, a Python literal, e.g. -a num_classes=10. Repeatable.",
 )
-@click.option(
-    "-i",
-    "--input",
-    "inputs",
-    metavar="INPUT",
-    help="Trace with data so that every edge shows its shape: default, image<side>, "
-    "image<h>x<w>, tensor<d1>x<d2>...[:dtype], key:value;key:value, or a torch expression, "
-    "e.g. -i default, -i tensor1x16:int64, -i 'x:image64;y:tensor1x10'.",
-)
+@options.inputs
 @click.option(
     "--tracer",
     type=click.Choice(TRACERS),
@@ -90,23 +87,9 @@ from nnviz.tracers import TRACERS
     metavar="PREFIX",
     help="Collapse this module (dotted path) into one node, e.g. -c features. Repeatable.",
 )
-@click.option(
-    "-S",
-    "--style",
-    "styles",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Drawing style, e.g. -S rankdir=LR -S node_title_font_size=18. Repeatable; an "
-    "unknown key lists the valid ones.",
-)
+@options.drawing
 @click.option("-s", "--show", is_flag=True, help="Open the drawing with the default app.")
-@click.option(
-    "--engine",
-    type=click.Choice(["embedded", "system"]),
-    help="Graphviz to run: embedded (bundled with pygraphviz, the default) or system (`dot` "
-    "on PATH). Also NNVIZ_ENGINE.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@options.quiet
 @click.pass_context
 def draw_command(
     ctx: click.Context,
@@ -134,73 +117,78 @@ def draw_command(
     # a 20,000-node drawing's CPU); a trace keeps it (torch makes cycles).
     paused = gc_paused() if model.lower().endswith(SNAPSHOT_SUFFIX) else contextlib.nullcontext()
     with one_line_errors(ctx), paused:
-        import nnviz
-        from nnviz import models
-        from nnviz.render import engine as graphviz_engine
-        from nnviz.render.output import draw_graph
+        from nnviz import models, preflight
         from nnviz.render.style import parse_style
-        from nnviz.tracers.budget import parse_size
-        from nnviz.tracers.inputs import parse_inputs
 
-        # Everything checkable is checked before torch is imported (seconds) and the model traced.
-        spec = models.parse_spec(model)
-        args = models.parse_arguments(arguments)
-        to_stdout = out == "-"
-        target = (
-            Path(out) if out and not to_stdout else Path(_default_name(spec.title(args), layer))
-        )
-        target = target.with_suffix(".txt") if to_stdout else target
-        if not out:
-            target = target.with_suffix(".pdf")
-        graphviz_engine.format_of(target)
+        spec, args = models.parse_spec(model), models.parse_arguments(arguments)
+        target = _target(out, spec.title(args), layer)
+        beside = [target.with_suffix(SNAPSHOT_SUFFIX)] if dump_json else []
         style = parse_style(styles)
-        if inputs is not None:
-            parse_inputs(inputs)
-        parse_size(memory_limit)
-        for path in (target, target.with_suffix(SNAPSHOT_SUFFIX)) if dump_json else (target,):
-            if not (to_stdout and path == target):
-                check_writable(path)
-        if spec.kind == "torchvision":
-            models.check_torchvision_name(spec.target)
+        preflight.check(
+            model,
+            outputs=[*([] if out == "-" else [target]), *beside],
+            style=style,
+            depth=depth,
+            inputs=inputs,
+            memory_limit=memory_limit,
+            tracer=tracer,
+        )
         progress(quiet, f"tracing {model} ...")
         with warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
-            try:
-                graph = nnviz.trace(
-                    model, args=args, inputs=inputs, tracer=tracer, memory_limit=memory_limit
-                )
-            except ModelBuildError as exc:
-                raise ModelBuildError(f"{exc}{models.read_as_strings(arguments)}") from None
-        if to_stdout:
+            graph = _trace(model, arguments, inputs, tracer, memory_limit)
+        if out == "-":
             from nnviz import transform
             from nnviz.render.table import summary
 
             click.echo(summary(transform.select(graph, layer) if layer else graph, depth), nl=False)
             return
-        if target.suffix.lower() != SNAPSHOT_SUFFIX:
-            progress(quiet, f"laying out {len(graph)} nodes ...")
-        # Snapshots hold the full graph (or the -l selection): -d and -c only shape the picture.
-        with graphviz_messages(quiet):
-            written = [
-                draw_graph(
-                    graph,
-                    target,
-                    depth=depth,
-                    collapse=collapse,
-                    layer=layer,
-                    style=style,
-                    engine=engine,
-                )
-            ]
-        if dump_json and target.suffix.lower() != SNAPSHOT_SUFFIX:
-            json_path = target.with_suffix(SNAPSHOT_SUFFIX)
-            written.append(draw_graph(graph, json_path, layer=layer))
-        for path in written:
-            progress(quiet, f"wrote {path}")
+        drawing = {"depth": depth, "collapse": collapse, "style": style, "engine": engine}
+        written = _draw(graph, [target, *beside], layer, drawing, quiet)
         if show:
+            from nnviz.render import engine as graphviz_engine
+
             problem = graphviz_engine.open_with_default_app(written[0])
             if problem and not quiet:
                 click.echo(f"nnviz: {problem}", err=True)
 
 
-def _default_name(model_name: str, layer: str | None) -> str:
-    return f"{model_name}_{layer.replace('.', '-')}" if layer else model_name
+def _target(out: str | None, title: str, layer: str | None) -> Path:
+    """The drawing's path: `-o`, else `MODEL.pdf` here (`MODEL_layer2-0.pdf` with `-l`); with
+    `-o -` (the table on stdout) the name a `-j` snapshot takes, `MODEL.txt`."""
+    if out and out != "-":
+        return Path(out)
+    name = f"{title}_{layer.replace('.', '-')}" if layer else title
+    return Path(name).with_suffix(".txt" if out == "-" else ".pdf")
+
+
+def _trace(
+    model: str, arguments: tuple[str, ...], inputs: str | None, tracer: str, limit: str | None
+) -> Graph:
+    """`nnviz.trace`; a constructor's refusal notes the `-a` values that were read as strings."""
+    import nnviz
+    from nnviz import models
+
+    args = models.parse_arguments(arguments)
+    try:
+        return nnviz.trace(model, args=args, inputs=inputs, tracer=tracer, memory_limit=limit)
+    except ModelBuildError as exc:
+        raise ModelBuildError(f"{exc}{models.read_as_strings(arguments)}") from None
+
+
+def _draw(
+    graph: Graph, paths: list[Path], layer: str | None, drawing: dict[str, Any], quiet: bool
+) -> list[Path]:
+    """The drawing at `paths[0]`, then the `-j` snapshot beside it (unless the drawing is that
+    snapshot), each through `nnviz.draw`; the paths written."""
+    import nnviz
+
+    target, *beside = paths
+    if target.suffix.lower() != SNAPSHOT_SUFFIX:
+        progress(quiet, f"laying out {len(graph)} nodes ...")
+    # Snapshots hold the full graph (or the -l selection): -d and -c only shape the picture.
+    with graphviz_messages(quiet):
+        written = [nnviz.draw(graph, target, layer=layer, **drawing)]
+    written += [nnviz.draw(graph, path, layer=layer) for path in beside if path != target]
+    for path in written:
+        progress(quiet, f"wrote {path}")
+    return written

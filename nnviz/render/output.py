@@ -68,13 +68,12 @@ def draw_diff(
     context: int = 3,
     style: Style | Mapping[str, Any] | None = None,
     engine: str | None = None,
-    **_: Any,
 ) -> Path:
     """Draw the highlighted union graph of `diff` to `path` (format by extension); return it.
 
-    A `.json` path gets the diff document (`GraphDiff.to_dict()`) instead of a drawing.
-    Other keyword arguments of `nnviz.draw` (`depth`, ...) do not apply to a diff and are
-    ignored: the folding around the changes decides what is expanded.
+    A `.json` path gets the diff document (`GraphDiff.to_dict()`) instead of a drawing. The
+    folding around the changes decides what is expanded (`context` hops of unchanged
+    neighbours stay), so there is no `depth`: `nnviz.draw` refuses one for a diff.
     """
     from nnviz.diffing.model import GraphDiff
     from nnviz.render import html, htmlview
