@@ -113,13 +113,39 @@ def _init_defaults(cls: type) -> dict[str, Any]:
         if klass is nn.Module or not issubclass(klass, nn.Module) or "__init__" not in vars(klass):
             continue
         try:
-            signature = inspect.signature(klass.__init__)
+            signature = inspect.signature(_unwrapped(klass.__init__))
         except (TypeError, ValueError):
             continue
         for name, param in signature.parameters.items():
             if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 names.setdefault(name, param.default)
     return names
+
+
+def _unwrapped(init: Callable[..., Any]) -> Callable[..., Any]:
+    """The constructor a decorator forwards to when it hides it behind `(*args, **kwargs)`
+    without `functools.wraps` (transformers 5's `use_kernelized_func` wraps an attention
+    class's `__init__` so): the `__init__` function its closure holds, else `init` itself."""
+    for _ in range(8):  # decorators stacked on one constructor; never a cycle
+        after_self = list(inspect.signature(init).parameters.values())[1:]
+        if not after_self or any(p.kind not in _FORWARDING for p in after_self):
+            return init
+        held = [_contents(cell) for cell in getattr(init, "__closure__", None) or ()]
+        inner = [f for f in held if inspect.isfunction(f) and f.__name__ == "__init__"]
+        if len(inner) != 1:
+            return init
+        init = inner[0]
+    return init
+
+
+_FORWARDING = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _contents(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a closure cell not filled yet
+        return None
 
 
 def bases(cls: type) -> tuple[str, ...]:

@@ -62,6 +62,36 @@ def test_module_tree_and_hyperparameters(resnet18: Graph) -> None:
     assert resnet18.node("layer2.0.conv1").scope == "layer2.0"
 
 
+def _kernelized(cls: type[nn.Module]) -> type[nn.Module]:
+    """A class decorator that wraps `__init__` as transformers 5's `use_kernelized_func` does:
+    `(self, *args, **kwargs)`, no `functools.wraps`."""
+    init = cls.__init__
+
+    def new_init(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+
+    cls.__init__ = new_init  # type: ignore[method-assign]
+    return cls
+
+
+@_kernelized
+class _Attention(nn.Module):
+    def __init__(self, width: int, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+def test_hyperparameters_behind_a_constructor_wrapper_are_recorded() -> None:
+    # transformers 5.25 wraps LlamaAttention.__init__ so; 4.57 did not: without unwrapping, every
+    # attention's `layer_idx` read as removed on the upgrade although the model keeps it
+    graph = nnviz.trace(_Attention(4, layer_idx=3))
+    assert dict(graph.modules[""].hparams) == {"layer_idx": 3}
+
+
 def test_torch_asserts_and_the_shape_checks_feeding_them_are_dropped() -> None:
     graph = traced("vit_b_16")
     ops = {node.op for node in graph}
