@@ -22,7 +22,7 @@ from nnviz.driftreport import PENDING
 from nnviz.errors import NNVizError
 from nnviz.graph import Graph
 from nnviz.policy import Policy, checkpoint_reasons
-from pytest_nnviz.asks import asked, trace_as_asked
+from pytest_nnviz.asks import Ask, asked, trace_as_asked
 from pytest_nnviz.engine import Check, artifact_stem, perform_check
 from pytest_nnviz.location import locate, relative
 from pytest_nnviz.session import SessionState, SnapshotResult
@@ -85,12 +85,33 @@ class NNVizSnapshot:
         __tracebackhide__ = True
         line = self._call_line()
         snapshot = self._claim(name)
+        policy, asks = self._asks(inputs, tracer, fail_on, exportable, max_macs)
+        graph, unmet = trace_as_asked(model, asks, depth, memory_limit)
+        if graph is None or unmet:
+            pytest.fail("\n".join(unmet), pytrace=False)
+        if max_macs is not None:
+            _budget(graph, max_macs)
+        check = self._check(graph, snapshot, ignore, any(a.kind == "export" for a in asks))
+        self._state.results.append(self._result(check, line, model))
+        return self._verdict(check, policy, graph)
+
+    # --- the steps of a call -----------------------------------------------------------------
+
+    def _asks(
+        self,
+        inputs: Any,
+        tracer: str | None,
+        fail_on: str | None,
+        exportable: bool | None,
+        max_macs: float | None,
+    ) -> tuple[Policy, tuple[Ask, ...]]:
+        """The call's policy and what it asks the trace to record (the ini options filled in)."""
+        __tracebackhide__ = True
         options = self._state.options
         try:
             policy = Policy.parse(fail_on if fail_on is not None else options.fail_on)
         except NNVizError as exc:
             pytest.fail(f"nnviz: {exc}", pytrace=False)
-        cost_asked = _cost_asked(fail_on, options.fail_on, policy, max_macs)
         asks = asked(
             inputs=inputs,
             tracer=tracer,
@@ -99,13 +120,16 @@ class NNVizSnapshot:
             checkpoint=policy.checkpoint,
             exportable=exportable,
             ini_exportable=options.exportable,
-            cost=cost_asked,
+            cost=_cost_asked(fail_on, options.fail_on, policy, max_macs),
         )
-        graph, unmet = trace_as_asked(model, asks, depth, memory_limit)
-        if graph is None or unmet:
-            pytest.fail("\n".join(unmet), pytrace=False)
-        if max_macs is not None:
-            _budget(graph, max_macs)
+        return policy, asks
+
+    def _check(
+        self, graph: Graph, snapshot: Path, ignore: tuple[str, ...] | list[str], exporting: bool
+    ) -> Check:
+        """Run the engine; fail when the stored snapshot cannot guard the asked exportability."""
+        __tracebackhide__ = True
+        options = self._state.options
         stem = artifact_stem(snapshot, options.rootdir, options.artifacts_dir)
         rules = (*options.ignore, *ignore)
         try:
@@ -114,15 +138,18 @@ class NNVizSnapshot:
             )
         except NNVizError as exc:  # an unknown ignore field: the user's line, not a traceback
             pytest.fail(f"nnviz: {exc}", pytrace=False)
-        exporting = any(a.kind == "export" for a in asks)
         if exporting and check.status == "passed" and _unrecorded_export(check.diff):
             pytest.fail(
-                f"nnviz: {self._state.options.relative(check.snapshot)} records no exportability, "
+                f"nnviz: {options.relative(check.snapshot)} records no exportability, "
                 f"so it cannot guard it; record it: pytest --nnviz-update "
                 f"{shlex.quote(self._rerun_id())}",
                 pytrace=False,
             )
-        self._state.results.append(self._result(check, line, model))
+        return check
+
+    def _verdict(self, check: Check, policy: Policy, graph: Graph) -> GraphDiff:
+        """Fail as the policy says, else the diff from the stored snapshot."""
+        __tracebackhide__ = True
         if check.status == "drifted" and check.diff is not None:
             reasons = policy.diff_reasons(check.diff.to_dict())
             if reasons:
@@ -130,15 +157,11 @@ class NNVizSnapshot:
             return check.diff  # the policy lets it pass; report.json keeps it for review
         if not check.ok:
             pytest.fail(self._message(check))
-        if policy.checkpoint and check.status == "passed" and check.diff is not None:
-            reasons = checkpoint_reasons(check.diff.to_dict())
-            if reasons:
-                fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
-                where = self._state.options.relative(check.snapshot)
-                pytest.fail(f"nnviz: {where}: {'; '.join(reasons)}\nRe-record it with: {fix}")
-        if policy.asks_cost and check.status == "passed" and check.diff is not None:
-            self._cost_known(check)  # the same architecture, but a cost term cannot compare
         if check.status == "passed" and check.diff is not None:
+            if policy.checkpoint:
+                self._checkpoint_loads(check)
+            if policy.asks_cost:
+                self._cost_known(check)  # the same architecture, but a cost term cannot compare
             return check.diff
         # Written just now: the stored snapshot is the current graph.
         return nnviz.diff(graph, graph)
@@ -231,6 +254,16 @@ class NNVizSnapshot:
             lines.append(f"Review it with: nnviz review {self._artifacts_shown()}")
         lines.append(f"Accept the change with: {fix}")
         return "\n".join(lines)
+
+    def _checkpoint_loads(self, check: Check) -> None:
+        """Fail when old checkpoints stop loading though the architecture is the same."""
+        __tracebackhide__ = True
+        assert check.diff is not None
+        reasons = checkpoint_reasons(check.diff.to_dict())
+        if reasons:
+            fix = f"pytest --nnviz-update {shlex.quote(self._rerun_id())}"
+            where = self._state.options.relative(check.snapshot)
+            pytest.fail(f"nnviz: {where}: {'; '.join(reasons)}\nRe-record it with: {fix}")
 
     def _cost_known(self, check: Check) -> None:
         """Fail when a policy's cost term cannot compare with the stored snapshot (one line)."""

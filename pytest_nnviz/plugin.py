@@ -28,97 +28,6 @@ STATE = pytest.StashKey[SessionState]()
 CONCLUSION = pytest.StashKey[Conclusion | None]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("nnviz", "nnviz architecture snapshots")
-    group.addoption(
-        "--nnviz-update",
-        action=_UpdateMode,
-        nargs="?",
-        metavar="all|new",
-        help="Write missing, changed and unreadable snapshots, delete unused ones, and pass; "
-        "--nnviz-update=new writes only missing snapshots. Without it nnviz writes no snapshot "
-        "(only the pending <test>.new.json beside each drift, for nnviz review/accept).",
-    )
-    group.addoption(
-        "--nnviz-artifacts",
-        metavar="DIR",
-        help="Folder for drift artifacts (diff drawings, new snapshots, report.json). "
-        "Default: the nnviz_artifacts ini option, else .nnviz-artifacts/ under the rootdir.",
-    )
-    group.addoption(
-        "--nnviz-warn-unused",
-        action="store_true",
-        help="Only report snapshot files no test used, instead of failing the session.",
-    )
-    group.addoption(
-        "--nnviz-shard",
-        action="store_true",
-        help="This session is one shard of a split suite (implied by pytest-split's --splits): "
-        "snapshot files its tests did not use are only recorded in report.json, never failed on "
-        "or deleted; `nnviz report merge` decides over all the shards.",
-    )
-    group.addoption(
-        "--nnviz-no-github",
-        action="store_true",
-        help="On GitHub Actions, do not print annotations or write the step summary (for a "
-        "later step, such as the nnviz action, that reports from report.json itself).",
-    )
-    parser.addini(
-        "nnviz_update",
-        "Update mode when --nnviz-update is not given: none (default) or new (write missing "
-        "snapshots). Ignored on CI (the CI environment variable is set): CI never writes "
-        "unless --nnviz-update is on the command line.",
-        default="none",
-    )
-    parser.addini(
-        "nnviz_ignore",
-        "Change fields no snapshot compares, as nnviz diff --ignore (e.g. spec, hparams.eps).",
-        type="linelist",
-        default=[],
-    )
-    parser.addini(
-        "nnviz_strict",
-        "Count information as drift too (scalar shape arithmetic, container attributes that "
-        "change nothing below them), as nnviz diff --strict.",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        "nnviz_inputs",
-        "Example inputs (an -i string, e.g. image64) for every nnviz_snapshot call that gives "
-        "no inputs=: tensor shapes become part of each snapshot, and a model that cannot run "
-        "on them fails its test.",
-        default="",
-    )
-    parser.addini(
-        "nnviz_tracer",
-        "The tracer every nnviz_snapshot call insists on unless it passes tracer=: auto "
-        "(default), fx, eager or export; a model that tracer cannot trace fails its test.",
-        default="auto",
-    )
-    parser.addini(
-        "nnviz_fail_on",
-        "Which drifts fail their test, as the Action's fail-on: any (default), or terms such as "
-        "checkpoint (only when old checkpoints stop loading even with the key map: renames "
-        "pass), macs>+5%, activations>+10% (a cost term needs inputs), removed, params>5%; a "
-        "drift that passes stays in report.json for review.",
-        default="any",
-    )
-    parser.addini(
-        "nnviz_exportable",
-        "Record in every snapshot whether torch.export succeeds on the example inputs (and if "
-        "not, the first reason and its file:line), unless a call passes exportable=: a PR that "
-        "makes the model no longer exportable then drifts.",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        "nnviz_artifacts",
-        "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
-        default=".nnviz-artifacts",
-    )
-
-
 UPDATE_MODES = ("all", "new")
 
 
@@ -127,6 +36,102 @@ class _UpdateMode(argparse.Action):
 
     def __call__(self, parser: Any, namespace: Any, value: Any, option: Any = None) -> None:
         setattr(namespace, self.dest, value or "all")
+
+
+FLAGS: dict[str, dict[str, Any]] = {
+    "--nnviz-update": {
+        "action": _UpdateMode,
+        "nargs": "?",
+        "metavar": "all|new",
+        "help": "Write missing, changed and unreadable snapshots, delete unused ones, and pass; "
+        "--nnviz-update=new writes only missing snapshots. Without it nnviz writes no snapshot "
+        "(only the pending <test>.new.json beside each drift, for nnviz review/accept).",
+    },
+    "--nnviz-artifacts": {
+        "metavar": "DIR",
+        "help": "Folder for drift artifacts (diff drawings, new snapshots, report.json). "
+        "Default: the nnviz_artifacts ini option, else .nnviz-artifacts/ under the rootdir.",
+    },
+    "--nnviz-warn-unused": {
+        "action": "store_true",
+        "help": "Only report snapshot files no test used, instead of failing the session.",
+    },
+    "--nnviz-shard": {
+        "action": "store_true",
+        "help": "This session is one shard of a split suite (implied by pytest-split's "
+        "--splits): snapshot files its tests did not use are only recorded in report.json, "
+        "never failed on or deleted; `nnviz report merge` decides over all the shards.",
+    },
+    "--nnviz-no-github": {
+        "action": "store_true",
+        "help": "On GitHub Actions, do not print annotations or write the step summary (for a "
+        "later step, such as the nnviz action, that reports from report.json itself).",
+    },
+}
+"""The command-line options of the `nnviz` group: flag → `addoption` settings."""
+
+INI: dict[str, tuple[str | None, object, str]] = {
+    "nnviz_update": (
+        None,
+        "none",
+        "Update mode when --nnviz-update is not given: none (default) or new (write missing "
+        "snapshots). Ignored on CI (the CI environment variable is set): CI never writes "
+        "unless --nnviz-update is on the command line.",
+    ),
+    "nnviz_ignore": (
+        "linelist",
+        [],
+        "Change fields no snapshot compares, as nnviz diff --ignore (e.g. spec, hparams.eps).",
+    ),
+    "nnviz_strict": (
+        "bool",
+        False,
+        "Count information as drift too (scalar shape arithmetic, container attributes that "
+        "change nothing below them), as nnviz diff --strict.",
+    ),
+    "nnviz_inputs": (
+        None,
+        "",
+        "Example inputs (an -i string, e.g. image64) for every nnviz_snapshot call that gives "
+        "no inputs=: tensor shapes become part of each snapshot, and a model that cannot run "
+        "on them fails its test.",
+    ),
+    "nnviz_tracer": (
+        None,
+        "auto",
+        "The tracer every nnviz_snapshot call insists on unless it passes tracer=: auto "
+        "(default), fx, eager or export; a model that tracer cannot trace fails its test.",
+    ),
+    "nnviz_fail_on": (
+        None,
+        "any",
+        "Which drifts fail their test, as the Action's fail-on: any (default), or terms such as "
+        "checkpoint (only when old checkpoints stop loading even with the key map: renames "
+        "pass), macs>+5%, activations>+10% (a cost term needs inputs), removed, params>5%; a "
+        "drift that passes stays in report.json for review.",
+    ),
+    "nnviz_exportable": (
+        "bool",
+        False,
+        "Record in every snapshot whether torch.export succeeds on the example inputs (and if "
+        "not, the first reason and its file:line), unless a call passes exportable=: a PR that "
+        "makes the model no longer exportable then drifts.",
+    ),
+    "nnviz_artifacts": (
+        None,
+        ".nnviz-artifacts",
+        "Folder for nnviz drift artifacts, relative to the rootdir (default .nnviz-artifacts).",
+    ),
+}
+"""The ini options: name → (type, default, help)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nnviz", "nnviz architecture snapshots")
+    for flag, settings in FLAGS.items():
+        group.addoption(flag, **settings)
+    for name, (kind, default, text) in INI.items():
+        parser.addini(name, text, type=kind, default=default)  # type: ignore[arg-type]
 
 
 @pytest.hookimpl(tryfirst=True)

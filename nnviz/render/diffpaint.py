@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from nnviz import transform
+from nnviz import collapsing, transform
 from nnviz.diffing.blocks import within
 from nnviz.diffing.changelog import describe_change, headline
 from nnviz.diffing.model import GraphDiff, NodeDiff
@@ -155,7 +155,7 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     # it); what it holds is all new or all gone (drawn, it made resnet18 -> 34 15,128 px tall).
     # A consequence (a shape, a rewired input) opens nothing: the context of its cause shows it.
     whole = _whole(diff, graph)
-    inner = {n.id for n in graph.nodes if _home(transform.owner(n), whole) in whole}
+    inner = {n.id for n in graph.nodes if _home(collapsing.owner(n), whole) in whole}
     changed = {e.name for e in diff.entries if e.flow and counts(diff, e) and not e.propagated}
     changed &= {n.id for n in graph.nodes}  # not those of blocks drawn once for several
     reached = set(changed | inner)  # hops are counted from the edge of an added module
@@ -174,7 +174,7 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     # only a change opens the modules around it; the context shows as the neighbouring
     # modules, each one node never merged into a run (an unchanged block beside an added one
     # is one node, not its insides: each opened block drew a dozen detailed boxes)
-    starts = [transform.owner(graph.node(node_id)) for node_id in changed - inner]
+    starts = [collapsing.owner(graph.node(node_id)) for node_id in changed - inner]
     for start in [*starts, *(parent_path(p) for p in modules | whole)]:
         path = start
         while path is not None and path not in busy:
@@ -184,7 +184,7 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     prefixes = [p for p in graph.modules if p and p not in busy and (parent_path(p) or "") in busy]
     folded = transform.collapse_prefixes(graph, prefixes) if prefixes else graph
     kept |= {
-        _home(transform.owner(graph.node(n)), set(prefixes)) or n for n in kept & set(graph.nx)
+        _home(collapsing.owner(graph.node(n)), set(prefixes)) or n for n in kept & set(graph.nx)
     }
     return _merge_runs(folded, set(prefixes), kept)
 
@@ -201,7 +201,7 @@ def carry(paint: Paint, before: Graph, after: Graph) -> Paint:
     def home(name: str) -> str:
         if name in shown or name not in before:
             return name
-        path = transform.owner(before.node(name)) or ""
+        path = collapsing.owner(before.node(name)) or ""
         return next((i for m, i in reversed(folded) if path == m or path.startswith(m + ".")), name)
 
     edges: dict[tuple[str, str], EdgePaint] = {}
@@ -268,7 +268,7 @@ def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
             out_nodes.append(node)
         elif node.id in runs:
             members = [graph.node(m) for m in runs[node.id]]
-            ops = sum(transform.ops_in(m) for m in members)
+            ops = sum(collapsing.ops_in(m) for m in members)
             out_nodes.append(
                 Node(
                     rename[node.id],

@@ -16,7 +16,7 @@ from typing import Any
 
 import graphviz
 
-from nnviz import costs, transform
+from nnviz import collapsing, costs, transform
 from nnviz.bookkeeping import folded_edge
 from nnviz.diffing.palette import PALETTE
 from nnviz.graph import Graph, Node, parent_path
@@ -380,7 +380,7 @@ class _Builder:
         while path and self.paint.repeats:
             repeat = self.paint.repeats.get(path)
             if repeat is not None:
-                count = transform.ops_in(node) // repeat.times
+                count = collapsing.ops_in(node) // repeat.times
                 return replace(node, meta={**node.meta, "collapsed": count})
             path = parent_path(path)
         return node

@@ -19,7 +19,7 @@ from typing import Any
 
 import graphviz
 
-from nnviz import costs, transform
+from nnviz import collapsing, costs
 from nnviz.diffing.changelog import listing, totals
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Graph, Node, parent_path, path_depth
@@ -156,10 +156,10 @@ def _pieces(
     """The nodes module `path` collapses into, as `transform` collapses it (per call, per
     connected part)."""
     result = []
-    for k, component in enumerate(transform.collapsed_pieces(graph, inside, index)):
+    for k, component in enumerate(collapsing.collapsed_pieces(graph, inside, index)):
         node_id = path if k == 0 else f"{path}:{k}"
         nodes = [graph.node(i) for i in component]
-        piece = transform.collapsed_node(graph, node_id, path, nodes)
+        piece = collapsing.collapsed_node(graph, node_id, path, nodes)
         result.append((piece, [index[i] for i in component]))
     return result
 

@@ -293,7 +293,7 @@ EXPERTS_COLOR = "#7a3e00"
 
 def skips_text(skips: Sequence[str]) -> str:
     """The mark of a collapsed block that hides residual connections (see
-    `nnviz.transform.skips`): `↻ residual: identity skip`, `skip via downsample`, `3 skips`."""
+    `nnviz.collapsing.skips`): `↻ residual: identity skip`, `skip via downsample`, `3 skips`."""
     if len(skips) > 1:
         return f"↻ residual: {len(skips)} skips"
     return (

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import networkx
 
-from nnviz import transform
+from nnviz import collapsing
 from nnviz.diffing.blocks import Siblings, prefixes, relative, repeated_changes
 from nnviz.diffing.model import GraphDiff
 from nnviz.graph import Edge, Graph, Module, Node
@@ -77,7 +77,7 @@ def _inside(graph: Graph, blocks: set[str]) -> dict[str, list[Node]]:
     """The nodes inside each of `blocks`, in graph order."""
     found: dict[str, list[Node]] = {block: [] for block in blocks}
     for node in graph.nodes:
-        path = transform.owner(node)
+        path = collapsing.owner(node)
         while path:
             if path in found:
                 found[path].append(node)

@@ -21,6 +21,7 @@ FLOORS = {
     "nnviz.snapshot": 2,
     "nnviz.snapshot_schema": 2,
     "nnviz.transform": 2,
+    "nnviz.collapsing": 2,
     "nnviz.costs": 2,
     "nnviz.bookkeeping": 2,
     "nnviz.experts": 2,
