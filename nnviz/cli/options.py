@@ -1,7 +1,8 @@
 """The click options more than one subcommand takes, each written once so that it reads, parses
 and behaves the same wherever it appears: `-o` (the output file; each command says what it
 writes there), `-i` (trace with data), `-S`/`--engine` (how a drawing looks and which Graphviz
-lays it out: `nnviz draw` and the drawing `nnviz diff -o` writes) and `-q`.
+lays it out: `nnviz draw` and the drawing `nnviz diff -o` writes), `-q`, and the pending
+changes `nnviz accept` and `nnviz reject` pick (`[DIR|REPORT] [TEST_ID]...`).
 
 Each is a decorator: `@options.inputs` adds `-i` as the `inputs` parameter.
 """
@@ -63,3 +64,10 @@ def quiet(command: F) -> F:
         is_flag=True,
         help="Print nothing but errors; the exit code still tells the result.",
     )(command)
+
+
+def pending(command: F) -> F:
+    """`[DIR|REPORT] [TEST_ID]...` as `target` and `test_ids`: the artifacts folder (or its
+    report.json, or left out) and the tests whose pending changes to take."""
+    command = click.argument("test_ids", nargs=-1, metavar="[TEST_ID]...")(command)
+    return click.argument("target", required=False, metavar="[DIR|REPORT]")(command)

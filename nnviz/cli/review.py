@@ -6,13 +6,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from nnviz.cli import options
 from nnviz.cli.shell import (
     cli,
     one_line_errors,
 )
+
+if TYPE_CHECKING:
+    from nnviz.review import Pending
 
 
 class _ReportGroup(click.Group):
@@ -172,18 +177,19 @@ def merge_command(ctx: click.Context, folders: tuple[str, ...], output: str) -> 
             click.echo(f"unused snapshots not judged: {'; '.join(merged.run.partial)}")
 
 
-def _artifacts_and_ids(target: str | None, test_ids: tuple[str, ...]) -> tuple[str, list[str]]:
-    """`nnviz accept test.py::t` takes a test id for the folder: the folder is optional."""
-    from nnviz.review import ARTIFACTS_DIR
+def _chosen(target: str | None, test_ids: tuple[str, ...]) -> tuple[str, list[Pending]]:
+    """The artifacts folder and the pending changes of the tests named (all when none is).
+    `nnviz accept test.py::t` takes a test id for the folder: the folder is optional."""
+    from nnviz import review
 
+    folder, ids = target or review.ARTIFACTS_DIR, list(test_ids)
     if target is not None and ("::" in target or not Path(target).exists()):
-        return ARTIFACTS_DIR, [target, *test_ids]
-    return target or ARTIFACTS_DIR, list(test_ids)
+        folder, ids = review.ARTIFACTS_DIR, [target, *test_ids]
+    return folder, review.select(review.load_pending(folder), ids)
 
 
 @cli.command("accept")
-@click.argument("target", required=False, metavar="[DIR|REPORT]")
-@click.argument("test_ids", nargs=-1, metavar="[TEST_ID]...")
+@options.pending
 @click.option(
     "--remove-unused",
     is_flag=True,
@@ -205,8 +211,7 @@ def accept_command(
     with one_line_errors(ctx):
         from nnviz import review
 
-        folder, ids = _artifacts_and_ids(target, test_ids)
-        chosen = review.select(review.load_pending(folder), ids)
+        folder, chosen = _chosen(target, test_ids)
         if remove_unused:
             for path in review.remove_unused(folder):
                 click.echo(f"removed unused {path}")
@@ -219,8 +224,7 @@ def accept_command(
 
 
 @cli.command("reject")
-@click.argument("target", required=False, metavar="[DIR|REPORT]")
-@click.argument("test_ids", nargs=-1, metavar="[TEST_ID]...")
+@options.pending
 @click.pass_context
 def reject_command(ctx: click.Context, target: str | None, test_ids: tuple[str, ...]) -> None:
     """Reject pending architecture changes: drop each drift's new snapshot, keep the stored one.
@@ -232,8 +236,7 @@ def reject_command(ctx: click.Context, target: str | None, test_ids: tuple[str, 
     with one_line_errors(ctx):
         from nnviz import review
 
-        folder, ids = _artifacts_and_ids(target, test_ids)
-        chosen = review.select(review.load_pending(folder), ids)
+        _, chosen = _chosen(target, test_ids)
         if not chosen:
             click.echo("nnviz: no pending changes")
             return
