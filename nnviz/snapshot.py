@@ -120,12 +120,20 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
 def loads(text: str | bytes, source: str = "snapshot") -> Graph:
     """Parse and validate snapshot text; raise `SnapshotError` with one clear line on any fault.
 
-    The text is untrusted: it is read within the limits of `nnviz.untrusted` (size, nesting,
-    string length, strict UTF-8) and nothing named in it is ever imported or executed.
+    The text is untrusted: it is read within the limits of `nnviz.untrusted` (size: see
+    `untrusted.snapshot_limit`; nesting, string length, strict UTF-8) and nothing named in it is
+    ever imported or executed.
     """
     with gc_paused():
         doc = untrusted.document(
-            text, source, SnapshotError, format=FORMAT, noun="graph snapshot", reads=READS
+            text,
+            source,
+            SnapshotError,
+            format=FORMAT,
+            noun="graph snapshot",
+            reads=READS,
+            max_bytes=untrusted.snapshot_limit(SnapshotError),
+            advice=untrusted.SNAPSHOT_ADVICE,
         )
         try:
             graph = _plain_graph(doc)
@@ -342,7 +350,11 @@ _MAKERS = (_module, _node, _edge)
 
 def load(path: str | os.PathLike[str]) -> Graph:
     """Read and validate the snapshot at `path`."""
-    return loads(untrusted.read_bytes(path, SnapshotError), source=str(path))
+    limit = untrusted.snapshot_limit(SnapshotError)
+    data = untrusted.read_bytes(
+        path, SnapshotError, max_bytes=limit, advice=untrusted.SNAPSHOT_ADVICE
+    )
+    return loads(data, source=str(path))
 
 
 def json_schema() -> dict[str, Any]:

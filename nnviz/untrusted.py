@@ -32,7 +32,21 @@ if TYPE_CHECKING:
 Schema = TypeVar("Schema", bound="BaseModel")
 
 MAX_BYTES = 32 * 1024 * 1024
-"""Largest snapshot read (32 MiB)."""
+"""Largest document read unless told otherwise (32 MiB); the least `snapshot_limit` gives."""
+MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
+"""The most `snapshot_limit` gives unless `SNAPSHOT_LIMIT_ENV` says otherwise (1 GiB: about 3.5
+million nodes of bench/huge.py's model)."""
+SNAPSHOT_LIMIT_ENV = "NNVIZ_MAX_SNAPSHOT"
+"""The environment variable that sets the snapshot limit (`NNVIZ_MAX_SNAPSHOT=2GB`)."""
+NOT_OURS = "it is not a document nnviz wrote"
+SNAPSHOT_ADVICE = (
+    f"it is not a snapshot nnviz wrote, or a graph larger than this machine reads by default: "
+    f"if you trust it, set {SNAPSHOT_LIMIT_ENV} to its size (e.g. {SNAPSHOT_LIMIT_ENV}=2GB)"
+)
+LOAD_FACTOR = 32
+"""Bytes of memory to have per byte of snapshot: a loaded snapshot takes about 13 times its size
+(the 28.7 MB, 100,000-node one of bench/huge.py: 351 MB), and a diff holds two (775 MB at peak
+for two of them)."""
 MAX_REPORT_BYTES = 128 * 1024 * 1024
 """Largest drift report read (128 MiB): it carries one diff per drifting test, and the diff of two
 large models (resnet18 against resnet152) is about 170 kB."""
@@ -47,24 +61,52 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def read_bytes(
-    path: str | os.PathLike[str], error: type[NNVizError], *, max_bytes: int = MAX_BYTES
+    path: str | os.PathLike[str],
+    error: type[NNVizError],
+    *,
+    max_bytes: int = MAX_BYTES,
+    advice: str = NOT_OURS,
 ) -> bytes:
-    """The bytes of `path`; `error` if it cannot be read or is larger than `max_bytes`."""
+    """The bytes of `path`; `error` if it cannot be read or is larger than `max_bytes` (the
+    message ends with `advice`)."""
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > max_bytes:
-                raise error(_too_large(str(path), size, max_bytes))
+                raise error(_too_large(str(path), size, max_bytes, advice))
             data = handle.read(max_bytes + 1)  # a pipe or special file has no size up front
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
     if len(data) > max_bytes:
-        raise error(_too_large(str(path), None, max_bytes))
+        raise error(_too_large(str(path), None, max_bytes, advice))
     return data
 
 
+def snapshot_limit(error: type[NNVizError]) -> int:
+    """The largest snapshot read: `NNVIZ_MAX_SNAPSHOT` (a size: `512MB`, `2GiB`) when set, else
+    what this machine can hold (its available memory over `LOAD_FACTOR`), at least `MAX_BYTES`
+    and at most `MAX_SNAPSHOT_BYTES`. A hostile file can so never take more memory than the
+    machine has, and a real graph of millions of nodes still loads where it fits."""
+    from nnviz.sizes import available, parse_size
+
+    setting = os.environ.get(SNAPSHOT_LIMIT_ENV, "").strip()
+    if setting:
+        try:
+            return parse_size(setting, what=SNAPSHOT_LIMIT_ENV) or 0
+        except NNVizError as exc:
+            raise error(str(exc)) from None
+    free = available()
+    fits = MAX_BYTES if free is None else free // LOAD_FACTOR
+    return min(max(fits, MAX_BYTES), MAX_SNAPSHOT_BYTES)
+
+
 def parse(
-    data: str | bytes, source: str, error: type[NNVizError], *, max_bytes: int = MAX_BYTES
+    data: str | bytes,
+    source: str,
+    error: type[NNVizError],
+    *,
+    max_bytes: int = MAX_BYTES,
+    advice: str = NOT_OURS,
 ) -> Any:
     """Parse a JSON document within the limits above; raise `error` with one line on any fault."""
     if isinstance(data, str):
@@ -75,7 +117,7 @@ def parse(
     else:
         raw = bytes(data)
     if len(raw) > max_bytes:
-        raise error(_too_large(source, len(raw), max_bytes))
+        raise error(_too_large(source, len(raw), max_bytes, advice))
     if raw.startswith(_BOM):
         raise error(
             f"{source}: starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without a BOM"
@@ -143,10 +185,14 @@ def document(
     noun: str,
     reads: tuple[int, ...],
     max_bytes: int = MAX_BYTES,
+    advice: str = NOT_OURS,
 ) -> Mapping[str, Any]:
     """The parsed document once its format and version are known to be readable (the checks of
     `read_document` before the schema's)."""
-    doc = data if isinstance(data, Mapping) else parse(data, source, error, max_bytes=max_bytes)
+    if isinstance(data, Mapping):
+        doc: Any = data
+    else:
+        doc = parse(data, source, error, max_bytes=max_bytes, advice=advice)
     if not isinstance(doc, Mapping) or doc.get("format") != format:
         raise error(f'{source}: not an nnviz {noun} (no "format": "{format}")')
     version = doc.get("version")
@@ -199,12 +245,9 @@ def _check_shape(doc: Any, source: str, error: type[NNVizError]) -> None:
         level = below
 
 
-def _too_large(source: str, size: int | None, limit: int) -> str:
+def _too_large(source: str, size: int | None, limit: int, advice: str) -> str:
     shown = f"{size / 1024 / 1024:.1f} MiB" if size is not None else "larger than the limit"
-    return (
-        f"{source}: too large ({shown}; the limit is {limit // 1024 // 1024} MiB); "
-        f"it is not a document nnviz wrote"
-    )
+    return f"{source}: too large ({shown}; the limit is {limit / 1024 / 1024:.0f} MiB); {advice}"
 
 
 def _too_deep(source: str) -> str:

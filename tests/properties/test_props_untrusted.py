@@ -111,7 +111,10 @@ def test_a_valid_surrogate_pair_is_text() -> None:
     assert snapshot.loads(json.dumps(doc)).name == "\U0001f600"
 
 
-def test_a_50_mb_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+def test_a_50_mb_file_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(untrusted.SNAPSHOT_LIMIT_ENV, "32MiB")  # what a 1 GB machine reads
     big = tmp_path / "big.json"
     with big.open("wb") as handle:
         handle.write(b'{"format": "nnviz-graph", "meta": {"x": "')
@@ -121,15 +124,54 @@ def test_a_50_mb_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     message = _refusal_of_path(big)
     assert time.perf_counter() - start < 1.0
     assert message == (
-        f"{big}: too large (50.0 MiB; the limit is 32 MiB); it is not a document nnviz wrote"
+        f"{big}: too large (50.0 MiB; the limit is 32 MiB); it is not a snapshot nnviz wrote, "
+        "or a graph larger than this machine reads by default: if you trust it, set "
+        "NNVIZ_MAX_SNAPSHOT to its size (e.g. NNVIZ_MAX_SNAPSHOT=2GB)"
     )
     with pytest.raises(DriftReportError, match="holds a string of 52,428,800 characters"):
         DriftReport.load(big)  # a drift report may be larger (one diff per drift): read, refused
     with pytest.raises(DriftReportError, match=r"too large \(200\.0 MiB; the limit is 128 MiB\)"):
         DriftReport.loads(b" " * (200 * 1024 * 1024))
-    result = run_nnviz(str(big), "-o", str(tmp_path / "big.svg"))
+    result = run_nnviz(str(big), "-o", str(tmp_path / "big.svg"))  # the limit set above
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"nnviz: error: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("free", "limit"),
+    [
+        (None, 32 * 2**20),  # unknown: the floor
+        (2 * 2**30, 64 * 2**20),  # a small CI runner: 1/32 of what is free
+        (16 * 2**30, 512 * 2**20),
+        (512 * 2**30, 2**30),  # a large server: the ceiling
+        (2**20, 32 * 2**20),  # almost nothing free: still the floor
+    ],
+)
+def test_the_snapshot_limit_scales_with_the_memory_available(
+    free: int | None, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded snapshot takes ~13 times its size and a diff holds two: the limit is what this
+    machine can hold (MemAvailable / 32), never under 32 MiB, never over 1 GiB by default."""
+    monkeypatch.delenv(untrusted.SNAPSHOT_LIMIT_ENV, raising=False)
+    monkeypatch.setattr("nnviz.sizes.available", lambda: free)
+    assert untrusted.snapshot_limit(SnapshotError) == limit
+
+
+def test_nnviz_max_snapshot_sets_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = nnviz.save(_small(), tmp_path / "small.json")
+    size = path.stat().st_size
+    monkeypatch.setenv(untrusted.SNAPSHOT_LIMIT_ENV, str(size - 1))
+    assert "too large" in _refusal_of_path(path)
+    with pytest.raises(SnapshotError, match="too large"):
+        snapshot.loads(path.read_text())
+    monkeypatch.setenv(untrusted.SNAPSHOT_LIMIT_ENV, str(size))
+    assert nnviz.load(path) == _small()
+    monkeypatch.setenv(untrusted.SNAPSHOT_LIMIT_ENV, "3GB")  # above the default ceiling: allowed
+    assert untrusted.snapshot_limit(SnapshotError) == 3 * 10**9
+    monkeypatch.setenv(untrusted.SNAPSHOT_LIMIT_ENV, "lots")
+    assert _refusal_of_path(path) == (
+        "NNVIZ_MAX_SNAPSHOT 'lots': give a size such as 8GB, 512MiB or 1000000 (bytes)"
+    )
 
 
 def _refusal_of_path(path: Path) -> str:
