@@ -1,4 +1,6 @@
-"""Field comparison: which fields of a matched pair of modules or nodes differ, as `Change`s.
+"""Field comparison and policy: which fields of a matched pair of modules or nodes differ, as
+`Change`s, and what is done with them (`Policy`: `ignore` names dropped; between snapshots of
+two argument formats, what only the format explains is information).
 
 What defines the architecture: the op or module class, the module's hyperparameters and own
 parameter shapes, the constant arguments, the incoming connections (each argument slot's source,
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nnviz.diffing.model import Change
@@ -210,3 +212,36 @@ def across_formats(
 
 def _values(args: Mapping[str, Value]) -> list[str]:
     return sorted(json.dumps(v, sort_keys=True) for v in args.values())
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What becomes of a pair's field changes once they are found: between snapshots that record
+    call arguments differently (`positional_format`), `across_formats` applies, and tied
+    parameters (recorded since format 3) are information (`format`); then every change an
+    `ignore` name matches is dropped."""
+
+    ignore: tuple[str, ...]
+    formats_differ: bool
+
+    @classmethod
+    def of(cls, old: Graph, new: Graph, ignore: tuple[str, ...]) -> Policy:
+        return cls(ignore, positional_format(old) != positional_format(new))
+
+    def apply(
+        self,
+        changes: dict[str, Change],
+        a: Node | None,
+        b: Node | None,
+        a_inputs: Mapping[str, str],
+        b_inputs: Mapping[str, str],
+    ) -> None:
+        """Apply the policy to `changes`, the changes of nodes `a` and `b` (None where a side has
+        no node), whose slots read `a_inputs` and `b_inputs`."""
+        if self.formats_differ and a is not None and b is not None:
+            across_formats(changes, a, b, a_inputs, b_inputs)
+        if self.formats_differ:  # format 3 started recording tied parameters
+            for key in [k for k in changes if k.startswith("ties.")]:
+                changes[key] = replace(changes[key], info="format")
+        for key in [k for k in changes if ignored(k, self.ignore)]:
+            del changes[key]

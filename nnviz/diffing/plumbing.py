@@ -15,24 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Literal
 
 from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.model import Change
 from nnviz.diffing.records import ABSENT
+from nnviz.diffing.union import UnionEntry
 from nnviz.graph import Graph, Node
 from nnviz.values import Value
 
 SlotKind = Literal["tensor", "scalar", "optional", "constant"]
-
-
-class UnionEntry(Protocol):
-    """What `Plumbing.classify` reads and marks of an entry of the union graph being built."""
-
-    old_node: Node | None
-    new_node: Node | None
-    changes: dict[str, Change]
-    info: str | None
 
 
 class Plumbing:
