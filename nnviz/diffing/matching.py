@@ -33,16 +33,12 @@ Everything is deterministic: candidates are always visited in graph order.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.ops import op_of, same_op
+from nnviz.diffing.sides import FLOW_OPS, Candidates, Side, leaf_name
 from nnviz.graph import Graph, Node, parent_path
-
-_FLOW_OPS = ("function", "method")
 
 
 @dataclass
@@ -72,138 +68,44 @@ class Matching:
         return True
 
 
-class _Side:
-    """Indexes of one graph that the passes need: calls per module, nodes per scope, order."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self.nodes = graph.nodes
-        self.scalars = scalar_nodes(graph)  # a scalar read never pairs with a tensor op
-        self.by_id = {node.id: node for node in self.nodes}  # dict lookups beat networkx views
-        self.order = {node.id: i for i, node in enumerate(self.nodes)}
-        self.inputs: dict[str, dict[str, str]] = {}
-        for edge in graph.edges:
-            slots = self.inputs.setdefault(edge.target, {})
-            for slot in edge.slots:
-                slots[slot] = edge.source
-        self.calls: dict[str, list[str]] = {}
-        self.scoped: dict[str, list[str]] = {}
-        for node in self.nodes:
-            if node.kind == "module" and node.module is not None:
-                self.calls.setdefault(node.module, []).append(node.id)
-            elif node.kind in _FLOW_OPS:
-                self.scoped.setdefault(node.scope, []).append(node.id)
-        self._digests: dict[str, str] = {}
-        self._own_text: dict[str, str] = {}
-        self._call_text: dict[str, str] = {}
-
-    def subtree(self, path: str) -> Iterator[str]:
-        """Module paths of `path`'s subtree in tree order (pre-order)."""
-        stack = [path]
-        while stack:
-            current = stack.pop()
-            yield current
-            stack.extend(reversed([m.path for m in self.graph.children(current)]))
-
-    def subtree_nodes(self, modules: list[str]) -> list[str]:
-        """Flow nodes that live in the given modules (calls and scoped ops), in trace order."""
-        ids = [i for m in modules for i in (*self.calls.get(m, ()), *self.scoped.get(m, ()))]
-        return sorted(ids, key=self.order.__getitem__)
-
-    def digest(self, path: str) -> str:
-        """A name-free structural fingerprint of the module subtree at `path`."""
-        cached = self._digests.get(path)
-        if cached is not None:
-            return cached
-        modules = list(self.subtree(path))
-        local = {m: i for i, m in enumerate(modules)}
-        nodes = self.subtree_nodes(modules)
-        position = {n: i for i, n in enumerate(nodes)}
-        parts: list[str] = []
-        for m in modules:
-            parent = parent_path(m)
-            parts.append(f"{local.get(parent, -1) if parent is not None else -1}|{self._own(m)}")
-        for n in nodes:
-            node = self.by_id[n]
-            inputs = sorted(
-                (slot, position.get(edge.source, -1))
-                for edge in self.graph.in_edges(n)
-                for slot in edge.slots
-            )
-            where = local.get(node.module or "", -1) if node.kind == "module" else ""
-            parts.append(f"{where}|{self._call(n)}|{inputs}")
-        value = hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
-        self._digests[path] = value
-        return value
-
-    def _own(self, path: str) -> str:
-        """A module's class, hyperparameters and parameter shapes (computed once per module:
-        every ancestor's digest repeats it)."""
-        text = self._own_text.get(path)
-        if text is None:
-            mod = self.graph.modules[path]
-            shapes = sorted((k, list(v)) for k, v in mod.parameters.items())
-            text = _canonical([mod.cls, dict(mod.hparams), shapes])
-            self._own_text[path] = text
-        return text
-
-    def _call(self, node_id: str) -> str:
-        """A node's kind, op (not for module calls: the module says it) and constants."""
-        text = self._call_text.get(node_id)
-        if text is None:
-            node = self.by_id[node_id]
-            op = "" if node.kind == "module" else op_of(node)  # `F.relu` is `x.relu()`
-            text = _canonical([op, dict(node.args)])
-            self._call_text[node_id] = text
-        return text
-
-
-def _name(path: str) -> str:
-    return path.rsplit(".", 1)[-1]
-
-
-def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def match(old: Graph, new: Graph) -> Matching:
     """Pair up the modules and nodes of `old` and `new`: each of `PASSES` in turn (see the
     module docstring)."""
     m = Matching()
-    a, b = _Side(old), _Side(new)
+    a, b = Side(old), Side(new)
     for one in PASSES:
         one.run(m, a, b)
     return m
 
 
-def _by_id(m: Matching, a: _Side, b: _Side) -> None:
+def _by_id(m: Matching, a: Side, b: Side) -> None:
     for path, module in a.graph.modules.items():
         other = b.graph.modules.get(path)
         if other is not None and other.cls == module.cls:
             m.pair_modules(path, path)
     for node in a.nodes:
         twin = b.by_id.get(node.id)
-        same = twin is not None and same_op(node, twin) and node.kind not in _FLOW_OPS
+        same = twin is not None and same_op(node, twin) and node.kind not in FLOW_OPS
         if same and (node.kind != "module" or node.module in m.modules):
             m.pair_nodes(node.id, node.id)
 
 
-def _modules_by_path(m: Matching, a: _Side, b: _Side) -> None:
+def _modules_by_path(m: Matching, a: Side, b: Side) -> None:
     for path in a.graph.modules:
         if path not in m.modules and path in b.graph.modules and path not in m.modules_back:
             m.pair_modules(path, path)
 
 
-def _inlined(m: Matching, a: _Side, b: _Side) -> None:
+def _inlined(m: Matching, a: Side, b: Side) -> None:
     _pair_inlined(m, a, b)
     _pair_inlined(_Mirror(m), b, a)
 
 
-def _nodes_by_id(m: Matching, a: _Side, b: _Side) -> None:
+def _nodes_by_id(m: Matching, a: Side, b: Side) -> None:
     for node in a.nodes:
         if node.id in m.nodes or node.id not in b.by_id or node.id in m.nodes_back:
             continue
-        if node.kind in _FLOW_OPS or b.by_id[node.id].kind in _FLOW_OPS:
+        if node.kind in FLOW_OPS or b.by_id[node.id].kind in FLOW_OPS:
             continue
         twin = b.by_id[node.id]
         kinds = {node.kind, twin.kind}
@@ -214,57 +116,13 @@ def _nodes_by_id(m: Matching, a: _Side, b: _Side) -> None:
             m.pair_nodes(node.id, node.id)
 
 
-class _Pool:
-    """Old candidate paths in tree order; matched ones at the front are dropped once."""
-
-    __slots__ = ("items", "start")
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-        self.start = 0
-
-    def live(self, m: Matching, limit: int = 1) -> list[str]:
-        """Up to `limit` unmatched candidates, in order."""
-        while self.start < len(self.items) and self.items[self.start] in m.modules:
-            self.start += 1
-        out: list[str] = []
-        i = self.start
-        while i < len(self.items) and len(out) < limit:
-            if self.items[i] not in m.modules:
-                out.append(self.items[i])
-            i += 1
-        return out
-
-
-class _Candidates:
-    """Unmatched old modules by digest, and by digest with name and/or parent, so that choosing
-    a counterpart never scans every module with the same digest."""
-
-    def __init__(self) -> None:
-        self.pools: dict[tuple[str, ...], _Pool] = {}
-
-    def add(self, digest: str, path: str) -> None:
-        name, parent = _name(path), parent_path(path) or ""
-        for key in ((digest,), (digest, "n", name), (digest, "p", parent), (digest, name, parent)):
-            self.pools.setdefault(key, _Pool()).items.append(path)
-
-    def first(self, m: Matching, *key: str) -> str | None:
-        pool = self.pools.get(key)
-        found = pool.live(m) if pool is not None else []
-        return found[0] if found else None
-
-    def count(self, m: Matching, digest: str, limit: int) -> int:
-        pool = self.pools.get((digest,))
-        return len(pool.live(m, limit)) if pool is not None else 0
-
-
-def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
+def _match_subtrees(m: Matching, a: Side, b: Side) -> None:
     """Containers pair with an equal digest anywhere. A leaf (a ReLU is like any other ReLU) only
     pairs beside its counterpart's siblings, or when it holds parameters and its digest is unique
     among the unmatched modules of both sides; else it is left to the later passes. Among several
     candidates the one with the same name under the counterpart of the same parent wins, then the
     same name, then the same parent, then the first in tree order."""
-    candidates = _Candidates()
+    candidates, taken = Candidates(), m.modules  # taken: the old modules paired so far
     for path in a.graph.modules:
         if path and path not in m.modules:
             candidates.add(a.digest(path), path)
@@ -277,12 +135,12 @@ def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
         if not b.graph.children(path):
             leaves.append(path)
             continue
-        d, name, up = b.digest(path), _name(path), _old_parent(m, path)
+        d, name, up = b.digest(path), leaf_name(path), _old_parent(m, path)
         old = (
-            (candidates.first(m, d, name, up) if up is not None else None)
-            or candidates.first(m, d, "n", name)
-            or (candidates.first(m, d, "p", up) if up is not None else None)
-            or candidates.first(m, d)
+            (candidates.first(taken, d, name, up) if up is not None else None)
+            or candidates.first(taken, d, "n", name)
+            or (candidates.first(taken, d, "p", up) if up is not None else None)
+            or candidates.first(taken, d)
         )
         if old is not None:
             _pair_subtree(m, a, b, old, path)
@@ -293,18 +151,18 @@ def _match_subtrees(m: Matching, a: _Side, b: _Side) -> None:
     for path in leaves:
         if path in m.modules_back:
             continue
-        d, name, up = b.digest(path), _name(path), _old_parent(m, path)
+        d, name, up = b.digest(path), leaf_name(path), _old_parent(m, path)
         sibling = None
         if up is not None:
-            sibling = candidates.first(m, d, name, up) or candidates.first(m, d, "p", up)
+            sibling = candidates.first(taken, d, name, up) or candidates.first(taken, d, "p", up)
         if sibling is not None:
             _pair_subtree(m, a, b, sibling, path)
         elif (
             new_counts[d] == 1
             and b.graph.modules[path].parameters
-            and candidates.count(m, d, 2) == 1
+            and candidates.count(taken, d, 2) == 1
         ):
-            only = candidates.first(m, d)
+            only = candidates.first(taken, d)
             assert only is not None
             _pair_subtree(m, a, b, only, path)
 
@@ -314,7 +172,7 @@ def _old_parent(m: Matching, path: str) -> str | None:
     return m.modules_back.get(parent_path(path) or "")
 
 
-def _pair_subtree(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
+def _pair_subtree(m: Matching, a: Side, b: Side, old: str, new: str) -> None:
     """Pair two subtrees with equal digests: modules in tree order, nodes in trace order."""
     olds, news = list(a.subtree(old)), list(b.subtree(new))
     for p, q in zip(olds, news, strict=False):
@@ -323,7 +181,7 @@ def _pair_subtree(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
         m.pair_nodes(i, j)
 
 
-def _match_containers(m: Matching, a: _Side, b: _Side) -> None:
+def _match_containers(m: Matching, a: Side, b: Side) -> None:
     old, new = a.graph, b.graph
     sizes: dict[str, int] = {}
     for p in reversed(list(old.modules)):  # children come after their parent in tree order
@@ -360,7 +218,7 @@ def _match_containers(m: Matching, a: _Side, b: _Side) -> None:
             _pair_by_relative_name(m, a, b, best, path)
 
 
-def _twin(m: Matching, a: _Side, b: _Side, old: str, new: str, descendant: str) -> bool:
+def _twin(m: Matching, a: Side, b: Side, old: str, new: str, descendant: str) -> bool:
     """Whether old container `old` has an unmatched module of the same class where `new` has
     `descendant`."""
     twin = _relocate(descendant, new, old)
@@ -378,14 +236,14 @@ def _relocate(path: str, base: str, other: str) -> str:
     return f"{other}.{rest}" if other else rest
 
 
-def _pair_by_relative_name(m: Matching, a: _Side, b: _Side, old: str, new: str) -> None:
+def _pair_by_relative_name(m: Matching, a: Side, b: Side, old: str, new: str) -> None:
     for q in list(b.subtree(new))[1:]:
         p = _relocate(q, new, old)
         if p in a.graph.modules and q not in m.modules_back:
             m.pair_modules(p, q)
 
 
-def _follow_modules(m: Matching, a: _Side, b: _Side) -> None:
+def _follow_modules(m: Matching, a: Side, b: Side) -> None:
     """Calls of paired modules pair in call order; ops in a renamed scope pair by relative id."""
     for p, q in list(m.modules.items()):
         for i, j in zip(a.calls.get(p, ()), b.calls.get(q, ()), strict=False):
@@ -399,7 +257,7 @@ class _Mirror(Matching):
         super().__init__(m.modules_back, m.nodes_back, m.modules, m.nodes)
 
 
-def _pair_inlined(m: Matching, a: _Side, b: _Side) -> None:
+def _pair_inlined(m: Matching, a: Side, b: Side) -> None:
     """A module called as one node on the old side and traced through on the new (a library's
     own subclass of a `torch.nn` layer) pairs its call with the functional it stands for inside
     (`BatchNorm2d` with `batch_norm`, `LayerNorm` with `layer_norm`, whatever the subclass calls
@@ -415,7 +273,7 @@ def _pair_inlined(m: Matching, a: _Side, b: _Side) -> None:
         exit_node, same = None, None
         for n in b.subtree_nodes(inside):
             node = b.by_id[n]
-            if node.kind not in _FLOW_OPS:
+            if node.kind not in FLOW_OPS:
                 continue
             if same is None and _stem(node.op) == stem:
                 same = n
@@ -438,7 +296,7 @@ def _home(node: Node) -> str:
     return node.module if node.kind == "module" and node.module is not None else node.scope
 
 
-def _old_scope(m: Matching, a: _Side, b: _Side, scope: str) -> str | None:
+def _old_scope(m: Matching, a: Side, b: Side, scope: str) -> str | None:
     """The old counterpart of a new scope: its paired module, or the same path when neither side
     has a module there (a snapshot may hold scopes without modules: they compare by path)."""
     if scope in m.modules_back:
@@ -448,14 +306,14 @@ def _old_scope(m: Matching, a: _Side, b: _Side, scope: str) -> str | None:
     return scope
 
 
-def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
+def _align_calls(m: Matching, a: Side, b: Side) -> None:
     """Function and method calls pair by what they are and where their data comes from, never
     by the counter in their ids: in new trace order (producers first), a call takes the
     unmatched old call of the same op, in the counterpart of its scope, that reads the most of
     its inputs' counterparts in the same argument slots; equal constants break ties, then old
     trace order. One inserted call thus leaves its neighbours' pairs alone."""
     for node in b.nodes:
-        if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
+        if node.kind not in FLOW_OPS or node.id in m.nodes_back:
             continue
         scope = _old_scope(m, a, b, node.scope)
         if scope is None:
@@ -482,7 +340,7 @@ def _align_calls(m: Matching, a: _Side, b: _Side) -> None:
             m.pair_nodes(best, node.id)
 
 
-def _align_leftovers(m: Matching, a: _Side, b: _Side) -> None:
+def _align_leftovers(m: Matching, a: Side, b: Side) -> None:
     """Calls still unpaired in a pair of scopes (their producers changed too) pair by op along
     the longest common subsequence of the two scopes' remaining calls."""
     for q, new_ids in b.scoped.items():
@@ -501,13 +359,13 @@ def _align_leftovers(m: Matching, a: _Side, b: _Side) -> None:
                 m.pair_nodes(olds[block.a + k], news[block.b + k])
 
 
-def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:
+def _match_by_inputs(m: Matching, a: Side, b: Side) -> None:
     """Calls fed by the same producers pair even when their op changed (`torch.relu` ->
     `torch.sigmoid`), but never a scalar read with a tensor op (`x.shape` with `x.transpose`)."""
     old, new = a.graph, b.graph
     old_scalars, new_scalars = a.scalars, b.scalars
     for node in b.nodes:
-        if node.kind not in _FLOW_OPS or node.id in m.nodes_back:
+        if node.kind not in FLOW_OPS or node.id in m.nodes_back:
             continue
         preds = new.predecessors(node.id)
         back = {m.nodes_back.get(p) for p in preds}
@@ -519,7 +377,7 @@ def _match_by_inputs(m: Matching, a: _Side, b: _Side) -> None:
             other = a.by_id[cand]
             if (
                 cand not in m.nodes
-                and other.kind in _FLOW_OPS
+                and other.kind in FLOW_OPS
                 and other.scope == scope
                 and set(old.predecessors(cand)) == back
                 and (cand in old_scalars) == (node.id in new_scalars)
@@ -533,7 +391,7 @@ class Pass:
     """One pass of `match`: its name (as the module docstring lists it) and what it runs."""
 
     name: str
-    run: Callable[[Matching, _Side, _Side], None]
+    run: Callable[[Matching, Side, Side], None]
 
 
 PASSES: tuple[Pass, ...] = (
