@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from nnviz.costs import macs_text
 from nnviz.diffing import changelog as renderings
+from nnviz.diffing import mermaid
 from nnviz.diffing.cost import CostDiff
 from nnviz.diffing.records import Entry
 from nnviz.driftreport import (
@@ -385,7 +386,7 @@ def _drift_section(
 
 
 def _mermaid(drift: Drift) -> list[str]:
-    sketch = renderings.sketch(drift.diff)
+    sketch = mermaid.sketch(drift.diff)
     picture, edges = sketch.text.strip("\n"), sketch.edges
     if len(picture) <= MERMAID_CHARS and edges <= MERMAID_EDGES:
         return _fence("mermaid", picture)

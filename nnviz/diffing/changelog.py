@@ -1,5 +1,7 @@
-"""The one rendering module of a diff's changelog: text, markdown and Mermaid, all from the same
-records (`nnviz.diffing.entries.changelog_of(doc)`, see `nnviz.diffing.records`).
+"""The rendering module of a diff's changelog: text, markdown, the HTML page's list and the JSON
+`changelog` key, all from the same records (`nnviz.diffing.entries.changelog_of(doc)`, see
+`nnviz.diffing.records`), each fact worded by `nnviz.diffing.wording`; the markdown's Mermaid
+chart is drawn by `nnviz.diffing.mermaid`.
 
 Everything here works from the JSON document alone (`GraphDiff.to_dict()`, docs/diff-format.md),
 so tools that only hold JSON (the pytest plugin's report.json, `nnviz report`) print exactly what
@@ -10,7 +12,6 @@ so tools that only hold JSON (the pytest plugin's report.json, `nnviz report`) p
   identical diff is one line. `colour=True` adds ANSI colours for a terminal.
 - `markdown(doc)`: a summary table, the changelog and a Mermaid flowchart of the changed region,
   folded to stay well under GitHub's 65,536-character comment limit.
-- `mermaid(doc)`: that flowchart alone (at most `max_nodes` nodes).
 - `item_lines(item)`: one record's lines, for readers that place them (annotations).
 
 Each refuses (`NNVizError`) a document of another format or an unknown version. No function
@@ -19,17 +20,14 @@ here reads text back: every line is made from records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from nnviz.diffing import document, entries
-from nnviz.diffing.blocks import chart
-from nnviz.diffing.entries import Index, field_change, title
-from nnviz.diffing.palette import PALETTE
+from nnviz.diffing.mermaid import mermaid
 from nnviz.diffing.records import (
     ABSENT,
-    VARIES,
     Changelog,
     Entry,
     FieldChange,
@@ -39,15 +37,13 @@ from nnviz.diffing.records import (
     Orphans,
     Places,
     Shift,
-    Size,
 )
-from nnviz.values import format_value
+from nnviz.diffing.wording import counted, describe, inside_text, note_of, size_text
 
 Doc = Mapping[str, Any]
 _MAX_MARKDOWN_LINES = 400
 _MAX_MARKDOWN_CHARS = 30_000
 _MAX_MERMAID_CHARS = 25_000  # with the changelog's cap, a PR comment stays under 65,536
-_MAX_KINDS = 5
 _MAX_INFO_LINES = 10
 _FOLLOWER = "    ↳ "
 ORPHANS = "(downstream of no entry above: a reordering, or information)"
@@ -66,103 +62,7 @@ Line = tuple[str, str]
 """A line and its colour class: `+`, `-`, `~`, `→`, ` ` (folded, dim) or `` (none)."""
 
 
-def human(n: int) -> str:
-    """`2400000` -> `2.4M`, `9500` -> `9.5K`, `512` -> `512`."""
-    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= size:
-            return f"{n / size:.1f}".rstrip("0").rstrip(".") + unit
-    return str(n)
-
-
-def display(name: str) -> str:
-    return name if name else "(root)"
-
-
-def counted(kinds: tuple[tuple[str, int], ...] | Mapping[str, int]) -> str:
-    """`mul ×3, add ×2, pow`, the most frequent first, at most five kinds then `…`."""
-    items = kinds.items() if isinstance(kinds, Mapping) else kinds
-    ranked = sorted(items, key=lambda kv: -kv[1])
-    shown = [f"{k} ×{n}" if n > 1 else k for k, n in ranked[:_MAX_KINDS]]
-    return ", ".join(shown + (["…"] if len(ranked) > _MAX_KINDS else []))
-
-
 # --- one change, one entry ----------------------------------------------------------------------
-
-
-def _label(change: FieldChange) -> str:
-    key = change.key
-    field = change.field
-    rest = str(change.slot) if change.slot is not None else key.partition(".")[2]
-    if field in ("hparams", "parameters"):
-        return rest
-    if field == "inputs":  # `input 0` (a position), `input other` (a slot), `input` (the
-        return "input" if rest == "input" else f"input {rest}"  # slot named input)
-    if field == "args":
-        return f"arg {rest}"
-    return "output" if key == "spec" else f"{field}.{rest}" if rest else key
-
-
-def _value(change: FieldChange, value: Any, name: Callable[[str], str]) -> str:
-    if value is ABSENT:
-        return "(none)"
-    if isinstance(value, Places):
-        return name(value.single) if value.single is not None else str(value)
-    if change.key == "class":
-        return str(value).rsplit(".", 1)[-1]
-    if change.field == "inputs" or change.key in ("op", "kind"):
-        return str(value)
-    return format_value(value)
-
-
-def describe(change: FieldChange, name: Callable[[str], str] = str) -> str:
-    """`kernel_size (3, 3) → (5, 5)`; a class by its short name unless both are the same
-    (`class torch.nn.LayerNorm → timm.layers.norm.LayerNorm (a subclass; same settings)`).
-    `name` shows the node an input reads."""
-    old, new = _value(change, change.old, name), _value(change, change.new, name)
-    if change.key == "class" and old == new:
-        old, new = str(change.old), str(change.new)
-    note = _note(change)
-    return f"{_label(change)} {old} → {new}{f' ({note})' if note else ''}"
-
-
-def describe_change(key: str, change: Mapping[str, Any]) -> str:
-    """`describe` of one change of the diff document (`Change.to_dict()`)."""
-    return describe(field_change(key, change))
-
-
-def _note(change: FieldChange) -> str | None:
-    if change.settings is None:
-        return change.note
-    own = [
-        f"{k}=…" if v is VARIES else f"no {k}" if v is ABSENT else f"{k}={format_value(v)}"
-        for k, v in change.settings
-    ]
-    return "; ".join(p for p in (change.note, ", ".join(own)) if p) or None
-
-
-def _size(size: Size | None) -> str:
-    if size is None:
-        return ""
-    nodes = [str(n) for n in size.nodes]
-    params = list(dict.fromkeys(human(n) for n in size.params))
-    unit = "node" if nodes == ["1"] else "nodes"
-    n = nodes[0] if len(nodes) == 1 else f"{nodes[0]}–{nodes[-1]}"
-    p = params[0] if len(params) == 1 else f"{params[0]}–{params[-1]}"
-    return f" ({n} {unit}, {p} params)"
-
-
-def inside_text(inside: Inside, ops_line: bool = False) -> str:
-    """`− wi Linear; + wi_0, wi_1 Linear; act ReLU → GELU; +8 ops (mul ×4, …)`; as a module's
-    own ops line, `+8 (mul ×4, …)`."""
-    parts = [
-        f"{mark} {', '.join(map(str, places))} {what}" for mark, what, places in inside.modules
-    ]
-    parts += [f"{place} {old} → {new}" for place, old, new in inside.swaps]
-    for mark, kinds in inside.ops:
-        n = sum(count for _, count in kinds)
-        noun = "" if ops_line else f" op{'s' if n != 1 else ''}"
-        parts.append(f"{mark}{n}{noun} ({counted(kinds)})")
-    return "; ".join(parts)
 
 
 def _times(entry: Entry) -> str:
@@ -178,7 +78,7 @@ def entry_lines(entry: Entry) -> list[Line]:
         out.append((f"→ {entry.was} {verb} {name}", "→"))
     if entry.kind in ("added", "removed"):
         symbol = SYMBOL[entry.kind]
-        out.append((f"{symbol} {head}{_size(entry.size)}{_times(entry)}{_cost(entry)}", symbol))
+        out.append((f"{symbol} {head}{size_text(entry.size)}{_times(entry)}{_cost(entry)}", symbol))
     elif entry.kind == "ops":
         ops = inside_text(entry.inside or Inside(), ops_line=True)
         out.append((f"~ {head}  ops {ops}{_times(entry)}", "~"))
@@ -281,7 +181,7 @@ def _listed(item: Item, info: str | None = None) -> Listed:
     details = [f"was {item.was}"] if item.was is not None else []
     details += [describe(c) for c in item.changes] if item.kind != "follows" else []
     if item.kind in ("added", "removed") and item.size is not None:
-        details.append(_size(item.size).strip(" ()"))
+        details.append(size_text(item.size).strip(" ()"))
     if item.inside:
         details.append(("ops " if item.kind == "ops" else "inside: ") + inside_text(item.inside))
     for follower in item.followers:
@@ -342,7 +242,7 @@ def _json_change(change: FieldChange) -> dict[str, Any]:
     for side, value in (("old", change.old), ("new", change.new)):
         if value is not ABSENT:
             out[side] = str(value) if isinstance(value, Places) else value
-    note = _note(change)
+    note = note_of(change)
     if note:
         out["note"] = note
     return out
@@ -528,109 +428,3 @@ def markdown(doc: Doc) -> str:
 
 
 # --- the Mermaid chart --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sketch:
-    """A Mermaid flowchart and how many edges it draws (GitHub draws at most 500)."""
-
-    text: str
-    edges: int
-
-
-def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
-    """A Mermaid flowchart of the changed region plus `context` hops of unchanged neighbours.
-
-    Added/removed modules are one box each; at most `max_nodes` boxes (context goes first, then
-    the tail of the changes, noted in a last box). Empty for an identical diff.
-    """
-    return sketch(doc, max_nodes=max_nodes, context=context).text
-
-
-def sketch(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> Sketch:
-    """`mermaid`'s chart with its edge count."""
-    doc = document.read(doc)
-    if doc.get("identical"):
-        return Sketch("", 0)
-    index = Index(doc)
-    runs = chart(index.entries)  # sibling blocks with the same changes: one box for a run
-    group = {}
-    for e in index.entries:
-        name = index.root(e["name"]) if e["status"] in ("added", "removed") else e["name"]
-        group[e["name"]] = runs.names.get(name, name)
-    boxes, hidden = _chart_boxes(doc, index, group, max_nodes, context)
-    ids = {name: f"n{i}" for i, name in enumerate(boxes)}
-    out = ["flowchart TD"]
-    for name in boxes:
-        e = index.by_name.get(name, {"status": "unchanged", "kind": "", "op": ""})
-        out.append(f'  {ids[name]}["{_box(e, runs.shown(name), runs.rename)}"]:::{e["status"]}')
-    if hidden:
-        out.append(f'  more["… {hidden} more changes"]:::changed')
-    done: set[tuple[str, str]] = set()
-    for edge in doc.get("edges", ()):
-        s, t = group.get(edge["source"]), group.get(edge["target"])
-        if runs.between_blocks(edge["source"], edge["target"]):
-            continue  # one block of a run feeding the next
-        if s in ids and t in ids and s != t and (s, t) not in done:
-            done.add((s, t))
-            arrow = {"added": "==>", "removed": "-.->"}.get(edge["status"], "-->")
-            out.append(f"  {ids[s]} {arrow} {ids[t]}")
-    out += [f"  classDef {status} {_class_style(status)}" for status in PALETTE]
-    return Sketch("\n".join(out) + "\n", len(done))
-
-
-def _chart_boxes(
-    doc: Doc, index: Index, group: dict[str, str], max_nodes: int, context: int
-) -> tuple[list[str], int]:
-    """The boxes of the chart: every changed group, then `context` hops of unchanged neighbours
-    when they all fit; at most `max_nodes - 1` when more are changed (and how many are hidden)."""
-    shown: dict[str, None] = {}
-    for e in index.entries:
-        if e["status"] != "unchanged" and not (e["status"] == "renamed" and index.folded(e)):
-            shown[group[e["name"]]] = None
-    neighbours: dict[str, list[str]] = {}
-    for edge in doc.get("edges", ()):
-        s, t = group.get(edge["source"], edge["source"]), group.get(edge["target"], edge["target"])
-        neighbours.setdefault(s, []).append(t)
-        neighbours.setdefault(t, []).append(s)
-    extra: dict[str, None] = {}
-    frontier = list(shown)
-    for _ in range(max(context, 0)):
-        frontier = [n for f in frontier for n in neighbours.get(f, ()) if n not in shown]
-        frontier = [n for n in dict.fromkeys(frontier) if n not in extra]
-        extra.update(dict.fromkeys(frontier))
-    if len(shown) + len(extra) > max_nodes:
-        extra = {}
-    boxes = list(shown) + list(extra)
-    hidden = max(0, len(boxes) - max_nodes)
-    return (boxes[: max_nodes - 1] if hidden else boxes), hidden
-
-
-def _class_style(status: str) -> str:
-    c = PALETTE[status]
-    dashed = ",stroke-dasharray:5 5" if status == "removed" else ""
-    return f"fill:{c.fill},stroke:{c.line},color:{c.text}{dashed}"
-
-
-def _box(e: Mapping[str, Any], name: str, rename: Callable[[str], str] = str) -> str:
-    """A box's lines; `rename` shows the names in them (a block standing for several)."""
-    lines = [display(name), title(e) if e.get("kind") else ""]
-    if e.get("renamed_from") is not None:
-        lines.append(f"was {display(rename(e['renamed_from']))}")
-    roots = [(k, c) for k, c in e.get("changes", {}).items() if not c.get("propagated")]
-    lines += [describe(field_change(k, c), rename) for k, c in roots[:2]]
-    if len(roots) > 2:
-        lines.append(f"… {len(roots) - 2} more")
-    return "<br/>".join(_escape(line[:80]) for line in lines if line)
-
-
-def _escape(text: str) -> str:
-    """Mermaid label text: its entity codes (`#quot;`) for what would end or break a label."""
-    return (
-        text.replace("#", "#35;")
-        .replace("&", "#amp;")
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-        .replace("`", "'")
-    )

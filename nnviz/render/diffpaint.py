@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from nnviz import collapsing, transform
 from nnviz.diffing.blocks import within
-from nnviz.diffing.changelog import describe_change, headline
+from nnviz.diffing.changelog import headline
 from nnviz.diffing.model import GraphDiff, NodeDiff
 from nnviz.diffing.palette import PALETTE
+from nnviz.diffing.wording import describe_change
 from nnviz.graph import Edge, Graph, Module, Node, parent_path
 from nnviz.render.paint import EdgePaint, NodePaint, Paint
 

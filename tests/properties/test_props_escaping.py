@@ -27,7 +27,8 @@ from torch import nn
 
 import nnviz
 from nnviz import snapshot
-from nnviz.diffing.changelog import changelog, markdown, mermaid
+from nnviz.diffing.changelog import changelog, markdown
+from nnviz.diffing.mermaid import mermaid
 from nnviz.graph import Graph
 from nnviz.render import EdgePaint, NodePaint, Paint, html, htmlview, labels, render, to_dot
 from nnviz.render.style import make_style

@@ -10,6 +10,7 @@ from support import traced
 
 import nnviz
 from nnviz.diffing import changelog as renderings
+from nnviz.diffing import mermaid, wording
 from nnviz.graph import Edge, Graph, Module, Node
 
 
@@ -47,7 +48,7 @@ def test_identical_markdown_is_one_sentence() -> None:
         "### nnviz diff: `resnet18` → `resnet18`\n\n"
         "Identical: no architecture changes (71 nodes, 11,689,512 params).\n"
     )
-    assert renderings.mermaid(result.to_dict()) == ""
+    assert mermaid.mermaid(result.to_dict()) == ""
 
 
 def _graph(op: str, name: str) -> Graph:
@@ -65,14 +66,14 @@ def _graph(op: str, name: str) -> Graph:
 
 def test_mermaid_escapes_user_text() -> None:
     doc = nnviz.diff(_graph("f.a", 'a"<b>#1'), _graph("f.c", 'a"<b>#1')).to_dict()
-    chart = renderings.mermaid(doc)
+    chart = mermaid.mermaid(doc)
     assert '"a#quot;#lt;b#gt;#35;1<br/>f.c<br/>op f.a → f.c"' in chart
     assert ":::changed" in chart and "classDef changed" in chart
     assert "<b>" not in chart
 
 
 def test_human_numbers() -> None:
-    assert [renderings.human(n) for n in (512, 9500, 2_400_000, 3_000_000_000, -73984)] == [
+    assert [wording.human(n) for n in (512, 9500, 2_400_000, 3_000_000_000, -73984)] == [
         "512",
         "9.5K",
         "2.4M",

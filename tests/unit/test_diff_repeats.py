@@ -18,7 +18,7 @@ from torch import nn
 
 import nnviz
 from nnviz.diffing.blocks import Siblings, repeated_changes
-from nnviz.diffing.changelog import mermaid
+from nnviz.diffing.mermaid import mermaid
 from nnviz.graph import Edge, Graph, Module, Node
 from nnviz.render import diffpaint, htmlview, repeats
 from nnviz.render.dot import REPEAT_LEGEND, to_dot
