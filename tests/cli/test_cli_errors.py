@@ -111,6 +111,10 @@ CASES: dict[str, tuple[list[str], str]] = {
         ["diff", "good.json", "good.json", "-o", "afile/d.pdf"],
         "cannot write afile/d.pdf: a file is in the way of its folder",
     ),
+    "diff_key_map_folder_is_a_file": (
+        ["diff", "good.json", "good.json", "--key-map", "afile/map.json"],
+        "cannot write afile/map.json: a file is in the way of its folder",
+    ),
     "report_corrupt": (["report", "corrupt.json"], "corrupt.json: not valid JSON"),
     "report_not_a_report": (["report", "good.json"], "not an nnviz drift report"),
     "report_missing": (["report", "missing.json"], "missing.json: cannot read (No such file"),

@@ -150,6 +150,23 @@ def test_the_command_and_the_api_refuse_alike_before_torch(
     assert not api_imported, f"{CASES[name][1]} imported torch before refusing"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "d.txt"], "d.txt: a diff has no table of modules"),
+        (["-o", "afile/d.pdf"], "cannot write afile/d.pdf: a file is in the way of its folder"),
+        (["--key-map", "afile/m.json"], "cannot write afile/m.json: a file is in the way"),
+    ],
+    ids=["table", "drawing", "key_map"],
+)
+def test_nnviz_diff_checks_its_outputs_before_tracing(
+    folder: Path, args: list[str], message: str
+) -> None:
+    result = _cli(["diff", "resnet18", "resnet34", *args], folder)
+    assert result.returncode == 2 and result.stdout == "torch imported: False\n", result.stderr
+    assert result.stderr.startswith(f"nnviz: error: {message}")
+
+
 def test_a_misspelt_model_suggests_names(
     outcomes: tuple[dict[str, subprocess.CompletedProcess[str]], dict[str, list]],
 ) -> None:
