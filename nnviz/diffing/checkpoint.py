@@ -6,7 +6,10 @@ tree of a format-4 graph (`Module.state_keys`). An old key pairs with a new one 
 is matched to the new module (renamed or moved, `nnviz.diffing.matching`) and that module has a
 key of the same local name, or, within a matched pair, the one leftover key of the same shape
 (`gamma` -> `weight`); a key left unpaired pairs with the same key on the other side, as
-`load_state_dict` itself would. Then exactly one verdict holds:
+`load_state_dict` itself would. What is still unpaired pairs by local name, shape and class
+(`_leftovers`), then under its nearest matched module by shape and the likeness of its name,
+moved into a new child module or out of one (`_anchored`); keys paired by name whose shapes
+differ re-pair along a chain of moved modules (`_shifted`). Then exactly one verdict holds:
 
 - `loads`: every key pairs with itself, same shape: a strict load succeeds as it is;
 - `renames`: every key pairs, same shapes, some under another name: loads through the key map;
@@ -20,8 +23,10 @@ information; `nnviz.policy` (`checkpoint`) is what may fail on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any, Literal
 
 from nnviz.errors import CheckpointError, NNVizError
@@ -251,6 +256,11 @@ def verdict(old: Graph, new: Graph, modules: Mapping[str, str]) -> Verdict:
             pairs[key] = key
             taken.add(key)
     pairs |= _leftovers(old, new, [k for k in before if k not in pairs], set(after) - taken)
+    homes = _homes(old), _homes(new)
+    taken = set(pairs.values())
+    olds, news = [k for k in before if k not in pairs], [k for k in after if k not in taken]
+    pairs |= _anchored(homes, modules, (olds, news), (before, after))
+    pairs = _shifted(old, new, pairs, (before, after))
     taken = set(pairs.values())
     found = [Pair(o, n, before[o].shape, after[n].shape) for o, n in pairs.items()]
     renamed = tuple(p for p in found if p.old_shape == p.new_shape and p.old != p.new)
@@ -289,7 +299,9 @@ def _pairs(
     return {o: n for o, n in pairs.items() if n in after}
 
 
-def _leftovers(old: Graph, new: Graph, olds: list[str], news: set[str]) -> dict[str, str]:
+def _leftovers(
+    old: Graph, new: Graph, olds: list[str], news: Any, widths: tuple[int, ...] = (3, 2)
+) -> dict[str, str]:
     """Keys still unpaired, paired when as many old as new keys share their local name, shape
     and module class, in module order: a module the matching could not place (a LayerNorm like
     every block's, moved under a wrapper or into a Sequential; transformers 5's ViT attention,
@@ -299,7 +311,7 @@ def _leftovers(old: Graph, new: Graph, olds: list[str], news: set[str]) -> dict[
     owners = _owners(old), _owners(new)
     left = olds, [k for k in owners[1] if k in news]
     pairs: dict[str, str] = {}
-    for width in (3, 2):  # (name, shape, class), then (name, shape)
+    for width in widths:  # (name, shape, class), then (name, shape)
         groups: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
         for side, keys in enumerate(left):
             for key in keys:  # a scalar (num_batches_tracked) says nothing about identity
@@ -313,6 +325,122 @@ def _leftovers(old: Graph, new: Graph, olds: list[str], news: set[str]) -> dict[
             [k for k in left[1] if k not in pairs.values()],
         )
     return pairs
+
+
+def _anchored(
+    homes: tuple[dict[str, str], dict[str, str]],
+    modules: Mapping[str, str],
+    left: tuple[list[str], list[str]],
+    keys: tuple[Mapping[str, Key], Mapping[str, Key]],
+) -> dict[str, str]:
+    """Keys still unpaired, paired under the nearest matched module holding each (its anchor): a
+    parameter or buffer moved into a new child module or out of one, at any depth, keeps its
+    matched block and its shape (timm's PoolFormer `layer_scale_1` -> `layer_scale1.scale`).
+    Under one anchor, as many old as new keys of a shape pair one to one, by the likeness of
+    their names below the anchor, ties in module order."""
+    targets = set(modules.values())
+    groups: dict[tuple[str, Shape], tuple[list[str], list[str]]] = {}
+    for side, matched in ((0, modules.keys()), (1, targets)):
+        for key in left[side]:
+            shape = keys[side][key].shape
+            if not shape:  # scalars and `_extra_state` say nothing about identity
+                continue
+            anchor = _anchor(homes[side][key], matched)
+            if anchor is None:
+                continue
+            where = modules[anchor] if side == 0 else anchor
+            below = key[len(anchor) + 1 :] if anchor else key
+            groups.setdefault((where, shape), ([], []))[side].append(below)
+    pairs: dict[str, str] = {}
+    back = {target: path for path, target in modules.items()}
+    for (where, _), (a, b) in groups.items():
+        if len(a) != len(b):
+            continue
+        for x, y in _by_likeness(a, b):
+            pairs[_scoped(back[where], x)] = _scoped(where, y)
+    return pairs
+
+
+def _anchor(path: str, matched: Any) -> str | None:
+    """`path` or its nearest ancestor among `matched` (the root when it is matched)."""
+    while path not in matched:
+        if not path:
+            return None
+        path = path.rpartition(".")[0]
+    return path
+
+
+def _by_likeness(olds: list[str], news: list[str]) -> list[tuple[str, str]]:
+    """Old and new names paired one to one, the most alike first (`layer_scale_1` with
+    `layer_scale1.scale`, not `layer_scale2.scale`), ties in order."""
+    plain = [re.sub(r"[^0-9a-z]", "", n.lower()) for n in news]
+    ranked = sorted(
+        (-SequenceMatcher(None, re.sub(r"[^0-9a-z]", "", o.lower()), p).ratio(), i, j)
+        for i, o in enumerate(olds)
+        for j, p in enumerate(plain)
+    )
+    done: tuple[set[int], set[int]] = set(), set()
+    found = []
+    for _, i, j in ranked:
+        if i not in done[0] and j not in done[1]:
+            done[0].add(i)
+            done[1].add(j)
+            found.append((olds[i], news[j]))
+    return found
+
+
+def _shifted(
+    old: Graph, new: Graph, pairs: dict[str, str], keys: tuple[Mapping[str, Key], Mapping[str, Key]]
+) -> dict[str, str]:
+    """`pairs` with keys paired by name but of other shapes re-paired, where each finds an
+    unpaired key of its shape, local name and module class and every key of the chain does: a
+    module moved one place along a chain of blocks (timm's PiT: each stage's pooling moved to
+    the start of the next, `transformers.0.pool` -> `transformers.1.pool`). A chain with an
+    end left over (layers widened one after another) keeps its shape mismatches."""
+    before, after = keys
+    wrong = {o: n for o, n in pairs.items() if before[o].shape != after[n].shape}
+    if not wrong:
+        return pairs
+    taken = set(pairs.values())
+    pool = (
+        [k for k in before if k in wrong or k not in pairs],
+        [k for k in after if k in wrong.values() or k not in taken],
+    )
+    moved = _leftovers(old, new, pool[0], set(pool[1]), widths=(3,))
+    links: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for o, n in (*wrong.items(), *moved.items()):
+        links.setdefault(("n", n), set()).add(("o", o))
+        links.setdefault(("o", o), set()).add(("n", n))
+    found = dict(pairs)
+    seen: set[tuple[str, str]] = set()
+    for start in [("o", o) for o in wrong]:
+        if start in seen:
+            continue
+        chain, todo = set(), [start]
+        while todo:
+            item = todo.pop()
+            if item not in chain:
+                chain.add(item)
+                todo.extend(links.get(item, ()))
+        seen |= chain
+        olds = {k for side, k in chain if side == "o"}
+        news = {k for side, k in chain if side == "n"}
+        if all(o in moved for o in olds & wrong.keys()) and all(
+            n in moved.values() for n in news & set(wrong.values())
+        ):
+            for o in olds & wrong.keys():
+                del found[o]
+            found.update((o, moved[o]) for o in olds if o in moved)
+    return found
+
+
+def _homes(graph: Graph) -> dict[str, str]:
+    """Each key's module path."""
+    return {
+        _scoped(path, name): path
+        for path, module in graph.modules.items()
+        for name in module.state_keys
+    }
 
 
 def _owners(graph: Graph) -> dict[str, tuple[Any, ...]]:

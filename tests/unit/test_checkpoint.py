@@ -322,3 +322,160 @@ def test_same_class_keys_the_matching_leaves_pair_in_module_order() -> None:
     result = verdict(Named2(), Renamed2())
     assert result.key_map()["query.weight"] == "layers.a.weight"
     assert result.key_map()["key.weight"] == "layers.b.weight"
+
+
+class Scale(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.randn(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class Deep(nn.Module):
+    """A `Scale` two wrappers down (`ls.inner.scale`)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.inner = Scale(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+class ScaledBlock(nn.Module):
+    """timm 0.6's PoolFormer block: its two scales are parameters of the block itself, or (as in
+    timm 1.0's MetaFormer block) each a module of its own, as deep as `wrapper` makes it."""
+
+    def __init__(self, wrapper: type[nn.Module] | None) -> None:
+        super().__init__()
+        self.norm1, self.mix, self.norm2, self.mlp = (
+            nn.LayerNorm(8),
+            nn.Linear(8, 8),
+            nn.LayerNorm(8),
+            nn.Linear(8, 8),
+        )
+        self.wrapper = wrapper
+        if wrapper is None:
+            self.layer_scale_1 = nn.Parameter(torch.randn(8))
+            self.layer_scale_2 = nn.Parameter(torch.randn(8))
+        else:
+            self.layer_scale1, self.layer_scale2 = wrapper(8), wrapper(8)
+
+    def _scale(self, which: int, x: torch.Tensor) -> torch.Tensor:
+        if self.wrapper is None:
+            return x * (self.layer_scale_1 if which == 1 else self.layer_scale_2)
+        return (self.layer_scale1 if which == 1 else self.layer_scale2)(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self._scale(1, self.mix(self.norm1(x)))
+        return x + self._scale(2, self.mlp(self.norm2(x)))
+
+
+class Scaled(nn.Module):
+    def __init__(self, wrapper: type[nn.Module] | None, name: str) -> None:
+        super().__init__()
+        self.add_module(name, nn.Sequential(ScaledBlock(wrapper), ScaledBlock(wrapper)))
+        self.name = name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.get_submodule(self.name)(x)
+
+
+def same_output_through_the_map(old: nn.Module, new: nn.Module, result: Verdict) -> bool:
+    key_map = result.key_map()
+    new.load_state_dict({key_map.get(k, k): v for k, v in old.state_dict().items()})
+    x = torch.randn(3, 8)
+    return torch.equal(old.eval()(x), new.eval()(x))
+
+
+@pytest.mark.parametrize("wrapper", [Scale, Deep], ids=["child", "grandchild"])
+def test_a_parameter_moved_into_a_new_child_module_or_out_of_one_is_a_rename(
+    wrapper: type[nn.Module],
+) -> None:
+    old, new = Scaled(None, "network"), Scaled(wrapper, "blocks")
+    into = verdict(old, new)
+    below = "layer_scale1.scale" if wrapper is Scale else "layer_scale1.inner.scale"
+    assert into.status == "renames"
+    assert into.key_map()["network.0.layer_scale_1"] == f"blocks.0.{below}"
+    assert into.key_map()["network.1.layer_scale_2"] == f"blocks.1.{below.replace('1', '2', 1)}"
+    assert same_output_through_the_map(old, new, into)
+    out = verdict(new, old)
+    assert out.status == "renames"
+    assert out.key_map()[f"blocks.0.{below}"] == "network.0.layer_scale_1"
+    assert same_output_through_the_map(new, old, out)
+
+
+class Pool(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, 2 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class Pooling(Pool):
+    """`Pool` under timm 1.0's name for it."""
+
+
+class Stage(nn.Module):
+    def __init__(self, dim: int, pool: nn.Module | None, first: bool) -> None:
+        super().__init__()
+        self.block, self.pool, self.first = nn.Linear(dim, dim), pool, first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.first and self.pool is not None:
+            x = self.pool(x)
+        x = self.block(x)
+        return self.pool(x) if not self.first and self.pool is not None else x
+
+
+class Stages(nn.Module):
+    """timm's PiT: in 0.6 each stage ends with the pooling into the next stage's width; in 1.0
+    each stage starts with the pooling from the previous one (`stages.0.pool` ->
+    `stages.1.pool`, and the class renamed). Widened: every stage twice as wide, no pooling."""
+
+    def __init__(self, release: str) -> None:
+        super().__init__()
+        dims = (4, 8, 16)
+        if release == "0.6":
+            stages = [Stage(d, Pool(d) if i < 2 else None, False) for i, d in enumerate(dims)]
+        elif release == "1.0":
+            stages = [Stage(d, Pooling(d // 2) if i else None, True) for i, d in enumerate(dims)]
+        else:
+            stages = [
+                Stage(2 * d, Pool(2 * d) if i < 2 else None, False) for i, d in enumerate(dims)
+            ]
+        self.stages = nn.Sequential(*stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(x)
+
+
+def test_a_module_moved_one_place_along_a_chain_is_a_rename_not_a_shape_change() -> None:
+    old, new = Stages("0.6"), Stages("1.0")
+    result = verdict(old, new)
+    assert result.status == "renames"
+    assert result.key_map() == {
+        "stages.0.pool.fc.bias": "stages.1.pool.fc.bias",
+        "stages.0.pool.fc.weight": "stages.1.pool.fc.weight",
+        "stages.1.pool.fc.bias": "stages.2.pool.fc.bias",
+        "stages.1.pool.fc.weight": "stages.2.pool.fc.weight",
+    }
+    new.load_state_dict({result.key_map().get(k, k): v for k, v in old.state_dict().items()})
+    x = torch.randn(3, 4)
+    assert torch.equal(old.eval()(x), new.eval()(x))
+
+
+def test_layers_widened_one_after_another_stay_shape_mismatches() -> None:
+    """A chain whose ends are left over (the first old width, the last new one) is a widening:
+    stage 1's old weights do not belong in stage 0."""
+    result = verdict(Stages("0.6"), Stages("wide"))
+    assert result.status == "breaks"
+    assert not result.renamed
+    assert {p.new for p in result.mismatched} >= {
+        "stages.0.pool.fc.weight",
+        "stages.1.block.weight",
+    }
