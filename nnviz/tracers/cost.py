@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,22 @@ def _mv(mat: torch.Tensor, vec: torch.Tensor) -> int:
     return int(math.prod(mat.shape))
 
 
+def _mm(a: torch.Tensor, b: torch.Tensor) -> int:
+    return int(a.shape[0]) * int(a.shape[1]) * int(b.shape[-1])
+
+
+def _grouped_mm(a: torch.Tensor, b: torch.Tensor) -> int:
+    """The MACs of a grouped matmul (mixture-of-experts experts): the sum over its groups of
+    m_g·k·n. With `a` 2-D and `b` 3-D (rows by group, `b` one matrix per group) that is every
+    row of `a` times k·n: the offsets are data, which meta tensors do not hold, so rows past
+    the last offset (padding some expert-parallel code adds) are counted too. `a` and `b` both
+    2-D split k by group (the sum is m·k·n), `a` 3-D and `b` 2-D split n (m·k·n), both 3-D are
+    one matmul per group (g·m·k·n)."""
+    if a.dim() == 3 and b.dim() == 2:
+        return int(a.shape[1]) * int(a.shape[2]) * int(b.shape[-1])
+    return int(a.numel()) * int(b.shape[-1])
+
+
 def _extra() -> dict[Any, Any]:
     """MAC formulas torch's registry lacks (products it leaves to composite ops elsewhere)."""
     sdpa = flop_registry[aten._scaled_dot_product_flash_attention]
@@ -50,6 +67,10 @@ def _extra() -> dict[Any, Any]:
         aten.dot: lambda a, b, *r, **k: int(a.numel()),
         aten.vdot: lambda a, b, *r, **k: int(a.numel()),
         aten.addbmm: lambda inp, b1, b2, *a, **k: int(math.prod(b1.shape)) * int(b2.shape[-1]),
+        aten._int_mm: lambda a, b, *r, **k: _mm(a, b),
+        aten._addmm_activation: lambda inp, a, b, *r, **k: _mm(a, b),
+        aten._grouped_mm: lambda a, b, *r, **k: _grouped_mm(a, b),
+        aten._scaled_grouped_mm: lambda a, b, *r, **k: _grouped_mm(a, b),
     }
 
 
@@ -74,13 +95,23 @@ _COMPUTING_PREFIXES = (
 """aten ops that multiply-accumulate but have no formula: counted as uncounted, never 0."""
 
 
+_PRODUCTS = re.compile(r"(mm|matmul|gemm|attention|conv)(_|\d|$)|(^|_)linear(_|$)")
+"""aten ops whose name says they multiply-accumulate (`_scaled_mm_v2`, `_cslt_sparse_mm`,
+`_sparse_semi_structured_linear`, ...): without a formula they are uncounted, never 0."""
+_RESAMPLING = ("upsample_", "_upsample_")
+"""Interpolation (`upsample_bilinear2d`): weighted sums of neighbours, 0 MACs by the rule."""
+
+
 def _uncounted(func: Any) -> str | None:
     """The name an op without a formula is listed under, or None when the rule counts it 0."""
     namespace = getattr(func, "namespace", "aten")
     name = func._overloadpacket.__name__ if hasattr(func, "_overloadpacket") else str(func)
     if namespace not in ("aten", "prims", "prim"):
         return name if namespace in ("", None) else f"{namespace}.{name}"
-    return name if name.startswith(_COMPUTING_PREFIXES) else None
+    computes = name.startswith(_COMPUTING_PREFIXES) or (
+        _PRODUCTS.search(name) is not None and not name.startswith(_RESAMPLING)
+    )
+    return name if computes else None
 
 
 def _plan(func: Any) -> tuple[str, Any]:
@@ -88,11 +119,14 @@ def _plan(func: Any) -> tuple[str, Any]:
     `("decompose", None)` (a composite without a formula: count its parts), `("uncounted",
     name)` or `("zero", None)` (the rule)."""
     packet = func._overloadpacket
+    functional = getattr(aten, packet.__name__[:-1], None) if packet.__name__[-1] == "_" else None
+    if functional in flop_registry or functional in _EXTRA:  # in place (`addmm_`): the same
+        packet = functional
     if packet in flop_registry:
         registered = flop_registry[packet]
         return "formula", lambda *a, **k: int(registered(*a, **k)) // 2
-    if func in _EXTRA:
-        extra = _EXTRA[func]
+    if packet in _EXTRA:
+        extra = _EXTRA[packet]
         return "formula", lambda *a, out_val=None, **k: int(extra(*a, **k))
     if torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE):
         return "decompose", None

@@ -133,3 +133,83 @@ def test_the_table_prints_from_a_snapshot(tmp_path) -> None:  # type: ignore[no-
     assert done.returncode == 0, done.stderr
     assert "conv (Conv2d)   [1, 8, 30, 30]     224   194 KMACs     28.1 KiB" in done.stdout
     assert done.stdout.endswith("Inputs: x=[1, 3, 32, 32]\n")
+
+
+class Experts(nn.Module):
+    """A mixture of experts' grouped matmul: rows sorted by expert, `offsets` where each
+    expert's rows end (2 rows for expert 0, none for expert 1, 5 for expert 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3, 16, 8))
+        self.register_buffer("offsets", torch.tensor([2, 2, 7], dtype=torch.int32), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._grouped_mm(x, self.weight, offs=self.offsets)
+
+
+@pytest.mark.parametrize("tracer", ["fx", "eager"])
+def test_a_grouped_matmul_costs_the_sum_over_its_groups(tracer: str) -> None:
+    """Σ_g m_g·k·n, by hand; on meta (float32 experts, `nnviz.tracers.lenient`) as on the CPU."""
+    graph = nnviz.trace(Experts(), inputs="tensor7x16", tracer=tracer)
+    (node,) = [n for n in graph.nodes if n.op == "torch._grouped_mm"]
+    assert node.cost is not None
+    assert node.cost["macs"] == 2 * 16 * 8 + 0 * 16 * 8 + 5 * 16 * 8
+    assert not costs.total(graph).uncounted
+
+
+def _product_ops() -> list[tuple[str, object, tuple[torch.Tensor, ...], int]]:
+    """aten products torch's registry has no formula for, each with its MACs by hand."""
+    a, b = torch.randn(3, 5), torch.randn(5, 4)
+    q = torch.randn(1, 2, 4, 8)  # batch, heads, tokens, width: q·kᵀ and attn·v, 4·4·8 each
+    int8 = torch.randint(-3, 3, (32, 32), dtype=torch.int8)
+    return [
+        ("dot", torch.dot, (torch.randn(5), torch.randn(5)), 5),
+        ("mv", torch.mv, (a, torch.randn(5)), 15),
+        (
+            "addbmm",
+            torch.addbmm,
+            (torch.randn(3, 4), torch.randn(2, 3, 5), torch.randn(2, 5, 4)),
+            120,
+        ),
+        ("addmm_", torch.Tensor.addmm_, (torch.randn(3, 4), a, b), 60),
+        ("sdpa", nn.functional.scaled_dot_product_attention, (q, q, q), 2 * 2 * 4 * 4 * 8),
+        ("_int_mm", torch._int_mm, (int8, int8), 32**3),
+    ]
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize(
+    ("name", "op", "args", "macs"), _product_ops(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_products_without_a_torch_formula_count_the_same_on_meta_and_cpu(
+    device: str, name: str, op: object, args: tuple[torch.Tensor, ...], macs: int
+) -> None:
+    """Each in-place variant and CPU kernel reaches its formula: none is silently 0."""
+    from nnviz.tracers.cost import Counter
+
+    if device == "meta" and name == "_int_mm":
+        pytest.skip("no meta kernel")
+    with Counter() as counter:
+        op(*(t.to(device) for t in args))  # type: ignore[operator]
+    assert counter.take() == (macs, {})
+
+
+def test_products_with_no_formula_at_all_are_listed_never_zero() -> None:
+    """Every aten op whose name says it multiplies matrices has a formula, decomposes into ops
+    that do, or is listed as not counted (quantised, sparse and fused kernels)."""
+    import re
+
+    from nnviz.tracers.cost import _plan
+
+    aten = torch.ops.aten
+    zero = []
+    for name in dir(aten):
+        products = r"(^|_)(add|badd|b)?mm(_|\d|$)|matmul|gemm|attention|conv|(^|_)linear"
+        if not re.search(products, name) or "upsample" in name:
+            continue
+        packet = getattr(aten, name)
+        overloads = packet.overloads() if hasattr(packet, "overloads") else []
+        if overloads and _plan(getattr(packet, overloads[0]))[0] == "zero":
+            zero.append(name)
+    assert [n for n in zero if "int4pack" not in n] == []  # converting weights computes nothing
