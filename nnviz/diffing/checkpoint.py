@@ -2,14 +2,9 @@
 the diff's matching, as one frozen `Verdict` record, and the key map that mends renames.
 
 Every key of a `state_dict()` (parameters, persistent buffers, `_extra_state`) is in the module
-tree of a format-4 graph (`Module.state_keys`). An old key pairs with a new one when its module
-is matched to the new module (renamed or moved, `nnviz.diffing.matching`) and that module has a
-key of the same local name, or, within a matched pair, the one leftover key of the same shape
-(`gamma` -> `weight`); a key left unpaired pairs with the same key on the other side, as
-`load_state_dict` itself would. What is still unpaired pairs by local name, shape and class
-(`_leftovers`), then under its nearest matched module by shape and the likeness of its name,
-moved into a new child module or out of one (`_anchored`); keys paired by name whose shapes
-differ re-pair along a chain of moved modules (`_shifted`). Then exactly one verdict holds:
+tree of a format-4 graph (`Module.state_keys`). Which old key loads into which new one is
+`nnviz.diffing.keypairs.pair` (through the diff's module matching, then as `load_state_dict`
+would, by name, then by what each key is and where it lives). Then exactly one verdict holds:
 
 - `loads`: every key pairs with itself, same shape: a strict load succeeds as it is;
 - `renames`: every key pairs, same shapes, some under another name: loads through the key map;
@@ -23,17 +18,16 @@ information; `nnviz.policy` (`checkpoint`) is what may fail on it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Any, Literal
 
+from nnviz.diffing import keypairs
+from nnviz.diffing.keypairs import Shape, scoped
 from nnviz.errors import CheckpointError, NNVizError
 from nnviz.graph import Graph
 
 Status = Literal["loads", "renames", "breaks", "unknown"]
-Shape = tuple[int, ...] | None
 CONTRACT_VERSION = 4
 """The snapshot format version from which graphs record the state-dict contract."""
 RERECORD = "re-record it (nnviz MODEL -o FILE.json, or pytest --nnviz-update)"
@@ -224,7 +218,7 @@ def contract(graph: Graph) -> dict[str, Key]:
     for path, module in graph.modules.items():
         for name, shape in module.state_keys.items():
             tie = module.ties.get(name)
-            keys[_scoped(path, name)] = Key(_scoped(path, name), shape, tie)
+            keys[scoped(path, name)] = Key(scoped(path, name), shape, tie)
     return keys
 
 
@@ -249,18 +243,7 @@ def verdict(old: Graph, new: Graph, modules: Mapping[str, str]) -> Verdict:
     if lacking:
         return Verdict("unknown", reason=f"{' and '.join(lacking)}; {RERECORD}")
     before, after = contract(old), contract(new)
-    pairs = _pairs(old, new, modules, after)
-    taken = set(pairs.values())
-    for key in before:  # what load_state_dict does with a key nothing else claimed: its name
-        if key not in pairs and key in after and key not in taken:
-            pairs[key] = key
-            taken.add(key)
-    pairs |= _leftovers(old, new, [k for k in before if k not in pairs], set(after) - taken)
-    homes = _homes(old), _homes(new)
-    taken = set(pairs.values())
-    olds, news = [k for k in before if k not in pairs], [k for k in after if k not in taken]
-    pairs |= _anchored(homes, modules, (olds, news), (before, after))
-    pairs = _shifted(old, new, pairs, (before, after))
+    pairs = keypairs.pair(old, new, modules)
     taken = set(pairs.values())
     found = [Pair(o, n, before[o].shape, after[n].shape) for o, n in pairs.items()]
     renamed = tuple(p for p in found if p.old_shape == p.new_shape and p.old != p.new)
@@ -274,186 +257,6 @@ def verdict(old: Graph, new: Graph, modules: Mapping[str, str]) -> Verdict:
     renamed = tuple(sorted(renamed, key=lambda p: order[p.old]))
     mismatched = tuple(sorted(mismatched, key=lambda p: order[p.old]))
     return Verdict(status, renamed, mismatched, missing, unused)
-
-
-def _pairs(
-    old: Graph, new: Graph, modules: Mapping[str, str], after: Mapping[str, Key]
-) -> dict[str, str]:
-    """Old key -> new key through the matched modules: the same local name, else, within a
-    matched pair, the one leftover key of a shape on both sides."""
-    pairs: dict[str, str] = {}
-    for path, module in old.modules.items():
-        target = modules.get(path)
-        if target is None or target not in new.modules:
-            continue
-        mine, theirs = module.state_keys, new.modules[target].state_keys
-        for name in mine:
-            if name in theirs:
-                pairs[_scoped(path, name)] = _scoped(target, name)
-        left = [n for n in mine if n not in theirs], [n for n in theirs if n not in mine]
-        for shape in {mine[n] for n in left[0]}:
-            olds = [n for n in left[0] if mine[n] == shape]
-            news = [n for n in left[1] if theirs[n] == shape]
-            if len(olds) == len(news) == 1 and shape is not None:
-                pairs[_scoped(path, olds[0])] = _scoped(target, news[0])
-    return {o: n for o, n in pairs.items() if n in after}
-
-
-def _leftovers(
-    old: Graph, new: Graph, olds: list[str], news: Any, widths: tuple[int, ...] = (3, 2)
-) -> dict[str, str]:
-    """Keys still unpaired, paired when as many old as new keys share their local name, shape
-    and module class, in module order: a module the matching could not place (a LayerNorm like
-    every block's, moved under a wrapper or into a Sequential; transformers 5's ViT attention,
-    `query`/`key`/`value` renamed `q_proj`/`k_proj`/`v_proj`) still holds the same tensor. What
-    is left then pairs the same way by local name and shape alone (a table moved into a module
-    of its own: Swin's `relative_position_bias_table`)."""
-    owners = _owners(old), _owners(new)
-    left = olds, [k for k in owners[1] if k in news]
-    pairs: dict[str, str] = {}
-    for width in widths:  # (name, shape, class), then (name, shape)
-        groups: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
-        for side, keys in enumerate(left):
-            for key in keys:  # a scalar (num_batches_tracked) says nothing about identity
-                if owners[side][key][1]:
-                    groups.setdefault(owners[side][key][:width], ([], []))[side].append(key)
-        for a, b in groups.values():
-            if len(a) == len(b):
-                pairs.update(zip(a, b, strict=True))
-        left = (
-            [k for k in left[0] if k not in pairs],
-            [k for k in left[1] if k not in pairs.values()],
-        )
-    return pairs
-
-
-def _anchored(
-    homes: tuple[dict[str, str], dict[str, str]],
-    modules: Mapping[str, str],
-    left: tuple[list[str], list[str]],
-    keys: tuple[Mapping[str, Key], Mapping[str, Key]],
-) -> dict[str, str]:
-    """Keys still unpaired, paired under the nearest matched module holding each (its anchor): a
-    parameter or buffer moved into a new child module or out of one, at any depth, keeps its
-    matched block and its shape (timm's PoolFormer `layer_scale_1` -> `layer_scale1.scale`).
-    Under one anchor, as many old as new keys of a shape pair one to one, by the likeness of
-    their names below the anchor, ties in module order."""
-    targets = set(modules.values())
-    groups: dict[tuple[str, Shape], tuple[list[str], list[str]]] = {}
-    for side, matched in ((0, modules.keys()), (1, targets)):
-        for key in left[side]:
-            shape = keys[side][key].shape
-            if not shape:  # scalars and `_extra_state` say nothing about identity
-                continue
-            anchor = _anchor(homes[side][key], matched)
-            if anchor is None:
-                continue
-            where = modules[anchor] if side == 0 else anchor
-            below = key[len(anchor) + 1 :] if anchor else key
-            groups.setdefault((where, shape), ([], []))[side].append(below)
-    pairs: dict[str, str] = {}
-    back = {target: path for path, target in modules.items()}
-    for (where, _), (a, b) in groups.items():
-        if len(a) != len(b):
-            continue
-        for x, y in _by_likeness(a, b):
-            pairs[_scoped(back[where], x)] = _scoped(where, y)
-    return pairs
-
-
-def _anchor(path: str, matched: Any) -> str | None:
-    """`path` or its nearest ancestor among `matched` (the root when it is matched)."""
-    while path not in matched:
-        if not path:
-            return None
-        path = path.rpartition(".")[0]
-    return path
-
-
-def _by_likeness(olds: list[str], news: list[str]) -> list[tuple[str, str]]:
-    """Old and new names paired one to one, the most alike first (`layer_scale_1` with
-    `layer_scale1.scale`, not `layer_scale2.scale`), ties in order."""
-    plain = [re.sub(r"[^0-9a-z]", "", n.lower()) for n in news]
-    ranked = sorted(
-        (-SequenceMatcher(None, re.sub(r"[^0-9a-z]", "", o.lower()), p).ratio(), i, j)
-        for i, o in enumerate(olds)
-        for j, p in enumerate(plain)
-    )
-    done: tuple[set[int], set[int]] = set(), set()
-    found = []
-    for _, i, j in ranked:
-        if i not in done[0] and j not in done[1]:
-            done[0].add(i)
-            done[1].add(j)
-            found.append((olds[i], news[j]))
-    return found
-
-
-def _shifted(
-    old: Graph, new: Graph, pairs: dict[str, str], keys: tuple[Mapping[str, Key], Mapping[str, Key]]
-) -> dict[str, str]:
-    """`pairs` with keys paired by name but of other shapes re-paired, where each finds an
-    unpaired key of its shape, local name and module class and every key of the chain does: a
-    module moved one place along a chain of blocks (timm's PiT: each stage's pooling moved to
-    the start of the next, `transformers.0.pool` -> `transformers.1.pool`). A chain with an
-    end left over (layers widened one after another) keeps its shape mismatches."""
-    before, after = keys
-    wrong = {o: n for o, n in pairs.items() if before[o].shape != after[n].shape}
-    if not wrong:
-        return pairs
-    taken = set(pairs.values())
-    pool = (
-        [k for k in before if k in wrong or k not in pairs],
-        [k for k in after if k in wrong.values() or k not in taken],
-    )
-    moved = _leftovers(old, new, pool[0], set(pool[1]), widths=(3,))
-    links: dict[tuple[str, str], set[tuple[str, str]]] = {}
-    for o, n in (*wrong.items(), *moved.items()):
-        links.setdefault(("n", n), set()).add(("o", o))
-        links.setdefault(("o", o), set()).add(("n", n))
-    found = dict(pairs)
-    seen: set[tuple[str, str]] = set()
-    for start in [("o", o) for o in wrong]:
-        if start in seen:
-            continue
-        chain, todo = set(), [start]
-        while todo:
-            item = todo.pop()
-            if item not in chain:
-                chain.add(item)
-                todo.extend(links.get(item, ()))
-        seen |= chain
-        olds = {k for side, k in chain if side == "o"}
-        news = {k for side, k in chain if side == "n"}
-        if all(o in moved for o in olds & wrong.keys()) and all(
-            n in moved.values() for n in news & set(wrong.values())
-        ):
-            for o in olds & wrong.keys():
-                del found[o]
-            found.update((o, moved[o]) for o in olds if o in moved)
-    return found
-
-
-def _homes(graph: Graph) -> dict[str, str]:
-    """Each key's module path."""
-    return {
-        _scoped(path, name): path
-        for path, module in graph.modules.items()
-        for name in module.state_keys
-    }
-
-
-def _owners(graph: Graph) -> dict[str, tuple[Any, ...]]:
-    """Each key's (local name, shape, module class name)."""
-    return {
-        _scoped(path, name): (name, shape, module.class_name)
-        for path, module in graph.modules.items()
-        for name, shape in module.state_keys.items()
-    }
-
-
-def _scoped(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 # --- reading and formatting ------------------------------------------------------------------
