@@ -149,7 +149,8 @@ def trace(
                 raise InputSpecError(f"{spec.target}: a snapshot cannot be traced with inputs")
             return load(spec.target)
         name = name or spec.title(args)
-        model = models.build(spec, args)
+        with limited(checked.memory_limit):  # a last-resort CPU build is held to it too
+            model = models.build(spec, args)
         rebuild = functools.partial(models.build, spec, args, device="cpu")
         if spec.kind == "torchvision" and parsed is None and tracer == "auto":
             from nnviz.tracers.examples import example_input

@@ -86,19 +86,29 @@ def build(spec: ModelSpec, kwargs: dict[str, Any] | None = None, device: str = "
     On `meta` (the default) three ways are tried in turn: every tensor the constructor creates on
     meta; then ordinary tensors for the constructor's own arithmetic (regnet computes its widths
     with torch) but parameters and buffers moved to meta as they are registered, so weight
-    initialisation still costs nothing; then, as a last resort, a plain CPU build.
+    initialisation still costs nothing; then, as a last resort, a plain CPU build, each new
+    tensor counted before it is allocated (`nnviz.tracers.budget.counted_build`): one that would
+    take the build above the memory limit (`memory_limit` of `nnviz.trace`, else the memory
+    available) is refused in one line.
     """
     factory, extra = _factory(spec)
     arguments = {**extra, **(kwargs or {})}
     ways = [device] if device != "meta" else ["meta", "meta-state", "cpu"]
+    failure = ""
     for attempt, way in enumerate(ways, 1):
         try:
+            if failure and way == "cpu":  # its size is unknown until built: counted as it grows
+                from nnviz.tracers.budget import counted_build
+
+                with counted_build(_qualname(factory), failure):
+                    return _call(factory, arguments, way).eval()
             return _call(factory, arguments, way).eval()
         except ModelBuildError:
             raise
         except Exception as exc:
+            failure = _one_line(exc)
             if attempt == len(ways):
-                raise ModelBuildError(f"{_qualname(factory)} raised {_one_line(exc)}") from None
+                raise ModelBuildError(f"{_qualname(factory)} raised {failure}") from None
     raise AssertionError("unreachable")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from nnviz.errors import TraceError
+from nnviz.errors import ModelBuildError, TraceError
 from nnviz.sizes import available, human
 from nnviz.sizes import parse_size as parse_size  # where the tracers' callers import it
 
@@ -96,6 +96,66 @@ def check(name: str, model: nn.Module, bound: dict[str, Any], failure: str) -> N
         f"{human(inputs)}), more than {what}: make that op work on meta tensors (no .item() or "
         "data-dependent shape), trace a smaller config of the same architecture (e.g. -a "
         "num_hidden_layers=2), or allow more with --memory-limit (memory_limit= in Python)"
+    )
+
+
+@contextlib.contextmanager
+def counted_build(name: str, failure: str) -> Iterator[None]:
+    """Within the block a model's constructor runs on the CPU, its size unknown until built (the
+    last resort of `nnviz.models.build`, after it failed on meta: `failure`). Every tensor a
+    factory op makes (`torch.empty`, `zeros`, `randn`, `arange`: where every parameter and
+    buffer is born) is first made on the meta device to learn its size; one that would take
+    the bytes made so far above the limit is refused (`ModelBuildError`) before it is allocated.
+    Temporaries count too (the sum never decreases): a build refused for them names the limit."""
+    known, explicit = _limit()
+    if known is None:
+        yield
+        return
+    limit: int = known
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    def size(value: Any) -> int:
+        leaves = tree_leaves(value)
+        return sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
+
+    made = 0
+
+    class Counted(TorchDispatchMode):  # type: ignore[no-untyped-call,misc]
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            nonlocal made
+            kwargs = kwargs or {}
+            if any(isinstance(x, torch.Tensor) for x in tree_leaves((args, kwargs))):
+                return func(*args, **kwargs)  # made from tensors that are counted already
+            try:
+                need = size(func(*args, **{**kwargs, "device": torch.device("meta")}))
+            except Exception:  # no device argument (or none meta takes): counted once made
+                need = 0
+            if made + need > limit:
+                raise ModelBuildError(_refusal(name, failure, made + need, limit, explicit))
+            out = func(*args, **kwargs)
+            made += need or size(out)
+            return out
+
+    with Counted():  # type: ignore[no-untyped-call]
+        yield
+
+
+def _refusal(name: str, failure: str, need: int, limit: int, explicit: bool) -> str:
+    what = (
+        f"the memory limit of {human(limit)}"
+        if explicit
+        else f"the {human(limit)} this machine has available"
+    )
+    return (
+        f"{name} cannot be built on the meta device ({failure}), and building it on the CPU "
+        f"would allocate at least {human(need)}, more than {what}: make its constructor work on "
+        "meta tensors (no .item() on a parameter or buffer), build a smaller config of the "
+        "same architecture (e.g. -a num_hidden_layers=2), or allow more with --memory-limit "
+        "(memory_limit= in Python)"
     )
 
 

@@ -34,6 +34,22 @@ NEEDS_ITEM = textwrap.dedent(
 )
 
 
+BUILDS_WITH_ITEM = textwrap.dedent(
+    """
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self, width=4096):
+            super().__init__()
+            self.proj = nn.Linear(width, width)
+            self.gain = 1.0 + float(self.proj.bias.abs().max().item())  # no value on meta
+
+        def forward(self, x):
+            return self.proj(x) * self.gain
+    """
+)
+
+
 class ScaledByItem(nn.Module):
     """fx traces `.item()` as a call; running the traced graph on meta fails at it."""
 
@@ -62,6 +78,35 @@ def test_a_copy_above_the_limit_is_refused_in_one_line_and_nothing_is_allocated(
     assert not (tmp_path / "net.json").exists()
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert peak_kb * 1024 < 4.3e9 / 2  # a rebuild would have touched all 4.3 GB
+
+
+def test_a_cpu_build_above_the_limit_is_refused_before_it_allocates(tmp_path):
+    """A constructor that needs a real value fails on meta both ways, so the model is built on
+    the CPU as a last resort, where its size is unknown until built: every new tensor is
+    counted before it is allocated, and the 4.3 GB weight is refused in one line."""
+    (tmp_path / "builds_with_item.py").write_text(BUILDS_WITH_ITEM)
+    command = [sys.executable, "-m", "nnviz", "builds_with_item.py:Net", "-a", "width=32768"]
+    command += ["--memory-limit", "100MB", "-o", "net.json"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    err = done.stderr
+    assert done.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nnviz: error: builds_with_item.py:Net cannot be built on the meta")
+    assert "item" in lines[0] and "4.3 GB" in lines[0] and "100.0 MB" in lines[0]
+    assert "--memory-limit" in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "net.json").exists()
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak_kb * 1024 < 4.3e9 / 2  # the weights were never initialised
+
+
+def test_within_the_limit_the_cpu_build_traces(tmp_path, monkeypatch):
+    (tmp_path / "builds_with_item.py").write_text(BUILDS_WITH_ITEM)
+    monkeypatch.chdir(tmp_path)
+    graph = nnviz.trace("builds_with_item.py:Net", args={"width": 64}, memory_limit="1MB")
+    assert graph.modules["proj"].parameters == {"weight": (64, 64), "bias": (64,)}
+    with pytest.raises(nnviz.NNVizError, match=r"at least 16\.4 kB, more than the memory limit"):
+        nnviz.trace("builds_with_item.py:Net", args={"width": 64}, memory_limit="10kB")
 
 
 def test_the_fx_shape_run_refuses_too_naming_the_node(tmp_path):
