@@ -7,7 +7,8 @@ entry it is folded under:
   swapped places follows the move;
 - a changed output spec follows the changed module it is a repeated call of; else, when its
   entry has no change of its own, what its rewired inputs follow, the first upstream entry that
-  was added or whose spec changed, or its module's resized parameters.
+  was added or whose spec changed, or the scope whose hyperparameters or parameter shapes
+  changed (an op that reads its module's resized parameters).
 
 `mark_causes` runs once the entries are in union order, so an upstream spec's cause is known
 before its readers'; it is linear in the entries and edges (times the module depth).

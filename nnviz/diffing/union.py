@@ -1,8 +1,8 @@
 """The union of two matched graphs while a diff is built: one `UnionEntry` per union module and
 node (a module merged with its first call node), their names (`rename_collisions`) and their
 order (`order`: new trace order, removed nodes after their nearest matched predecessor,
-tree-only modules before their subtree). `nnviz.diffing.build` fills in their changes and
-`nnviz.diffing.causes` their causes, then freezes them as `NodeDiff`s.
+tree-only modules before their subtree). `nnviz.diffing.build` fills in their changes,
+`nnviz.diffing.causes` their causes, and `build` freezes them as `NodeDiff`s.
 """
 
 from __future__ import annotations
