@@ -22,7 +22,8 @@ from nnviz.models import parse_arguments
 from nnviz.render import parse_style, render, to_dot
 from nnviz.render import style as style_module
 from nnviz.render.style import style_fields
-from nnviz.tracers.inputs import DTYPES, DType, InputSpec, TorchCall, parse_inputs
+from nnviz.tracers.expression import DTYPES, DType, TorchCall
+from nnviz.tracers.inputs import InputSpec, parse_inputs
 
 TOKENS = [
     "default", "image", "tensor", "x", "y", ":", ";", "int64", "bool", "float16", "long", "32",

@@ -14,7 +14,8 @@ from support import torch_blocker
 from torch import nn
 
 from nnviz.errors import InputSpecError
-from nnviz.tracers.inputs import DType, InputSpec, TorchCall, from_object, parse_inputs
+from nnviz.tracers.expression import DType, TorchCall
+from nnviz.tracers.inputs import InputSpec, from_object, parse_inputs
 
 
 def shapes(spec: InputSpec) -> tuple[list[object], dict[str, object]]:
