@@ -95,9 +95,23 @@ def entry_lines(entry: Entry) -> list[Line]:
 
 
 def _cost(entry: Entry) -> str:
-    """What an entry's own cost did (`nnviz.diffing.cost.EntryCost.line`), after its change."""
-    moved = entry.cost.line() if entry.cost is not None else ""
+    moved = cost_text(entry)
     return f" · {moved}" if moved else ""
+
+
+def _costed(entry: Entry) -> bool:
+    """Whether the entry's line carries its cost (an added, removed or changed module)."""
+    return entry.kind in ("added", "removed") or (
+        entry.kind not in ("ops", "follows") and bool(entry.changes)
+    )
+
+
+def cost_text(entry: Entry) -> str:
+    """What an entry's own cost did (`nnviz.diffing.cost.EntryCost.line`): in each of its
+    places, said so when it has several (`×4 · +116 MMACs each`; grouped places always share
+    their figures); the JSON item carries each place's and all places' figures."""
+    moved = entry.cost.line() if entry.cost is not None else ""
+    return f"{moved} each" if moved and entry.count > 1 else moved
 
 
 def change_line(entry: Entry) -> str | None:
@@ -184,6 +198,8 @@ def _listed(item: Item, info: str | None = None) -> Listed:
         details.append(size_text(item.size).strip(" ()"))
     if item.inside:
         details.append(("ops " if item.kind == "ops" else "inside: ") + inside_text(item.inside))
+    if _costed(item) and cost_text(item):
+        details.append(f"cost {cost_text(item)}")
     for follower in item.followers:
         lines = entry_lines(follower) if isinstance(follower, Entry) else [_folded(follower)]
         details += [text.strip() for text, _ in lines]
@@ -225,6 +241,8 @@ def _json_item(item: Item | Folded) -> dict[str, Any]:
     if item.was is not None:
         out["was"] = _json_places(item.was)["pattern"]
     out["count"] = item.count
+    if item.cost is not None and _costed(item):
+        out["cost"] = {"each": item.cost.to_dict(), "all": item.cost.times(item.count).to_dict()}
     out["followers"] = [_json_item(f) for f in item.followers]
     return out
 

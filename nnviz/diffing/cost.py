@@ -188,6 +188,13 @@ class EntryCost:
             (int(a.get("old", 0)), int(a.get("new", 0))),
         )
 
+    def times(self, count: int) -> EntryCost:
+        """The figures of `count` places alike (a grouped entry's, all together)."""
+        return EntryCost(
+            (self.macs[0] * count, self.macs[1] * count),
+            (self.activation_bytes[0] * count, self.activation_bytes[1] * count),
+        )
+
     def line(self) -> str:
         """`+116 MMACs, +56.2 KiB activations` (what moved; the totals carry percentages)."""
         parts = []

@@ -213,3 +213,31 @@ def test_products_with_no_formula_at_all_are_listed_never_zero() -> None:
         if overloads and _plan(getattr(packet, overloads[0]))[0] == "zero":
             zero.append(name)
     assert [n for n in zero if "int4pack" not in n] == []  # converting weights computes nothing
+
+
+def _mlp_blocks(hidden: int) -> nn.Module:
+    return nn.Sequential(
+        *(nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 8)) for _ in range(3))
+    )
+
+
+def test_a_grouped_line_says_its_figure_is_each_places_in_every_rendering() -> None:
+    """Three blocks widened alike are one `×3` line: its figure is each place's, said so in the
+    text, the markdown and the HTML page's list; the JSON item holds each place's and all."""
+    from nnviz.diffing.changelog import listing
+
+    old = nnviz.trace(_mlp_blocks(16), inputs="tensor1x8")
+    diff = nnviz.diff(old, nnviz.trace(_mlp_blocks(32), inputs="tensor1x8"))
+    each = (
+        "+128 MACs, +64 B activations each"  # Linear(8, 16) -> (8, 32): 8·16 more MACs, 16 floats
+    )
+    line = f"~ {{0..2}}.0  Linear  out_features 16 → 32 ×3 · {each}"
+    assert line in diff.to_text().splitlines()
+    assert line in diff.to_markdown()
+    listed = next(item for item in listing(diff.changelog()) if item.name == "{0..2}.0 ×3")
+    assert f"cost {each}" in listed.lines
+    (item,) = [i for i in diff.to_dict()["changelog"]["items"] if i["pattern"] == "{0..2}.0"]
+    assert item["count"] == 3
+    assert item["cost"]["each"]["macs"] == {"old": 8 * 16, "new": 8 * 32}
+    assert item["cost"]["all"]["macs"] == {"old": 3 * 8 * 16, "new": 3 * 8 * 32}
+    assert item["cost"]["all"]["activation_bytes"] == {"old": 3 * 16 * 4, "new": 3 * 32 * 4}

@@ -68,7 +68,7 @@ def test_a_hidden_size_edit_is_one_line_per_class_and_change_naming_every_place(
     several index positions read as every combination."""
     assert nnviz.diff(trace(Widths(32)), trace(Widths(64))).to_text() == dedent("""\
         ~ embed  Linear  out_features 32 → 64 · +2.05 KMACs, +512 B activations
-        ~ enc.{0,1}.layer.{0,1}, mid  LayerNorm  normalized_shape (32,) → (64,) ×5 · +512 B activations
+        ~ enc.{0,1}.layer.{0,1}, mid  LayerNorm  normalized_shape (32,) → (64,) ×5 · +512 B activations each
         ~ head  Linear  in_features 32 → 64 · +2.05 KMACs
         7 changed · params 1,392 → 2,768 (+1,376) · compute 4.10 KMACs → 8.19 KMACs (+100.0%) · activations 3.25 KiB → 6.25 KiB (+92.3%)
         checkpoint: breaks — 13 shape mismatches (embed.bias [32] → [64], embed.weight [32, 16] → [64, 16], enc.0.layer.0.bias [32] → [64], … 10 more)
@@ -129,7 +129,7 @@ def test_what_changed_inside_a_swapped_block_is_summed_up_under_its_class_line()
     the document, and `verbose` lists every entry."""
     result = nnviz.diff(trace(Blocks(Dense)), trace(Blocks(GatedDense)))
     assert result.to_text() == dedent("""\
-        ~ blocks.{0..2}  GatedDense  class Dense → GatedDense (same settings) ×3 · +2.05 KMACs, +4.50 KiB activations
+        ~ blocks.{0..2}  GatedDense  class Dense → GatedDense (same settings) ×3 · +2.05 KMACs, +4.50 KiB activations each
             ↳ inside: − wi Linear; + wi_0, wi_1 Linear; act ReLU → NewGELU; +8 ops (mul ×4, add ×2, pow, tanh)
         3 changed, 3 downstream · params 3,216 → 4,848 (+1,632) · compute 12.3 KMACs → 18.4 KMACs (+50.0%) · activations 3.75 KiB → 17.2 KiB (+360.0%)
         checkpoint: breaks — 12 new keys left at initialisation (blocks.0.wi_0.bias, blocks.0.wi_0.weight, blocks.0.wi_1.bias, … 9 more), 6 keys no longer used (blocks.0.wi.bias, blocks.0.wi.weight, blocks.1.wi.bias, … 3 more)

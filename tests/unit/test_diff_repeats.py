@@ -257,7 +257,7 @@ def test_blocks_added_in_a_row_are_one_block_fed_by_the_last_old_one(tmp_path: P
     old, new = (nnviz.trace(Tower([None] * n), name="t", inputs="tensor1x4") for n in (3, 6))
     result = nnviz.diff(old, new)
     assert result.to_text().startswith(
-        "+ blocks.{3..5}  Block (3 nodes, 72 params) ×3 · +64 MACs, +96 B activations\n"
+        "+ blocks.{3..5}  Block (3 nodes, 72 params) ×3 · +64 MACs, +96 B activations each\n"
     )
     dot = nnviz.draw(result, tmp_path / "d.dot").read_text()
     # an added module is drawn as one node, the run of added blocks as one: blocks.{3..5} ×3
