@@ -16,6 +16,7 @@ same run (`export / ref` is the ratio).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import sys
 import time
@@ -46,6 +47,62 @@ class Row:
     agree: bool = False
     differences: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+MORE_TIMM = (
+    "eva02_tiny_patch14_224",
+    "beit_base_patch16_224",
+    "mixer_s16_224",
+    "efficientformer_l1",
+    "hrnet_w18_small",
+    "inception_v3",
+    "seresnext26d_32x4d",
+    "mobilevit_xxs",
+    "xcit_nano_12_p16_224",
+    "cait_xxs24_224",
+    "poolformer_s12",
+    "ghostnet_100",
+    "dla34",
+    "regnetx_002",
+    "crossvit_tiny_240",
+    "twins_svt_small",
+    "nfnet_l0",
+    "repvgg_a2",
+    "res2net50_26w_4s",
+    "pit_ti_224",
+    "gcvit_xxtiny",
+    "levit_128s",
+    "coat_lite_tiny",
+    "edgenext_xx_small",
+)
+"""timm architectures beyond the zoo's twelve (the upgrades bench's ground-truth list and a few
+more families): export meets more kinds of code here than in torchvision."""
+
+NO_CACHE = ("gpt2", "t5", "llama", "whisper")
+"""HF decoders also run with `use_cache:False`: their `DynamicCache` output is not a pytree type
+torch.export can flatten, so as given they fail; without the cache they are ordinary graphs."""
+
+
+def entries(families: list[str]) -> list[zoo.Entry]:
+    """The zoo's entries, the HF decoders again without their cache, and more timm models."""
+    todo = zoo.entries(families)
+    if "transformers" in families:
+        todo += [
+            zoo.Entry(
+                "transformers",
+                f"{n} (use_cache:False)",
+                f"{zoo.HERE}:{n}",
+                None,
+                f"{zoo.TRANSFORMERS[n]};use_cache:False",
+            )
+            for n in NO_CACHE
+        ]
+    if "timm" in families:
+        todo += [
+            zoo.Entry("timm", n, "timm:create_model", {"model_name": n, "pretrained": False})
+            for n in MORE_TIMM
+        ]
+    return todo
 
 
 def _input(entry: zoo.Entry) -> str:
@@ -159,8 +216,9 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated model names")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--json", type=Path, help="the rows so far, rewritten after each model")
     options = parser.parse_args()
-    todo = zoo.entries(options.family or ["torchvision", "transformers", "timm"])
+    todo = entries(options.family or ["torchvision", "transformers", "timm"])
     if options.only:
         wanted = set(options.only.split(","))
         todo = [e for e in todo if e.name in wanted]
@@ -170,6 +228,8 @@ def main() -> None:
         rows.append(row)
         print(f"{row.family:24} {row.name:32} export={'ok' if row.export_ok else 'FAIL'} "
               f"agree={row.agree} {row.differences or row.reason}", flush=True)  # fmt: skip
+        if options.json:
+            options.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
     text = markdown(rows)
     if options.markdown:
         options.markdown.write_text(text)
