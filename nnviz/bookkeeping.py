@@ -116,7 +116,7 @@ def fold(graph: Graph) -> Graph:
         _with_folded(node, folded.get(node.id, {})) for node in graph.nodes if node.id not in hidden
     ]
     edges = [Edge(u, v, tuple(s)) for (u, v), s in slots.items()]
-    return Graph(nodes, edges, graph.modules.values(), graph.meta)
+    return Graph(nodes, edges, graph.modules.values(), graph.meta, sources=graph.sources)
 
 
 def folded_edge(graph: Graph, edge: Edge) -> bool:

@@ -186,6 +186,23 @@ class Node:
         return self.op.rsplit(".", 1)[-1]
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a node's call is written in the model's code: the innermost frame outside torch
+    and nnviz (`self.conv(x)` in the parent's forward for a module call, `x + y` for an op).
+    A transient annotation of a traced graph (`Graph.sources`): never saved, never compared."""
+
+    file: str
+    """The file as Python ran it (absolute)."""
+    line: int
+    shown: str
+    """The file as a reader knows it: relative to the working folder when inside it, else to
+    the import root that holds it (`torchvision/models/resnet.py`)."""
+
+    def __str__(self) -> str:
+        return f"{self.shown}:{self.line}"
+
+
 @dataclass(frozen=True, eq=True, order=True)
 class Edge:
     """Data flowing from `source`'s output into the argument `slots` of `target`."""
@@ -194,6 +211,9 @@ class Edge:
     target: str
     slots: tuple[str, ...] = ()
     """Argument positions (`"0"`) or keywords the value feeds; nested ones as `"0.1"`."""
+
+
+_NO_SOURCES: Mapping[str, Source] = MappingProxyType({})
 
 
 def path_depth(path: str) -> int:
@@ -215,7 +235,7 @@ def is_within(path: str, ancestor: str) -> bool:
 class Graph:
     """An immutable traced architecture. Build it once; transforms return new graphs."""
 
-    __slots__ = ("_children", "_meta", "_modules", "_nodes", "_nx", "_pred", "_succ")
+    __slots__ = ("_children", "_meta", "_modules", "_nodes", "_nx", "_pred", "_sources", "_succ")
 
     def __init__(
         self,
@@ -223,6 +243,8 @@ class Graph:
         edges: Iterable[Edge],
         modules: Iterable[Module],
         meta: Mapping[str, Value] | None = None,
+        *,
+        sources: Mapping[str, Source] | None = None,
     ) -> None:
         # Plain dicts, not a networkx graph: loading, diffing and drawing a snapshot never pay
         # for importing networkx (a third of `import nnviz`); `nx` builds one on demand.
@@ -260,6 +282,10 @@ class Graph:
             if parent is not None:
                 children.setdefault(parent, []).append(module)
         self._children = children
+        self._sources: Mapping[str, Source] = _NO_SOURCES
+        if sources:
+            kept = {k: v for k, v in sources.items() if k in found}
+            self._sources = MappingProxyType(kept) if kept else _NO_SOURCES
 
     # --- access -----------------------------------------------------------------------------
 
@@ -299,6 +325,14 @@ class Graph:
     @property
     def name(self) -> str:
         return str(self._meta.get("name", "model"))
+
+    @property
+    def sources(self) -> Mapping[str, Source]:
+        """Where each node's call is written (`Source`), by node id, for the nodes whose tracer
+        saw it; empty for a loaded snapshot. Shown to readers (the HTML details, the PR
+        annotation of a changed op) and nowhere else: not saved, not part of `==`, never
+        compared by a diff (line numbers move with every edit of the file)."""
+        return self._sources
 
     def node(self, node_id: str) -> Node:
         return self._nodes[node_id]
@@ -365,12 +399,14 @@ class Graph:
         modules: Iterable[Module] | None = None,
         meta: Mapping[str, Value] | None = None,
     ) -> Graph:
-        """A new graph with the given parts replaced."""
+        """A new graph with the given parts replaced; the sources of the nodes it keeps go
+        with it."""
         return Graph(
             self.nodes if nodes is None else nodes,
             self.edges if edges is None else edges,
             self._modules.values() if modules is None else modules,
             self._meta if meta is None else meta,
+            sources=self._sources,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -97,7 +97,7 @@ def select(graph: Graph, layer: str) -> Graph:
         for i, producer in enumerate(producers):
             new_edges.append(Edge(producer, "output", ("0",) if single else (f"0.{i}",)))
     modules = [m for m in graph.modules.values() if is_within(m.path, layer)]
-    return Graph(nodes, new_edges, modules, {**graph.meta, "layer": layer})
+    return Graph(nodes, new_edges, modules, {**graph.meta, "layer": layer}, sources=graph.sources)
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -311,7 +311,7 @@ def _rebuild(graph: Graph, rename: Mapping[str, str], merged: Mapping[str, Node]
         out_specs.setdefault(u, {}).setdefault(v, graph.edge_value(edge.source, edge.target))
     nodes = [_with_edge_specs(n, out_specs.get(n.id, {})) for n in nodes]
     edges = [Edge(u, v, tuple(s)) for (u, v), s in slots.items()]
-    return Graph(nodes, edges, graph.modules.values(), graph.meta)
+    return Graph(nodes, edges, graph.modules.values(), graph.meta, sources=graph.sources)
 
 
 def _free_id(base: str, taken: set[str]) -> str:

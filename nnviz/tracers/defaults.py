@@ -124,7 +124,7 @@ def leave_out(graph: Graph) -> Graph:
             args = {k: v for k, v in node.args.items() if k not in drop}
             node = dataclasses.replace(node, args=args)
         nodes.append(node)
-    return Graph(nodes, graph.edges, graph.modules.values(), graph.meta)
+    return graph.replace(nodes=nodes)
 
 
 def _specs(graph: Graph, node: Node) -> dict[str, Value]:

@@ -30,7 +30,7 @@ from nnviz.errors import TraceError
 from nnviz.graph import Graph
 from nnviz.tracers.conventions import MODEL_DEVICE, encode, spec_of, versions
 from nnviz.tracers.cost import counting, priced
-from nnviz.tracers.eager import _call_arguments
+from nnviz.tracers.eager import call_arguments
 from nnviz.tracers.exported import Arg, LeafArguments, Lowering, to_graph
 from nnviz.tracers.inputs import InputSpec
 from nnviz.tracers.pristine import preserved
@@ -106,7 +106,7 @@ def _export(
         torch.manual_seed(0)
         bound = inputs.bind(model.forward, device)
     names = inputs.dims(model.forward)
-    args, kwargs = _call_arguments(model.forward, bound)
+    args, kwargs = call_arguments(model.forward, bound)
     positional = [
         n
         for n, p in inspect.signature(model.forward).parameters.items()

@@ -1,17 +1,8 @@
 """How a `torch.export` program becomes a `Graph` with the fx tracer's conventions.
 
-`torch.export` records ATen operators; users wrote torch calls and modules. Each ATen node is
-folded back into what the user called:
-
-- every node inside a leaf module (`nnviz.tracers.fx.is_leaf`, found through the node's
-  `nn_module_stack`) belongs to one call of that module: one `module` node, as fx records it;
-  a second call of the module is a second node (`relu:1`);
-- every other node belongs to the torch call that made it (the node's `torch_fn`, recorded by
-  non-strict export): `F.normalize`, which ATen runs as four ops, is one `normalize` node; a
-  call's name is read as fx would name it (`torch.cat`, `torch.nn.functional.gelu`, the method
-  `view`, `operator.add` for `x + y`);
-- a node without a torch call (a `getitem` export adds, a shape read of a symbolic size) is
-  recorded by its ATen name.
+Each ATen node is folded back into what the user called (`nnviz.tracers.atencalls`): one
+`module` node per call of a leaf module, one node per torch call (`F.normalize`'s four ATen ops
+are one `normalize` node), as fx records them.
 
 A call's inputs are the traced values it reads from outside itself, bound by the callee's
 parameters as `nnviz.tracers.binding` binds them; its constants are the ATen node's when the
@@ -24,161 +15,35 @@ a tensor made without any input (`torch.eye(4)`) is a constant, recorded by what
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
-from nnviz.graph import Edge, Graph, Node, parent_path
+from nnviz.graph import Edge, Graph, Node, Source
+from nnviz.tracers.atencalls import Call, by_name, calls_of, parameters, positional_count
 from nnviz.tracers.binding import bind
 from nnviz.tracers.conventions import (
     IdAllocator,
-    call_name,
     encode,
     holds_ref,
     input_default,
     is_shape_query,
-    module_names,
     module_tree,
     nested_parts,
-    qualname,
     scoped,
 )
 from nnviz.tracers.cost import node_cost
-from nnviz.tracers.fx import is_leaf
+from nnviz.tracers.lines import from_stack_trace
 from nnviz.values import Value
-
-OPERATORS = {
-    "add": "add",
-    "sub": "sub",
-    "mul": "mul",
-    "div": "truediv",
-    "matmul": "matmul",
-    "pow": "pow",
-    "floor_divide": "floordiv",
-    "remainder": "mod",
-    "neg": "neg",
-    "__getitem__": "getitem",
-    "__and__": "and_",
-    "__or__": "or_",
-}
-"""Tensor methods the Python operators call (`x + y` reaches torch as `Tensor.add`): recorded
-as the `operator` function fx records, since `x.add(y)` is the rarer spelling of the same call."""
 
 ASSERTS = frozenset(
     {"_assert_scalar", "_assert_tensor_metadata", "sym_constrain_range_for_size", "_assert_async"}
 )
-
-
-@dataclass
-class _Call:
-    """One user-level call: the ATen nodes it ran, in order."""
-
-    kind: str
-    op: str
-    scope: str
-    module: str | None
-    nodes: list[fx.Node] = field(default_factory=list)
-    target: Any = None
-    index: int = 0
-    """For a module call: which call of that module (0 for the first)."""
-
-
-def op_of(torch_fn: tuple[str, str] | None, node: fx.Node) -> tuple[str, str, Any]:
-    """(kind, op, target to bind with) of the torch call recorded as `torch_fn`, or of `node`."""
-    if torch_fn is None:
-        if node.target is operator.getitem:
-            return "function", "operator.getitem", operator.getitem
-        if callable(node.target) and not isinstance(node.target, torch._ops.OpOverload):
-            return "function", qualname(node.target), node.target
-        name = getattr(node.target, "__name__", str(node.target)).split(".")[0]
-        if name == "sym_size":
-            return "method", "size", "size"
-        return "function", f"torch.ops.aten.{name}", None
-    owner, _, name = torch_fn[1].rpartition(".")
-    if owner in ("method_descriptor", "wrapper_descriptor") or (
-        owner == "function"
-        and not hasattr(torch.nn.functional, name)
-        and hasattr(torch.Tensor, name)
-    ):
-        plain = name[:-1] if name.endswith("_") and not name.startswith("_") else name
-        if plain in OPERATORS:  # `x += y` too, which fx records as `+`
-            target = getattr(operator, OPERATORS[plain])
-            return "function", qualname(target), target
-        return "method", name, name
-    homes: tuple[Any, ...] = (torch, torch.nn.functional, torch.special, torch.linalg, torch.fft)
-    if owner == "function":  # a Python function: `F.layer_norm`, not the builtin it calls
-        homes = (torch.nn.functional, *homes)
-    for home in homes:
-        target = getattr(home, name, None)
-        if callable(target):
-            return "function", qualname(target), target
-    return "function", f"torch.{name}", None
-
-
-def calls_of(program: Any, model: nn.Module, traced: set[fx.Node]) -> list[_Call]:
-    """The user-level calls of `program`'s traced nodes (see the module docstring), in order."""
-    names = module_names(model)
-    calls: list[_Call] = []
-    by_key: dict[str, _Call] = {}
-    for node in program.graph.nodes:
-        if node.op != "call_function" or node not in traced:
-            continue
-        scope, leaf = _where(node, model, names)
-        torch_fn = node.meta.get("torch_fn")
-        if leaf is not None:
-            key = leaf[0]
-        elif torch_fn is not None:
-            key = f"fn:{scope}:{torch_fn[0]}:{torch_fn[1]}"
-        else:
-            key = f"node:{node.name}"
-        call = by_key.get(key)
-        if call is None:
-            call = by_key[key] = _new_call(model, scope, leaf, torch_fn, node)
-            if leaf is not None:
-                call.index = sum(c.target is call.target for c in calls)
-            calls.append(call)
-        call.nodes.append(node)
-    return calls
-
-
-def _new_call(
-    model: nn.Module,
-    scope: str,
-    leaf: tuple[str, str] | None,
-    torch_fn: tuple[str, str] | None,
-    node: fx.Node,
-) -> _Call:
-    if leaf is not None:
-        module = model.get_submodule(leaf[1])
-        return _Call("module", qualname(type(module)), parent_path(leaf[1]) or "", leaf[1],
-                     target=module)  # fmt: skip
-    kind, op, target = op_of(torch_fn, node)
-    return _Call(kind, op, scope, None, target=target)
-
-
-def _where(
-    node: fx.Node, model: nn.Module, names: Mapping[int, tuple[str, ...]]
-) -> tuple[str, tuple[str, str] | None]:
-    """The module scope a node ran in, and (stack key, path) of the leaf module it ran inside."""
-    scope = ""
-    for key, (path, _cls) in (node.meta.get("nn_module_stack") or {}).items():
-        if not path:
-            continue
-        try:
-            module = model.get_submodule(path)
-        except AttributeError:
-            continue
-        path = call_name(names.get(id(module), (path,)), scope)
-        if is_leaf(module, path):
-            return scope, (key, path)
-        scope = path
-    return scope, None
 
 
 @dataclass
@@ -220,35 +85,33 @@ def to_graph(
 ) -> Graph:
     """The `Graph` of an exported program; `inputs` maps each user-input placeholder to its
     forward argument and the key path inside it; `meta["inputs"]` holds every bound argument's
-    spec."""
+    spec. Each call's source line (`Graph.sources`) is its first ATen node's `stack_trace`'s."""
     traced = _traced(program, set(inputs), lowering)
     calls = calls_of(program, model, traced)
-    allocate = IdAllocator()
-    made: dict[fx.Node, tuple[str, str | None]] = {}  # ATen node -> (graph node id, getitem slot)
-    nodes: list[Node] = []
-    edges: dict[tuple[str, str], list[str]] = {}
+    building = _Building(lowering)
     given = meta["inputs"]
     assert isinstance(given, dict)
     for name, spec in given.items():
-        node_id = allocate(f"input:{name}")
         defaults = {k: encode(v) for k, v in input_default(model, name)}
-        nodes.append(Node(node_id, "input", name, args=defaults, spec=spec))
+        building.append(Node(building.allocate(f"input:{name}"), "input", name, args=defaults,
+                             spec=spec))  # fmt: skip
     for placeholder, (name, path) in inputs.items():
-        made[placeholder] = (f"input:{name}", ".".join(str(p) for p in path) or None)
+        building.made[placeholder] = (f"input:{name}", ".".join(str(p) for p in path) or None)
     used = _users(calls)
     for call in calls:
-        _add_call(call, used, made, allocate, nodes, edges, lowering)
+        building.add_call(call, used)
     out_node = next(n for n in program.graph.nodes if n.op == "output")
     structure = _output_structure(program, out_node)
     edges_out: list[tuple[str, str]] = []
     for sub, part in nested_parts(structure, "0", lambda v: isinstance(v, fx.Node)):
-        if isinstance(part, fx.Node) and part in made:
-            edges_out.append((_source(part, made, allocate, nodes, edges, lowering), sub))
-    nodes.append(Node("output", "output", "output", spec=lowering.spec(structure)))
+        if isinstance(part, fx.Node) and part in building.made:
+            edges_out.append((building.value_of(part), sub))
+    building.append(Node("output", "output", "output", spec=lowering.spec(structure)))
     for source, sub in edges_out:
-        edges.setdefault((source, "output"), []).append(sub)
-    graph_edges = [Edge(s, t, tuple(slots)) for (s, t), slots in edges.items()]
-    return Graph(_drop_unused_reads(nodes, graph_edges), graph_edges, module_tree(model), meta)
+        building.edges.setdefault((source, "output"), []).append(sub)
+    edges = [Edge(s, t, tuple(slots)) for (s, t), slots in building.edges.items()]
+    nodes = _drop_unused_reads(building.nodes, edges)
+    return Graph(nodes, edges, module_tree(model), meta, sources=building.sources)
 
 
 def _traced(program: Any, inputs: set[fx.Node], lowering: Lowering) -> set[fx.Node]:
@@ -281,9 +144,9 @@ def _args(node: fx.Node) -> list[fx.Node]:
     return found
 
 
-def _users(calls: list[_Call]) -> dict[fx.Node, list[_Call]]:
+def _users(calls: list[Call]) -> dict[fx.Node, list[Call]]:
     """Which calls read each ATen node."""
-    used: dict[fx.Node, list[_Call]] = {}
+    used: dict[fx.Node, list[Call]] = {}
     for call in calls:
         for node in call.nodes:
             for arg in _args(node):
@@ -291,65 +154,114 @@ def _users(calls: list[_Call]) -> dict[fx.Node, list[_Call]]:
     return used
 
 
-def _add_call(
-    call: _Call,
-    used: Mapping[fx.Node, list[_Call]],
-    made: dict[fx.Node, tuple[str, str | None]],
-    allocate: IdAllocator,
-    nodes: list[Node],
-    edges: dict[tuple[str, str], list[str]],
-    lowering: Lowering,
-) -> None:
-    inside = set(call.nodes)
-    base = call.module if call.module is not None else scoped(call.scope, call.op.split(".")[-1])
-    node_id = allocate(base)
-    slots = _slots(call, inside, made, lowering)
+class _Building:
+    """The graph under construction: its nodes and edges, and which graph node gives each ATen
+    node's value."""
 
-    def is_ref(value: Any) -> bool:
-        return isinstance(value, fx.Node) and value in made
+    def __init__(self, lowering: Lowering) -> None:
+        self.lowering = lowering
+        self.allocate = IdAllocator()
+        self.made: dict[fx.Node, tuple[str, str | None]] = {}
+        """ATen node -> (graph node id, its index when the call has several outputs)."""
+        self.nodes: list[Node] = []
+        self.by_id: dict[str, Node] = {}
+        self.edges: dict[tuple[str, str], list[str]] = {}
+        self.items: dict[tuple[str, str], str] = {}
+        """(call's node id, index) -> the `getitem` node unpacking it."""
+        self.sources: dict[str, Source] = {}
 
-    kind = "module" if call.module is not None else call.kind
-    named = bind(kind, call.target, slots, lambda v: not holds_ref(v, is_ref))
-    if call.target is None:
-        named = slots
-    constants: dict[str, Value] = {}
-    for slot, value in named:
-        for sub, part in nested_parts(value, slot, is_ref):
-            if is_ref(part):
-                source = _source(part, made, allocate, nodes, edges, lowering)
-                edges.setdefault((source, node_id), []).append(sub)
-            else:
-                constants[sub] = _constant(part, lowering)
-    outputs = [n for n in call.nodes if any(c is not call for c in used.get(n, ()))]
-    outputs += [
-        n for n in call.nodes if any(u.op == "output" for u in n.users) and n not in outputs
-    ]
-    single = len(outputs) <= 1
-    last = outputs[0] if single and outputs else call.nodes[-1]
-    spec = lowering.spec(last.meta.get("val")) if single else {
-        "$tuple": [lowering.spec(n.meta.get("val")) for n in outputs]}  # fmt: skip
-    returned = _leaf_outputs(call, lowering)
-    if returned is not None:  # a module returning a tuple: fx unpacks it with `getitem`s
-        positions, elements = returned
-        outputs, single = [n for n in positions if n in outputs], False
-        spec = {"$tuple": [lowering.spec(e) for e in elements]}
-    cost = None
-    if lowering.costs:
+    def append(self, node: Node) -> None:
+        self.nodes.append(node)
+        self.by_id[node.id] = node
+
+    def is_ref(self, value: Any) -> bool:
+        return isinstance(value, fx.Node) and value in self.made
+
+    def add_call(self, call: Call, used: Mapping[fx.Node, list[Call]]) -> None:
+        """One call's node, the edges into it, and its outputs (unpacked when several)."""
+        base = (
+            call.module if call.module is not None else scoped(call.scope, call.op.split(".")[-1])
+        )
+        node_id = self.allocate(base)
+        slots = _slots(call, set(call.nodes), self.made, self.lowering)
+        kind = "module" if call.module is not None else call.kind
+        named = bind(kind, call.target, slots, lambda v: not holds_ref(v, self.is_ref))
+        if call.target is None:
+            named = slots
+        constants: dict[str, Value] = {}
+        for slot, value in named:
+            for sub, part in nested_parts(value, slot, self.is_ref):
+                if self.is_ref(part):
+                    self.edges.setdefault((self.value_of(part), node_id), []).append(sub)
+                else:
+                    constants[sub] = _constant(part)
+        outputs, spec, positions = self._outputs(call, used)
+        node = Node(node_id, kind, call.op, call.scope, call.module, constants, spec)  # type: ignore[arg-type]
+        self.append(dataclasses.replace(node, cost=self._cost(call)))
+        where = next((w for n in call.nodes if (w := from_stack_trace(n.meta.get("stack_trace")))),
+                     None)  # fmt: skip
+        if where is not None:
+            self.sources[node_id] = where
+        single = positions is None and len(outputs) <= 1
+        for index, out in enumerate(outputs):
+            at = positions[out] if positions is not None else _index(out, index)
+            self.made[out] = (node_id, None if single else str(at))
+        if not single:  # unpacked where the call is made, in order, as fx records `a, b = f(x)`
+            for out in sorted(outputs, key=lambda n: int(self.made[n][1] or 0)):
+                self.value_of(out)
+
+    def _outputs(
+        self, call: Call, used: Mapping[fx.Node, list[Call]]
+    ) -> tuple[list[fx.Node], Value, dict[fx.Node, int] | None]:
+        """The ATen nodes whose values leave the call, its spec, and for a module returning a
+        tuple the position of each (fx unpacks it with `getitem`s), else None."""
+        spec_of = self.lowering.spec
+        outputs = [n for n in call.nodes if any(c is not call for c in used.get(n, ()))]
+        outputs += [
+            n for n in call.nodes if any(u.op == "output" for u in n.users) and n not in outputs
+        ]
+        returned = _leaf_outputs(call, self.lowering)
+        if returned is not None:
+            positions, elements = returned
+            kept = [n for n in positions if n in outputs]
+            return kept, {"$tuple": [spec_of(e) for e in elements]}, positions
+        if len(outputs) <= 1:
+            last = outputs[0] if outputs else call.nodes[-1]
+            return outputs, spec_of(last.meta.get("val")), None
+        return outputs, {"$tuple": [spec_of(n.meta.get("val")) for n in outputs]}, None
+
+    def _cost(self, call: Call) -> dict[str, Any] | None:
+        if not self.lowering.costs:
+            return None
         macs, uncounted = 0, dict[str, int]()
         for n in call.nodes:
-            more, names = lowering.costs.get(n, (0, {}))
+            more, names = self.lowering.costs.get(n, (0, {}))
             macs += more
             for key, count in names.items():
                 uncounted[key] = uncounted.get(key, 0) + count
-        cost = node_cost((macs, uncounted))
-    node = Node(node_id, kind, call.op, call.scope, call.module, constants, spec)  # type: ignore[arg-type]
-    nodes.append(dataclasses.replace(node, cost=cost))
-    for index, out in enumerate(outputs):
-        at = returned[0][out] if returned is not None else _index(out, index)
-        made[out] = (node_id, None if single else str(at))
-    if not single:  # unpacked where the call is made, in order, as fx records `a, b = f(x)`
-        for out in sorted(outputs, key=lambda n: int(made[n][1] or 0)):
-            _source(out, made, allocate, nodes, edges, lowering)
+        return node_cost((macs, uncounted))
+
+    def value_of(self, node: fx.Node) -> str:
+        """The graph node that gives `node`'s value: its call, or a `getitem` of a call with
+        several outputs (made at first use, as unpacking in Python reads it)."""
+        node_id, index = self.made[node]
+        if index is None:
+            return node_id
+        found = self.items.get((node_id, index))
+        if found is not None:
+            return found
+        owner = self.by_id[node_id]
+        scope = owner.scope if owner.kind != "input" else ""
+        item = self.items[node_id, index] = self.allocate(scoped(scope, "getitem"))
+        value = encode(int(index) if index.lstrip("-").isdecimal() else index)
+        spec = self.lowering.spec(node.meta.get("val"))
+        cost = node_cost((0, {})) if self.lowering.costs else None
+        self.append(Node(item, "function", "operator.getitem", scope, None, {"1": value}, spec,
+                         cost=cost))  # fmt: skip
+        if node_id in self.sources:  # unpacked on the line of the call
+            self.sources[item] = self.sources[node_id]
+        self.edges.setdefault((node_id, item), []).append("0")
+        return item
 
 
 def _index(node: fx.Node, fallback: int) -> Any:
@@ -358,37 +270,8 @@ def _index(node: fx.Node, fallback: int) -> Any:
     return fallback
 
 
-def _source(
-    node: fx.Node,
-    made: Mapping[fx.Node, tuple[str, str | None]],
-    allocate: IdAllocator,
-    nodes: list[Node],
-    edges: dict[tuple[str, str], list[str]],
-    lowering: Lowering,
-) -> str:
-    """The graph node that gives `node`'s value: its call, or a `getitem` of a call with several
-    outputs (made at first use, as unpacking in Python reads it)."""
-    node_id, index = made[node]
-    if index is None:
-        return node_id
-    key = f"{node_id}#{index}"
-    found = next((n.id for n in nodes if n.meta.get("nnviz_item") == key), None)
-    if found is not None:
-        return found
-    owner = next(n for n in nodes if n.id == node_id)
-    item = allocate(scoped(owner.scope if owner.kind != "input" else "", "getitem"))
-    value = encode(int(index) if index.lstrip("-").isdecimal() else index)
-    nodes.append(Node(item, "function", "operator.getitem", owner.scope if owner.kind != "input"
-                      else "", None, {"1": value}, lowering.spec(node.meta.get("val")),
-                      meta={"nnviz_item": key}))  # fmt: skip
-    if lowering.costs:
-        nodes[-1] = dataclasses.replace(nodes[-1], cost=node_cost((0, {})))
-    edges.setdefault((node_id, item), []).append("0")
-    return item
-
-
 def _slots(
-    call: _Call,
+    call: Call,
     inside: set[fx.Node],
     made: Mapping[fx.Node, tuple[str, str | None]],
     lowering: Lowering,
@@ -406,11 +289,11 @@ def _slots(
         and (name == aten or in_place or first.target is operator.getitem)
     )
     if same:
-        slots = _by_name(first, call.target)
+        slots = by_name(first, call.target)
         if slots is None:
-            args = list(first.args)[: _positional_count(call.target)]
+            args = list(first.args)[: positional_count(call.target)]
             slots = [(str(i), a) for i, a in enumerate(args)] + list(first.kwargs.items())
-        if in_place and "inplace" in _parameters(call.target):
+        if in_place and "inplace" in parameters(call.target):
             slots.append(("inplace", True))
         return [(k, _mark(v, made, lowering)) for k, v in slots]
     given = _leaf_slots(call, inside, made, lowering)
@@ -429,7 +312,7 @@ def _slots(
     return [(str(i), _mark(a, made, lowering)) for i, a in enumerate(outside)]
 
 
-def _leaf_outputs(call: _Call, lowering: Lowering) -> tuple[dict[fx.Node, int], list[Any]] | None:
+def _leaf_outputs(call: Call, lowering: Lowering) -> tuple[dict[fx.Node, int], list[Any]] | None:
     """For a module call that returned a tuple (`nn.MultiheadAttention`, `nn.LSTM`): the
     trailing `alias` node of each tensor element by its position, and every element's value
     (its alias node, or the constant such as `None`); None for any other call."""
@@ -451,7 +334,7 @@ def _leaf_outputs(call: _Call, lowering: Lowering) -> tuple[dict[fx.Node, int], 
 
 
 def _leaf_slots(
-    call: _Call,
+    call: Call,
     inside: set[fx.Node],
     made: Mapping[fx.Node, tuple[str, str | None]],
     lowering: Lowering,
@@ -480,50 +363,6 @@ def _leaf_slots(
     return slots
 
 
-def _by_name(node: fx.Node, target: Any) -> list[tuple[str, Any]] | None:
-    """The ATen node's arguments by the Python function's parameter names, matched by name
-    (ATen's `batch_norm(input, weight, bias, running_mean, ...)` is `F.batch_norm(input,
-    running_mean, running_var, weight, ...)` in another order); ATen-only arguments
-    (`cudnn_enabled`) left out. None unless `target` is a Python function and every argument
-    given finds its parameter."""
-    schema = getattr(node.target, "_schema", None)
-    params = _parameters(target) if inspect.isfunction(target) else ()
-    if schema is None or not params:
-        return None
-    names = [a.name for a in schema.arguments]
-    given = list(zip(names, node.args, strict=False)) + list(node.kwargs.items())
-    slots = []
-    for name, value in given:
-        name = params[0] if name == "self" else name
-        if name in params:
-            slots.append((name, value))
-        elif name not in _ATEN_ONLY:
-            return None
-    return slots
-
-
-_ATEN_ONLY = frozenset({"cudnn_enabled", "cudnn_enable"})
-"""ATen arguments a Python function fills in itself (from `torch.backends`)."""
-
-
-def _parameters(target: Any) -> tuple[str, ...]:
-    try:
-        return tuple(inspect.signature(target).parameters)
-    except (TypeError, ValueError):
-        return ()
-
-
-def _positional_count(target: Any) -> int | None:
-    """How many positional arguments a Python function takes: ATen's own trailing arguments
-    (`layer_norm`'s `cudnn_enable`) are not the user's call. None when not known."""
-    if not inspect.isfunction(target):
-        return None
-    params = inspect.signature(target).parameters.values()
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-
-
 def _mark(value: Any, made: Mapping[fx.Node, Any], lowering: Lowering) -> Any:
     if isinstance(value, fx.Node):
         if value in made:
@@ -542,11 +381,11 @@ class _Const:
     value: Value
 
 
-def _constant(value: Any, lowering: Lowering) -> Value:
+def _constant(value: Any) -> Value:
     if isinstance(value, _Const):
         return value.value
     if isinstance(value, (tuple, list)) and any(isinstance(v, _Const) for v in value):
-        items = [_constant(v, lowering) for v in value]
+        items = [_constant(v) for v in value]
         return {"$tuple": items} if isinstance(value, tuple) else items
     return encode(value)
 
@@ -563,15 +402,12 @@ def _output_structure(program: Any, out_node: fx.Node) -> Any:
 
 
 def _drop_unused_reads(nodes: list[Node], edges: list[Edge]) -> list[Node]:
-    """Unused shape reads and getitems go, as in the other tracers; the marker meta goes too."""
+    """Unused shape reads and getitems go, as in the other tracers."""
     used = {e.source for e in edges}
-    kept = []
-    for node in nodes:
-        if (
-            node.kind in ("function", "method")
-            and node.id not in used
-            and is_shape_query(node.kind, node.op)
-        ):
-            continue
-        kept.append(dataclasses.replace(node, meta={}) if node.meta else node)
-    return kept
+    return [
+        node
+        for node in nodes
+        if node.id in used
+        or node.kind not in ("function", "method")
+        or not is_shape_query(node.kind, node.op)
+    ]

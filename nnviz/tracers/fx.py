@@ -18,7 +18,7 @@ import torch.fx as fx
 from torch import nn
 
 from nnviz.errors import TraceError
-from nnviz.graph import Edge, Graph, Node, parent_path
+from nnviz.graph import Edge, Graph, Node, Source, parent_path
 from nnviz.tracers.binding import bind
 from nnviz.tracers.conventions import (
     IdAllocator,
@@ -34,6 +34,7 @@ from nnviz.tracers.conventions import (
     scoped,
     versions,
 )
+from nnviz.tracers.lines import Where
 from nnviz.tracers.pristine import check_inputs, preserved, static_forward
 from nnviz.values import Value
 
@@ -43,6 +44,8 @@ for _name in ("_assert_async", "_check", "_check_is_size"):
         ASSERTS.add(getattr(torch, _name))
 
 _SCOPE = "nnviz_scope"
+_SOURCE = "nnviz_source"
+_CALLS = ("call_module", "call_function", "call_method")
 _FX_RULE = fx.Tracer()
 
 
@@ -63,6 +66,8 @@ class _ScopeTracer(fx.Tracer):
         self.failing_module: str | None = None
         self._names: dict[int, tuple[str, ...]] | None = None  # every name of each module
         self._entering: tuple[nn.Module, str] | None = None  # the module call being entered
+        self.where: Where | None = None
+        """Where a call is written (set by the function that traces the model)."""
         self.constants: dict[str, torch.Tensor] = {}
         """Tensors forward() made without an input (`torch.eye(4)`), by fx's attribute name."""
 
@@ -103,6 +108,8 @@ class _ScopeTracer(fx.Tracer):
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
         node.meta[_SCOPE] = self._scopes[-1]
+        if self.where is not None and node.op in _CALLS:
+            node.meta[_SOURCE] = self.where()
         return node
 
 
@@ -126,6 +133,7 @@ def trace_fx(model: nn.Module, name: str) -> FxTrace:
     """
     tracer = _ScopeTracer()
     root: Any = type(model).forward if static_forward(model) else model
+    tracer.where = Where()
     try:
         with preserved(model):
             fx_graph = tracer.trace(root)
@@ -154,6 +162,7 @@ def _convert(
     attrs: dict[fx.Node, Value] = {}
     nodes: list[Node] = []
     edges: dict[tuple[str, str], list[str]] = {}
+    sources: dict[str, Source] = {}
 
     for fn in fx_graph.nodes:
         if fn in dropped:
@@ -164,6 +173,8 @@ def _convert(
             continue
         node_id, node = _make_node(fn, model, allocate)
         ids[fn] = node_id
+        if fn.meta.get(_SOURCE) is not None:
+            sources[node_id] = fn.meta[_SOURCE]
         constants: dict[str, Value] = {}
         if fn.op == "placeholder":
             constants = {k: encode(v) for k, v in input_default(model, node["op"])}
@@ -184,6 +195,7 @@ def _convert(
         [Edge(s, t, tuple(slots)) for (s, t), slots in edges.items()],
         module_tree(model),
         {"name": name, "tracer": "fx", "versions": versions(), "inputs": None},
+        sources=sources,
     )
     return graph, ids
 

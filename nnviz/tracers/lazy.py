@@ -40,10 +40,10 @@ def initialised(
     def run(module: nn.Module, device: Any) -> nn.Module:
         import torch
 
-        from nnviz.tracers.eager import _call_arguments
+        from nnviz.tracers.eager import call_arguments
 
         bound = inputs.bind(module.forward, device)
-        args, kwargs = _call_arguments(module.forward, bound)
+        args, kwargs = call_arguments(module.forward, bound)
         with torch.no_grad(), torch.device(device):
             module(*args, **kwargs)
         return module.eval()

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from nnviz.graph import Edge, Graph, Node
+from nnviz.graph import Edge, Graph, Node, Source
 from nnviz.tracers.binding import bind
 from nnviz.tracers.conventions import (
     IdAllocator,
@@ -60,6 +60,8 @@ class RecordedCall:
     """The function called, for a function call (its signature names the arguments)."""
     cost: dict[str, Any] | None = None
     """What the call cost (`nnviz.tracers.cost.node_cost`), when counted."""
+    source: Source | None = None
+    """Where the call is written (`nnviz.tracers.lines`)."""
 
 
 def is_traced(value: Any) -> bool:
@@ -98,10 +100,13 @@ def to_graph(calls: list[RecordedCall], model: nn.Module, meta: dict[str, Value]
     ids: dict[int, str] = {}
     nodes: list[Node] = []
     edges: dict[tuple[str, str], list[str]] = {}
+    sources: dict[str, Source] = {}
     for index, call in enumerate(calls):
         if index in dropped:
             continue
         node_id = ids[index] = allocate(_base_id(call))
+        if call.source is not None:
+            sources[node_id] = call.source
         constants: dict[str, Value] = {}
         for slot, value in _bound_slots(call, model):
             for sub, part in nested_parts(value, slot, _is_ref):
@@ -127,6 +132,7 @@ def to_graph(calls: list[RecordedCall], model: nn.Module, meta: dict[str, Value]
         [Edge(s, t, tuple(slots)) for (s, t), slots in edges.items()],
         module_tree(model),
         meta,
+        sources=sources,
     )
 
 
