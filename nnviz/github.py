@@ -150,10 +150,15 @@ def _source_annotations(ranked: list[Drift]) -> list[str]:
             if len(out) == MAX_ERROR_ANNOTATIONS:
                 return out
             names = ", ".join(source.modules)
-            said = [renderings.change_line(e) for e in entries if _about(e, source.modules)]
+            about = [e for e in entries if _about(e, source.modules)]
+            if not about and source.what == "calls":  # an op's change told by its module's entry
+                about = [e for e in entries if _holds(e, source.modules)]
+            said = [renderings.change_line(e) for e in about]
             mine = [line for line in said if line is not None]
             message = "\n".join([*mine[:_ANNOTATION_LINES], f"(snapshot test: {drift.nodeid})"])
-            title = f"nnviz: {names} changed the architecture"
+            title = (
+                f"nnviz: {'op ' if source.what == 'calls' else ''}{names} changed the architecture"
+            )
             out.append(_command("warning", source.file, source.line, title, message))
     return out
 
@@ -162,6 +167,12 @@ def _about(entry: Entry, modules: list[str]) -> bool:
     """Whether a changelog entry names one of `modules` or a place inside one (`blocks.{0..11}.attn`
     names `blocks.3`)."""
     return any(n == m or n.startswith(m + ".") for n in entry.places.names() for m in modules)
+
+
+def _holds(entry: Entry, ops: list[str]) -> bool:
+    """Whether a changelog entry names a module that holds one of `ops` (an op changed inside a
+    module whose class changed is folded into that module's entry)."""
+    return any(o.startswith(n + ".") for n in entry.places.names() if n for o in ops)
 
 
 def _annotation_message(drift: Drift) -> str:
@@ -379,7 +390,9 @@ def _drift_section(
     for source in drift.sources:
         label = _code(f"{source.file}:{source.line}")
         link = _link(label, source.file, source.line, source_url, "")
-        lines.append(f"Model code: {link} defines {', '.join(_code(m) for m in source.modules)}.")
+        many = "s" if len(source.modules) > 1 else ""
+        what = f"calls the changed op{many}" if source.what == "calls" else "defines"
+        lines.append(f"Model code: {link} {what} {', '.join(_code(m) for m in source.modules)}.")
     lines += ["", *_fence("text", changelog(drift.diff)), ""]
     lines += [*_mermaid(drift), ""]
     return [*lines, "</details>", ""]

@@ -92,7 +92,7 @@ class NNVizSnapshot:
         if max_macs is not None:
             _budget(graph, max_macs)
         check = self._check(graph, snapshot, ignore, any(a.kind == "export" for a in asks))
-        self._state.results.append(self._result(check, line, model))
+        self._state.results.append(self._result(check, line, model, graph))
         return self._verdict(check, policy, graph)
 
     # --- the steps of a call -----------------------------------------------------------------
@@ -198,14 +198,18 @@ class NNVizSnapshot:
 
     # --- what to tell ------------------------------------------------------------------------
 
-    def _result(self, check: Check, line: int, model: object) -> SnapshotResult:
+    def _result(self, check: Check, line: int, model: object, graph: Graph) -> SnapshotResult:
         options = self._state.options
         drifted = check.status == "drifted" and check.diff is not None
         sources = []
-        if drifted and check.diff is not None and not isinstance(model, (str, Graph)):
-            from pytest_nnviz.sources import changed_modules, definition_lines
+        if drifted and check.diff is not None:
+            from pytest_nnviz import sources as lines
 
-            sources = definition_lines(model, changed_modules(check.diff), options.repository)
+            if not isinstance(model, (str, Graph)):
+                changed = lines.changed_modules(check.diff)
+                sources = lines.definition_lines(model, changed, options.repository)
+            ops = lines.changed_ops(check.diff)
+            sources += lines.call_lines(graph, ops, options.repository)
         return SnapshotResult(
             nodeid=self._item.nodeid,
             file=options.relative(self._item.path),

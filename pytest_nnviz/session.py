@@ -22,11 +22,13 @@ JsonDoc = dict[str, JsonValue]
 
 @dataclass(frozen=True)
 class SourceRef:
-    """A line of model code that defines changed modules; `file` relative to the rootdir."""
+    """A line of model code that defines changed modules (`what="defines"`) or calls changed
+    ops (`"calls"`, `modules` then holds their node ids); `file` relative to the repository."""
 
     file: str
     line: int
     modules: list[str]
+    what: str = "defines"
 
 
 @dataclass(frozen=True)

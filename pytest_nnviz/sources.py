@@ -1,4 +1,5 @@
-"""Where a changed module is defined in the model's code: the `self.x = ...` line of its parent.
+"""The model-code lines a drift's annotations point at: where each changed module is defined (the
+`self.x = ...` line of its parent) and where each changed op is called.
 
 Found from the live model in the test process: for a changed module `a.b.c` the parent `a.b` is
 looked up in the model, and its class's `__init__` (or a base class's, in method resolution
@@ -8,6 +9,10 @@ torchvision block) passes the question up: `features.3` of a `Sequential` is ann
 `self.features = nn.Sequential(...)` assignment, on the line of its fourth element when the
 elements are written out. The annotation then lands on the model code a reviewer
 reads in the pull request.
+
+A changed op (a function or method call added or changed on its own account) is annotated on
+the line that calls it, read from the new graph's `Graph.sources` (the tracer saw it; never
+part of the snapshot or the comparison). Only lines inside the repository are annotated.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pytest_nnviz.session import SourceRef
 
 if TYPE_CHECKING:
     from nnviz.diffing.model import GraphDiff
+    from nnviz.graph import Graph
 
 MAX_SOURCES = 10
 """Lines annotated per drift at most (GitHub shows 10 warnings per step anyway)."""
@@ -50,6 +56,36 @@ def definition_lines(model: Any, modules: Iterable[str], repository: Path) -> li
         if len(found) >= MAX_SOURCES:
             break
     return [SourceRef(file, line, names) for (file, line), names in sorted(found.items())]
+
+
+def changed_ops(diff: GraphDiff) -> list[str]:
+    """Node ids (new side) of the ops, function and method calls, added or changed on their own
+    account: not removed, not only a consequence of another change, not information."""
+    return [
+        entry.name
+        for entry in diff
+        if entry.kind in ("function", "method")
+        and entry.status in ("added", "changed")
+        and entry.drifted
+        and not entry.propagated
+    ]
+
+
+def call_lines(graph: Graph, ops: Iterable[str], repository: Path) -> list[SourceRef]:
+    """The lines calling `ops` in `graph`'s model code (`Graph.sources`), one per line (ops
+    merged), paths relative to `repository`; lines outside the repository are left out."""
+    found: dict[tuple[str, int], list[str]] = {}
+    root = repository.resolve()
+    for op in ops:
+        where = graph.sources.get(op)
+        if where is None:
+            continue
+        file = Path(where.file).resolve()
+        if _inside(file, root):
+            found.setdefault((relative(file, root), where.line), []).append(op)
+        if len(found) >= MAX_SOURCES:
+            break
+    return [SourceRef(f, line, names, "calls") for (f, line), names in sorted(found.items())]
 
 
 def _definition(model: Any, path: str, repository: Path) -> tuple[str, int] | None:

@@ -72,7 +72,9 @@ def union_graph(diff: GraphDiff) -> Graph:
         for edge in diff.edges
         if edge.source in names and edge.target in names
     ]
-    return Graph(nodes, edges, modules.values(), {"name": _title(diff)})
+    sources = {e.name: diff.new.sources[e.name] for e in diff.entries if e.status != "removed"
+               and e.name in diff.new.sources}  # fmt: skip
+    return Graph(nodes, edges, modules.values(), {"name": _title(diff)}, sources=sources)
 
 
 def _title(diff: GraphDiff) -> str:
@@ -285,7 +287,9 @@ def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
         u, v = rename.get(edge.source, edge.source), rename.get(edge.target, edge.target)
         if u != v:
             edges.setdefault((u, v), Edge(u, v, edge.slots))
-    return Graph(out_nodes, edges.values(), graph.modules.values(), graph.meta)
+    return Graph(
+        out_nodes, edges.values(), graph.modules.values(), graph.meta, sources=graph.sources
+    )
 
 
 def _run_title(graph: Graph, members: list[Node]) -> str:

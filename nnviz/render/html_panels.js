@@ -40,6 +40,7 @@ function showDetails(item) {
     const pairs = [["kind", n.info.kind]];
     if (n.info.module) pairs.push(...moduleFacts(n.info.module));
     else pairs.push(["op", n.info.op]);
+    pairs.push(["source", n.info.source]);
     for (const [k, v] of n.info.args || []) pairs.push([`arg ${k}`, v]);
     for (const [src, spec, slots] of n.info.inputs || []) {
       pairs.push([slots ? `${slots} from ${src}` : `from ${src}`, spec]);

@@ -191,6 +191,9 @@ def _within(scope: str, name: str, path: str) -> bool:
 
 def _node_info(graph: Graph, node: Node) -> dict[str, Any]:
     info: dict[str, Any] = {"kind": node.kind, "op": labels.node_source(node)}
+    where = graph.sources.get(node.id)
+    if where is not None:  # `model.py:12`: shown, never compared (`Graph.sources`)
+        info["source"] = str(where)
     if node.args:
         info["args"] = [[k, format_value(v)] for k, v in node.args.items()]
     if node.spec is not None:

@@ -1,0 +1,125 @@
+"""A changed op is annotated on the model-code line that calls it (`Graph.sources`, from every
+tracer), in report.json and on GitHub, and its line is in the drift's interactive page; the line
+is never part of the snapshot, so moving code is no drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+from support import run
+
+import nnviz
+
+MODEL = """
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.proj(x)
+{padding}        return x {op} y
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(x).relu()
+"""
+
+TESTS = """
+from model import Net
+
+
+def test_net(nnviz_snapshot):
+    nnviz_snapshot(Net(), inputs="tensor2x4", tracer="{tracer}")
+"""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _exported_once() -> None:
+    """torch.export imports torch modules lazily, and one of them registers an operator
+    library: imported inside a pytester run, it would be imported again by the next run."""
+    from torch import nn
+
+    nnviz.trace(nn.Linear(2, 2), inputs="tensor2x2", tracer="export")
+
+
+def _write(pytester: pytest.Pytester, tracer: str, op: str = "+", padding: str = "") -> int:
+    """Writes the model and its test; returns the line of the `x {op} y` call."""
+    text = MODEL.format(op=op, padding=padding)
+    pytester.makepyfile(model=text, test_net=TESTS.format(tracer=tracer))
+    lines = text.strip().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.strip().startswith("return x "))
+
+
+@pytest.mark.parametrize("tracer", ["fx", "eager", "export"])
+def test_a_changed_op_is_annotated_on_its_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tracer: str
+) -> None:
+    _write(pytester, tracer)
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)
+    snapshot = pytester.path / "__nnviz_snapshots__/test_net/test_net.json"
+    stored = snapshot.read_bytes()
+
+    moved = _write(pytester, tracer, padding="        # a comment moves the call down\n")
+    run(pytester).assert_outcomes(passed=1)  # a line number is never compared
+    assert moved > 0
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
+    line = _write(pytester, tracer, op="*")
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    assert snapshot.read_bytes() == stored
+    warning = f"::warning file=model.py,line={line},title=nnviz%3A op block.mul changed the"
+    assert any(out.startswith(warning) for out in result.outlines), result.outlines
+    (report,) = pytester.path.rglob("report.json")
+    (drift,) = json.loads(report.read_text())["drifts"]
+    assert {"file": "model.py", "line": line, "modules": ["block.mul"], "what": "calls"} in drift[
+        "sources"
+    ]
+    summary = (pytester.path / "summary.md").read_text()
+    assert f"`model.py:{line}`" in summary and "calls the changed op `block.mul`." in summary
+    page = report.parent / drift["artifacts"]["html"]
+    view = _view(page)
+    (node,) = [n for n in view["nodes"] if n["id"] == "block.mul"]
+    assert node["info"]["source"] == f"model.py:{line}"
+
+
+def _view(page: Path) -> dict:
+    text = page.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="nnviz-view">(.*?)</script>', text)
+    assert found is not None
+    return json.loads(found.group(1))
+
+
+def test_sources_are_never_saved_nor_compared(pytester: pytest.Pytester) -> None:
+    line = _write(pytester, "eager")
+    spec = importlib.util.spec_from_file_location("nnviz_sources_model", pytester.path / "model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    graph = nnviz.trace(module.Net(), inputs="tensor2x4", tracer="eager")
+    assert str(graph.sources["block.add"]) == f"model.py:{line}"
+    bare = nnviz.Graph(graph.nodes, graph.edges, graph.modules.values(), graph.meta)
+    assert bare.sources == {} and bare == graph
+    saved, unsaved = pytester.path / "a.json", pytester.path / "b.json"
+    nnviz.save(graph, saved)
+    nnviz.save(bare, unsaved)
+    assert saved.read_bytes() == unsaved.read_bytes()
+    loaded = nnviz.load(saved)
+    assert loaded == graph and loaded.sources == {}
