@@ -306,6 +306,7 @@ def draw(
         obj if is_spec else None,
         outputs=[path],
         style=style,
+        engine=engine,
         depth=depth if is_graph else None,
         diff=not is_graph,
     )

@@ -10,10 +10,11 @@ way, with the same one-line `NNVizError`, before torch is imported (seconds) or 
 
 The checks, in this order (the first fault is the one reported): the MODEL spec's form, each
 output path (its extension names a format; it can be written: no folder in the way, no file in
-the way of its folder, permission), the style, the depth, the inputs (the `-i` language, a shape
-given without its `tensor` prefix refused with the fix), the memory limit, the tracer, and last
-a torchvision name against the names torchvision registers, read from its source (suggestions
-for a misspelt one). Nothing here imports torch, and nothing is written.
+the way of its folder, permission), the style, the Graphviz engine, the depth, the inputs (the
+`-i` language, a shape given without its `tensor` prefix refused with the fix), the memory
+limit, the tracer, and last a torchvision name against the names torchvision registers, read
+from its source (suggestions for a misspelt one). Nothing here imports torch, and nothing is
+written.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from nnviz import models
 from nnviz.errors import RenderError
 from nnviz.fs import check_writable
-from nnviz.render.engine import FORMATS, format_of
+from nnviz.render.engine import ENGINE_ENV, FORMATS, choose_engine, format_of
 from nnviz.render.style import Style, make_style
 from nnviz.tracers import check_tracer
 from nnviz.tracers.budget import parse_size
@@ -55,6 +56,7 @@ def check(
     *,
     outputs: Sequence[PathLike] = (),
     style: StyleLike = None,
+    engine: str | None = None,
     depth: int | None = None,
     inputs: Any = None,
     memory_limit: int | str | None = None,
@@ -70,6 +72,8 @@ def check(
     spec = models.parse_spec(str(model)) if isinstance(model, (str, os.PathLike)) else None
     for path in outputs:
         output(path, diff=diff)
+    if engine is not None or os.environ.get(ENGINE_ENV):
+        choose_engine(engine)  # a misspelt name, or NNVIZ_ENGINE's
     if depth is not None:
         check_depth(depth)
     checked = Checked(

@@ -17,7 +17,6 @@ from nnviz.cli.shell import (
     progress,
     warnings_as_lines,
 )
-from nnviz.errors import NNVizWarning
 from nnviz.graph import gc_paused
 
 if TYPE_CHECKING:
@@ -113,13 +112,13 @@ def diff_command(
 
         style = parse_style(styles)  # everything checkable is checked before anything is traced
         if out:
-            preflight.output(out, diff=True)
+            preflight.check(outputs=[out], style=style, engine=engine, diff=True)
         if key_map:
             check_writable(key_map)
         for spec in (old, new):
             if not spec.endswith(SNAPSHOT_SUFFIX):
                 progress(quiet, f"tracing {spec} ...")
-        with warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
+        with warnings_as_lines(quiet):
             result = nnviz.diff(old, new, ignore=ignore, strict=strict, inputs=inputs)
         if key_map:
             _write_key_map(result, key_map, quiet)

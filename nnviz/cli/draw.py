@@ -21,7 +21,7 @@ from nnviz.cli.shell import (
     progress,
     warnings_as_lines,
 )
-from nnviz.errors import ModelBuildError, NNVizWarning
+from nnviz.errors import ModelBuildError
 from nnviz.graph import gc_paused
 from nnviz.tracers import TRACERS
 
@@ -128,13 +128,14 @@ def draw_command(
             model,
             outputs=[*([] if out == "-" else [target]), *beside],
             style=style,
+            engine=engine,
             depth=depth,
             inputs=inputs,
             memory_limit=memory_limit,
             tracer=tracer,
         )
         progress(quiet, f"tracing {model} ...")
-        with warnings_as_lines(drop=(NNVizWarning,) if quiet else ()):
+        with warnings_as_lines(quiet):
             graph = _trace(model, arguments, inputs, tracer, memory_limit)
         if out == "-":
             from nnviz import transform

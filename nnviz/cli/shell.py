@@ -86,15 +86,15 @@ def progress(quiet: bool, message: str) -> None:
 
 
 @contextlib.contextmanager
-def warnings_as_lines(drop: tuple[type[Warning], ...] = ()) -> Iterator[None]:
+def warnings_as_lines(quiet: bool = False) -> Iterator[None]:
     """Show nnviz's own warnings (e.g. failed data tracing) as one `nnviz: warning:` line each,
-    except those of a `drop` class; library warnings from torch and friends are noise on the
-    command line and are dropped."""
+    none with -q; library warnings from torch and friends are noise on the command line and
+    are dropped."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NNVizWarning)
         yield
     for warning in caught:
-        if issubclass(warning.category, NNVizWarning) and not issubclass(warning.category, drop):
+        if issubclass(warning.category, NNVizWarning) and not quiet:
             click.echo(f"nnviz: warning: {' '.join(str(warning.message).split())}", err=True)
 
 

@@ -107,9 +107,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (here / "locked").chmod(0o700)
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", CLI_SCRIPT, *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-c", CLI_SCRIPT, *args], cwd=cwd, env=env, capture_output=True, text=True
     )
 
 
@@ -165,6 +167,16 @@ def test_nnviz_diff_checks_its_outputs_before_tracing(
     result = _cli(["diff", "resnet18", "resnet34", *args], folder)
     assert result.returncode == 2 and result.stdout == "torch imported: False\n", result.stderr
     assert result.stderr.startswith(f"nnviz: error: {message}")
+
+
+def test_a_misspelt_engine_is_refused_before_tracing(folder: Path, tmp_path: Path) -> None:
+    line = "unknown Graphviz engine 'bogus'; use one of embedded, system"
+    for args in (["resnet18"], ["diff", "resnet18", "resnet34", "-o", "d.svg"]):
+        result = _cli(args, folder, env={**os.environ, "NNVIZ_ENGINE": "bogus"})
+        assert result.stderr == f"nnviz: error: {line}\n"
+        assert result.returncode == 2 and result.stdout == "torch imported: False\n"
+    with pytest.raises(nnviz.RenderError, match=line):
+        nnviz.draw("resnet19", tmp_path / "r.svg", engine="bogus")
 
 
 def test_a_misspelt_model_suggests_names(
