@@ -30,8 +30,8 @@ from nnviz.errors import RenderError
 from nnviz.fs import check_writable
 from nnviz.render.engine import ENGINE_ENV, FORMATS, choose_engine, format_of
 from nnviz.render.style import Style, make_style
+from nnviz.sizes import parse_size
 from nnviz.tracers import check_tracer
-from nnviz.tracers.budget import parse_size
 from nnviz.tracers.inputs import InputSpec, from_object
 from nnviz.transform import check_depth
 
