@@ -106,14 +106,16 @@ def counted_build(name: str, failure: str) -> Iterator[None]:
     factory op makes (`torch.empty`, `zeros`, `randn`, `arange`: where every parameter and
     buffer is born) is first made on the meta device to learn its size; one that would take
     the bytes made so far above the limit is refused (`ModelBuildError`) before it is allocated.
-    Temporaries count too (the sum never decreases): a build refused for them names the limit."""
+    Temporaries count too (the sum never decreases): a build refused for them names the limit.
+    A `TorchFunctionMode`, not a dispatch mode: any dispatch mode breaks a `torch.jit.trace` run
+    inside the constructor ("Cannot insert a Tensor that requires grad as a constant")."""
     known, explicit = _limit()
     if known is None:
         yield
         return
     limit: int = known
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.overrides import TorchFunctionMode
     from torch.utils._pytree import tree_leaves
 
     def size(value: Any) -> int:
@@ -122,8 +124,8 @@ def counted_build(name: str, failure: str) -> Iterator[None]:
 
     made = 0
 
-    class Counted(TorchDispatchMode):  # type: ignore[no-untyped-call,misc]
-        def __torch_dispatch__(
+    class Counted(TorchFunctionMode):  # type: ignore[misc]
+        def __torch_function__(
             self, func: Any, types: Any, args: Any = (), kwargs: Any = None
         ) -> Any:
             nonlocal made
@@ -140,7 +142,7 @@ def counted_build(name: str, failure: str) -> Iterator[None]:
             made += need or size(out)
             return out
 
-    with Counted():  # type: ignore[no-untyped-call]
+    with Counted():
         yield
 
 
