@@ -86,15 +86,15 @@ class Summary(_Strict):
 
 class SourceLine(_Strict):
     """A line of model code that defines changed modules (`self.x = ...` in `__init__`) or
-    calls changed ops (`x + y` in a forward)."""
+    makes changed calls (`x + y`, `self.proj(h)` in a forward)."""
 
     file: str = Field(min_length=1, description="Source file, relative to the repository.")
     line: int = Field(ge=1, description="1-based line of the assignment or the call.")
     modules: list[str] = Field(
-        min_length=1, description="Changed modules defined there, or changed ops called there."
+        min_length=1, description="Changed modules defined there, or changed calls made there."
     )
     what: Literal["defines", "calls"] = Field(
-        default="defines", description="Whether the line defines modules or calls ops."
+        default="defines", description="Whether the line defines modules or makes calls."
     )
 
 

@@ -151,14 +151,13 @@ def _source_annotations(ranked: list[Drift]) -> list[str]:
                 return out
             names = ", ".join(source.modules)
             about = [e for e in entries if _about(e, source.modules)]
-            if not about and source.what == "calls":  # an op's change told by its module's entry
+            if not about and source.what == "calls":  # a change told by its module's entry
                 about = [e for e in entries if _holds(e, source.modules)]
             said = [renderings.change_line(e) for e in about]
             mine = [line for line in said if line is not None]
             message = "\n".join([*mine[:_ANNOTATION_LINES], f"(snapshot test: {drift.nodeid})"])
-            title = (
-                f"nnviz: {'op ' if source.what == 'calls' else ''}{names} changed the architecture"
-            )
+            call = "the call of " if source.what == "calls" else ""
+            title = f"nnviz: {call}{names} changed the architecture"
             out.append(_command("warning", source.file, source.line, title, message))
     return out
 
@@ -391,7 +390,7 @@ def _drift_section(
         label = _code(f"{source.file}:{source.line}")
         link = _link(label, source.file, source.line, source_url, "")
         many = "s" if len(source.modules) > 1 else ""
-        what = f"calls the changed op{many}" if source.what == "calls" else "defines"
+        what = f"makes the changed call{many} of" if source.what == "calls" else "defines"
         lines.append(f"Model code: {link} {what} {', '.join(_code(m) for m in source.modules)}.")
     lines += ["", *_fence("text", changelog(drift.diff)), ""]
     lines += [*_mermaid(drift), ""]

@@ -208,8 +208,8 @@ class NNVizSnapshot:
             if not isinstance(model, (str, Graph)):
                 changed = lines.changed_modules(check.diff)
                 sources = lines.definition_lines(model, changed, options.repository)
-            ops = lines.changed_ops(check.diff)
-            sources += lines.call_lines(graph, ops, options.repository)
+            calls = lines.changed_calls(check.diff)
+            sources += lines.call_lines(graph, calls, options.repository)
         return SnapshotResult(
             nodeid=self._item.nodeid,
             file=options.relative(self._item.path),

@@ -1,5 +1,5 @@
 """The model-code lines a drift's annotations point at: where each changed module is defined (the
-`self.x = ...` line of its parent) and where each changed op is called.
+`self.x = ...` line of its parent) and where each changed call is made.
 
 Found from the live model in the test process: for a changed module `a.b.c` the parent `a.b` is
 looked up in the model, and its class's `__init__` (or a base class's, in method resolution
@@ -10,9 +10,10 @@ torchvision block) passes the question up: `features.3` of a `Sequential` is ann
 elements are written out. The annotation then lands on the model code a reviewer
 reads in the pull request.
 
-A changed op (a function or method call added or changed on its own account) is annotated on
-the line that calls it, read from the new graph's `Graph.sources` (the tracer saw it; never
-part of the snapshot or the comparison). Only lines inside the repository are annotated.
+A changed call (a function or method call added or changed on its own account, or a module
+call given other inputs: `self.proj(x)` → `self.proj(h)`) is annotated on the line that makes
+it, read from the new graph's `Graph.sources` (the tracer saw it; never part of the snapshot or
+the comparison). Only lines inside the repository are annotated.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pytest_nnviz.location import relative
 from pytest_nnviz.session import SourceRef
 
 if TYPE_CHECKING:
-    from nnviz.diffing.model import GraphDiff
+    from nnviz.diffing.model import GraphDiff, NodeDiff
     from nnviz.graph import Graph
 
 MAX_SOURCES = 10
@@ -37,12 +38,33 @@ MAX_SOURCES = 10
 
 
 def changed_modules(diff: GraphDiff) -> list[str]:
-    """Module paths whose own definition changed (not only through another change)."""
-    out = []
-    for entry in diff:
-        if entry.path and entry.kind == "module" and not entry.propagated:
-            out.append(entry.path)
-    return out
+    """Module paths whose own definition changed (not only through another change, and not
+    only in what the call is given: that is a changed call, `changed_calls`)."""
+    return [
+        entry.path
+        for entry in diff
+        if entry.path and entry.kind == "module" and not entry.propagated and not _rewired(entry)
+    ]
+
+
+def changed_calls(diff: GraphDiff) -> list[str]:
+    """Node ids (new side) of the calls that changed on their own account: ops (function and
+    method calls) added or changed, and module calls given other inputs; not removed, not only
+    a consequence of another change, not information."""
+    return [
+        entry.name
+        for entry in diff
+        if entry.status in ("added", "changed")
+        and entry.drifted
+        and not entry.propagated
+        and (entry.kind in ("function", "method") or (entry.kind == "module" and _rewired(entry)))
+    ]
+
+
+def _rewired(entry: NodeDiff) -> bool:
+    """A module call whose every own change is in its inputs (`self.proj(a)` → `self.proj(b)`)."""
+    own = [key for key, change in entry.changes.items() if not change.propagated]
+    return entry.status == "changed" and bool(own) and all(k.startswith("inputs") for k in own)
 
 
 def definition_lines(model: Any, modules: Iterable[str], repository: Path) -> list[SourceRef]:
@@ -58,22 +80,10 @@ def definition_lines(model: Any, modules: Iterable[str], repository: Path) -> li
     return [SourceRef(file, line, names) for (file, line), names in sorted(found.items())]
 
 
-def changed_ops(diff: GraphDiff) -> list[str]:
-    """Node ids (new side) of the ops, function and method calls, added or changed on their own
-    account: not removed, not only a consequence of another change, not information."""
-    return [
-        entry.name
-        for entry in diff
-        if entry.kind in ("function", "method")
-        and entry.status in ("added", "changed")
-        and entry.drifted
-        and not entry.propagated
-    ]
-
-
 def call_lines(graph: Graph, ops: Iterable[str], repository: Path) -> list[SourceRef]:
-    """The lines calling `ops` in `graph`'s model code (`Graph.sources`), one per line (ops
-    merged), paths relative to `repository`; lines outside the repository are left out."""
+    """The lines making the calls `ops` (node ids) in `graph`'s model code (`Graph.sources`),
+    one per line (calls merged), paths relative to `repository`; lines outside the repository
+    are left out."""
     found: dict[tuple[str, int], list[str]] = {}
     root = repository.resolve()
     for op in ops:

@@ -84,7 +84,9 @@ def test_a_changed_op_is_annotated_on_its_line(
     result = run(pytester)
     result.assert_outcomes(failed=1)
     assert snapshot.read_bytes() == stored
-    warning = f"::warning file=model.py,line={line},title=nnviz%3A op block.mul changed the"
+    warning = (
+        f"::warning file=model.py,line={line},title=nnviz%3A the call of block.mul changed the"
+    )
     assert any(out.startswith(warning) for out in result.outlines), result.outlines
     (report,) = pytester.path.rglob("report.json")
     (drift,) = json.loads(report.read_text())["drifts"]
@@ -92,11 +94,44 @@ def test_a_changed_op_is_annotated_on_its_line(
         "sources"
     ]
     summary = (pytester.path / "summary.md").read_text()
-    assert f"`model.py:{line}`" in summary and "calls the changed op `block.mul`." in summary
+    assert f"`model.py:{line}`" in summary and "makes the changed call of `block.mul`." in summary
     page = report.parent / drift["artifacts"]["html"]
     view = _view(page)
     (node,) = [n for n in view["nodes"] if n["id"] == "block.mul"]
     assert node["info"]["source"] == f"model.py:{line}"
+
+
+REWIRED = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = x.relu()
+        return self.proj({given})
+"""
+
+
+def test_a_module_given_other_inputs_is_annotated_on_its_call(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`self.proj(x)` → `self.proj(h)`: the call changed, not `self.proj = nn.Linear(4, 4)`."""
+    test = TESTS.format(tracer="eager")
+    pytester.makepyfile(model=REWIRED.format(given="x"), test_net=test)
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)
+    pytester.makepyfile(model=REWIRED.format(given="h"))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    run(pytester).assert_outcomes(failed=1)
+    (report,) = pytester.path.rglob("report.json")
+    (drift,) = json.loads(report.read_text())["drifts"]
+    line = REWIRED.strip().splitlines().index("        return self.proj({given})") + 1
+    assert drift["sources"] == [
+        {"file": "model.py", "line": line, "modules": ["proj"], "what": "calls"}
+    ]
 
 
 def _view(page: Path) -> dict:
