@@ -30,6 +30,13 @@ function moduleFacts(info) {
   return pairs;
 }
 
+// What a node or a module (all its calls) costs; nothing when traced without an input.
+const costFacts = (info) => [
+  ["compute", info.cost],
+  ["activations", info.activations],
+  ["not counted", info.uncounted],
+];
+
 function showDetails(item) {
   const box = $("details");
   box.replaceChildren(el("h2", "Details"));
@@ -46,15 +53,14 @@ function showDetails(item) {
       pairs.push([slots ? `${slots} from ${src}` : `from ${src}`, spec]);
     }
     pairs.push(["output", n.info.output]);
-    pairs.push(["compute", n.info.cost], ["activations", n.info.activations]);
-    pairs.push(["not counted", n.info.uncounted]);
+    pairs.push(...costFacts(n.info));
     box.append(facts(pairs));
   } else {
     const m = mods[item.module];
     box.append(el("h3", m.path));
     const open = state.expanded.has(item.module);
     const ops = opsIn(item.module);
-    box.append(facts([...moduleFacts(m.info), ["ops", ops]]));
+    box.append(facts([...moduleFacts(m.info), ["ops", ops], ...costFacts(m.info)]));
     const button = el("button", open ? "Collapse" : "Expand");
     button.addEventListener("click", () => toggle(item.module));
     box.append(button);

@@ -94,6 +94,7 @@ def _view(
     order = sorted(graph.edges, key=lambda e: (index[e.target], index[e.source]))
     shown = {p for n in first.nodes for p in _chain(first, n)}
     base = path_depth(str(graph.meta.get("layer") or ""))
+    sums = costs.per_module(graph)
     return {
         "title": graph.name,
         "header": header(graph, style, paint),
@@ -117,7 +118,7 @@ def _view(
                     {"id": node.id, "dot": attr_list(make.node_attrs(node)), "members": m}
                     for node, m in pieces[p]
                 ],
-                "info": _module_info(graph, p),
+                "info": _module_info(graph, p, sums.get(p)),
             }
             for p in paths
         ],
@@ -199,14 +200,7 @@ def _node_info(graph: Graph, node: Node) -> dict[str, Any]:
     if node.spec is not None:
         info["output"] = format_value(node.spec)
     if node.cost is not None:
-        macs, out = int(node.cost.get("macs", 0)), int(node.cost.get("out_bytes", 0))
-        info["cost"] = (
-            f"{costs.macs_text(macs)} ({costs.macs_text(2 * macs).replace('MACs', 'FLOPs')})"
-        )
-        info["activations"] = costs.bytes_text(out)
-        missing = costs.uncounted_text(dict(node.cost.get("uncounted") or {}))
-        if missing:
-            info["uncounted"] = missing
+        info.update(_cost_facts(costs.add([node.cost])))
     inputs = [  # the source, what flows, and the parameters it feeds (`input`, `size.0`)
         [source, format_value(spec), ", ".join(graph.edge(source, node.id).slots)]
         for source in graph.predecessors(node.id)
@@ -219,13 +213,26 @@ def _node_info(graph: Graph, node: Node) -> dict[str, Any]:
     return info
 
 
-def _module_info(graph: Graph, path: str) -> dict[str, Any]:
+def _cost_facts(cost: costs.Cost) -> dict[str, str]:
+    """A node's or a module's compute, activations and what was not counted, as the details
+    panel shows them."""
+    flops = costs.macs_text(cost.flops).replace("MACs", "FLOPs")
+    facts = {"cost": f"{costs.macs_text(cost.macs)} ({flops})"}
+    facts["activations"] = costs.bytes_text(cost.out_bytes)
+    missing = costs.uncounted_text(cost.uncounted)
+    return facts | ({"uncounted": missing} if missing else {})
+
+
+def _module_info(graph: Graph, path: str, cost: costs.Cost | None = None) -> dict[str, Any]:
+    """A module's facts; with `cost`, what it runs over all its calls (the cluster's panel)."""
     module = graph.modules[path]
     info: dict[str, Any] = {"class": module.cls, "params": module.params}
     if module.hparams:
         info["hparams"] = [[k, format_value(v)] for k, v in module.hparams.items()]
     if module.parameters:
         info["parameters"] = [[k, list(v)] for k, v in module.parameters.items()]
+    if cost is not None:
+        info.update(_cost_facts(cost))
     return info
 
 

@@ -162,3 +162,23 @@ def test_the_depth_selector_shows_the_depth_drawn(browser: Any, page_file: Path)
     depth.select_option("1")
     opened.wait_render(drawn)
     assert depth.input_value() == "1" and opened.errors == []
+
+
+def test_a_modules_panel_says_what_it_costs_over_all_its_calls(
+    browser: Any, tmp_path: Path
+) -> None:
+    """A module (cluster) shows its compute and activations beside its parameters, as a node
+    does: the sum over every op it runs (`nnviz.costs.per_module`)."""
+    import torchvision
+
+    from nnviz import costs
+
+    graph = nnviz.trace(torchvision.models.resnet18(), inputs="image64")
+    opened = chromium.open_page(browser, nnviz.draw(graph, tmp_path / "r.html"))
+    opened.page.locator('g.cluster[id="cluster:layer1"] text').first.click()
+    details = opened.page.locator("#details").inner_text()
+    layer1 = costs.per_module(graph)["layer1"]
+    assert layer1.macs == 2 * 2 * (64 * 64 * 3 * 3 * 16 * 16)  # 4 convs 64->64, 3x3, on 16x16
+    assert costs.macs_text(layer1.macs) in details and "compute" in details
+    assert costs.bytes_text(layer1.out_bytes) in details and "activations" in details
+    assert opened.errors == []
