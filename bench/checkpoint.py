@@ -377,6 +377,13 @@ def confusion(rows: list[dict[str, Any]]) -> str:
         f"old tensor of their shape could fill (no renaming could mend them)"
         + (f"; shapes alone would allow one for: {', '.join(could)}." if could else ".")
     )
+    mapped = [r for r in done if r["truth"] == "after the key map"]
+    same = [r for r in mapped if r.get("same_output")]
+    other = [r["pair"] for r in mapped if not r.get("same_output")]
+    out.append(
+        f"Loaded through nnviz's key map: the old output in {len(same)} of {len(mapped)}"
+        + (f" (not: {', '.join(other)}; see its diff)." if other else ".")
+    )
     return "\n".join(out) + "\n"
 
 
