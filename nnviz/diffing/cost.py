@@ -24,6 +24,22 @@ from nnviz.costs import RERECORD, Cost, bytes_text, macs_text, per_module, total
 from nnviz.graph import Graph
 
 
+SYMBOLIC = "symbolic sizes: a cost would be a formula"
+"""Why a side traced with named sizes (`-i tensorBx3x224x224`) has no cost."""
+
+
+def _symbolic(value: Any) -> bool:
+    """Whether a recorded input spec names a size (`{"$tensor": {"shape": ["B", 3]}}`)."""
+    if isinstance(value, dict):
+        shape = value.get("$tensor", {}).get("shape") if "$tensor" in value else None
+        if isinstance(shape, list):
+            return any(isinstance(size, str) for size in shape)
+        return any(_symbolic(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_symbolic(v) for v in value)
+    return False
+
+
 @dataclass(frozen=True)
 class Side:
     """One side's totals, or why they are unknown."""
@@ -33,7 +49,8 @@ class Side:
     activation_bytes: int = 0
     uncounted: Mapping[str, int] = field(default_factory=dict)
     why: str = ""
-    """For an unknown side: `format 3` (an older snapshot), `no inputs` (traced without data)."""
+    """For an unknown side: `format 3` (an older snapshot), `no inputs` (traced without data),
+    `SYMBOLIC` (sizes named in `-i`, where a cost would be a formula)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uncounted", MappingProxyType(dict(self.uncounted)))
@@ -46,6 +63,8 @@ class Side:
         older = graph.meta.get("migrated_from")
         if older is not None:
             return cls(False, why=f"format {older}")
+        if _symbolic(graph.meta.get("inputs")):
+            return cls(False, why=SYMBOLIC)
         return cls(
             False, why="traced with data, no cost" if graph.traced_with_data else "no inputs"
         )
@@ -151,14 +170,15 @@ class CostDiff:
     def unknown_line(self) -> str:
         """One line when a side's cost is unknown though it could be known (an older snapshot,
         or one side traced with inputs and the other not); empty otherwise."""
-        if self.known or (self.old.why == "no inputs" and self.new.why == "no inputs"):
+        uncountable = ("no inputs", SYMBOLIC)  # on both sides: nothing to re-record
+        if self.known or (self.old.why in uncountable and self.new.why in uncountable):
             return ""
-        sides = [
-            f"{name} side ({side.why})"
-            for name, side in (("old", self.old), ("new", self.new))
-            if not side.known
-        ]
-        return f"cost unknown on the {' and the '.join(sides)}: {RERECORD}"
+        unknown = [(n, s) for n, s in (("old", self.old), ("new", self.new)) if not s.known]
+        sides = [f"{name} side ({side.why})" for name, side in unknown]
+        advice = RERECORD
+        if any(side.why == SYMBOLIC for _, side in unknown):
+            advice = "re-record it with numbers for the named sizes (-i tensor8x3, not tensorBx3)"
+        return f"cost unknown on the {' and the '.join(sides)}: {advice}"
 
 
 def _pair(old: int, new: int, text: Any) -> str:

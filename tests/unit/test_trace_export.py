@@ -4,14 +4,17 @@ named in `-i`, and a failing export said in one line with the user's file:line."
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
 import nnviz
 from nnviz import snapshot
+from nnviz.diffing.changelog import changelog
 from nnviz.errors import TraceError
 from nnviz.graph import Graph
 from nnviz.tracers.inputs import parse_inputs
@@ -81,6 +84,37 @@ def test_a_symbolic_batch_gives_byte_identical_snapshots_for_batch_1_and_8() -> 
     assert graph.node("reshape").spec == {"$tensor": {"shape": ["16*B", 8], "dtype": "float32"}}
 
 
+class Wide(Patches):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.embed(x).flatten(2).transpose(1, 2)
+        return self.proj(y).reshape(-1, 16)
+
+
+def test_the_diff_compares_symbols_as_symbols() -> None:
+    """Sizes named in `-i` are compared by name, never by the example size they were traced
+    with: batch 1 against batch 8 is no change, `B` against `N` or a number is one, a real
+    change reads in symbols, and no cost is asked for (it would be a formula)."""
+    b1 = trace(Patches(), inputs="tensorB=1x3x16x16", tracer="export")
+    assert nnviz.diff(b1, trace(Patches(), inputs="tensorB=8x3x16x16", tracer="export")).identical
+    renamed = trace(Patches(), inputs="tensorN=1x3x16x16", tracer="export")
+    assert "output [B, 3, 16, 16] → [N, 3, 16, 16]" in changelog(nnviz.diff(b1, renamed).to_dict())
+    numbers = trace(Patches(), inputs="tensor2x3x16x16", tracer="export")
+    assert "output [2, 3, 16, 16] → [B, 3, 16, 16]" in changelog(nnviz.diff(numbers, b1).to_dict())
+    wide = changelog(
+        nnviz.diff(b1, trace(Wide(), inputs="tensorBx3x16x16", tracer="export")).to_dict()
+    )
+    assert "output [16*B, 8] → [16*B, 16]" in wide
+    assert "cost unknown" not in wide
+    partly = changelog(nnviz.diff(numbers, b1).to_dict())
+    assert (
+        "new side (symbolic sizes: a cost would be a formula): re-record it with numbers" in partly
+    )
+
+
 def test_a_named_size_alone_picks_the_export_tracer_and_others_refuse_it() -> None:
     assert trace(Patches(), inputs="tensorBx3x16x16").meta["tracer"] == "export"
     with pytest.raises(TraceError, match="only the export tracer keeps it"):
@@ -129,6 +163,45 @@ def test_a_data_dependent_branch_fails_export_at_its_line(
     line = Branches.forward.__code__.co_firstlineno + 2
     assert f"at test_trace_export.py:{line}: data-dependent branch" in str(failure.value)
     assert capfd.readouterr().err == ""  # torch's graph dump is not nnviz's output
+
+
+def flip(y: torch.Tensor) -> torch.Tensor:
+    """A helper fx keeps as one call (`torch.fx.wrap`) and export traces into."""
+    if y.sum() > 0:
+        return y
+    return -y
+
+
+torch.fx.wrap("flip")
+
+
+class Wrapped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return flip(self.proj(x))
+
+
+@pytest.mark.parametrize(("model", "tracer"), [(Wrapped, "fx"), (Branches, "eager")])
+def test_a_failed_export_hides_no_graph_and_says_why_when_asked(
+    model: type[nn.Module], tracer: str
+) -> None:
+    """`--tracer auto` keeps fx, then eager; exportability asked for is recorded beside."""
+    net = model()  # one model: eager records the branch its weights take
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # eager's "torch.fx cannot trace" line
+        graph = trace(net, inputs="tensor2x4", exportable=True)
+        unasked = trace(net, inputs="tensor2x4")
+    assert graph.meta["tracer"] == tracer
+    assert graph.node("proj").op == "torch.nn.Linear" and graph.node("output").spec is not None
+    record = graph.meta["export"]
+    code = (flip if model is Wrapped else model.forward).__code__  # the `if` two lines down
+    assert record["ok"] is False and record["reason"].startswith("data-dependent branch on ")
+    assert record["where"] == f"test_trace_export.py:{code.co_firstlineno + 2}"
+    assert "export" not in unasked.meta and unasked.meta["tracer"] == tracer
+    assert _document(unasked) == _document(graph)
 
 
 def test_named_sizes_parse_by_argument() -> None:
