@@ -53,7 +53,7 @@ def _write(pytester: pytest.Pytester, branch: str = "", ask: str = ", exportable
 
 
 def test_a_data_dependent_if_fails_the_snapshot_test_at_its_line(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write(pytester)
     run(pytester, "--nnviz-update").assert_outcomes(passed=1)
@@ -62,14 +62,20 @@ def test_a_data_dependent_if_fails_the_snapshot_test_at_its_line(
     assert run(pytester).ret == 0
 
     _write(pytester, BRANCH)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
     result = run(pytester)
     result.assert_outcomes(failed=1)
     line = MODEL.format(branch=BRANCH).strip().splitlines().index("        if y.sum() > 0:") + 1
-    result.stdout.fnmatch_lines(
-        [f"*export: ok → fails at model.py:{line} (data-dependent branch on *)*"]
-    )
+    said = f"export: ok → fails at model.py:{line} (data-dependent branch on "
+    result.stdout.fnmatch_lines([f"*{said}*)*"])
+    assert said in (pytester.path / "summary.md").read_text()  # the PR comment says it too
 
     run(pytester, "--nnviz-update").assert_outcomes(passed=1)  # accepted: it fails, and says so
+    stored = nnviz.load(snapshot)  # the graph is still there, from eager (fx cannot branch)
+    assert stored.meta["tracer"] == "eager" and stored.node("proj").op == "torch.nn.Linear"
+    assert stored.meta["export"]["where"] == f"model.py:{line}"
     _write(pytester)
     result = run(pytester)  # exportable again: a change the snapshot must take too
     result.assert_outcomes(failed=1)

@@ -13,6 +13,7 @@ import pytest
 from support import run
 
 import nnviz
+from nnviz.snapshot import dumps
 
 MODEL = """
 import torch
@@ -141,14 +142,35 @@ def _view(page: Path) -> dict:
     return json.loads(found.group(1))
 
 
-def test_sources_are_never_saved_nor_compared(pytester: pytest.Pytester) -> None:
-    line = _write(pytester, "eager")
-    spec = importlib.util.spec_from_file_location("nnviz_sources_model", pytester.path / "model.py")
+def _traced(pytester: pytest.Pytester, tracer: str) -> nnviz.Graph:
+    """`model.py`'s Net as written now (imported afresh as `model`), traced by `tracer`."""
+    spec = importlib.util.spec_from_file_location("model", pytester.path / "model.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return nnviz.trace(module.Net(), inputs="tensor2x4", tracer=tracer)
 
-    graph = nnviz.trace(module.Net(), inputs="tensor2x4", tracer="eager")
+
+@pytest.mark.parametrize("tracer", ["fx", "eager", "export"])
+def test_a_snapshot_with_other_source_lines_is_identical(
+    pytester: pytest.Pytester, tracer: str
+) -> None:
+    """Moving code moves every recorded line, and changes not one byte of the snapshot."""
+    line = _write(pytester, tracer)
+    before = _traced(pytester, tracer)
+    moved = _write(pytester, tracer, padding="        # a comment\n        # moves it down\n")
+    after = _traced(pytester, tracer)
+    assert (before.sources["block.add"].line, after.sources["block.add"].line) == (line, moved)
+    assert moved == line + 2
+    assert before.sources["block.proj"].line == after.sources["block.proj"].line
+    assert before.sources != after.sources
+    assert dumps(before) == dumps(after)
+    assert before == after and nnviz.diff(before, after).identical
+
+
+def test_sources_are_never_saved_nor_compared(pytester: pytest.Pytester) -> None:
+    line = _write(pytester, "eager")
+    graph = _traced(pytester, "eager")
     assert str(graph.sources["block.add"]) == f"model.py:{line}"
     bare = nnviz.Graph(graph.nodes, graph.edges, graph.modules.values(), graph.meta)
     assert bare.sources == {} and bare == graph
