@@ -23,7 +23,6 @@ from typing import Any
 from nnviz.costs import RERECORD, Cost, bytes_text, macs_text, per_module, total, uncounted_text
 from nnviz.graph import Graph
 
-
 SYMBOLIC = "symbolic sizes: a cost would be a formula"
 """Why a side traced with named sizes (`-i tensorBx3x224x224`) has no cost."""
 
