@@ -168,6 +168,18 @@ def test_a_snapshot_with_other_source_lines_is_identical(
     assert before == after and nnviz.diff(before, after).identical
 
 
+@pytest.mark.parametrize("tracer", ["fx", "eager", "export"])
+def test_the_model_page_shows_where_each_call_is_written(
+    pytester: pytest.Pytester, tracer: str
+) -> None:
+    line = _write(pytester, tracer)
+    nnviz.draw(_traced(pytester, tracer), pytester.path / "net.html")
+    shown = {n["id"]: n["info"].get("source") for n in _view(pytester.path / "net.html")["nodes"]}
+    assert shown["block.add"] == f"model.py:{line}"
+    assert shown["block.proj"] == f"model.py:{line - 1}"  # `y = self.proj(x)`
+    assert shown["input:x"] is None
+
+
 def test_sources_are_never_saved_nor_compared(pytester: pytest.Pytester) -> None:
     line = _write(pytester, "eager")
     graph = _traced(pytester, "eager")
