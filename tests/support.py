@@ -4,10 +4,16 @@ diffs of the ci-demo snapshot."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import os
 import subprocess
 import sys
+import sysconfig
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +40,111 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
 
 
-def run_nnviz(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
-    """Run the real `nnviz` command in a subprocess; return the CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, "-m", "nnviz", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_nnviz(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, cold: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `nnviz` command (`nnviz.cli.main`) with `args` in `cwd`: in this process,
+    as a cold process would see it (its own working folder, environment, stdout and stderr
+    file descriptors, exit code), unless `cold` or `env` sets a `PYTHON*` variable (a hash
+    seed, a torch-blocking path): then `python -m nnviz` in a subprocess."""
+    env_changes = {k: v for k, v in (env or {}).items() if os.environ.get(k) != v}
+    gone = [k for k in os.environ if env is not None and k not in env]
+    if cold or any(k.startswith("PYTHON") for k in [*env_changes, *gone]):
+        return subprocess.run(
+            [sys.executable, "-m", "nnviz", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    with _IN_PROCESS, _environment(env), _working_folder(cwd), _own_modules():
+        out, err, code = _captured(functools.partial(_main, args))
+    return subprocess.CompletedProcess(["nnviz", *args], code, out, err)
+
+
+_IN_PROCESS = threading.Lock()  # one in-process command at a time: folder, fds and env are global
+
+
+def _main(args: tuple[str, ...]) -> int:
+    from nnviz.cli import main
+
+    saved, sys.argv = sys.argv, ["nnviz", *args]
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def _captured(call: Callable[[], int]) -> tuple[str, str, int]:
+    """`call()`'s exit code and what it wrote to stdout and stderr, at the file-descriptor level
+    (Graphviz and subprocesses included), as text."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        saved_fds, saved_streams = (os.dup(1), os.dup(2)), (sys.stdout, sys.stderr)
+        os.dup2(out.fileno(), 1), os.dup2(err.fileno(), 2)
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        try:
+            code = call()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            sys.stdout, sys.stderr = saved_streams
+            for fd, saved in zip((1, 2), saved_fds, strict=True):
+                os.dup2(saved, fd)
+                os.close(saved)
+        out.seek(0), err.seek(0)
+        return out.read().decode(), err.read().decode(), code
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str] | None) -> Iterator[None]:
+    saved = dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _working_folder(cwd: Path | None) -> Iterator[None]:
+    saved = os.getcwd()
+    os.chdir(cwd or saved)
+    try:
+        yield
+    finally:
+        os.chdir(saved)
+
+
+@contextlib.contextmanager
+def _own_modules() -> Iterator[None]:
+    """Modules the run imported from files outside Python, the installed packages and nnviz (a
+    user's model file in a test's folder) are forgotten afterwards, as a new process would."""
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if file and not file.startswith(_INSTALLED):
+                del sys.modules[name]
+
+
+_INSTALLED = (
+    *{sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")},
+    str(REPO / "nnviz"),
+    str(REPO / "pytest_nnviz"),
+)
 
 
 def torch_blocker(folder: Path) -> Path:

@@ -1,7 +1,8 @@
-"""The `nnviz` command's core, as real subprocesses: snapshots, -a, -i, and bad input.
+"""The `nnviz` command's core: snapshots, -a, -i, and bad input.
 
-Every scenario runs `python -m nnviz` in its own folder; a few run at once (each is dominated
-by importing torch) and each test checks one scenario's result.
+Every scenario runs the real command (`support.run_nnviz`) in its own folder, once for the
+module; each test checks one scenario's result. Byte-identical snapshots across hash seeds need
+cold processes (`heavy`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import torch_blocker
+from support import run_nnviz, torch_blocker
 
 FUTURE = (
     '{"format": "nnviz-graph", "version": 7, "meta": {}, "modules": [], "nodes": [], "edges": []}'
@@ -42,73 +42,56 @@ def _write_inputs(folder: Path) -> None:
     (folder / "future.json").write_text(FUTURE)
 
 
-# name -> (arguments, PYTHONHASHSEED); every folder starts with the files `_write_inputs` makes
-SCENARIOS: dict[str, tuple[list[str], str]] = {
-    "seed0": (["resnet18", "-o", "r.json"], "0"),
-    "num_classes": (["resnet18", "-a", "num_classes=10", "-o", "r.json"], "0"),
-    "default_input": (["resnet18", "-i", "default", "-o", "r.json"], "0"),
-    "default_input_seed1": (["resnet18", "-i", "default", "-o", "r.json"], "1"),
-    "failed_input": (["resnet18", "-i", "tensor1x3", "-o", "r.json"], "0"),
-    "unknown_model": (["resnet19", "-o", "r.json"], "0"),
-    "raises_at_import": (["raises.py:Net", "-o", "r.json"], "0"),
-    "not_a_module": (["not_a_module.py:make", "-o", "r.json"], "0"),
-    "corrupt_json": (["corrupt.json", "-o", "r.json"], "0"),
-    "future_json": (["future.json", "-o", "r.json"], "0"),
-    "malformed_input": (["resnet18", "-i", "imagex64", "-o", "r.json"], "0"),
-    "unsafe_input": (
-        ["resnet18", "-i", "[__import__('os').system('touch pwned')]", "-o", "r.json"],
-        "0",
-    ),
-    "unknown_argument": (["resnet18", "-i", "pixels:image64", "-o", "r.json"], "0"),
-    "snapshot_with_input": (["future.json", "-i", "default", "-o", "r.json"], "0"),
+# name -> arguments; every folder starts with the files `_write_inputs` makes
+SCENARIOS: dict[str, list[str]] = {
+    "seed0": ["resnet18", "-o", "r.json"],
+    "num_classes": ["resnet18", "-a", "num_classes=10", "-o", "r.json"],
+    "default_input": ["resnet18", "-i", "default", "-o", "r.json"],
+    "failed_input": ["resnet18", "-i", "tensor1x3", "-o", "r.json"],
+    "unknown_model": ["resnet19", "-o", "r.json"],
+    "raises_at_import": ["raises.py:Net", "-o", "r.json"],
+    "not_a_module": ["not_a_module.py:make", "-o", "r.json"],
+    "corrupt_json": ["corrupt.json", "-o", "r.json"],
+    "future_json": ["future.json", "-o", "r.json"],
+    "malformed_input": ["resnet18", "-i", "imagex64", "-o", "r.json"],
+    "unsafe_input": ["resnet18", "-i", "[__import__('os').system('touch pwned')]", "-o", "r.json"],
+    "unknown_argument": ["resnet18", "-i", "pixels:image64", "-o", "r.json"],
+    "snapshot_with_input": ["future.json", "-i", "default", "-o", "r.json"],
 }
+
+
+def _run(folder: Path, args: list[str], seed: str | None = None) -> Run:
+    """`nnviz args` in `folder` (made with `_write_inputs`); with a hash `seed`, a cold process."""
+    folder.mkdir(exist_ok=True)
+    _write_inputs(folder)
+    env = None if seed is None else {**os.environ, "PYTHONHASHSEED": seed}
+    done = run_nnviz(*args, cwd=folder, env=env)
+    return Run(folder, done.returncode, done.stdout, done.stderr)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    def run(name: str) -> Run:
-        args, seed = SCENARIOS[name]
-        folder = tmp_path_factory.mktemp(name)
-        _write_inputs(folder)
-        done = subprocess.run(
-            [sys.executable, "-m", "nnviz", *args],
-            cwd=folder,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        return Run(folder, done.returncode, done.stdout, done.stderr)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(SCENARIOS, pool.map(run, SCENARIOS), strict=True))
+    return {name: _run(tmp_path_factory.mktemp(name), SCENARIOS[name]) for name in SCENARIOS}
 
 
 def _ok(run: Run) -> None:
     assert run.returncode == 0, run.stderr
 
 
-def test_snapshots_are_byte_identical_across_hash_seeds_and_round_trips(
-    runs: dict[str, Run], tmp_path: Path
-) -> None:
+def test_snapshots_are_byte_identical_across_hash_seeds_and_round_trips(tmp_path: Path) -> None:
     # Without inputs, every classification model is checked across processes and hash seeds in
-    # test_trace_determinism.py; here the command line, with shapes, under two seeds.
-    _ok(runs["default_input"])
-    _ok(runs["default_input_seed1"])
-    first = (runs["default_input"].folder / "r.json").read_bytes()
-    assert first == (runs["default_input_seed1"].folder / "r.json").read_bytes()
-    _ok(runs["seed0"])
-    # Loading a snapshot and saving it again gives the same bytes: `nnviz r.json -o r2.json`.
-    resaved = subprocess.run(
-        [sys.executable, "-m", "nnviz", str(runs["seed0"].folder / "r.json"), "-o", "r2.json"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONHASHSEED": "2"},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    # test_trace_determinism.py; here the command line, with shapes, under two seeds (cold
+    # processes: `heavy`).
+    first, second = (
+        _run(tmp_path / seed, SCENARIOS["default_input"], seed=seed) for seed in ("0", "1")
     )
-    assert resaved.returncode == 0, resaved.stderr
-    assert (tmp_path / "r2.json").read_bytes() == (runs["seed0"].folder / "r.json").read_bytes()
+    _ok(first)
+    _ok(second)
+    assert (first.folder / "r.json").read_bytes() == (second.folder / "r.json").read_bytes()
+    # Loading a snapshot and saving it again gives the same bytes: `nnviz r.json -o r2.json`.
+    resaved = _run(tmp_path / "2", [str(first.folder / "r.json"), "-o", "r2.json"], seed="2")
+    _ok(resaved)
+    assert (resaved.folder / "r2.json").read_bytes() == (first.folder / "r.json").read_bytes()
 
 
 def test_constructor_arguments(runs: dict[str, Run]) -> None:
