@@ -107,3 +107,28 @@ def test_exportability_needs_an_input(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--nnviz-update")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*found by exporting it: pass an example input*"])
+
+
+def test_a_symbolic_batch_guards_the_same_snapshot_for_batch_1_and_8(
+    pytester: pytest.Pytester,
+) -> None:
+    """`tensorB=1x4` then `tensorB=8x4`: the snapshot test passes on the bytes it stored; with
+    plain numbers the batch size is a shape change."""
+
+    def write(inputs: str) -> None:
+        test = TESTS.format(ask="").replace('inputs="tensor2x4"', f'inputs="{inputs}"')
+        pytester.makepyfile(model=MODEL.format(branch=""), test_net=test)
+
+    write("tensorB=1x4")
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)
+    snapshot = pytester.path / "__nnviz_snapshots__/test_net/test_net.json"
+    stored = snapshot.read_bytes()
+    assert nnviz.load(snapshot).node("output").spec == {
+        "$tensor": {"shape": ["B", 4], "dtype": "float32"}
+    }
+    write("tensorB=8x4")
+    run(pytester).assert_outcomes(passed=1)
+    run(pytester, "--nnviz-update").assert_outcomes(passed=1)
+    assert snapshot.read_bytes() == stored
+    write("tensor8x4")
+    run(pytester).assert_outcomes(failed=1)
