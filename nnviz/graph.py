@@ -15,8 +15,6 @@ Node ids are structural:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -35,20 +33,6 @@ EXTRA_STATE = "_extra_state"
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Python's cycle collector off within the block (as it was after it). Loading or diffing
-    a large graph allocates hundreds of thousands of small acyclic objects, and each full
-    collection rescans all of them: half of loading a 20,000-node snapshot's CPU time."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 _Record = TypeVar("_Record")
@@ -235,7 +219,17 @@ def is_within(path: str, ancestor: str) -> bool:
 class Graph:
     """An immutable traced architecture. Build it once; transforms return new graphs."""
 
-    __slots__ = ("_children", "_meta", "_modules", "_nodes", "_nx", "_pred", "_sources", "_succ")
+    __slots__ = (
+        "_children",
+        "_meta",
+        "_modules",
+        "_nodes",
+        "_nx",
+        "_pred",
+        "_printable",
+        "_sources",
+        "_succ",
+    )
 
     def __init__(
         self,
@@ -245,7 +239,12 @@ class Graph:
         meta: Mapping[str, Value] | None = None,
         *,
         sources: Mapping[str, Source] | None = None,
+        printable: bool = False,
     ) -> None:
+        """`printable`: its maker knows that no string in it holds a control character (a
+        snapshot whose text has no escape at all), so renderings need not look for one; it
+        never counts in equality."""
+        self._printable = printable
         # Plain dicts, not a networkx graph: loading, diffing and drawing a snapshot never pay
         # for importing networkx (a third of `import nnviz`); `nx` builds one on demand.
         listed = list(nodes)
@@ -325,6 +324,11 @@ class Graph:
     @property
     def name(self) -> str:
         return str(self._meta.get("name", "model"))
+
+    @property
+    def printable(self) -> bool:
+        """Known to hold no control character in any string (see `__init__`); False when unsure."""
+        return self._printable
 
     @property
     def sources(self) -> Mapping[str, Source]:

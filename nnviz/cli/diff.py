@@ -17,7 +17,7 @@ from nnviz.cli.shell import (
     progress,
     warnings_as_lines,
 )
-from nnviz.graph import gc_paused
+from nnviz.collector import gc_paused
 
 if TYPE_CHECKING:
     from nnviz.diffing.model import GraphDiff

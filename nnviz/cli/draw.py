@@ -21,8 +21,8 @@ from nnviz.cli.shell import (
     progress,
     warnings_as_lines,
 )
+from nnviz.collector import gc_paused
 from nnviz.errors import ModelBuildError
-from nnviz.graph import gc_paused
 from nnviz.tracers import TRACERS
 
 if TYPE_CHECKING:

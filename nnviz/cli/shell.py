@@ -139,6 +139,9 @@ class one_line_errors:
 def main() -> None:
     """Console-script entry point: every error, click's usage errors included, is one line
     `nnviz: error: ...` on stderr and exit code 2."""
+    from nnviz.collector import ending
+
+    ending()  # one command, then the process ends: what it builds is never rescanned
     try:
         code = cli.main(prog_name="nnviz", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # plain `nnviz`: the help, as click shows it

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from nnviz.collector import gc_paused
 from nnviz.diffing import checkpoint
 from nnviz.diffing.causes import mark_causes
 from nnviz.diffing.document import Status
@@ -29,7 +30,7 @@ from nnviz.diffing.ops import same_inputs
 from nnviz.diffing.plumbing import Plumbing
 from nnviz.diffing.records import ABSENT
 from nnviz.diffing.union import UnionEntry, entries_of, order, rename_collisions
-from nnviz.graph import Edge, Graph, Node, assemble, gc_paused
+from nnviz.graph import Edge, Graph, Node, assemble
 
 
 def diff(

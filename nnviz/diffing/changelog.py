@@ -398,7 +398,12 @@ def changelog(doc: Doc, verbose: bool = False, colour: bool = False) -> str:
     its consequences folded under it; `verbose` lists every change on its own line; `colour`
     adds ANSI colours for a terminal (added green, removed red, changed yellow, renamed blue,
     folded lines dim)."""
-    lines = _lines(changelog_of(doc, verbose))
+    return text_of(changelog_of(doc, verbose), colour)
+
+
+def text_of(log: Changelog, colour: bool = False) -> str:
+    """The text `changelog` renders, of records already made (`GraphDiff.to_text`)."""
+    lines = _lines(log)
     if colour:
         return "".join(
             f"\x1b[{_ANSI[kind]}m{text}\x1b[0m\n" if kind else f"{text}\n" for text, kind in lines

@@ -15,10 +15,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nnviz.diffing.changelog import changelog, changelog_of, markdown, to_json, totals
+from nnviz.diffing.changelog import markdown, text_of, to_json, totals
 from nnviz.diffing.checkpoint import Verdict
 from nnviz.diffing.cost import CostDiff, EntryCosts
-from nnviz.diffing.document import FORMAT, VERSION, Status
+from nnviz.diffing.document import FORMAT, VERSION, Status, read
+from nnviz.diffing.entries import changelog_of as entries_changelog
 from nnviz.diffing.exportability import ExportChange, compare
 from nnviz.diffing.matching import Matching
 from nnviz.diffing.records import ABSENT, Changelog
@@ -212,11 +213,20 @@ class GraphDiff:
 
     def changelog(self, verbose: bool = False) -> Changelog:
         """The changelog's records (`nnviz.diffing.records`), which every rendering renders."""
-        return self._changelog if not verbose else changelog_of(self._document(), verbose)
+        return self._changelog if not verbose else entries_changelog(self._readable, verbose)
 
     @functools.cached_property
     def _changelog(self) -> Changelog:
-        return changelog_of(self._document())
+        return entries_changelog(self._readable)
+
+    @functools.cached_property
+    def _readable(self) -> dict[str, Any]:
+        """The document as renderings read it (`document.read`: strings made printable); as it
+        is when both graphs are known `printable` (loaded from text without an escape), so a
+        large diff is not searched for what cannot be there."""
+        if self.old.printable and self.new.printable:
+            return self._doc
+        return read(self._doc)
 
     def _document(self) -> dict[str, Any]:
         """The document without its changelog, built once (renderings read it, never change it)."""
@@ -262,7 +272,7 @@ class GraphDiff:
         """The review changelog (`nnviz.diffing.changelog.changelog` of `to_dict()`): each real
         change once, its consequences folded under it; `verbose` lists every change; `colour`
         adds ANSI colours for a terminal."""
-        return changelog(self._document(), verbose, colour)
+        return text_of(self.changelog(verbose), colour)
 
     def to_markdown(self) -> str:
         """Summary table, changelog and Mermaid flowchart (`nnviz.diffing.changelog.markdown`)."""

@@ -19,6 +19,7 @@ FLOORS = {
     "nnviz.fs": 1,
     "nnviz.untrusted": 1,
     "nnviz.sizes": 1,
+    "nnviz.collector": 1,
     "nnviz.snapshot": 2,
     "nnviz.snapshot_schema": 2,
     "nnviz.transform": 2,

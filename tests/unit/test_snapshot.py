@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from support import torch_blocker
 
 import nnviz
 from nnviz import snapshot
+from nnviz.diffing.changelog import changelog, markdown
 from nnviz.errors import SnapshotError
 from nnviz.graph import Edge, Graph, Module, Node
 
@@ -203,3 +205,41 @@ def test_a_version_1_snapshot_reads_and_says_it_was_migrated() -> None:
     graph = snapshot.loads(text)
     assert graph.meta == {"name": "m", snapshot.MIGRATED: 1}
     assert graph.modules[""].bases == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "printable"),
+    [
+        ("plain", True),
+        ("caf\u00e9", True),
+        ("tab\there", False),
+        ("esc\x1b[31mred", False),
+        ("c1\x85next", False),
+        ("line\u2028sep", False),
+        ("back\\slash", False),
+        ("dash\u2014", False),  # U+2014 shares U+2028's lead bytes: looked at, nothing found
+    ],
+)
+def test_a_diff_of_snapshot_bytes_renders_as_its_document_does(text: str, printable: bool) -> None:
+    """Snapshot bytes with no escape and no raw control character load `printable`, and the
+    diff's renderings then skip `document.read`'s search: they must say what the document's
+    renderings (which always search) say, and never a control character."""
+
+    def loaded(cls: str) -> Graph:
+        g = Graph(
+            [Node("input:x", "input", "x"), Node("fc", "module", cls, module="fc")],
+            [Edge("input:x", "fc", ("0",))],
+            [Module("", "m.M", 6), Module("fc", cls, 6, {"mode": cls})],
+            {"name": cls},
+        )
+        return snapshot.loads(snapshot.dumps(g).encode())
+
+    old, new = loaded("x.Linear"), loaded(f"x.{text}")
+    assert old.printable and new.printable is printable
+    result = nnviz.diff(old, new)
+    doc = result.to_dict()
+    for verbose in (False, True):
+        text_out = result.to_text(verbose)
+        assert text_out == changelog(doc, verbose)
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]", text_out)
+    assert result.to_markdown() == markdown(doc)
