@@ -4,26 +4,30 @@
 the graph size (times the module depth), so that a renamed or moved module is found as one, not
 as an unrelated removal plus addition:
 
-1. by id: the same module path with the same class, the same node id with the same op (not a
+1. shifted children: where the children of a numbered container (a Sequential, a ModuleList)
+   present on both sides no longer record the same modules index by index (an insert or a
+   removal shifted every later index), they pair by aligning their structural digests, so the
+   same layer is found moved, not every later one changed into its neighbour;
+2. by id: the same module path with the same class, the same node id with the same op (not a
    function or method call: its id is a counter in its scope);
-2. subtrees by structure: a still unmatched module subtree whose structural digest (classes,
+3. subtrees by structure: a still unmatched module subtree whose structural digest (classes,
    hyperparameters, parameter shapes, and the ops and wiring inside, but no names) equals one of
    the other side's is the same subtree, renamed or moved; its descendants pair up in order.
    Leaves are generic (one ReLU is like any other), so a leaf pairs this way only among the
    siblings of its counterpart, or when it has parameters and its digest is unique on both sides;
-3. modules by path: what module is left at the same path is the same module, changed;
-4. containers bottom-up: as GumTree does for syntax trees, an unmatched container is the old
+4. modules by path: what module is left at the same path is the same module, changed;
+5. containers bottom-up: as GumTree does for syntax trees, an unmatched container is the old
    container of the same class holding most of its already-matched descendants (unmatched ones
    with a same-class twin at the same relative path count too), if the share is over half; then
    its descendants pair up by relative name;
-5. calls of matched modules: a matched module's calls pair in order;
-6. inlined calls: a module call on one side and the ops of its scope on the other (the class
+6. calls of matched modules: a matched module's calls pair in order;
+7. inlined calls: a module call on one side and the ops of its scope on the other (the class
    changed, so one side traces through it), both ways;
-7. calls by op and producers: within paired scopes, calls aligned by op and matched inputs;
-8. leftover calls by op: what is left in a paired scope, by op in order;
-9. other nodes by id: inputs, outputs and module calls left at the same id, unless their module
-   was paired elsewhere;
-10. calls by position: an unmatched function or method call fed by exactly the counterparts of
+8. calls by op and producers: within paired scopes, calls aligned by op and matched inputs;
+9. leftover calls by op: what is left in a paired scope, by op in order;
+10. other nodes by id: inputs, outputs and module calls left at the same id, unless their module
+    was paired elsewhere;
+11. calls by position: an unmatched function or method call fed by exactly the counterparts of
     another's inputs, in the same scope, is that call with a different op (`torch.relu` ->
     `torch.sigmoid`).
 
@@ -33,12 +37,13 @@ Everything is deterministic: candidates are always visited in graph order.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nnviz.diffing.ops import op_of, same_op
-from nnviz.diffing.sides import FLOW_OPS, Candidates, Side, leaf_name
-from nnviz.graph import Graph, Node, parent_path
+from nnviz.diffing.sides import FLOW_OPS, Candidates, Side, aligned, leaf_name
+from nnviz.graph import Graph, Module, Node, parent_path
 
 
 @dataclass
@@ -88,6 +93,51 @@ def _by_id(m: Matching, a: Side, b: Side) -> None:
         same = twin is not None and same_op(node, twin) and node.kind not in FLOW_OPS
         if same and (node.kind != "module" or node.module in m.modules):
             m.pair_nodes(node.id, node.id)
+
+
+def _shifted_children(m: Matching, a: Side, b: Side) -> None:
+    for path, module in a.graph.modules.items():
+        olds = a.graph.children(path)
+        if not olds:
+            continue  # a leaf (most modules): nothing to align
+        other = b.graph.modules.get(path)
+        if other is None or other.cls != module.cls:
+            continue
+        if m.modules.get(path, path) == path and m.modules_back.get(path, path) == path:
+            _align_children(m, a, b, olds, b.graph.children(path))  # (not inside a moved layer)
+
+
+def _align_children(
+    m: Matching, a: Side, b: Side, before: list[Module], after: list[Module]
+) -> None:
+    """Children of a numbered container that no longer line up (an insert or a removal shifted
+    every later index) pair by aligning their digests (`sides.aligned`) when that finds more
+    layers alike than each index with itself does, and over half of them: the same layers,
+    moved; between two such pairs, runs of equal length pair by class (changed in their new
+    places). By id pairs only what is left."""
+    if len(before) == len(after) and sum(p != q for p, q in zip(before, after, strict=True)) < 2:
+        return  # the same modules, or one edited in place: no digest computed
+    olds, news = [c.path for c in before], [c.path for c in after]
+    if not all(leaf_name(p).isdigit() for p in (*olds, *news)):
+        return
+    classes = [c.cls for c in before], [c.cls for c in after]
+    keys = [a.digest(p) for p in olds], [b.digest(q) for q in news]
+    pairs = aligned(*keys)
+    in_place = sum(1 for p, q in zip(*keys, strict=False) if p == q)
+    if all(i == j for i, j in pairs) or len(pairs) <= in_place:
+        return  # edits in place, nothing shifted: by id pairs each index as before
+    if 2 * len(pairs) <= min(len(olds), len(news)):
+        return  # too few alike to say the rest shifted (each stage widened in place)
+    for i, j in pairs:
+        _pair_subtree(m, a, b, olds[i], news[j])
+    bounds = [(-1, -1), *pairs, (len(olds), len(news))]
+    for (i, j), (i_next, j_next) in itertools.pairwise(bounds):
+        if i_next - i != j_next - j or i == j:
+            continue  # a run left at its own indices is by id's
+        for k in range(1, i_next - i):
+            p, q = olds[i + k], news[j + k]
+            if classes[0][i + k] == classes[1][j + k] and m.pair_modules(p, q):
+                _pair_by_relative_name(m, a, b, p, q)
 
 
 def _modules_by_path(m: Matching, a: Side, b: Side) -> None:
@@ -395,6 +445,7 @@ class Pass:
 
 
 PASSES: tuple[Pass, ...] = (
+    Pass("shifted children", _shifted_children),
     Pass("by id", _by_id),
     Pass("subtrees by structure", _match_subtrees),
     Pass("modules by path", _modules_by_path),

@@ -2,11 +2,13 @@
 graph (calls per module, ops per scope, trace order, each node's input slots, and the name-free
 structural digest of a module subtree), and `Candidates`, the still unmatched old modules by
 digest (and by digest with name and/or parent), so that choosing a counterpart never scans every
-module with the same digest.
+module with the same digest; `aligned`, the order-keeping alignment of two key sequences (the
+children of a numbered container).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Container, Iterator
@@ -157,3 +159,46 @@ class Candidates:
         """How many candidates with `digest` are not in `matched`, counting up to `limit`."""
         pool = self.pools.get((digest,))
         return len(pool.live(matched, limit)) if pool is not None else 0
+
+
+def aligned(old: list[str], new: list[str]) -> list[tuple[int, int]]:
+    """Index pairs of equal keys in order: the common head and tail first (an edit in place
+    pairs every other index with itself, however alike the keys), then difflib's matching
+    blocks (no junk heuristic) between them, each inserted or removed run slid as far down as
+    equal keys allow, as a text diff does: one `conv, relu` added after `conv, relu` is the
+    second pair, not `relu, conv` in between."""
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    middle = difflib.SequenceMatcher(
+        None, old[head : len(old) - tail], new[head : len(new) - tail], autojunk=False
+    )
+    forward = {k: k for k in range(head)}
+    forward |= {len(new) - 1 - k: len(old) - 1 - k for k in range(tail)}
+    for i, j, size in middle.get_matching_blocks():
+        forward |= {head + j + k: head + i + k for k in range(size)}
+    _slide(forward, new)
+    backward = {i: j for j, i in forward.items()}
+    _slide(backward, old)
+    return sorted(backward.items())
+
+
+def _slide(pairs: dict[int, int], keys: list[str]) -> None:
+    """Move each run of `keys` left unpaired by a pure insert (its neighbours' partners are
+    adjacent: not a replacement) down while its first key equals the key after it (that key's
+    partner pairs with the run's first instead)."""
+    j = 0
+    while j < len(keys):
+        end = j
+        while end < len(keys) and end not in pairs:
+            end += 1
+        pure = end < len(keys) and pairs[end] == (pairs[j - 1] + 1 if j else 0)
+        while pure and j < end < len(keys) and keys[j] == keys[end]:
+            pairs[j] = pairs.pop(end)
+            j, end = j + 1, end + 1
+            while end < len(keys) and end not in pairs:
+                end += 1
+        j = end + 1

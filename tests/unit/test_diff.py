@@ -121,6 +121,83 @@ def test_dropout_inserted_into_a_sequential_renumbers_the_rest() -> None:
         """)
 
 
+def _widening(extra: bool) -> nn.Sequential:
+    """Twelve convs one channel wider each (no two alike), each with a ReLU; with `extra`, one
+    more conv (8 -> 8) and its ReLU after the fourth."""
+    layers: list[nn.Module] = []
+    for i in range(12):
+        layers += [nn.Conv2d(4 + i, 5 + i, 3, padding=1), nn.ReLU()]
+        if extra and i == 3:
+            layers += [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def test_a_layer_inserted_into_a_stack_moves_the_later_ones() -> None:
+    """Every later index shifts: the same index is no longer the same layer (by id alone said
+    `8 changed`, each conv its neighbour's channels, a conv added at the end and 16 shape
+    mismatches)."""
+    old, new = nnviz.trace(_widening(False), name="s"), nnviz.trace(_widening(True), name="s")
+    assert text(old, new) == dedent("""\
+        + 8  Conv2d (1 node, 584 params)
+        + 9  ReLU (1 node, 0 params)
+            ↳ 10  input 7 → 9
+        → 8 … 23 moved to 10 … 25 (16 layers)
+        2 added, 16 renamed, 1 downstream · params 12,186 → 12,770 (+584)
+        checkpoint: breaks — 2 new keys left at initialisation (8.bias, 8.weight)
+        """)
+    # the ground truth, the other way round: the wider stack's weights, through nnviz's key
+    # map, load strictly into the stack without the inserted pair and compute what the wider
+    # one computes with that pair deleted
+    torch.manual_seed(0)
+    wide, narrow = _widening(True), _widening(False)
+    key_map = nnviz.key_map(new, old)
+    state = {key_map.get(k, k): v for k, v in wide.state_dict().items()}
+    narrow.load_state_dict({k: v for k, v in state.items() if k is not None}, strict=True)
+    del wide[8:10]
+    x = torch.randn(1, 4, 8, 8)
+    assert torch.equal(narrow(x), wide(x))
+    # and this way: the old weights renamed as the verdict says leave exactly its new keys
+    # missing in a real load
+    verdict = nnviz.diff(old, new).checkpoint
+    assert verdict is not None
+    renames = {pair.old: pair.new for pair in verdict.renamed}
+    state = {renames.get(k, k): v for k, v in narrow.state_dict().items()}
+    loaded = _widening(True).load_state_dict(state, strict=False)
+    assert loaded.unexpected_keys == []
+    assert sorted(loaded.missing_keys) == sorted(k.key for k in verdict.missing)
+
+
+def _kernels(*sizes: int) -> nn.Sequential:
+    """Convs 8 -> 8 told apart by their kernel size, each with a ReLU."""
+    return nn.Sequential(
+        *(m for k in sizes for m in (nn.Conv2d(8, 8, k, padding=k // 2), nn.ReLU()))
+    )
+
+
+def test_a_removal_and_an_insert_in_one_stack_keep_the_count_and_move_the_middle() -> None:
+    """Same number of children, every middle index shifted: the layer of each kernel size is
+    the same layer (the ground truth: a real load puts each old conv on the conv of its kernel)."""
+    before, after = _kernels(1, 3, 5, 7, 9, 11, 13, 15), _kernels(1, 3, 7, 9, 11, 17, 13, 15)
+    result = nnviz.diff(nnviz.trace(before, name="k"), nnviz.trace(after, name="k"))
+    convs = {(e.status, e.op) for e in result if e.drifted and not e.propagated}
+    convs -= {("renamed", "torch.nn.Conv2d"), ("renamed", "torch.nn.ReLU")}  # the moved middle
+    assert convs == {("added", "torch.nn.Conv2d"), ("removed", "torch.nn.Conv2d")}
+    verdict = result.checkpoint
+    assert verdict is not None and not verdict.mismatched
+    renames = {pair.old: pair.new for pair in verdict.renamed}
+    unused = {key.key for key in verdict.unused}
+    state = {renames.get(k, k): v for k, v in before.state_dict().items() if k not in unused}
+    loaded = after.load_state_dict(state, strict=False)
+    assert loaded.unexpected_keys == []
+    assert sorted(loaded.missing_keys) == sorted(k.key for k in verdict.missing)
+    kernel = {
+        k: c.weight for k, c in ((c.kernel_size[0], c) for c in before if isinstance(c, nn.Conv2d))
+    }
+    for conv in after:
+        if isinstance(conv, nn.Conv2d) and conv.kernel_size[0] != 17:
+            assert torch.equal(conv.weight, kernel[conv.kernel_size[0]])
+
+
 def test_residual_block_deleted() -> None:
     def edit(m: nn.Module) -> None:
         m.layer1 = nn.Sequential(m.layer1[0])
