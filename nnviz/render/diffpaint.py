@@ -4,8 +4,9 @@ Added nodes are green, removed ones red and dashed, changed ones orange with `ol
 renamed ones blue with their old name, unchanged ones grey. Unchanged regions are folded: every
 module holding nothing within `context` hops of a change becomes one node (the largest such
 module wins), and a chain of three or more folded sibling blocks of one class (the 30 untouched
-Bottlenecks of a resnet stage) or of ops beyond the context (a long flat Sequential) becomes one
-node too. `context=-1` draws everything. Sibling blocks with the same changes are drawn once
+Bottlenecks of a resnet stage), of ops beyond the context (a long flat Sequential) or of layers
+only moved (renumbered after an insert into a flat Sequential: vgg16 -> vgg19) becomes one node
+too. `context=-1` draws everything. Sibling blocks with the same changes are drawn once
 before folding (`nnviz.render.repeats`).
 Built on the drawing stage's `to_dot` + `Paint` and `nnviz.transform.collapse_prefixes`; never
 imports torch.
@@ -189,21 +190,26 @@ def fold(graph: Graph, diff: GraphDiff, context: int) -> Graph:
     kept |= {
         _home(collapsing.owner(graph.node(n)), set(prefixes)) or n for n in kept & set(graph.nx)
     }
-    return _merge_runs(folded, set(prefixes), kept)
+    moved = {e.name: e.renamed_from for e in diff.entries if e.flow and e.status == "renamed"}
+    return _merge_runs(folded, set(prefixes), kept, moved)
 
 
 def carry(paint: Paint, before: Graph, after: Graph) -> Paint:
     """`paint` with the edges of folded nodes moved onto the node they were folded into (a
     new edge into an added block stays green when the block is one node); an edge inside one
-    folded node is dropped, and the first paint of several edges that become one wins."""
+    folded node is dropped, and the first paint of several edges that become one wins. A run
+    of moved layers is painted renamed, with the old names of its ends."""
     shown = {n.id for n in after.nodes}
     folded = sorted(
         (str(n.module), n.id) for n in after.nodes if n.kind == "module" and n.meta.get("collapsed")
     )
+    runs = {m: n.id for n in after.nodes for m in n.meta.get("members", ())}
 
     def home(name: str) -> str:
         if name in shown or name not in before:
             return name
+        if name in runs:
+            return runs[name]
         path = collapsing.owner(before.node(name)) or ""
         return next((i for m, i in reversed(folded) if path == m or path.startswith(m + ".")), name)
 
@@ -212,7 +218,13 @@ def carry(paint: Paint, before: Graph, after: Graph) -> Paint:
         ends = home(source), home(target)
         if ends[0] != ends[1]:
             edges.setdefault(ends, edge)
-    return replace(paint, edges=edges)
+    nodes = dict(paint.nodes)
+    for node in after.nodes:
+        if "moved" in node.meta:
+            was = " … ".join(str(n or "(root)") for n in node.meta["moved"])
+            fill, border = COLOURS["renamed"]
+            nodes[node.id] = NodePaint(fill, border, None, 2.0, (f"was {was}",), "renamed")
+    return replace(paint, nodes=nodes, edges=edges)
 
 
 def _whole(diff: GraphDiff, graph: Graph) -> set[str]:
@@ -233,14 +245,19 @@ def _home(path: str | None, whole: set[str]) -> str | None:
     return next((w for w in whole if path == w or path.startswith(w + ".")), path)
 
 
-def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
+def _merge_runs(
+    graph: Graph, folded: set[str], kept: set[str], moved: Mapping[str, str | None]
+) -> Graph:
     """Chains of >= 3 nodes, a -> b -> c with nothing else in or out between, in one scope,
-    become one node: folded sibling blocks of one class (not a generic container), or ops
-    beyond the context (a long flat Sequential)."""
+    become one node: folded sibling blocks of one class (not a generic container), ops beyond
+    the context (a long flat Sequential), or layers only moved (`moved`: new name -> old; the
+    later layers of a flat Sequential after an insert, each renumbered)."""
     nodes = graph.nodes
     kinds: dict[str, str] = {}
     for n in nodes:
-        if n.meta.get("collapsed"):
+        if n.id in moved:
+            kinds[n.id] = "moved"
+        elif n.meta.get("collapsed"):
             if n.module in folded and n.op not in _CONTAINERS and n.module not in kept:
                 kinds[n.id] = f"block {n.op}"
         elif n.id not in kept and n.kind in ("module", "function", "method"):
@@ -271,17 +288,12 @@ def _merge_runs(graph: Graph, folded: set[str], kept: set[str]) -> Graph:
             out_nodes.append(node)
         elif node.id in runs:
             members = [graph.node(m) for m in runs[node.id]]
-            ops = sum(collapsing.ops_in(m) for m in members)
-            out_nodes.append(
-                Node(
-                    rename[node.id],
-                    "module",
-                    _run_title(graph, members),
-                    node.scope,
-                    None,
-                    meta={"collapsed": ops},
-                )
-            )
+            meta: dict[str, Any] = {"collapsed": sum(collapsing.ops_in(m) for m in members)}
+            meta["members"] = tuple(runs[node.id])
+            if kinds[node.id] == "moved":
+                meta["moved"] = (moved[members[0].id], moved[members[-1].id])
+            title = "moved layers" if "moved" in meta else _run_title(graph, members)
+            out_nodes.append(Node(rename[node.id], "module", title, node.scope, None, meta=meta))
     edges: dict[tuple[str, str], Edge] = {}
     for edge in graph.edges:
         u, v = rename.get(edge.source, edge.source), rename.get(edge.target, edge.target)
