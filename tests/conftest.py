@@ -28,17 +28,29 @@ HEAVY = (
     "action/test_action_run.py",
     "action/test_action_shards.py",
     "cli/test_cli_core.py::test_snapshots_are_byte_identical_across_hash_seeds_and_round_trips",
+    # pytest sessions under pytest-xdist (each starts two workers that import torch); the same
+    # behaviour without xdist stays in the fast loop
+    "plugin/test_plugin_lifecycle.py::test_lifecycle[xdist]",
+    "plugin/test_plugin_github.py::test_annotations_and_summary[xdist]",
+    "plugin/test_plugin_unused.py::test_unused_merged_from_xdist_workers",
+    "plugin/test_plugin_shards.py::test_three_shards_merge_into_the_whole_run",
+    # cold processes whose point is the process: its peak memory, what it imports; the same
+    # refusals in-process (test_budget.py) and `nnviz resnet18` itself stay in the fast loop
+    "unit/test_budget.py::test_a_copy_above_the_limit_is_refused_in_one_line_and_nothing_is_allocated",
+    "unit/test_budget.py::test_a_cpu_build_above_the_limit_is_refused_before_it_allocates",
+    "docs/test_readme_setup.py::test_the_drawing_command_runs_without_any_dev_tool",
 )
-"""Tests (files, folders, or one test) that trace many models or run whole pytest sessions,
-browsers or subprocess pipelines: minutes each on 2 cores."""
+"""Tests (files, folders, one test, or one parametrized case) that trace many models or run
+whole pytest sessions under xdist, browsers or cold processes: seconds to minutes each on 2
+cores."""
 _TESTS = Path(__file__).parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         where = Path(str(item.path)).resolve().relative_to(_TESTS.resolve()).as_posix()
-        test = f"{where}::{item.name.partition('[')[0]}"
-        if any(test.startswith(h) if h.endswith("/") else h in (where, test) for h in HEAVY):
+        names = (where, f"{where}::{item.name.partition('[')[0]}", f"{where}::{item.name}")
+        if any(where.startswith(h) if h.endswith("/") else h in names for h in HEAVY):
             item.add_marker(pytest.mark.heavy)
 
 
