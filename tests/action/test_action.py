@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 ACTION = REPO / "action.yml"
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 BIN = Path(sys.executable).parent
+USES = "OWNER/nnviz@SHA"
+"""The README's `uses:`, which its command prints for the user's checkout."""
 
 
 def tool(name: str) -> str:
@@ -155,11 +157,68 @@ def test_readme_workflow_is_a_valid_workflow(tmp_path: Path) -> None:
     path = tmp_path / "architecture.yml"
     path.write_text(block[1], encoding="utf-8")
     steps = load(path)["jobs"]["snapshots"]["steps"]
-    assert steps[-1]["uses"].endswith("/nnviz@main")
+    assert steps[-1]["uses"] == USES
     schema = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path))
     assert schema.returncode == 0, schema.stdout + schema.stderr
     lint = run(tool("actionlint"), str(path), cwd=tmp_path)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def _readme_workflows() -> list[str]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    return [
+        re.findall(r"```yaml\n(.*?)```", readme.split(heading)[1], re.S)[0]
+        for heading in ("## Use in GitHub Actions", "### Sharded suites")
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/acme-ml/nnviz.git",
+        "https://github.com/acme-ml/nnviz",
+        "git@github.com:acme-ml/nnviz.git",
+        "ssh://git@github.com/acme-ml/nnviz.git",
+    ],
+)
+def test_the_readme_command_prints_the_uses_line_of_a_checkout(tmp_path: Path, url: str) -> None:
+    """The README's one-liner, run by bash in a checkout cloned from `url`: the `uses:` of the
+    repository and of the commit checked out (what `OWNER/nnviz@SHA` stands for)."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Use in GitHub Actions")[1]
+    command = re.findall(r"```bash\n(.*?)\n```", section, re.S)[0]
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    subprocess.run([*git, "remote", "add", "origin", url], check=True)
+    sha = run("git", "rev-parse", "HEAD", cwd=tmp_path).stdout.strip()
+    printed = run("bash", "-c", command, cwd=tmp_path)
+    assert printed.stdout == f"uses: acme-ml/nnviz@{sha}\n", printed.stderr
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["workflow", "sharded"])
+def test_the_readme_workflows_give_the_action_only_its_inputs(tmp_path: Path, which: int) -> None:
+    """actionlint checks a local action's inputs: the README's workflow with its `uses:` pointed
+    at a copy of this action.yml passes, and a misspelt input would not."""
+    workflow = _readme_workflows()[which]
+    assert USES in workflow
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy(ACTION, tmp_path / "action.yml")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    target = tmp_path / ".github" / "workflows" / "architecture.yml"
+    target.write_text(workflow.replace(USES, "./"), encoding="utf-8")
+    lint = run(tool("actionlint"), cwd=tmp_path)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    misspelt = workflow.replace(USES, "./").replace("pytest-args:", "pytest-argz:")
+    misspelt = misspelt.replace("merge: shards", "merg: shards")
+    target.write_text(misspelt, encoding="utf-8")
+    assert "is not defined in action" in run(tool("actionlint"), cwd=tmp_path).stdout
+
+
+def test_the_readme_table_lists_every_input_with_its_default() -> None:
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Use in GitHub Actions")[1]
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \| `([^`]*)` \|", section, re.M))
+    inputs = load(ACTION)["inputs"]
+    assert rows == {name: spec["default"] or '""' for name, spec in inputs.items()}
 
 
 def test_readme_sharded_workflow_is_a_valid_workflow(tmp_path: Path) -> None:
@@ -171,10 +230,10 @@ def test_readme_sharded_workflow_is_a_valid_workflow(tmp_path: Path) -> None:
     path.write_text(block[1], encoding="utf-8")
     jobs = load(path)["jobs"]
     shard = jobs["snapshots"]["steps"][-1]
-    assert shard["uses"].endswith("/nnviz@main") and shard["with"]["comment"] == "never"
+    assert shard["uses"] == USES and shard["with"]["comment"] == "never"
     assert shard["with"]["shard"] == "${{ matrix.group }}"
     assert jobs["report"]["needs"] == "snapshots"
-    merge = next(s for s in jobs["report"]["steps"] if s.get("uses", "").endswith("/nnviz@main"))
+    merge = next(s for s in jobs["report"]["steps"] if s.get("uses") == USES)
     download = next(s for s in jobs["report"]["steps"] if "download-artifact" in s.get("uses", ""))
     assert download["with"]["path"] == merge["with"]["merge"]
     schema = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path))
