@@ -1,14 +1,21 @@
 """Shared fixtures: traced torchvision models are cached per session (tracing is the slow part).
 
-`torch.fx` is imported once here, before any test: pytester's in-process runs (`support.run`)
-must not import torch again. The heavy tests (`HEAVY`: determinism across processes, the zoo,
-the research models, the browser, the Action's end-to-end runs) carry the `heavy` marker, so
-`pytest -m "not heavy"` is the fast local loop; plain `pytest` runs everything.
+`torch.fx` and every module of nnviz and pytest_nnviz are imported once here, before any test:
+pytester's in-process runs (`support.run`) forget every module they import, so a module first
+imported inside one would be imported again by the next (torch cannot be; an nnviz class
+imported twice is two classes, and `isinstance` between them fails).
+
+The heavy tests (`HEAVY`: determinism across processes, the zoo, the research models, the
+browser, the Action's end-to-end runs, pytest sessions under xdist, cold processes) carry the
+`heavy` marker, so `pytest -m "not heavy"` is the fast local loop; plain `pytest` runs
+everything.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import random
 from pathlib import Path
 from typing import Any
@@ -18,7 +25,13 @@ import torch.fx  # noqa: F401  (once for the whole session: see above)
 from hypothesis import settings
 from support import traced
 
+import nnviz
+import pytest_nnviz
 from nnviz.graph import Graph
+
+for _package in (nnviz, pytest_nnviz):  # once for the whole session: see above
+    for _module in pkgutil.walk_packages(_package.__path__, f"{_package.__name__}."):
+        importlib.import_module(_module.name)
 
 HEAVY = (
     "unit/test_trace_determinism.py",

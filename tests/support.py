@@ -36,8 +36,9 @@ def traced(name: str, inputs: str | None = None, **args: object) -> Graph:
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """Run pytest in-process in `pytester`'s folder with `args` (the nnviz plugin is active, as
-    installed; hypothesis's plugin is off, so its output never mixes into what tests match)."""
-    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", *args)
+    installed; hypothesis's plugin is off, so its output never mixes into what tests match, and
+    anyio's, as in pyproject.toml)."""
+    return pytester.runpytest_inprocess("-p", "no:hypothesispytest", "-p", "no:anyio", *args)
 
 
 def run_nnviz(

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch.fx
-import torch.utils.flop_counter  # noqa: F401  (it registers a torch library: once per process)
 from support import run, run_nnviz
 
 # Net(width, name): a 3 -> width conv (kernel 3) then a width -> 10 linear head, on 1x3x32x32.
