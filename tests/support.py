@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import os
 import subprocess
 import sys
@@ -68,6 +69,7 @@ _IN_PROCESS = threading.Lock()  # one in-process command at a time: folder, fds 
 
 
 def _main(args: tuple[str, ...]) -> int:
+    from nnviz import collector
     from nnviz.cli import main
 
     saved, sys.argv = sys.argv, ["nnviz", *args]
@@ -78,6 +80,9 @@ def _main(args: tuple[str, ...]) -> int:
         return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
         sys.argv = saved
+        # `main` expects its process to end (`collector.ending`): this one goes on
+        collector._ENDING[0] = False
+        gc.unfreeze()
     return 0
 
 
