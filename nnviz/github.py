@@ -249,6 +249,8 @@ def page(
     head += [*(f"{a}  " for a in alarms[:20]), ""] if alarms else []
     head += _table(ranked, source_url, root, limit)
     head += [_counts_line(report), ""]
+    if report.run is not None and report.run.partial:  # a shard lost, or a -k/--lf run
+        head += [f"Unused snapshots not judged: {_code('; '.join(report.run.partial))}.", ""]
     new = [n for n in report.new if n.pending]
     if new:
         named = ", ".join(_code(n.test_name) for n in new[:20]) + (" …" if len(new) > 20 else "")

@@ -47,6 +47,7 @@ HEAVY = (
     "plugin/test_plugin_github.py::test_annotations_and_summary[xdist]",
     "plugin/test_plugin_unused.py::test_unused_merged_from_xdist_workers",
     "plugin/test_plugin_shards.py::test_three_shards_merge_into_the_whole_run",
+    "plugin/test_plugin_shards.py::test_pytest_split_groups_merge_into_the_whole_run",
     # cold processes whose point is the process: its peak memory, what it imports; the same
     # refusals in-process (test_budget.py) and `nnviz resnet18` itself stay in the fast loop
     "unit/test_budget.py::test_a_copy_above_the_limit_is_refused_in_one_line_and_nothing_is_allocated",

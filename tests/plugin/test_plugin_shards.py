@@ -4,6 +4,7 @@ deletes unused snapshots; a shard that cannot see the whole suite never yields a
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,36 @@ def test_a_blind_shard_leaves_the_question_open(
     merged = merge(suite, "merged", "s1", "s2")
     assert merged.unused == [] and merged.run and merged.run.unclaimed is None
     assert f"s2: {reason}" in merged.run.partial
+
+
+def test_pytest_split_groups_merge_into_the_whole_run(
+    pytester: pytest.Pytester, suite: Path
+) -> None:
+    """pytest-split's `--splits`/`--group`, as the README's matrix runs them: each group is a
+    shard by itself (deselects the others' tests, calls nothing unused); the groups merge into
+    the whole run; without one group the merge judges no file."""
+    assert importlib.util.find_spec("pytest_split"), (
+        "pytest-split is missing: pip install -e '.[dev]'"
+    )
+    whole = session(pytester, "whole", "tests")
+    # (group 1 under pytest-xdist, as the README's matrix runs them: -n 2)
+    xdist = {1: ("-n", "2")}
+    groups = [
+        session(pytester, f"g{g}", "tests", "--splits", "3", "--group", str(g), *xdist.get(g, ()))
+        for g in (1, 2, 3)
+    ]
+    ran = [set(g.run.tests) for g in groups if g.run is not None]
+    assert (
+        len(ran) == 3 and all(ran) and set.union(*ran) == set(whole.run.tests if whole.run else ())
+    )
+    for g, group in enumerate(groups, 1):
+        assert group.unused == [] and group.run is not None
+        assert group.run.partial == [f"pytest-split group {g} of 3"]
+    assert (suite / GONE).is_file()
+    merged = merge(suite, "merged", "g1", "g2", "g3")
+    assert merged.run is not None and merged.run.shards == 3 and merged.run.partial == []
+    assert comparable(merged) == comparable(whole) and merged.unused == [GONE]
+    lost = merge(suite, "lost", "g1", "g2")  # group 3 crashed before writing its report
+    assert lost.unused == [] and lost.run is not None and lost.run.unclaimed is None
+    summary = run_nnviz("report", "lost", "--format", "markdown", cwd=suite).stdout
+    assert "Unused snapshots not judged: `1 test(s) deselected in every shard`." in summary
