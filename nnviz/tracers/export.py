@@ -254,6 +254,8 @@ _SPECIALISED = re.compile(r"You marked (\w+) as dynamic but your code specialize
                           r"constant \(([^)]*)\)")  # fmt: skip
 
 
+_SENTENCE_END = re.compile(r"(?<=[a-z)'\]][.!?])\s+(?=[A-Z])")
+
 _GUARD = re.compile(r"Not all values of (\w+) = .*? satisfy the generated guard (.*)\.$", re.M)
 
 
@@ -272,7 +274,8 @@ def _why(exc: BaseException) -> Exportability:
                   f"{needs}")  # fmt: skip
         return Exportability(False, reason, _where(exc))
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    first = re.sub(r"\s+", " ", first)[:200]
+    first = re.sub(r"<class '([\w.]+)'>", r"\1", re.sub(r"\s+", " ", first))
+    first = _SENTENCE_END.split(first, maxsplit=1)[0][:200]  # the reason, not torch's advice
     if type(exc).__name__ == "GuardOnDataDependentSymNode":
         expr = re.search(r"data-dependent expression (.*?) \(", first)
         reason = f"data-dependent branch on {expr[1] if expr else 'a tensor value'}"

@@ -204,6 +204,32 @@ def test_a_failed_export_hides_no_graph_and_says_why_when_asked(
     assert _document(unasked) == _document(graph)
 
 
+class Holder:
+    """Holds a tensor, and is no pytree type torch.export can flatten (as HF's `DynamicCache`)."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+
+class ReturnsHolder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Holder]:
+        return self.proj(x), Holder(x)
+
+
+def test_a_failure_reason_is_its_first_sentence_without_torchs_advice() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = trace(ReturnsHolder(), inputs="tensor2x4", exportable=True)
+    holder = f"{Holder.__module__}.Holder"
+    assert graph.meta["export"]["reason"] == (
+        f"RuntimeError: Found {holder} in output, which is not a known type."
+    )
+
+
 def test_named_sizes_parse_by_argument() -> None:
     spec = parse_inputs("x:tensorB=8x3xSEQ;mask:tensor1x4:bool")
 
