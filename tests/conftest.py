@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch.fx  # noqa: F401  (once for the whole session: see above)
 from hypothesis import settings
 from support import traced
 
@@ -29,9 +28,18 @@ import nnviz
 import pytest_nnviz
 from nnviz.graph import Graph
 
-for _package in (nnviz, pytest_nnviz):  # once for the whole session: see above
-    for _module in pkgutil.walk_packages(_package.__path__, f"{_package.__name__}."):
-        importlib.import_module(_module.name)
+
+def _preload(config: pytest.Config) -> None:
+    """torch.fx and every nnviz module, once for the whole session (see above); not in the
+    controller of pytest-xdist's workers, which runs no test."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import torch.fx  # noqa: F401
+
+    for package in (nnviz, pytest_nnviz):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
+
 
 HEAVY = (
     "unit/test_trace_determinism.py",
@@ -53,6 +61,8 @@ HEAVY = (
     "unit/test_budget.py::test_a_copy_above_the_limit_is_refused_in_one_line_and_nothing_is_allocated",
     "unit/test_budget.py::test_a_cpu_build_above_the_limit_is_refused_before_it_allocates",
     "docs/test_readme_setup.py::test_the_drawing_command_runs_without_any_dev_tool",
+    # scale: 3,000 drifts on one page (the page limits stay in the fast loop, with 200)
+    "unit/test_driftreport.py::test_thousands_of_drifts_and_unused_files_still_fit",
 )
 """Tests (files, folders, one test, or one parametrized case) that trace many models or run
 whole pytest sessions under xdist, browsers or cold processes: seconds to minutes each on 2
@@ -83,7 +93,9 @@ _SEED_ENV = "NNVIZ_HYPOTHESIS_SEED"
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """One random seed per run (shared with xdist workers through the environment), unless
-    `--hypothesis-seed` is given; it is shown in the header and beside every failing test."""
+    `--hypothesis-seed` is given; it is shown in the header and beside every failing test.
+    Then the preload."""
+    _preload(config)
     if getattr(config.option, "hypothesis_seed", "absent") is None:
         config.option.hypothesis_seed = os.environ.setdefault(
             _SEED_ENV, str(random.randrange(2**32))

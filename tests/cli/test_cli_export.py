@@ -1,16 +1,14 @@
-"""`nnviz MODEL --tracer export` as a real subprocess: a named size stays a symbol in the
+"""`nnviz MODEL --tracer export`, the real command: a named size stays a symbol in the
 snapshot, the fx tracer refuses one, and a model torch.export cannot take stops with one line
 naming the user's file:line (exit 2, nothing written)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support import run_nnviz
 
 MODEL = """
 import torch
@@ -42,17 +40,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int,
     def run(name: str) -> tuple[Path, int, str]:
         folder = tmp_path_factory.mktemp(name)
         (folder / "net.py").write_text(MODEL.format(branch=BRANCH if name == "fails" else ""))
-        done = subprocess.run(
-            [sys.executable, "-m", "nnviz", *SCENARIOS[name]],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = run_nnviz(*SCENARIOS[name], cwd=folder)
         return folder, done.returncode, done.stderr
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        return dict(zip(SCENARIOS, pool.map(run, SCENARIOS), strict=True))
+    return {name: run(name) for name in SCENARIOS}
 
 
 def test_a_named_size_is_recorded_as_its_name(runs: dict[str, tuple[Path, int, str]]) -> None:
