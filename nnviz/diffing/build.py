@@ -61,9 +61,12 @@ def build(
     old_edges, new_edges = old.edges, new.edges
     raw_old, new_inputs = m.inputs or (_inputs(old_edges, None), _inputs(new_edges, None))
     old_inputs = _inputs(old_edges, node_name_old)
-    plumbing = Plumbing(old, new, raw_old, new_inputs)
+    plumbing = Plumbing(old, new, raw_old, new_inputs, m.scalars)
     policy = Policy.of(old, new, ignore)
+    same = not policy.formats_differ  # across formats, equal records may still differ
     for e in entries:
+        if same and _same_pair(e, old_inputs, new_inputs):
+            continue  # nothing to compare, classify or drop
         a: dict[str, str] = {}
         b: dict[str, str] = {}
         if e.old_module is not None and e.new_module is not None:
@@ -86,6 +89,20 @@ def build(
     _mark_attributes(entries, by_name, _containers(new, new_nodes))
     nodes = tuple(_freeze(e) for e in entries)
     return nodes, _edges(old_edges, new_edges, node_name_old)
+
+
+def _same_pair(
+    e: UnionEntry, old_inputs: dict[str, dict[str, str]], new_inputs: dict[str, dict[str, str]]
+) -> bool:
+    """Whether both sides of `e` are equal records under one name, a node's inputs read the
+    counterparts of its old inputs in the same slots: no field can change (most entries of a
+    large diff)."""
+    a, b = e.old_node, e.new_node
+    if e.old_name != e.new_name or e.old_module != e.new_module:
+        return False
+    if a is None or b is None:
+        return a is None and b is None and e.old_module is not None
+    return a == b and old_inputs.get(a.id) == new_inputs.get(b.id)
 
 
 def _follow_moves(changes: dict[str, Change], m: Matching) -> None:

@@ -44,6 +44,8 @@ def swap_owners(entries: list[Doc], shown: Callable[[Doc], bool]) -> dict[str, s
     for name in sorted(swapped, key=len):  # outermost first: an inner swap folds into it
         if _owner(name, owners) is None:
             owners[name] = name
+    if not owners:
+        return {}  # no class swapped (most diffs): no entry to look up
     out: dict[str, str] = {}
     for e in entries:
         owner = _owner(str(e["name"]), owners)

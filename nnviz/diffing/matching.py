@@ -57,6 +57,9 @@ class Matching:
     inputs: tuple[dict[str, dict[str, str]], ...] = field(default=(), compare=False, repr=False)
     """The index `match` built of both graphs (old, new): which source feeds each argument slot
     of every node; `build` reuses it (empty for a matching made otherwise)."""
+    scalars: tuple[frozenset[str], ...] = field(default=(), compare=False, repr=False)
+    """Both graphs' scalar bookkeeping calls (`bookkeeping.scalar_nodes`: old, new), reused
+    like `inputs`."""
 
     def pair_modules(self, old: str, new: str) -> bool:
         if old in self.modules or new in self.modules_back:
@@ -76,8 +79,8 @@ class Matching:
 def match(old: Graph, new: Graph) -> Matching:
     """Pair up the modules and nodes of `old` and `new`: each of `PASSES` in turn (see the
     module docstring)."""
-    m = Matching()
     a, b = Side(old), Side(new)
+    m = Matching(inputs=(a.inputs, b.inputs), scalars=(a.scalars, b.scalars))
     for one in PASSES:
         one.run(m, a, b)
     return m

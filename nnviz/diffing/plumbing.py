@@ -37,10 +37,12 @@ class Plumbing:
         new: Graph,
         old_inputs: dict[str, dict[str, str]],
         new_inputs: dict[str, dict[str, str]],
+        scalars: tuple[frozenset[str], ...] = (),
     ) -> None:
+        """`scalars`: both graphs' `scalar_nodes` when already known (`Matching.scalars`)."""
         self.old, self.new = old, new
         self.old_inputs, self.new_inputs = old_inputs, new_inputs
-        self.old_scalars, self.new_scalars = scalar_nodes(old), scalar_nodes(new)
+        self.old_scalars, self.new_scalars = scalars or (scalar_nodes(old), scalar_nodes(new))
 
     def classify(self, e: UnionEntry) -> None:
         """Mark `e` (an entry of the union graph being built) as plumbing or its slots."""
