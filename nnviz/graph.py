@@ -266,20 +266,24 @@ class Graph:
             if target in out:
                 raise ValueError(f"duplicate edge {source!r} -> {target!r}")
             out[target] = into[source] = edge
-        mods: dict[str, Module] = {}
-        for module in modules:
-            if module.path in mods:
-                raise ValueError(f"duplicate module path {module.path!r}")
-            mods[module.path] = module
+        tree = list(modules)
+        mods: dict[str, Module] = {module.path: module for module in tree}
+        if len(mods) != len(tree):
+            known: set[str] = set()
+            for module in tree:
+                if module.path in known:
+                    raise ValueError(f"duplicate module path {module.path!r}")
+                known.add(module.path)
         self._nodes, self._succ, self._pred = found, succ, pred
         self._nx: Any = None
         self._modules: Mapping[str, Module] = MappingProxyType(mods)
         self._meta: Mapping[str, Value] = MappingProxyType(dict(meta or {}))
         children: dict[str, list[Module]] = {}
-        for module in mods.values():
-            parent = parent_path(module.path)
-            if parent is not None:
-                children.setdefault(parent, []).append(module)
+        for path, module in mods.items():  # `parent_path`, inlined: one call per module
+            if path:
+                children.setdefault(path.rsplit(".", 1)[0] if "." in path else "", []).append(
+                    module
+                )
         self._children = children
         self._sources: Mapping[str, Source] = _NO_SOURCES
         if sources:
