@@ -55,11 +55,9 @@ class Matching:
     modules_back: dict[str, str] = field(default_factory=dict)
     nodes_back: dict[str, str] = field(default_factory=dict)
     inputs: tuple[dict[str, dict[str, str]], ...] = field(default=(), compare=False, repr=False)
-    """The index `match` built of both graphs (old, new): which source feeds each argument slot
-    of every node; `build` reuses it (empty for a matching made otherwise)."""
     scalars: tuple[frozenset[str], ...] = field(default=(), compare=False, repr=False)
-    """Both graphs' scalar bookkeeping calls (`bookkeeping.scalar_nodes`: old, new), reused
-    like `inputs`."""
+    """Indexes `match` built of both graphs (old, new), which `build` reuses (empty for a matching
+    made otherwise): the source feeding each argument slot of every node; `scalar_nodes`."""
 
     def pair_modules(self, old: str, new: str) -> bool:
         if old in self.modules or new in self.modules_back:
@@ -77,8 +75,7 @@ class Matching:
 
 
 def match(old: Graph, new: Graph) -> Matching:
-    """Pair up the modules and nodes of `old` and `new`: each of `PASSES` in turn (see the
-    module docstring)."""
+    """Pair up the modules and nodes of `old` and `new`: `PASSES` in turn (module docstring)."""
     a, b = Side(old), Side(new)
     m = Matching(inputs=(a.inputs, b.inputs), scalars=(a.scalars, b.scalars))
     for one in PASSES:
