@@ -64,8 +64,8 @@ HEAVY = (
     # scale: 3,000 drifts on one page (the page limits stay in the fast loop, with 200)
     "unit/test_driftreport.py::test_thousands_of_drifts_and_unused_files_still_fit",
     "properties/test_diff_invariants.py::test_wrapping_thousands_of_identical_blocks_is_one_move_and_fast[3000]",
-    # inherently slow models and drawings (the zoo traces every family; other PNG limits and
-    # the eager fallback from the command line stay fast)
+    # inherently slow models and drawings (the pixel-budget PNGs, and the eager fallback on a
+    # family's example input from the command line, raft's, stay fast)
     "unit/test_render.py::test_png_taller_than_cairo_allows_keeps_full_size",
     "unit/test_trace_eager.py::test_detection_model_traces_with_its_family_example",
 )
