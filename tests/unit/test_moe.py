@@ -11,12 +11,11 @@ import torch
 import nnviz
 from nnviz.experts import summary
 
-transformers = pytest.importorskip("transformers")
-
 INPUT = "input_ids:tensor1x8:int64"
 
 
 def _deepseek() -> torch.nn.Module:
+    transformers = pytest.importorskip("transformers")  # here: not every worker runs it
     config = transformers.DeepseekV3Config(
         vocab_size=256, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
         num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4,
@@ -29,6 +28,7 @@ def _deepseek() -> torch.nn.Module:
 
 
 def _mixtral() -> torch.nn.Module:
+    transformers = pytest.importorskip("transformers")
     config = transformers.MixtralConfig(
         vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, num_local_experts=8, num_experts_per_tok=2,
