@@ -94,6 +94,12 @@ def _without(net: Any, name: str) -> Any:
     return net
 
 
+def _without_layers(net: Any, sequential: str, start: int, end: int) -> Any:
+    """Layers `start`..`end - 1` deleted from a Sequential: the later ones renumbered."""
+    del net.get_submodule(sequential)[start:end]
+    return net
+
+
 def _persistent(net: Any, module: str, buffer: str) -> Any:
     """A non-persistent buffer made persistent: a new key old checkpoints lack."""
     net.get_submodule(module)._non_persistent_buffers_set.discard(buffer)
@@ -113,6 +119,9 @@ REFACTORS: dict[str, dict[str, Any]] = {
     "bert": {
         "wrapped": _wrap_ids,
         "pooler-dense-into-sequential": lambda n: _into_sequential(n, "pooler.dense"),
+    },
+    "vgg19": {  # its 4th conv of stage 3 and that conv's ReLU: every later layer renumbered
+        "conv-removed-from-features": lambda n: _without_layers(n, "features", 16, 18),
     },
     "llama": {
         "norm-into-sequential": lambda n: _into_sequential(n, "norm"),
