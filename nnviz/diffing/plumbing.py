@@ -238,8 +238,9 @@ def input_rank(node: Node, inputs: Mapping[str, str], graph: Graph) -> int | Non
 
 
 def counted_dims(changes: dict[str, Change], op: str, ranks: tuple[int | None, int | None]) -> None:
-    """`x.mean(-1)` is `x.mean(3)` on a 4-D input: dim arguments of the ops above that differ
-    only in counting from the end are no change, when both inputs have the same known rank."""
+    """`x.mean(-1)` is `x.mean(3)` and `x.mean((3,))` on a 4-D input: dim arguments of the ops
+    above that differ only in counting from the end, or in one dim given in a sequence, are no
+    change, when both inputs have the same known rank."""
     name = op.rsplit(".", 1)[-1]
     rank = ranks[0]
     if name not in _DIM_OPS or rank is None or ranks[1] != rank:
@@ -251,11 +252,12 @@ def counted_dims(changes: dict[str, Change], op: str, ranks: tuple[int | None, i
 
 
 def _counted(value: Value, rank: int) -> Value:
-    """A dim (or a sequence of dims) counted from the start; None if it is not one."""
+    """A dim (or a sequence of dims) counted from the start; None if it is not one. One dim in
+    a sequence is that dim (`x.mean((1,))` is `x.mean(1)`; ATen records the former)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value % rank if rank > 0 and -rank <= value < rank else None
     items = value.get("$tuple") if isinstance(value, dict) else value
     if isinstance(items, list) and items:
         counted = [_counted(v, rank) for v in items]
-        return None if None in counted else counted
+        return None if None in counted else counted[0] if len(counted) == 1 else counted
     return None

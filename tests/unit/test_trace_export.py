@@ -55,6 +55,24 @@ def test_export_records_what_fx_records() -> None:
     assert _document(exported) == _document(fx_graph)
 
 
+class Pooled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).mean(1) + x.sum(-1, keepdim=True).amax((1,))
+
+
+def test_a_reduction_over_one_dim_is_the_same_call_as_fx_records_it() -> None:
+    """ATen records `x.mean(1)` as `dim=(1,)` and keeps `-1`: the same dims (timm mixer)."""
+    fx_graph = trace(Pooled(), inputs="tensor2x3x4", tracer="fx")
+    exported = trace(Pooled(), inputs="tensor2x3x4", tracer="export")
+    assert exported.node("mean").args["dim"] == {"$tuple": [1]}
+    assert fx_graph.node("mean").args["dim"] == 1
+    assert nnviz.diff(fx_graph, exported).identical
+
+
 def test_export_of_a_torchvision_model_diffs_identical_to_fx() -> None:
     fx_graph = trace("resnet18", inputs="image64", tracer="fx")
     exported = trace("resnet18", inputs="image64", tracer="export")
