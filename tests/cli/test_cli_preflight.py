@@ -85,6 +85,24 @@ for name, call in json.loads(sys.argv[1]).items():
 print(json.dumps(out))
 """
 
+# Runs the real command on every case in turn, in one process: each case's exit code, stdout,
+# stderr, and whether torch was imported by then.
+CASES_SCRIPT = """
+import contextlib, io, json, sys
+from nnviz.cli import main
+out = {}
+for name, args in json.loads(sys.argv[1]).items():
+    stdout, stderr, code = io.StringIO(), io.StringIO(), 0
+    sys.argv = ["nnviz", *args]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+    out[name] = (code, stdout.getvalue(), stderr.getvalue(), "torch" in sys.modules)
+print(json.dumps(out))
+"""
+
 # Runs the real command and reports, on a last stdout line, whether torch was imported.
 CLI_SCRIPT = """
 import sys
@@ -115,36 +133,43 @@ def _cli(
     )
 
 
+Outcome = tuple[int, str, str, bool]  # exit code, stdout, stderr, torch imported
+
+
 @pytest.fixture(scope="module")
-def outcomes(folder: Path) -> tuple[dict[str, subprocess.CompletedProcess[str]], dict[str, list]]:
-    """Every case through the command (one process each) and through the API (one process)."""
+def outcomes(folder: Path) -> tuple[dict[str, Outcome], dict[str, list]]:
+    """Every case through the command and through the API (one process each, torch-free until
+    a case imports it, which fails that case and every later one)."""
     before = sorted(p.name for p in folder.iterdir())
-    calls = json.dumps({name: call for name, (_, call) in CASES.items()})
-    with ThreadPoolExecutor(4) as pool:
-        api = pool.submit(
-            subprocess.run,
-            [sys.executable, "-c", API_SCRIPT, calls],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=True,
+    scripts = [
+        (API_SCRIPT, {name: call for name, (_, call) in CASES.items()}),
+        (CASES_SCRIPT, {name: args for name, (args, _) in CASES.items()}),
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        done = pool.map(
+            lambda script: subprocess.run(
+                [sys.executable, "-c", script[0], json.dumps(script[1])],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                check=True,
+            ),
+            scripts,
         )
-        runs = pool.map(lambda case: _cli(case[0], folder), CASES.values())
-        commands = dict(zip(CASES, runs, strict=True))
+        api, commands = (json.loads(result.stdout) for result in done)
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written, nothing left
-    return commands, json.loads(api.result().stdout)
+    return commands, api
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_command_and_the_api_refuse_alike_before_torch(
-    name: str, outcomes: tuple[dict[str, subprocess.CompletedProcess[str]], dict[str, list]]
+    name: str, outcomes: tuple[dict[str, Outcome], dict[str, list]]
 ) -> None:
     commands, api = outcomes
-    result = commands[name]
-    *printed, imported = result.stdout.splitlines()
-    assert result.returncode == 2 and printed == [], (result.stdout, result.stderr)
-    assert imported == "torch imported: False"
-    (line,) = result.stderr.splitlines()
+    code, stdout, stderr, imported = commands[name]
+    assert code == 2 and stdout == "", (stdout, stderr)
+    assert not imported, f"nnviz {CASES[name][0]} imported torch before refusing"
+    (line,) = stderr.splitlines()
     error, api_imported = api[name]
     assert error is not None, f"{CASES[name][1]} raised nothing"
     _kind, _, message = error.partition(": ")
