@@ -69,6 +69,12 @@ class Plumbing:
                     input_rank(b, self.new_inputs.get(b.id, {}), self.new),
                 )
                 counted_dims(e.changes, a.op, ranks)
+                if a.op == "operator.getitem":
+                    counts = (
+                        item_count(self.old_inputs.get(a.id, {}), self.old),
+                        item_count(self.new_inputs.get(b.id, {}), self.new),
+                    )
+                    counted_index(e.changes, counts)
 
 
 def slot_values(
@@ -249,6 +255,25 @@ def counted_dims(changes: dict[str, Change], op: str, ranks: tuple[int | None, i
         old, new = _counted(changes[key].old, rank), _counted(changes[key].new, rank)
         if old is not None and old == new:
             del changes[key]
+
+
+def item_count(inputs: Mapping[str, str], graph: Graph) -> int | None:
+    """How many items the tuple or list a `getitem` indexes holds, when the trace recorded it."""
+    source = inputs.get("0")
+    spec = graph.node(source).spec if source is not None else None
+    items = spec.get("$tuple", spec.get("$list")) if isinstance(spec, dict) else None
+    return len(items) if isinstance(items, list) else None
+
+
+def counted_index(changes: dict[str, Change], counts: tuple[int | None, int | None]) -> None:
+    """`parts[-1]` is `parts[3]` of 4 parts (ATen records the latter): an index that differs
+    only in counting from the end is no change, when both sides index as many items."""
+    count, change = counts[0], changes.get("args.1")
+    if change is None or count is None or counts[1] != count:
+        return
+    old, new = _counted(change.old, count), _counted(change.new, count)
+    if isinstance(old, int) and old == new:
+        del changes["args.1"]
 
 
 def _counted(value: Value, rank: int) -> Value:

@@ -228,6 +228,10 @@ class _Building:
         if len(outputs) <= 1:
             last = outputs[0] if outputs else call.nodes[-1]
             return outputs, spec_of(last.meta.get("val")), None
+        sources = {n.args[0] for n in outputs if n.target is operator.getitem}
+        whole = next(iter(sources)).meta.get("val") if len(sources) == 1 else None  # type: ignore[union-attr]
+        if isinstance(whole, (list, tuple)) and all(n.target is operator.getitem for n in outputs):
+            return outputs, {"$tuple": [spec_of(v) for v in whole]}, None  # every part, as fx
         return outputs, {"$tuple": [spec_of(n.meta.get("val")) for n in outputs]}, None
 
     def _cost(self, call: Call) -> dict[str, Any] | None:

@@ -73,6 +73,21 @@ def test_a_reduction_over_one_dim_is_the_same_call_as_fx_records_it() -> None:
     assert nnviz.diff(fx_graph, exported).identical
 
 
+class Parts(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = x.split(2, 1)
+        return parts[0] * parts[-1]
+
+
+def test_an_index_counted_from_the_end_is_the_same_item() -> None:
+    """ATen records `parts[-1]` of three parts as `parts[2]`: the same item (timm res2net)."""
+    fx_graph = trace(Parts(), inputs="tensor2x6", tracer="fx")
+    exported = trace(Parts(), inputs="tensor2x6", tracer="export")
+    assert {n.args["1"] for n in exported.nodes if n.op == "operator.getitem"} == {0, 2}
+    assert {n.args["1"] for n in fx_graph.nodes if n.op == "operator.getitem"} == {0, -1}
+    assert nnviz.diff(fx_graph, exported).identical
+
+
 def test_export_of_a_torchvision_model_diffs_identical_to_fx() -> None:
     fx_graph = trace("resnet18", inputs="image64", tracer="fx")
     exported = trace("resnet18", inputs="image64", tracer="export")
