@@ -148,11 +148,12 @@ def test_show_opens_the_default_app_or_says_it_cannot(snapshots: Path, tmp_path:
     model = str(snapshots / "resnet18.json")
     done = run_nnviz(model, "-s", "-o", "r.svg", cwd=tmp_path, env=env)
     assert (done.returncode, done.stderr) == (0, "")
-    for _ in range(50):  # the opener runs detached
-        if (tmp_path / "opened.txt").exists():
+    opened = tmp_path / "opened.txt"
+    for _ in range(50):  # the opener runs detached: wait for its line, not only its file
+        if opened.exists() and opened.read_text().endswith("\n"):
             break
         subprocess.run(["sleep", "0.1"], check=False)
-    assert (tmp_path / "opened.txt").read_text().strip() == "r.svg"
+    assert opened.read_text().strip() == "r.svg"
 
     env["PATH"] = os.pathsep.join(
         d for d in env["PATH"].split(os.pathsep) if not (Path(d) / "xdg-open").exists()
