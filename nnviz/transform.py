@@ -73,7 +73,8 @@ def select(graph: Graph, layer: str) -> Graph:
         in_spec = next(
             (graph.edge_value(e.source, e.target) for e in edges if e.source == source), None
         )
-        inputs[source] = Node(f"input:{name}", "input", name, spec=in_spec, meta={"source": source})
+        node_id = _free_id(f"input:{name}", kept)  # a snapshot may hold any id
+        inputs[source] = Node(node_id, "input", name, spec=in_spec, meta={"source": source})
     new_edges = [
         Edge(inputs[e.source].id if e.source in inputs else e.source, e.target, e.slots)
         for e in edges
@@ -93,9 +94,10 @@ def select(graph: Graph, layer: str) -> Graph:
         out_spec: Value | None = out_specs[0] if single else {"$tuple": out_specs}
         if all(s is None for s in out_specs):
             out_spec = None
-        nodes.append(Node("output", "output", "output", spec=out_spec))
+        output = _free_id("output", kept)
+        nodes.append(Node(output, "output", "output", spec=out_spec))
         for i, producer in enumerate(producers):
-            new_edges.append(Edge(producer, "output", ("0",) if single else (f"0.{i}",)))
+            new_edges.append(Edge(producer, output, ("0",) if single else (f"0.{i}",)))
     modules = [m for m in graph.modules.values() if is_within(m.path, layer)]
     return Graph(nodes, new_edges, modules, {**graph.meta, "layer": layer}, sources=graph.sources)
 

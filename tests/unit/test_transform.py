@@ -90,6 +90,24 @@ def test_select_keeps_the_layer_with_new_inputs_and_output() -> None:
     assert snapshot.loads(snapshot.dumps(graph)) == graph
 
 
+def test_select_never_reuses_an_id_of_the_layer_for_its_new_ends() -> None:
+    """A snapshot may name an op inside the layer `output` or `input:x` (found by hypothesis in
+    tests/properties/test_props_untrusted.py: a duplicate id raised ValueError)."""
+    nodes = [
+        Node("input:x", "input", "x"),
+        Node("output", "function", "torch.relu", scope="a"),
+        Node("input:x:0", "function", "torch.relu", scope="a"),
+        Node("out", "output", "output"),
+    ]
+    edges = [Edge("input:x", "output"), Edge("output", "input:x:0"), Edge("input:x:0", "out")]
+    graph = Graph(nodes, edges, [Module("a", "m.M")], {"name": "strange"})
+    chosen = select(graph, "a")
+    assert [n.id for n in chosen.nodes] == ["input:x", "output", "input:x:0", "output:1"]
+    assert chosen.node("output:1").kind == "output"
+    assert chosen.predecessors("output:1") == ["input:x:0"]
+    assert chosen.successors("input:x") == ["output"]
+
+
 def test_depth_counts_from_the_selected_layer() -> None:
     graph = apply(traced("resnet18"), layer="layer2", depth=1)
     assert [n.id for n in graph.nodes] == ["input:x", "layer2.0", "layer2.1", "output"]
