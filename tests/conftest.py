@@ -88,6 +88,16 @@ def resnet18() -> Graph:
     return traced("resnet18")
 
 
+@pytest.fixture(scope="session")
+def exported_once() -> None:
+    """For modules whose pytester runs trace with torch.export: it imports torch modules
+    lazily, one of which registers an operator library, so the first export must happen
+    before any run (which would forget the module, and the next run import it again)."""
+    from torch import nn
+
+    nnviz.trace(nn.Linear(2, 2), inputs="tensor2x2", tracer="export")
+
+
 # --- hypothesis: a fixed example budget, and a seed that is printed so a failure can be rerun ---
 
 settings.register_profile("ci", max_examples=50, deadline=None, print_blob=True, derandomize=False)

@@ -48,13 +48,8 @@ def test_net(nnviz_snapshot):
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _exported_once() -> None:
-    """torch.export imports torch modules lazily, and one of them registers an operator
-    library: imported inside a pytester run, it would be imported again by the next run."""
-    from torch import nn
-
-    nnviz.trace(nn.Linear(2, 2), inputs="tensor2x2", tracer="export")
+# torch.export's lazy imports before any pytester run (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("exported_once")
 
 
 def _write(pytester: pytest.Pytester, tracer: str, op: str = "+", padding: str = "") -> int:
