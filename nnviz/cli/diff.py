@@ -17,7 +17,7 @@ from nnviz.cli.shell import (
     progress,
     warnings_as_lines,
 )
-from nnviz.collector import gc_paused
+from nnviz.collector import gc_paused, kept
 
 if TYPE_CHECKING:
     from nnviz.diffing.model import GraphDiff
@@ -120,6 +120,7 @@ def diff_command(
                 progress(quiet, f"tracing {spec} ...")
         with warnings_as_lines(quiet):
             result = nnviz.diff(old, new, ignore=ignore, strict=strict, inputs=inputs)
+        kept(result)  # never freed object by object: the process ends after the command
         if key_map:
             _write_key_map(result, key_map, quiet)
         if out:
