@@ -60,7 +60,7 @@ def build(
     specs = old.traced_with_data and new.traced_with_data
     old_edges, new_edges = old.edges, new.edges
     raw_old, new_inputs = m.inputs or (_inputs(old_edges, None), _inputs(new_edges, None))
-    old_inputs = _inputs(old_edges, node_name_old)
+    old_inputs = _renamed_inputs(raw_old, node_name_old, old)
     plumbing = Plumbing(old, new, raw_old, new_inputs, m.scalars)
     policy = Policy.of(old, new, ignore)
     same = not policy.formats_differ  # across formats, equal records may still differ
@@ -127,6 +127,19 @@ def _inputs(edges: list[Edge], rename: dict[str, str] | None) -> dict[str, dict[
         slots = out.setdefault(edge.target, {})
         for slot in edge.slots:
             slots[slot] = src
+    return out
+
+
+def _renamed_inputs(
+    raw: dict[str, dict[str, str]], rename: dict[str, str], graph: Graph
+) -> dict[str, dict[str, str]]:
+    """`_inputs(graph.edges, rename)` from `raw` (`_inputs(graph.edges, None)`): only the
+    readers of a renamed node are read again (most of a large diff renames none)."""
+    out = dict(raw)
+    for source, name in rename.items():
+        if name != source:
+            for target in graph.successors(source):
+                out[target] = {slot: rename.get(s, s) for slot, s in raw[target].items()}
     return out
 
 

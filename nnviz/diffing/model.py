@@ -106,19 +106,22 @@ class NodeDiff:
         return self.status != "unchanged" and self.info is None
 
     def to_dict(self) -> dict[str, Value]:
-        return {
+        changes = self.changes
+        out: dict[str, Value] = {
             "name": self.name,
             "kind": self.kind,
             "path": self.path,
             "scope": self.scope,
             "status": self.status,
-            "changes": {k: c.to_dict() for k, c in self.changes.items()},
+            "changes": {k: c.to_dict() for k, c in changes.items()} if changes else {},
             "renamed_from": self.renamed_from,
             "op": self.op,
             "params": self.params,
             "flow": self.flow,
-            **({"info": self.info} if self.info is not None else {}),
         }
+        if self.info is not None:
+            out["info"] = self.info
+        return out
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,9 @@ class GraphDiff:
         """The summary's counts that need no changelog: information, nodes, parameters."""
         info: dict[str, int] = {}
         for e in self.entries:
-            for kind in _info_kinds(e):
-                info[kind] = info.get(kind, 0) + 1
+            if e.info is not None or e.changes:  # most entries of a large diff: neither
+                for kind in _info_kinds(e):
+                    info[kind] = info.get(kind, 0) + 1
         old_p, new_p = self.old.total_params, self.new.total_params
         return {
             "info": info,
