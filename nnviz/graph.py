@@ -15,8 +15,9 @@ Node ids are structural:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -216,6 +217,19 @@ def is_within(path: str, ancestor: str) -> bool:
     return ancestor == "" or path == ancestor or path.startswith(ancestor + ".")
 
 
+def _unique(
+    records: Iterable[_Record], key: Callable[[_Record], str], what: str
+) -> dict[str, _Record]:
+    """`records` by `key`; a key met twice (looked for when the counts differ) is a ValueError."""
+    listed = list(records)
+    out = {key(record): record for record in listed}
+    if len(out) != len(listed):
+        seen: set[str] = set()  # linear: a hostile snapshot may hold 100,000 ids
+        twice = next(k for k in map(key, listed) if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate {what} {twice!r}")
+    return out
+
+
 class Graph:
     """An immutable traced architecture. Build it once; transforms return new graphs."""
 
@@ -247,14 +261,7 @@ class Graph:
         self._printable = printable
         # Plain dicts, not a networkx graph: loading, diffing and drawing a snapshot never pay
         # for importing networkx (a third of `import nnviz`); `nx` builds one on demand.
-        listed = list(nodes)
-        found: dict[str, Node] = {node.id: node for node in listed}
-        if len(found) != len(listed):
-            seen: set[str] = set()
-            for node in listed:
-                if node.id in seen:
-                    raise ValueError(f"duplicate node id {node.id!r}")
-                seen.add(node.id)
+        found: dict[str, Node] = _unique(nodes, attrgetter("id"), "node id")
         succ: dict[str, dict[str, Edge]] = {node_id: {} for node_id in found}
         pred: dict[str, dict[str, Edge]] = {node_id: {} for node_id in found}
         for edge in edges:
@@ -266,24 +273,16 @@ class Graph:
             if target in out:
                 raise ValueError(f"duplicate edge {source!r} -> {target!r}")
             out[target] = into[source] = edge
-        tree = list(modules)
-        mods: dict[str, Module] = {module.path: module for module in tree}
-        if len(mods) != len(tree):
-            known: set[str] = set()
-            for module in tree:
-                if module.path in known:
-                    raise ValueError(f"duplicate module path {module.path!r}")
-                known.add(module.path)
+        mods: dict[str, Module] = _unique(modules, attrgetter("path"), "module path")
         self._nodes, self._succ, self._pred = found, succ, pred
         self._nx: Any = None
         self._modules: Mapping[str, Module] = MappingProxyType(mods)
         self._meta: Mapping[str, Value] = MappingProxyType(dict(meta or {}))
         children: dict[str, list[Module]] = {}
-        for path, module in mods.items():  # `parent_path`, inlined: one call per module
-            if path:
-                children.setdefault(path.rsplit(".", 1)[0] if "." in path else "", []).append(
-                    module
-                )
+        for path, module in mods.items():
+            parent = parent_path(path)
+            if parent is not None:
+                children.setdefault(parent, []).append(module)
         self._children = children
         self._sources: Mapping[str, Source] = _NO_SOURCES
         if sources:
