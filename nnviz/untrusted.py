@@ -129,20 +129,23 @@ def parse(
             f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             f"is it really a JSON file?"
         ) from None
-    fits = False  # a float's `parse_float` call is a fifth of parsing a 100,000-node snapshot
+    # Without `parse_float` (a fifth of parsing a 100,000-node snapshot), numbers are checked
+    # in `_fault`'s walk; any fault reads it again as always, which names the first one.
     try:
         doc = json.loads(text, parse_constant=_refuse_constant)
-        fits = _fits(doc)
+        fault = _fault(doc, source)
     except (ValueError, RecursionError):
-        pass
-    if not fits:  # read again as always, which names the first fault
+        fault = ""
+    if fault is not None:
         try:
             doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
         except RecursionError:
             raise error(_too_deep(source)) from None
         except ValueError as exc:  # JSONDecodeError, the int digit limit, non-finite numbers
             raise error(f"{source}: not valid JSON ({_short(exc)})") from None
-        _check_shape(doc, source, error)
+        fault = _fault(doc, source)
+        if fault is not None:
+            raise error(fault)
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(doc, ensure_ascii=False).encode("utf-8")
@@ -226,9 +229,10 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out or "document"
 
 
-def _fits(doc: Any) -> bool:
-    """Whether `doc` (as `json.loads` returns it) is within `MAX_DEPTH` and `MAX_STRING` and
-    holds only finite numbers (parsed without `_finite_float`): one pass level by level, strings
+def _fault(doc: Any, source: str) -> str | None:
+    """The first value of `doc` (as `json.loads` returns it, so exact types decide) nested
+    deeper than `MAX_DEPTH`, a string over `MAX_STRING` or a non-finite number, named for
+    `source`; None for none. Level by level (no recursion, however deep the document), strings
     (most values) tested first."""
     level, depth = [doc], 0
     while level:
@@ -239,43 +243,20 @@ def _fits(doc: Any) -> bool:
             kind = type(value)
             if kind is str:
                 if len(value) > MAX_STRING:
-                    return False
+                    return (
+                        f"{source}: holds a string of {len(value):,} characters (the limit is "
+                        f"{MAX_STRING:,}); it is not a document nnviz wrote"
+                    )
             elif kind is dict or kind is list:
                 if depth > MAX_DEPTH:
-                    return False
+                    return _too_deep(source)
                 extend(value)  # an object's keys are strings: checked one level down
                 if kind is dict:
                     extend(value.values())
             elif kind is float and value - value != 0.0:  # inf - inf and nan - nan are nan
-                return False
+                return f"{source}: not valid JSON (number {value} is out of range)"
         level = below
-    return True
-
-
-def _check_shape(doc: Any, source: str, error: type[NNVizError]) -> None:
-    """Depth and string length, level by level (no recursion, however deep the document).
-    `doc` is what `json.loads` returns, so exact types decide (a third faster on the millions
-    of values of a 100,000-node snapshot)."""
-    level = [doc]
-    depth = 0
-    while level:
-        depth += 1
-        below: list[Any] = []
-        extend = below.extend
-        for value in level:
-            kind = type(value)
-            if kind is dict or kind is list:
-                if depth > MAX_DEPTH:
-                    raise error(_too_deep(source))
-                extend(value)  # an object's keys are strings: checked one level down
-                if kind is dict:
-                    extend(value.values())
-            elif kind is str and len(value) > MAX_STRING:
-                raise error(
-                    f"{source}: holds a string of {len(value):,} characters (the limit is "
-                    f"{MAX_STRING:,}); it is not a document nnviz wrote"
-                )
-        level = below
+    return None
 
 
 def _too_large(source: str, size: int | None, limit: int, advice: str) -> str:
