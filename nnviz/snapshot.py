@@ -126,21 +126,35 @@ def loads(text: str | bytes, source: str = "snapshot") -> Graph:
     ever imported or executed.
     """
     with gc_paused():
-        doc = untrusted.document(
-            text,
-            source,
-            SnapshotError,
-            format=FORMAT,
-            noun="graph snapshot",
-            reads=READS,
-            max_bytes=untrusted.snapshot_limit(SnapshotError),
-            advice=untrusted.SNAPSHOT_ADVICE,
-        )
-        try:
-            graph = _plain_graph(doc, isinstance(text, bytes) and not _escapes(text))
-        except ValueError as exc:
-            raise SnapshotError(f"{source}: {exc}") from None
-        return graph if graph is not None else _validated_graph(doc, source)
+        limit = untrusted.snapshot_limit(SnapshotError)
+        printable = isinstance(text, bytes) and not _escapes(text)
+        # What `dumps` wrote is read without `untrusted.parse`'s walk over every value: the
+        # makers check each value's type, `untrusted.bounded` the rest. When unsure, as always.
+        quick = untrusted.quick(text, limit)
+        graph = None if quick is None else _graph(quick, source, printable, [])
+        if graph is None:
+            doc = untrusted.document(
+                text,
+                source,
+                SnapshotError,
+                format=FORMAT,
+                noun="graph snapshot",
+                reads=READS,
+                max_bytes=limit,
+                advice=untrusted.SNAPSHOT_ADVICE,
+            )
+            graph = _graph(doc, source, printable)
+            if graph is None:
+                graph = _validated_graph(doc, source)
+        return graph
+
+
+def _graph(doc: Any, source: str, printable: bool, loose: list[Any] | None = None) -> Graph | None:
+    """`_plain_graph`, a graph that cannot be (an edge to no node) refused as `SnapshotError`."""
+    try:
+        return _plain_graph(doc, printable, loose)
+    except ValueError as exc:
+        raise SnapshotError(f"{source}: {exc}") from None
 
 
 def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
@@ -200,23 +214,30 @@ def _escapes(data: bytes) -> bool:
     return any(mark in data for mark in (b"\\", b"\x7f", b"\xc2", b"\xe2\x80"))
 
 
-def _plain_graph(doc: Mapping[str, Any], printable: bool = False) -> Graph | None:
+def _plain_graph(doc: Any, printable: bool = False, loose: list[Any] | None = None) -> Graph | None:
     """The graph of a document in the exact form `dumps` writes, checked field by field without
     pydantic (whose import alone costs more than loading a large snapshot); None for anything
     else, which `_validated_graph` then accepts, coerces or names the fault of. Never accepts
-    what the schema refuses."""
+    what the schema refuses. With `loose`, `doc` is `untrusted.quick`'s: its format and version
+    are checked here, and the values the makers take unchecked (`loose`) by `untrusted.bounded`;
+    None for any doubt."""
+    if type(doc) is not dict or not doc.keys() <= _TOP:
+        return None
     meta, sections = doc.get("meta", {}), [doc.get(k) for k in ("modules", "nodes", "edges")]
-    if not doc.keys() <= _TOP or not isinstance(meta, dict):
+    if not isinstance(meta, dict) or not all(type(section) is list for section in sections):
         return None
-    if not all(type(section) is list for section in sections):
-        return None
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if type(version) is not int or version != VERSION:
         return None  # older versions are marked as migrated by the schema path
+    if loose is not None and doc.get("format") != FORMAT:
+        return None
     modules, nodes, edges = (
-        _records(section, make) for section, make in zip(sections, _MAKERS, strict=True)
+        _records(section, make, loose) for section, make in zip(sections, _MAKERS, strict=True)
     )
     if modules is None or nodes is None or edges is None:
         return None
+    if loose is not None and not (untrusted.bounded([meta], 2) and untrusted.bounded(loose, 4)):
+        return None  # in a record (level 3), a field's value is at level 4
     return Graph(nodes=nodes, edges=edges, modules=modules, meta=meta, printable=printable)
 
 
@@ -230,17 +251,19 @@ _NONE: dict[str, Any] = {}  # the default of an absent mapping (read, never writ
 _NO_LIST: list[str] = []
 
 
-def _records(items: Any, make: Any) -> list[Any] | None:
-    out = []
+def _records(items: Any, make: Any, loose: list[Any] | None) -> list[Any] | None:
+    out, unchecked = [], [] if loose is None else loose
     for item in items:
-        record = make(item)
+        record = make(item, unchecked)
         if record is None:
             return None
         out.append(record)
     return out
 
 
-def _module(m: Any, new: Any = object.__new__, frozen: Any = MappingProxyType) -> Module | None:
+def _module(
+    m: Any, loose: list[Any], new: Any = object.__new__, frozen: Any = MappingProxyType
+) -> Module | None:
     if type(m) is not dict or not m.keys() <= _MODULE:
         return None
     get = m.get
@@ -266,6 +289,8 @@ def _module(m: Any, new: Any = object.__new__, frozen: Any = MappingProxyType) -
         and (dtypes is _NONE or _strings(dtypes))
     ):
         return None
+    if hparams:
+        loose.append(hparams)
     record: Module = new(Module)
     record.__dict__.update(
         path=path,
@@ -292,7 +317,9 @@ def _strings(value: Any) -> bool:
     return type(value) is dict and all(type(v) is str for v in value.values())
 
 
-def _node(n: Any, new: Any = object.__new__, frozen: Any = MappingProxyType) -> Node | None:
+def _node(
+    n: Any, loose: list[Any], new: Any = object.__new__, frozen: Any = MappingProxyType
+) -> Node | None:
     if type(n) is not dict or not n.keys() <= _NODE:
         return None
     get = n.get
@@ -310,6 +337,9 @@ def _node(n: Any, new: Any = object.__new__, frozen: Any = MappingProxyType) -> 
         and (cost is None or _plain_cost(cost))
     ):
         return None
+    spec = get("spec")
+    if args or meta or spec is not None:
+        loose += (args, meta, spec)
     record: Node = new(Node)
     record.__dict__.update(
         id=node_id,
@@ -318,7 +348,7 @@ def _node(n: Any, new: Any = object.__new__, frozen: Any = MappingProxyType) -> 
         scope=scope,
         module=module,
         args=frozen(args) if args else _EMPTY,
-        spec=get("spec"),
+        spec=spec,
         meta=frozen(meta) if meta else _EMPTY,
         cost=None if cost is None else frozen(cost),
     )
@@ -337,7 +367,7 @@ def _plain_cost(cost: Any) -> bool:
     )
 
 
-def _edge(e: Any, new: Any = object.__new__) -> Edge | None:
+def _edge(e: Any, loose: list[Any], new: Any = object.__new__) -> Edge | None:
     if type(e) is not dict or not e.keys() <= _EDGE:
         return None
     source, target, slots = e.get("source"), e.get("target"), e.get("slots", _NO_LIST)

@@ -56,6 +56,7 @@ MAX_STRING = 100_000
 """Longest string (or object key), in characters."""
 
 _BOM = b"\xef\xbb\xbf"
+_SPAN = MAX_STRING // 2
 # A `\uD800`-`\uDFFF` escape: only a lone one is a problem, and only then is the slow check run.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
@@ -155,6 +156,61 @@ def parse(
                 f"which is not text"
             ) from None
     return doc
+
+
+def quick(data: str | bytes, max_bytes: int = MAX_BYTES) -> Any:
+    """The JSON value `parse` would return for `data`, read without `parse`'s walk over every
+    value, when the text alone shows what that walk proves of strings: none is longer than
+    `MAX_STRING` (every `_SPAN` bytes hold a line break, which no JSON string holds) and none
+    is a lone surrogate escape. Depth and numbers are NOT checked: the caller tests the exact
+    type of every value it reads and gives all others to `bounded`, or else calls `parse`.
+    None when unsure (a fault, a long line, a JSON `null`): `parse` then names any fault."""
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        text = data if isinstance(data, str) else raw.decode("utf-8")
+    except UnicodeError:
+        return None
+    if len(raw) > max_bytes or raw.startswith(_BOM) or not _short_lines(raw):
+        return None
+    if b"\\" in raw and _SURROGATE_ESCAPE.search(text):
+        return None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return None
+
+
+def bounded(values: list[Any], depth: int) -> bool:
+    """Whether no container among `values` (found at nesting level `depth`, the document being
+    level 1) or within them is nested deeper than `MAX_DEPTH`, and no number there is not
+    finite: `_fault`'s walk but for string length, for the values a `quick` reader takes
+    without checking their type."""
+    level = values
+    while level:
+        below: list[Any] = []
+        extend = below.extend
+        for value in level:
+            kind = type(value)
+            if kind is dict:
+                if depth > MAX_DEPTH:
+                    return False
+                extend(value.values())
+            elif kind is list:
+                if depth > MAX_DEPTH:
+                    return False
+                extend(value)
+            elif kind is float and value - value != 0.0:
+                return False
+        level, depth = below, depth + 1
+    return True
+
+
+def _short_lines(raw: bytes) -> bool:
+    """Whether every whole `_SPAN` of bytes (from the start) holds a line break: then no run
+    without one is `MAX_STRING` bytes long (it would hold a whole span), and a string, which lies
+    within one line, has fewer characters than bytes. One memchr per span: microseconds."""
+    find, spans = raw.find, range(0, len(raw) - _SPAN + 1, _SPAN)
+    return all(find(b"\n", start, start + _SPAN) >= 0 for start in spans)
 
 
 def read_document(

@@ -7,6 +7,7 @@ import itertools
 import json
 import time
 from pathlib import Path
+from unittest import mock
 from xml.etree import ElementTree
 
 import pygraphviz
@@ -352,3 +353,72 @@ def test_strange_graphs_are_refused_or_drawn_and_diffed(
     other = nnviz.diff(graph, _small())
     assert other.to_text().startswith("identical: ") == other.identical
     assert other.to_markdown().startswith("### nnviz diff: `")
+
+
+# --- the quick reader: what `dumps` wrote, read without the walk over every value -------------
+
+_FULL = snapshot.dumps(
+    Graph(
+        [
+            Node("input:x", "input", "x"),
+            Node("fc", "module", "x.L", "", "fc", {"0": 1}, {"$tuple": [2]}, {"a": 1}, {"macs": 4}),
+            Node("output", "output", "output"),
+        ],
+        [Edge("input:x", "fc", ("0",)), Edge("fc", "output", ("0",))],
+        [Module("", "m.M", 6), Module("fc", "x.L", 6, {"k": 2}, {"w": (3, 2)}, ("t.L",))],
+        {"name": "full", "inputs": None},
+    )
+)
+_SITES = ['"k":2', '"0":1', '"$tuple":[2]', '"a":1', '"params":6,"path":"fc"', '"id":"fc"']
+_SITES += ['"macs":4', '"version": 4', '"w":[3,2]', '"name":"full"', '"source":"fc"', '"op":"x"']
+_ODD = ["1e999", "-1e999", "NaN", "1" + "0" * 400 + ".0", "9" * 5000, "4.0", "true", '"\\ud800"',
+        '"\\ud83d\\ude00"', "[" * 97 + "]" * 97, "[" * 98 + "]" * 98, '"fc"', '"output"', "null",
+        f'"{"a" * untrusted.MAX_STRING}"', f'"{"é" * (untrusted.MAX_STRING + 1)}"']  # fmt: skip
+
+
+def _outcome(text: str | bytes) -> str:
+    try:
+        graph = snapshot.loads(text)
+    except SnapshotError as exc:
+        return f"refused: {exc}"
+    return f"{graph.printable} {snapshot.dumps(graph)}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(_SITES), st.sampled_from(_ODD) | _json.map(json.dumps)),
+        max_size=3,
+    ),
+    one_line=st.booleans(),
+    as_bytes=st.booleans(),
+)
+def test_the_quick_reader_loads_or_refuses_as_the_full_one(
+    changes: list[tuple[str, str]], one_line: bool, as_bytes: bool
+) -> None:
+    """`untrusted.quick` skips `parse`'s walk over every value; whatever a document holds (a
+    value too deep, too long, not finite, of the wrong type, anywhere), loading it gives the
+    same graph or the same message as the full reader, which names the first fault."""
+    text = _FULL.replace("\n", "") if one_line else _FULL
+    for site, value in changes:
+        key = site.rsplit(":", 1)[0]
+        text = text.replace(site, f"{key}:{value}", 1)
+    data = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    with mock.patch.object(untrusted, "quick", lambda data, max_bytes: None):
+        full = _outcome(data)
+    assert _outcome(data) == full
+
+
+def test_the_quick_reader_proves_string_length_from_line_breaks() -> None:
+    """No JSON string holds a line break, so a text whose every `MAX_STRING // 2` bytes hold
+    one has no string too long; any other text is left to `parse`."""
+    short = "a" * (untrusted.MAX_STRING // 2 - 10)
+    assert untrusted.quick(f'{{\n"x": "{short}"\n}}') == {"x": short}
+    longest = f'{{\n"x": "{"a" * untrusted.MAX_STRING}"\n}}'
+    assert untrusted.quick(longest) is None  # a line this long: unsure, left to `parse`
+    assert untrusted.parse(longest, "x", SnapshotError) == json.loads(longest)
+    assert untrusted.quick("[1e999,\n2]") == [float("inf"), 2]  # numbers: the caller's
+    assert untrusted.quick('["\\ud800"]') is None
+    assert untrusted.bounded([{"a": [1.5]}], untrusted.MAX_DEPTH - 1)
+    assert not untrusted.bounded([{"a": [1.5]}], untrusted.MAX_DEPTH)
+    assert not untrusted.bounded([[{"a": float("nan")}]], 1)
