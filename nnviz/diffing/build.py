@@ -54,7 +54,7 @@ def build(
     """The union entries (in union order, with changes and causes) and the union edges."""
     old_nodes, new_nodes = old.nodes, new.nodes  # each call builds a list: build them once
     entries = entries_of(old, new, m, old_nodes, new_nodes)
-    by_name = {e.name: e for e in entries}
+    by_name: dict[str, UnionEntry] = {}
     node_name_old = {n.id: m.nodes.get(n.id, n.id) for n in old_nodes}
     rename_collisions(entries, by_name, node_name_old)
     specs = old.traced_with_data and new.traced_with_data
@@ -85,8 +85,11 @@ def build(
     _fold_inlining(entries, by_name)
     order(entries, old_nodes, new_nodes, new, m, by_name)
     entries.sort(key=lambda e: e.key)
-    mark_causes(entries, by_name, new)
-    _mark_attributes(entries, by_name, _containers(new, new_nodes))
+    # an entry under one name with no change (most of a large diff) is unchanged: no pass
+    # below marks or classifies it, and it freezes as such
+    active = [e for e in entries if e.changes or e.old_name != e.new_name]
+    mark_causes(active, by_name, new)
+    _mark_attributes(active, by_name, new, new_nodes)
     nodes = tuple(_freeze(e) for e in entries)
     return nodes, _edges(old_edges, new_edges, node_name_old)
 
@@ -169,13 +172,17 @@ def _containers(graph: Graph, nodes: list[Node]) -> set[str]:
 
 
 def _mark_attributes(
-    entries: list[UnionEntry], by_name: dict[str, UnionEntry], containers: set[str]
+    entries: list[UnionEntry], by_name: dict[str, UnionEntry], new: Graph, new_nodes: list[Node]
 ) -> None:
     """A traced-through container's hyperparameter changes are information (`attribute`) when
     nothing at or below it drifts: its ops, wiring, shapes and parameters say the same; and so
     is an attribute only one side keeps, on any module called on neither side (timm's never-called
     `rel_pos`, whose `get_bias()` runs in its holder's scope, gaining `prefix_tokens`). A changed
     value of a leaf, called or not, is architecture."""
+    attributes = [e for e in entries if _attributes_only(e)]
+    if not attributes:
+        return  # nothing to mark (most diffs): no containers to find
+    containers = _containers(new, new_nodes)
     drifting: set[str] = set()
     for e in entries:
         if not e.drifts or _quiet(e, containers):
@@ -186,9 +193,7 @@ def _mark_attributes(
             if home == "":
                 break
             home = by_name[home].scope
-    for e in entries:
-        if not _attributes_only(e):
-            continue
+    for e in attributes:
         container = e.name in containers and e.name not in drifting
         for key, change in e.changes.items():
             # an attribute only one side keeps is how the class is written, whatever changed
@@ -217,16 +222,18 @@ def _quiet(e: UnionEntry, containers: set[str]) -> bool:
 
 
 def _freeze(e: UnionEntry) -> NodeDiff:
-    node, module = e.node, e.module
+    node, module = e.new_node or e.old_node, e.new_module or e.old_module
     kind = node.kind if node is not None else "module"
     op = module.cls if module is not None else (node.op if node is not None else "")
-    renamed = (
-        e.old_name if e.old_name is not None and e.new_name not in (None, e.old_name) else None
-    )
-    status = e.status
-    info = e.info if status != "unchanged" else None
-    if info is None and e.changes and all(c.info is not None for c in e.changes.values()):
-        info = next(c.info for c in e.changes.values())
+    status: Status = "unchanged"  # one name, no change: most entries of a large diff
+    renamed = info = None
+    if e.changes or e.old_name != e.new_name:
+        status = e.status
+        if e.old_name is not None and e.new_name not in (None, e.old_name):
+            renamed = e.old_name
+        info = e.info if status != "unchanged" else None
+        if info is None and e.changes and all(c.info is not None for c in e.changes.values()):
+            info = next(c.info for c in e.changes.values())
     values = {
         "name": e.name,
         "kind": kind,

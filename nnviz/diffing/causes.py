@@ -18,19 +18,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nnviz.diffing.document import fold_root
+from nnviz.diffing.document import Place, Shape, fold_root
 from nnviz.diffing.model import Change
 from nnviz.diffing.union import UnionEntry
 from nnviz.graph import Graph, Node
 
-Shape = dict[str, tuple[str, str | None, str | None]]
-"""Per entry name: status, enclosing module's name, module path (what `fold_root` walks)."""
-
 
 def mark_causes(entries: list[UnionEntry], by_name: dict[str, UnionEntry], new: Graph) -> None:
     """Mark input rewiring by added/removed nodes (or modules now called or no longer called),
-    and specs that follow an upstream change."""
-    shape: Shape = {e.name: (e.status, e.scope, _module_path(e)) for e in entries}
+    and specs that follow an upstream change. `entries`, in union order, are those that may
+    have changes (every other one is unchanged); `by_name` holds every entry."""
+    shape = Shape(by_name, _place)
     for e in entries:
         _mark_rewired_inputs(e, by_name, shape)
     spec_cause: dict[str, str] = {}  # entry -> the root its changed spec follows (or itself)
@@ -42,6 +40,10 @@ def mark_causes(entries: list[UnionEntry], by_name: dict[str, UnionEntry], new: 
         if cause is not None:
             c = e.changes["spec"]
             e.changes["spec"] = replace(c, cause=cause)
+
+
+def _place(e: UnionEntry) -> Place:
+    return e.status, e.scope, _module_path(e)
 
 
 def _module_path(e: UnionEntry) -> str | None:

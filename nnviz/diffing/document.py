@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 from nnviz import untrusted
@@ -100,7 +100,31 @@ def _visible(value: Any) -> Any:
     return value
 
 
-def fold_root(name: str, entries: Mapping[str, tuple[str, str | None, str | None]]) -> str:
+Place = tuple[str, str | None, str | None]
+"""An entry's status, enclosing module's name (or None) and module path (or None)."""
+
+
+class Shape(Mapping[str, Place]):
+    """The `Place` of each entry by name, as `fold_root` walks them: a view of the entries that
+    describes one when asked (a walk asks of a few; a large diff has 100,000 entries)."""
+
+    def __init__(self, by_name: Mapping[str, Any], describe: Callable[[Any], Place]) -> None:
+        self._by_name, self._describe = by_name, describe
+
+    def __getitem__(self, name: str) -> Place:
+        return self._describe(self._by_name[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+def fold_root(name: str, entries: Mapping[str, Place]) -> str:
     """The topmost enclosing module entry with the same added/removed status as `name`.
 
     `entries` maps a name to (status, enclosing module's name or None, module path or None);

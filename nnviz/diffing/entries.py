@@ -11,12 +11,13 @@ Pure functions of the JSON document, so every reader of it gets the same records
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from nnviz.diffing import checkpoint
 from nnviz.diffing.cost import CostDiff, EntryCost
-from nnviz.diffing.document import STATUSES, fold_root
+from nnviz.diffing.document import STATUSES, Place, Shape, fold_root
 from nnviz.diffing.exportability import ExportChange
 from nnviz.diffing.folding import (
     arrange_followers,
@@ -81,20 +82,37 @@ class Index:
     def __init__(self, doc: Doc) -> None:
         self.entries: list[Mapping[str, Any]] = list(doc.get("nodes", ()))
         self.by_name = {e["name"]: e for e in self.entries}
-        self.shape: dict[str, tuple[str, str | None, str | None]] = {
-            e["name"]: (e["status"], e["scope"] if e["name"] else None, e.get("path"))
-            for e in self.entries
-        }
-        self.counts: dict[str, int] = {}
+        self.shape = Shape(self.by_name, _place)
+        self.active = [e for e in self.entries if _says(e)]
+        """The entries with something to say (most of a large diff's say nothing)."""
+
+    def count(self, name: str) -> int:
+        """The data-flow entries at or below entry `name` (an added or removed module's size):
+        those whose scope chain reaches it within 256 hops (a hostile chain may loop)."""
+        below, homes = self._tree
+        total, todo = 0, [(name, 0)]
+        while todo:
+            up, hops = todo.pop()
+            total += homes.get(up, 0)
+            if hops < 255:
+                todo.extend((child, hops + 1) for child in below.get(up, ()))
+        return total
+
+    @functools.cached_property
+    def _tree(self) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """The entries right below each entry (the root `""` is below none), and per entry
+        the data-flow entries that live in it: what `count` walks down, made once it asks."""
+        below: dict[str, list[str]] = {}
+        for name, e in self.by_name.items():
+            if name != "":
+                below.setdefault(e["scope"], []).append(name)
+        homes: dict[str, int] = {}
         for e in self.entries:
-            if not e.get("flow"):
-                continue
-            home, hops = (e["path"] if e["kind"] == "module" else e["scope"]), 0
-            while home in self.by_name and hops < 256:
-                self.counts[home] = self.counts.get(home, 0) + 1
-                if home == "":
-                    break
-                home, hops = self.by_name[home]["scope"], hops + 1
+            if e.get("flow"):
+                home = e["path"] if e["kind"] == "module" else e["scope"]
+                if home in self.by_name:
+                    homes[home] = homes.get(home, 0) + 1
+        return below, homes
 
     def root(self, name: str) -> str:
         return fold_root(name, self.shape)
@@ -128,12 +146,22 @@ class Index:
         return False
 
 
+def _says(e: Mapping[str, Any]) -> bool:
+    """Whether an entry has a status, a change or information to say."""
+    return bool(e["status"] != "unchanged" or e.get("changes") or e.get("info"))
+
+
+def _place(e: Mapping[str, Any]) -> Place:
+    return e["status"], e["scope"] if e["name"] else None, e.get("path")
+
+
 def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
     """The changelog of a (read) diff document: its items, totals and information."""
     sides = {side: doc.get(side, {}) for side in ("old", "new")}
     p = doc.get("summary", {}).get("params") or {s: sides[s].get("params", 0) for s in sides}
     nothing: tuple[list[Item], dict[str, int], int] = ([], dict.fromkeys(_SYMBOL_STATUS, 0), 0)
-    items, counts, propagated = nothing if doc.get("identical") else _items(doc, verbose)
+    index = Index(doc)
+    items, counts, propagated = nothing if doc.get("identical") else _items(index, doc, verbose)
     return Changelog(
         identical=bool(doc.get("identical")),
         strict=bool(doc.get("strict")),
@@ -142,7 +170,7 @@ def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
         propagated=propagated,
         params=(int(p.get("old", 0)), int(p.get("new", 0))),
         nodes=int(sides["new"].get("nodes", 0)),
-        info=_info(doc),
+        info=_info(index.active, bool(doc.get("strict"))),
         names=(str(sides["old"].get("name", "old")), str(sides["new"].get("name", "new"))),
         checkpoint=checkpoint.of_document(doc),
         verbose=verbose,
@@ -154,24 +182,24 @@ def changelog_of(doc: Doc, verbose: bool = False) -> Changelog:
 _SYMBOL_STATUS = ("changed", "added", "removed", "renamed")
 
 
-def _items(doc: Doc, verbose: bool) -> tuple[list[Item], dict[str, int], int]:
+def _items(index: Index, doc: Doc, verbose: bool) -> tuple[list[Item], dict[str, int], int]:
     """The changelog's items, the count of entries per status, the propagated count. Unless
     `verbose`, consequences fold under their cause (`nnviz.diffing.folding`)."""
-    index = Index(doc)
     hide = not doc.get("strict")  # information is listed apart unless it counts as drift
 
     def shown(e: Mapping[str, Any]) -> bool:
         return not (e["status"] == "unchanged" or (hide and e.get("info")) or index.folded(e))
 
     owners = {} if verbose else swap_owners(index.entries, shown)
-    rewritten = {} if verbose else rewritten_scopes(index.entries, shown, owners)
+    rewritten = {} if verbose else rewritten_scopes(index.active, shown, owners)
     owners |= rewritten
     scopes = set(rewritten.values())
     followers = _followers(index, owners, scopes, hide, verbose)
     inner: dict[str, list[Mapping[str, Any]]] = {}
     named: list[tuple[str, list[Entry]]] = []
     counts = dict.fromkeys(_SYMBOL_STATUS, 0)
-    for e in index.entries:
+    walk = [e for e in index.entries if _says(e) or e["name"] in scopes] if scopes else None
+    for e in walk or index.active:  # and each scope whose ops are one line, said or not
         status, name = e["status"], e["name"]
         if name in scopes and not shown(e):
             named.append((name, []))  # its ops' entry, once they are known
@@ -212,7 +240,7 @@ def _items(doc: Doc, verbose: bool) -> tuple[list[Item], dict[str, int], int]:
     if orphans:  # consequences of what has no line of its own (information): grouped together
         items.append(Orphans(tuple(orphans)))
     out: list[Item] = [_arranged(item, verbose) for item in join_places(group_items(items))]
-    propagated = sum(1 for e in index.entries if _only_propagated(e))
+    propagated = sum(1 for e in index.active if _only_propagated(e))
     return _fold_shifts(out), {s: counts[s] for s in _SYMBOL_STATUS}, propagated
 
 
@@ -233,7 +261,7 @@ def _followers(
 ) -> dict[str, list[Entry]]:
     """The consequences (`follows` entries), by the name of the entry they fold under."""
     out: dict[str, list[Entry]] = {}
-    for e in index.entries:
+    for e in index.active:
         for key, change in e.get("changes", {}).items():
             if not change.get("propagated") or (hide and change.get("info")):
                 continue
@@ -279,8 +307,9 @@ def _own(
     places, head = Places.of(name), title(e)
     if status in ("added", "removed"):
         size = None
-        if e["kind"] == "module" and name in index.counts:
-            size = Size((index.counts[name],), (int(e.get("params") or 0),))
+        nodes = index.count(name) if e["kind"] == "module" else 0
+        if nodes:
+            size = Size((nodes,), (int(e.get("params") or 0),))
         return [Entry(status, places, head, size=size, cost=EntryCost.from_dict(e.get("cost")))]
     renamed = (
         e.get("renamed_from") is not None
@@ -374,12 +403,12 @@ def _only_propagated(e: Mapping[str, Any]) -> bool:
 _MAX_INFO = 10
 
 
-def _info(doc: Doc) -> Info:
+def _info(entries: list[Mapping[str, Any]], strict: bool) -> Info:
     """Differences that are not drift, apart: a count per kind, then the attribute-only
     changes themselves (scalar plumbing is only counted)."""
     counts: dict[str, int] = {}
     shown: list[Entry | Orphans] = []
-    for e in doc.get("nodes", ()):
+    for e in entries:
         kinds = [e["info"]] if e.get("info") else []
         settings: list[FieldChange] = []
         for key, change in e.get("changes", {}).items():
@@ -391,7 +420,7 @@ def _info(doc: Doc) -> Info:
             shown.append(Entry("changed", Places.of(e["name"]), title(e), tuple(settings)))
         for kind in dict.fromkeys(kinds):
             counts[kind] = counts.get(kind, 0) + 1
-    if not counts or doc.get("strict"):
+    if not counts or strict:
         return Info()
     attributes = [item for item in join_places(group_items(shown)) if isinstance(item, Entry)]
     return Info(tuple(counts.items()), tuple(attributes))

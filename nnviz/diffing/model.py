@@ -227,9 +227,10 @@ class GraphDiff:
     def _readable(self) -> dict[str, Any]:
         """The document as renderings read it (`document.read`: strings made printable); as it
         is when both graphs are known `printable` (loaded from text without an escape), so a
-        large diff is not searched for what cannot be there."""
+        large diff is not searched for what cannot be there, and without its union edges,
+        which no changelog reads."""
         if self.old.printable and self.new.printable:
-            return self._doc
+            return self._entries_doc
         return read(self._doc)
 
     def _document(self) -> dict[str, Any]:
@@ -238,6 +239,16 @@ class GraphDiff:
 
     @functools.cached_property
     def _doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        for key, value in self._entries_doc.items():
+            doc[key] = value
+            if key == "nodes":
+                doc["edges"] = [e.to_dict() for e in self.edges]
+        return doc
+
+    @functools.cached_property
+    def _entries_doc(self) -> dict[str, Any]:
+        """The document but its `edges`."""
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -249,7 +260,6 @@ class GraphDiff:
             "ignore": list(self.ignore),
             "cost": self.cost.to_dict(),
             "nodes": self._entry_docs(),
-            "edges": [e.to_dict() for e in self.edges],
             **({"checkpoint": self.checkpoint.to_dict()} if self.checkpoint else {}),
             **({"export": self.export.to_dict()} if self.export is not None else {}),
         }

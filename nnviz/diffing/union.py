@@ -77,28 +77,29 @@ def entries_of(
     """One entry per union module and node; a module merges with its first call node."""
     out: list[UnionEntry] = []
     merged: dict[str, UnionEntry] = {}
-    old_by_id = {n.id: n for n in old_nodes}
+    old_modules, modules_back, nodes_back = old.modules, m.modules_back, m.nodes_back
     for q, mod in new.modules.items():
-        p = m.modules_back.get(q)
+        p = modules_back.get(q)
+        before = old_modules[p] if p is not None else None
         e = UnionEntry(
-            q, p, q, new_module=mod, old_module=old.modules[p] if p is not None else None
+            q, p, q, old_module=before, new_module=mod, scope=parent_path(q) or "", path=q
         )
-        e.scope, e.path = parent_path(q) or "", q
         out.append(e)
         merged[q] = e
     old_only: dict[str, UnionEntry] = {}
-    for p, mod in old.modules.items():
+    for p, mod in old_modules.items():
         if p not in m.modules:
             e = UnionEntry(p, p, None, old_module=mod, scope=_module_parent(p, m) or "", path=p)
             out.append(e)
             old_only[p] = e
+    old_by_id = {n.id: n for n in old_nodes}
     for node in new_nodes:
-        i = m.nodes_back.get(node.id)
+        i = nodes_back.get(node.id)
         f: UnionEntry | None = None
         if node.kind == "module" and node.module == node.id:
             f = merged.get(node.id)
         if f is None or f.new_node is not None:
-            f = UnionEntry(node.id, i, node.id, scope=_node_scope(node, None), path=node.module)
+            f = UnionEntry(node.id, i, node.id, scope=node.scope, path=node.module)
             out.append(f)
         f.new_node = node
         if i is not None:
@@ -121,8 +122,8 @@ def entries_of(
     return out
 
 
-def _node_scope(node: Node, m: Matching | None) -> str:
-    return m.modules.get(node.scope, node.scope) if m is not None else node.scope
+def _node_scope(node: Node, m: Matching) -> str:
+    return m.modules.get(node.scope, node.scope)
 
 
 def rename_collisions(
@@ -160,13 +161,14 @@ def order(
             last = new_index[paired]
         else:
             removed_keys[node.id] = (last, 1, i)
-    flow = []
+    flow, tree = [], []
     for e in entries:
         if e.new_node is not None:
             e.key = (new_index[e.new_node.id], 0, 0, _FLOW_LAST)
         elif e.old_node is not None:
             e.key = (*removed_keys[e.old_node.id], _FLOW_LAST)
         else:
+            tree.append(e)
             continue
         flow.append(e)
     flow.sort(key=lambda e: e.key)
@@ -181,13 +183,16 @@ def order(
             if home == "" or up == home:
                 break
             home = up
-    tree_rank = {p: i for i, p in enumerate(new.modules)}
-    for e in entries:
-        if e.node is None:
-            depth = path_depth(e.name)
-            found = best.get(e.name)
-            rank = tree_rank.get(e.name, len(tree_rank))
-            e.key = (*found[:3], depth) if found else (float("inf"), 0, rank, depth)
+    tree_rank: dict[str, int] = {}
+    for e in tree:
+        depth = path_depth(e.name)
+        found = best.get(e.name)
+        if found:
+            e.key = (*found[:3], depth)
+            continue
+        if not tree_rank:  # a module whose subtree nobody calls (a few, if any)
+            tree_rank = {p: i for i, p in enumerate(new.modules)}
+        e.key = (float("inf"), 0, tree_rank.get(e.name, len(tree_rank)), depth)
 
 
 def _module_parent(path: str, matching: Matching) -> str | None:
