@@ -84,11 +84,12 @@ def scalar_nodes(graph: Graph) -> frozenset[str]:
             if _is_tensorless(node.spec):
                 out.add(node.id)
             continue
-        preds = graph.predecessors(node.id)
-        if _reads_shape(node) or (
-            _computes_scalars(node) and preds and all(p in out for p in preds)
-        ):
+        if _reads_shape(node):
             out.add(node.id)
+        elif _computes_scalars(node):  # (only these read their inputs: no list for the rest)
+            preds = graph.predecessors(node.id)
+            if preds and all(p in out for p in preds):
+                out.add(node.id)
     return frozenset(out)
 
 

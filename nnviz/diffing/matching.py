@@ -42,8 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nnviz.diffing.ops import op_of, same_op
-from nnviz.diffing.sides import FLOW_OPS, Candidates, Side, aligned, leaf_name
-from nnviz.graph import Graph, Module, Node, parent_path
+from nnviz.diffing.sides import FLOW_OPS, Candidates, Side, aligned, home, leaf_name, stem
+from nnviz.graph import Graph, Module, parent_path
 
 
 @dataclass
@@ -84,23 +84,30 @@ def match(old: Graph, new: Graph) -> Matching:
 
 
 def _by_id(m: Matching, a: Side, b: Side) -> None:
-    for path, module in a.graph.modules.items():
-        other = b.graph.modules.get(path)
-        if other is not None and other.cls == module.cls:
-            m.pair_modules(path, path)
+    modules, modules_back, nodes, nodes_back = m.modules, m.modules_back, m.nodes, m.nodes_back
+    for path, module in a.modules.items():  # `pair_modules` inlined (100,000 calls at size)
+        other = b.modules.get(path)
+        if (
+            other is not None
+            and other.cls == module.cls
+            and not (path in modules_back or path in modules)
+        ):
+            modules[path] = modules_back[path] = path
     for node in a.nodes:
         twin = b.by_id.get(node.id)
-        same = twin is not None and same_op(node, twin) and node.kind not in FLOW_OPS
-        if same and (node.kind != "module" or node.module in m.modules):
-            m.pair_nodes(node.id, node.id)
+        if twin is None or node.kind in FLOW_OPS or node.id in nodes or node.id in nodes_back:
+            continue
+        if (node.kind != "module" or node.module in modules) and same_op(node, twin):
+            nodes[node.id] = nodes_back[node.id] = node.id
 
 
 def _shifted_children(m: Matching, a: Side, b: Side) -> None:
-    for path, module in a.graph.modules.items():
-        olds = a.graph.children(path)
+    children = a.graph.children
+    for path, module in a.modules.items():
+        olds = children(path)
         if not olds:
             continue  # a leaf (most modules): nothing to align
-        other = b.graph.modules.get(path)
+        other = b.modules.get(path)
         if other is None or other.cls != module.cls:
             continue
         if m.modules.get(path, path) == path and m.modules_back.get(path, path) == path:
@@ -115,11 +122,11 @@ def _align_children(
     layers alike than each index with itself does, and over half of them: the same layers,
     moved; between two such pairs, runs of equal length pair by class (changed in their new
     places). By id pairs only what is left."""
-    if len(before) == len(after) and sum(p != q for p, q in zip(before, after, strict=True)) < 2:
-        return  # the same modules, or one edited in place: no digest computed
     olds, news = [c.path for c in before], [c.path for c in after]
     if not all(leaf_name(p).isdigit() for p in (*olds, *news)):
-        return
+        return  # not numbered (tested first: cheaper than comparing the records)
+    if len(before) == len(after) and sum(p != q for p, q in zip(before, after, strict=True)) < 2:
+        return  # the same modules, or one edited in place: no digest computed
     classes = [c.cls for c in before], [c.cls for c in after]
     keys = [a.digest(p) for p in olds], [b.digest(q) for q in news]
     pairs = aligned(*keys)
@@ -233,15 +240,10 @@ def _pair_subtree(m: Matching, a: Side, b: Side, old: str, new: str) -> None:
 
 def _match_containers(m: Matching, a: Side, b: Side) -> None:
     old, new = a.graph, b.graph
-    sizes: dict[str, int] = {}
-    for p in reversed(list(old.modules)):  # children come after their parent in tree order
-        parent = parent_path(p)
-        if parent is not None:
-            sizes[parent] = sizes.get(parent, 0) + 1 + sizes.get(p, 0)
-    rank = {p: i for i, p in enumerate(old.modules)}
     for path in reversed(list(new.modules)):
         if not path or path in m.modules_back or not new.children(path):
             continue
+        sizes, rank = a.tree_index()
         descendants = list(b.subtree(path))[1:]
         votes: dict[str, int] = {}
         for d in descendants:
@@ -295,9 +297,13 @@ def _pair_by_relative_name(m: Matching, a: Side, b: Side, old: str, new: str) ->
 
 def _follow_modules(m: Matching, a: Side, b: Side) -> None:
     """Calls of paired modules pair in call order; ops in a renamed scope pair by relative id."""
-    for p, q in list(m.modules.items()):
-        for i, j in zip(a.calls.get(p, ()), b.calls.get(q, ()), strict=False):
-            m.pair_nodes(i, j)
+    old_calls, new_calls, nodes, nodes_back = a.calls, b.calls, m.nodes, m.nodes_back
+    for p, q in m.modules.items():  # `pair_nodes` inlined (100,000 calls at size)
+        olds, news = old_calls.get(p), new_calls.get(q)
+        if olds is not None and news is not None:
+            for i, j in zip(olds, news, strict=False):
+                if i not in nodes and j not in nodes_back:
+                    nodes[i], nodes_back[j] = j, i
 
 
 class _Mirror(Matching):
@@ -313,37 +319,29 @@ def _pair_inlined(m: Matching, a: Side, b: Side) -> None:
     (`BatchNorm2d` with `batch_norm`, `LayerNorm` with `layer_norm`, whatever the subclass calls
     after it), else with the call whose output leaves its scope, so its readers stay wired to
     the same thing."""
-    for p, q in list(m.modules.items()):
-        calls = a.calls.get(p)
-        if not calls or b.calls.get(q) or calls[0] in m.nodes:
+    old_calls, new_calls, nodes, modules = a.calls, b.calls, m.nodes, m.modules
+    waiting = {p for p, calls in old_calls.items() if calls[0] not in nodes and p in modules}
+    if all(modules[p] in new_calls for p in waiting):
+        return  # the usual case: every paired module's call is paired (or both sides call it)
+    for p, q in list(modules.items()):
+        if p not in waiting or q in new_calls:
             continue
+        calls = old_calls[p]  # its first call is still unpaired: only this pass pairs it
         inside = list(b.subtree(q))
         within = set(inside)
-        stem = _stem(a.graph.modules[p].cls)
+        named = stem(a.graph.modules[p].cls)
         exit_node, same = None, None
         for n in b.subtree_nodes(inside):
             node = b.by_id[n]
             if node.kind not in FLOW_OPS:
                 continue
-            if same is None and _stem(node.op) == stem:
+            if same is None and stem(node.op) == named:
                 same = n
-            if any(_home(b.by_id[t]) not in within for t in b.graph.successors(n)):
+            if any(home(b.by_id[t]) not in within for t in b.graph.successors(n)):
                 exit_node = n
         pick = same if same is not None else exit_node
         if pick is not None and pick not in m.nodes_back:
             m.pair_nodes(calls[0], pick)
-
-
-def _stem(name: str) -> str:
-    """`torch.nn.BatchNorm2d`, `torch.nn.functional.batch_norm` -> `batchnorm`: a layer class and
-    its functional form read alike."""
-    last = name.rsplit(".", 1)[-1].lower().replace("_", "")
-    return last[:-2] if last[-2:-1].isdigit() and last.endswith("d") else last
-
-
-def _home(node: Node) -> str:
-    """The module a node lives in: its own path for a module call, else its scope."""
-    return node.module if node.kind == "module" and node.module is not None else node.scope
 
 
 def _old_scope(m: Matching, a: Side, b: Side, scope: str) -> str | None:
@@ -362,26 +360,28 @@ def _align_calls(m: Matching, a: Side, b: Side) -> None:
     unmatched old call of the same op, in the counterpart of its scope, that reads the most of
     its inputs' counterparts in the same argument slots; equal constants break ties, then old
     trace order. One inserted call thus leaves its neighbours' pairs alone."""
+    nodes, nodes_back, successors = m.nodes, m.nodes_back, a.graph.successors
+    old_ids, old_inputs, new_inputs = a.by_id, a.inputs, b.inputs
     for node in b.nodes:
-        if node.kind not in FLOW_OPS or node.id in m.nodes_back:
+        if node.kind not in FLOW_OPS or node.id in nodes_back:
             continue
         scope = _old_scope(m, a, b, node.scope)
         if scope is None:
             continue
         wanted = {
-            slot: m.nodes_back[src]
-            for slot, src in b.inputs.get(node.id, {}).items()
-            if src in m.nodes_back
+            slot: nodes_back[src]
+            for slot, src in new_inputs.get(node.id, {}).items()
+            if src in nodes_back
         }
-        best, best_score = None, (0, False, 0)
+        best, best_score, scalar = None, (0, False, 0), node.id in b.scalars
         for src in dict.fromkeys(wanted.values()):
-            for cand in a.graph.successors(src):
-                other = a.by_id[cand]
-                if cand in m.nodes or not same_op(other, node) or other.scope != scope:
-                    continue
-                if (cand in a.scalars) != (node.id in b.scalars):
+            for cand in successors(src):
+                if cand in nodes or (cand in a.scalars) != scalar:
                     continue  # `input_shape[1]` is no `position_ids[:, :16]`
-                slots = a.inputs.get(cand, {})
+                other = old_ids[cand]
+                if other.scope != scope or not same_op(other, node):
+                    continue
+                slots = old_inputs.get(cand, {})
                 agree = sum(1 for slot, s in wanted.items() if slots.get(slot) == s)
                 score = (agree, other.args == node.args, -a.order[cand])
                 if score > best_score:
@@ -394,12 +394,12 @@ def _align_leftovers(m: Matching, a: Side, b: Side) -> None:
     """Calls still unpaired in a pair of scopes (their producers changed too) pair by op along
     the longest common subsequence of the two scopes' remaining calls."""
     for q, new_ids in b.scoped.items():
-        p = _old_scope(m, a, b, q)
+        news = [j for j in new_ids if j not in m.nodes_back]
+        p = _old_scope(m, a, b, q) if news else None
         if p is None:
             continue
         olds = [i for i in a.scoped.get(p, ()) if i not in m.nodes]
-        news = [j for j in new_ids if j not in m.nodes_back]
-        if not olds or not news:
+        if not olds:
             continue
         ops_a = [(op_of(a.by_id[i]), i in a.scalars) for i in olds]
         ops_b = [(op_of(b.by_id[j]), j in b.scalars) for j in news]

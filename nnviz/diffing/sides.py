@@ -15,7 +15,7 @@ from collections.abc import Container, Iterator
 
 from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.ops import op_of
-from nnviz.graph import Graph, parent_path
+from nnviz.graph import Graph, Node, parent_path
 
 FLOW_OPS = ("function", "method")
 """The node kinds that are calls of a function or method (their ids are counters in a scope)."""
@@ -27,6 +27,7 @@ class Side:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.nodes = graph.nodes
+        self.modules = graph.modules
         self.scalars = scalar_nodes(graph)  # a scalar read never pairs with a tensor op
         self.by_id = {node.id: node for node in self.nodes}  # dict lookups beat networkx views
         self.order = {node.id: i for i, node in enumerate(self.nodes)}
@@ -43,8 +44,21 @@ class Side:
             elif node.kind in FLOW_OPS:
                 self.scoped.setdefault(node.scope, []).append(node.id)
         self._digests: dict[str, str] = {}
+        self._tree: tuple[dict[str, int], dict[str, int]] | None = None
         self._own_text: dict[str, str] = {}
         self._call_text: dict[str, str] = {}
+
+    def tree_index(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Each module's number of descendants, and its rank in tree order (built on first use:
+        most matchings never ask)."""
+        if self._tree is None:
+            sizes: dict[str, int] = {}
+            for p in reversed(list(self.modules)):  # children come after their parent
+                if p:
+                    parent = p.rpartition(".")[0]  # `parent_path`, inlined
+                    sizes[parent] = sizes.get(parent, 0) + 1 + sizes.get(p, 0)
+            self._tree = sizes, {p: i for i, p in enumerate(self.modules)}
+        return self._tree
 
     def subtree(self, path: str) -> Iterator[str]:
         """Module paths of `path`'s subtree in tree order (pre-order)."""
@@ -109,6 +123,18 @@ class Side:
 
 def leaf_name(path: str) -> str:
     return path.rsplit(".", 1)[-1]
+
+
+def stem(name: str) -> str:
+    """`torch.nn.BatchNorm2d`, `torch.nn.functional.batch_norm` -> `batchnorm`: a layer class and
+    its functional form read alike."""
+    last = name.rsplit(".", 1)[-1].lower().replace("_", "")
+    return last[:-2] if last[-2:-1].isdigit() and last.endswith("d") else last
+
+
+def home(node: Node) -> str:
+    """The module a node lives in: its own path for a module call, else its scope."""
+    return node.module if node.kind == "module" and node.module is not None else node.scope
 
 
 def _canonical(value: object) -> str:
