@@ -200,9 +200,16 @@ def load(state: dict[str, Any], net: Any) -> tuple[bool, str]:
     return True, ""
 
 
-def truth(model: str, old: Path, key_map: dict[str, str | None] | None) -> dict[str, Any]:
+def truth(
+    model: str,
+    old: Path,
+    key_map: dict[str, str | None] | None,
+    loose: dict[str, str | None] | None = None,
+) -> dict[str, Any]:
     """What torch does with the old side's checkpoint in the new side's model (installed
-    releases): strict as it is, strict after `key_map`; the output on the old input."""
+    releases): strict as it is, strict after `key_map`; the output on the old input; and a
+    non-strict load after `loose` (the map of a break that renames too): its missing and
+    unexpected keys."""
     import torch
 
     build = build_side
@@ -211,6 +218,12 @@ def truth(model: str, old: Path, key_map: dict[str, str | None] | None) -> dict[
     net, _ = build(model.partition(">")[-1])
     found["as_is"], found["as_is_error"] = load(state, net)
     found["any_map_could"] = _renamable(state, net.state_dict())
+    if loose is not None:
+        kept = {loose.get(k, k): v for k, v in state.items() if loose.get(k, k) is not None}
+        net, _ = build(model.partition(">")[-1])
+        result = net.load_state_dict(kept, strict=False)
+        found["loose_missing"] = sorted(result.missing_keys)
+        found["loose_unexpected"] = sorted(result.unexpected_keys)
     if key_map is not None:
         mapped = {key_map.get(k, k): v for k, v in state.items() if key_map.get(k, k) is not None}
         net, _ = build(model.partition(">")[-1])
@@ -262,6 +275,8 @@ def verdict(old: Path, new: Path) -> dict[str, Any]:
         key_map: dict[str, str | None] | None = record.key_map()
     except CheckpointError:
         key_map = None
+    loose = record.key_map(strict=False) if key_map is None and record.renamed else None
+    left = [k.key for k in record.missing] + [p.new for p in record.mismatched]
     summary = result.summary
     rename_only = not any(summary[s] for s in ("changed", "added", "removed")) and bool(
         summary["renamed"]
@@ -270,6 +285,9 @@ def verdict(old: Path, new: Path) -> dict[str, Any]:
         "verdict": kind,
         "line": record.line(),
         "key_map": key_map,
+        "loose_map": loose,
+        # torch fills a missing BatchNorm `num_batches_tracked` itself and does not report it
+        "left": sorted(k for k in left if not k.endswith(".num_batches_tracked")),
         "renamed": len(record.renamed),
         "mismatched": len(record.mismatched),
         "missing": len(record.missing),
@@ -359,13 +377,16 @@ def measure(name: str, old: Path, new: Path, old_model: str, new_model: str) -> 
                 return {**row, "skipped": f"{m} {kind} in {folder.name}"}
     row |= verdict(old / f"{old_model}.json", new / f"{new_model}.json")
     mapped = row["key_map"] if row["verdict"] != "loads" else None
-    found = truth(f"{old_model}>{new_model}", old, mapped)
+    found = truth(f"{old_model}>{new_model}", old, mapped, row["loose_map"])
     row |= found
     row["truth"] = (
         "as it is" if found["as_is"] else "after the key map" if found.get("mapped") else "neither"
     )
     row["agrees"] = agrees(row)
-    del row["key_map"]
+    if row["loose_map"] is not None:  # the break's non-strict map leaves what the verdict says
+        missing, unexpected = found["loose_missing"], found["loose_unexpected"]
+        row["loose_agrees"] = not unexpected and missing == row["left"]
+    del row["key_map"], row["loose_map"], row["left"]
     return row
 
 
@@ -386,6 +407,15 @@ def confusion(rows: list[dict[str, Any]]) -> str:
         f"old tensor of their shape could fill (no renaming could mend them)"
         + (f"; shapes alone would allow one for: {', '.join(could)}." if could else ".")
     )
+    loose = [r for r in done if "loose_agrees" in r]
+    if loose:
+        wrong = [r["pair"] for r in loose if not r["loose_agrees"]]
+        out.append(
+            f"`breaks` that also rename keys: a non-strict load through their map "
+            f"(`--key-map`) left exactly the verdict's new and reshaped keys at initialisation, "
+            f"no key unexpected, in {len(loose) - len(wrong)} of {len(loose)}"
+            + (f" (not: {', '.join(wrong)})." if wrong else ".")
+        )
     mapped = [r for r in done if r["truth"] == "after the key map"]
     same = [r for r in mapped if r.get("same_output")]
     other = [r["pair"] for r in mapped if not r.get("same_output")]

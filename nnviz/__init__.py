@@ -215,16 +215,18 @@ def diff(
 
 
 def key_map(
-    old: Graph | str | Path, new: Graph | str | Path, *, inputs: Any = None
+    old: Graph | str | Path, new: Graph | str | Path, *, inputs: Any = None, strict: bool = True
 ) -> dict[str, str | None]:
     """Old state-dict key -> new key for every tensor whose module was renamed or moved, and
     -> None for an old key the new model no longer uses, so that an old checkpoint loads
     strictly into the new model (README: *Old checkpoints*). Sides as for `diff`. Raises
     `CheckpointError` when no map can mend the break (shapes changed, new keys without old
-    weights, or a side recorded before the state-dict contract), saying why."""
+    weights, or a side recorded before the state-dict contract), saying why. With
+    `strict=False`, the map for `load_state_dict(mapped, strict=False)` even then: old keys
+    whose shape changed map to None too, and what has no old weights stays at initialisation."""
     verdict = diff(old, new, inputs=inputs).checkpoint
     assert verdict is not None  # every diff computes one
-    return verdict.key_map()
+    return verdict.key_map(strict=strict)
 
 
 def _older_format(graph: Graph, other: Graph, result: GraphDiff) -> str | None:

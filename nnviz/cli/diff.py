@@ -76,8 +76,9 @@ if TYPE_CHECKING:
     "key_map",
     type=click.Path(dir_okay=False),
     help="Write the state-dict key map here as JSON (old key -> new key for every renamed or "
-    "moved tensor, null for a key no longer used) so old checkpoints load into NEW; not written, "
-    "with a warning saying why, when no map can mend the break, e.g. --key-map map.json.",
+    "moved tensor, null for a key no longer used) so old checkpoints load into NEW; when no map "
+    "can mend the break, a warning says why, and the map is written only if keys are renamed, "
+    "for a load with strict=False, e.g. --key-map map.json.",
 )
 @options.drawing
 @options.quiet
@@ -142,18 +143,30 @@ def diff_command(
 
 
 def _write_key_map(result: GraphDiff, path: str, quiet: bool) -> None:
-    """The key map as JSON at `path` (atomic), or one warning line saying why none is written."""
+    """The key map as JSON at `path` (atomic), or one warning line saying why none is written;
+    where no map mends the break but keys are renamed, the map of a non-strict load, with a
+    warning saying so."""
     import json
 
     from nnviz.errors import CheckpointError
     from nnviz.fs import atomic_write
 
-    assert result.checkpoint is not None  # every diff computes one
+    verdict = result.checkpoint
+    assert verdict is not None  # every diff computes one
     try:
-        mapping = result.checkpoint.key_map()
+        mapping = verdict.key_map()
     except CheckpointError as exc:
+        if verdict.status == "unknown" or not verdict.renamed:
+            if not quiet:
+                click.echo(f"nnviz: warning: {exc}; {path} not written", err=True)
+            return
+        mapping = verdict.key_map(strict=False)
         if not quiet:
-            click.echo(f"nnviz: warning: {exc}; {path} not written", err=True)
-        return
+            click.echo(
+                f"nnviz: warning: no key map for a strict load: {verdict.why_no_map()}; {path} "
+                "is the map for load_state_dict(state, strict=False), which leaves them at "
+                "initialisation",
+                err=True,
+            )
     atomic_write(path, json.dumps(mapping, indent=1, ensure_ascii=False) + "\n")
     progress(quiet, f"wrote {path} ({len(mapping)} keys)")

@@ -8,8 +8,10 @@ would, by name, then by what each key is and where it lives). Then exactly one v
 
 - `loads`: every key pairs with itself, same shape: a strict load succeeds as it is;
 - `renames`: every key pairs, same shapes, some under another name: loads through the key map;
-- `breaks`: shape mismatches, new keys (left at initialisation), keys no longer used. Only keys
-  no longer used can be mended (the map drops them); shapes and new keys cannot;
+- `breaks`: shape mismatches, new keys (left at initialisation), keys no longer used, and the
+  keys renamed beside them. Only keys no longer used can be mended (the map drops them); shapes
+  and new keys cannot, and the map of a non-strict load (`key_map(strict=False)`) leaves them
+  at initialisation;
 - `unknown`: a side was recorded before format 4, without the contract.
 
 dtypes never decide: `load_state_dict` copies into the new tensor's dtype. The verdict is
@@ -107,13 +109,20 @@ class Verdict:
         """Whether a strict load succeeds once the key map is applied (renames, dropped keys)."""
         return self.status != "unknown" and not self.mismatched and not self.missing
 
-    def key_map(self) -> dict[str, str | None]:
+    def key_map(self, strict: bool = True) -> dict[str, str | None]:
         """Old key -> new key for every renamed or moved tensor, and -> None for an old key no
-        longer used (drop it); raises `CheckpointError` when no map can mend the break."""
-        if not self.mendable:
+        longer used (drop it), so that `load_state_dict(mapped, strict=True)` succeeds; raises
+        `CheckpointError` when no map can mend the break. With `strict=False`, the map for
+        `load_state_dict(mapped, strict=False)` where a strict load cannot succeed: the same
+        renames and drops, and -> None for an old key whose shape changed too (a non-strict
+        load still refuses a size mismatch), so every tensor that can load loads and the new
+        keys and changed shapes stay at initialisation; it raises only for `unknown`."""
+        if self.status == "unknown" or (strict and not self.mendable):
             raise CheckpointError(f"no key map: {self.why_no_map()}")
         mapping: dict[str, str | None] = {pair.old: pair.new for pair in self.renamed}
         mapping.update((key.key, None) for key in self.unused)
+        if not strict:
+            mapping.update((pair.old, None) for pair in self.mismatched)
         return mapping
 
     def why_no_map(self) -> str:
@@ -146,6 +155,8 @@ class Verdict:
         if self.unused:
             count = _count(len(self.unused), "key", "keys")
             parts.append(f"{count} no longer used ({_some(map(str, self.unused))})")
+        if self.renamed:  # the other keys need renaming too: what the key map does
+            parts.append(f"{_count(len(self.renamed), 'key', 'keys')} renamed (--key-map)")
         return "checkpoint: breaks — " + ", ".join(parts)
 
     def shown(self, identical: bool, verbose: bool = False) -> list[str]:

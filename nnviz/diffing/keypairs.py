@@ -6,18 +6,26 @@ In turn, each pass on what the previous ones left:
 1. keys of matched modules (renamed or moved, `nnviz.diffing.matching`): the same local name,
    else, within a matched pair, the one leftover key of a shape (`gamma` -> `weight`);
 2. the same key on the other side, as `load_state_dict` itself pairs what nothing claimed;
-3. by local name, shape and module class, then name and shape, as many old as new, in module
+3. by local name, shape and module kind, then name and shape, as many old as new, in module
    order: a module the matching could not place still holds the same tensor (`_leftovers`);
 4. under the nearest matched module holding each key, by shape and the likeness of names: a
    parameter moved into a new child module or out of one, at any depth (`_anchored`);
 5. keys that paired by name but differ in shape re-pair along a chain of moved modules when the
    whole chain does (`_shifted`).
-Scalars (`num_batches_tracked`) and `_extra_state` never pair by shape alone: they say nothing
-about identity.
+Passes 3 and 4 stay within the matching: a key pairs only with a key at the same place (its
+nearest matched module, or that module's counterpart: `_Places`), so a layer removed in one
+block never lends its tensors to a layer added in another, nor a matched layer its bias to a new
+one beside it. Two layers (modules without children) are one renamed layer only when alike as
+the matching compares them (class and hyperparameters): a layer replaced by another kind of
+the same shapes is a removal and an addition. And a layer's tensors never split: an old layer
+whose keys would go to two new modules, or a new layer filled from two old ones, keeps only
+the pairs of passes 1 and 2 (`_whole`). Scalars (`num_batches_tracked`) and `_extra_state`
+never pair by shape alone: they say nothing about identity.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from difflib import SequenceMatcher
@@ -38,12 +46,58 @@ def pair(old: Graph, new: Graph, modules: Mapping[str, str]) -> dict[str, str]:
         if key not in pairs and key in after and key not in taken:
             pairs[key] = key
             taken.add(key)
-    pairs |= _leftovers(old, new, [k for k in before if k not in pairs], set(after) - taken)
+    kept = dict(pairs)
+    if len(kept) == len(before) == len(after):
+        return _shifted(old, new, kept, (before, after))  # every key placed: most diffs
     homes = _homes(old), _homes(new)
+    places = _Places(old, new, modules, homes)
+    pairs |= _leftovers(old, new, [k for k in before if k not in pairs], set(after) - taken, places)
     taken = set(pairs.values())
     olds, news = [k for k in before if k not in pairs], [k for k in after if k not in taken]
-    pairs |= _anchored(homes, modules, (olds, news), (before, after))
+    pairs |= _anchored(places, modules, (olds, news), (before, after))
+    pairs = _whole(pairs, kept, places)
     return _shifted(old, new, pairs, (before, after))
+
+
+class _Places:
+    """Where each key lives as the matching sees it: its place (the new path of its module's
+    nearest matched ancestor-or-self), and whether its module is a layer (no children) with
+    its kind (class and hyperparameters)."""
+
+    def __init__(
+        self,
+        old: Graph,
+        new: Graph,
+        modules: Mapping[str, str],
+        homes: tuple[dict[str, str], dict[str, str]],
+    ) -> None:
+        self.graphs, self.modules, self.homes = (old, new), modules, homes
+        self.matched = (modules.keys(), set(modules.values()))
+        self._cache: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+
+    def place(self, side: int, key: str) -> str | None:
+        """The new path of the nearest matched module holding `key` (None: none is)."""
+        anchor = _anchor(self.homes[side][key], self.matched[side])
+        return self.modules[anchor] if side == 0 and anchor is not None else anchor
+
+    def kind(self, side: int, key: str) -> tuple[bool, str]:
+        """Whether `key`'s module is a layer (no children), and its kind: class, and for a
+        layer its hyperparameters too."""
+        path = self.homes[side][key]
+        found = self._cache[side].get(path)
+        if found is None:
+            graph = self.graphs[side]
+            module = graph.modules[path]
+            leaf = not graph.children(path)
+            text = json.dumps(dict(module.hparams), sort_keys=True, default=str) if leaf else ""
+            found = self._cache[side][path] = (leaf, f"{module.class_name}|{text}")
+        return found
+
+    def alike(self, old: str, new: str) -> bool:
+        """Whether old key `old` and new key `new` may be one tensor: not two layers of other
+        kinds (a layer replaced by another of the same shapes)."""
+        (leaf_a, kind_a), (leaf_b, kind_b) = self.kind(0, old), self.kind(1, new)
+        return not (leaf_a and leaf_b) or kind_a == kind_b
 
 
 def _shapes(graph: Graph) -> dict[str, Shape]:
@@ -79,14 +133,20 @@ def _pairs(
 
 
 def _leftovers(
-    old: Graph, new: Graph, olds: list[str], news: Any, widths: tuple[int, ...] = (3, 2)
+    old: Graph,
+    new: Graph,
+    olds: list[str],
+    news: Any,
+    places: _Places | None,
+    widths: tuple[int, ...] = (3, 2),
 ) -> dict[str, str]:
-    """Keys still unpaired, paired when as many old as new keys share their local name, shape
-    and module class, in module order: a module the matching could not place (a LayerNorm like
-    every block's, moved under a wrapper or into a Sequential; transformers 5's ViT attention,
-    `query`/`key`/`value` renamed `q_proj`/`k_proj`/`v_proj`) still holds the same tensor. What
-    is left then pairs the same way by local name and shape alone (a table moved into a module
-    of its own: Swin's `relative_position_bias_table`)."""
+    """Keys still unpaired, paired when as many old as new keys share their place, local name,
+    shape and module class (a layer's hyperparameters too), in module order: a module the
+    matching could not place (a LayerNorm like every block's, moved under a wrapper or into a
+    Sequential; transformers 5's ViT attention, `query`/`key`/`value` renamed
+    `q_proj`/`k_proj`/`v_proj`) still holds the same tensor. What is left then pairs the same
+    way by place, local name and shape alone, unless both are layers (a table moved into a
+    module of its own: Swin's `relative_position_bias_table`). Without `places`, anywhere."""
     owners = _owners(old), _owners(new)
     left = olds, [k for k in owners[1] if k in news]
     pairs: dict[str, str] = {}
@@ -94,10 +154,15 @@ def _leftovers(
         groups: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
         for side, keys in enumerate(left):
             for key in keys:  # a scalar (num_batches_tracked) says nothing about identity
-                if owners[side][key][1]:
-                    groups.setdefault(owners[side][key][:width], ([], []))[side].append(key)
+                if not owners[side][key][1]:
+                    continue
+                group = owners[side][key][:width]
+                if places is not None:
+                    kind = places.kind(side, key)[1] if width == 3 else ""
+                    group = (places.place(side, key), kind, *group)
+                groups.setdefault(group, ([], []))[side].append(key)
         for a, b in groups.values():
-            if len(a) == len(b):
+            if len(a) == len(b) and (width == 3 or places is None or all(map(places.alike, a, b))):
                 pairs.update(zip(a, b, strict=True))
         left = (
             [k for k in left[0] if k not in pairs],
@@ -107,7 +172,7 @@ def _leftovers(
 
 
 def _anchored(
-    homes: tuple[dict[str, str], dict[str, str]],
+    places: _Places,
     modules: Mapping[str, str],
     left: tuple[list[str], list[str]],
     keys: tuple[Mapping[str, Shape], Mapping[str, Shape]],
@@ -116,15 +181,14 @@ def _anchored(
     parameter or buffer moved into a new child module or out of one, at any depth, keeps its
     matched block and its shape (timm's PoolFormer `layer_scale_1` -> `layer_scale1.scale`).
     Under one anchor, as many old as new keys of a shape pair one to one, by the likeness of
-    their names below the anchor, ties in module order."""
-    targets = set(modules.values())
+    their names below the anchor, ties in module order; never two layers of other kinds."""
     groups: dict[tuple[str, Shape], tuple[list[str], list[str]]] = {}
-    for side, matched in ((0, modules.keys()), (1, targets)):
+    for side, matched in enumerate(places.matched):
         for key in left[side]:
             shape = keys[side][key]
             if not shape:  # scalars and `_extra_state` say nothing about identity
                 continue
-            anchor = _anchor(homes[side][key], matched)
+            anchor = _anchor(places.homes[side][key], matched)
             if anchor is None:
                 continue
             where = modules[anchor] if side == 0 else anchor
@@ -136,8 +200,34 @@ def _anchored(
         if len(a) != len(b):
             continue
         for x, y in _by_likeness(a, b):
-            pairs[scoped(back[where], x)] = scoped(where, y)
+            o, n = scoped(back[where], x), scoped(where, y)
+            if places.alike(o, n):
+                pairs[o] = n
     return pairs
+
+
+def _whole(pairs: dict[str, str], kept: Mapping[str, str], places: _Places) -> dict[str, str]:
+    """`pairs` without a layer's tensors split: an old layer (a module without children) whose
+    keys pair into two new modules, or a new layer filled from two old modules, keeps only the
+    pairs made through the matching or by name (`kept`): its weight is not one module's and
+    its bias another's."""
+    homes = places.homes
+    into: dict[str, set[str]] = {}
+    out_of: dict[str, set[str]] = {}
+    for o, n in pairs.items():
+        into.setdefault(homes[0][o], set()).add(homes[1][n])
+        out_of.setdefault(homes[1][n], set()).add(homes[0][o])
+    torn = {homes[0][o] for o in pairs if len(into[homes[0][o]]) > 1 and places.kind(0, o)[0]}
+    torn_new = {
+        homes[1][n] for n in pairs.values() if len(out_of[homes[1][n]]) > 1 and places.kind(1, n)[0]
+    }
+    if not torn and not torn_new:
+        return pairs
+    return {
+        o: n
+        for o, n in pairs.items()
+        if o in kept or (homes[0][o] not in torn and homes[1][n] not in torn_new)
+    }
 
 
 def _anchor(path: str, matched: Any) -> str | None:
@@ -188,7 +278,7 @@ def _shifted(
         [k for k in before if k in wrong or k not in pairs],
         [k for k in after if k in wrong.values() or k not in taken],
     )
-    moved = _leftovers(old, new, pool[0], set(pool[1]), widths=(3,))
+    moved = _leftovers(old, new, pool[0], set(pool[1]), None, widths=(3,))
     links: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for o, n in (*wrong.items(), *moved.items()):
         links.setdefault(("n", n), set()).add(("o", o))

@@ -247,6 +247,46 @@ def test_the_cli_writes_the_key_map_or_says_why_not(tmp_path: Path) -> None:
     assert doc["verdict"] == "breaks" and not doc["mendable"] and len(doc["mismatched"]) == 2
 
 
+class MovedDeeper(Moved):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(super().forward(x))
+
+
+def test_a_break_that_also_renames_says_so_and_the_cli_writes_the_non_strict_map(
+    tmp_path: Path,
+) -> None:
+    """New keys no map mends, beside keys that must be renamed: the line names both, and
+    `--key-map` writes the map a non-strict load needs, with a warning saying what it leaves."""
+    old, new = Net(), MovedDeeper()
+    for name, model in (("old", old), ("new", new)):
+        nnviz.save(nnviz.trace(model), tmp_path / f"{name}.json")
+    run = run_nnviz("diff", "old.json", "new.json", "--key-map", "map.json", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stdout.splitlines()[-1] == (
+        "checkpoint: breaks — 2 new keys left at initialisation (norm.bias, norm.weight), "
+        "2 keys renamed (--key-map)"
+    )
+    assert run.stderr.strip() == (
+        "nnviz: warning: no key map for a strict load: 2 new keys without old weights cannot be "
+        "mended by renaming keys; map.json is the map for load_state_dict(state, strict=False), "
+        "which leaves them at initialisation"
+    )
+    key_map = json.loads((tmp_path / "map.json").read_text())
+    assert key_map == {"fc.bias": "head.1.bias", "fc.weight": "head.1.weight"}
+    assert key_map == nnviz.key_map(tmp_path / "old.json", tmp_path / "new.json", strict=False)
+    with pytest.raises(nnviz.CheckpointError):
+        nnviz.key_map(tmp_path / "old.json", tmp_path / "new.json")
+    state = {key_map.get(k, k): v for k, v in old.state_dict().items()}
+    loaded = new.load_state_dict(state, strict=False)  # the ground truth: torch's own load
+    assert loaded.unexpected_keys == []
+    assert sorted(loaded.missing_keys) == ["norm.bias", "norm.weight"]
+    assert torch.equal(new.head[1].weight, old.fc.weight)
+
+
 def test_the_checkpoint_policy_fails_only_what_no_map_mends() -> None:
     policy = Policy.parse("checkpoint")
     renamed = nnviz.diff(nnviz.trace(Net()), nnviz.trace(Moved())).to_dict()

@@ -143,8 +143,8 @@ def test_a_layer_inserted_into_a_stack_moves_the_later_ones() -> None:
             ↳ 10  input 7 → 9
         → 8 … 23 moved to 10 … 25 (16 layers)
         2 added, 16 renamed, 1 downstream · params 12,186 → 12,770 (+584)
-        checkpoint: breaks — 2 new keys left at initialisation (8.bias, 8.weight)
-        """)
+        checkpoint: breaks — 2 new keys left at initialisation (8.bias, 8.weight), 16 keys renamed (--key-map)
+        """)  # noqa: E501
     # the ground truth, the other way round: the wider stack's weights, through nnviz's key
     # map, load strictly into the stack without the inserted pair and compute what the wider
     # one computes with that pair deleted
@@ -156,11 +156,12 @@ def test_a_layer_inserted_into_a_stack_moves_the_later_ones() -> None:
     del wide[8:10]
     x = torch.randn(1, 4, 8, 8)
     assert torch.equal(narrow(x), wide(x))
-    # and this way: the old weights renamed as the verdict says leave exactly its new keys
-    # missing in a real load
+    # and this way: the old weights through the map the line points to (`--key-map`: a map
+    # for a non-strict load) leave exactly the verdict's new keys missing in a real load
     verdict = nnviz.diff(old, new).checkpoint
     assert verdict is not None
-    renames = {pair.old: pair.new for pair in verdict.renamed}
+    renames = nnviz.key_map(old, new, strict=False)
+    assert renames == {pair.old: pair.new for pair in verdict.renamed}
     state = {renames.get(k, k): v for k, v in narrow.state_dict().items()}
     loaded = _widening(True).load_state_dict(state, strict=False)
     assert loaded.unexpected_keys == []
@@ -292,7 +293,7 @@ def test_renamed_and_changed(tmp_path: Path) -> None:
         → head renamed to classifier
         ~ classifier.2  Linear  out_features 10 → 20
         1 changed, 1 renamed · params 554 → 724 (+170)
-        checkpoint: breaks — 2 shape mismatches (classifier.2.bias [10] → [20], classifier.2.weight [10, 16] → [20, 16])
+        checkpoint: breaks — 2 shape mismatches (classifier.2.bias [10] → [20], classifier.2.weight [10, 16] → [20, 16]), 2 keys renamed (--key-map)
         """)  # noqa: E501
 
 
