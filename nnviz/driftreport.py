@@ -221,7 +221,7 @@ class Drift(NewSnapshot):
     @property
     def changes(self) -> int:
         """How many changes the changelog counts: the order of importance when space is short."""
-        return sum(self.counts.values())
+        return _total(self.changelog())
 
     @property
     def params(self) -> tuple[int, int]:
@@ -288,7 +288,18 @@ class DriftReport(_Strict):
 
     def ranked(self) -> list[Drift]:
         """Drifts, most changes first; ties by file, line and node id (stable across runs)."""
-        return sorted(self.drifts, key=lambda d: (-d.changes, d.file, d.line, d.nodeid))
+        return [drift for drift, _ in self.ranked_logs()]
+
+    def ranked_logs(self) -> list[tuple[Drift, Changelog]]:
+        """`ranked`, each drift with its changelog records (made once: a page reads them for
+        its order, table, warnings and sections)."""
+        logs = [(drift, drift.changelog()) for drift in self.drifts]
+        return sorted(logs, key=lambda p: (-_total(p[1]), p[0].file, p[0].line, p[0].nodeid))
+
+
+def _total(log: Changelog) -> int:
+    """How many changes a drift's changelog counts (`Drift.changes`)."""
+    return sum(n for _, n in log.counts)
 
 
 def report_path(target: str | os.PathLike[str]) -> Path:

@@ -25,7 +25,7 @@ from nnviz.costs import macs_text
 from nnviz.diffing import changelog as renderings
 from nnviz.diffing import mermaid
 from nnviz.diffing.cost import CostDiff
-from nnviz.diffing.records import Entry
+from nnviz.diffing.records import Changelog, Entry
 from nnviz.driftreport import (
     Drift,
     DriftReport,
@@ -237,17 +237,18 @@ def page(
     Sections that would pass `limit` are left out and counted; the table names every drift
     while it fits.
     """
-    ranked = report.ranked()
+    logs = report.ranked_logs()  # each drift's changelog records, made once for the page
+    ranked = [drift for drift, _ in logs]
     source_url, root = how.source_url, how.root
     headline = plural(len(ranked), "architecture drift") if ranked else "no architecture drift"
     head = [f"## nnviz: {headline}", ""]
     alarms = [
         f"⚠️ **{_cell(d.test_name)}** {_cell(w)}"
-        for d in ranked
-        for w in warnings(d, how.warn_params)
+        for d, log in logs
+        for w in warnings(d, how.warn_params, log=log)
     ]
     head += [*(f"{a}  " for a in alarms[:20]), ""] if alarms else []
-    head += _table(ranked, source_url, root, limit)
+    head += _table(logs, source_url, root, limit)
     head += [_counts_line(report), ""]
     if report.run is not None and report.run.partial:  # a shard lost, or a -k/--lf run
         head += [f"Unused snapshots not judged: {_code('; '.join(report.run.partial))}.", ""]
@@ -264,8 +265,8 @@ def page(
     tail = _unused(report.unused, limit)
     budget = limit - _size(head) - _size(tail) - 300
     body: list[str] = []
-    for i, drift in enumerate(ranked, 1):
-        section = _drift_section(i, drift, source_url, root, open_=i <= _OPEN_SECTIONS)
+    for i, (drift, log) in enumerate(logs, 1):
+        section = _drift_section(i, drift, log, source_url, root, open_=i <= _OPEN_SECTIONS)
         if _size(body) + _size(section) > budget:
             left = len(ranked) - i + 1
             body += [
@@ -278,24 +279,26 @@ def page(
     return "\n".join([*head, *body, *tail]).rstrip("\n") + "\n"
 
 
-def _table(ranked: list[Drift], source_url: str | None, root: str, limit: int) -> list[str]:
+def _table(
+    ranked: list[tuple[Drift, Changelog]], source_url: str | None, root: str, limit: int
+) -> list[str]:
     if not ranked:
         return []
     out = [
         "| test | model | changed | added | removed | renamed | params | compute (MACs) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for i, drift in enumerate(ranked):
+    for i, (drift, log) in enumerate(ranked):
         if _size(out) > limit // 3:  # thousands of drifts: keep room for the details
             out.append(f"| … {len(ranked) - i} more: see `report.json` | | | | | | | |")
             break
-        counts = drift.counts
+        counts = dict(log.counts)
         model = str(_side(drift, "new").get("name") or _side(drift, "old").get("name") or "?")
         cells = [
             _link(_code(drift.test_name, cell=True), drift.file, drift.line, source_url, root),
             _code(model, cell=True),
             *(str(counts[s]) for s in ("changed", "added", "removed", "renamed")),
-            _params(drift),
+            _params(log),
             _compute(drift),
         ]
         out.append("| " + " | ".join(cells) + " |")
@@ -307,8 +310,8 @@ def _side(drift: Drift, side: str) -> Mapping[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def _params(drift: Drift) -> str:
-    old, new = drift.params
+def _params(log: Changelog) -> str:
+    old, new = log.params
     if old == new:
         return "±0"
     share = f" ({(new - old) / old:+.1%})" if old else ""
@@ -374,9 +377,10 @@ def _unused(unused: list[str], limit: int) -> list[str]:
 
 
 def _drift_section(
-    index: int, drift: Drift, source_url: str | None, root: str, open_: bool
+    index: int, drift: Drift, log: Changelog, source_url: str | None, root: str, open_: bool
 ) -> list[str]:
-    summary = f"{index}. {drift.test_name}: {plural(drift.changes, 'change')}"
+    changes = sum(n for _, n in log.counts)
+    summary = f"{index}. {drift.test_name}: {plural(changes, 'change')}"
     lines = [f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>", ""]
     where = _link(
         _code(f"{annotation_path(drift.file, root)}:{drift.line}"),
@@ -394,7 +398,7 @@ def _drift_section(
         many = "s" if len(source.modules) > 1 else ""
         what = f"makes the changed call{many} of" if source.what == "calls" else "defines"
         lines.append(f"Model code: {link} {what} {', '.join(_code(m) for m in source.modules)}.")
-    lines += ["", *_fence("text", changelog(drift.diff)), ""]
+    lines += ["", *_fence("text", renderings.text_of(log).rstrip("\n")), ""]
     lines += [*_mermaid(drift), ""]
     return [*lines, "</details>", ""]
 

@@ -22,6 +22,7 @@ from nnviz.costs import bytes_text, macs_text
 from nnviz.diffing.changelog import changelog_of
 from nnviz.diffing.checkpoint import of_document
 from nnviz.diffing.cost import CostDiff, change
+from nnviz.diffing.records import Changelog
 from nnviz.driftreport import Drift, DriftReport, plural
 from nnviz.errors import NNVizError, PolicyError
 
@@ -184,16 +185,20 @@ def other_failures(report: DriftReport) -> list[str]:
 
 
 def warnings(
-    drift: Drift, share: float = DEFAULT_WARN_PARAMS, macs_share: float = DEFAULT_WARN_MACS
+    drift: Drift,
+    share: float = DEFAULT_WARN_PARAMS,
+    macs_share: float = DEFAULT_WARN_MACS,
+    log: Changelog | None = None,
 ) -> list[str]:
     """The ⚠️ lines (plain text) a reviewer should not miss: modules removed, the parameter
-    count moved by more than `share` of the old count, compute by more than `macs_share`."""
+    count moved by more than `share` of the old count, compute by more than `macs_share`.
+    `log`: the drift's changelog records when the caller has them already."""
     out = []
     removed = removed_modules(drift)
     if removed:
         shown = ", ".join(removed[:5]) + (", …" if len(removed) > 5 else "")
         out.append(f"removes {plural(len(removed), 'module')}: {shown}")
-    old, new = drift.params
+    old, new = (log if log is not None else drift.changelog()).params
     if old and abs(new - old) / old > share:
         out.append(
             f"moves the parameter count by {(new - old) / old:+.1%} ({old:,} → {new:,}; "
