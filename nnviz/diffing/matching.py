@@ -87,12 +87,9 @@ def _by_id(m: Matching, a: Side, b: Side) -> None:
     modules, modules_back, nodes, nodes_back = m.modules, m.modules_back, m.nodes, m.nodes_back
     for path, module in a.modules.items():  # `pair_modules` inlined (100,000 calls at size)
         other = b.modules.get(path)
-        if (
-            other is not None
-            and other.cls == module.cls
-            and not (path in modules_back or path in modules)
-        ):
-            modules[path] = modules_back[path] = path
+        if other is None or other.cls != module.cls or path in modules or path in modules_back:
+            continue
+        modules[path] = modules_back[path] = path
     for node in a.nodes:
         twin = b.by_id.get(node.id)
         if twin is None or node.kind in FLOW_OPS or node.id in nodes or node.id in nodes_back:
@@ -122,9 +119,11 @@ def _align_children(
     layers alike than each index with itself does, and over half of them: the same layers,
     moved; between two such pairs, runs of equal length pair by class (changed in their new
     places). By id pairs only what is left."""
+    if not leaf_name(before[0].path).isdigit():
+        return  # not numbered (most containers; tested first: cheaper than the records)
     olds, news = [c.path for c in before], [c.path for c in after]
     if not all(leaf_name(p).isdigit() for p in (*olds, *news)):
-        return  # not numbered (tested first: cheaper than comparing the records)
+        return
     if len(before) == len(after) and sum(p != q for p, q in zip(before, after, strict=True)) < 2:
         return  # the same modules, or one edited in place: no digest computed
     classes = [c.cls for c in before], [c.cls for c in after]
@@ -298,10 +297,11 @@ def _pair_by_relative_name(m: Matching, a: Side, b: Side, old: str, new: str) ->
 def _follow_modules(m: Matching, a: Side, b: Side) -> None:
     """Calls of paired modules pair in call order; ops in a renamed scope pair by relative id."""
     old_calls, new_calls, nodes, nodes_back = a.calls, b.calls, m.nodes, m.nodes_back
-    for p, q in m.modules.items():  # `pair_nodes` inlined (100,000 calls at size)
-        olds, news = old_calls.get(p), new_calls.get(q)
-        if olds is not None and news is not None:
-            for i, j in zip(olds, news, strict=False):
+    calls = itertools.chain.from_iterable(old_calls.values())
+    pending = {a.by_id[i].module for i in calls if i not in nodes}  # by id paired most calls
+    for p, q in m.modules.items():  # `pair_nodes` inlined below
+        if p in pending and q in new_calls:
+            for i, j in zip(old_calls[p], new_calls[q], strict=False):
                 if i not in nodes and j not in nodes_back:
                     nodes[i], nodes_back[j] = j, i
 
@@ -361,28 +361,28 @@ def _align_calls(m: Matching, a: Side, b: Side) -> None:
     its inputs' counterparts in the same argument slots; equal constants break ties, then old
     trace order. One inserted call thus leaves its neighbours' pairs alone."""
     nodes, nodes_back, successors = m.nodes, m.nodes_back, a.graph.successors
-    old_ids, old_inputs, new_inputs = a.by_id, a.inputs, b.inputs
+    old_ids, old_inputs, new_inputs, old_scalars = a.by_id, a.inputs, b.inputs, a.scalars
     for node in b.nodes:
         if node.kind not in FLOW_OPS or node.id in nodes_back:
             continue
         scope = _old_scope(m, a, b, node.scope)
         if scope is None:
             continue
-        wanted = {
-            slot: nodes_back[src]
-            for slot, src in new_inputs.get(node.id, {}).items()
-            if src in nodes_back
-        }
-        best, best_score, scalar = None, (0, False, 0), node.id in b.scalars
+        wanted = {}
+        for slot, src in new_inputs.get(node.id, {}).items():
+            if src in nodes_back:
+                wanted[slot] = nodes_back[src]
+        best, best_score, scalar, seen = None, (0, False, 0), node.id in b.scalars, set()
         for src in dict.fromkeys(wanted.values()):
             for cand in successors(src):
-                if cand in nodes or (cand in a.scalars) != scalar:
-                    continue  # `input_shape[1]` is no `position_ids[:, :16]`
+                if cand in nodes or cand in seen or (cand in old_scalars) != scalar:
+                    continue  # (a scalar read is no tensor op; a candidate seen scores the same)
+                seen.add(cand)
                 other = old_ids[cand]
                 if other.scope != scope or not same_op(other, node):
                     continue
                 slots = old_inputs.get(cand, {})
-                agree = sum(1 for slot, s in wanted.items() if slots.get(slot) == s)
+                agree = sum(slots.get(slot) == s for slot, s in wanted.items())
                 score = (agree, other.args == node.args, -a.order[cand])
                 if score > best_score:
                     best, best_score = cand, score
