@@ -11,7 +11,10 @@ order.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from typing import overload
 
 from nnviz.collector import gc_paused
 from nnviz.diffing import checkpoint
@@ -50,16 +53,16 @@ def diff(
 
 def build(
     old: Graph, new: Graph, m: Matching, ignore: tuple[str, ...]
-) -> tuple[tuple[NodeDiff, ...], tuple[EdgeDiff, ...]]:
+) -> tuple[tuple[NodeDiff, ...], UnionEdges]:
     """The union entries (in union order, with changes and causes) and the union edges."""
     old_nodes, new_nodes = old.nodes, new.nodes  # each call builds a list: build them once
     entries = entries_of(old, new, m, old_nodes, new_nodes)
     by_name: dict[str, UnionEntry] = {}
-    node_name_old = {n.id: m.nodes.get(n.id, n.id) for n in old_nodes}
+    node_name_old = {n.id: n.id for n in old_nodes}
+    node_name_old.update(m.nodes)
     rename_collisions(entries, by_name, node_name_old)
     specs = old.traced_with_data and new.traced_with_data
-    old_edges, new_edges = old.edges, new.edges
-    raw_old, new_inputs = m.inputs or (_inputs(old_edges, None), _inputs(new_edges, None))
+    raw_old, new_inputs = m.inputs or (_inputs(old.edges, None), _inputs(new.edges, None))
     old_inputs = _renamed_inputs(raw_old, node_name_old, old)
     plumbing = Plumbing(old, new, raw_old, new_inputs, m.scalars)
     policy = Policy.of(old, new, ignore)
@@ -83,7 +86,7 @@ def build(
         plumbing.classify(e)
         policy.apply(e.changes, e.old_node, e.new_node, a, b)
     _fold_inlining(entries, by_name)
-    order(entries, old_nodes, new_nodes, new, m, by_name)
+    order(entries, new, by_name)
     entries.sort(key=lambda e: e.key)
     # an entry under one name with no change (most of a large diff) is unchanged: no pass
     # below marks or classifies it, and it freezes as such
@@ -91,7 +94,7 @@ def build(
     mark_causes(active, by_name, new)
     _mark_attributes(active, by_name, new, new_nodes)
     nodes = tuple(_freeze(e) for e in entries)
-    return nodes, _edges(old_edges, new_edges, node_name_old)
+    return nodes, UnionEdges(old, new, node_name_old)
 
 
 def _same_pair(
@@ -249,6 +252,43 @@ def _freeze(e: UnionEntry) -> NodeDiff:
         "info": info,
     }
     return assemble(NodeDiff, values)  # one per union entry: 24,000 on huge.py
+
+
+class UnionEdges(Sequence[EdgeDiff]):
+    """The union edges, named by union names: the new side's in its order, then the removed
+    ones; made when first read (a text changelog never reads them: 120,000 on huge.py's
+    largest diff). Equal to the tuple of them."""
+
+    def __init__(self, old: Graph, new: Graph, node_name_old: dict[str, str]) -> None:
+        self._sides = (old, new, node_name_old)
+
+    @functools.cached_property
+    def _all(self) -> tuple[EdgeDiff, ...]:
+        old, new, node_name_old = self._sides
+        return _edges(old.edges, new.edges, node_name_old)
+
+    @overload
+    def __getitem__(self, i: int) -> EdgeDiff: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[EdgeDiff, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> EdgeDiff | tuple[EdgeDiff, ...]:
+        return self._all[i]
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __iter__(self) -> Iterator[EdgeDiff]:
+        return iter(self._all)
+
+    def __eq__(self, other: object) -> bool:
+        return self._all == (other._all if isinstance(other, UnionEdges) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._all)
 
 
 def _edges(

@@ -11,7 +11,7 @@ markdown renderings are built from that document by `nnviz.diffing.changelog`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +143,8 @@ class GraphDiff:
     old: Graph
     new: Graph
     entries: tuple[NodeDiff, ...]
-    edges: tuple[EdgeDiff, ...]
+    edges: Sequence[EdgeDiff]
+    """The union edges, named by union names (made when first read)."""
     matching: Matching
     ignore: tuple[str, ...] = ()
     strict: bool = False

@@ -74,7 +74,9 @@ class UnionEntry:
 def entries_of(
     old: Graph, new: Graph, m: Matching, old_nodes: list[Node], new_nodes: list[Node]
 ) -> list[UnionEntry]:
-    """One entry per union module and node; a module merges with its first call node."""
+    """One entry per union module and node; a module merges with its first call node. An entry
+    with a node gets its order key (`order`) here: its place in the new trace, or a removed
+    node's just after its nearest matched predecessor."""
     out: list[UnionEntry] = []
     merged: dict[str, UnionEntry] = {}
     old_modules, modules_back, nodes_back = old.modules, m.modules_back, m.nodes_back
@@ -92,8 +94,8 @@ def entries_of(
             e = UnionEntry(p, p, None, old_module=mod, scope=_module_parent(p, m) or "", path=p)
             out.append(e)
             old_only[p] = e
-    old_by_id = {n.id: n for n in old_nodes}
-    for node in new_nodes:
+    placed: dict[str, int] = {}  # old node id -> where its counterpart is in the new trace
+    for at, node in enumerate(new_nodes):
         i = nodes_back.get(node.id)
         f: UnionEntry | None = None
         if node.kind == "module" and node.module == node.id:
@@ -101,11 +103,13 @@ def entries_of(
         if f is None or f.new_node is not None:
             f = UnionEntry(node.id, i, node.id, scope=node.scope, path=node.module)
             out.append(f)
-        f.new_node = node
+        f.new_node, f.key = node, (at, 0, 0, _FLOW_LAST)
         if i is not None:
-            f.old_node = old_by_id[i]
-    for node in old_nodes:
-        if node.id in m.nodes:
+            f.old_node, placed[i] = old.node(i), at
+    last = -1
+    for at, node in enumerate(old_nodes):
+        if node.id in placed:
+            last = placed[node.id]
             continue
         f = None
         if node.kind == "module" and node.module == node.id:
@@ -118,7 +122,7 @@ def entries_of(
                 name = f"{scope}{node.id[len(node.scope) :]}".lstrip(".")
             f = UnionEntry(name, node.id, None, scope=scope, path=path)
             out.append(f)
-        f.old_node = node
+        f.old_node, f.key = node, (last, 1, at, _FLOW_LAST)
     return out
 
 
@@ -142,35 +146,14 @@ def rename_collisions(
         by_name[e.name] = e
 
 
-def order(
-    entries: list[UnionEntry],
-    old_nodes: list[Node],
-    new_nodes: list[Node],
-    new: Graph,
-    m: Matching,
-    by_name: dict[str, UnionEntry],
-) -> None:
-    """Union order: new trace order, each removed node after its nearest matched predecessor,
-    each tree-only module just before the first node of its subtree (ancestors first)."""
-    new_index = {n.id: i for i, n in enumerate(new_nodes)}
-    removed_keys: dict[str, tuple[Any, ...]] = {}
-    last: float = -1
-    for i, node in enumerate(old_nodes):
-        paired = m.nodes.get(node.id)
-        if paired is not None:
-            last = new_index[paired]
-        else:
-            removed_keys[node.id] = (last, 1, i)
-    flow, tree = [], []
+def order(entries: list[UnionEntry], new: Graph, by_name: dict[str, UnionEntry]) -> None:
+    """Union order: new trace order, each removed node after its nearest matched predecessor
+    (the keys `entries_of` gave them), each tree-only module just before the first node of its
+    subtree (ancestors first)."""
+    flow: list[UnionEntry] = []
+    tree: list[UnionEntry] = []
     for e in entries:
-        if e.new_node is not None:
-            e.key = (new_index[e.new_node.id], 0, 0, _FLOW_LAST)
-        elif e.old_node is not None:
-            e.key = (*removed_keys[e.old_node.id], _FLOW_LAST)
-        else:
-            tree.append(e)
-            continue
-        flow.append(e)
+        (tree if e.new_node is None and e.old_node is None else flow).append(e)
     flow.sort(key=lambda e: e.key)
     # in key order, the first entry to reach a module gives its key; climbing stops where an
     # earlier one has been, so each module is visited once
