@@ -91,19 +91,21 @@ def _by_id(m: Matching, a: Side, b: Side) -> None:
             continue
         modules[path] = modules_back[path] = path
     for node in a.nodes:
-        twin = b.by_id.get(node.id)
-        if twin is None or node.kind in FLOW_OPS or node.id in nodes or node.id in nodes_back:
+        twin = None if node.kind in FLOW_OPS else b.by_id.get(node.id)
+        if twin is None or node.id in nodes or node.id in nodes_back:
             continue
         if (node.kind != "module" or node.module in modules) and same_op(node, twin):
             nodes[node.id] = nodes_back[node.id] = node.id
 
 
 def _shifted_children(m: Matching, a: Side, b: Side) -> None:
-    children = a.graph.children
+    containers, children = a.sizes, a.graph.children  # (`sizes` holds the modules with children)
     for path, module in a.modules.items():
-        olds = children(path)
-        if not olds:
+        if path not in containers:
             continue  # a leaf (most modules): nothing to align
+        olds = children(path)
+        if not leaf_name(olds[0].path).isdigit():
+            continue  # not numbered (most containers; tested first: cheaper than the records)
         other = b.modules.get(path)
         if other is None or other.cls != module.cls:
             continue
@@ -119,8 +121,6 @@ def _align_children(
     layers alike than each index with itself does, and over half of them: the same layers,
     moved; between two such pairs, runs of equal length pair by class (changed in their new
     places). By id pairs only what is left."""
-    if not leaf_name(before[0].path).isdigit():
-        return  # not numbered (most containers; tested first: cheaper than the records)
     olds, news = [c.path for c in before], [c.path for c in after]
     if not all(leaf_name(p).isdigit() for p in (*olds, *news)):
         return
@@ -242,7 +242,7 @@ def _match_containers(m: Matching, a: Side, b: Side) -> None:
     for path in reversed(list(new.modules)):
         if not path or path in m.modules_back or not new.children(path):
             continue
-        sizes, rank = a.tree_index()
+        sizes, rank = a.sizes, a.rank
         descendants = list(b.subtree(path))[1:]
         votes: dict[str, int] = {}
         for d in descendants:

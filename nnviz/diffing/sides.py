@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Container, Iterator
+from functools import cached_property
 
 from nnviz.bookkeeping import scalar_nodes
 from nnviz.diffing.ops import op_of
@@ -44,21 +45,24 @@ class Side:
             elif node.kind in FLOW_OPS:
                 self.scoped.setdefault(node.scope, []).append(node.id)
         self._digests: dict[str, str] = {}
-        self._tree: tuple[dict[str, int], dict[str, int]] | None = None
         self._own_text: dict[str, str] = {}
         self._call_text: dict[str, str] = {}
 
-    def tree_index(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Each module's number of descendants, and its rank in tree order (built on first use:
-        most matchings never ask)."""
-        if self._tree is None:
-            sizes: dict[str, int] = {}
-            for p in reversed(list(self.modules)):  # children come after their parent
-                if p:
-                    parent = p.rpartition(".")[0]  # `parent_path`, inlined
-                    sizes[parent] = sizes.get(parent, 0) + 1 + sizes.get(p, 0)
-            self._tree = sizes, {p: i for i, p in enumerate(self.modules)}
-        return self._tree
+    @cached_property
+    def sizes(self) -> dict[str, int]:
+        """How many modules lie below each module that has children (the keys are the modules
+        with children, whatever their order)."""
+        sizes: dict[str, int] = {}
+        for p in reversed(list(self.modules)):  # children come after their parent
+            if p:
+                parent = p.rpartition(".")[0]  # `parent_path`, inlined
+                sizes[parent] = sizes.get(parent, 0) + 1 + sizes.get(p, 0)
+        return sizes
+
+    @cached_property
+    def rank(self) -> dict[str, int]:
+        """Each module's position in tree order (built on first use: most matchings never ask)."""
+        return {p: i for i, p in enumerate(self.modules)}
 
     def subtree(self, path: str) -> Iterator[str]:
         """Module paths of `path`'s subtree in tree order (pre-order)."""
