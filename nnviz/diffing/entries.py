@@ -12,6 +12,7 @@ Pure functions of the JSON document, so every reader of it gets the same records
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,7 +84,11 @@ class Index:
         self.entries: list[Mapping[str, Any]] = list(doc.get("nodes", ()))
         self.by_name = {e["name"]: e for e in self.entries}
         self.shape = Shape(self.by_name, _place)
-        self.active = [e for e in self.entries if _says(e)]
+        self.active = [
+            e
+            for e in self.entries
+            if e["status"] != "unchanged" or e.get("changes") or e.get("info")
+        ]  # as `_says`, inline: a large diff has 100,000 entries
         """The entries with something to say (most of a large diff's say nothing)."""
 
     def count(self, name: str) -> int:
@@ -99,19 +104,21 @@ class Index:
         return total
 
     @functools.cached_property
-    def _tree(self) -> tuple[dict[str, list[str]], dict[str, int]]:
+    def _tree(self) -> tuple[dict[str, list[str]], Counter[str]]:
         """The entries right below each entry (the root `""` is below none), and per entry
         the data-flow entries that live in it: what `count` walks down, made once it asks."""
         below: dict[str, list[str]] = {}
         for name, e in self.by_name.items():
             if name != "":
                 below.setdefault(e["scope"], []).append(name)
-        homes: dict[str, int] = {}
-        for e in self.entries:
-            if e.get("flow"):
-                home = e["path"] if e["kind"] == "module" else e["scope"]
-                if home in self.by_name:
-                    homes[home] = homes.get(home, 0) + 1
+        # counted in C; a home that names no entry is never walked to
+        homes = Counter(
+            [
+                e["path"] if e["kind"] == "module" else e["scope"]
+                for e in self.entries
+                if e.get("flow")
+            ]
+        )
         return below, homes
 
     def root(self, name: str) -> str:
@@ -190,7 +197,7 @@ def _items(index: Index, doc: Doc, verbose: bool) -> tuple[list[Item], dict[str,
     def shown(e: Mapping[str, Any]) -> bool:
         return not (e["status"] == "unchanged" or (hide and e.get("info")) or index.folded(e))
 
-    owners = {} if verbose else swap_owners(index.entries, shown)
+    owners = {} if verbose else swap_owners(index.entries, shown, index.active)
     rewritten = {} if verbose else rewritten_scopes(index.active, shown, owners)
     owners |= rewritten
     scopes = set(rewritten.values())

@@ -28,12 +28,15 @@ Doc = Mapping[str, Any]
 _REWRITTEN = 3
 
 
-def swap_owners(entries: list[Doc], shown: Callable[[Doc], bool]) -> dict[str, str]:
+def swap_owners(
+    entries: list[Doc], shown: Callable[[Doc], bool], candidates: list[Doc]
+) -> dict[str, str]:
     """For every entry inside (or equal to) a module whose class changed, the outermost such
-    module's name; entries `shown` rejects (information, unchanged) own nothing."""
+    module's name; entries `shown` rejects (information, unchanged) own nothing, and only
+    `candidates` (those of `entries` with something to say) may be shown."""
     swapped = [
         str(e["name"])
-        for e in entries
+        for e in candidates
         if shown(e)
         and any(
             k == "class" and not c.get("propagated") and not c.get("info")

@@ -137,11 +137,18 @@ def rename_collisions(
     op and a new one with its id): the new side's data-flow nodes keep their ids, which edges
     use; a tree-only module gets `#module` appended, a removed node `#old`."""
     by_name.clear()
-    keep = [e for e in entries if e.new_node is not None]
-    for e in [*keep, *(e for e in entries if e.new_node is None)]:
+    rest = []  # named after every new-side entry
+    for e in entries:
+        if e.new_node is None:
+            rest.append(e)
+            continue
         while e.name in by_name:
-            e.name += "#module" if e.node is None else "#old"
-        if e.old_node is not None and e.new_node is None:
+            e.name += "#old"
+        by_name[e.name] = e
+    for e in rest:
+        while e.name in by_name:
+            e.name += "#module" if e.old_node is None else "#old"
+        if e.old_node is not None:
             node_name_old[e.old_node.id] = e.name
         by_name[e.name] = e
 
