@@ -290,6 +290,9 @@ class UnionEdges(Sequence[EdgeDiff]):
     def __repr__(self) -> str:
         return repr(self._all)
 
+    def __reduce__(self) -> tuple[type[tuple[EdgeDiff, ...]], tuple[tuple[EdgeDiff, ...]]]:
+        return tuple, (self._all,)  # pickled and copied as the tuple it equals
+
 
 def _edges(
     old_edges: list[Edge], new_edges: list[Edge], node_name_old: dict[str, str]

@@ -457,3 +457,25 @@ def test_api_warns_when_the_sides_come_from_different_tracers_and_differ() -> No
     with pytest.warns(nnviz.TracersDifferWarning, match="traced with fx, .* with eager"):
         result = nnviz.diff(traced("resnet18"), ten.replace(meta={**ten.meta, "tracer": "eager"}))
     assert result
+
+
+def test_a_text_changelog_never_makes_the_union_edges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The union edges (as many as the nodes) are made on first read: the JSON document and the
+    drawings read them, a text changelog of two loaded snapshots never does."""
+    from nnviz.diffing import build
+
+    paths = [tmp_path / "old.json", tmp_path / "new.json"]
+    nnviz.save(traced("resnet18"), paths[0])
+    nnviz.save(traced("resnet18", num_classes=10), paths[1])
+    result = nnviz.diff(*(nnviz.load(path) for path in paths))
+    made: list[int] = []
+    make = build._edges
+    monkeypatch.setattr(build, "_edges", lambda *sides: made.append(1) or make(*sides))
+    assert "out_features 1000 → 10" in result.to_text() + result.to_text(verbose=True)
+    assert made == []
+    edges = result.to_dict()["edges"]
+    assert made == [1] and edges == [e.to_dict() for e in result.edges]
+    assert result.edges == tuple(result.edges) and len(result.edges) == len(edges) == 78
+    assert made == [1]  # made once
