@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nnviz.diffing.ops import op_of, same_op
-from nnviz.diffing.sides import FLOW_OPS, Candidates, Side, aligned, home, leaf_name, stem
+from nnviz.diffing.sides import FLOW_OPS, Candidates, Side, aligned, home, leaf_name, stem, unpaired
 from nnviz.graph import Graph, Module, parent_path
 
 
@@ -100,10 +100,8 @@ def _by_id(m: Matching, a: Side, b: Side) -> None:
 
 def _shifted_children(m: Matching, a: Side, b: Side) -> None:
     containers, children = a.sizes, a.graph.children  # (`sizes` holds the modules with children)
-    for path, module in a.modules.items():
-        if path not in containers:
-            continue  # a leaf (most modules): nothing to align
-        olds = children(path)
+    for path in filter(containers.__contains__, a.modules):  # (leaves have nothing to align)
+        module, olds = a.modules[path], children(path)
         if not leaf_name(olds[0].path).isdigit():
             continue  # not numbered (most containers; tested first: cheaper than the records)
         other = b.modules.get(path)
@@ -147,8 +145,8 @@ def _align_children(
 
 
 def _modules_by_path(m: Matching, a: Side, b: Side) -> None:
-    for path in a.graph.modules:
-        if path not in m.modules and path in b.graph.modules and path not in m.modules_back:
+    for path in unpaired(a.modules, m.modules):
+        if path in b.modules and path not in m.modules_back:
             m.pair_modules(path, path)
 
 
@@ -158,12 +156,13 @@ def _inlined(m: Matching, a: Side, b: Side) -> None:
 
 
 def _nodes_by_id(m: Matching, a: Side, b: Side) -> None:
-    for node in a.nodes:
-        if node.id in m.nodes or node.id not in b.by_id or node.id in m.nodes_back:
+    for node_id in unpaired(a.by_id, m.nodes):
+        twin = b.by_id.get(node_id)
+        if twin is None or node_id in m.nodes_back:
             continue
-        if node.kind in FLOW_OPS or b.by_id[node.id].kind in FLOW_OPS:
+        node = a.by_id[node_id]
+        if node.kind in FLOW_OPS or twin.kind in FLOW_OPS:
             continue
-        twin = b.by_id[node.id]
         kinds = {node.kind, twin.kind}
         if len(kinds) > 1 and kinds & {"input", "output"}:
             continue
@@ -179,14 +178,14 @@ def _match_subtrees(m: Matching, a: Side, b: Side) -> None:
     candidates the one with the same name under the counterpart of the same parent wins, then the
     same name, then the same parent, then the first in tree order."""
     candidates, taken = Candidates(), m.modules  # taken: the old modules paired so far
-    for path in a.graph.modules:
-        if path and path not in m.modules:
+    for path in unpaired(a.modules, m.modules):
+        if path:
             candidates.add(a.digest(path), path)
     if not candidates.pools:
         return
     leaves: list[str] = []
-    for path in b.graph.modules:
-        if not path or path in m.modules_back:
+    for path in unpaired(b.modules, m.modules_back):
+        if not path:
             continue
         if not b.graph.children(path):
             leaves.append(path)
@@ -239,8 +238,8 @@ def _pair_subtree(m: Matching, a: Side, b: Side, old: str, new: str) -> None:
 
 def _match_containers(m: Matching, a: Side, b: Side) -> None:
     old, new = a.graph, b.graph
-    for path in reversed(list(new.modules)):
-        if not path or path in m.modules_back or not new.children(path):
+    for path in unpaired(reversed(list(new.modules)), m.modules_back):
+        if not path or not new.children(path):
             continue
         sizes, rank = a.sizes, a.rank
         descendants = list(b.subtree(path))[1:]
@@ -362,9 +361,7 @@ def _align_calls(m: Matching, a: Side, b: Side) -> None:
     trace order. One inserted call thus leaves its neighbours' pairs alone."""
     nodes, nodes_back, successors = m.nodes, m.nodes_back, a.graph.successors
     old_ids, old_inputs, new_inputs, old_scalars = a.by_id, a.inputs, b.inputs, a.scalars
-    for node in b.nodes:
-        if node.kind not in FLOW_OPS or node.id in nodes_back:
-            continue
+    for node in map(b.by_id.__getitem__, unpaired(b.flow, nodes_back)):
         scope = _old_scope(m, a, b, node.scope)
         if scope is None:
             continue
@@ -414,9 +411,7 @@ def _match_by_inputs(m: Matching, a: Side, b: Side) -> None:
     `torch.sigmoid`), but never a scalar read with a tensor op (`x.shape` with `x.transpose`)."""
     old, new = a.graph, b.graph
     old_scalars, new_scalars = a.scalars, b.scalars
-    for node in b.nodes:
-        if node.kind not in FLOW_OPS or node.id in m.nodes_back:
-            continue
+    for node in map(b.by_id.__getitem__, unpaired(b.flow, m.nodes_back)):
         preds = new.predecessors(node.id)
         back = {m.nodes_back.get(p) for p in preds}
         if not preds or None in back:
