@@ -204,7 +204,6 @@ _MODULE = frozenset(
     | {"extra_state"}
 )
 _NODE = frozenset({"id", "kind", "op", "scope", "module", "args", "spec", "meta", "cost"})
-_EDGE = frozenset({"source", "target", "slots"})
 
 
 def _escapes(data: bytes) -> bool:
@@ -231,9 +230,10 @@ def _plain_graph(doc: Any, printable: bool = False, loose: list[Any] | None = No
         return None  # older versions are marked as migrated by the schema path
     if loose is not None and doc.get("format") != FORMAT:
         return None
-    modules, nodes, edges = (
-        _records(section, make, loose) for section, make in zip(sections, _MAKERS, strict=True)
-    )
+    unchecked = [] if loose is None else loose
+    modules = _modules(sections[0], unchecked)
+    nodes = _nodes(sections[1], unchecked)
+    edges = _edges(sections[2], unchecked)
     if modules is None or nodes is None or edges is None:
         return None
     if loose is not None and not (untrusted.bounded([meta], 2) and untrusted.bounded(loose, 4)):
@@ -241,70 +241,73 @@ def _plain_graph(doc: Any, printable: bool = False, loose: list[Any] | None = No
     return Graph(nodes=nodes, edges=edges, modules=modules, meta=meta, printable=printable)
 
 
-# Each maker checks one record of a document (exact JSON types, as `json.loads` returns them) and
-# builds it in the same pass, or returns None. Records are made as `assemble` makes them (no
+# Each maker checks the records of one section (exact JSON types, as `json.loads` returns them)
+# and builds them in the same pass, or returns None. Records are made as `assemble` makes them (no
 # `__init__`, no `__post_init__` copies: the JSON's own dicts become the read-only mappings, which
 # nobody else holds), absent or empty mappings sharing one empty read-only mapping: two thirds of
 # building a 100,000-node graph. `tests/unit/test_snapshot.py` holds them equal to the constructors.
+# Values they take without checking their type go to `loose` (see `_plain_graph`).
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NONE: dict[str, Any] = {}  # the default of an absent mapping (read, never written)
 _NO_LIST: list[str] = []
+# every field of a record in the constructor's order, as a record lacking every optional one has it
+_MODULE_DEFAULTS = {"path": "", "cls": "", "params": 0, "hparams": _EMPTY, "parameters": _EMPTY}
+_MODULE_DEFAULTS |= {"bases": (), "ties": _EMPTY, "buffers": _EMPTY, "dtypes": _EMPTY}
+_MODULE_DEFAULTS["extra_state"] = False
+_NODE_DEFAULTS = {"id": "", "kind": "", "op": "", "scope": "", "module": None, "args": _EMPTY}
+_NODE_DEFAULTS |= {"spec": None, "meta": _EMPTY, "cost": None}
 
 
-def _records(items: Any, make: Any, loose: list[Any] | None) -> list[Any] | None:
-    out, unchecked = [], [] if loose is None else loose
-    for item in items:
-        record = make(item, unchecked)
-        if record is None:
+def _modules(
+    items: Any, loose: list[Any], new: Any = object.__new__, frozen: Any = MappingProxyType
+) -> list[Module] | None:
+    out: list[Module] = []
+    for m in items:
+        if type(m) is not dict:
             return None
+        get = m.get
+        path, cls, params = get("path"), get("class"), get("params", 0)
+        hparams, extra_state = get("hparams", _NONE), get("extra_state", False)
+        if not (
+            type(path) is str
+            and type(cls) is str
+            and type(params) is int
+            and params >= 0
+            and type(hparams) is dict
+            and type(extra_state) is bool
+        ):
+            return None
+        record: Module = new(Module)
         out.append(record)
+        fields = record.__dict__
+        fields.update(_MODULE_DEFAULTS)
+        fields["path"], fields["cls"], fields["params"] = path, cls, params
+        if hparams:
+            loose.append(hparams)
+            fields["hparams"] = frozen(hparams)
+        if len(m) == 2 + ("params" in m) + (hparams is not _NONE):
+            continue  # no other key: most modules (activations, containers, most layers)
+        bases, ties, dtypes = get("bases", _NO_LIST), get("ties", _NONE), get("dtypes", _NONE)
+        parameters, buffers = get("parameters", _NONE), get("buffers", _NONE)
+        if not (
+            m.keys() <= _MODULE
+            and (parameters is _NONE or _shapes(parameters))
+            and (buffers is _NONE or _shapes(buffers))
+            and (bases is _NO_LIST or (type(bases) is list and all(type(b) is str for b in bases)))
+            and (ties is _NONE or _strings(ties))
+            and (dtypes is _NONE or _strings(dtypes))
+        ):
+            return None
+        if parameters:
+            fields["parameters"] = frozen({k: tuple(v) for k, v in parameters.items()})
+        if buffers:
+            fields["buffers"] = frozen({k: tuple(v) for k, v in buffers.items()})
+        fields["bases"], fields["extra_state"] = tuple(bases), extra_state
+        if ties:
+            fields["ties"] = frozen(ties)
+        if dtypes:
+            fields["dtypes"] = frozen(dtypes)
     return out
-
-
-def _module(
-    m: Any, loose: list[Any], new: Any = object.__new__, frozen: Any = MappingProxyType
-) -> Module | None:
-    if type(m) is not dict or not m.keys() <= _MODULE:
-        return None
-    get = m.get
-    path, cls, params, bases = get("path"), get("class"), get("params", 0), get("bases", _NO_LIST)
-    hparams, ties, dtypes = get("hparams", _NONE), get("ties", _NONE), get("dtypes", _NONE)
-    parameters, buffers = get("parameters", _NONE), get("buffers", _NONE)
-    extra_state = get("extra_state", False)
-    if not (
-        type(path) is str
-        and type(cls) is str
-        and type(params) is int
-        and params >= 0
-        and type(hparams) is dict
-        and type(extra_state) is bool
-    ):
-        return None
-    # the mappings most modules lack (activations, containers), checked only when present
-    if not (
-        (parameters is _NONE or _shapes(parameters))
-        and (buffers is _NONE or _shapes(buffers))
-        and (bases is _NO_LIST or (type(bases) is list and all(type(b) is str for b in bases)))
-        and (ties is _NONE or _strings(ties))
-        and (dtypes is _NONE or _strings(dtypes))
-    ):
-        return None
-    if hparams:
-        loose.append(hparams)
-    record: Module = new(Module)
-    record.__dict__.update(
-        path=path,
-        cls=cls,
-        params=params,
-        hparams=frozen(hparams) if hparams else _EMPTY,
-        parameters=frozen({k: tuple(v) for k, v in parameters.items()}) if parameters else _EMPTY,
-        bases=tuple(bases),
-        ties=frozen(ties) if ties else _EMPTY,
-        buffers=frozen({k: tuple(v) for k, v in buffers.items()}) if buffers else _EMPTY,
-        dtypes=frozen(dtypes) if dtypes else _EMPTY,
-        extra_state=extra_state,
-    )
-    return record
 
 
 def _shapes(value: Any) -> bool:
@@ -317,42 +320,50 @@ def _strings(value: Any) -> bool:
     return type(value) is dict and all(type(v) is str for v in value.values())
 
 
-def _node(
-    n: Any, loose: list[Any], new: Any = object.__new__, frozen: Any = MappingProxyType
-) -> Node | None:
-    if type(n) is not dict or not n.keys() <= _NODE:
-        return None
-    get = n.get
-    node_id, kind, op, scope = get("id"), get("kind"), get("op"), get("scope", "")
-    module, args, meta, cost = get("module"), get("args", _NONE), get("meta", _NONE), get("cost")
-    if not (
-        type(node_id) is str
-        and node_id != ""
-        and kind in NODE_KINDS
-        and type(op) is str
-        and type(scope) is str
-        and (module is None or type(module) is str)
-        and type(args) is dict
-        and type(meta) is dict
-        and (cost is None or _plain_cost(cost))
-    ):
-        return None
-    spec = get("spec")
-    if args or meta or spec is not None:
-        loose += (args, meta, spec)
-    record: Node = new(Node)
-    record.__dict__.update(
-        id=node_id,
-        kind=kind,
-        op=op,
-        scope=scope,
-        module=module,
-        args=frozen(args) if args else _EMPTY,
-        spec=spec,
-        meta=frozen(meta) if meta else _EMPTY,
-        cost=None if cost is None else frozen(cost),
-    )
-    return record
+def _nodes(
+    items: Any, loose: list[Any], new: Any = object.__new__, frozen: Any = MappingProxyType
+) -> list[Node] | None:
+    out: list[Node] = []
+    for n in items:
+        if type(n) is not dict or not n.keys() <= _NODE:
+            return None
+        get = n.get
+        node_id, kind, op, scope = get("id"), get("kind"), get("op"), get("scope", "")
+        module, args, meta, cost = (
+            get("module"),
+            get("args", _NONE),
+            get("meta", _NONE),
+            get("cost"),
+        )
+        spec = get("spec")
+        if not (
+            type(node_id) is str
+            and node_id != ""
+            and kind in NODE_KINDS
+            and type(op) is str
+            and type(scope) is str
+            and (module is None or type(module) is str)
+            and type(args) is dict
+            and type(meta) is dict
+            and (cost is None or _plain_cost(cost))
+        ):
+            return None
+        record: Node = new(Node)
+        out.append(record)
+        fields = record.__dict__
+        fields.update(_NODE_DEFAULTS)
+        fields["id"], fields["kind"], fields["op"], fields["scope"] = node_id, kind, op, scope
+        fields["module"] = module
+        if args or meta or spec is not None:
+            loose += (args, meta, spec)
+            fields["spec"] = spec
+            if args:
+                fields["args"] = frozen(args)
+            if meta:
+                fields["meta"] = frozen(meta)
+        if cost is not None:
+            fields["cost"] = frozen(cost)
+    return out
 
 
 def _plain_cost(cost: Any) -> bool:
@@ -367,23 +378,23 @@ def _plain_cost(cost: Any) -> bool:
     )
 
 
-def _edge(e: Any, loose: list[Any], new: Any = object.__new__) -> Edge | None:
-    if type(e) is not dict or not e.keys() <= _EDGE:
-        return None
-    source, target, slots = e.get("source"), e.get("target"), e.get("slots", _NO_LIST)
-    if not (
-        type(source) is str
-        and type(target) is str
-        and type(slots) is list
-        and all(type(slot) is str for slot in slots)
-    ):
-        return None
-    record: Edge = new(Edge)
-    record.__dict__.update(source=source, target=target, slots=tuple(slots))
-    return record
-
-
-_MAKERS = (_module, _node, _edge)
+def _edges(items: Any, loose: list[Any], new: Any = object.__new__) -> list[Edge] | None:
+    out: list[Edge] = []
+    for e in items:
+        if type(e) is not dict:
+            return None
+        source, target, slots = e.get("source"), e.get("target"), e.get("slots", _NO_LIST)
+        if type(source) is not str or type(target) is not str or type(slots) is not list:
+            return None
+        if len(e) != (2 if slots is _NO_LIST else 3):  # a key besides these three
+            return None
+        for slot in slots:
+            if type(slot) is not str:
+                return None
+        record: Edge = new(Edge)
+        record.__dict__.update(source=source, target=target, slots=tuple(slots))
+        out.append(record)
+    return out
 
 
 def load(path: str | os.PathLike[str]) -> Graph:

@@ -384,25 +384,34 @@ def _outcome(text: str | bytes) -> str:
     return f"{graph.printable} {snapshot.dumps(graph)}"
 
 
-@settings(max_examples=150, deadline=None)
+_RECORDS = ['"path":""', '"id":"output"', '"target":"output"']  # a key added after each
+_KEYS = ["params", "hparams", "parameters", "bases", "ties", "buffers", "dtypes", "extra_state"]
+_KEYS += ["scope", "module", "args", "spec", "meta", "cost", "slots", "zz"]
+_VALUES = st.sampled_from(_ODD) | _json.map(json.dumps)
+
+
+@settings(max_examples=200, deadline=None)
 @given(
-    changes=st.lists(
-        st.tuples(st.sampled_from(_SITES), st.sampled_from(_ODD) | _json.map(json.dumps)),
-        max_size=3,
-    ),
+    changes=st.lists(st.tuples(st.sampled_from(_SITES), _VALUES), max_size=3),
+    added=st.lists(st.tuples(st.sampled_from(_RECORDS), st.sampled_from(_KEYS), _VALUES)),
     one_line=st.booleans(),
     as_bytes=st.booleans(),
 )
 def test_the_quick_reader_loads_or_refuses_as_the_full_one(
-    changes: list[tuple[str, str]], one_line: bool, as_bytes: bool
+    changes: list[tuple[str, str]],
+    added: list[tuple[str, str, str]],
+    one_line: bool,
+    as_bytes: bool,
 ) -> None:
     """`untrusted.quick` skips `parse`'s walk over every value; whatever a document holds (a
-    value too deep, too long, not finite, of the wrong type, anywhere), loading it gives the
-    same graph or the same message as the full reader, which names the first fault."""
+    value too deep, too long, not finite, of the wrong type, a key more, anywhere), loading it
+    gives the same graph or the same message as the full reader, which names the first fault."""
     text = _FULL.replace("\n", "") if one_line else _FULL
     for site, value in changes:
         key = site.rsplit(":", 1)[0]
         text = text.replace(site, f"{key}:{value}", 1)
+    for site, key, value in added[:3]:
+        text = text.replace(site, f'{site},"{key}":{value}', 1)
     data = text.encode("utf-8", "surrogatepass") if as_bytes else text
     with mock.patch.object(untrusted, "quick", lambda data, max_bytes: None):
         full = _outcome(data)
