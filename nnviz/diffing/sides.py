@@ -1,9 +1,10 @@
 """The indexes a matching reads (`nnviz.diffing.matching`): `Side`, what its passes need of one
-graph (calls per module, ops per scope, trace order, each node's input slots, and the name-free
-structural digest of a module subtree), and `Candidates`, the still unmatched old modules by
-digest (and by digest with name and/or parent), so that choosing a counterpart never scans every
-module with the same digest; `aligned`, the order-keeping alignment of two key sequences (the
-children of a numbered container).
+graph (calls per module, ops per scope, the function and method calls and the trace order, each
+node's input slots, the modules with children and their sizes, and the name-free structural
+digest of a module subtree), and `Candidates`, the still unmatched old modules by digest (and by
+digest with name and/or parent), so that choosing a counterpart never scans every module with the
+same digest; `aligned`, the order-keeping alignment of two key sequences (the children of a
+numbered container); `unpaired`, the keys a pass has left to pair, filtered at C speed.
 """
 
 from __future__ import annotations
