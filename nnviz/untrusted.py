@@ -108,8 +108,10 @@ def parse(
     *,
     max_bytes: int = MAX_BYTES,
     advice: str = NOT_OURS,
+    decoded: Any = None,
 ) -> Any:
-    """Parse a JSON document within the limits above; raise `error` with one line on any fault."""
+    """Parse a JSON document within the limits above; raise `error` with one line on any fault.
+    `decoded`: what `quick` gave for the same `data`, which is then not decoded again."""
     if isinstance(data, str):
         try:
             raw = data.encode("utf-8")
@@ -133,7 +135,7 @@ def parse(
     # Without `parse_float` (a fifth of parsing a 100,000-node snapshot), numbers are checked
     # in `_fault`'s walk; any fault reads it again as always, which names the first one.
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
+        doc = json.loads(text, parse_constant=_refuse_constant) if decoded is None else decoded
         fault = _fault(doc, source)
     except (ValueError, RecursionError):
         fault = ""
@@ -252,13 +254,14 @@ def document(
     reads: tuple[int, ...],
     max_bytes: int = MAX_BYTES,
     advice: str = NOT_OURS,
+    decoded: Any = None,
 ) -> Mapping[str, Any]:
     """The parsed document once its format and version are known to be readable (the checks of
-    `read_document` before the schema's)."""
+    `read_document` before the schema's); `decoded` as for `parse`."""
     if isinstance(data, Mapping):
         doc: Any = data
     else:
-        doc = parse(data, source, error, max_bytes=max_bytes, advice=advice)
+        doc = parse(data, source, error, max_bytes=max_bytes, advice=advice, decoded=decoded)
     if not isinstance(doc, Mapping) or doc.get("format") != format:
         raise error(f'{source}: not an nnviz {noun} (no "format": "{format}")')
     version = doc.get("version")
