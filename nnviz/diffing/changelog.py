@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nnviz.diffing import document, entries
-from nnviz.diffing.mermaid import mermaid
+from nnviz.diffing.mermaid import sketch_of
 from nnviz.diffing.records import (
     ABSENT,
     Changelog,
@@ -413,8 +413,12 @@ def text_of(log: Changelog, colour: bool = False) -> str:
 
 def markdown(doc: Doc) -> str:
     """A PR-comment / job-summary section: title, summary table, changelog, Mermaid flowchart."""
-    doc = document.read(doc)
-    log = changelog_of(doc)
+    read = document.read(doc)
+    return markdown_of(read, entries.changelog_of(read))
+
+
+def markdown_of(doc: Doc, log: Changelog) -> str:
+    """`markdown` of a document already read (`document.read`) and its changelog's records."""
     old, new = log.names
     heading = f"### nnviz diff: `{old}` → `{new}`"
     after = [*_checkpoint_lines(log), *_export_lines(log), *_info_lines(log)]
@@ -441,10 +445,10 @@ def markdown(doc: Doc) -> str:
     body.extend(text for text, _ in _cost_lines(log))
     body.extend(info)
     parts = [heading, "\n".join(table), "```diff\n" + "\n".join(body) + "\n```"]
-    picture, boxes = mermaid(doc), 100
+    picture, boxes = sketch_of(doc).text, 100
     while len(picture) > _MAX_MERMAID_CHARS and boxes > 5:
         boxes //= 2
-        picture = mermaid(doc, max_nodes=boxes)
+        picture = sketch_of(doc, max_nodes=boxes).text
     if picture:
         parts.append("```mermaid\n" + picture + "```")
     return "\n\n".join(parts) + "\n"

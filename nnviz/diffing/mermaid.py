@@ -37,7 +37,11 @@ def mermaid(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> str:
 
 def sketch(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> Sketch:
     """`mermaid`'s chart with its edge count."""
-    doc = document.read(doc)
+    return sketch_of(document.read(doc), max_nodes=max_nodes, context=context)
+
+
+def sketch_of(doc: Doc, *, max_nodes: int = 100, context: int = 1) -> Sketch:
+    """`sketch` of a document already read (`document.read`)."""
     if doc.get("identical"):
         return Sketch("", 0)
     index = Index(doc)

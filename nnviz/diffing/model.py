@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nnviz.diffing.changelog import markdown, text_of, to_json, totals
+from nnviz.diffing.changelog import markdown_of, text_of, to_json, totals
 from nnviz.diffing.checkpoint import Verdict
 from nnviz.diffing.cost import CostDiff, EntryCosts
 from nnviz.diffing.document import FORMAT, VERSION, Status, read
@@ -291,7 +291,8 @@ class GraphDiff:
 
     def to_markdown(self) -> str:
         """Summary table, changelog and Mermaid flowchart (`nnviz.diffing.changelog.markdown`)."""
-        return markdown(self._document())
+        printable = self.old.printable and self.new.printable  # read as `_readable`, edges too
+        return markdown_of(self._doc if printable else self._readable, self._changelog)
 
     def __repr__(self) -> str:
         """One line: the two sides and the changelog's totals (`to_text()` has the changelog)."""
