@@ -196,7 +196,9 @@ def _validated_graph(doc: Mapping[str, Any], source: str) -> Graph:
 
 
 def _cost(cost: Any) -> dict[str, Any] | None:
-    return None if cost is None else cost.model_dump(exclude_defaults=True) | {"macs": cost.macs}
+    """A node's cost as written (as the fast reader keeps it): `{}` stays `{}`, an `out_bytes`
+    of 0 stays, so a graph is the same whichever reader read it (readers use `.get(k, 0)`)."""
+    return None if cost is None else cost.model_dump(exclude_unset=True)
 
 
 _TOP = frozenset({"format", "version", "meta", "modules", "nodes", "edges"})

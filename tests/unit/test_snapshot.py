@@ -137,18 +137,15 @@ def test_damaged_documents_fail_with_a_snapshot_error_only(
     section=st.sampled_from(["modules", "nodes", "edges"]),
     key=st.sampled_from(["id", "kind", "op", "scope", "module", "args", "meta", "path", "class"])
     | st.sampled_from(["params", "hparams", "parameters", "bases", "ties", "buffers", "dtypes"])
-    | st.sampled_from(
-        ["extra_state", "source", "target", "slots", "spec", "x"]
-    ),  # not cost: see below
+    | st.sampled_from(["extra_state", "source", "target", "slots", "spec", "cost", "x"]),
     junk=_json,
     dropped=st.sampled_from([None, "params", "hparams", "scope", "module", "slots", "kind"]),
 )
 def test_the_fast_reader_accepts_only_what_the_schema_accepts(
     small_doc: dict, section: str, key: str, junk: object, dropped: str | None
 ) -> None:
-    """`_plain_graph` (no pydantic) gives the schema's graph, or None to let the schema decide.
-    Known exception, left as it is: a `cost` is kept as written, where the schema adds `macs: 0`
-    and drops the fields at their defaults (`{}` -> `{"macs": 0}`)."""
+    """`_plain_graph` (no pydantic) gives the schema's graph, or None to let the schema decide
+    (a `cost` kept as written by both: `{}` and `{"out_bytes": 0}` too)."""
     doc = json.loads(json.dumps(small_doc))
     doc[section][-1].pop(dropped, None)
     doc[section][-1][key] = junk
@@ -249,3 +246,14 @@ def test_a_diff_of_snapshot_bytes_renders_as_its_document_does(text: str, printa
         assert text_out == changelog(doc, verbose)
         assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]", text_out)
     assert result.to_markdown() == markdown(doc)
+
+
+@pytest.mark.parametrize("cost", [{}, {"macs": 0, "out_bytes": 0}, {"out_bytes": 8}])
+def test_both_readers_keep_a_cost_as_written(small_doc: dict, cost: dict) -> None:
+    """The fast reader and the schema's (which reads any document the fast one leaves to it)
+    read one document to equal graphs, a cost kept as written."""
+    doc = json.loads(json.dumps(small_doc))
+    doc["nodes"][-1]["cost"] = cost
+    fast = snapshot._plain_graph(doc)
+    assert fast is not None and dict(fast.nodes[-1].cost or {}) == cost
+    assert snapshot._validated_graph(doc, "snapshot") == fast
