@@ -226,6 +226,10 @@ class _Building:
             kept = [n for n in positions if n in outputs]
             return kept, {"$tuple": [spec_of(e) for e in elements]}, positions
         if len(outputs) <= 1:
+            parts = _parts(call, outputs)
+            if parts is not None:  # one part used of several: still a tuple, unpacked as by fx
+                whole, positions = parts
+                return outputs, {"$tuple": [spec_of(v) for v in whole]}, positions
             last = outputs[0] if outputs else call.nodes[-1]
             return outputs, spec_of(last.meta.get("val")), None
         sources = {n.args[0] for n in outputs if n.target is operator.getitem}
@@ -266,6 +270,31 @@ class _Building:
             self.sources[item] = self.sources[node_id]
         self.edges.setdefault((node_id, item), []).append("0")
         return item
+
+
+def _parts(call: Call, outputs: list[fx.Node]) -> tuple[Any, dict[fx.Node, int]] | None:
+    """For a torch call that returns several values as its one ATen op does (`x.split(2, 1)`,
+    `torch.topk`, `torch.max(x, 1)`: the same name) of which at most one is used: every value
+    and the used one's position. None for any other call: a Python function returning one
+    tensor may run an ATen op returning several (`F.max_pool2d` runs `max_pool2d_with_indices`)."""
+    main = [n for n in call.nodes if n.target is not operator.getitem]
+    if call.module is not None or len(main) != 1:
+        return None
+    whole = main[0].meta.get("val")
+    aten = getattr(main[0].target, "__name__", "").split(".")[0]
+    if _SAME_CALL.get(aten, aten) != call.op.split(".")[-1] or not isinstance(whole, (list, tuple)):
+        return None
+    positions: dict[fx.Node, int] = {}
+    for out in outputs:
+        index = out.args[1] if out.target is operator.getitem and out.args[0] is main[0] else None
+        if not isinstance(index, int):
+            return None
+        positions[out] = index
+    return whole, positions
+
+
+_SAME_CALL = {"split_with_sizes": "split"}
+"""ATen ops that are a torch call of another name (`torch.split(x, [1, 3])`)."""
 
 
 def _index(node: fx.Node, fallback: int) -> Any:

@@ -88,6 +88,26 @@ def test_an_index_counted_from_the_end_is_the_same_item() -> None:
     assert nnviz.diff(fx_graph, exported).identical
 
 
+class OnePart(nn.Module):
+    """Calls returning several tensors, one part of each used (`parts[0]`, `torch.max(x, 1)[0]`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top = torch.topk(x, 3, 1)[0] * torch.max(x, 1)[0].unsqueeze(1)
+        return top + x.chunk(2, 1)[1] + torch.unbind(x, 1)[-1].unsqueeze(1) + x.split(3, 1)[-1]
+
+
+def test_a_call_of_which_one_part_is_used_returns_all_parts_as_fx_records_it() -> None:
+    """ATen's `topk` returns both tensors where only one is read: the call still returns the
+    tuple and a `getitem` takes the part, as fx records it, and as when several parts are used."""
+    fx_graph = trace(OnePart(), inputs="tensor2x6", tracer="fx")
+    exported = trace(OnePart(), inputs="tensor2x6", tracer="export")
+    assert nnviz.diff(fx_graph, exported).identical
+    topk = exported.node("topk").spec
+    assert isinstance(topk, dict) and len(topk["$tuple"]) == 2  # type: ignore[arg-type]
+    items = sorted(n.args["1"] for n in exported.nodes if n.op == "operator.getitem")
+    assert items == [0, 0, 1, 1, 5]  # type: ignore[comparison-overlap]
+
+
 def test_export_of_a_torchvision_model_diffs_identical_to_fx() -> None:
     fx_graph = trace("resnet18", inputs="image64", tracer="fx")
     exported = trace("resnet18", inputs="image64", tracer="export")
