@@ -13,14 +13,15 @@ In turn, each pass on what the previous ones left:
 5. keys that paired by name but differ in shape re-pair along a chain of moved modules when the
    whole chain does (`_shifted`).
 Passes 3 and 4 stay within the matching: a key pairs only with a key at the same place (its
-nearest matched module, or that module's counterpart: `_Places`), so a layer removed in one
-block never lends its tensors to a layer added in another, nor a matched layer its bias to a new
-one beside it. Two layers (modules without children) are one renamed layer only when alike as
-the matching compares them (class and hyperparameters): a layer replaced by another kind of
-the same shapes is a removal and an addition. And a layer's tensors never split: an old layer
-whose keys would go to two new modules, or a new layer filled from two old ones, keeps only
-the pairs of passes 1 and 2 (`_whole`). Scalars (`num_batches_tracked`) and `_extra_state`
-never pair by shape alone: they say nothing about identity.
+nearest matched module, or that module's counterpart: `_Places`; an unmatched module whose
+children all matched into one new module counts as matched to it: `_implied`), so a layer
+removed in one block never lends its tensors to a layer added in another, nor a matched layer
+its bias to a new one beside it. Two layers (modules without children) are one renamed layer
+only when alike as the matching compares them (class and hyperparameters): a layer replaced by
+another kind of the same shapes is a removal and an addition. And a layer's tensors never
+split: an old layer whose keys would go to two new modules, or a new layer filled from two old
+ones, keeps only the pairs of passes 1 and 2 (`_whole`). Scalars (`num_batches_tracked`) and
+`_extra_state` never pair by shape alone: they say nothing about identity.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 from difflib import SequenceMatcher
 from typing import Any
 
-from nnviz.graph import Graph
+from nnviz.graph import Graph, parent_path
 
 Shape = tuple[int, ...] | None
 
@@ -50,13 +51,32 @@ def pair(old: Graph, new: Graph, modules: Mapping[str, str]) -> dict[str, str]:
     if len(kept) == len(before) == len(after):
         return _shifted(old, new, kept, (before, after))  # every key placed: most diffs
     homes = _homes(old), _homes(new)
-    places = _Places(old, new, modules, homes)
+    places = _Places(old, new, {**modules, **_implied(old, new, modules)}, homes)
     pairs |= _leftovers(old, new, [k for k in before if k not in pairs], set(after) - taken, places)
     taken = set(pairs.values())
     olds, news = [k for k in before if k not in pairs], [k for k in after if k not in taken]
-    pairs |= _anchored(places, modules, (olds, news), (before, after))
+    pairs |= _anchored(places, places.modules, (olds, news), (before, after))
     pairs = _whole(pairs, kept, places)
     return _shifted(old, new, pairs, (before, after))
+
+
+def _implied(old: Graph, new: Graph, modules: Mapping[str, str]) -> dict[str, str]:
+    """Unmatched old modules whose children are all matched, into the children of one unmatched
+    new module: that module, by the matching of its children (a block whose class was renamed,
+    which the matching leaves unpaired: timm 1.0's LeViT `AttentionSubsample` ->
+    `AttentionDownsample`, whose own `attention_biases` is the old one's)."""
+    taken = set(modules.values())
+    found: dict[str, str] = {}
+    for path in old.modules:
+        children = old.children(path) if path not in modules else ()
+        if not children or any(child.path not in modules for child in children):
+            continue
+        parents = {parent_path(modules[child.path]) for child in children}
+        target = parents.pop() if len(parents) == 1 else None
+        if target is not None and target not in taken:
+            found[path] = target
+            taken.add(target)
+    return found
 
 
 class _Places:

@@ -1,5 +1,5 @@
 """The checkpoint verdict held to ground truth computed without nnviz, on models whose new side
-is built from the old side's own module objects: which old module IS which new one is object
+is built from the old side's own modules and tensors: which old tensor IS which new one is object
 identity, so every old key's fate (loads under its name, under another name, no longer used)
 and every new key left at initialisation is known before nnviz is asked. The verdict must say
 exactly that, and real `load_state_dict` calls (strict and not, through nnviz's key maps) must
@@ -21,21 +21,13 @@ from nnviz.graph import parent_path
 
 
 def truth(old: nn.Module, new: nn.Module) -> tuple[dict[str, str | None], set[str]]:
-    """Old key -> the new key its tensor IS (None: no longer used), and the new keys nothing
-    old fills: from object identity and `state_dict()` alone."""
+    """Old key -> the new key holding the very same tensor (None: no longer used), and the new
+    keys nothing old fills: from object identity and `state_dict()` alone."""
     where: dict[int, str] = {}
-    for path, module in new.named_modules(remove_duplicate=False):
-        where.setdefault(id(module), path)
-    after = new.state_dict()
-    fates: dict[str, str | None] = {}
-    for path, module in old.named_modules():
-        home = where.get(id(module))
-        own = module.state_dict(keep_vars=True)
-        for name in (k for k in own if "." not in k):
-            key = f"{path}.{name}" if path else name
-            target = None if home is None else (f"{home}.{name}" if home else name)
-            fates[key] = target if target in after else None
-    return fates, set(after) - {t for t in fates.values() if t is not None}
+    for key, tensor in new.state_dict(keep_vars=True).items():
+        where.setdefault(id(tensor), key)
+    fates = {key: where.get(id(t)) for key, t in old.state_dict(keep_vars=True).items()}
+    return fates, set(where.values()) - set(fates.values())
 
 
 def held(old: nn.Module, new: nn.Module) -> Verdict:
@@ -55,10 +47,16 @@ def held(old: nn.Module, new: nn.Module) -> Verdict:
             pair.old_shape,
             pair.new_shape,
         )
-    # each renamed tensor lands on the module the matching pairs with the old one's
+    # each renamed tensor lands on the module the matching pairs with the old one's, or, where
+    # the matching leaves that module unpaired, on the module holding its children's counterparts
+    modules = result.matching.modules
     for pair in verdict.renamed:
-        home = parent_path(pair.old) or ""
-        assert result.matching.modules.get(home) == (parent_path(pair.new) or "")
+        home, there = parent_path(pair.old) or "", parent_path(pair.new) or ""
+        if home in modules:
+            assert modules[home] == there
+            continue
+        children = [f"{home}.{name}" for name, _ in old.get_submodule(home).named_children()]
+        assert children and all(c in modules and parent_path(modules[c]) == there for c in children)
     _loads(old, new, verdict)
     return verdict
 
@@ -227,6 +225,48 @@ class _Widen(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin(x[..., :4])
+
+
+# --- a block whose class was renamed, moved: its own tensor follows its matched children -------
+
+
+class AttnSub(nn.Module):
+    """timm 0.6's LeViT `AttentionSubsample`, reduced: two layers and a tensor of its own."""
+
+    def __init__(self, kv: nn.Module, q: nn.Module, biases: nn.Parameter) -> None:
+        super().__init__()
+        self.kv, self.q, self.biases = kv, q, biases
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, v = self.kv(x).chunk(2, dim=-1)
+        return self.q(x) * k + v + self.biases
+
+
+class AttnDown(AttnSub):
+    """timm 1.0's name for it (`AttentionDownsample`)."""
+
+
+class Stage(nn.Module):
+    def __init__(self, fc: nn.Module, *extra: nn.Module) -> None:
+        super().__init__()
+        self.fc, self.extra = fc, nn.ModuleList(extra)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc(x)
+        for module in self.extra:
+            x = module(x)
+        return x
+
+
+def test_a_renamed_class_moved_into_a_stage_keeps_its_own_tensor() -> None:
+    """The matching pairs its layers (moved into stage 0), not the block itself (its class was
+    renamed): the children all went into one new module, so its own `biases` is that one's."""
+    attn = AttnSub(nn.Linear(8, 16), nn.Linear(8, 8, bias=False), nn.Parameter(torch.randn(8)))
+    old = Blocks(Stage(nn.Linear(8, 8)), Stage(nn.Linear(8, 8)), attn)
+    moved = AttnDown(attn.kv, attn.q, attn.biases)
+    new = Blocks(Stage(old.blocks[0].fc, moved), Stage(old.blocks[1].fc))
+    verdict = held(old, new)
+    assert verdict.key_map()["blocks.2.biases"] == "blocks.0.extra.0.biases"
 
 
 # --- torchvision: blocks added (resnet18 -> resnet34), a submodule renamed --------------------
