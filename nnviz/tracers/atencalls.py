@@ -70,6 +70,9 @@ def op_of(torch_fn: tuple[str, str] | None, node: fx.Node) -> tuple[str, str, An
             return "method", "size", "size"
         return "function", f"torch.ops.aten.{name}", None
     owner, _, name = torch_fn[1].rpartition(".")
+    if owner == "function.torch":  # `torch.split`, told from `Tensor.split` (export.TWINS)
+        target = getattr(torch, name)
+        return "function", qualname(target), target
     if owner in ("method_descriptor", "wrapper_descriptor") or (
         owner == "function"
         and not hasattr(torch.nn.functional, name)

@@ -117,7 +117,8 @@ def _export(
     arguments: LeafArguments = {}
     returns: dict[int, list[Any]] = {}
     try:
-        with preserved(model), _quiet(), torch.no_grad(), _leaves_seen(model, arguments, returns):
+        with preserved(model), _quiet(), torch.no_grad(), _leaves_seen(model, arguments, returns), \
+                _functions_told_apart():  # fmt: skip
             program = torch.export.export(
                 model, tuple(args), kwargs, dynamic_shapes=dynamic, strict=False
             )
@@ -232,6 +233,25 @@ def _dynamic_shapes(
         else:
             out[arg] = None
     return out
+
+
+TWINS = ("lu", "norm", "split", "stft", "unique", "unique_consecutive")
+"""Python functions of `torch` whose `Tensor` method is Python too (`torch.split`,
+`Tensor.split`): non-strict export names both `function.split` in a node's `torch_fn`."""
+
+
+@contextlib.contextmanager
+def _functions_told_apart() -> Iterator[None]:
+    """While exporting, `torch.split` is named `torch.split` (its `torch_fn` then reads
+    `function.torch.split`, `atencalls.op_of` records the function), its method `split`."""
+    named = [(f, f.__name__) for n in TWINS if inspect.isfunction(f := getattr(torch, n, None))]
+    for function, name in named:
+        function.__name__ = f"torch.{name}"
+    try:
+        yield
+    finally:
+        for function, name in named:
+            function.__name__ = name
 
 
 @contextlib.contextmanager

@@ -319,7 +319,7 @@ def _slots(
     same = (
         len(main) == 1
         and call.module is None
-        and (name == aten or in_place or first.target is operator.getitem)
+        and (_SAME_CALL.get(aten, aten) == name or in_place or first.target is operator.getitem)
     )
     if same:
         slots = by_name(first, call.target)

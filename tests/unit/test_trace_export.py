@@ -108,6 +108,28 @@ def test_a_call_of_which_one_part_is_used_returns_all_parts_as_fx_records_it() -
     assert items == [0, 0, 1, 1, 5]  # type: ignore[comparison-overlap]
 
 
+class Spellings(nn.Module):
+    """`torch.split` and `Tensor.split` (both Python, both `function.split` to export)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, _b = torch.split(x, 2, 1)
+        return a * x.split(2, 1)[1] + torch.split(x, [1, 3], 1)[1][:, 1:] + torch.norm(x) + x.norm()
+
+
+def test_a_torch_function_is_told_from_the_tensor_method_of_the_same_name() -> None:
+    """Non-strict export records `torch.split(x, 2)` and `x.split(2)` alike; nnviz tells them
+    apart while exporting, so both are recorded as written, as fx records them."""
+    fx_graph = trace(Spellings(), inputs="tensor2x4", tracer="fx")
+    exported = trace(Spellings(), inputs="tensor2x4", tracer="export")
+    ops = [n.op for n in exported.nodes if "split" in n.op or "norm" in n.op]
+    assert ops == ["torch.split", "split", "torch.split", "torch.norm", "norm"]
+    assert exported.node("split:2").args == {"split_size_or_sections": {"$tuple": [1, 3]}, "dim": 1}
+    assert [e.slots for e in exported.in_edges("split")] == [("tensor",)]
+    changes = nnviz.diff(fx_graph, exported).to_text(verbose=True)
+    assert "split" not in changes
+    assert torch.split.__name__ == "split"  # as it was
+
+
 def test_export_of_a_torchvision_model_diffs_identical_to_fx() -> None:
     fx_graph = trace("resnet18", inputs="image64", tracer="fx")
     exported = trace("resnet18", inputs="image64", tracer="export")
