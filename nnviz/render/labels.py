@@ -156,8 +156,9 @@ def node_label(
         rows.append(f"<TR><TD>{_font(_spec_table(node.spec), small)}</TD></TR>")
     for line in extra:
         rows.append(_row(_font(text(shown(line), limit=2 * MAX_TEXT), small, bold=True)))
-    if style.show_node_source and node.kind not in ("input", "output"):
-        source = module.cls if module is not None else node_source(node)
+    source = module.cls if module is not None else node_source(node)
+    if style.show_node_source and node.kind not in ("input", "output") and source != node.title:
+        # not when it would repeat the title: a drawn run (`moved layers`), a bare `getattr`
         rows.append(_row(_font(text(source), max(8, small - 2), color="#333333")))
     return _table(rows)
 
