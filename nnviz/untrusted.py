@@ -185,26 +185,9 @@ def quick(data: str | bytes, max_bytes: int = MAX_BYTES) -> Any:
 def bounded(values: list[Any], depth: int) -> bool:
     """Whether no container among `values` (found at nesting level `depth`, the document being
     level 1) or within them is nested deeper than `MAX_DEPTH`, and no number there is not
-    finite: `_fault`'s walk but for string length, for the values a `quick` reader takes
+    finite (nor a string too long): `_fault`'s walk over the values a `quick` reader takes
     without checking their type."""
-    level = values
-    while level:
-        below: list[Any] = []
-        extend = below.extend
-        for value in level:
-            kind = type(value)
-            if kind is dict:
-                if depth > MAX_DEPTH:
-                    return False
-                extend(value.values())
-            elif kind is list:
-                if depth > MAX_DEPTH:
-                    return False
-                extend(value)
-            elif kind is float and value - value != 0.0:
-                return False
-        level, depth = below, depth + 1
-    return True
+    return _first_fault(values, depth, "") is None
 
 
 def _short_lines(raw: bytes) -> bool:
@@ -291,11 +274,14 @@ def _location(loc: tuple[int | str, ...]) -> str:
 def _fault(doc: Any, source: str) -> str | None:
     """The first value of `doc` (as `json.loads` returns it, so exact types decide) nested
     deeper than `MAX_DEPTH`, a string over `MAX_STRING` or a non-finite number, named for
-    `source`; None for none. Level by level (no recursion, however deep the document), strings
-    (most values) tested first."""
-    level, depth = [doc], 0
+    `source`; None for none."""
+    return _first_fault([doc], 1, source)
+
+
+def _first_fault(level: list[Any], depth: int, source: str) -> str | None:
+    """`_fault` of the values `level`, found at nesting level `depth`. Level by level (no
+    recursion, however deep the document), strings (most values) tested first."""
     while level:
-        depth += 1
         below: list[Any] = []
         extend = below.extend
         for value in level:
@@ -314,7 +300,7 @@ def _fault(doc: Any, source: str) -> str | None:
                     extend(value.values())
             elif kind is float and value - value != 0.0:  # inf - inf and nan - nan are nan
                 return f"{source}: not valid JSON (number {value} is out of range)"
-        level = below
+        level, depth = below, depth + 1
     return None
 
 

@@ -28,6 +28,16 @@ from nnviz.graph import Graph
 REPO = Path(__file__).resolve().parent.parent
 
 
+def strict_load(state: dict[str, Any], model: Any) -> bool:
+    """Whether torch's own strict `load_state_dict` takes `state` into the `nn.Module` `model`:
+    the ground truth of a checkpoint verdict."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError:
+        return False
+    return True
+
+
 @functools.cache
 def traced(name: str, inputs: str | None = None, **args: object) -> Graph:
     """The full graph of a torchvision model (traced with data given `-i` text `inputs`),

@@ -26,12 +26,12 @@ ones, keeps only the pairs of passes 1 and 2 (`_whole`). Scalars (`num_batches_t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from difflib import SequenceMatcher
 from typing import Any
 
+from nnviz.diffing.sides import canonical
 from nnviz.graph import Graph, parent_path
 
 Shape = tuple[int, ...] | None
@@ -109,8 +109,8 @@ class _Places:
             graph = self.graphs[side]
             module = graph.modules[path]
             leaf = not graph.children(path)
-            text = json.dumps(dict(module.hparams), sort_keys=True, default=str) if leaf else ""
-            found = self._cache[side][path] = (leaf, f"{module.class_name}|{text}")
+            text = canonical([module.class_name, dict(module.hparams) if leaf else None])
+            found = self._cache[side][path] = (leaf, text)
         return found
 
     def alike(self, old: str, new: str) -> bool:

@@ -114,7 +114,7 @@ class Side:
         if text is None:
             mod = self.graph.modules[path]
             shapes = sorted((k, list(v)) for k, v in mod.parameters.items())
-            text = _canonical([mod.cls, dict(mod.hparams), shapes])
+            text = canonical([mod.cls, dict(mod.hparams), shapes])
             self._own_text[path] = text
         return text
 
@@ -124,7 +124,7 @@ class Side:
         if text is None:
             node = self.by_id[node_id]
             op = "" if node.kind == "module" else op_of(node)  # `F.relu` is `x.relu()`
-            text = _canonical([op, dict(node.args)])
+            text = canonical([op, dict(node.args)])
             self._call_text[node_id] = text
         return text
 
@@ -152,7 +152,8 @@ def home(node: Node) -> str:
     return node.module if node.kind == "module" and node.module is not None else node.scope
 
 
-def _canonical(value: object) -> str:
+def canonical(value: object) -> str:
+    """`value` as one comparable text (sorted keys, no spaces; what JSON cannot say, as `str`)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 

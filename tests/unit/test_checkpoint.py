@@ -10,20 +10,12 @@ from typing import Any
 
 import pytest
 import torch
-from support import run_nnviz
+from support import run_nnviz, strict_load
 from torch import nn
 
 import nnviz
 from nnviz.diffing.checkpoint import Verdict
 from nnviz.policy import Policy
-
-
-def strict_load(state: dict[str, Any], model: nn.Module) -> bool:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError:
-        return False
-    return True
 
 
 def verdict(old: nn.Module, new: nn.Module) -> Verdict:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 import torchvision
+from support import strict_load
 from torch import nn
 
 import nnviz
@@ -64,9 +65,9 @@ def held(old: nn.Module, new: nn.Module) -> Verdict:
 def _loads(old: nn.Module, new: nn.Module, verdict: Verdict) -> None:
     """Real loads: as it is (strict), through the strict key map, through the non-strict one."""
     state = old.state_dict()
-    assert _strict(state, new) == (verdict.status == "loads")
+    assert strict_load(state, new) == (verdict.status == "loads")
     if verdict.mendable:
-        assert _strict(_mapped(state, verdict.key_map()), new)
+        assert strict_load(_mapped(state, verdict.key_map()), new)
     else:
         with pytest.raises(nnviz.CheckpointError):
             verdict.key_map()
@@ -88,14 +89,6 @@ def _loads(old: nn.Module, new: nn.Module, verdict: Verdict) -> None:
     after = new.state_dict()
     for old_key, new_key in renamed.items():  # the old tensor is where the map put it
         assert torch.equal(after[new_key], state[old_key])
-
-
-def _strict(state: dict[str, Any], model: nn.Module) -> bool:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError:
-        return False
-    return True
 
 
 def _mapped(state: dict[str, Any], key_map: dict[str, str | None]) -> dict[str, Any]:
