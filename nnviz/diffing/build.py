@@ -88,9 +88,7 @@ def build(
     _fold_inlining(entries, by_name)
     order(entries, new, by_name)
     entries.sort(key=lambda e: e.key)
-    # an entry under one name with no change (most of a large diff) is unchanged: no pass
-    # below marks or classifies it, and it freezes as such
-    active = [e for e in entries if e.changes or e.old_name != e.new_name]
+    active = [e for e in entries if _speaks(e)]  # no pass below marks or classifies the rest
     mark_causes(active, by_name, new)
     _mark_attributes(active, by_name, new, new_nodes)
     nodes = tuple(_freeze(e) for e in entries)
@@ -224,13 +222,19 @@ def _quiet(e: UnionEntry, containers: set[str]) -> bool:
     )
 
 
+def _speaks(e: UnionEntry) -> bool:
+    """Whether `e` changed or was renamed: an entry under one name with no change (most of a
+    large diff) is unchanged, and freezes as such."""
+    return bool(e.changes) or e.old_name != e.new_name
+
+
 def _freeze(e: UnionEntry) -> NodeDiff:
     node, module = e.new_node or e.old_node, e.new_module or e.old_module
     kind = node.kind if node is not None else "module"
     op = module.cls if module is not None else (node.op if node is not None else "")
     status: Status = "unchanged"  # one name, no change: most entries of a large diff
     renamed = info = None
-    if e.changes or e.old_name != e.new_name:
+    if _speaks(e):
         status = e.status
         if e.old_name is not None and e.new_name not in (None, e.old_name):
             renamed = e.old_name
